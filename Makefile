@@ -1,0 +1,44 @@
+# Every target sets up .venv itself; a fresh clone needs only python3 (>= 3.10).
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+export HF_HUB_OFFLINE := 1
+export HF_DATASETS_OFFLINE := 1
+export TRANSFORMERS_NO_ADVISORY_WARNINGS := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: venv test test-unit demo bench compile golden images clean
+
+venv: $(STAMP)
+
+# torch is pinned to the CPU wheel first so the dependency range does not pull a CUDA build.
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q "torch==2.13.0"
+	$(PY) -m pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+test: venv
+	$(PY) -m pytest -q
+
+test-unit: venv
+	$(PY) -m pytest -q tests/unit
+
+demo: venv
+	$(VENV)/bin/saemerge run --local
+
+bench: venv
+	$(PY) benchmarks/merge_bench.py
+	$(PY) benchmarks/s3_bench.py
+	$(PY) benchmarks/eval_bench.py
+
+compile: venv
+	$(VENV)/bin/saemerge compile --out sae_pipeline.yaml
+
+golden: venv
+	$(VENV)/bin/saemerge compile --out pipeline/sae_pipeline.yaml
+
+clean:
+	rm -rf .saemerge build *.egg-info

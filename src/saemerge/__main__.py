@@ -1,0 +1,5 @@
+import sys
+
+from saemerge.cli import main
+
+sys.exit(main())

@@ -1,0 +1,60 @@
+"""The ``saemerge`` command line.
+
+Each area of the tool keeps its verbs in its own module with a ``register(subparsers)``
+function; this module lists them explicitly (no registration by import side effects)
+and turns :class:`~saemerge.errors.SaeMergeError` into a one-line message and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from saemerge.errors import SaeMergeError
+
+# Modules under saemerge.cli that add verbs. Imported lazily so `saemerge schedule`
+# does not pay for kfp or lm-eval imports.
+VERB_MODULES = ("core", "store", "bench", "evaluate", "pipeline")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="saemerge",
+        description="Sparsity-Aware Evolution for merging LLM experts (arXiv 2602.08218).",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    sub = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
+    for name in VERB_MODULES:
+        try:
+            module = importlib.import_module(f"saemerge.cli.{name}")
+        except ModuleNotFoundError as exc:  # an area not built yet
+            if exc.name == f"saemerge.cli.{name}":
+                continue
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        result = args.func(args)
+    except SaeMergeError as exc:
+        print(f"saemerge: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("saemerge: interrupted", file=sys.stderr)
+        return 130
+    return int(result or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,45 @@
+"""Shared fixtures: offline settings and tiny real LLaMA checkpoints built once per session."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import pytest
+import torch
+
+
+def pytest_collection_modifyitems(config, items):
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs CUDA")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def tiny_family(tmp_path_factory):
+    """base + 2 experts, 2 layers, hidden 32, fp32, single-file safetensors."""
+    from saemerge.tinymodels import write_family
+
+    return write_family(tmp_path_factory.mktemp("tiny"), n_experts=2)
+
+
+@pytest.fixture(scope="session")
+def tiny_family_sharded(tmp_path_factory):
+    """The same family (same seed, same weights) written as sharded checkpoints."""
+    from saemerge.tinymodels import write_family
+
+    return write_family(tmp_path_factory.mktemp("tiny_sharded"), n_experts=2, max_shard_size="20KB")
+
+
+@pytest.fixture(scope="session")
+def tiny_family_bf16(tmp_path_factory):
+    from saemerge.tinymodels import write_family
+
+    return write_family(tmp_path_factory.mktemp("tiny_bf16"), n_experts=2, dtype=torch.bfloat16)
