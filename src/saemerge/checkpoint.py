@@ -1,0 +1,372 @@
+"""HF-format checkpoints, streamed tensor by tensor.
+
+A checkpoint is a directory with ``config.json``, tokenizer/generation files, and weights in
+``model.safetensors`` or ``model-0000k-of-0000n.safetensors`` shards with a
+``model.safetensors.index.json``. Pickle weights (``*.bin``, ``*.pt``) are refused: loading
+them runs arbitrary code.
+
+Reading never loads the whole model: :class:`CheckpointReader` opens each shard lazily and
+hands out one tensor at a time. Writing never holds the whole model either:
+:class:`CheckpointWriter` plans every shard's safetensors header up front from the output's
+names, shapes and dtypes (known before any merge starts: they are the inputs'), then writes
+each tensor's bytes at its offset as it arrives. Peak memory is the tensors in flight, not
+the shard size.
+
+The writer fills a directory it is given. Atomicity (a crash never leaves something that
+looks like a checkpoint) is the caller's: :func:`saemerge.storage.local_output` yields a
+temporary directory and publishes it, manifest last, only on success.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import struct
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+
+from saemerge.errors import SaeMergeError
+
+SINGLE_FILE = "model.safetensors"
+INDEX_FILE = "model.safetensors.index.json"
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
+# Files that describe the weights themselves; everything else in a checkpoint (config,
+# tokenizer, generation config, chat template, README) is copied through unchanged.
+_WEIGHT_FILES = (SINGLE_FILE, INDEX_FILE, "manifest.json")
+DEFAULT_MAX_SHARD_BYTES = 2 * 1024**3
+
+_DTYPE_CODES = {
+    torch.float64: "F64",
+    torch.float32: "F32",
+    torch.float16: "F16",
+    torch.bfloat16: "BF16",
+    torch.int64: "I64",
+    torch.int32: "I32",
+    torch.int16: "I16",
+    torch.int8: "I8",
+    torch.uint8: "U8",
+    torch.bool: "BOOL",
+}
+if hasattr(torch, "float8_e4m3fn"):
+    _DTYPE_CODES[torch.float8_e4m3fn] = "F8_E4M3"
+    _DTYPE_CODES[torch.float8_e5m2] = "F8_E5M2"
+_CODE_DTYPES = {v: k for k, v in _DTYPE_CODES.items()}
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """Where one tensor lives and what it is, read from a safetensors header."""
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: torch.dtype
+    file: str
+
+    @property
+    def numel(self) -> int:
+        return math.prod(self.shape)
+
+    @property
+    def nbytes(self) -> int:
+        return self.numel * torch.empty((), dtype=self.dtype).element_size()
+
+
+def _read_header(path: Path) -> dict:
+    try:
+        with open(path, "rb") as f:
+            (n,) = struct.unpack("<Q", f.read(8))
+            if n > 100_000_000:
+                raise ValueError("header too large")
+            return json.loads(f.read(n))
+    except (OSError, ValueError, struct.error) as exc:
+        raise SaeMergeError(f"{path}: not a readable safetensors file ({exc})") from None
+
+
+class CheckpointReader:
+    """Lazy, read-only view of an HF checkpoint directory.
+
+    Args:
+        path: the checkpoint directory.
+        check_finite: reject a tensor holding NaN or Inf when it is read.
+    """
+
+    def __init__(self, path: str | Path, *, check_finite: bool = True):
+        self.path = Path(path)
+        self.check_finite = check_finite
+        if not self.path.is_dir():
+            raise SaeMergeError(f"{self.path}: no such checkpoint directory")
+        self._infos = self._scan()
+        self._handles: dict[str, object] = {}
+
+    def _scan(self) -> dict[str, TensorInfo]:
+        files = self._weight_files()
+        infos: dict[str, TensorInfo] = {}
+        for file in files:
+            header = _read_header(self.path / file)
+            for name, meta in header.items():
+                if name == "__metadata__":
+                    continue
+                if meta["dtype"] not in _CODE_DTYPES:
+                    raise SaeMergeError(f"{self.path / file}: tensor {name} has unsupported dtype {meta['dtype']}")
+                if name in infos:
+                    raise SaeMergeError(f"{self.path}: tensor {name} appears in two shards")
+                infos[name] = TensorInfo(name, tuple(meta["shape"]), _CODE_DTYPES[meta["dtype"]], file)
+        if not infos:
+            raise SaeMergeError(f"{self.path}: the checkpoint holds no tensors")
+        return infos
+
+    def _weight_files(self) -> list[str]:
+        index = self.path / INDEX_FILE
+        if index.exists():
+            try:
+                weight_map = json.loads(index.read_text())["weight_map"]
+            except (ValueError, KeyError) as exc:
+                raise SaeMergeError(f"{index}: not a valid safetensors index ({exc})") from None
+            files = sorted(set(weight_map.values()))
+            for f in files:
+                if not (self.path / f).is_file():
+                    raise SaeMergeError(f"{self.path / f}: shard listed in {INDEX_FILE} is missing")
+            return files
+        if (self.path / SINGLE_FILE).is_file():
+            return [SINGLE_FILE]
+        shards = sorted(p.name for p in self.path.glob("*.safetensors"))
+        if shards:
+            return shards
+        pickles = sorted(p.name for p in self.path.iterdir() if p.suffix in PICKLE_SUFFIXES)
+        if pickles:
+            raise SaeMergeError(
+                f"{self.path / pickles[0]}: pickle weights are refused (unpickling can run arbitrary code); "
+                "convert the checkpoint to safetensors first"
+            )
+        raise SaeMergeError(f"{self.path}: no model.safetensors or safetensors shards found")
+
+    # -- metadata -----------------------------------------------------------------------
+    @property
+    def names(self) -> list[str]:
+        """Tensor names in sorted order (the order every streamed pass uses)."""
+        return sorted(self._infos)
+
+    def info(self, name: str) -> TensorInfo:
+        try:
+            return self._infos[name]
+        except KeyError:
+            raise SaeMergeError(f"{self.path}: tensor {name} is missing") from None
+
+    @property
+    def infos(self) -> list[TensorInfo]:
+        return [self._infos[n] for n in self.names]
+
+    @property
+    def config(self) -> dict:
+        cfg = self.path / "config.json"
+        if not cfg.is_file():
+            raise SaeMergeError(f"{self.path}: config.json is missing")
+        return json.loads(cfg.read_text())
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(i.nbytes for i in self._infos.values())
+
+    # -- tensors ------------------------------------------------------------------------
+    def get(self, name: str, device: str | torch.device = "cpu") -> torch.Tensor:
+        """One tensor, in its stored dtype, on `device`."""
+        info = self.info(name)
+        handle = self._handles.get(info.file)
+        if handle is None:
+            handle = safe_open(str(self.path / info.file), framework="pt", device="cpu")
+            self._handles[info.file] = handle
+        tensor = handle.get_tensor(name)
+        if self.check_finite and tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            raise SaeMergeError(f"{self.path}: tensor {name} contains NaN or Inf")
+        return tensor.to(device) if str(device) != "cpu" else tensor
+
+    def items(self, device: str | torch.device = "cpu") -> Iterator[tuple[str, torch.Tensor]]:
+        for name in self.names:
+            yield name, self.get(name, device)
+
+    def close(self) -> None:
+        self._handles.clear()
+
+    def __enter__(self) -> "CheckpointReader":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def check_compatible(readers: Sequence[CheckpointReader]) -> None:
+    """Require identical tensor names, shapes and dtypes; name the first difference."""
+    ref = readers[0]
+    ref_names = set(ref.names)
+    for other in readers[1:]:
+        names = set(other.names)
+        missing = sorted(ref_names - names)
+        if missing:
+            raise SaeMergeError(f"{other.path}: tensor {missing[0]} is missing (present in {ref.path})")
+        extra = sorted(names - ref_names)
+        if extra:
+            raise SaeMergeError(f"{ref.path}: tensor {extra[0]} is missing (present in {other.path})")
+        for name in ref.names:
+            a, b = ref.info(name), other.info(name)
+            if a.shape != b.shape:
+                raise SaeMergeError(
+                    f"tensor {name}: shape {list(b.shape)} in {other.path} differs from {list(a.shape)} in {ref.path}"
+                )
+            if a.dtype != b.dtype:
+                raise SaeMergeError(
+                    f"tensor {name}: dtype {str(b.dtype).removeprefix('torch.')} in {other.path} differs from "
+                    f"{str(a.dtype).removeprefix('torch.')} in {ref.path}"
+                )
+
+
+def copy_side_files(src: Path, dst: Path) -> None:
+    """Copy config, tokenizer and generation files (everything but weights) from src to dst."""
+    for item in Path(src).iterdir():
+        if item.name in _WEIGHT_FILES or item.suffix == ".safetensors" or item.suffix in PICKLE_SUFFIXES:
+            continue
+        if item.name.startswith("."):
+            continue
+        if item.is_file():
+            shutil.copy2(item, Path(dst) / item.name)
+
+
+def plan_shards(infos: Sequence[TensorInfo], max_shard_bytes: int) -> list[list[TensorInfo]]:
+    """Group tensors, in order, into shards of at most max_shard_bytes (a bigger tensor gets its own)."""
+    shards: list[list[TensorInfo]] = [[]]
+    size = 0
+    for info in infos:
+        if shards[-1] and size + info.nbytes > max_shard_bytes:
+            shards.append([])
+            size = 0
+        shards[-1].append(info)
+        size += info.nbytes
+    return shards
+
+
+def parse_size(text: str | int) -> int:
+    """'500MB', '2GB', '20KB' or a byte count -> bytes (decimal units, as transformers uses)."""
+    if isinstance(text, int):
+        return text
+    units = {"KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12, "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "B": 1}
+    t = text.strip().upper()
+    for unit in sorted(units, key=len, reverse=True):
+        if t.endswith(unit):
+            try:
+                value = float(t[: -len(unit)])
+            except ValueError:
+                break
+            if value > 0:
+                return int(value * units[unit])
+    if t.isdigit() and int(t) > 0:
+        return int(t)
+    raise SaeMergeError(f"--max-shard-size {text!r}: expected a size such as 500MB or 2GB")
+
+
+class _ShardFile:
+    """One safetensors file whose header is written first and tensors at planned offsets."""
+
+    def __init__(self, path: Path, infos: Sequence[TensorInfo]):
+        header: dict[str, object] = {"__metadata__": {"format": "pt"}}
+        self.offsets: dict[str, int] = {}
+        offset = 0
+        for info in infos:
+            header[info.name] = {
+                "dtype": _DTYPE_CODES[info.dtype],
+                "shape": list(info.shape),
+                "data_offsets": [offset, offset + info.nbytes],
+            }
+            self.offsets[info.name] = offset
+            offset += info.nbytes
+        raw = json.dumps(header, separators=(",", ":")).encode()
+        raw += b" " * (-len(raw) % 8)  # the data section starts 8-byte aligned
+        self.data_start = 8 + len(raw)
+        self.path = path
+        self.file = open(path, "wb")
+        self.file.write(struct.pack("<Q", len(raw)) + raw)
+        self.file.truncate(self.data_start + offset)
+
+    def write(self, name: str, tensor: torch.Tensor) -> None:
+        self.file.seek(self.data_start + self.offsets[name])
+        flat = tensor.detach().to("cpu").contiguous().reshape(-1)
+        self.file.write(memoryview(flat.view(torch.uint8).numpy()))
+
+    def close(self) -> None:
+        self.file.close()
+
+
+class CheckpointWriter:
+    """Write an HF checkpoint into `out_dir`, one tensor at a time, in any order.
+
+    Args:
+        out_dir: an empty or absent directory (usually the temp dir of ``storage.local_output``).
+        layout: every output tensor's name, shape and dtype (e.g. ``reader.infos``).
+        side_files_from: a checkpoint whose config/tokenizer/generation files are copied through.
+        max_shard_bytes: split into ``model-0000k-of-0000n.safetensors`` above this size.
+
+    Every tensor of the layout must be written exactly once, with its planned shape and dtype
+    and only finite values; :meth:`close` refuses an incomplete checkpoint.
+    """
+
+    def __init__(
+        self,
+        out_dir: str | Path,
+        layout: Sequence[TensorInfo],
+        *,
+        side_files_from: str | Path | None = None,
+        max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES,
+    ):
+        self.out_dir = Path(out_dir)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        if any(self.out_dir.iterdir()):
+            raise SaeMergeError(f"{self.out_dir}: output directory is not empty")
+        self.layout = {i.name: i for i in layout}
+        shards = plan_shards(sorted(layout, key=lambda i: i.name), max_shard_bytes)
+        n = len(shards)
+        names = [SINGLE_FILE] if n == 1 else [f"model-{k + 1:05d}-of-{n:05d}.safetensors" for k in range(n)]
+        self._files = [_ShardFile(self.out_dir / fname, group) for fname, group in zip(names, shards)]
+        self._file_of = {i.name: f for f, group in zip(self._files, shards) for i in group}
+        self._written: set[str] = set()
+        if n > 1:
+            index = {
+                "metadata": {"total_size": sum(i.nbytes for i in layout)},
+                "weight_map": {i.name: fname for fname, group in zip(names, shards) for i in group},
+            }
+            (self.out_dir / INDEX_FILE).write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
+        if side_files_from is not None:
+            copy_side_files(Path(side_files_from), self.out_dir)
+
+    def write(self, name: str, tensor: torch.Tensor) -> None:
+        info = self.layout.get(name)
+        if info is None:
+            raise SaeMergeError(f"tensor {name} is not part of the output checkpoint")
+        if tuple(tensor.shape) != info.shape or tensor.dtype != info.dtype:
+            raise SaeMergeError(
+                f"tensor {name}: output has shape {list(tensor.shape)} {tensor.dtype}, "
+                f"expected {list(info.shape)} {info.dtype}"
+            )
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            raise SaeMergeError(f"tensor {name}: merge produced NaN or Inf")
+        self._file_of[name].write(name, tensor)
+        self._written.add(name)
+
+    def close(self) -> None:
+        for f in self._files:
+            f.close()
+        missing = sorted(set(self.layout) - self._written)
+        if missing:
+            raise SaeMergeError(f"{self.out_dir}: tensor {missing[0]} was never written")
+
+    def __enter__(self) -> "CheckpointWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            for f in self._files:
+                f.close()
