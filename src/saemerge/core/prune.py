@@ -1,0 +1,283 @@
+"""Magnitude pruning, the SAE mutation operator (SAE-SPEC §1).
+
+Selection works on the int32 bit patterns of ``|x|`` in float32. For non-negative floats
+the bit pattern orders exactly like the value, so thresholds are exact, comparisons are
+integer comparisons, and NaN (whose pattern lies above +inf) deterministically counts as
+the largest magnitude instead of poisoning a float comparison.
+
+Ties at the threshold: exactly ``keep_count(n, s)`` entries are kept and among entries
+equal to the threshold the lowest flat (row-major) index wins. With global granularity
+the flat index is the position in the concatenation of the prunable tensors in the
+order the caller streams them (:func:`select_global_cut` / :func:`apply_global_cut`).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from fractions import Fraction
+
+import torch
+
+from saemerge.errors import SaeMergeError
+
+# A transformer block: `model.layers.3.`, `transformer.h.3.`, `blocks.3.`, `encoder.layer.3.`.
+_BLOCK_RE = re.compile(r"(?:^|\.)(?:layers|layer|h|blocks|block)\.(\d+)\.")
+# Never pruned even inside a block (SAE-SPEC §1): embeddings, LM head, norms, biases.
+_NEVER_RE = re.compile(r"(embed|wte|wpe|lm_head|norm|(^|\.)ln_?\w*\.|bias)", re.IGNORECASE)
+
+# Number of elements per chunk when a tie position has to be located with a cumulative sum;
+# bounds the int32 scratch buffer to 64 MiB on huge tensors.
+_TIE_CHUNK = 1 << 24
+
+
+def block_index(name: str) -> int | None:
+    """The transformer block index in a tensor name, or None outside the blocks.
+
+    >>> block_index("model.layers.3.mlp.up_proj.weight"), block_index("lm_head.weight")
+    (3, None)
+    """
+    m = _BLOCK_RE.search(name)
+    return int(m.group(1)) if m else None
+
+
+def is_prunable(name: str, shape: tuple[int, ...]) -> bool:
+    """True for 2-D weight matrices inside a transformer block (SAE-SPEC §1).
+
+    Embeddings, the LM head, norms and biases are never prunable, whatever their shape;
+    tensors outside a numbered block (e.g. ``model.norm.weight``) are not either.
+    """
+    return len(tuple(shape)) == 2 and block_index(name) is not None and not _NEVER_RE.search(name)
+
+
+def validate_sparsity(sparsity: float, what: str = "sparsity") -> float:
+    """Return ``sparsity`` as float, or raise SaeMergeError unless it is in [0, 1)."""
+    try:
+        s = float(sparsity)
+    except (TypeError, ValueError):
+        raise SaeMergeError(f"{what} {sparsity!r} is not a number") from None
+    if not (0.0 <= s < 1.0):  # also rejects NaN
+        raise SaeMergeError(f"{what} {sparsity!r} is outside [0, 1)")
+    return s
+
+
+def keep_count(numel: int, sparsity: float) -> int:
+    """Entries kept at ``sparsity``: ``ceil((1 - s) * numel)``.
+
+    ``s`` is read as the shortest decimal that prints as the float (``0.6`` is 3/5, not
+    0.59999999999999997...), and the product is computed with exact fractions, so
+    ``keep_count(10, 0.6) == 4`` where float arithmetic would give 5.
+    """
+    s = validate_sparsity(sparsity)
+    if numel < 0:
+        raise ValueError(f"numel must be >= 0, got {numel}")
+    return math.ceil((1 - Fraction(repr(s))) * numel)
+
+
+def _magnitude_bits(x: torch.Tensor) -> torch.Tensor:
+    """Flat int32 view of ``|x|`` in float32 (order-preserving for magnitudes)."""
+    return x.detach().reshape(-1).abs().to(torch.float32).view(torch.int32)
+
+
+def kth_largest_sort(bits: torch.Tensor, k: int) -> int:
+    """k-th largest value of a flat int tensor via sort (fast on CUDA)."""
+    return int(torch.sort(bits).values[bits.numel() - k])
+
+
+def kth_largest_kthvalue(bits: torch.Tensor, k: int) -> int:
+    """k-th largest value of a flat int tensor via kthvalue (fast on CPU, very slow on CUDA)."""
+    return int(torch.kthvalue(bits, bits.numel() - k + 1).values)
+
+
+def kth_largest(bits: torch.Tensor, k: int) -> int:
+    """k-th largest (1-based) of a flat tensor. Never uses kthvalue on CUDA (SAE-SPEC §1)."""
+    if bits.device.type == "cpu":
+        return kth_largest_kthvalue(bits, k)
+    return kth_largest_sort(bits, k)
+
+
+def _first_true(eq: torch.Tensor, count: int) -> torch.Tensor:
+    """Mask of the first ``count`` True entries of flat bool ``eq`` (by index)."""
+    out = torch.zeros_like(eq)
+    if count <= 0:
+        return out
+    remaining = count
+    for start in range(0, eq.numel(), _TIE_CHUNK):
+        part = eq[start : start + _TIE_CHUNK]
+        csum = torch.cumsum(part, 0, dtype=torch.int32)
+        total = int(csum[-1])
+        if total <= remaining:
+            out[start : start + part.numel()] = part
+            remaining -= total
+        else:
+            out[start : start + part.numel()] = part & (csum <= remaining)
+            remaining = 0
+        if remaining == 0:
+            break
+    return out
+
+
+def _mask_from_threshold(bits: torch.Tensor, threshold: int, ties: int) -> torch.Tensor:
+    eq = bits == threshold
+    return (bits > threshold) | _first_true(eq, ties)
+
+
+def magnitude_mask(x: torch.Tensor, sparsity: float) -> torch.Tensor:
+    """Boolean mask (shape of ``x``) keeping the ``keep_count`` largest ``|x|``.
+
+    Ties at the threshold: the lowest flat index wins, so the result is deterministic
+    and keeps exactly ``keep_count(x.numel(), sparsity)`` entries.
+
+    Raises:
+        SaeMergeError: sparsity outside [0, 1).
+    """
+    n = x.numel()
+    k = keep_count(n, sparsity)
+    if k >= n:
+        return torch.ones(x.shape, dtype=torch.bool, device=x.device)
+    bits = _magnitude_bits(x)
+    t = kth_largest(bits, k)
+    greater = int((bits > t).sum())
+    return _mask_from_threshold(bits, t, k - greater).view(x.shape)
+
+
+def apply_mask(x: torch.Tensor, mask: torch.Tensor, base: torch.Tensor | None = None) -> torch.Tensor:
+    """Keep ``x`` where ``mask``; elsewhere 0 (weight space) or ``base`` (delta space).
+
+    Equivalent to ``θ0 + mask ⊙ (θ − θ0)`` but selects values instead of re-adding them,
+    so a kept position is bit-identical to ``x`` and a pruned one to ``base`` (cast to
+    ``x.dtype``). Returned in ``x.dtype``.
+    """
+    if base is None:
+        return torch.where(mask, x, torch.zeros((), dtype=x.dtype, device=x.device))
+    return torch.where(mask, x, base.to(device=x.device, dtype=x.dtype))
+
+
+def prune_tensor(
+    x: torch.Tensor, sparsity: float, base: torch.Tensor | None = None, *, name: str = "tensor"
+) -> torch.Tensor:
+    """Magnitude-prune one tensor to ``sparsity`` (per-tensor granularity, no rescaling).
+
+    Args:
+        x: the weights.
+        sparsity: fraction to prune, in [0, 1).
+        base: if given, prune in delta space: the mask is chosen on ``x − base`` (float32)
+            and pruned positions take the base value exactly; else weight space.
+        name: tensor name used in error messages.
+
+    Returns:
+        A new tensor in ``x.dtype``. A tensor that is already sparser than ``sparsity`` is
+        returned unchanged in value (pruning never re-densifies): its kept zeros stay zero.
+    """
+    if base is None:
+        return apply_mask(x, magnitude_mask(x, sparsity))
+    if tuple(base.shape) != tuple(x.shape):
+        raise SaeMergeError(f"{name}: shape {tuple(x.shape)} differs from base shape {tuple(base.shape)}")
+    delta = x.to(torch.float32) - base.to(device=x.device, dtype=torch.float32)
+    return apply_mask(x, magnitude_mask(delta, sparsity), base)
+
+
+# ---------------------------------------------------------------- global granularity
+
+# Radix select over the 31 magnitude bits (the sign bit of |x| is always 0): the high 16
+# bits in pass one, the low 15 bits in pass two. Two passes over the data in total.
+_HI_SHIFT = 15
+_HI_BINS = 1 << 16
+_LO_BINS = 1 << 15
+
+
+@dataclass(frozen=True)
+class GlobalCut:
+    """One threshold over all prunable entries of a model.
+
+    An entry is kept if its magnitude is above ``threshold``, or equal to it and among the
+    first ``ties_kept`` such entries in global flat order.
+
+    Attributes:
+        threshold_bits: int32 bit pattern of the float32 threshold magnitude.
+        ties_kept: how many entries equal to the threshold are kept.
+        keep: total entries kept, ``keep_count(total, sparsity)``.
+        total: total number of entries seen.
+    """
+
+    threshold_bits: int
+    ties_kept: int
+    keep: int
+    total: int
+
+    @property
+    def threshold(self) -> float:
+        """The threshold magnitude as a float."""
+        return float(torch.tensor(self.threshold_bits, dtype=torch.int32).view(torch.float32))
+
+
+@dataclass
+class GlobalCutState:
+    """Tracks threshold ties used so far while applying a :class:`GlobalCut` in order."""
+
+    ties_used: int = 0
+    tensors: int = 0
+
+
+def _histogram(values: torch.Tensor, bins: int) -> torch.Tensor:
+    return torch.bincount(values, minlength=bins).to("cpu", torch.int64)
+
+
+def select_global_cut(chunks: Callable[[], Iterable[torch.Tensor]], sparsity: float) -> GlobalCut:
+    """Exact global magnitude threshold over a stream of tensors, in two passes.
+
+    Args:
+        chunks: called twice; each call yields the values (or magnitudes) of every
+            prunable tensor in the same fixed order, e.g. re-read from disk. Memory is
+            bounded by the largest tensor.
+        sparsity: fraction to prune, in [0, 1).
+
+    Returns:
+        The cut; apply it with :func:`apply_global_cut` in the same order. The result
+        equals :func:`magnitude_mask` over the concatenation, ties included.
+    """
+    validate_sparsity(sparsity)
+    hist_hi = torch.zeros(_HI_BINS, dtype=torch.int64)
+    total = 0
+    for x in chunks():
+        bits = _magnitude_bits(x)
+        total += bits.numel()
+        hist_hi += _histogram(bits >> _HI_SHIFT, _HI_BINS)
+    k = keep_count(total, sparsity)
+    if total == 0:
+        return GlobalCut(threshold_bits=0, ties_kept=0, keep=0, total=0)
+    # Bin holding the k-th largest: walk from the top until the running count reaches k.
+    above = torch.flip(torch.cumsum(torch.flip(hist_hi, [0]), 0), [0])  # above[b] = #(bin >= b)
+    hi = int(torch.nonzero(above >= k).max())
+    greater = int(above[hi + 1]) if hi + 1 < _HI_BINS else 0
+
+    hist_lo = torch.zeros(_LO_BINS, dtype=torch.int64)
+    for x in chunks():
+        bits = _magnitude_bits(x)
+        sel = bits[(bits >> _HI_SHIFT) == hi]
+        if sel.numel():
+            hist_lo += _histogram(sel & (_LO_BINS - 1), _LO_BINS)
+    need = k - greater
+    above_lo = torch.flip(torch.cumsum(torch.flip(hist_lo, [0]), 0), [0])
+    lo = int(torch.nonzero(above_lo >= need).max())
+    greater_lo = int(above_lo[lo + 1]) if lo + 1 < _LO_BINS else 0
+    return GlobalCut(
+        threshold_bits=(hi << _HI_SHIFT) | lo, ties_kept=need - greater_lo, keep=k, total=total
+    )
+
+
+def apply_global_cut(x: torch.Tensor, cut: GlobalCut, state: GlobalCutState) -> torch.Tensor:
+    """Mask for the next tensor of the stream (same order as in :func:`select_global_cut`).
+
+    ``state`` is updated with the threshold ties this tensor used, so earlier tensors win
+    ties, matching the lowest-global-flat-index rule.
+    """
+    bits = _magnitude_bits(x)
+    eq = bits == cut.threshold_bits
+    left = cut.ties_kept - state.ties_used
+    ties = _first_true(eq, left)
+    state.ties_used += min(left, int(eq.sum())) if left > 0 else 0
+    state.tensors += 1
+    return ((bits > cut.threshold_bits) | ties).view(x.shape)
