@@ -1,0 +1,121 @@
+"""GSM8K-style word problems: templated stories with small numbers and 1-3 operations.
+
+Every problem follows one person's count of one kind of item through 1-3 operations
+(add, subtract, multiply, divide). The answer is GSM8K-shaped: one equation per line,
+then ``#### N``::
+
+    question: "Mia has 3 boxes of pens. Each box holds 4 pens. She gives 5 pens to Sam.
+               How many pens does Mia have now?"
+    answer:   "3 * 4 = 12.\\n12 - 5 = 7.\\n#### 7"
+
+All intermediate values stay in 1..99 and products/quotients use a single-digit factor,
+so a 1M-parameter model can learn the arithmetic from a few thousand examples.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+
+NAMES = (
+    ("Tom", "he"), ("Mia", "she"), ("Sam", "he"), ("Ana", "she"), ("Leo", "he"), ("Zoe", "she"),
+    ("Max", "he"), ("Ivy", "she"), ("Ben", "he"), ("Eva", "she"), ("Dan", "he"), ("Lily", "she"),
+    ("Omar", "he"), ("Nina", "she"), ("Raj", "he"), ("Sara", "she"), ("Paul", "he"), ("Kate", "she"),
+    ("Jack", "he"), ("Emma", "she"), ("Luis", "he"), ("Rosa", "she"), ("Yuki", "she"), ("Ali", "he"),
+)
+ITEMS = (
+    "apples", "pens", "books", "stickers", "cookies", "marbles", "cards", "shells",
+    "coins", "eggs", "stamps", "candies", "flowers", "toys", "balls", "pencils",
+)
+MAX_VALUE = 99
+
+# Phrasings per operation; {p} pronoun, {n} number, {x} items, {f} another person.
+_ADD = (
+    "{P} buys {n} more {x}.",
+    "{f} gives {o} {n} {x}.",
+    "{P} finds {n} more {x}.",
+    "Then {p} gets {n} {x} from {f}.",
+)
+_SUB = (
+    "{P} gives {n} {x} to {f}.",
+    "{P} loses {n} {x}.",
+    "Then {p} sells {n} {x}.",
+    "{f} takes {n} {x} from {o}.",
+)
+_MUL = (
+    "Then {p} gets {n} times as many {x}.",
+    "{P} ends up with {n} times as many {x}.",
+)
+_DIV = (
+    "{P} puts the {x} into {n} equal bags and keeps one bag.",
+    "{P} splits the {x} into {n} equal groups and keeps one group.",
+)
+_OBJ = {"he": "him", "she": "her"}
+
+
+def _sentence(rng: random.Random, templates, pron: str, n: int, items: str, friend: str) -> str:
+    t = rng.choice(templates)
+    return t.format(P=pron.capitalize(), p=pron, o=_OBJ[pron], n=n, x=items, f=friend)
+
+
+def _next_op(rng: random.Random, cur: int) -> tuple[str, int] | None:
+    """Pick an operation and operand that keep the value in 1..MAX_VALUE."""
+    choices = ["add", "sub"]
+    if cur <= 20:
+        choices.append("mul")
+    divisors = [k for k in range(2, 6) if cur % k == 0 and cur // k >= 1]
+    if divisors:
+        choices.append("div")
+    op = rng.choice(choices)
+    if op == "add":
+        hi = min(20, MAX_VALUE - cur)
+        return ("add", rng.randint(1, hi)) if hi >= 1 else None
+    if op == "sub":
+        return ("sub", rng.randint(1, min(20, cur - 1))) if cur >= 2 else None
+    if op == "mul":
+        ks = [k for k in range(2, 6) if cur * k <= MAX_VALUE]
+        return ("mul", rng.choice(ks)) if ks else None
+    return ("div", rng.choice(divisors))
+
+
+_SYMBOL = {"add": "+", "sub": "-", "mul": "*", "div": "/"}
+
+
+def _apply(op: str, a: int, b: int) -> int:
+    return {"add": a + b, "sub": a - b, "mul": a * b, "div": a // b}[op]
+
+
+def make_problem(rng: random.Random, n_ops: int) -> dict[str, str]:
+    """One problem with exactly ``n_ops`` equations in its answer."""
+    (name, pron), (friend, _) = rng.sample(NAMES, 2)
+    items = rng.choice(ITEMS)
+    sentences: list[str] = []
+    equations: list[str] = []
+    if rng.random() < 0.35:  # start with a product: boxes of items
+        a, b = rng.randint(2, 9), rng.randint(2, 9)
+        cur = a * b
+        sentences.append(f"{name} has {a} boxes of {items}. Each box holds {b} {items}.")
+        equations.append(f"{a} * {b} = {cur}.")
+    else:
+        cur = rng.randint(2, 30)
+        sentences.append(f"{name} has {cur} {items}.")
+    while len(equations) < n_ops:
+        step = _next_op(rng, cur)
+        if step is None:
+            continue
+        op, n = step
+        new = _apply(op, cur, n)
+        templates = {"add": _ADD, "sub": _SUB, "mul": _MUL, "div": _DIV}[op]
+        sentences.append(_sentence(rng, templates, pron, n, items, friend))
+        equations.append(f"{cur} {_SYMBOL[op]} {n} = {new}.")
+        cur = new
+    sentences.append(f"How many {items} does {name} have now?")
+    return {"question": " ".join(sentences), "answer": "\n".join(equations) + f"\n#### {cur}"}
+
+
+def iter_problems(seed: int) -> Iterator[dict[str, str]]:
+    """An endless, seeded stream of problems with 1, 2 or 3 operations (30/40/30 %)."""
+    rng = random.Random(f"math-{seed}")
+    while True:
+        n_ops = rng.choices((1, 2, 3), weights=(3, 4, 3))[0]
+        yield make_problem(rng, n_ops)
