@@ -301,3 +301,10 @@ def test_apply_mask_helper():
     m = torch.tensor([True, False, True])
     assert P.apply_mask(x, m).tolist() == [1.0, 0.0, 3.0]
     assert P.apply_mask(x, m, b).tolist() == [1.0, 9.0, 3.0]
+
+
+def test_top_k_mask_bounds():
+    x = torch.tensor([3.0, -1.0, 2.0])
+    assert P.top_k_mask(x, 0).sum() == 0
+    assert P.top_k_mask(x, 5).all()
+    assert P.top_k_mask(x, 2).tolist() == [True, False, True]

@@ -133,10 +133,16 @@ def magnitude_mask(x: torch.Tensor, sparsity: float) -> torch.Tensor:
     Raises:
         SaeMergeError: sparsity outside [0, 1).
     """
+    return top_k_mask(x, keep_count(x.numel(), sparsity))
+
+
+def top_k_mask(x: torch.Tensor, k: int) -> torch.Tensor:
+    """Boolean mask keeping exactly ``k`` entries of largest ``|x|`` (ties: lowest flat index)."""
     n = x.numel()
-    k = keep_count(n, sparsity)
     if k >= n:
         return torch.ones(x.shape, dtype=torch.bool, device=x.device)
+    if k <= 0:
+        return torch.zeros(x.shape, dtype=torch.bool, device=x.device)
     bits = _magnitude_bits(x)
     t = kth_largest(bits, k)
     greater = int((bits > t).sum())
