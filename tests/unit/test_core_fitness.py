@@ -1,0 +1,32 @@
+"""Performance and fitness (SAE-SPEC §4)."""
+
+from __future__ import annotations
+
+import pytest
+
+from saemerge.core.fitness import fitness, macro_average, task_accuracies
+from saemerge.errors import SaeMergeError
+
+
+def test_macro_average_weighs_tasks_equally():
+    # GSM8K 1319 items at 0.2 and MMLU-ProX 200 items at 0.6 -> 0.4, not the pooled mean
+    assert macro_average({"gsm8k": 0.2, "mmlu_prox": 0.6}) == pytest.approx(0.4)
+    assert macro_average({"only": 0.7}) == pytest.approx(0.7)
+    with pytest.raises(SaeMergeError, match="no task scores"):
+        macro_average({})
+
+
+def test_task_accuracies_from_examples():
+    acc = task_accuracies({"a": [1, 0, 1, 1], "b": [0.0, 1.0]})
+    assert acc == {"a": 0.75, "b": 0.5}
+    assert macro_average(acc) == pytest.approx(0.625)
+    with pytest.raises(SaeMergeError, match="task 'b' has no scored examples"):
+        task_accuracies({"a": [1], "b": []})
+
+
+def test_fitness():
+    assert fitness(0.5, 0.6) == pytest.approx(0.53)
+    assert fitness(0.5, 0.6, gamma=0.0) == 0.5
+    assert fitness(0.4, 1.0, gamma=0.1) == pytest.approx(0.5)
+    # sparser wins a tie in score
+    assert fitness(0.5, 0.6) > fitness(0.5, 0.1)
