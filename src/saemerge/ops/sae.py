@@ -1,0 +1,168 @@
+"""The SAE pair merge of two checkpoints (SAE-SPEC §3), streamed tensor by tensor.
+
+Both parents are pruned (copies, never written) to the generation's sparsity s_t, merged with a
+per-tensor mixing ratio λ^l that weighs each parent's score plus β·ρ, and the child is pruned
+to s_t again. The global ρ of each pruned parent must be known before the first λ, so the
+parents are streamed twice: pass 1 measures ρ, pass 2 merges and writes. With `global`
+granularity one more pass per parent (and one for the child) finds the model-wide cut.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+
+from saemerge.checkpoint import DEFAULT_MAX_SHARD_BYTES, CheckpointReader, CheckpointWriter
+from saemerge.core.hashing import TensorHasher
+from saemerge.core.merge import omega, sae_lambda, sae_merge_tensor
+from saemerge.core.prune import is_prunable
+from saemerge.core.sparsity import SparsityAccumulator, get_measure
+from saemerge.errors import SaeMergeError
+from saemerge.ops.common import open_compatible, progress, resolve_device, to_device
+from saemerge.ops.prune import ModelPruner, check_granularity, global_pruner
+
+log = logging.getLogger(__name__)
+
+SCORINGS = ("global", "local")
+ATTRACTIONS = ("linear", "fill")
+
+def sae_merge_checkpoints(
+    parent_a: str | Path,
+    parent_b: str | Path,
+    score_a: float,
+    score_b: float,
+    dst: str | Path,
+    *,
+    base: str | Path | None = None,
+    sparsity: float = 0.0,
+    scoring: str = "global",
+    beta: float = 1.0,
+    attraction: str = "linear",
+    measure: str = "zero_count",
+    granularity: str = "tensor",
+    device: str | None = "cpu",
+    max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES,
+) -> dict:
+    """Merge two parents into one child with SAE and write it to `dst`.
+
+    Args:
+        parent_a, parent_b: checkpoint directories.
+        score_a, score_b: the parents' performance on the current optimisation set, in [0, 1].
+        base: the experts' base; sparsity and pruning are measured in delta space when given.
+        sparsity: the generation's s_t; parents (copies) and child are pruned to it.
+        scoring: `global` (ω = β·ρ(model)) or `local` (ω^l = β·ρ^l per prunable tensor).
+        beta: weight of sparsity in the mixing ratio.
+        attraction: `linear` (the formula literally) or `fill` (a slot pruned in one parent
+            takes the other's value unscaled).
+        measure: `zero_count` or `hoyer`.
+        granularity: pruning threshold per `tensor` or `global`.
+
+    Returns:
+        {"content_hash", "rho_a", "rho_b" (global ρ of the pruned parents), "rho" (child),
+         "lambda_mean", "lambda_min", "lambda_max", "lambdas" (per tensor)}.
+    """
+    score_a, score_b = _check_score("--scores (A)", score_a), _check_score("--scores (B)", score_b)
+    if scoring not in SCORINGS:
+        raise SaeMergeError(f"--scoring {scoring!r}: expected one of {', '.join(SCORINGS)}")
+    if attraction not in ATTRACTIONS:
+        raise SaeMergeError(f"--attraction {attraction!r}: expected one of {', '.join(ATTRACTIONS)}")
+    if beta < 0:
+        raise SaeMergeError(f"--beta {beta}: expected a value >= 0")
+    check_granularity(granularity)
+    measure_fn = get_measure(measure)
+    dev = resolve_device(device)
+    (ra, rb), base_reader = open_compatible([parent_a, parent_b], base)
+    names = ra.names
+    prunable = [n for n in names if is_prunable(n, ra.info(n).shape)]
+
+    prunable_set = set(prunable)
+
+    def base_of(name: str) -> torch.Tensor | None:
+        return to_device(base_reader.get(name), dev) if base_reader is not None else None
+
+    def as_space(x: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
+        return x.float() - b.float() if b is not None else x.float()
+
+    def deltas(reader: CheckpointReader):
+        return lambda: (as_space(to_device(reader.get(n), dev), base_of(n)) for n in prunable)
+
+    if granularity == "global":
+        prune_a, prune_b = global_pruner(deltas(ra), sparsity), global_pruner(deltas(rb), sparsity)
+    else:
+        prune_a, prune_b = ModelPruner(sparsity), ModelPruner(sparsity)
+
+    def start_pass() -> None:
+        prune_a.start_pass()
+        prune_b.start_pass()
+
+    def pruned_parents(name: str):
+        a, b, base_t = to_device(ra.get(name), dev), to_device(rb.get(name), dev), base_of(name)
+        if name in prunable_set:
+            a, b = prune_a(a, base_t), prune_b(b, base_t)
+        return a, b, base_t
+
+    # Pass 1: ρ of each pruned parent, per tensor and over all prunable tensors.
+    acc_a, acc_b = SparsityAccumulator(measure), SparsityAccumulator(measure)
+    rho_a_l: dict[str, float] = {}
+    rho_b_l: dict[str, float] = {}
+    start_pass()
+    for name in progress(prunable, "sae pass 1 (sparsity)"):
+        a, b, base_t = pruned_parents(name)
+        da, db = as_space(a, base_t), as_space(b, base_t)
+        acc_a.add(da)
+        acc_b.add(db)
+        rho_a_l[name], rho_b_l[name] = measure_fn(da), measure_fn(db)
+    rho_a, rho_b = acc_a.value(), acc_b.value()
+
+    def lam_for(name: str) -> float:
+        if scoring == "local" and name in prunable_set:
+            wa, wb = omega(beta, rho_a_l[name]), omega(beta, rho_b_l[name])
+        else:
+            wa, wb = omega(beta, rho_a), omega(beta, rho_b)
+        return sae_lambda(score_a, score_b, wa, wb)
+
+    def merged(name: str) -> tuple[torch.Tensor, torch.Tensor | None]:
+        a, b, base_t = pruned_parents(name)
+        return sae_merge_tensor(a, b, lam_for(name), attraction=attraction, base=base_t), base_t
+
+    if granularity == "global":
+        # The child's model-wide cut needs every merged prunable tensor first: more passes.
+        def child_deltas():
+            start_pass()
+            for n in prunable:
+                child, base_t = merged(n)
+                yield as_space(child, base_t)
+
+        prune_child = global_pruner(child_deltas, sparsity)
+    else:
+        prune_child = ModelPruner(sparsity)
+
+    # Pass 2: merge, prune the child, write.
+    hasher = TensorHasher()
+    acc_child = SparsityAccumulator(measure)
+    lambdas: dict[str, float] = {}
+    with CheckpointWriter(dst, ra.infos, side_files_from=ra.path, max_shard_bytes=max_shard_bytes) as out:
+        start_pass()
+        prune_child.start_pass()
+        for name in progress(names, "sae merge"):
+            child, base_t = merged(name)
+            lambdas[name] = lam_for(name)
+            if name in prunable_set:
+                child = prune_child(child, base_t)
+                acc_child.add(as_space(child, base_t))
+            child = child.cpu()
+            hasher.update(name, child)
+            out.write(name, child)
+    values = list(lambdas.values())
+    return {
+        "content_hash": hasher.hexdigest(),
+        "rho_a": rho_a,
+        "rho_b": rho_b,
+        "rho": acc_child.value(),
+        "lambda_mean": sum(values) / len(values),
+        "lambda_min": min(values),
+        "lambda_max": max(values),
+        "lambdas": lambdas,
+    }
