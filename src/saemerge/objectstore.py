@@ -171,6 +171,7 @@ class Store:
             data = json.loads(path.read_text())
             return Identity(**data["admin"]), Identity(**data["readonly"])
         self.root.mkdir(parents=True, exist_ok=True)
+        self.root.chmod(0o700)  # holds the credentials
         admin, ro = Identity.generate("saemerge-admin"), Identity.generate("saemerge-readonly")
         _write_private(path, {"admin": admin.__dict__, "readonly": ro.__dict__})
         return admin, ro
@@ -300,6 +301,9 @@ class Store:
             if name not in existing:
                 client.create_bucket(Bucket=name)
                 log.info("created bucket %s", name)
+
+    def bucket_names(self) -> list[str]:
+        return sorted(b["Name"] for b in self._client().list_buckets().get("Buckets", []))
 
     def _write_state(self) -> None:
         _write_private(self.root / "state.json", {
