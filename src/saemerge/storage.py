@@ -22,7 +22,7 @@ import secrets
 import shutil
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -266,7 +266,9 @@ def _install_in_cache(tmp: Path, dest: Path) -> None:
 
 
 @contextmanager
-def local_output(uri: str | os.PathLike, *, content_hash: str | None = None) -> Iterator[Path]:
+def local_output(
+    uri: str | os.PathLike, *, content_hash: str | Callable[[], str] | None = None
+) -> Iterator[Path]:
     """An empty local directory; on clean exit its files are published atomically at ``uri``.
 
     Files go first and ``manifest.json`` last, so readers see all or nothing. On an exception
@@ -274,7 +276,8 @@ def local_output(uri: str | os.PathLike, *, content_hash: str | None = None) -> 
     identical to what ``uri`` already holds is a no-op.
 
     Args:
-        content_hash: the caller's identity for the content (default: the files hash).
+        content_hash: the caller's identity for the content (default: the files hash), or a
+            function returning it, called after the body (when the content is written).
     """
     loc = parse_uri(uri)
     if loc.is_s3:
@@ -286,6 +289,8 @@ def local_output(uri: str | os.PathLike, *, content_hash: str | None = None) -> 
         tmp.mkdir()
     try:
         yield tmp
+        if callable(content_hash):  # known only once the body has written the content
+            content_hash = content_hash()
         if (tmp / MANIFEST_NAME).exists():
             raise SaeMergeError(f"the writer of {loc.uri} created its own {MANIFEST_NAME}; it is reserved")
         if loc.is_s3:

@@ -28,6 +28,12 @@ log = logging.getLogger(__name__)
 SCORINGS = ("global", "local")
 ATTRACTIONS = ("linear", "fill")
 
+def _check_score(flag: str, value: float) -> float:
+    if not 0.0 <= value <= 1.0:
+        raise SaeMergeError(f"{flag} {value}: a performance score must lie in [0, 1]")
+    return float(value)
+
+
 def sae_merge_checkpoints(
     parent_a: str | Path,
     parent_b: str | Path,
