@@ -43,12 +43,12 @@ def cmd_prune(args: argparse.Namespace) -> int:
     shard = parse_size(args.max_shard_size)
     with ExitStack() as stack:
         src, base = _inputs(stack, args.src, args.base)
-        with local_output(args.out) as out:
+        summary: dict = {}
+        with local_output(args.out, content_hash=lambda: summary["content_hash"]) as out:
             summary = prune_checkpoint(
                 src, out, args.sparsity, base=base, space=args.space,
                 granularity=args.granularity, device=args.device, max_shard_bytes=shard,
             )
-            out.content_hash = summary["content_hash"]
     _print_json({"out": args.out, **summary})
     return 0
 
@@ -73,7 +73,8 @@ def cmd_merge(args: argparse.Namespace) -> int:
         check_sparsity("--sparsity", args.sparsity)
     with ExitStack() as stack:
         *models, base = _inputs(stack, *args.models, args.base)
-        with local_output(args.out) as out:
+        summary: dict = {}
+        with local_output(args.out, content_hash=lambda: summary["content_hash"]) as out:
             if args.method == "sae":
                 summary = sae_merge_checkpoints(
                     models[0], models[1], args.scores[0], args.scores[1], out,
@@ -88,7 +89,6 @@ def cmd_merge(args: argparse.Namespace) -> int:
                     max_shard_bytes=shard, weights=args.weights, alpha=args.alpha,
                     density=args.density, drop_p=args.drop_p,
                 )
-            out.content_hash = summary["content_hash"]
     _print_json({"out": args.out, "method": args.method, **summary})
     return 0
 
