@@ -120,30 +120,47 @@ def test_mask_exact_count_random_with_many_ties():
                 assert kept_eq.max() < drop_eq.min()
 
 
-def test_sort_and_kthvalue_paths_agree():
-    # The CUDA path uses sort; check it against kthvalue on CPU on data with ties.
+def test_selection_paths_agree():
+    # The CUDA path uses sort, the CPU path radix select; kthvalue is the reference.
     g = torch.Generator().manual_seed(2)
-    bits = P._magnitude_bits(torch.randint(-50, 50, (1001,), generator=g).float() / 7)
-    for k in (1, 2, 17, 500, 1000, 1001):
-        assert P.kth_largest_sort(bits, k) == P.kth_largest_kthvalue(bits, k)
+    x = torch.randint(-50, 50, (1001,), generator=g).float() / 7
+    x[:5] = float("nan")
+    bits = P._magnitude_bits(x)
+    for k in (1, 2, 5, 6, 17, 500, 1000, 1001):
+        ref = P.kth_largest_kthvalue(bits, k)
+        assert P.kth_largest_sort(bits, k) == ref == P.kth_largest_radix(bits, k) == P.kth_largest(bits, k)
+        expected = P.threshold_and_ties(bits, k, "kthvalue")
+        assert P.threshold_and_ties(bits, k, "sort") == expected
+        assert P.threshold_and_ties(bits, k, "radix") == expected
+        assert P.threshold_and_ties(bits, k) == expected
+    with pytest.raises(ValueError):
+        P.threshold_and_ties(bits, 3, "quick")
+
+
+class _FakeCudaBits:
+    """Stands in for a CUDA tensor in the dispatch test: reports device cuda, wraps CPU data."""
+
+    class device:  # noqa: N801
+        type = "cuda"
+
+    def __init__(self, t):
+        self.t = t
+
+    def __gt__(self, other):
+        return self.t > other
 
 
 def test_cuda_dispatch_never_uses_kthvalue(monkeypatch):
-    bits = torch.arange(10, dtype=torch.int32)
-
-    class FakeCuda:
-        type = "cuda"
-
-    class Wrapped:
-        device = FakeCuda()
-
+    real_sort = P.kth_largest_sort
     called = []
-    monkeypatch.setattr(P, "kth_largest_kthvalue", lambda b, k: called.append("kth") or 0)
-    monkeypatch.setattr(P, "kth_largest_sort", lambda b, k: called.append("sort") or 0)
-    P.kth_largest(Wrapped(), 3)
-    assert called == ["sort"]
-    P.kth_largest(bits, 3)
-    assert called == ["sort", "kth"]
+    monkeypatch.setattr(P, "kth_largest_kthvalue", lambda b, k: called.append("kthvalue"))
+    monkeypatch.setattr(P, "radix_select", lambda *a: called.append("radix"))
+    monkeypatch.setattr(P, "kth_largest_sort", lambda b, k: called.append("sort") or real_sort(b.t, k))
+    bits = P._magnitude_bits(torch.tensor([3.0, 1.0, 3.0, 2.0]))
+    fake = _FakeCudaBits(bits)
+    assert P.kth_largest(fake, 2) == int(bits[0])
+    assert P.threshold_and_ties(fake, 2) == (int(bits[0]), 2)
+    assert called == ["sort", "sort"]
 
 
 def test_nan_counts_as_largest_magnitude():
