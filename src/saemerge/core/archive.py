@@ -155,6 +155,28 @@ def _normalise(item) -> tuple[Member, tuple[str, ...]]:
     return member, tuple(parents)
 
 
+def _compete(
+    o: Member, parents: tuple[str, ...], arch: list[Member], competition: str
+) -> tuple[tuple[str, Member] | None, list[str]]:
+    """The member ``o`` replaces, as ``(rule, member)``, or None with the reasons why not."""
+    reasons: list[str] = []
+    if competition in ("local", "local_then_global"):
+        in_arch = [m for m in arch if m.id in parents]
+        if not in_arch:
+            reasons.append("local: no parent in the archive")
+        else:
+            worse = min(in_arch, key=_worst_key)
+            if o.fitness > worse.fitness:
+                return ("local", worse), reasons
+            reasons.append(f"local: fitness {o.fitness:.6g} not above worse parent {worse.id} ({worse.fitness:.6g})")
+    if competition in ("global", "local_then_global"):
+        worst = min(arch, key=_worst_key)
+        if o.fitness > worst.fitness:
+            return ("global", worst), reasons
+        reasons.append(f"global: fitness {o.fitness:.6g} not above worst member {worst.id} ({worst.fitness:.6g})")
+    return None, reasons
+
+
 def update_archive(
     archive: Sequence[Member],
     offspring: Sequence[Member | tuple[Member, Sequence[str]]],
@@ -200,24 +222,7 @@ def update_archive(
             arch.append(o)
             events.append(ArchiveEvent(o.id, "added", "below_size", None, f"archive has {len(arch) - 1} < {size}"))
             continue
-        reasons: list[str] = []
-        target: tuple[str, Member] | None = None
-        if competition in ("local", "local_then_global"):
-            in_arch = [m for m in arch if m.id in parents]
-            if not in_arch:
-                reasons.append("local: no parent in the archive")
-            else:
-                worse = min(in_arch, key=_worst_key)
-                if o.fitness > worse.fitness:
-                    target = ("local", worse)
-                else:
-                    reasons.append(f"local: fitness {o.fitness:.6g} not above worse parent {worse.id} ({worse.fitness:.6g})")
-        if target is None and competition in ("global", "local_then_global"):
-            worst = min(arch, key=_worst_key)
-            if o.fitness > worst.fitness:
-                target = ("global", worst)
-            else:
-                reasons.append(f"global: fitness {o.fitness:.6g} not above worst member {worst.id} ({worst.fitness:.6g})")
+        target, reasons = _compete(o, parents, arch, competition)
         if target is None:
             events.append(ArchiveEvent(o.id, "rejected", competition, None, "; ".join(reasons)))
             continue
