@@ -1,0 +1,223 @@
+"""saemerge.storage against a real embedded SeaweedFS: round trips, multipart, atomic publish."""
+
+from __future__ import annotations
+
+import filecmp
+import logging
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from saemerge import storage
+from saemerge.errors import SaeMergeError
+
+pytestmark = pytest.mark.integration
+
+
+def _count_calls(operation: str | None = None) -> list[str]:
+    """Record the S3 operations the current client sends (each attempt counts)."""
+    seen: list[str] = []
+
+    def hook(model, **kwargs):
+        if operation is None or model.name == operation:
+            seen.append(model.name)
+
+    storage.s3_client().meta.events.register("before-call.s3", hook)
+    return seen
+
+
+def _assert_same_tree(a: Path, b: Path, ignore: set[str] = frozenset()) -> None:
+    """Same relative file names and byte-identical contents (names in ``ignore`` skipped)."""
+    def names(root: Path) -> list[str]:
+        rels = (p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
+        return sorted(r for r in rels if r not in ignore)
+
+    a_files = names(a)
+    assert a_files == names(b)
+    _, mismatch, errors = filecmp.cmpfiles(a, b, a_files, shallow=False)
+    assert mismatch == [] and errors == []
+
+
+def _publish(src: Path, uri: str, **kwargs) -> None:
+    with storage.local_output(uri, **kwargs) as out:
+        shutil.copytree(src, out, dirs_exist_ok=True)
+
+
+def test_sharded_checkpoint_round_trips_byte_identical_with_multipart(
+        s3_prefix, tiny_family_sharded, tmp_path, monkeypatch):
+    monkeypatch.setenv("SAEMERGE_S3_MULTIPART_THRESHOLD", "1K")
+    monkeypatch.setenv("SAEMERGE_S3_MULTIPART_CHUNKSIZE", "5M")  # S3's minimum part size
+    src = tmp_path / "ckpt"
+    shutil.copytree(tiny_family_sharded["base"], src)
+    (src / "extra.bin").write_bytes(os.urandom(12 << 20))  # 12 MiB: 3 parts of 5 MiB
+    shards = sorted(p.name for p in src.glob("model-*.safetensors"))
+    assert len(shards) > 1
+
+    uri = storage.join(s3_prefix, "base")
+    _publish(src, uri, content_hash="tensors-abc")
+
+    client = storage.s3_client()
+    loc = storage.parse_uri(uri)
+    for name in shards:  # above the 1 KiB threshold: uploaded as multipart (ETag "-N")
+        head = client.head_object(Bucket=loc.bucket, Key=f"{loc.key}/{name}")
+        assert head["ETag"].strip('"').endswith("-1")
+    head = client.head_object(Bucket=loc.bucket, Key=f"{loc.key}/extra.bin", PartNumber=1)
+    assert head["PartsCount"] == 3
+
+    manifest = storage.read_manifest(uri)
+    assert manifest["content_hash"] == "tensors-abc"
+    assert {f["path"] for f in manifest["files"]} == {p.name for p in src.iterdir()}
+    assert storage.exists(uri)
+    shutil.rmtree(storage.cache_root())  # read back from S3, not from the local copy
+    with storage.local_input(uri) as local:
+        _assert_same_tree(src, local, ignore={"manifest.json"})
+
+
+def test_download_is_cached_by_content(s3_prefix, tiny_family, tmp_path):
+    uri = storage.join(s3_prefix, "m")
+    _publish(tiny_family["expert0"], uri)
+    shutil.rmtree(storage.cache_root())  # drop the copy local_output left in the cache
+    gets = _count_calls("GetObject")
+    with storage.local_input(uri) as first:
+        pass
+    n_files = len(storage.read_manifest(uri)["files"])
+    assert len(gets) == 1 + n_files + 1  # manifest, files, manifest again (read_manifest above)
+    gets.clear()
+    with storage.local_input(uri) as second:
+        assert second == first
+    assert gets == ["GetObject"]  # only the manifest
+
+
+def test_republishing_identical_content_is_a_noop(s3_prefix, tiny_family, caplog):
+    uri = storage.join(s3_prefix, "m")
+    _publish(tiny_family["base"], uri)
+    calls = _count_calls()
+    with caplog.at_level(logging.INFO, logger="saemerge.storage"):
+        _publish(tiny_family["base"], uri)
+    assert "identical content" in caplog.text
+    assert not {"PutObject", "CreateMultipartUpload", "UploadPart", "DeleteObjects"} & set(calls)
+
+
+def test_replacing_content_removes_stale_files(s3_prefix, tiny_family, tmp_path):
+    uri = storage.join(s3_prefix, "m")
+    _publish(tiny_family["base"], uri)
+    new = tmp_path / "new"
+    new.mkdir()
+    (new / "config.json").write_text("{}")
+    _publish(new, uri)
+    assert storage.list(uri) == [storage.join(uri, "config.json"), storage.join(uri, "manifest.json")]
+    with storage.local_input(uri) as local:
+        assert (local / "config.json").read_text() == "{}"
+
+
+def test_reader_refuses_tampered_object(s3_prefix, tiny_family):
+    uri = storage.join(s3_prefix, "m")
+    _publish(tiny_family["base"], uri)
+    shutil.rmtree(storage.cache_root())
+    target = storage.join(uri, "config.json")
+    data = storage.read_bytes(target)
+    storage.write_bytes(target, data[:-1] + (b"}" if data[-1:] != b"}" else b" "))
+    with pytest.raises(SaeMergeError, match="config.json does not match the sha256"):
+        with storage.local_input(uri):
+            pass
+
+
+def test_unpublished_prefix_is_refused(s3_prefix):
+    uri = storage.join(s3_prefix, "half")
+    storage.write_bytes(storage.join(uri, "model.safetensors"), b"partial")
+    assert not storage.exists(uri)
+    assert storage.read_manifest(uri) is None
+    with pytest.raises(SaeMergeError, match="has no manifest.json"):
+        with storage.local_input(uri):
+            pass
+
+
+def test_exception_inside_local_output_publishes_nothing(s3_prefix):
+    uri = storage.join(s3_prefix, "m")
+    with pytest.raises(RuntimeError):
+        with storage.local_output(uri) as out:
+            (out / "a.bin").write_bytes(b"x")
+            raise RuntimeError("merge failed")
+    assert storage.list(uri) == []
+    assert not out.exists()
+
+
+def test_small_objects_list_and_files(s3_prefix, tmp_path):
+    storage.write_bytes(storage.join(s3_prefix, "gen-00", "metrics.json"), b'{"a": 1}')
+    src = tmp_path / "t.parquet"
+    src.write_bytes(b"PAR1" * 1000)
+    storage.put_file(src, storage.join(s3_prefix, "gen-00", "t.parquet"))
+    storage.get_file(storage.join(s3_prefix, "gen-00", "t.parquet"), tmp_path / "back.parquet")
+    assert (tmp_path / "back.parquet").read_bytes() == src.read_bytes()
+    assert storage.read_bytes(storage.join(s3_prefix, "gen-00", "metrics.json")) == b'{"a": 1}'
+    assert storage.exists(storage.join(s3_prefix, "gen-00", "metrics.json"))
+    assert not storage.exists(storage.join(s3_prefix, "gen-00", "nope.json"))
+    assert storage.list(s3_prefix, recursive=False) == [storage.join(s3_prefix, "gen-00") + "/"]
+    assert storage.list(storage.join(s3_prefix, "gen-00")) == [
+        storage.join(s3_prefix, "gen-00", "metrics.json"), storage.join(s3_prefix, "gen-00", "t.parquet")]
+    with pytest.raises(SaeMergeError, match="no such object"):
+        storage.read_bytes(storage.join(s3_prefix, "missing.json"))
+
+
+def test_missing_bucket_is_a_clear_error_or_created(s3_env):
+    endpoint = s3_env.endpoint
+    with pytest.raises(SaeMergeError) as err:
+        with storage.local_output("s3://no-such-bucket-xyz/run/m"):
+            pass
+    msg = str(err.value)
+    assert "'no-such-bucket-xyz' does not exist" in msg and endpoint in msg and "\n" not in msg
+    with pytest.raises(SaeMergeError, match="NoSuchBucket"):
+        storage.write_bytes("s3://no-such-bucket-xyz/a.json", b"{}")
+    storage.ensure_bucket("s3://created-on-demand/run", create=True)
+    storage.write_bytes("s3://created-on-demand/run/a.json", b"{}")
+    assert storage.read_bytes("s3://created-on-demand/run/a.json") == b"{}"
+
+
+def test_wrong_secret_fails_once_naming_endpoint_and_key_id(s3_prefix, s3_store, monkeypatch, caplog):
+    uri = storage.join(s3_prefix, "m")
+    storage.write_bytes(storage.join(uri, "x"), b"1")
+    wrong = "definitely-not-the-secret-0123456789"
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", wrong)
+    calls = _count_calls()
+    caplog.set_level(logging.DEBUG)  # botocore's debug logs included
+    with pytest.raises(SaeMergeError) as err:
+        with storage.local_input(uri):
+            pass
+    msg = str(err.value)
+    assert "SignatureDoesNotMatch" in msg
+    assert s3_store.endpoint in msg and s3_store.admin.access_key in msg
+    assert wrong not in msg and s3_store.admin.secret_key not in msg and "\n" not in msg
+    assert len(calls) == 1  # a permanent error is not retried
+    assert wrong not in caplog.text and s3_store.admin.secret_key not in caplog.text
+
+
+def test_readonly_identity_reads_but_cannot_write(s3_prefix, s3_store, tiny_family, monkeypatch):
+    uri = storage.join(s3_prefix, "m")
+    _publish(tiny_family["base"], uri)
+    for key, value in s3_store.readonly_env().items():
+        monkeypatch.setenv(key, value)
+    shutil.rmtree(storage.cache_root())
+    with storage.local_input(uri) as local:
+        assert (local / "config.json").exists()
+    with pytest.raises(SaeMergeError) as err:
+        _publish(tiny_family["expert0"], storage.join(s3_prefix, "other"))
+    msg = str(err.value)
+    assert "AccessDenied" in msg and s3_store.readonly.access_key in msg
+    assert s3_store.readonly.secret_key not in msg
+    assert not storage.exists(storage.join(s3_prefix, "other"))
+
+
+def test_no_credentials_in_debug_logs(s3_prefix, s3_store, tiny_family, caplog):
+    caplog.set_level(logging.DEBUG)  # root: ours, botocore's, s3transfer's, urllib3's
+    uri = storage.join(s3_prefix, "m")
+    _publish(tiny_family["base"], uri)
+    shutil.rmtree(storage.cache_root())
+    with storage.local_input(uri):
+        pass
+    storage.list(s3_prefix)
+    assert any(r.name.startswith("botocore") for r in caplog.records)  # debug capture was live
+    text = caplog.text + "".join(repr(r.args) for r in caplog.records)
+    for secret in (s3_store.admin.secret_key, s3_store.readonly.secret_key):
+        assert secret not in text
