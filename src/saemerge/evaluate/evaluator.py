@@ -1,0 +1,259 @@
+"""Score checkpoints on JSONL samples with lm-eval, one row per example.
+
+:class:`Evaluator` is built once per process: it indexes the shipped task YAMLs once
+(``include_defaults=False``, so lm-eval's own ~10k configs are never scanned) and keeps one
+model loaded, swapping each checkpoint's weights into it (:mod:`saemerge.evaluate.hf`).
+:meth:`Evaluator.score` writes the docs still to be scored to a scratch directory, runs
+lm-eval's ``evaluate`` with ``log_samples=True`` and maps every logged doc back to its
+``id``. Earlier rows passed as ``already_scored`` are reused, not re-run (SAE-SPEC §4: scores
+are cached per model content hash and example id; the caller keys the cache by model).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import shutil
+import tempfile
+import time
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from saemerge.errors import SaeMergeError, unknown_name
+from saemerge.evaluate.overlay import LmTask, write_overlays
+from saemerge.evaluate.results import EvalResult, ExampleResult, index_results
+from saemerge.evaluate.taskspec import TASKS_DIR, TaskSpec, check_rows, get_task, parse_tasks, read_jsonl
+
+log = logging.getLogger(__name__)
+
+# Models other than "hf" that saemerge registers with lm-eval, lazily (name -> "module:class").
+EXTRA_MODELS = {"saemerge-scripted": "saemerge.evaluate.fake:ScriptedLM"}
+
+Samples = Mapping[str, str | Path | Iterable[dict]]
+
+
+def quiet_lm_eval() -> None:
+    """Keep lm-eval, datasets and transformers to warnings unless debugging; ours stay at INFO."""
+    import datasets
+    import transformers
+
+    level = logging.DEBUG if logging.getLogger("saemerge").isEnabledFor(logging.DEBUG) else logging.ERROR
+    for name in ("lm_eval", "datasets", "accelerate"):
+        logging.getLogger(name).setLevel(level)
+    transformers.logging.set_verbosity(max(level, logging.WARNING))
+    datasets.disable_progress_bars()
+    # lm-eval shows a bar for building prompts (fast, and one per task: noise); the model's
+    # bars for the long request loops stay.
+    import lm_eval.api.task as lm_task
+
+    if getattr(lm_task, "tqdm", None) is tqdm:
+        lm_task.tqdm = functools.partial(tqdm, disable=True)
+
+
+def _lm_eval_model(name: str, model_dir: Path, model_args: dict, batch_size, device: str):
+    import lm_eval.models  # noqa: F401  (fills lm-eval's registry before we add to it)
+    from lm_eval.api.registry import get_model, model_registry
+
+    for alias, target in EXTRA_MODELS.items():
+        if alias not in model_registry:
+            model_registry.register(alias, target=target)
+    if name not in model_registry:
+        raise unknown_name("lm-eval model", name, model_registry.keys())
+    cls = get_model(name)
+    return cls.create_from_arg_obj({"pretrained": str(model_dir), **model_args}, {"batch_size": batch_size, "device": device})
+
+
+def _target_text(target: Any, choices: list[str] | None) -> str:
+    if choices is not None and isinstance(target, int):
+        return choices[target].strip()
+    text = str(target)
+    # GSM8K-style gold: the number after the last "#### ", as exact_match compares it
+    return text.rsplit("#### ", 1)[-1].strip() if "#### " in text else text.strip()
+
+
+def _row(task: str, sample: dict, choices: list[str] | None) -> ExampleResult:
+    metric = sample["metrics"][0]
+    if choices is not None:  # multiple choice: the highest log-likelihood option
+        lls = [r[0] for r in sample["filtered_resps"]]
+        answer = choices[max(range(len(lls)), key=lls.__getitem__)].strip()
+    else:
+        answer = str(sample["filtered_resps"][0])
+    return ExampleResult(
+        task=task,
+        example_id=str(sample["doc"]["id"]),
+        correct=bool(sample[metric]),
+        answer=answer,
+        target=_target_text(sample["target"], choices),
+    )
+
+
+class Evaluator:
+    """Scores checkpoints on the given tasks.
+
+    Args:
+        tasks: task names (:data:`saemerge.evaluate.TASKS`), a list or comma-separated.
+        device: ``auto`` (CUDA when present), ``cuda``, ``cuda:N`` or ``cpu``.
+        dtype: ``auto``, ``float32``, ``bfloat16`` or ``float16``.
+        batch_size: an int, or ``"auto"`` to let lm-eval probe.
+        model: ``"hf"`` (one HFLM, weights swapped per checkpoint) or another lm-eval model
+            name, built per call with ``pretrained=<model_dir>`` (the scripted fake:
+            ``"saemerge-scripted"``).
+        model_args: extra constructor arguments for a non-``hf`` model.
+        max_gen_toks: overrides the generation length of generate_until tasks.
+        max_length: caps the context length (default: the model's).
+        workdir: where scratch files go (default: a temporary directory).
+    """
+
+    def __init__(
+        self,
+        tasks: Iterable[str] | str,
+        *,
+        device: str = "auto",
+        dtype: str = "auto",
+        batch_size: int | str = 16,
+        model: str = "hf",
+        model_args: Mapping[str, Any] | None = None,
+        max_gen_toks: int | None = None,
+        max_length: int | None = None,
+        workdir: str | Path | None = None,
+    ):
+        from lm_eval.tasks import TaskManager
+
+        from saemerge.evaluate.hf import HFBackend, resolve_device
+
+        self.specs: list[TaskSpec] = parse_tasks(tasks)
+        quiet_lm_eval()
+        self.task_manager = TaskManager(include_path=str(TASKS_DIR), include_defaults=False)
+        for spec in self.specs:  # the table and the shipped YAMLs must agree
+            if spec.name not in self.task_manager.all_subtasks:
+                raise RuntimeError(f"task {spec.name} has no YAML under {TASKS_DIR}")
+        self.model = model
+        self.model_args = dict(model_args or {})
+        self.device = resolve_device(device)
+        self.batch_size = batch_size
+        self.max_gen_toks = max_gen_toks
+        self.backend = HFBackend(self.device, dtype, batch_size, max_length) if model == "hf" else None
+        self._own_workdir = workdir is None
+        self.workdir = Path(tempfile.mkdtemp(prefix="saemerge-eval-") if workdir is None else workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+
+    # -- public -------------------------------------------------------------------------
+    def score(
+        self,
+        model_dir: str | Path,
+        samples: Samples,
+        *,
+        already_scored: Iterable[ExampleResult] | EvalResult | None = None,
+        limit: int | None = None,
+    ) -> EvalResult:
+        """Score one checkpoint on the samples.
+
+        Args:
+            model_dir: a local HF checkpoint directory (with tokenizer).
+            samples: ``{task: JSONL path or list of docs}``; each doc has a unique ``id``.
+            already_scored: earlier rows for this same model; examples found there (by task
+                and id) are not evaluated again and their rows are returned as they were.
+            limit: score only the first ``limit`` docs of each task.
+
+        Returns:
+            One row per doc of every task, in sample order.
+        """
+        docs = self._read_samples(samples, limit)
+        cached = index_results(already_scored)
+        todo = {t: [d for d in ds if (t, d["id"]) not in cached] for t, ds in docs.items()}
+        n_todo = sum(map(len, todo.values()))
+        n_all = sum(map(len, docs.values()))
+        start = time.perf_counter()
+        fresh: dict[tuple[str, str], ExampleResult] = {}
+        if n_todo:
+            log.info("scoring %s: %d examples (%d already scored)", model_dir, n_todo, n_all - n_todo)
+            fresh = self._evaluate(Path(model_dir), {t: ds for t, ds in todo.items() if ds})
+        seconds = time.perf_counter() - start
+        rows = [fresh.get((t, d["id"])) or cached[(t, d["id"])] for t, ds in docs.items() for d in ds]
+        result = EvalResult(
+            rows,
+            model=str(model_dir),
+            stats={"evaluated": n_todo, "cached": n_all - n_todo, "seconds": seconds,
+                   "examples_per_s": n_todo / seconds if n_todo and seconds > 0 else float("nan")},
+        )
+        log.info(
+            "%s: %s; macro %.4f (%d evaluated in %.1f s)",
+            model_dir, ", ".join(f"{t} {a:.4f}" for t, a in result.per_task.items()), result.macro, n_todo, seconds,
+        )
+        return result
+
+    def close(self) -> None:
+        self.backend = None
+        if self._own_workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def __enter__(self) -> "Evaluator":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- internals ----------------------------------------------------------------------
+    def _read_samples(self, samples: Samples, limit: int | None) -> dict[str, list[dict]]:
+        if not samples:
+            raise SaeMergeError("samples: no task samples given")
+        wanted = {s.name for s in self.specs}
+        out = {}
+        for task, src in samples.items():
+            spec = get_task(task)
+            if task not in wanted:
+                raise SaeMergeError(f"samples: task {task} is not one of this evaluator's tasks ({', '.join(sorted(wanted))})")
+            rows = read_jsonl(src) if isinstance(src, (str, Path)) else [dict(d) for d in src]
+            rows = check_rows(spec, rows, src if isinstance(src, (str, Path)) else f"sample of {task}")
+            out[task] = rows[:limit] if limit else rows
+        return out
+
+    def _lm_for(self, model_dir: Path):
+        if self.backend is not None:
+            return self.backend.lm_for(model_dir)
+        return _lm_eval_model(self.model, model_dir, self.model_args, self.batch_size, self.device)
+
+    def _evaluate(self, model_dir: Path, todo: dict[str, list[dict]]) -> dict[tuple[str, str], ExampleResult]:
+        from lm_eval.evaluator import evaluate
+
+        lm = self._lm_for(model_dir)
+        scratch = Path(tempfile.mkdtemp(prefix="score-", dir=self.workdir))
+        try:
+            lm_tasks: list[LmTask] = []
+            for task, docs in todo.items():
+                lm_tasks += write_overlays(get_task(task), docs, scratch, max_gen_toks=self.max_gen_toks)
+            loaded = self.task_manager.load([str(t.yaml) for t in lm_tasks])
+            self._check_lengths(lm, loaded["tasks"])
+            out = evaluate(lm=lm, task_dict=loaded, bootstrap_iters=0, log_samples=True)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        rows = {}
+        for t in lm_tasks:
+            task_obj = loaded["tasks"][t.name]
+            mc = task_obj.OUTPUT_TYPE == "multiple_choice"
+            for sample in out["samples"][t.name]:
+                row = _row(t.task, sample, task_obj.doc_to_choice(sample["doc"]) if mc else None)
+                rows[(t.task, row.example_id)] = row
+        missing = [(t, d["id"]) for t, ds in todo.items() for d in ds if (t, d["id"]) not in rows]
+        if missing:
+            raise RuntimeError(f"lm-eval returned no result for {len(missing)} examples, e.g. {missing[0]}")
+        return rows
+
+    @staticmethod
+    def _check_lengths(lm, tasks: Mapping[str, Any]) -> None:
+        max_length = getattr(lm, "max_length", None)
+        if not isinstance(max_length, int):
+            return
+        for name, task in tasks.items():
+            gen = (task.config.generation_kwargs or {}).get("max_gen_toks", getattr(lm, "max_gen_toks", 256))
+            if task.OUTPUT_TYPE == "generate_until" and gen >= max_length:
+                raise SaeMergeError(
+                    f"{name}: max_gen_toks {gen} leaves no room for the prompt in the model's "
+                    f"{max_length}-token context; lower it (--max-gen-toks)"
+                )
+
+
+__all__ = ["Evaluator", "EXTRA_MODELS", "quiet_lm_eval"]

@@ -1,0 +1,162 @@
+"""One lm-eval HFLM per process, with each checkpoint's weights swapped in.
+
+Building an HFLM costs a model construction, a tokenizer load and a device transfer. A
+generation scores many checkpoints of one architecture (the archive members, the offspring),
+so the first checkpoint builds the HFLM and later ones only copy their tensors, streamed one
+by one, into the live parameters. A checkpoint with a different architecture or tokenizer
+gets a fresh HFLM.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from pathlib import Path
+
+import torch
+
+from saemerge.checkpoint import CheckpointReader
+from saemerge.errors import SaeMergeError
+
+log = logging.getLogger(__name__)
+
+# config.json keys that may differ between checkpoints whose tensors are interchangeable
+_VOLATILE_CONFIG = {"_name_or_path", "dtype", "torch_dtype", "transformers_version", "use_cache"}
+_TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "tokenizer_config.json", "vocab.json", "merges.txt",
+                    "special_tokens_map.json")
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+
+
+def resolve_device(device: str | None) -> str:
+    if device in (None, "", "auto"):
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise SaeMergeError(f"--device {device}: CUDA is not available on this machine")
+    return device
+
+
+def check_model_dir(model_dir: Path) -> CheckpointReader:
+    """Fails with one line when the directory is not a loadable checkpoint with a tokenizer."""
+    if not model_dir.is_dir():
+        raise SaeMergeError(f"{model_dir}: no such model directory")
+    if not (model_dir / "config.json").is_file():
+        raise SaeMergeError(f"{model_dir}: config.json is missing (not an HF checkpoint)")
+    if not any((model_dir / f).is_file() for f in ("tokenizer.json", "tokenizer.model", "vocab.json")):
+        raise SaeMergeError(f"{model_dir}: no tokenizer (tokenizer.json, tokenizer.model or vocab.json) in the model directory")
+    return CheckpointReader(model_dir)
+
+
+def _identity(model_dir: Path, reader: CheckpointReader) -> str:
+    """What must match for one checkpoint's tensors to be loaded into another's HFLM."""
+    cfg = {k: v for k, v in reader.config.items() if k not in _VOLATILE_CONFIG}
+    h = hashlib.sha256(json.dumps(cfg, sort_keys=True).encode())
+    for name in _TOKENIZER_FILES:
+        f = model_dir / name
+        if f.is_file():
+            h.update(name.encode() + f.read_bytes())
+    for info in reader.infos:
+        h.update(f"{info.name}{info.shape}".encode())
+    return h.hexdigest()
+
+
+def _embedding_rows(reader: CheckpointReader) -> int | None:
+    for name in reader.names:
+        if name.endswith("embed_tokens.weight") or name.endswith("wte.weight") or name.endswith("word_embeddings.weight"):
+            return reader.info(name).shape[0]
+    return reader.config.get("vocab_size")
+
+
+def _torch_dtype(dtype: str, reader: CheckpointReader, device: str) -> str:
+    if dtype not in DTYPES:
+        from saemerge.errors import unknown_name
+
+        raise unknown_name("dtype", dtype, DTYPES)
+    if dtype != "auto":
+        return dtype
+    stored = {i.dtype for i in reader.infos if i.dtype.is_floating_point}
+    stored_dtype = stored.pop() if len(stored) == 1 else torch.float32
+    if device == "cpu" and stored_dtype in (torch.float16, torch.bfloat16):
+        return "float32"  # half-precision matmuls are slow (fp16: unsupported) on many CPUs
+    return str(stored_dtype).removeprefix("torch.")
+
+
+class HFBackend:
+    """Hands out an HFLM holding a given checkpoint's weights.
+
+    Args:
+        device: ``cuda``, ``cuda:N``, ``cpu`` or ``auto`` (CUDA when present).
+        dtype: ``auto`` (the checkpoint's; float32 on CPU for half-precision checkpoints),
+            ``float32``, ``bfloat16`` or ``float16``.
+        batch_size: an int or ``"auto"`` (lm-eval probes the largest that fits).
+        max_length: context length cap; default the model's.
+    """
+
+    def __init__(self, device: str = "auto", dtype: str = "auto", batch_size: int | str = 16,
+                 max_length: int | None = None):
+        self.device = resolve_device(device)
+        self.dtype = dtype
+        self.batch_size = batch_size
+        self.max_length = max_length
+        self._lm = None
+        self._identity: str | None = None
+        self.loads = 0  # full HFLM builds, for tests and logs
+        self.swaps = 0
+
+    def lm_for(self, model_dir: str | Path):
+        model_dir = Path(model_dir)
+        reader = check_model_dir(model_dir)
+        ident = _identity(model_dir, reader)
+        if self._lm is not None and ident == self._identity:
+            self._swap_weights(reader)
+            self.swaps += 1
+            return self._lm
+        self._lm = None  # free the old model before building the next
+        self._lm = self._build(model_dir, reader)
+        self._identity = ident
+        self.loads += 1
+        return self._lm
+
+    def _build(self, model_dir: Path, reader: CheckpointReader):
+        from lm_eval.models.huggingface import HFLM
+        from transformers import AutoTokenizer
+
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(str(model_dir), trust_remote_code=False)
+        except (OSError, ValueError) as exc:
+            raise SaeMergeError(f"{model_dir}: the tokenizer does not load ({str(exc).splitlines()[0]})") from None
+        rows = _embedding_rows(reader)
+        if rows is not None and rows < len(tokenizer):
+            raise SaeMergeError(
+                f"{model_dir}: vocabulary mismatch: the embedding has {rows} rows but the tokenizer has {len(tokenizer)} tokens"
+            )
+        dtype = _torch_dtype(self.dtype, reader, self.device)
+        log.info("loading %s on %s as %s", model_dir, self.device, dtype)
+        return HFLM(
+            pretrained=str(model_dir),
+            tokenizer=tokenizer,
+            device=self.device,
+            dtype=dtype,
+            batch_size=self.batch_size,
+            max_length=self.max_length,
+            trust_remote_code=False,
+        )
+
+    @torch.no_grad()
+    def _swap_weights(self, reader: CheckpointReader) -> None:
+        model = self._lm.model
+        # remove_duplicate=False: a tied lm_head.weight stored in the file still finds its place
+        params = dict(model.named_parameters(remove_duplicate=False))
+        params.update(dict(model.named_buffers()))
+        seen = set()
+        for name in reader.names:
+            target = params.get(name)
+            if target is None:
+                raise SaeMergeError(f"{reader.path}: tensor {name} has no place in the loaded model")
+            target.copy_(reader.get(name, device=target.device))
+            seen.add(id(target))
+        # every parameter must have been written, directly or through a tied twin
+        missing = [n for n, p in model.named_parameters() if id(p) not in seen]
+        if missing:
+            raise SaeMergeError(f"{reader.path}: tensor {missing[0]} is missing")
+        log.info("swapped in the weights of %s", reader.path)

@@ -1,0 +1,121 @@
+"""Per-example evaluation results and the aggregates derived from them.
+
+The evaluator's output is one row per (task, example): whether the model got it right and
+what answer was extracted from its output. Per-task accuracy and the macro average (every
+task weighs the same, whatever its size; SAE-SPEC §4) are computed from those rows, never
+stored separately, so cached rows and fresh rows aggregate the same way.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+
+SCHEMA = pa.schema(
+    [
+        pa.field("task", pa.string(), nullable=False),
+        pa.field("example_id", pa.string(), nullable=False),
+        pa.field("correct", pa.bool_(), nullable=False),
+        pa.field("answer", pa.string()),
+        pa.field("target", pa.string()),
+    ]
+)
+
+
+@dataclass(frozen=True)
+class ExampleResult:
+    """One scored example.
+
+    Attributes:
+        task: the saemerge task name (``mmlu_prox_sae``, not its per-language parts).
+        example_id: the doc's ``id``.
+        correct: the task metric (exact_match or acc) was 1.
+        answer: what was extracted from the model's output: the number after ``####``,
+            the letter after "the answer is", the highest-likelihood option's letter, or
+            ``[invalid]`` when the regex found nothing (lm-eval's marker).
+        target: the gold answer in the same form.
+    """
+
+    task: str
+    example_id: str
+    correct: bool
+    answer: str | None = None
+    target: str | None = None
+
+
+@dataclass
+class EvalResult:
+    """All examples one model was scored on.
+
+    Attributes:
+        per_example: one :class:`ExampleResult` per (task, example).
+        model: where the model came from (a path or URI), for the record.
+        stats: timings and counts (``evaluated``, ``cached``, ``seconds``).
+    """
+
+    per_example: list[ExampleResult]
+    model: str = ""
+    stats: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def per_task(self) -> dict[str, float]:
+        """Accuracy per task (mean of ``correct``), tasks in first-seen order."""
+        hits: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+        for r in self.per_example:
+            hits[r.task][0] += int(r.correct)
+            hits[r.task][1] += 1
+        return {t: c / n for t, (c, n) in hits.items()}
+
+    @property
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = defaultdict(int)
+        for r in self.per_example:
+            out[r.task] += 1
+        return dict(out)
+
+    @property
+    def macro(self) -> float:
+        """Mean of the per-task accuracies; NaN when there are no results."""
+        acc = self.per_task
+        return sum(acc.values()) / len(acc) if acc else float("nan")
+
+    def to_table(self) -> pa.Table:
+        return pa.Table.from_pylist([asdict(r) for r in self.per_example], schema=SCHEMA)
+
+    @classmethod
+    def from_table(cls, table: pa.Table, model: str = "") -> "EvalResult":
+        cols = [f.name for f in SCHEMA]
+        rows = table.select([c for c in cols if c in table.column_names]).to_pylist()
+        return cls([ExampleResult(**r) for r in rows], model=model)
+
+    def write_parquet(self, path: str | Path) -> Path:
+        import pyarrow.parquet as pq
+
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(self.to_table(), path)
+        return path
+
+    def summary(self) -> str:
+        """A small text table: task, examples, accuracy, and the macro average."""
+        counts = self.counts
+        lines = [f"{'task':<28} {'n':>6} {'accuracy':>9}"]
+        for task, acc in self.per_task.items():
+            lines.append(f"{task:<28} {counts[task]:>6} {acc:>9.4f}")
+        lines.append(f"{'macro average':<28} {sum(counts.values()):>6} {self.macro:>9.4f}")
+        return "\n".join(lines)
+
+
+def index_results(rows: Iterable[ExampleResult] | EvalResult | None) -> dict[tuple[str, str], ExampleResult]:
+    """``{(task, example_id): row}`` from earlier results (the per-example cache)."""
+    if rows is None:
+        return {}
+    if isinstance(rows, EvalResult):
+        rows = rows.per_example
+    if isinstance(rows, Mapping):
+        rows = rows.values()
+    return {(r.task, r.example_id): r for r in rows}
