@@ -40,5 +40,8 @@ compile: venv
 golden: venv
 	$(VENV)/bin/saemerge compile --out pipeline/sae_pipeline.yaml
 
+images:
+	images/build.sh
+
 clean:
 	rm -rf .saemerge build *.egg-info

@@ -16,7 +16,7 @@ from saemerge.errors import SaeMergeError
 
 # Modules under saemerge.cli that add verbs. Imported lazily so `saemerge schedule`
 # does not pay for kfp or lm-eval imports.
-VERB_MODULES = ("core", "store", "bench", "evaluate", "pipeline")
+VERB_MODULES = ("core", "store", "bench", "evaluate", "pipeline", "submit")
 
 
 def build_parser() -> argparse.ArgumentParser:

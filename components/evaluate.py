@@ -1,0 +1,34 @@
+from typing import List
+
+from kfp.dsl import Metrics, Output
+
+
+def evaluate(
+    run_uri: str,
+    generation: int,
+    stage: str,
+    candidates: List[dict],
+    sample_uri: str,
+    gamma: float,
+    device: str,
+    dtype: str,
+    batch_size: int,
+    metrics: Output[Metrics],
+) -> List[dict]:
+    """Score candidates on the optimisation set with lm-eval (runs in the GPU image).
+
+    Per-example results are cached by (model content hash, example id): only examples a
+    model has not seen are evaluated. Writes RUN/gen-XX/scores-<stage>.parquet.
+
+    Returns:
+        The candidates with per-task scores, macro score and fitness = score + γ·ρ.
+    """
+    from saemerge import steps
+
+    scored = steps.evaluate_candidates(
+        run_uri, int(generation), stage, candidates, sample_uri, gamma=gamma,
+        device=device, dtype=dtype, batch_size=int(batch_size),
+    )
+    for key, value in steps.score_summary(scored).items():
+        metrics.log_metric(key, value)
+    return scored

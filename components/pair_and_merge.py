@@ -1,0 +1,31 @@
+from kfp.dsl import Model, Output
+
+
+def pair_and_merge(
+    run_uri: str,
+    pair: dict,
+    base_uri: str,
+    scoring: str,
+    beta: float,
+    attraction: str,
+    measure: str,
+    granularity: str,
+    device: str,
+    child: Output[Model],
+) -> dict:
+    """Prune both parents to s_t, merge them with SAE, prune the child (SAE-SPEC §3).
+
+    The child is published to RUN/models/<content-hash>/; a child identical to an archive
+    member is discarded before evaluation.
+
+    Returns:
+        The child's record, with "status" = "discarded" and a "reason" when discarded.
+    """
+    from saemerge import steps
+
+    record = steps.pair_and_merge(
+        run_uri, pair, base_uri=base_uri, scoring=scoring, beta=beta, attraction=attraction,
+        measure=measure, granularity=granularity, device=device,
+    )
+    steps.describe_model(child, record)
+    return record

@@ -1,0 +1,12 @@
+from typing import List
+
+
+def pair_parents(run_uri: str, generation: int, archive: List[dict], s_t: float, seed: int) -> List[dict]:
+    """Pair the archive by a seeded random permutation (SAE-SPEC §3).
+
+    Each pair carries its parents' records (with this generation's scores) and s_t, so the
+    merge step inside the ParallelFor needs nothing but its loop item.
+    """
+    from saemerge import steps
+
+    return steps.pair_parents(run_uri, int(generation), archive, s_t, int(seed))

@@ -1,0 +1,192 @@
+"""The SAE pipeline: one kfp v2 pipeline, the generation loop unrolled at compile time.
+
+```
+init_population ─► ParallelFor(variants): prune ─► Collected ─► evaluate (GPU) ─► archive_update(-1)
+for t in 0..steps-1 (one nested pipeline per generation):
+  schedule_step(t) ─► s_t        sample_optimisation_set(t) ─► sample
+  evaluate(archive on sample) ─► pair_parents ─► ParallelFor(pairs): pair_and_merge ─► Collected
+  ─► evaluate(offspring) ─► archive_update(t)
+final_evaluate (GPU) ─► report
+```
+
+Images, the GPU resource name, the S3 secret and the merge parallelism are compile options
+(:func:`build_pipeline`); everything else is a pipeline parameter with the paper's default.
+
+A note on loops: every value a task inside a ParallelFor needs from upstream tasks travels
+in its loop item (the pair or variant dict), never as a separate task output. This keeps the
+loop body independent of the surrounding DAG, and it sidesteps kfp.local (2.17) resolving
+such inputs to the loop item itself.
+"""
+
+from dataclasses import dataclass
+from typing import List
+
+from kfp import dsl, kubernetes
+
+from saemerge.components.archive_update import archive_update
+from saemerge.components.evaluate import evaluate
+from saemerge.components.final_evaluate import final_evaluate
+from saemerge.components.init_population import init_population
+from saemerge.components.pair_and_merge import pair_and_merge
+from saemerge.components.pair_parents import pair_parents
+from saemerge.components.prune import prune
+from saemerge.components.report import report
+from saemerge.components.sample_optimisation_set import sample_optimisation_set
+from saemerge.components.schedule_step import schedule_step
+
+PIPELINE_NAME = "saemerge-sae"
+# Keys of the Kubernetes secret that hold the S3 endpoint and credentials.
+S3_SECRET_KEYS = ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")
+DEFAULT_OPT_SIZES = {"saebench_math": 48, "saebench_multilingual": 48}
+DEFAULT_TEST_SIZES = {"saebench_math": 200, "saebench_multilingual": 200}
+DEFAULT_BASELINES = ["weight_average", "task_arithmetic", "ties"]
+
+
+@dataclass(frozen=True)
+class CompileOptions:
+    """What is fixed when the pipeline is compiled (the rest are run parameters)."""
+
+    steps: int = 12
+    cpu_image: str = "ghcr.io/saemerge/saemerge-cpu:0.1.0"
+    gpu_image: str = "ghcr.io/saemerge/saemerge-gpu:0.1.0"
+    gpu_resource: str = "nvidia.com/gpu"
+    s3_secret: str = "saemerge-s3"
+    merge_parallelism: int = 4
+    retries: int = 2
+
+
+def build_pipeline(options: CompileOptions = CompileOptions()):
+    """The pipeline function for `options` (compile it, or call it under kfp.local)."""
+    if options.steps < 1:
+        raise ValueError(f"steps must be >= 1, got {options.steps}")
+
+    def cpu(func):
+        return dsl.component(func, base_image=options.cpu_image, install_kfp_package=False)
+
+    def gpu(func):
+        return dsl.component(func, base_image=options.gpu_image, install_kfp_package=False)
+
+    c_init, c_schedule, c_sample = cpu(init_population), cpu(schedule_step), cpu(sample_optimisation_set)
+    c_prune, c_pair, c_merge = cpu(prune), cpu(pair_parents), cpu(pair_and_merge)
+    c_update, c_report = cpu(archive_update), cpu(report)
+    c_eval, c_final = gpu(evaluate), gpu(final_evaluate)
+
+    def with_s3(task: dsl.PipelineTask) -> dsl.PipelineTask:
+        return kubernetes.use_secret_as_env(task, options.s3_secret, {k: k for k in S3_SECRET_KEYS})
+
+    def on_gpu(task: dsl.PipelineTask) -> dsl.PipelineTask:
+        task.set_accelerator_type(options.gpu_resource).set_accelerator_limit(1)
+        task.set_retry(num_retries=options.retries, backoff_duration="60s", backoff_factor=2.0)
+        return with_s3(task)
+
+    def retried(task: dsl.PipelineTask) -> dsl.PipelineTask:
+        task.set_retry(num_retries=options.retries, backoff_duration="30s", backoff_factor=2.0)
+        return with_s3(task)
+
+    @dsl.pipeline(name="sae-generation", description="One SAE generation: rescore, pair, merge, evaluate, compete.")
+    def sae_generation(
+        run_uri: str, generation: int, archive: List[dict], base_uri: str, data_uri: str, opt_sizes: dict,
+        steps: int, s_min: float, s_max: float, t0: int, t_mult: int, reverse: bool, seed: int,
+        archive_size: int, competition: str, scoring: str, beta: float, gamma: float, attraction: str,
+        measure: str, granularity: str, merge_device: str, eval_device: str, eval_dtype: str, eval_batch_size: int,
+    ) -> List[dict]:
+        s_t = c_schedule(generation=generation, steps=steps, s_min=s_min, s_max=s_max, t0=t0, t_mult=t_mult, reverse=reverse)
+        s_t.set_display_name("schedule step").set_caching_options(True)
+        sample = with_s3(c_sample(run_uri=run_uri, generation=generation, data_uri=data_uri, opt_sizes=opt_sizes, seed=seed))
+        sample.set_display_name("sample optimisation set")
+        rescored = on_gpu(c_eval(
+            run_uri=run_uri, generation=generation, stage="archive", candidates=archive, sample_uri=sample.output,
+            gamma=gamma, device=eval_device, dtype=eval_dtype, batch_size=eval_batch_size,
+        )).set_display_name("evaluate archive")
+        pairs = with_s3(c_pair(run_uri=run_uri, generation=generation, archive=rescored.outputs["Output"], s_t=s_t.output, seed=seed))
+        pairs.set_display_name("pair parents")
+        with dsl.ParallelFor(items=pairs.output, parallelism=options.merge_parallelism) as pair:
+            child = retried(c_merge(
+                run_uri=run_uri, pair=pair, base_uri=base_uri, scoring=scoring, beta=beta, attraction=attraction,
+                measure=measure, granularity=granularity, device=merge_device,
+            )).set_display_name("prune + merge")
+        scored = on_gpu(c_eval(
+            run_uri=run_uri, generation=generation, stage="offspring", candidates=dsl.Collected(child.outputs["Output"]),
+            sample_uri=sample.output, gamma=gamma, device=eval_device, dtype=eval_dtype, batch_size=eval_batch_size,
+        )).set_display_name("evaluate offspring")
+        update = with_s3(c_update(
+            run_uri=run_uri, generation=generation, s_t=s_t.output, archive=rescored.outputs["Output"],
+            offspring=scored.outputs["Output"], archive_size=archive_size, competition=competition,
+        )).set_display_name("archive update")
+        return update.outputs["Output"]
+
+    @dsl.pipeline(
+        name=PIPELINE_NAME,
+        description="Sparsity-Aware Evolution for merging LLM experts (arXiv 2602.08218).",
+    )
+    def sae_pipeline(
+        run_uri: str,
+        experts: List[str],
+        base_uri: str,
+        data_uri: str,
+        opt_sizes: dict = DEFAULT_OPT_SIZES,
+        test_sizes: dict = DEFAULT_TEST_SIZES,
+        archive_size: int = 8,
+        s_min: float = 0.1,
+        s_max: float = 0.6,
+        t0: int = 3,
+        t_mult: int = 2,
+        reverse: bool = False,
+        beta: float = 1.0,
+        gamma: float = 0.05,
+        scoring: str = "global",
+        attraction: str = "linear",
+        competition: str = "local_then_global",
+        measure: str = "zero_count",
+        granularity: str = "tensor",
+        include_base: bool = False,
+        baselines: List[str] = DEFAULT_BASELINES,
+        seed: int = 0,
+        merge_device: str = "cpu",
+        eval_device: str = "auto",
+        eval_dtype: str = "auto",
+        eval_batch_size: int = 16,
+    ) -> List[dict]:
+        config = {
+            "steps": options.steps, "archive_size": archive_size, "s_min": s_min, "s_max": s_max, "t0": t0,
+            "t_mult": t_mult, "reverse": reverse, "beta": beta, "gamma": gamma, "scoring": scoring,
+            "attraction": attraction, "competition": competition, "measure": measure, "granularity": granularity,
+            "seed": seed, "opt_sizes": opt_sizes, "test_sizes": test_sizes, "data_uri": data_uri,
+            "cpu_image": options.cpu_image, "gpu_image": options.gpu_image,
+        }
+        init = with_s3(c_init(
+            run_uri=run_uri, experts=experts, base_uri=base_uri, s_min=s_min, s_max=s_max,
+            include_base=include_base, config=config,
+        )).set_display_name("init population")
+        with dsl.ParallelFor(items=init.outputs["Output"], parallelism=options.merge_parallelism) as variant:
+            pruned = retried(c_prune(run_uri=run_uri, variant=variant, base_uri=base_uri, device=merge_device))
+            pruned.set_display_name("prune variant")
+        sample0 = with_s3(c_sample(run_uri=run_uri, generation=0, data_uri=data_uri, opt_sizes=opt_sizes, seed=seed))
+        sample0.set_display_name("sample optimisation set")
+        scored0 = on_gpu(c_eval(
+            run_uri=run_uri, generation=-1, stage="init", candidates=dsl.Collected(pruned.outputs["Output"]),
+            sample_uri=sample0.output, gamma=gamma, device=eval_device, dtype=eval_dtype, batch_size=eval_batch_size,
+        )).set_display_name("evaluate initial population")
+        archive = with_s3(c_update(
+            run_uri=run_uri, generation=-1, s_t=0.0, archive=[], offspring=scored0.outputs["Output"],
+            archive_size=archive_size, competition=competition,
+        )).set_display_name("initial archive").outputs["Output"]
+        for t in range(options.steps):
+            gen = sae_generation(
+                run_uri=run_uri, generation=t, archive=archive, base_uri=base_uri, data_uri=data_uri,
+                opt_sizes=opt_sizes, steps=options.steps, s_min=s_min, s_max=s_max, t0=t0, t_mult=t_mult,
+                reverse=reverse, seed=seed, archive_size=archive_size, competition=competition, scoring=scoring,
+                beta=beta, gamma=gamma, attraction=attraction, measure=measure, granularity=granularity,
+                merge_device=merge_device, eval_device=eval_device, eval_dtype=eval_dtype,
+                eval_batch_size=eval_batch_size,
+            ).set_display_name(f"generation {t:02d}")
+            archive = gen.output
+        final = on_gpu(c_final(
+            run_uri=run_uri, archive=archive, experts=experts, base_uri=base_uri, data_uri=data_uri,
+            test_sizes=test_sizes, baselines=baselines, seed=seed, gamma=gamma, device=eval_device,
+            dtype=eval_dtype, batch_size=eval_batch_size,
+        )).set_display_name("final evaluate")
+        rep = with_s3(c_report(run_uri=run_uri, results=final.outputs["Output"])).set_display_name("report")
+        return final.outputs["Output"]
+
+    return sae_pipeline

@@ -1,0 +1,143 @@
+"""Steps on the population: the initial variants, pairing, and the archive update (SAE-SPEC §3, §4, §6)."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import platform
+import time
+from collections.abc import Mapping, Sequence
+
+from saemerge import __version__, runlog, storage
+from saemerge.core.archive import initial_archive, random_pairs, update_archive
+from saemerge.core.schedule import cyclic_schedule
+from saemerge.errors import SaeMergeError
+from saemerge.steps.records import to_member
+
+log = logging.getLogger(__name__)
+
+
+def model_name(uri: str) -> str:
+    """A short name for a model URI: its last path component ("s3://b/runs/x/math" -> "math")."""
+    return str(uri).rstrip("/").rsplit("/", 1)[-1] or str(uri)
+
+
+def init_population(
+    run: str,
+    experts: Sequence[str],
+    base_uri: str,
+    s_min: float,
+    s_max: float,
+    include_base: bool,
+    config: Mapping,
+) -> list[dict]:
+    """Write run.json and list the initial variants (SAE-SPEC §6.1).
+
+    Each expert is expanded at sparsities {0, s_min, (s_min+s_max)/2, s_max}. The base, when
+    included, is one variant: its task vector is zero, so pruning cannot change it.
+    """
+    if not experts:
+        raise SaeMergeError("experts: at least one expert URI is needed")
+    names = [model_name(e) for e in experts]
+    if len(set(names)) != len(names):
+        raise SaeMergeError(f"experts: two experts share the name {sorted(n for n in names if names.count(n) > 1)[0]!r}")
+    cyclic_schedule(steps=1, s_min=s_min, s_max=s_max)  # validates s_min/s_max with a clear message
+    for uri in [*experts, base_uri]:
+        if not storage.exists(uri) and not storage.exists(storage.join(uri, "config.json")):
+            raise SaeMergeError(f"{uri}: no checkpoint there")
+    run_json = storage.join(run, "run.json")
+    info = {
+        "config": dict(config),
+        "experts": list(experts),
+        "base": base_uri,
+        "versions": {"saemerge": __version__, "python": platform.python_version()},
+    }
+    if storage.exists(run_json):
+        previous = runlog.read_json(run_json)
+        if previous.get("config") != info["config"] or previous.get("experts") != info["experts"]:
+            raise SaeMergeError(f"{run_json}: this run was started with another configuration; use a new run id")
+    else:
+        runlog.write_json(run_json, {**info, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+    levels = sorted({0.0, float(s_min), (float(s_min) + float(s_max)) / 2, float(s_max)})
+    variants = [{"source": uri, "name": f"expert:{name}", "sparsity": s} for uri, name in zip(experts, names) for s in levels]
+    if include_base:
+        variants.append({"source": base_uri, "name": "base", "sparsity": 0.0})
+    log.info("initial population: %d variants of %d experts at sparsities %s", len(variants), len(experts), levels)
+    return variants
+
+
+def pair_parents(run: str, generation: int, archive: Sequence[Mapping], s_t: float, seed: int) -> list[dict]:
+    """Seeded random pairs of the archive (SAE-SPEC §3), each a self-contained merge order."""
+    members = [to_member(r) for r in archive]
+    by_id = {r["id"]: dict(r) for r in archive}
+    pair_seed = int.from_bytes(hashlib.sha256(f"pairs:{int(seed)}:{int(generation)}".encode()).digest()[:8], "big")
+    pairs = random_pairs(members, pair_seed)
+    hashes = sorted({r["content_hash"] for r in archive})
+    log.info("generation %d: %d pairs from %d members at s_t = %.4g", generation, len(pairs), len(members), s_t)
+    return [
+        {"generation": int(generation), "index": i, "s_t": float(s_t), "a": by_id[x.id], "b": by_id[y.id], "archive_hashes": hashes}
+        for i, (x, y) in enumerate(pairs)
+    ]
+
+
+def archive_update(
+    run: str,
+    generation: int,
+    s_t: float,
+    archive: Sequence[Mapping],
+    offspring: Sequence[Mapping],
+    archive_size: int,
+    competition: str,
+) -> tuple[list[dict], dict]:
+    """The next archive, and the generation's records in the run (SAE-SPEC §4).
+
+    Generation -1 selects the initial archive from the evaluated variants. Writes
+    ``population.parquet`` (the archive after the update), ``offspring.parquet`` (every
+    offspring with its outcome) and ``metrics.json`` under ``gen-XX/`` (``init/`` for -1).
+
+    Returns:
+        (the new archive as records, the generation's summary for the UI).
+    """
+    generation = int(generation)
+    where = "init" if generation < 0 else generation
+    evaluated = [dict(r) for r in offspring if r.get("status") != "discarded"]
+    discarded = [dict(r) for r in offspring if r.get("status") == "discarded"]
+    records = {r["id"]: dict(r) for r in [*archive, *evaluated]}
+    if generation < 0:
+        chosen = initial_archive([to_member(r) for r in evaluated], int(archive_size))
+        kept = {m.id for m in chosen}
+        for r in evaluated:
+            r.update(status="accepted" if r["id"] in kept else "rejected",
+                     reason="among the best by fitness" if r["id"] in kept else "not among the best by fitness")
+        new_ids = [m.id for m in chosen]
+    else:
+        new_members, events = update_archive(
+            [to_member(r) for r in archive], [to_member(r) for r in evaluated], int(archive_size), competition
+        )
+        outcome = {e.offspring: e for e in events}
+        for r in evaluated:
+            e = outcome[r["id"]]
+            r.update(status="rejected" if e.outcome == "rejected" else "accepted", reason=e.reason)
+        new_ids = [m.id for m in new_members]
+    new_archive = [dict(records[i], generation=generation, status="member") for i in new_ids]
+    runlog.write_population(run, where, evaluated + discarded, name="offspring")
+    runlog.write_population(run, where, new_archive)
+    fit = [r["fitness"] for r in new_archive]
+    best = max(new_archive, key=lambda r: (r["fitness"], r["id"]))
+    summary = {
+        "generation": generation,
+        "s_t": float(s_t),
+        "best_fitness": max(fit),
+        "mean_fitness": sum(fit) / len(fit),
+        "best_score": best["score"],
+        "mean_sparsity": sum(r["sparsity"] for r in new_archive) / len(new_archive),
+        "accepted": sum(r["status"] == "accepted" for r in evaluated),
+        "offspring": len(offspring),
+        **{f"best.{task}": acc for task, acc in best["scores"].items()},
+    }
+    runlog.write_json(storage.join(runlog.gen_dir(run, where), "metrics.json"), summary)
+    log.info(
+        "generation %s: best fitness %.4f, mean %.4f, %d/%d offspring accepted",
+        where, summary["best_fitness"], summary["mean_fitness"], summary["accepted"], len(offspring),
+    )
+    return new_archive, summary
