@@ -287,12 +287,24 @@ class Store:
                 return False
             try:
                 client.list_buckets()
-                return True
+                # The admin server comes up after S3; wait for every listener so a caller
+                # (or a test checking the sockets) sees the finished server.
+                if all(self._accepts(port) for port in self.ports.values()):
+                    return True
             except Exception:  # not up yet: connection refused, 503 while the filer starts
-                time.sleep(0.3)
+                pass
+            time.sleep(0.3)
         raise SaeMergeError(
             f"SeaweedFS did not answer at {self.endpoint} within {self.startup_timeout:.0f} s; "
             f"see {self.root / 'weed.log'}")
+
+    @staticmethod
+    def _accepts(port: int) -> bool:
+        try:
+            with socket.create_connection((HOST, port), timeout=1):
+                return True
+        except OSError:
+            return False
 
     def _create_buckets(self) -> None:
         client = self._client()
