@@ -1,0 +1,240 @@
+"""saemerge.storage on local paths, manifests, URI parsing and S3 error messages (no server)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from saemerge import manifest as mf
+from saemerge import storage
+from saemerge.errors import SaeMergeError
+
+
+def _fill(d, files: dict[str, bytes]) -> None:
+    for rel, data in files.items():
+        (d / rel).parent.mkdir(parents=True, exist_ok=True)
+        (d / rel).write_bytes(data)
+
+
+FILES = {"config.json": b"{}", "model.safetensors": b"\0" * 1000, "sub/tokenizer.json": b'{"v": 1}'}
+
+
+# -- URIs ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize("uri, bucket, key", [
+    ("s3://b/run/models/x", "b", "run/models/x"),
+    ("s3://b/run//models/x/", "b", "run/models/x"),
+    ("s3://b", "b", ""),
+])
+def test_parse_s3(uri, bucket, key):
+    loc = storage.parse_uri(uri)
+    assert (loc.is_s3, loc.bucket, loc.key) == (True, bucket, key)
+    assert storage.is_s3(uri)
+
+
+def test_parse_local(tmp_path):
+    assert storage.parse_uri(str(tmp_path)).path == tmp_path
+    assert storage.parse_uri(f"file://{tmp_path}").path == tmp_path
+    assert not storage.is_s3(tmp_path)
+
+
+@pytest.mark.parametrize("bad", ["s3:///key", "gs://bucket/key"])
+def test_parse_rejects(bad):
+    with pytest.raises(SaeMergeError, match="bucket|scheme"):
+        storage.parse_uri(bad)
+
+
+def test_join():
+    assert storage.join("s3://b/run/", "gen-00", "/t.parquet") == "s3://b/run/gen-00/t.parquet"
+    assert storage.join("/data/run", "gen-00") == "/data/run/gen-00"
+
+
+# -- local publish ------------------------------------------------------------------------------
+def test_local_output_publishes_with_manifest_and_input_verifies(tmp_path):
+    dest = tmp_path / "runs" / "m1"
+    with storage.local_output(dest, content_hash="abc") as out:
+        assert out.parent == dest.parent and out.name.startswith(".m1.tmp-")
+        assert not dest.exists()
+        _fill(out, FILES)
+    manifest = storage.read_manifest(dest)
+    assert manifest["content_hash"] == "abc"
+    assert {f["path"]: f["size"] for f in manifest["files"]} == {k: len(v) for k, v in FILES.items()}
+    assert storage.exists(dest)
+    with storage.local_input(dest, require_manifest=True) as local:
+        assert local == dest
+    assert [p.name for p in dest.parent.iterdir()] == ["m1"]  # no temp left behind
+
+
+def test_default_content_hash_is_the_files_hash(tmp_path):
+    with storage.local_output(tmp_path / "a") as out:
+        _fill(out, FILES)
+    with storage.local_output(tmp_path / "b") as out:
+        _fill(out, FILES)
+    a, b = storage.read_manifest(tmp_path / "a"), storage.read_manifest(tmp_path / "b")
+    assert a["content_hash"] == a["files_hash"] == b["content_hash"]
+
+
+def test_exception_leaves_nothing(tmp_path):
+    with pytest.raises(ValueError):
+        with storage.local_output(tmp_path / "m") as out:
+            _fill(out, FILES)
+            raise ValueError("boom")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_crashed_writer_leaves_no_directory_at_final_name(tmp_path):
+    script = textwrap.dedent(f"""
+        import os
+        from saemerge import storage
+        with storage.local_output({str(tmp_path / 'm')!r}) as out:
+            (out / "model.safetensors").write_bytes(b"half")
+            os._exit(9)  # a crash: no cleanup runs
+    """)
+    assert subprocess.run([sys.executable, "-c", script]).returncode == 9
+    assert not (tmp_path / "m").exists()
+    assert not storage.exists(tmp_path / "m")
+    with storage.local_output(tmp_path / "m") as out:  # a retry works despite the leftover temp
+        _fill(out, FILES)
+    assert storage.exists(tmp_path / "m")
+
+
+def test_identical_republish_is_a_noop(tmp_path, caplog):
+    dest = tmp_path / "m"
+    with storage.local_output(dest) as out:
+        _fill(out, FILES)
+    before = (dest / "manifest.json").stat().st_mtime_ns
+    with caplog.at_level(logging.INFO, logger="saemerge.storage"):
+        with storage.local_output(dest) as out:
+            _fill(out, FILES)
+    assert "identical content" in caplog.text
+    assert (dest / "manifest.json").stat().st_mtime_ns == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]
+
+
+def test_different_content_replaces(tmp_path):
+    dest = tmp_path / "m"
+    with storage.local_output(dest) as out:
+        _fill(out, FILES)
+    with storage.local_output(dest) as out:
+        _fill(out, {"config.json": b'{"new": 1}'})
+    assert sorted(p.name for p in dest.iterdir()) == ["config.json", "manifest.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]
+
+
+def test_refuses_to_replace_an_unpublished_directory(tmp_path):
+    dest = tmp_path / "user_ckpt"
+    _fill(dest, FILES)
+    with pytest.raises(SaeMergeError, match="not a published directory"):
+        with storage.local_output(dest) as out:
+            _fill(out, FILES)
+    assert (dest / "model.safetensors").read_bytes() == FILES["model.safetensors"]
+
+
+def test_local_input_without_manifest(tmp_path):
+    _fill(tmp_path / "hf", FILES)
+    with storage.local_input(tmp_path / "hf") as local:  # a user's HF checkpoint
+        assert local == tmp_path / "hf"
+    with pytest.raises(SaeMergeError, match="no manifest.json"):
+        with storage.local_input(tmp_path / "hf", require_manifest=True):
+            pass
+    with pytest.raises(SaeMergeError, match="no such directory"):
+        with storage.local_input(tmp_path / "missing"):
+            pass
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda d: (d / "config.json").write_bytes(b"[]"), "does not match the sha256"),
+    (lambda d: (d / "config.json").write_bytes(b"{ }"), "has 3 bytes"),
+    (lambda d: (d / "sub" / "tokenizer.json").unlink(), "missing"),
+    (lambda d: (d / "stray.bin").write_bytes(b"x"), "not in its manifest"),
+    (lambda d: (d / "manifest.json").write_text("{"), "not a valid saemerge manifest"),
+])
+def test_local_input_refuses_mismatch(tmp_path, damage, message):
+    dest = tmp_path / "m"
+    with storage.local_output(dest) as out:
+        _fill(out, FILES)
+    damage(dest)
+    with pytest.raises(SaeMergeError, match=message):
+        with storage.local_input(dest):
+            pass
+
+
+def test_manifest_rejects_unsafe_paths_and_edits():
+    files = [{"path": "../etc/passwd", "size": 1, "sha256": "0" * 64}]
+    data = json.dumps({"format": mf.FORMAT, "files": files, "files_hash": mf.files_hash(files)})
+    with pytest.raises(SaeMergeError, match="unsafe path"):
+        mf.loads(data.encode(), "m/manifest.json")
+    files = [{"path": "a", "size": 1, "sha256": "0" * 64}]
+    data = json.dumps({"format": mf.FORMAT, "files": files, "files_hash": "f" * 64})
+    with pytest.raises(SaeMergeError, match="files_hash does not match"):
+        mf.loads(data.encode(), "m/manifest.json")
+
+
+def test_writer_may_not_write_the_manifest(tmp_path):
+    with pytest.raises(SaeMergeError, match="reserved"):
+        with storage.local_output(tmp_path / "m") as out:
+            (out / "manifest.json").write_text("{}")
+    assert not (tmp_path / "m").exists()
+
+
+# -- single objects -----------------------------------------------------------------------------
+def test_bytes_files_and_listing(tmp_path):
+    storage.write_bytes(tmp_path / "run" / "gen-00" / "metrics.json", b"{}")
+    assert storage.read_bytes(tmp_path / "run" / "gen-00" / "metrics.json") == b"{}"
+    assert storage.exists(tmp_path / "run" / "gen-00" / "metrics.json")
+    storage.put_file(tmp_path / "run" / "gen-00" / "metrics.json", tmp_path / "copy" / "m.json")
+    storage.get_file(tmp_path / "copy" / "m.json", tmp_path / "back.json")
+    assert (tmp_path / "back.json").read_bytes() == b"{}"
+    assert storage.list(tmp_path / "run") == [str(tmp_path / "run" / "gen-00" / "metrics.json")]
+    assert storage.list(tmp_path / "run", recursive=False) == [str(tmp_path / "run" / "gen-00") + "/"]
+    assert storage.list(tmp_path / "nothing") == []
+    with pytest.raises(SaeMergeError, match="no such file"):
+        storage.read_bytes(tmp_path / "nope")
+    assert not any(p.name.startswith(".") for p in (tmp_path / "run" / "gen-00").iterdir())
+
+
+# -- S3 error messages (pure: fabricated botocore errors) ---------------------------------------
+def _client_error(code: str, status: int):
+    from botocore.exceptions import ClientError
+
+    return ClientError({"Error": {"Code": code, "Message": "m"}, "ResponseMetadata": {"HTTPStatusCode": status}},
+                       "GetObject")
+
+
+def test_s3_errors_name_endpoint_and_key_id_not_secret(monkeypatch):
+    secret = "s3cr3t-value-that-must-not-leak"
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", secret)
+    conn = storage._Conn(client=None, endpoint="http://127.0.0.1:9", access_key="AKIDEXAMPLE")
+    for code, hint in [("SignatureDoesNotMatch", "secret access key is wrong"),
+                       ("InvalidAccessKeyId", "not known"), ("NoSuchBucket", "does not exist"),
+                       ("AccessDenied", "access denied")]:
+        err = storage._translate(_client_error(code, 403), conn, "GET", "s3://b/k")
+        msg = str(err)
+        assert code in msg and hint in msg and "http://127.0.0.1:9" in msg and "AKIDEXAMPLE" in msg
+        assert secret not in msg and "\n" not in msg
+    # s3transfer wraps client errors; the chain is followed
+    from boto3.exceptions import S3UploadFailedError
+
+    try:
+        try:
+            raise _client_error("AccessDenied", 403)
+        except Exception as inner:
+            raise S3UploadFailedError(f"Failed to upload: {inner}")
+    except S3UploadFailedError as wrapped:
+        assert "AccessDenied" in str(storage._translate(wrapped, conn, "upload to", "s3://b/k"))
+    assert storage._translate(OSError("disk full"), conn, "GET", "s3://b/k") is None
+
+
+def test_transfer_settings_from_env(monkeypatch):
+    monkeypatch.setenv("SAEMERGE_S3_MULTIPART_THRESHOLD", "1K")
+    monkeypatch.setenv("SAEMERGE_S3_MULTIPART_CHUNKSIZE", "6M")
+    monkeypatch.setenv("SAEMERGE_S3_CONCURRENCY", "3")
+    cfg = storage.transfer_config()
+    assert (cfg.multipart_threshold, cfg.multipart_chunksize, cfg.max_concurrency) == (1024, 6 << 20, 3)
+    monkeypatch.setenv("SAEMERGE_S3_CONCURRENCY", "lots")
+    with pytest.raises(SaeMergeError, match="SAEMERGE_S3_CONCURRENCY"):
+        storage.transfer_config()
