@@ -87,7 +87,8 @@ def cache_root() -> Path:
     return Path(os.environ.get("SAEMERGE_CACHE") or "~/.cache/saemerge").expanduser()
 
 
-def _scratch_dir(prefix: str) -> Path:
+def scratch_dir(prefix: str) -> Path:
+    """A new private directory under the cache (same filesystem as cached downloads)."""
     root = cache_root() / "tmp"
     root.mkdir(parents=True, exist_ok=True)
     return Path(tempfile.mkdtemp(prefix=prefix, dir=root))
@@ -242,7 +243,7 @@ def _fetch_to_cache(loc: Location, manifest: dict, verify: bool) -> Path:
         except SaeMergeError as exc:
             log.warning("cache entry is damaged (%s); downloading again", exc)
             shutil.rmtree(dest, ignore_errors=True)
-    tmp = _scratch_dir("in-")
+    tmp = scratch_dir("in-")
     try:
         pairs = [(loc.child(f["path"]), tmp / f["path"]) for f in manifest["files"]]
         expected = {tmp / f["path"]: f["sha256"] for f in manifest["files"]} if verify else None
@@ -282,7 +283,7 @@ def local_output(
     loc = parse_uri(uri)
     if loc.is_s3:
         _s3_ensure_bucket(loc, create=False)  # fail before the caller does the work
-        tmp = _scratch_dir("out-")
+        tmp = scratch_dir("out-")
     else:
         loc.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = loc.path.parent / f".{loc.path.name}.tmp-{secrets.token_hex(4)}"

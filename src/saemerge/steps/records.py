@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import shutil
-import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -90,7 +89,7 @@ def publish_model(run: str, key: str, compute: Callable[[Path], dict], make: Cal
             summary (with "content_hash").
         make: turns the summary into the record (given "content_hash" and "uri").
     """
-    scratch = Path(tempfile.mkdtemp(prefix="saemerge-model-", dir=storage.cache_root()))
+    scratch = storage.scratch_dir("model-")
     try:
         summary = compute(scratch / "model")
         digest = summary["content_hash"]

@@ -1,0 +1,173 @@
+"""The run report: results table, plots, markdown and HTML (written under RUN/final/).
+
+Plots (PNG): fitness per generation (best and mean of the archive), the sparsity schedule
+with the archive's mean sparsity, and sparsity against score for every individual scored.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from collections.abc import Mapping, Sequence
+
+from saemerge import runlog, storage
+
+PLOTS = ("fitness.png", "schedule.png", "sparsity_vs_score.png")
+
+
+def generation_metrics(run: str) -> list[dict]:
+    """metrics.json of init and every finished generation, in order."""
+    out = []
+    for where in ["init", *[f"gen-{g:02d}" for g in runlog.generations(run)]]:
+        uri = storage.join(run, where, "metrics.json")
+        if storage.exists(uri):
+            out.append(runlog.read_json(uri))
+    return out
+
+
+def individuals(run: str) -> list[dict]:
+    """Every individual scored in the run (initial variants and offspring), with its generation."""
+    rows = []
+    for where in ["init", *[f"gen-{g:02d}" for g in runlog.generations(run)]]:
+        uri = storage.join(run, where, "offspring.parquet")
+        if storage.exists(uri):
+            rows += [r for r in runlog.table_to_rows(runlog.read_table(uri)) if r.get("score") is not None]
+    return rows
+
+
+def results_markdown(results: Sequence[Mapping]) -> str:
+    tasks = sorted({t for r in results for t in r["scores"]})
+    head = "| method | " + " | ".join(tasks) + " | macro avg | sparsity ρ |"
+    sep = "|---|" + "---|" * len(tasks) + "---|---|"
+    lines = [head, sep]
+    for r in results:
+        rho = "" if r.get("sparsity") is None else f"{r['sparsity']:.3f}"
+        cells = " | ".join(f"{r['scores'].get(t, float('nan')):.3f}" for t in tasks)
+        lines.append(f"| {r['method']} | {cells} | {r['macro']:.3f} | {rho} |")
+    return "\n".join(lines)
+
+
+def results_text(results: Sequence[Mapping]) -> str:
+    """A fixed-width table for terminals."""
+    tasks = sorted({t for r in results for t in r["scores"]})
+    width = max(len(r["method"]) for r in results) + 2
+    lines = [f"{'method':<{width}}" + "".join(f"{t:>24}" for t in tasks) + f"{'macro avg':>11}{'sparsity':>10}"]
+    for r in results:
+        rho = "" if r.get("sparsity") is None else f"{r['sparsity']:.3f}"
+        lines.append(
+            f"{r['method']:<{width}}" + "".join(f"{r['scores'].get(t, float('nan')):>24.3f}" for t in tasks)
+            + f"{r['macro']:>11.3f}{rho:>10}"
+        )
+    return "\n".join(lines)
+
+
+def _png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    return buf.getvalue()
+
+
+def make_plots(metrics: Sequence[Mapping], people: Sequence[Mapping]) -> dict[str, bytes]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    gens = [m for m in metrics if m["generation"] >= 0]
+    x = [m["generation"] for m in gens]
+    plots = {}
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    if metrics and metrics[0]["generation"] < 0:
+        ax.axhline(metrics[0]["best_fitness"], color="grey", ls=":", label="initial best")
+    ax.plot(x, [m["best_fitness"] for m in gens], "o-", label="best fitness")
+    ax.plot(x, [m["mean_fitness"] for m in gens], "s--", label="mean fitness")
+    ax.set(xlabel="generation", ylabel="fitness = score + γ·ρ", title="Archive fitness per generation")
+    ax.legend()
+    plots["fitness.png"] = _png(fig)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.plot(x, [m["s_t"] for m in gens], "o-", label="schedule s_t")
+    ax.plot(x, [m["mean_sparsity"] for m in gens], "s--", label="archive mean ρ")
+    ax.set(xlabel="generation", ylabel="sparsity", title="Cyclic sparsity schedule", ylim=(0, 1))
+    ax.legend()
+    plots["schedule.png"] = _png(fig)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    if people:
+        sc = ax.scatter([p["sparsity"] for p in people], [p["score"] for p in people],
+                        c=[p.get("born", -1) for p in people], cmap="viridis", s=22)
+        fig.colorbar(sc, ax=ax, label="generation born (-1: initial)")
+        acc = [p for p in people if p.get("status") in ("accepted", "member")]
+        ax.scatter([p["sparsity"] for p in acc], [p["score"] for p in acc], facecolors="none", edgecolors="red",
+                   s=60, label="entered the archive")
+        ax.legend(loc="lower left")
+    ax.set(xlabel="sparsity ρ", ylabel="score (optimisation set)", title="Population: sparsity vs score")
+    plots["sparsity_vs_score.png"] = _png(fig)
+    plt.close(fig)
+    return plots
+
+
+def render(run: str, results: Sequence[Mapping], metrics: Sequence[Mapping], plots: Mapping[str, bytes]) -> tuple[str, str]:
+    config = runlog.read_json(storage.join(run, "run.json")) if storage.exists(storage.join(run, "run.json")) else {}
+    cfg = config.get("config", {})
+    gens = [m for m in metrics if m["generation"] >= 0]
+    md = [
+        f"# SAE run report\n\nRun: `{run}`\n",
+        "Test-set accuracy per task; *macro avg* is the mean of the per-task accuracies (each task "
+        "weighs the same). *sparsity ρ* is the fraction of zero task-vector entries in prunable tensors.\n",
+        results_markdown(results),
+        "\n## Generations\n",
+        "| gen | s_t | best fitness | mean fitness | best score | mean ρ | accepted |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for m in metrics:
+        md.append(
+            f"| {m['generation'] if m['generation'] >= 0 else 'init'} | {m['s_t']:.4f} | {m['best_fitness']:.4f} | "
+            f"{m['mean_fitness']:.4f} | {m['best_score']:.4f} | {m['mean_sparsity']:.3f} | {m['accepted']}/{m['offspring']} |"
+        )
+    md.append("\n## Plots\n")
+    md += [f"![{name}]({name})" for name in plots]
+    if cfg:
+        md.append("\n## Configuration\n\n```json\n" + __import__("json").dumps(cfg, indent=1, sort_keys=True) + "\n```")
+    md_text = "\n".join(md) + "\n"
+    imgs = "".join(
+        f'<figure><img alt="{name}" src="data:image/png;base64,{base64.b64encode(data).decode()}"/></figure>'
+        for name, data in plots.items()
+    )
+    table = _html_table(results)
+    html_text = (
+        "<!doctype html><html><head><meta charset='utf-8'><title>SAE run report</title>"
+        "<style>body{font-family:sans-serif;max-width:60em;margin:2em auto}table{border-collapse:collapse}"
+        "td,th{border:1px solid #ccc;padding:.3em .6em;text-align:right}img{max-width:100%}</style></head><body>"
+        f"<h1>SAE run report</h1><p>Run: <code>{html.escape(run)}</code>; {len(gens)} generations.</p>"
+        f"{table}{imgs}</body></html>"
+    )
+    return md_text, html_text
+
+
+def _html_table(results: Sequence[Mapping]) -> str:
+    tasks = sorted({t for r in results for t in r["scores"]})
+    head = "".join(f"<th>{html.escape(t)}</th>" for t in ["method", *tasks, "macro avg", "sparsity ρ"])
+    rows = []
+    for r in results:
+        rho = "" if r.get("sparsity") is None else f"{r['sparsity']:.3f}"
+        cells = "".join(f"<td>{r['scores'].get(t, float('nan')):.3f}</td>" for t in tasks)
+        rows.append(f"<tr><th>{html.escape(r['method'])}</th>{cells}<td>{r['macro']:.3f}</td><td>{rho}</td></tr>")
+    return f"<table><tr>{head}</tr>{''.join(rows)}</table>"
+
+
+def write_report(run: str, results: Sequence[Mapping]) -> tuple[str, str]:
+    """Write report.md, report.html and the plots under RUN/final/; return (markdown, html)."""
+    metrics = generation_metrics(run)
+    plots = make_plots(metrics, individuals(run))
+    md, html_text = render(run, results, metrics, plots)
+    final = storage.join(run, "final")
+    for name, data in plots.items():
+        storage.write_bytes(storage.join(final, name), data)
+    storage.write_bytes(storage.join(final, "report.md"), md.encode())
+    storage.write_bytes(storage.join(final, "report.html"), html_text.encode())
+    return md, html_text
