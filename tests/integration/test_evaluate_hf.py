@@ -136,3 +136,22 @@ def test_cli_bad_flags(family, bench, capsys, argv, message):
     assert main(["evaluate", str(family["base"]), *argv]) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
+
+
+def test_tied_embeddings_swap(samples, tmp_path):
+    """LLaMA-3.2-style checkpoints store the tied LM head once; a swap must still move it."""
+    from saemerge.tinymodels import llama_config, random_state_dict, write_checkpoint
+
+    config = llama_config(vocab_size=320)
+    config.tie_word_embeddings = True
+    first = write_checkpoint(tmp_path / "a", random_state_dict(config, 1), config)
+    second = write_checkpoint(tmp_path / "b", random_state_dict(config, 2), config, tokenizer_from=first)
+    with CheckpointReader(second) as reader:
+        assert "lm_head.weight" not in reader.names  # stored once, as the embedding
+        embed = reader.get("model.embed_tokens.weight")
+    with Evaluator(TASKS, device="cpu") as ev:
+        ev.score(first, samples, limit=1)
+        ev.score(second, samples, limit=1)
+        assert (ev.backend.loads, ev.backend.swaps) == (1, 1)
+        model = ev.backend._lm.model
+        assert torch.equal(model.get_output_embeddings().weight.detach(), embed)
