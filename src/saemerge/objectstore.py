@@ -273,7 +273,7 @@ class Store:
         return boto3.client(
             "s3", endpoint_url=self.endpoint, region_name=REGION,
             aws_access_key_id=self.admin.access_key, aws_secret_access_key=self.admin.secret_key,
-            config=Config(retries={"mode": "standard", "max_attempts": 1},
+            config=Config(retries={"mode": "standard", "total_max_attempts": 1},
                           connect_timeout=2, read_timeout=10, s3={"addressing_style": "path"}),
         )
 

@@ -426,6 +426,20 @@ def transfer_config():
     )
 
 
+def _quiet_aws_loggers() -> None:
+    """Keep botocore & co. out of DEBUG when the app turns DEBUG on for everything (`-v`).
+
+    Their debug logs carry request headers, session tokens among them. A level the application
+    set explicitly is left alone; SAEMERGE_AWS_DEBUG=1 lets them through.
+    """
+    if os.environ.get("SAEMERGE_AWS_DEBUG") == "1":
+        return
+    for name in ("botocore", "boto3", "s3transfer", "urllib3"):
+        logger = logging.getLogger(name)
+        if logger.level == logging.NOTSET:
+            logger.setLevel(logging.INFO)
+
+
 def _conn() -> _Conn:
     import boto3
     from botocore.config import Config
@@ -436,6 +450,7 @@ def _conn() -> _Conn:
     with _CLIENTS_LOCK:
         if key in _CLIENTS:
             return _CLIENTS[key]
+        _quiet_aws_loggers()
         session = boto3.session.Session()
         creds = session.get_credentials()
         if creds is None:
@@ -445,7 +460,7 @@ def _conn() -> _Conn:
         config = Config(
             # standard mode: retries throttling, 5xx and dropped connections with backoff,
             # never 4xx such as a bad signature.
-            retries={"mode": "standard", "max_attempts": attempts},
+            retries={"mode": "standard", "total_max_attempts": attempts},
             connect_timeout=10, read_timeout=120,
             max_pool_connections=max(10, 2 * concurrency),
             s3={"addressing_style": "path"} if custom_endpoint else None,
@@ -483,7 +498,9 @@ def _translate(exc: BaseException, conn: _Conn, what: str, uri: str) -> SaeMerge
         error = client_err.response.get("Error", {})
         code = str(error.get("Code") or client_err.response.get("ResponseMetadata", {}).get("HTTPStatusCode"))
         detail = _HINTS.get(code) or error.get("Message") or "request failed"
-        text = f"S3 {what} {uri} failed: {code}: {detail} {where}"
+        retries = client_err.response.get("ResponseMetadata", {}).get("RetryAttempts", 0)
+        tries = f" after {retries + 1} attempts" if retries else ""
+        text = f"S3 {what} {uri} failed{tries}: {code}: {detail} {where}"
     elif conn_err := _find(exc, (ConnectionError, HTTPClientError)):
         text = (f"S3 {what} {uri} failed: cannot reach the endpoint after retries "
                 f"({type(conn_err).__name__}) {where}")

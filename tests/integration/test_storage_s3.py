@@ -16,16 +16,44 @@ from saemerge.errors import SaeMergeError
 pytestmark = pytest.mark.integration
 
 
-def _count_calls(operation: str | None = None) -> list[str]:
-    """Record the S3 operations the current client sends (each attempt counts)."""
-    seen: list[str] = []
+@pytest.fixture
+def s3_events():
+    """register(event, handler) on the current shared client; unregistered after the test."""
+    registered = []
 
-    def hook(model, **kwargs):
-        if operation is None or model.name == operation:
-            seen.append(model.name)
+    def register(event: str, handler) -> None:
+        client = storage.s3_client()
+        client.meta.events.register(event, handler)
+        registered.append((client, event, handler))
 
-    storage.s3_client().meta.events.register("before-call.s3", hook)
-    return seen
+    yield register
+    for client, event, handler in registered:
+        client.meta.events.unregister(event, handler)
+
+
+@pytest.fixture
+def count_calls(s3_events):
+    """count_calls(operation=None) -> a list that records each S3 request sent (retries too)."""
+    def start(operation: str | None = None) -> list[str]:
+        seen: list[str] = []
+
+        def hook(request, **kwargs):
+            name = kwargs["event_name"].rsplit(".", 1)[-1]
+            if operation is None or name == operation:
+                seen.append(name)
+
+        s3_events("before-send.s3", hook)
+        return seen
+
+    return start
+
+
+class _Body:
+    def __init__(self, data: bytes):
+        self.data = data
+
+    def stream(self, **kwargs):
+        yield self.data
 
 
 def _assert_same_tree(a: Path, b: Path, ignore: set[str] = frozenset()) -> None:
@@ -75,11 +103,11 @@ def test_sharded_checkpoint_round_trips_byte_identical_with_multipart(
         _assert_same_tree(src, local, ignore={"manifest.json"})
 
 
-def test_download_is_cached_by_content(s3_prefix, tiny_family, tmp_path):
+def test_download_is_cached_by_content(s3_prefix, tiny_family, tmp_path, count_calls):
     uri = storage.join(s3_prefix, "m")
     _publish(tiny_family["expert0"], uri)
     shutil.rmtree(storage.cache_root())  # drop the copy local_output left in the cache
-    gets = _count_calls("GetObject")
+    gets = count_calls("GetObject")
     with storage.local_input(uri) as first:
         pass
     n_files = len(storage.read_manifest(uri)["files"])
@@ -90,10 +118,10 @@ def test_download_is_cached_by_content(s3_prefix, tiny_family, tmp_path):
     assert gets == ["GetObject"]  # only the manifest
 
 
-def test_republishing_identical_content_is_a_noop(s3_prefix, tiny_family, caplog):
+def test_republishing_identical_content_is_a_noop(s3_prefix, tiny_family, caplog, count_calls):
     uri = storage.join(s3_prefix, "m")
     _publish(tiny_family["base"], uri)
-    calls = _count_calls()
+    calls = count_calls()
     with caplog.at_level(logging.INFO, logger="saemerge.storage"):
         _publish(tiny_family["base"], uri)
     assert "identical content" in caplog.text
@@ -175,12 +203,13 @@ def test_missing_bucket_is_a_clear_error_or_created(s3_env):
     assert storage.read_bytes("s3://created-on-demand/run/a.json") == b"{}"
 
 
-def test_wrong_secret_fails_once_naming_endpoint_and_key_id(s3_prefix, s3_store, monkeypatch, caplog):
+def test_wrong_secret_fails_once_naming_endpoint_and_key_id(s3_prefix, s3_store, monkeypatch, caplog,
+                                                            count_calls):
     uri = storage.join(s3_prefix, "m")
     storage.write_bytes(storage.join(uri, "x"), b"1")
     wrong = "definitely-not-the-secret-0123456789"
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", wrong)
-    calls = _count_calls()
+    calls = count_calls()
     caplog.set_level(logging.DEBUG)  # botocore's debug logs included
     with pytest.raises(SaeMergeError) as err:
         with storage.local_input(uri):
@@ -210,7 +239,9 @@ def test_readonly_identity_reads_but_cannot_write(s3_prefix, s3_store, tiny_fami
 
 
 def test_no_credentials_in_debug_logs(s3_prefix, s3_store, tiny_family, caplog):
-    caplog.set_level(logging.DEBUG)  # root: ours, botocore's, s3transfer's, urllib3's
+    caplog.set_level(logging.DEBUG)  # root: ours, ...
+    for name in ("botocore", "s3transfer", "urllib3"):  # ... and the AWS libraries' debug logs
+        caplog.set_level(logging.DEBUG, logger=name)
     uri = storage.join(s3_prefix, "m")
     _publish(tiny_family["base"], uri)
     shutil.rmtree(storage.cache_root())
@@ -221,3 +252,47 @@ def test_no_credentials_in_debug_logs(s3_prefix, s3_store, tiny_family, caplog):
     text = caplog.text + "".join(repr(r.args) for r in caplog.records)
     for secret in (s3_store.admin.secret_key, s3_store.readonly.secret_key):
         assert secret not in text
+
+
+def test_transient_errors_are_retried_with_backoff(s3_prefix, s3_events, monkeypatch):
+    uri = storage.join(s3_prefix, "x.json")
+    storage.write_bytes(uri, b"{}")
+    from botocore.awsrequest import AWSResponse
+
+    busy = b"<Error><Code>SlowDown</Code><Message>busy</Message></Error>"
+    sends: list[str] = []
+
+    def flaky(request, **kwargs):  # the first two attempts get a 503 SlowDown
+        sends.append(request.url)
+        if len(sends) <= 2:
+            return AWSResponse(request.url, 503, {}, _Body(busy))
+        return None
+
+    s3_events("before-send.s3.GetObject", flaky)
+    assert storage.read_bytes(uri) == b"{}"
+    assert len(sends) == 3
+
+    monkeypatch.setenv("SAEMERGE_S3_MAX_ATTEMPTS", "3")  # a new client with this retry budget
+    sends.clear()
+    s3_events("before-send.s3.GetObject",
+              lambda request, **kw: sends.append(request.url) or AWSResponse(request.url, 503, {}, _Body(busy)))
+    with pytest.raises(SaeMergeError, match="after 3 attempts: SlowDown"):
+        storage.read_bytes(uri)
+    assert len(sends) == 3
+
+
+def test_aws_debug_logs_stay_off_when_everything_is_debug(s3_prefix, monkeypatch, caplog):
+    caplog.set_level(logging.DEBUG)  # like `saemerge -v`: the root logger at DEBUG
+
+    def botocore_debug_records(concurrency: str) -> list:
+        for name in ("botocore", "s3transfer", "urllib3"):
+            monkeypatch.setattr(logging.getLogger(name), "level", logging.NOTSET)
+        monkeypatch.setenv("SAEMERGE_S3_CONCURRENCY", concurrency)  # a fresh client
+        caplog.clear()
+        storage.write_bytes(storage.join(s3_prefix, "a"), b"1")
+        return [r for r in caplog.records if r.name.startswith("botocore") and r.levelno < logging.INFO]
+
+    monkeypatch.setenv("SAEMERGE_AWS_DEBUG", "1")  # opt in: botocore debug comes through
+    assert botocore_debug_records("7")
+    monkeypatch.delenv("SAEMERGE_AWS_DEBUG")
+    assert botocore_debug_records("6") == []
