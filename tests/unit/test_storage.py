@@ -78,6 +78,19 @@ def test_default_content_hash_is_the_files_hash(tmp_path):
     assert a["content_hash"] == a["files_hash"] == b["content_hash"]
 
 
+def test_content_hash_may_be_computed_after_writing(tmp_path):
+    seen = []
+
+    def content_hash() -> str:  # e.g. a hash over the tensors the body just wrote
+        seen.append(sorted(p.name for p in out.iterdir()))
+        return "late-hash"
+
+    with storage.local_output(tmp_path / "m", content_hash=content_hash) as out:
+        _fill(out, FILES)
+    assert seen == [["config.json", "model.safetensors", "sub"]]
+    assert storage.read_manifest(tmp_path / "m")["content_hash"] == "late-hash"
+
+
 def test_exception_leaves_nothing(tmp_path):
     with pytest.raises(ValueError):
         with storage.local_output(tmp_path / "m") as out:
