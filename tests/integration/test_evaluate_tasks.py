@@ -176,3 +176,17 @@ def test_bad_samples_are_one_line_errors(samples, answer_key, tmp_path):
     with Evaluator(["saebench_math"], model="saemerge-scripte") as ev:
         with pytest.raises(SaeMergeError, match="unknown lm-eval model 'saemerge-scripte'"):
             ev.score(answer_key, {"saebench_math": samples["saebench_math"]})
+
+
+@pytest.mark.parametrize(("field", "value", "message"), [
+    ("category", "astrology", "category 'astrology': not an MMLU-ProX subject"),
+    ("language", "xx", "unknown MMLU-ProX language 'xx'"),
+])
+def test_mmlu_prox_doc_with_unknown_subject_or_language(samples, tmp_path, field, value, message):
+    docs = read_jsonl(samples["mmlu_prox_sae"])
+    docs[0][field] = value
+    bad = write_jsonl(tmp_path / "bad.jsonl", docs)
+    key = write_answer_key({"mmlu_prox_sae": bad}, tmp_path / "key")
+    with Evaluator(["mmlu_prox_sae"], model="saemerge-scripted") as ev:
+        with pytest.raises(SaeMergeError, match=message):
+            ev.score(key, {"mmlu_prox_sae": bad})

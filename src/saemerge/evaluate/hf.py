@@ -9,6 +9,7 @@ gets a fresh HFLM.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import logging
@@ -111,7 +112,11 @@ class HFBackend:
             self._swap_weights(reader)
             self.swaps += 1
             return self._lm
-        self._lm = None  # free the old model before building the next
+        if self._lm is not None:  # free the old model before building the next
+            self._lm = None
+            gc.collect()
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
         self._lm = self._build(model_dir, reader)
         self._identity = ident
         self.loads += 1

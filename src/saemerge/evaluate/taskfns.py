@@ -99,7 +99,9 @@ def mmlu_prox_description(language: str, category: str) -> str:
     try:
         return _builtin_config(language, f"mmlu_prox_{language}_{subject}.yaml")["description"]
     except FileNotFoundError:
-        raise ValueError(f"MMLU-ProX has no category {category!r} for language {language!r}") from None
+        from saemerge.errors import SaeMergeError
+
+        raise SaeMergeError(f"category {category!r}: not an MMLU-ProX subject (language {language!r})") from None
 
 
 def mmlu_prox_process_docs(dataset):
