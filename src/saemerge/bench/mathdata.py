@@ -119,3 +119,28 @@ def iter_problems(seed: int) -> Iterator[dict[str, str]]:
     while True:
         n_ops = rng.choices((1, 2, 3), weights=(3, 4, 3))[0]
         yield make_problem(rng, n_ops)
+
+
+def iter_drills(seed: int, per_text: int = 6) -> Iterator[str]:
+    """Generic arithmetic for the base model: lines of unrelated equations, no stories, no ``####``.
+
+    A base LLM knows arithmetic before anyone fine-tunes it on word problems; these drills
+    give the tiny base the same footing (same operations and ranges as the problems).
+    The math expert still has to learn to read a story into a chain of equations and to
+    answer in GSM8K's format.
+    """
+    rng = random.Random(f"drills-{seed}")
+    while True:
+        lines = []
+        while len(lines) < per_text:
+            if rng.random() < 0.2:  # the one-digit products that open "boxes" problems
+                a, b = rng.randint(2, 9), rng.randint(2, 9)
+                lines.append(f"{a} * {b} = {a * b}.")
+                continue
+            a = rng.randint(1, MAX_VALUE)
+            step = _next_op(rng, a)
+            if step is None:
+                continue
+            op, b = step
+            lines.append(f"{a} {_SYMBOL[op]} {b} = {_apply(op, a, b)}.")
+        yield "\n".join(lines)

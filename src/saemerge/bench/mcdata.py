@@ -104,11 +104,25 @@ def build_world(seed: int, n_relations: int, n_subjects: int) -> list[Fact]:
     return facts
 
 
+# Generic reading exercises for the base model: the answer is named in the question.
+READING_TEMPLATES = (
+    "Which option is {w}?",
+    "Which of these is {w}?",
+    "Find {w} in the options.",
+)
+
+
 def world_vocabulary(facts: list[Fact]) -> list[str]:
     """Every English word a question or option can contain (what the ciphers must cover)."""
     texts = [t for f in facts for t in f.relation.templates] + [f.subject for f in facts]
+    texts += list(READING_TEMPLATES)
     texts += [v for f in facts for v in f.values]
     return english_words(texts)
+
+
+def _world(seed: int, languages: list[str], n_relations: int, n_subjects: int) -> tuple[list[Fact], dict[str, Language]]:
+    facts = build_world(seed, n_relations, n_subjects)
+    return facts, build_languages(languages, world_vocabulary(facts), seed)
 
 
 def _item(rng: random.Random, fact: Fact, template: str, lang: Language, max_options: int) -> dict:
@@ -145,8 +159,7 @@ def make_items(
     Returns:
         ``{"train": [...], "validation": [...], "test": [...]}``.
     """
-    facts = build_world(seed, n_relations, n_subjects)
-    langs = build_languages(languages, world_vocabulary(facts), seed)
+    facts, langs = _world(seed, languages, n_relations, n_subjects)
     rng = random.Random(f"mc-{seed}")
     splits: dict[str, list[dict]] = {"train": [], "validation": [], "test": []}
     for fact in facts:
@@ -160,3 +173,30 @@ def make_items(
     for items in splits.values():
         rng.shuffle(items)
     return splits
+
+
+def reading_items(seed: int, languages: list[str], n_relations: int, n_subjects: int, n: int) -> list[dict]:
+    """Generic multiple-choice reading exercises for the base model (no facts).
+
+    "Which option is X?" with 4-10 options drawn from the words the fact questions use as
+    options, in every language. A base LLM has seen plenty of multiple-choice questions
+    whose answer is in the text; this gives the tiny base the same skill (read the
+    options, answer with a letter) without telling it any fact of the benchmark.
+    """
+    facts, langs = _world(seed, languages, n_relations, n_subjects)
+    pool = sorted({v for f in facts for v in f.values} | {f.subject for f in facts})
+    rng = random.Random(f"reading-{seed}")
+    items = []
+    for _ in range(n):
+        lang = langs[rng.choice(languages)]
+        k = rng.randint(4, len(LETTERS))
+        options = rng.sample(pool, k)
+        index = rng.randrange(k)
+        question = rng.choice(READING_TEMPLATES).format(w=options[index])
+        items.append({
+            "question": lang.translate(question),
+            "options": [lang.translate(o) for o in options],
+            "answer": LETTERS[index],
+            "answer_index": index,
+        })
+    return items

@@ -1,0 +1,262 @@
+"""Build the tiny benchmark: data, tokenizer, a pre-trained base and two fine-tuned experts.
+
+Output (the data contract shared with the evaluator)::
+
+    OUT/bench.json                       size, seed, build_seconds, phase_seconds, models (accuracy
+                                         of every model on both test sets), tasks (counts), versions
+    OUT/models/{base,math,multilingual}/ HF checkpoints (config.json, model.safetensors,
+                                         generation_config.json, tokenizer files)
+    OUT/data/{math,multilingual}/{train,validation,test}.jsonl
+
+``bench.json`` is written last: its presence marks a complete build. Everything else is
+a pure function of (size, seed, torch thread count, device, library versions): the same
+inputs give byte-identical data files, tokenizer files and weights. ``bench.json`` is the
+exception (it records the build time).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import itertools
+import json
+import logging
+import platform
+import random
+import shutil
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import torch
+
+from saemerge.bench import formats
+from saemerge.bench.checkpoints import llama_config, new_model, save_checkpoint
+from saemerge.bench.mathdata import iter_drills, iter_problems
+from saemerge.bench.mcdata import make_items, reading_items
+from saemerge.bench.scoring import accuracy, score_math, score_mc
+from saemerge.bench.sizes import get_size
+from saemerge.bench.splits import unique_by_question, write_jsonl, write_splits
+from saemerge.bench.tokenizer import train_tokenizer
+from saemerge.bench.training import encode_pairs, encode_texts, train
+from saemerge.errors import SaeMergeError, unknown_name
+
+log = logging.getLogger(__name__)
+
+MODELS = ("base", "math", "multilingual")
+_OUTPUTS = ("bench.json", "models", "data")  # what --force replaces
+
+
+def base_texts(math_train: list[dict], mc_train: list[dict], drills: list[str], reading: list[dict], seed: int) -> list[str]:
+    """The base model's "generic" corpus, shuffled; it holds no answer of either task.
+
+    - the math training questions as plain ``Question: ...`` text (no reasoning, no ``####``);
+    - arithmetic drills (unrelated equations): the arithmetic a base LLM already knows;
+    - the multiple-choice training questions with their options but no ``Answer:`` line;
+    - generic reading exercises ("Which option is X?") with their answer letters: the
+      multiple-choice skill a base LLM already has, with no fact of the benchmark.
+    """
+    texts = [f"Question: {x['question']}" + formats.END_OF_EXAMPLE for x in math_train]
+    texts += [d + formats.END_OF_EXAMPLE for d in drills]
+    for x in mc_train:
+        prompt = formats.mc_prompt(x["question"], x["options"])
+        texts.append(prompt.removesuffix("\nAnswer:") + formats.END_OF_EXAMPLE)
+    texts += [formats.training_text(formats.mc_prompt(x["question"], x["options"]), formats.mc_target(x["answer_index"]))
+              for x in reading]
+    random.Random(f"base-corpus-{seed}").shuffle(texts)
+    return texts
+
+
+def math_pairs(items: list[dict]) -> tuple[list[str], list[str]]:
+    """(prompts, completions) for the math expert: exactly the evaluator's prompt and target."""
+    return (
+        [formats.math_prompt(x["question"]) for x in items],
+        [formats.math_target(x["answer"]) + formats.END_OF_EXAMPLE for x in items],
+    )
+
+
+def mc_pairs(items: list[dict]) -> tuple[list[str], list[str]]:
+    """(prompts, completions) for the multilingual expert."""
+    return (
+        [formats.mc_prompt(x["question"], x["options"]) for x in items],
+        [formats.mc_target(x["answer_index"]) + formats.END_OF_EXAMPLE for x in items],
+    )
+
+
+def versions() -> dict[str, str]:
+    import tokenizers
+    import transformers
+
+    import saemerge
+
+    return {
+        "saemerge": getattr(saemerge, "__version__", "unknown"),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "tokenizers": tokenizers.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def prepare_out_dir(out_dir: Path, force: bool) -> None:
+    """Refuse a non-empty ``out_dir`` unless ``force``; with ``force`` remove only earlier bench outputs."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise SaeMergeError(f"--out {out_dir}: exists and is not a directory")
+    if out_dir.is_dir() and any(out_dir.iterdir()):
+        if not force:
+            raise SaeMergeError(f"--out {out_dir}: directory is not empty; pass --force to overwrite")
+        for name in _OUTPUTS:
+            path = out_dir / name
+            if path.is_dir():
+                shutil.rmtree(path)
+            elif path.exists():
+                path.unlink()
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+
+@contextmanager
+def _torch_settings(threads: int):
+    """Fixed thread count and deterministic kernels for the build; restored afterwards."""
+    prev_threads, prev_det = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    torch.set_num_threads(threads)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(prev_threads)
+        torch.use_deterministic_algorithms(prev_det)
+
+
+class _Phases:
+    """Wall time per build phase, logged as each one ends."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, name: str):
+        start = time.perf_counter()
+        log.info("bench build: %s ...", name)
+        yield
+        self.seconds[name] = round(time.perf_counter() - start, 2)
+        log.info("bench build: %s done in %.1f s", name, self.seconds[name])
+
+
+def build_bench(
+    out_dir: Path,
+    size: str = "tiny",
+    seed: int = 0,
+    *,
+    force: bool = False,
+    device: str = "cpu",
+    threads: int = 2,
+    overrides: dict | None = None,
+) -> dict:
+    """Build the benchmark into ``out_dir`` and return the ``bench.json`` dict.
+
+    Args:
+        out_dir: a local directory; must be empty or absent unless ``force``.
+        size: ``micro`` (seconds, for tests), ``tiny`` (minutes on a laptop CPU), ``small``.
+        seed: seeds data, tokenizer corpus order, initialisation and batch order.
+        force: replace an earlier build's outputs in ``out_dir``.
+        device: torch device for training and scoring (``cpu``, ``cuda``).
+        threads: torch CPU threads (part of what makes the bytes reproducible).
+        overrides: replace fields of the size's :class:`~saemerge.bench.sizes.BenchSize`
+            (e.g. ``{"expert_steps": 600}``), for experiments.
+
+    Raises:
+        SaeMergeError: unknown size, negative seed, non-empty ``out_dir`` without ``force``,
+            unavailable device.
+    """
+    spec = get_size(size)
+    if overrides:
+        unknown = set(overrides) - set(spec.to_dict())
+        if unknown:
+            raise unknown_name("bench size field", sorted(unknown)[0], spec.to_dict())
+        spec = dataclasses.replace(spec, **overrides)
+    if seed < 0:
+        raise SaeMergeError(f"--seed {seed}: must be >= 0")
+    if threads < 1:
+        raise SaeMergeError(f"--threads {threads}: must be >= 1")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise SaeMergeError(f"--device {device}: CUDA is not available on this machine")
+    out_dir = Path(out_dir)
+    prepare_out_dir(out_dir, force)
+    data_dir, models_dir = out_dir / "data", out_dir / "models"
+    phase = _Phases()
+    start = time.perf_counter()
+    with _torch_settings(threads):
+        with phase("data"):
+            n_train, n_val, n_test = spec.math_counts
+            math = unique_by_question(iter_problems(seed), {"test": n_test, "validation": n_val, "train": n_train})
+            langs = list(spec.ml_languages)
+            mc = make_items(seed, langs, spec.ml_relations, spec.ml_subjects, spec.ml_train_repeats)
+            counts = {"math": write_splits(data_dir, "math", math), "multilingual": write_splits(data_dir, "multilingual", mc)}
+            drills = list(itertools.islice(iter_drills(seed), spec.base_drills))
+            reading = reading_items(seed, langs, spec.ml_relations, spec.ml_subjects, spec.base_reading)
+            generic = base_texts(math["train"], mc["train"], drills, reading, seed)
+            counts["pretrain"] = {"train": write_jsonl(data_dir / "pretrain" / "train.jsonl",
+                                                       ({"id": f"pre-train-{i}", "text": t} for i, t in enumerate(generic)))}
+
+        with phase("tokenizer"):
+            math_prompts, math_completions = math_pairs(math["train"])
+            mc_prompts, mc_completions = mc_pairs(mc["train"])
+            corpus = generic + [p + c for p, c in zip(math_prompts + mc_prompts, math_completions + mc_completions)]
+            tokenizer = train_tokenizer(corpus, spec.vocab_size, model_max_length=512)
+
+        config = llama_config(spec, tokenizer)
+        pad = tokenizer.pad_token_id
+        common = dict(batch_size=spec.batch_size, warmup=spec.warmup_steps, pad_id=pad, device=device)
+        with phase("base"):
+            base = new_model(config, seed)
+            train(base, encode_texts(tokenizer, generic, spec.max_len), steps=spec.base_steps, lr=spec.base_lr,
+                  seed=seed * 10 + 1, desc="base", **common)
+            save_checkpoint(base, tokenizer, models_dir / "base")
+
+        experts = {}
+        for name, (prompts, completions) in (("math", (math_prompts, math_completions)),
+                                              ("multilingual", (mc_prompts, mc_completions))):
+            with phase(f"{name} expert"):
+                model = copy.deepcopy(base)
+                examples = encode_pairs(tokenizer, prompts, completions, spec.max_len)
+                train(model, examples, steps=spec.expert_steps, lr=spec.expert_lr,
+                      seed=seed * 10 + (2 if name == "math" else 3), desc=f"{name} expert", **common)
+                save_checkpoint(model, tokenizer, models_dir / name)
+                experts[name] = model
+
+        with phase("evaluate"):
+            scores = {}
+            for name, model in (("base", base), *experts.items()):
+                model.to(device)
+                scores[name] = {
+                    "math": round(accuracy(score_math(model, tokenizer, math["test"], batch_size=spec.eval_batch_size)), 4),
+                    "multilingual": round(accuracy(score_mc(model, tokenizer, mc["test"], batch_size=spec.eval_batch_size)), 4),
+                }
+                log.info("bench build: %s accuracy %s", name, scores[name])
+
+    bench = {
+        "size": spec.name,
+        "seed": seed,
+        "build_seconds": round(time.perf_counter() - start, 2),
+        "phase_seconds": phase.seconds,
+        "models": scores,
+        "tasks": counts,
+        "languages": list(spec.ml_languages),
+        "config": spec.to_dict(),
+        "device": device,
+        "threads": threads,
+        "versions": versions(),
+    }
+    (out_dir / "bench.json").write_text(json.dumps(bench, indent=2) + "\n", encoding="utf-8")
+    return bench
+
+
+def _main() -> None:  # python -m saemerge.bench.build OUT [size] [seed]: a quick manual run
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    args = sys.argv[1:]
+    print(json.dumps(build_bench(Path(args[0]), *(args[1:2] or ["tiny"]), int(args[2]) if len(args) > 2 else 0, force=True), indent=1))
+
+
+if __name__ == "__main__":
+    _main()

@@ -1,0 +1,113 @@
+"""Bench sizes, the build's input checks, the trainer's pieces (no full build here)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from saemerge.bench.build import build_bench, prepare_out_dir
+from saemerge.bench.sizes import SIZES, get_size
+from saemerge.bench.training import IGNORE, Example, collate, encode_pairs, lr_at, train
+from saemerge.cli import main
+from saemerge.errors import SaeMergeError
+
+
+def test_sizes_and_unknown_size_suggestion():
+    assert {"micro", "tiny", "small"} <= set(SIZES)
+    assert get_size("tiny").name == "tiny"
+    with pytest.raises(SaeMergeError, match=r"unknown bench size 'tinny'; did you mean 'tiny'"):
+        get_size("tinny")
+
+
+def test_cli_unknown_size_is_a_one_line_error(tmp_path, capsys):
+    rc = main(["bench", "build", "--out", str(tmp_path / "b"), "--size", "smal"])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "did you mean 'small'" in err and err.count("\n") == 1
+    assert not (tmp_path / "b").exists()  # nothing written for a bad flag
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"seed": -1}, "--seed -1"),
+        ({"threads": 0}, "--threads 0"),
+        ({"overrides": {"expert_stepz": 3}}, "did you mean 'expert_steps'"),
+    ],
+)
+def test_build_rejects_bad_arguments_before_writing(tmp_path, kwargs, match):
+    with pytest.raises(SaeMergeError, match=match):
+        build_bench(tmp_path / "b", "micro", **kwargs)
+    assert not (tmp_path / "b").exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-CUDA message")
+def test_build_rejects_cuda_without_cuda(tmp_path):
+    with pytest.raises(SaeMergeError, match="--device cuda: CUDA is not available"):
+        build_bench(tmp_path / "b", "micro", device="cuda")
+
+
+def test_out_dir_refused_when_non_empty_and_force_replaces_only_bench_outputs(tmp_path):
+    (tmp_path / "models" / "base").mkdir(parents=True)
+    (tmp_path / "bench.json").write_text("{}")
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(SaeMergeError, match="not empty; pass --force"):
+        prepare_out_dir(tmp_path, force=False)
+    prepare_out_dir(tmp_path, force=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+    prepare_out_dir(tmp_path / "new", force=False)  # absent is fine
+    assert (tmp_path / "new").is_dir()
+    with pytest.raises(SaeMergeError, match="not a directory"):
+        prepare_out_dir(tmp_path / "notes.txt", force=True)
+
+
+def test_collate_masks_prompt_and_padding():
+    batch = collate([Example((5, 6, 7, 8), n_masked=2), Example((9, 10))], pad_id=0)
+    assert batch["input_ids"].tolist() == [[5, 6, 7, 8], [9, 10, 0, 0]]
+    assert batch["attention_mask"].tolist() == [[1, 1, 1, 1], [1, 1, 0, 0]]
+    assert batch["labels"].tolist() == [[IGNORE, IGNORE, 7, 8], [9, 10, IGNORE, IGNORE]]
+
+
+def test_lr_schedule_warms_up_then_decays_to_the_floor():
+    lrs = [lr_at(s, 100, 10, 1.0) for s in range(100)]
+    assert lrs[0] == pytest.approx(0.1) and lrs[9] == pytest.approx(1.0)
+    assert all(a >= b for a, b in zip(lrs[9:], lrs[10:]))
+    assert lrs[-1] == pytest.approx(0.1, abs=0.01)
+
+
+class _CharTokenizer:
+    """Characters as ids; splits "ab" differently from "a" + "b" when asked to."""
+
+    eos_token_id = 1
+
+    def __init__(self, merge_ab: bool = False):
+        self.merge_ab = merge_ab
+
+    def __call__(self, texts, add_special_tokens=False):
+        out = []
+        for t in texts:
+            ids = [ord(c) % 50 + 2 for c in t]
+            if self.merge_ab and ":x" in t:
+                ids = ids[: t.index(":x")] + [99] + ids[t.index(":x") + 2 :]
+            out.append(ids)
+        return {"input_ids": out}
+
+
+def test_encode_pairs_masks_the_prompt_and_refuses_merged_boundaries():
+    (ex,) = encode_pairs(_CharTokenizer(), ["Q:"], ["x"], max_len=16)
+    assert ex.n_masked == 2 and ex.ids[-1] == 1 and len(ex.ids) == 4
+    with pytest.raises(ValueError, match="not a prefix"):
+        encode_pairs(_CharTokenizer(merge_ab=True), ["Q:"], ["x"], max_len=16)
+
+
+def test_train_lowers_the_loss_on_a_repetitive_text():
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=32, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                      num_attention_heads=2, num_key_value_heads=2)
+    model = LlamaForCausalLM(cfg)
+    examples = [Example(tuple([3, 4, 5, 6] * 4), n_masked=1) for _ in range(8)]
+    losses = train(model, examples, steps=30, batch_size=4, lr=1e-2, warmup=3, seed=0, pad_id=0)
+    assert len(losses) == 30 and losses[-1] < losses[0] / 3
+    assert not model.training

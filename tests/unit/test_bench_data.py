@@ -1,0 +1,128 @@
+"""Synthetic GSM8K-style and MMLU-ProX-style data: shape, arithmetic, splits, languages."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+
+import pytest
+
+from saemerge.bench import formats
+from saemerge.bench.lexicon import LANGUAGE_CODES, build_languages
+from saemerge.bench.mathdata import MAX_VALUE, iter_problems
+from saemerge.bench.mcdata import build_world, make_items
+from saemerge.bench.splits import (
+    check_disjoint,
+    normalise_question,
+    read_jsonl,
+    unique_by_question,
+    with_ids,
+    write_jsonl,
+    write_splits,
+)
+from saemerge.errors import SaeMergeError
+
+EQ = re.compile(r"^(\d+) ([-+*/]) (\d+) = (\d+)\.$")
+
+
+def test_math_answers_are_correct_gsm8k_shaped_arithmetic():
+    ops_seen = set()
+    for problem in itertools.islice(iter_problems(0), 500):
+        *lines, final = problem["answer"].split("\n")
+        assert 1 <= len(lines) <= 3
+        prev = None
+        for line in lines:
+            a, op, b, c = EQ.match(line).groups()
+            a, b, c = int(a), int(b), int(c)
+            ops_seen.add(op)
+            assert c == {"+": a + b, "-": a - b, "*": a * b, "/": a // b}[op]
+            assert op != "/" or a % b == 0
+            assert 1 <= c <= MAX_VALUE
+            assert prev is None or a == prev  # each step continues from the last result
+            prev = c
+        assert final == f"#### {prev}"
+        assert formats.gold_math_answer(problem["answer"]) == str(prev)
+        assert problem["question"].endswith("have now?")
+    assert ops_seen == {"+", "-", "*", "/"}
+
+
+def test_math_stream_is_seeded():
+    first = list(itertools.islice(iter_problems(3), 20))
+    assert first == list(itertools.islice(iter_problems(3), 20))
+    assert first != list(itertools.islice(iter_problems(4), 20))
+
+
+def test_ciphers_cover_the_vocabulary_and_differ_per_language():
+    langs = build_languages(list(LANGUAGE_CODES[:4]), ["capital", "of", "what"], seed=0)
+    assert langs["en"].translate("What capital?") == "What capital?"
+    outs = {code: langs[code].translate("What capital of 12?") for code in LANGUAGE_CODES[1:4]}
+    assert len(set(outs.values())) == 3
+    for out in outs.values():
+        assert out[0].isupper() and out.endswith(" 12?")  # case, digits and punctuation kept
+    assert build_languages(["qaa"], ["of"], seed=0)["qaa"].words == build_languages(["qaa"], ["of"], seed=0)["qaa"].words
+
+
+@pytest.fixture(scope="module")
+def mc():
+    return make_items(0, list(LANGUAGE_CODES[:4]), n_relations=3, n_subjects=8, train_repeats=2)
+
+
+def test_mc_items_have_mmlu_prox_fields(mc):
+    for item in mc["train"] + mc["test"]:
+        assert set(item) == {"question", "options", "answer", "answer_index", "category", "language"}
+        assert 4 <= len(item["options"]) <= 10
+        assert len(set(item["options"])) == len(item["options"])
+        assert item["answer"] == formats.LETTERS[item["answer_index"]]
+    assert {x["language"] for x in mc["test"]} == set(LANGUAGE_CODES[:4])
+    assert {x["category"] for x in mc["test"]} == {"geography", "biology", "engineering"}
+
+
+def test_mc_test_questions_are_unseen_but_their_facts_are_learnable(mc):
+    check_disjoint(mc, "multilingual")
+    # The answer of every English test item is the answer of a training item about the same subject.
+    facts = build_world(0, 3, 8)
+    by_subject = {f.subject: f.value for f in facts}
+    for item in mc["test"]:
+        if item["language"] != "en":
+            continue
+        subject = next(s for s in by_subject if s in item["question"])
+        assert item["options"][item["answer_index"]] == by_subject[subject]
+        train_answers = [
+            x["options"][x["answer_index"]] for x in mc["train"] if x["language"] == "en" and subject in x["question"]
+        ]
+        assert train_answers and set(train_answers) == {by_subject[subject]}
+
+
+def test_unique_by_question_fills_splits_without_repeats():
+    stream = [{"question": q} for q in ["a", "A ", "b", "c?", "c", "d", "e"]]
+    out = unique_by_question(stream, {"test": 2, "train": 3})
+    assert [x["question"] for x in out["test"]] == ["a", "b"]
+    assert [x["question"] for x in out["train"]] == ["c?", "d", "e"]
+
+
+def test_check_disjoint_names_the_offending_item():
+    splits = {"train": with_ids("math", "train", [{"question": "Hi  there?"}]), "test": [{"question": "hi there"}]}
+    with pytest.raises(SaeMergeError, match="math train item math-train-0"):
+        check_disjoint(splits, "math")
+    assert normalise_question(" Hi\n there? ") == "hi there"
+
+
+def test_jsonl_round_trip_and_ids(tmp_path):
+    splits = {"train": [{"question": "x", "answer": "#### 1"}], "validation": [], "test": [{"question": "y", "answer": "#### 2"}]}
+    counts = write_splits(tmp_path, "math", splits)
+    assert counts == {"train": 1, "validation": 0, "test": 1}
+    rows = read_jsonl(tmp_path / "math" / "test.jsonl")
+    assert rows == [{"id": "math-test-0", "question": "y", "answer": "#### 2"}]
+    assert list(rows[0]) == ["id", "question", "answer"]
+    write_jsonl(tmp_path / "ml.jsonl", [{"question": "ĉu?", "options": ["ŝi"]}])
+    assert "ĉu?" in (tmp_path / "ml.jsonl").read_text(encoding="utf-8")  # UTF-8, not \u escapes
+
+
+def test_read_jsonl_reports_missing_and_broken_files(tmp_path):
+    with pytest.raises(SaeMergeError, match="no such data file"):
+        read_jsonl(tmp_path / "nope.jsonl")
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"a": 1}) + "\n{oops\n")
+    with pytest.raises(SaeMergeError, match=r"bad.jsonl:2: not a JSON object"):
+        read_jsonl(bad)
