@@ -21,7 +21,6 @@ Population tables hold one row per individual (POPULATION_SCHEMA, plus one float
 
 from __future__ import annotations
 
-import io
 import json
 from collections.abc import Mapping, Sequence
 
@@ -102,14 +101,18 @@ def table_to_rows(table: pa.Table) -> list[dict]:
     return rows
 
 
+# Tables are small: read them synchronously. With pq.read_table (the dataset API) Arrow's
+# background threads can drop the last reference to the Python bytes during interpreter
+# shutdown, which aborts the process ("terminate called without an active exception").
 def write_table(uri: str, table: pa.Table) -> None:
-    buf = io.BytesIO()
-    pq.write_table(table, buf, compression="zstd")
-    storage.write_bytes(uri, buf.getvalue())
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, compression="zstd")
+    storage.write_bytes(uri, sink.getvalue().to_pybytes())
 
 
 def read_table(uri: str) -> pa.Table:
-    return pq.read_table(io.BytesIO(storage.read_bytes(uri)))
+    with pq.ParquetFile(pa.BufferReader(storage.read_bytes(uri))) as f:
+        return f.read(use_threads=False)
 
 
 def write_json(uri: str, obj) -> None:
@@ -139,3 +142,73 @@ def generations(run: str) -> list[int]:
             if part.startswith("gen-") and part[4:].isdigit() and parts[i + 1] == "population.parquet":
                 found.add(int(part[4:]))
     return sorted(found)
+
+
+# -- inspection -------------------------------------------------------------------------
+def all_individuals(run: str) -> dict[str, dict]:
+    """Every individual of the run by id (initial variants and offspring), latest record wins."""
+    found: dict[str, dict] = {}
+    for where in ["init", *[f"gen-{g:02d}" for g in generations(run)]]:
+        for name in ("offspring", "population"):
+            uri = storage.join(run, where, f"{name}.parquet")
+            if storage.exists(uri):
+                for row in table_to_rows(read_table(uri)):
+                    found.setdefault(row["id"], row)
+    return found
+
+
+def lineage(run: str, member: str, people: Mapping[str, dict] | None = None) -> list[str]:
+    """Lines of an indented tree from `member` back to the initial variants."""
+    people = people if people is not None else all_individuals(run)
+    lines: list[str] = []
+
+    def walk(mid: str, depth: int, seen: frozenset) -> None:
+        rec = people.get(mid)
+        if rec is None:
+            lines.append("  " * depth + f"{mid} (not recorded)")
+            return
+        born = "initial" if rec["born"] < 0 else f"gen {rec['born']}"
+        score = "" if rec.get("score") is None else f" score {rec['score']:.3f}"
+        lines.append("  " * depth + f"{mid}  {rec['origin']}  ({born}, ρ {rec['sparsity']:.3f}{score})")
+        if mid in seen:
+            return
+        for parent in rec.get("parents") or []:
+            walk(parent, depth + 1, seen | {mid})
+
+    walk(member, 0, frozenset())
+    return lines
+
+
+def describe_run(run: str) -> str:
+    """`saemerge inspect`: one row per generation and the lineage of the best model."""
+    if not storage.exists(storage.join(run, "run.json")):
+        from saemerge.errors import SaeMergeError
+
+        raise SaeMergeError(f"{run}: no run.json there (not a saemerge run)")
+    rows = []
+    for where in ["init", *[f"gen-{g:02d}" for g in generations(run)]]:
+        uri = storage.join(run, where, "metrics.json")
+        if storage.exists(uri):
+            rows.append(read_json(uri))
+    tasks = sorted({k[5:] for m in rows for k in m if k.startswith("best.")})
+    head = f"{'gen':>4} {'s_t':>7} {'best F':>8} {'mean F':>8}" + "".join(f" {t[:22]:>22}" for t in tasks)
+    lines = [head + f" {'accepted':>9} {'mean ρ':>7}"]
+    for m in rows:
+        gen = "init" if m["generation"] < 0 else str(m["generation"])
+        lines.append(
+            f"{gen:>4} {m['s_t']:>7.4f} {m['best_fitness']:>8.4f} {m['mean_fitness']:>8.4f}"
+            + "".join(f" {m.get('best.' + t, float('nan')):>22.3f}" for t in tasks)
+            + f" {str(m['accepted']) + '/' + str(m['offspring']):>9} {m['mean_sparsity']:>7.3f}"
+        )
+    best_uri = storage.join(run, "final", "best.json")
+    if storage.exists(best_uri):
+        best = read_json(best_uri)["id"]
+        title = "best model (final)"
+    elif rows and generations(run):
+        pop = read_population(run, generations(run)[-1])
+        best = max(pop, key=lambda r: (r["fitness"], r["id"]))["id"]
+        title = f"best model (generation {generations(run)[-1]})"
+    else:
+        return "\n".join(lines)
+    lines += ["", f"lineage of the {title}:"] + lineage(run, best)
+    return "\n".join(lines)

@@ -21,8 +21,12 @@ _CORPUS = [
 ]
 
 
-def write_tokenizer(out: Path, vocab_size: int = 256) -> None:
-    """Train a tiny byte-level BPE tokenizer and save it in transformers' format."""
+def write_tokenizer(out: Path, vocab_size: int = 320) -> int:
+    """Train a tiny byte-level BPE tokenizer, save it in transformers' format, return its length.
+
+    The byte alphabet (256) and the specials come first, so the result has at least 259
+    tokens and at most `vocab_size`.
+    """
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -40,9 +44,10 @@ def write_tokenizer(out: Path, vocab_size: int = 256) -> None:
         tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>"
     )
     fast.save_pretrained(str(out))
+    return len(fast)
 
 
-def llama_config(vocab_size: int = 256, hidden: int = 32, layers: int = 2, intermediate: int | None = None):
+def llama_config(vocab_size: int = 320, hidden: int = 32, layers: int = 2, intermediate: int | None = None):
     from transformers import LlamaConfig
 
     return LlamaConfig(
@@ -104,7 +109,9 @@ def write_checkpoint(
     model.to(next(iter(state_dict.values())).dtype)
     model.save_pretrained(str(out), max_shard_size=max_shard_size)
     if tokenizer_from is None:
-        write_tokenizer(out, vocab_size=config.vocab_size)
+        n_tokens = write_tokenizer(out, vocab_size=config.vocab_size)
+        if n_tokens > config.vocab_size:
+            raise ValueError(f"tokenizer has {n_tokens} tokens but the model only {config.vocab_size} embeddings")
     else:
         for f in Path(tokenizer_from).iterdir():
             if f.name.startswith(("tokenizer", "special_tokens", "vocab", "merges")):
@@ -118,7 +125,7 @@ def write_family(
     n_experts: int = 2,
     hidden: int = 32,
     layers: int = 2,
-    vocab_size: int = 256,
+    vocab_size: int = 320,
     dtype: torch.dtype = torch.float32,
     max_shard_size: str | int = "50GB",
     seed: int = 0,

@@ -1,0 +1,232 @@
+"""`saemerge run --local`: the same pipeline under kfp.local, on the embedded S3 store.
+
+Phases, each timed and printed:
+1. object store: the S3 endpoint in the environment, or the embedded SeaweedFS (started here);
+2. benchmark: the tiny bench built once into ``.saemerge/bench/`` and uploaded once (content-addressed);
+3. pipeline: kfp.local (SubprocessRunner, use_venv=False) runs the compiled pipeline function in a
+   child process whose (very chatty) output goes to ``RUN_DIR/kfp.log``; this process follows the
+   run in S3 and prints one line per finished generation;
+4. results: the test-set table and the report, downloaded to ``RUN_DIR/report/``.
+
+Resume: the run's steps are idempotent (content-addressed models, per-example score cache, recipe
+files), so running the same run id again finishes an interrupted run without redoing finished work.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from saemerge import runlog, storage
+from saemerge.errors import SaeMergeError
+
+log = logging.getLogger(__name__)
+
+BUCKET = "saemerge"
+BENCH_MODELS = ("base", "math", "multilingual")
+# Sample sizes of the local demo on the tiny bench (the pipeline's defaults are for it too).
+DEMO_OPT_SIZES = {"saebench_math": 48, "saebench_multilingual": 48}
+DEMO_TEST_SIZES = {"saebench_math": 200, "saebench_multilingual": 200}
+
+
+@dataclass
+class LocalRun:
+    """What `saemerge run --local` runs; every field has a command-line flag."""
+
+    run_id: str
+    workdir: Path = Path(".saemerge")
+    bench_size: str = "tiny"
+    seed: int = 0
+    steps: int = 12
+    params: dict = field(default_factory=dict)  # pipeline parameters overriding the defaults
+    resume: bool = False
+
+    @property
+    def run_dir(self) -> Path:
+        return self.workdir / "runs" / self.run_id
+
+    @property
+    def run_uri(self) -> str:
+        return f"s3://{BUCKET}/runs/{self.run_id}"
+
+
+class Phases:
+    """Prints each phase's wall time as it ends and keeps them for the summary."""
+
+    def __init__(self):
+        self.times: list[tuple[str, float]] = []
+        self.start = time.perf_counter()
+
+    def done(self, name: str, since: float) -> None:
+        seconds = time.perf_counter() - since
+        self.times.append((name, seconds))
+        print(f"[{time.perf_counter() - self.start:7.1f}s] {name}: {seconds:.1f} s", flush=True)
+
+    def summary(self) -> str:
+        total = time.perf_counter() - self.start
+        return "\n".join([f"  {n:<34}{s:8.1f} s" for n, s in self.times] + [f"  {'total':<34}{total:8.1f} s"])
+
+
+def ensure_store(workdir: Path):
+    """Use the S3 endpoint in the environment, or start the embedded store. Returns it (or None)."""
+    from saemerge.objectstore import Store
+
+    if os.environ.get("AWS_ENDPOINT_URL") or os.environ.get("AWS_PROFILE"):
+        log.info("using the S3 endpoint from the environment")
+        storage.ensure_bucket(f"s3://{BUCKET}", create=True)
+        return None
+    store = Store(workdir / "store", buckets=[BUCKET]).start()
+    os.environ.update(store.env())
+    return store
+
+
+def ensure_bench(workdir: Path, size: str, seed: int) -> str:
+    """Build the bench once (local cache) and publish it once under s3://BUCKET/bench/; return its URI."""
+    from saemerge.bench.build import build_bench
+
+    local = workdir / "bench" / f"{size}-seed{seed}"
+    if not (local / "bench.json").exists():
+        print(f"building the {size} benchmark once (cached in {local}) ...", flush=True)
+        build_bench(local, size=size, seed=seed)
+    uri = f"s3://{BUCKET}/bench/{size}-seed{seed}"
+    for part in [f"models/{m}" for m in BENCH_MODELS] + ["data"]:
+        target = storage.join(uri, part)
+        if not storage.exists(target):
+            with storage.local_output(target) as out:
+                _copy_tree(local / part, out)
+    return uri
+
+
+def _copy_tree(src: Path, dst: Path) -> None:
+    import shutil
+
+    for item in src.iterdir():
+        if item.is_dir():
+            shutil.copytree(item, dst / item.name)
+        elif item.name != "manifest.json":
+            shutil.copy2(item, dst / item.name)
+
+
+def pipeline_arguments(run: LocalRun, bench_uri: str) -> dict:
+    args = {
+        "run_uri": run.run_uri,
+        "experts": [f"{bench_uri}/models/math", f"{bench_uri}/models/multilingual"],
+        "base_uri": f"{bench_uri}/models/base",
+        "data_uri": f"{bench_uri}/data",
+        "opt_sizes": DEMO_OPT_SIZES,
+        "test_sizes": DEMO_TEST_SIZES,
+        "seed": run.seed,
+        "eval_device": "auto",
+    }
+    args.update(run.params)
+    return args
+
+
+def run_pipeline_here(steps: int, pipeline_root: Path, arguments: dict) -> None:
+    """Run the pipeline function under kfp.local in this process (the child's entry point)."""
+    from kfp import local
+
+    from saemerge.pipeline.sae_pipeline import CompileOptions, build_pipeline
+
+    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(pipeline_root))
+    build_pipeline(CompileOptions(steps=steps))(**arguments)
+
+
+def _follow(run: LocalRun, proc: subprocess.Popen, phases: Phases, started: float) -> None:
+    """Print one line per finished generation while the kfp.local child runs."""
+    seen: set[str] = set()
+    last = started
+    names = ["init", *[f"gen-{g:02d}" for g in range(run.steps)]]
+    while True:
+        finished = proc.poll() is not None
+        for name in names:
+            uri = storage.join(run.run_uri, name, "metrics.json")
+            if name in seen or not storage.exists(uri):
+                continue
+            m = runlog.read_json(uri)
+            seen.add(name)
+            per_task = ", ".join(f"{k[5:]} {v:.3f}" for k, v in sorted(m.items()) if k.startswith("best."))
+            label = "initial population" if name == "init" else f"generation {m['generation']:2d} (s_t={m['s_t']:.4f})"
+            phases.done(f"{label}", last)
+            print(f"           best fitness {m['best_fitness']:.4f}  mean {m['mean_fitness']:.4f}  [{per_task}]  "
+                  f"mean ρ {m['mean_sparsity']:.3f}  accepted {m['accepted']}/{m['offspring']}", flush=True)
+            last = time.perf_counter()
+        if finished:
+            break
+        time.sleep(1.0)
+    if proc.returncode != 0:
+        raise SaeMergeError(
+            f"the pipeline failed (exit {proc.returncode}); its log: {run.run_dir / 'kfp.log'}; "
+            f"resume with: saemerge run --local --resume {run.run_id}"
+        )
+    phases.done("final evaluation + report", last)
+
+
+def run_local(run: LocalRun) -> list[dict]:
+    """The whole local run; returns the results rows."""
+    phases = Phases()
+    run.run_dir.mkdir(parents=True, exist_ok=True)
+    t = time.perf_counter()
+    store = ensure_store(run.workdir)
+    phases.done("object store", t)
+    try:
+        if run.resume and not storage.exists(storage.join(run.run_uri, "run.json")):
+            raise SaeMergeError(f"--resume {run.run_id}: no run at {run.run_uri}")
+        t = time.perf_counter()
+        bench_uri = ensure_bench(run.workdir, run.bench_size, run.seed)
+        phases.done("benchmark (built once, cached)", t)
+        arguments = pipeline_arguments(run, bench_uri)
+        (run.run_dir / "arguments.json").write_text(json.dumps(arguments, indent=1))
+        print(f"run {run.run_id}: {run.run_uri} ({run.steps} generations); kfp log: {run.run_dir / 'kfp.log'}", flush=True)
+        t = time.perf_counter()
+        with open(run.run_dir / "kfp.log", "ab") as logf:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "saemerge.pipeline.local", str(run.steps), str(run.run_dir / "kfp-root"),
+                 str(run.run_dir / "arguments.json")],
+                stdout=logf, stderr=subprocess.STDOUT, start_new_session=True,
+            )
+            try:
+                _follow(run, proc, phases, t)
+            except BaseException:
+                if proc.poll() is None:
+                    os.killpg(proc.pid, signal.SIGTERM)
+                    proc.wait(timeout=30)
+                raise
+        t = time.perf_counter()
+        rows = read_results(run.run_uri)
+        report_dir = run.run_dir / "report"
+        report_dir.mkdir(exist_ok=True)
+        for name in ["report.md", "report.html", "fitness.png", "schedule.png", "sparsity_vs_score.png"]:
+            storage.get_file(storage.join(run.run_uri, "final", name), report_dir / name)
+        phases.done("download report", t)
+    finally:
+        if store is not None:
+            store.stop()
+    from saemerge.report import results_text
+
+    print("\nTest-set accuracy (macro avg = mean over tasks; sparsity = zero fraction of the task vector):")
+    print(results_text(rows))
+    print(f"\nreport: {run.run_dir / 'report' / 'report.md'} (and {run.run_uri}/final/)")
+    print("phases:\n" + phases.summary())
+    return rows
+
+
+def read_results(run_uri: str) -> list[dict]:
+    table = runlog.read_table(storage.join(run_uri, "final", "results.parquet"))
+    return [
+        {"method": r["method"], "id": r["id"], "sparsity": r["sparsity"], "macro": r["macro"],
+         "scores": {k[len("score."):]: v for k, v in r.items() if k.startswith("score.")}}
+        for r in table.to_pylist()
+    ]
+
+
+if __name__ == "__main__":  # the kfp.local child: STEPS PIPELINE_ROOT ARGUMENTS_JSON
+    logging.basicConfig(level=logging.INFO)
+    run_pipeline_here(int(sys.argv[1]), Path(sys.argv[2]), json.loads(Path(sys.argv[3]).read_text()))

@@ -1,0 +1,95 @@
+"""`saemerge compile | run | inspect`: the pipeline on the command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from saemerge.errors import SaeMergeError
+
+
+def compile_options(args: argparse.Namespace):
+    from saemerge.pipeline.sae_pipeline import CompileOptions
+
+    defaults = CompileOptions()
+    return CompileOptions(
+        steps=args.steps,
+        cpu_image=args.cpu_image or defaults.cpu_image,
+        gpu_image=args.gpu_image or defaults.gpu_image,
+        gpu_resource=args.gpu_resource or defaults.gpu_resource,
+        s3_secret=args.s3_secret or defaults.s3_secret,
+        merge_parallelism=args.merge_parallelism or defaults.merge_parallelism,
+    )
+
+
+def add_compile_flags(p: argparse.ArgumentParser) -> None:
+    """Compile options (shared with `saemerge submit`)."""
+    p.add_argument("--steps", type=int, default=12, help="generations, unrolled at compile time (default 12)")
+    p.add_argument("--cpu-image", help="image of the CPU steps (env SAEMERGE_CPU_IMAGE)")
+    p.add_argument("--gpu-image", help="image of the evaluate steps (env SAEMERGE_GPU_IMAGE)")
+    p.add_argument("--gpu-resource", help="accelerator resource of evaluate (default nvidia.com/gpu)")
+    p.add_argument("--s3-secret", help="Kubernetes secret with the AWS_* keys (default saemerge-s3)")
+    p.add_argument("--merge-parallelism", type=int, help="merges running at once per generation (default 4)")
+
+
+def cmd_compile(args: argparse.Namespace) -> int:
+    from saemerge.pipeline.compile import compile_pipeline
+
+    opts = compile_options(args)
+    stats = compile_pipeline(Path(args.out), opts)
+    print(json.dumps({"out": args.out, **stats}, indent=2))
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from saemerge.pipeline.local import LocalRun, run_local
+
+    if not args.local:
+        raise SaeMergeError("run: only --local is available here; on a cluster use `saemerge submit --host URL`")
+    params = {}
+    for item in args.param or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SaeMergeError(f"--param {item!r}: expected NAME=VALUE")
+        try:
+            params[key] = json.loads(value)
+        except json.JSONDecodeError:
+            params[key] = value
+    run_id = args.resume or args.run_id or time.strftime("sae-%Y%m%d-%H%M%S")
+    run = LocalRun(
+        run_id=run_id, workdir=Path(args.workdir), bench_size=args.bench_size, seed=args.seed,
+        steps=args.steps, params=params, resume=bool(args.resume),
+    )
+    run_local(run)
+    return 0
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from saemerge.runlog import describe_run
+
+    print(describe_run(args.run))
+    return 0
+
+
+def register(sub) -> None:
+    p = sub.add_parser("compile", help="compile the kfp pipeline to YAML (upload it in the Kubeflow UI)")
+    add_compile_flags(p)
+    p.add_argument("--out", default="sae_pipeline.yaml", help="output file (default sae_pipeline.yaml)")
+    p.set_defaults(func=cmd_compile)
+
+    p = sub.add_parser("run", help="run the pipeline: --local runs it under kfp.local on the embedded S3 store")
+    p.add_argument("--local", action="store_true", help="run here with kfp.local (the only mode of `run`)")
+    p.add_argument("--run-id", help="name of the run (default sae-YYYYmmdd-HHMMSS)")
+    p.add_argument("--resume", metavar="RUN_ID", help="continue this run from its last complete generation")
+    p.add_argument("--steps", type=int, default=12, help="generations (default 12)")
+    p.add_argument("--bench-size", default="tiny", help="micro, tiny or small (default tiny)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workdir", default=".saemerge", help="local state: store data, bench cache, run logs")
+    p.add_argument("--param", action="append", metavar="NAME=VALUE", help="pipeline parameter (JSON value), repeatable")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("inspect", help="summarise a run: one row per generation and the best model's lineage")
+    p.add_argument("run", metavar="RUN_URI", help="s3://bucket/prefix/RUN_ID or a local run directory")
+    p.set_defaults(func=cmd_inspect)
