@@ -7,13 +7,28 @@ def init_population(
     run_uri: str,
     experts: List[str],
     base_uri: str,
+    data_uri: str,
+    opt_sizes: dict,
+    test_sizes: dict,
+    steps: int,
+    archive_size: int,
     s_min: float,
     s_max: float,
+    t0: int,
+    t_mult: int,
+    reverse: bool,
+    beta: float,
+    gamma: float,
+    scoring: str,
+    attraction: str,
+    competition: str,
+    measure: str,
+    granularity: str,
     include_base: bool,
-    config: dict,
+    seed: int,
     metrics: Output[Metrics],
 ) -> List[dict]:
-    """Write run.json and list the initial sparse variants (SAE-SPEC §6.1).
+    """Validate the run's parameters, write run.json, list the initial sparse variants (SAE-SPEC §6.1).
 
     Each expert (and the base when `include_base`) is expanded at sparsities
     {0, s_min, (s_min+s_max)/2, s_max}.
@@ -21,8 +36,14 @@ def init_population(
     Returns:
         One dict per variant: {"source": URI, "name": str, "sparsity": float}.
     """
-    from saemerge import steps
+    from saemerge import steps as sae_steps
 
-    variants = steps.init_population(run_uri, experts, base_uri, s_min, s_max, include_base, config)
+    config = dict(
+        data_uri=data_uri, opt_sizes=opt_sizes, test_sizes=test_sizes, steps=int(steps),
+        archive_size=int(archive_size), s_min=s_min, s_max=s_max, t0=int(t0), t_mult=int(t_mult), reverse=reverse,
+        beta=beta, gamma=gamma, scoring=scoring, attraction=attraction, competition=competition, measure=measure,
+        granularity=granularity, include_base=include_base, seed=int(seed),
+    )
+    variants = sae_steps.init_population(run_uri, experts, base_uri, config)
     metrics.log_metric("variants", len(variants))
     return variants

@@ -147,16 +147,11 @@ def build_pipeline(options: CompileOptions = CompileOptions()):
         eval_dtype: str = "auto",
         eval_batch_size: int = 16,
     ) -> List[dict]:
-        config = {
-            "steps": options.steps, "archive_size": archive_size, "s_min": s_min, "s_max": s_max, "t0": t0,
-            "t_mult": t_mult, "reverse": reverse, "beta": beta, "gamma": gamma, "scoring": scoring,
-            "attraction": attraction, "competition": competition, "measure": measure, "granularity": granularity,
-            "seed": seed, "opt_sizes": opt_sizes, "test_sizes": test_sizes, "data_uri": data_uri,
-            "cpu_image": options.cpu_image, "gpu_image": options.gpu_image,
-        }
         init = with_s3(c_init(
-            run_uri=run_uri, experts=experts, base_uri=base_uri, s_min=s_min, s_max=s_max,
-            include_base=include_base, config=config,
+            run_uri=run_uri, experts=experts, base_uri=base_uri, data_uri=data_uri, opt_sizes=opt_sizes,
+            test_sizes=test_sizes, steps=options.steps, archive_size=archive_size, s_min=s_min, s_max=s_max, t0=t0,
+            t_mult=t_mult, reverse=reverse, beta=beta, gamma=gamma, scoring=scoring, attraction=attraction,
+            competition=competition, measure=measure, granularity=granularity, include_base=include_base, seed=seed,
         )).set_display_name("init population")
         with dsl.ParallelFor(items=init.outputs["Output"], parallelism=options.merge_parallelism) as variant:
             pruned = retried(c_prune(run_uri=run_uri, variant=variant, base_uri=base_uri, device=merge_device))

@@ -136,7 +136,7 @@ def read_population(run: str, generation: int | str, name: str = "population") -
 def generations(run: str) -> list[int]:
     """Generations whose population table exists, in order."""
     found = set()
-    for uri in storage.list(run):
+    for uri in storage.list_uris(run):
         parts = uri.rstrip("/").split("/")
         for i, part in enumerate(parts[:-1]):
             if part.startswith("gen-") and part[4:].isdigit() and parts[i + 1] == "population.parquet":

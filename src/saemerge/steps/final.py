@@ -13,7 +13,7 @@ from saemerge.core.fitness import fitness, macro_average
 from saemerge.errors import SaeMergeError, unknown_name
 from saemerge.ops import checkpoint_sparsity, merge_checkpoints
 from saemerge.steps.population import model_name
-from saemerge.steps.records import find_recipe, input_identity, make_record, publish_model
+from saemerge.steps.records import find_recipe, input_identity, make_record, publish_model, without_none
 from saemerge.steps.scoring import load_samples, read_cached, sample_uri, score_models
 
 log = logging.getLogger(__name__)
@@ -69,7 +69,7 @@ def merge_baseline(run: str, method: str, experts: Sequence[str], base_uri: str,
 
 def _model_row(run: str, uri: str, origin: str) -> dict:
     """A record for an input model (base or expert): identity from its manifest."""
-    return {"id": model_name(uri), "content_hash": input_identity(uri), "uri": uri, "origin": origin, "sparsity": None}
+    return {"id": model_name(uri), "content_hash": input_identity(uri), "uri": uri, "origin": origin}
 
 
 def final_evaluate(
@@ -127,10 +127,10 @@ def final_evaluate(
                 with storage.local_input(record["uri"]) as model_dir:
                     result = ev.score(model_dir, samples)
                 per_task = result.per_task
-                rows.append({
+                rows.append(without_none({
                     "method": method, "id": record["id"], "uri": record["uri"], "sparsity": record.get("sparsity"),
                     "scores": per_task, "macro": macro_average(per_task), "origin": record.get("origin", ""),
-                })
+                }))
                 t = result.to_table()
                 tables.append(t.append_column("method", pa.array([method] * t.num_rows)))
     runlog.write_table(storage.join(final_dir, "scores.parquet"), pa.concat_tables(tables))

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from saemerge import __version__, runlog, storage
 from saemerge.core.archive import initial_archive, random_pairs, update_archive
 from saemerge.core.schedule import cyclic_schedule
-from saemerge.errors import SaeMergeError
+from saemerge.errors import SaeMergeError, unknown_name
 from saemerge.steps.records import to_member
 
 log = logging.getLogger(__name__)
@@ -22,29 +22,61 @@ def model_name(uri: str) -> str:
     return str(uri).rstrip("/").rsplit("/", 1)[-1] or str(uri)
 
 
-def init_population(
-    run: str,
-    experts: Sequence[str],
-    base_uri: str,
-    s_min: float,
-    s_max: float,
-    include_base: bool,
-    config: Mapping,
-) -> list[dict]:
-    """Write run.json and list the initial variants (SAE-SPEC §6.1).
+def validate_config(config: Mapping) -> None:
+    """Fail fast, before any work, on a bad run parameter; the message names it."""
+    from saemerge.core.archive import COMPETITIONS
+    from saemerge.core.sparsity import get_measure
+    from saemerge.evaluate.taskspec import get_task
+    from saemerge.ops.prune import check_granularity
+    from saemerge.ops.sae import ATTRACTIONS, SCORINGS
+
+    cyclic_schedule(
+        steps=int(config["steps"]), s_min=config["s_min"], s_max=config["s_max"], t0=int(config["t0"]),
+        t_mult=int(config["t_mult"]), reverse=bool(config["reverse"]),
+    )
+    for name, allowed in (("scoring", SCORINGS), ("attraction", ATTRACTIONS), ("competition", COMPETITIONS)):
+        if config[name] not in allowed:
+            raise unknown_name(name, config[name], allowed)
+    get_measure(config["measure"])
+    check_granularity(config["granularity"])
+    if int(config["archive_size"]) < 2:
+        raise SaeMergeError(f"archive_size {config['archive_size']}: at least 2 members are needed to pair")
+    for name in ("beta", "gamma"):
+        if float(config[name]) < 0:
+            raise SaeMergeError(f"{name} {config[name]}: must be >= 0")
+    for name in ("opt_sizes", "test_sizes"):
+        sizes = config[name]
+        if not sizes:
+            raise SaeMergeError(f"{name}: no task given (an empty task set)")
+        for task, n in sizes.items():
+            get_task(task)
+            if int(n) < 1:
+                raise SaeMergeError(f"{name}: {task} has size {n}; at least 1 example is needed")
+    if set(config["opt_sizes"]) != set(config["test_sizes"]):
+        raise SaeMergeError(
+            f"opt_sizes and test_sizes name different tasks: {sorted(config['opt_sizes'])} vs {sorted(config['test_sizes'])}"
+        )
+
+
+def init_population(run: str, experts: Sequence[str], base_uri: str, config: Mapping) -> list[dict]:
+    """Validate the run, write run.json, and list the initial variants (SAE-SPEC §6.1).
 
     Each expert is expanded at sparsities {0, s_min, (s_min+s_max)/2, s_max}. The base, when
-    included, is one variant: its task vector is zero, so pruning cannot change it.
+    `config["include_base"]`, is one variant: its task vector is zero, so pruning cannot change it.
+    A run id already holding a run.json must have been started with the same configuration
+    (that is a resume); anything else is an error rather than a mixed run.
     """
     if not experts:
         raise SaeMergeError("experts: at least one expert URI is needed")
     names = [model_name(e) for e in experts]
     if len(set(names)) != len(names):
         raise SaeMergeError(f"experts: two experts share the name {sorted(n for n in names if names.count(n) > 1)[0]!r}")
-    cyclic_schedule(steps=1, s_min=s_min, s_max=s_max)  # validates s_min/s_max with a clear message
+    validate_config(config)
     for uri in [*experts, base_uri]:
         if not storage.exists(uri) and not storage.exists(storage.join(uri, "config.json")):
             raise SaeMergeError(f"{uri}: no checkpoint there")
+    if not storage.exists(config["data_uri"]) and not storage.list_uris(config["data_uri"]):
+        raise SaeMergeError(f"data_uri {config['data_uri']}: nothing there")
     run_json = storage.join(run, "run.json")
     info = {
         "config": dict(config),
@@ -56,11 +88,13 @@ def init_population(
         previous = runlog.read_json(run_json)
         if previous.get("config") != info["config"] or previous.get("experts") != info["experts"]:
             raise SaeMergeError(f"{run_json}: this run was started with another configuration; use a new run id")
+        log.info("resuming run %s", run)
     else:
         runlog.write_json(run_json, {**info, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
-    levels = sorted({0.0, float(s_min), (float(s_min) + float(s_max)) / 2, float(s_max)})
+    s_min, s_max = float(config["s_min"]), float(config["s_max"])
+    levels = sorted({0.0, s_min, (s_min + s_max) / 2, s_max})
     variants = [{"source": uri, "name": f"expert:{name}", "sparsity": s} for uri, name in zip(experts, names) for s in levels]
-    if include_base:
+    if config.get("include_base"):
         variants.append({"source": base_uri, "name": "base", "sparsity": 0.0})
     log.info("initial population: %d variants of %d experts at sparsities %s", len(variants), len(experts), levels)
     return variants

@@ -1,7 +1,8 @@
 """Individuals as plain dicts (what kfp passes between steps) and content-addressed models.
 
 A record is JSON-able: it crosses step boundaries as a kfp parameter and lands as a row of
-``population.parquet`` (:data:`saemerge.runlog.POPULATION_SCHEMA`). Models are published
+``population.parquet`` (:data:`saemerge.runlog.POPULATION_SCHEMA`). Missing values are left
+out rather than None: kfp parameters cannot carry None. Models are published
 under ``RUN/models/<content-hash>/``; a recipe file maps the recipe that made a model
 (inputs' identities and parameters) to its record, so a retried or resumed step finds its
 model before doing any work.
@@ -27,11 +28,6 @@ RECORD_DEFAULTS = {
     "generation": -1,
     "sparsity": 0.0,
     "s_t": 0.0,
-    "lambda_mean": None,
-    "lambda_min": None,
-    "lambda_max": None,
-    "score": None,
-    "fitness": None,
     "n_scored": 0,
     "scores": {},
     "status": "candidate",
@@ -40,9 +36,14 @@ RECORD_DEFAULTS = {
 
 
 def make_record(content_hash: str, uri: str, **fields) -> dict:
+    """A record; fields without a value are left out (kfp parameters cannot hold None)."""
     record = {**RECORD_DEFAULTS, **fields, "id": runlog.member_id(content_hash), "content_hash": content_hash, "uri": uri}
     record["parents"] = list(record["parents"])
-    return record
+    return without_none(record)
+
+
+def without_none(record: Mapping) -> dict:
+    return {k: v for k, v in record.items() if v is not None}
 
 
 def to_member(record: Mapping) -> Member:
