@@ -88,31 +88,52 @@ def _bind(port: int) -> socket.socket | None:
     return s
 
 
+def _ephemeral_low() -> int:
+    """Lowest port of the kernel's range for outgoing connections (32768 on most Linux)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def _allocate_ports() -> dict[str, int]:
     """Free loopback ports for every listener, held open together so they all differ.
 
-    The admin gRPC port must be the admin port + 10000: the embedded worker dials that
-    address whatever -admin.port.grpc says.
+    They are drawn below the ephemeral range: weed's own components connect to each other
+    while starting, and an outgoing connection could otherwise take a port that a later
+    component is about to listen on. The admin gRPC port must be the admin port + 10000:
+    the embedded worker dials that address whatever -admin.port.grpc says.
     """
+    high = min(_ephemeral_low(), 65536)
+    low = 10000 if high > 22000 else 1024
     socks: list[socket.socket] = []
+    ports: list[int] = []
+
+    def take(*candidates: int) -> bool:
+        got = [_bind(p) for p in candidates]
+        if all(got):
+            socks.extend(got)
+            ports.extend(candidates)
+            return True
+        for s in got:
+            if s:
+                s.close()
+        return False
+
     try:
-        while len(socks) < 2:  # admin, admin_grpc
-            port = 20000 + secrets.randbelow(35000)
-            pair = [_bind(port), _bind(port + 10000)]
-            if all(pair):
-                socks += pair
-            else:
-                for s in pair:
-                    if s:
-                        s.close()
-        for _ in range(len(PORT_FLAGS) - 2):
-            s = _bind(0)
-            assert s is not None  # the kernel picks a free one
-            socks.append(s)
-        ports = [s.getsockname()[1] for s in socks]
+        for _ in range(1000):  # admin, admin_grpc
+            port = low + secrets.randbelow(high - 10000 - low)
+            if take(port, port + 10000):
+                break
+        while len(ports) < len(PORT_FLAGS):
+            port = low + secrets.randbelow(high - low)
+            if port not in ports:
+                take(port)
     finally:
         for s in socks:
             s.close()
+    if len(ports) < len(PORT_FLAGS):
+        raise SaeMergeError(f"no free ports on {HOST} between {low} and {high}")
     names = ["admin", "admin_grpc"] + [n for n in PORT_FLAGS if not n.startswith("admin")]
     return dict(zip(names, ports))
 
@@ -162,6 +183,7 @@ class Store:
         self.pid: int | None = None
         self.command: list[str] = []
         self._proc: subprocess.Popen | None = None
+        self._owned = False  # started here (stopped on __exit__), not attached to
         self.admin, self.readonly = self._load_or_create_identities()
 
     # -- identities -----------------------------------------------------------------------
@@ -238,6 +260,7 @@ class Store:
         """
         if self._proc is not None:
             return self
+        self._refuse_second_server()
         (self.root / "data").mkdir(parents=True, exist_ok=True)
         # mini rewrites this file from its flags; a stale copy could carry old ports.
         (self.root / "data" / "mini.options").unlink(missing_ok=True)
@@ -255,7 +278,13 @@ class Store:
                     preexec_fn=None if detach or not main_thread else _die_with_parent,
                 )
             self.pid = self._proc.pid
-            if self._wait_ready():
+            self._owned = True
+            try:
+                ready = self._wait_ready()
+            except BaseException:
+                self._terminate()
+                raise
+            if ready:
                 break
             self._terminate()
             if attempt == 2:
@@ -281,16 +310,22 @@ class Store:
         """True once ListBuckets succeeds with the admin key; False if the process exits."""
         client = self._client()
         deadline = time.monotonic() + self.startup_timeout
+        s3_up_at = None
         while time.monotonic() < deadline:
             if self._proc is not None and self._proc.poll() is not None:
                 log.warning("SeaweedFS exited with code %s during start", self._proc.returncode)
                 return False
             try:
                 client.list_buckets()
+                s3_up_at = s3_up_at or time.monotonic()
                 # The admin server comes up after S3; wait for every listener so a caller
                 # (or a test checking the sockets) sees the finished server.
-                if all(self._accepts(port) for port in self.ports.values()):
+                missing = [n for n, port in self.ports.items() if not self._accepts(port)]
+                if not missing:
                     return True
+                if time.monotonic() - s3_up_at > 20:  # a component could not bind its port
+                    log.warning("SeaweedFS listeners %s did not come up; restarting it", missing)
+                    return False
             except Exception:  # not up yet: connection refused, 503 while the filer starts
                 pass
             time.sleep(0.3)
@@ -322,6 +357,31 @@ class Store:
             "pid": self.pid, "ports": self.ports, "endpoint": self.endpoint,
             "command": self.command, "log": str(self.root / "weed.log"),
         })
+
+    def _refuse_second_server(self) -> None:
+        """Two servers on one data directory would corrupt it."""
+        try:
+            other = Store.attach(self.root)
+        except SaeMergeError:
+            return
+        if other.running():
+            raise SaeMergeError(
+                f"an object store already runs under {self.root} (pid {other.pid}, {other.endpoint}); "
+                "use Store.attach() / `saemerge store env`, or `saemerge store stop` first")
+
+    @classmethod
+    def attach_or_start(cls, root: str | os.PathLike, *, buckets: tuple[str, ...] | list[str] = (),
+                        detach: bool = True) -> Store:
+        """The store running under ``root`` (its buckets ensured), or a newly started one."""
+        try:
+            store = cls.attach(root)
+            if store.running():
+                store.buckets = tuple(buckets)
+                store._create_buckets()
+                return store
+        except SaeMergeError:
+            pass
+        return cls(root, buckets=buckets).start(detach=detach)
 
     @classmethod
     def attach(cls, root: str | os.PathLike) -> Store:
@@ -377,6 +437,7 @@ class Store:
 
     def stop(self) -> None:
         """Stop the server (SIGTERM, then SIGKILL after 20 s) and remove its sockets and state."""
+        self._owned = False
         if self.pid is None:
             return
         log.info("stopping object store at %s (pid %d)", self.root, self.pid)
@@ -385,10 +446,13 @@ class Store:
         self.pid = None
 
     def __enter__(self) -> Store:
+        if self._proc is None and self.pid is not None and self.running():
+            return self  # attached to a running store
         return self.start()
 
     def __exit__(self, *exc) -> None:
-        self.stop()
+        if self._owned:  # a store we only attached to keeps running
+            self.stop()
 
 
 def store_env(root: str | os.PathLike = ".saemerge/store", *, readonly: bool = False) -> dict[str, str]:

@@ -14,6 +14,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from saemerge.errors import SaeMergeError
 from saemerge.objectstore import Store, find_weed, store_env
 
 pytestmark = pytest.mark.integration
@@ -124,3 +125,14 @@ def test_cli_start_env_status_stop(tmp_path):
 def test_find_weed_falls_back_to_the_interpreter_dir(monkeypatch):
     monkeypatch.setenv("PATH", "/nonexistent")
     assert Path(find_weed()).parent == Path(sys.executable).parent
+
+
+def test_second_server_on_one_directory_is_refused_and_attach_reuses(tmp_path):
+    with Store(tmp_path / "s") as first:
+        with pytest.raises(SaeMergeError, match="already runs under"):
+            Store(tmp_path / "s").start()
+        with Store.attach_or_start(tmp_path / "s", buckets=["extra"]) as again:
+            assert (again.pid, again.endpoint, again.admin) == (first.pid, first.endpoint, first.admin)
+        assert first.running()  # leaving the attached store's context does not stop it
+        assert first.bucket_names() == ["extra"]
+    assert not first.running()
