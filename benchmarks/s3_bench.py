@@ -9,8 +9,8 @@ its own store in a temp dir, and times:
   saemerge download*  the same with verify=False
   boto3 download      client.download_file() per file
 
-Each is run --repeat times, alternating the order; the best run is reported (the machine may
-be shared). Usage: python benchmarks/s3_bench.py [--size-mb 1024] [--shard-mb 256] [--repeat 2]
+Each is run --repeat times, alternating the order; the best and the median run are reported
+(the machine may be shared). Usage: python benchmarks/s3_bench.py [--size-mb 1024] [--shard-mb 256] [--repeat 2]
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -111,13 +112,16 @@ def main(argv: list[str] | None = None) -> int:
                     record(name, fn)
                     print(f"  run {run}: {name:34s} {results[name][-1]:6.2f} s", file=sys.stderr)
 
-        print(f"\n{total / 2**20:.0f} MiB in {len(files)} files, best of {args.repeat}; "
+        print(f"\n{total / 2**20:.0f} MiB in {len(files)} files, {args.repeat} run(s); "
               f"{os.cpu_count()} CPUs, load avg {os.getloadavg()[0]:.1f}")
-        print(f"{'method':36s} {'s':>7s} {'MB/s':>8s} {'vs boto3':>9s}")
+        print(f"{'method':34s} {'best s':>7s} {'MB/s':>7s} {'vs boto3':>8s} {'median s':>9s} {'MB/s':>7s} {'vs boto3':>8s}")
         for name, times in results.items():
-            best = min(times)
-            base = min(results["boto3 " + name.split()[1]])
-            print(f"{name:36s} {best:7.2f} {total / 1e6 / best:8.1f} {base / best:8.0%}")
+            base = results["boto3 " + name.split()[1]]
+            row = f"{name:34s}"
+            for pick in (min, statistics.median):
+                row += f" {pick(times):7.2f} {total / 1e6 / pick(times):7.1f} {pick(base) / pick(times):8.0%}"
+                row += " " if pick is min else ""
+            print(row)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 0
