@@ -1,0 +1,326 @@
+"""Submit the SAE pipeline to a Kubeflow Pipelines 2.x cluster with ``kfp.Client``.
+
+One call does what CI needs: compile (compile options fixed here), upload the pipeline or a
+new version of it, find or create the experiment, start a run or a recurring run, and
+optionally follow the run until it ends::
+
+    req = SubmitRequest(host="https://kfp.example.com/pipeline", params={"run_uri": "s3://..."}, wait=True)
+    result = submit(req)          # SubmitResult; result.state is the final run state
+
+Versions are content-addressed: the version name carries the SHA-256 of the compiled YAML,
+so submitting an unchanged pipeline reuses its version instead of piling up copies.
+Credentials: a bearer token (``token``, never logged) or, without one, what ``kfp.Client``
+finds itself (kube config context through the API server proxy, or in-cluster credentials).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import tempfile
+import time
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+
+from saemerge.errors import SaeMergeError, unknown_name
+from saemerge.pipeline.sae_pipeline import PIPELINE_NAME, CompileOptions
+
+log = logging.getLogger(__name__)
+
+SUCCEEDED = "SUCCEEDED"
+FAILED_STATES = {"FAILED", "CANCELED", "SKIPPED"}
+TERMINAL_STATES = FAILED_STATES | {SUCCEEDED}
+# Consecutive polling errors (restarts of the API server, expired proxies) tolerated while waiting.
+MAX_POLL_ERRORS = 5
+
+
+@dataclass
+class SubmitRequest:
+    """What to submit, where, and how to follow it (see ``saemerge submit --help``)."""
+
+    host: str | None = None
+    token: str | None = None
+    kube_context: str | None = None
+    namespace: str | None = None
+    experiment: str = "saemerge"
+    run_name: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    schedule: str | None = None
+    wait: bool = False
+    timeout: float | None = None
+    poll_interval: float = 30.0
+    service_account: str | None = None
+    pipeline_root: str | None = None
+    enable_caching: bool | None = None
+    options: CompileOptions = field(default_factory=CompileOptions)
+    dry_run: bool = False
+
+
+@dataclass
+class SubmitResult:
+    pipeline_id: str | None = None
+    version_id: str | None = None
+    version_name: str = ""
+    version_uploaded: bool = False
+    experiment_id: str | None = None
+    run_id: str | None = None
+    recurring_run_id: str | None = None
+    run_url: str | None = None
+    state: str | None = None
+    compiled_bytes: int = 0
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+# ------------------------------------------------------------------------------- parameters
+
+
+def parse_param_args(items: list[str] | None) -> dict[str, str]:
+    """``["k=v", ...]`` → ``{k: "v"}`` (raw text; typed later against the pipeline)."""
+    raw: dict[str, str] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise SaeMergeError(f"--param {item!r}: expected NAME=VALUE")
+        if key in raw:
+            raise SaeMergeError(f"--param {key}: given twice")
+        raw[key.strip()] = value
+    return raw
+
+
+def pipeline_parameters(spec: dict) -> dict[str, dict]:
+    """The root parameters of a compiled pipeline spec: name → {parameterType, defaultValue?, ...}."""
+    return dict(spec.get("root", {}).get("inputDefinitions", {}).get("parameters", {}))
+
+
+def _typed(name: str, text: Any, ptype: str) -> Any:
+    """Convert a --param value to the parameter's IR type; non-strings pass through checked."""
+    def fail(expect: str) -> SaeMergeError:
+        return SaeMergeError(f"--param {name}={text!r}: pipeline parameter {name} takes {expect}")
+
+    value = text
+    if isinstance(text, str):
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            value = text
+    if ptype == "STRING":
+        # k=abc and k='"abc"' both mean the string abc; k=123 means the string "123"
+        if isinstance(value, str):
+            return value
+        if isinstance(text, str):
+            return text
+        raise fail("a string")
+    if ptype == "NUMBER_INTEGER":
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise fail("an integer")
+        return value
+    if ptype == "NUMBER_DOUBLE":
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise fail("a number")
+        return float(value)
+    if ptype == "BOOLEAN":
+        if isinstance(value, str) and value.lower() in ("true", "false"):
+            value = value.lower() == "true"
+        if not isinstance(value, bool):
+            raise fail("true or false")
+        return value
+    if ptype == "LIST":
+        if not isinstance(value, list):
+            raise fail('a JSON list, e.g. ["a","b"]')
+        return value
+    if ptype == "STRUCT":
+        if not isinstance(value, dict):
+            raise fail('a JSON object, e.g. {"k": 1}')
+        return value
+    return value
+
+
+def coerce_params(raw: dict[str, Any], spec: dict) -> dict[str, Any]:
+    """Check `raw` against the pipeline's parameters and convert each value to its type.
+
+    Raises:
+        SaeMergeError: an unknown name (closest names suggested), a value of the wrong type,
+            or a required parameter (no default) that is missing.
+    """
+    known = pipeline_parameters(spec)
+    typed = {}
+    for name, value in raw.items():
+        if name not in known:
+            raise unknown_name("pipeline parameter", name, known)
+        typed[name] = _typed(name, value, known[name].get("parameterType", "STRING"))
+    missing = [n for n, p in known.items() if n not in typed and "defaultValue" not in p and not p.get("isOptional")]
+    if missing:
+        raise SaeMergeError(f"missing pipeline parameter(s) {', '.join(missing)}: give each as --param NAME=VALUE")
+    return typed
+
+
+def normalize_cron(expr: str) -> str:
+    """KFP's scheduler wants 6 fields (seconds first); accept the usual 5-field form too."""
+    fields = expr.split()
+    if len(fields) == 5:
+        return " ".join(["0", *fields])
+    if len(fields) == 6:
+        return " ".join(fields)
+    raise SaeMergeError(f"--schedule {expr!r}: expected a cron expression of 5 fields (or 6 with seconds)")
+
+
+# ------------------------------------------------------------------------------- the client
+
+
+def version_name_for(compiled: bytes) -> str:
+    from saemerge import __version__
+
+    return f"{PIPELINE_NAME}-{__version__}-{hashlib.sha256(compiled).hexdigest()[:12]}"
+
+
+def _eq_filter(key: str, value: str) -> str:
+    return json.dumps({"predicates": [{"operation": "EQUALS", "key": key, "stringValue": value}]})
+
+
+def connect(req: SubmitRequest):
+    """A ``kfp.Client`` for `req`, checked with one healthz call (no silent 25 s retry loop)."""
+    import kfp
+    import kfp_server_api
+
+    class _Client(kfp.Client):
+        # kfp.Client retries healthz 5 times, 5 s apart, even on 401; once is enough here.
+        def get_kfp_healthz(self, sleep_duration: int = 5):
+            return self._healthz_api.healthz_service_get_healthz()
+
+    where = req.host or "the current kube context"
+    kwargs: dict[str, Any] = {"host": req.host, "existing_token": req.token or None, "kube_context": req.kube_context}
+    if req.host and req.namespace:
+        kwargs["namespace"] = req.namespace  # with an explicit host this only sets the user namespace
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            client = _Client(**kwargs)
+        health = client.get_kfp_healthz()
+    except kfp_server_api.ApiException as exc:
+        hint = " (check the token: --token or KFP_TOKEN)" if exc.status in (401, 403) else ""
+        raise SaeMergeError(f"KFP API at {where} answered HTTP {exc.status} {exc.reason}{hint}") from None
+    except Exception as exc:  # connection refused, DNS, TLS: urllib3 errors of many kinds
+        raise SaeMergeError(f"cannot reach the KFP API at {where}: {type(exc).__name__}: {exc}") from None
+    if getattr(health, "multi_user", False) and not req.namespace:
+        raise SaeMergeError(f"KFP at {where} is multi-user: give --namespace (your Kubeflow profile namespace)")
+    return client
+
+
+def ensure_version(client, package: Path, version_name: str) -> tuple[str, str, bool]:
+    """(pipeline_id, version_id, uploaded): upload the pipeline, or a version of it if new."""
+    pipeline_id = client.get_pipeline_id(PIPELINE_NAME)
+    if pipeline_id is None:
+        pipeline = client.upload_pipeline(str(package), pipeline_name=PIPELINE_NAME,
+                                          description="Sparsity-Aware Evolution for merging LLM experts")
+        # The upload created the pipeline's first version; run exactly that one.
+        versions = client.list_pipeline_versions(pipeline.pipeline_id, page_size=1, sort_by="created_at desc")
+        (version,) = versions.pipeline_versions
+        return pipeline.pipeline_id, version.pipeline_version_id, True
+    found = client.list_pipeline_versions(pipeline_id, page_size=1, filter=_eq_filter("display_name", version_name))
+    if found.pipeline_versions:
+        return pipeline_id, found.pipeline_versions[0].pipeline_version_id, False
+    version = client.upload_pipeline_version(str(package), version_name, pipeline_id=pipeline_id,
+                                             description="saemerge submit")
+    return pipeline_id, version.pipeline_version_id, True
+
+
+def wait_for_run(client, run_id: str, *, poll_interval: float, timeout: float | None,
+                 out: Callable[[str], None] = print) -> str:
+    """Poll the run until it ends, printing its and its tasks' state changes; return the state."""
+    import kfp_server_api
+
+    start = time.monotonic()
+    last_state, task_states, errors = None, {}, 0
+    while True:
+        try:
+            run = client.get_run(run_id)
+            errors = 0
+        except (kfp_server_api.ApiException, OSError) as exc:  # OSError covers urllib3's connection errors
+            status = getattr(exc, "status", None)
+            if status in (401, 403, 404) or errors >= MAX_POLL_ERRORS:
+                raise SaeMergeError(f"run {run_id}: polling failed: {type(exc).__name__} {status or exc}") from None
+            errors += 1
+            log.warning("polling run %s failed (%s); retrying", run_id, status or exc)
+        else:
+            state = str(run.state or "RUNTIME_STATE_UNSPECIFIED")
+            for task in (run.run_details.task_details or []) if run.run_details else []:
+                name, tstate = task.display_name or task.task_id, str(task.state)
+                if task_states.get(name) != tstate:
+                    task_states[name] = tstate
+                    out(f"  task {name}: {tstate}")
+            if state != last_state:
+                out(f"run {run_id}: {state}")
+                last_state = state
+            if state in TERMINAL_STATES:
+                if state != SUCCEEDED and run.error is not None and run.error.message:
+                    out(f"run {run_id}: error: {run.error.message}")
+                return state
+        if timeout is not None and time.monotonic() - start > timeout:
+            raise TimeoutError(f"run {run_id} is still {last_state} after {timeout:g} s")
+        time.sleep(poll_interval)
+
+
+def compile_package(options: CompileOptions, directory: Path) -> tuple[Path, dict]:
+    from saemerge.pipeline.compile import compile_pipeline
+
+    path = directory / f"{PIPELINE_NAME}.yaml"
+    stats = compile_pipeline(path, options)
+    return path, stats
+
+
+def submit(req: SubmitRequest, out: Callable[[str], None] = print) -> SubmitResult:
+    """Compile, upload (or reuse) the version, and start a run or a recurring run.
+
+    Raises:
+        SaeMergeError: bad parameters or schedule, an unreachable or refusing API.
+        TimeoutError: ``wait`` with ``timeout`` and the run did not end in time.
+    """
+    cron = normalize_cron(req.schedule) if req.schedule else None
+    if cron and req.wait:
+        raise SaeMergeError("--wait follows one run; it cannot be combined with --schedule")
+    with tempfile.TemporaryDirectory(prefix="saemerge-submit-") as tmp:
+        package, stats = compile_package(req.options, Path(tmp))
+        compiled = package.read_bytes()
+        spec = next(yaml.safe_load_all(compiled))
+        params = coerce_params(req.params, spec)
+        result = SubmitResult(version_name=version_name_for(compiled), compiled_bytes=len(compiled), params=params)
+        out(f"compiled {PIPELINE_NAME}: {req.options.steps} generations, {stats.get('tasks_in_run', '?')} tasks, "
+            f"{len(compiled):,} bytes")
+        if req.dry_run:
+            out(f"dry run: would submit version {result.version_name} with {json.dumps(params, sort_keys=True)}")
+            return result
+        client = connect(req)
+        result.pipeline_id, result.version_id, result.version_uploaded = ensure_version(
+            client, package, result.version_name)
+    out(f"pipeline {PIPELINE_NAME} ({result.pipeline_id}): version {result.version_id} "
+        f"{'uploaded' if result.version_uploaded else 'already there, reused'}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        experiment = client.create_experiment(req.experiment, namespace=req.namespace)
+    result.experiment_id = experiment.experiment_id
+    run_name = req.run_name or time.strftime("sae-%Y%m%d-%H%M%S")
+    common = dict(experiment_id=result.experiment_id, job_name=run_name, params=params,
+                  pipeline_id=result.pipeline_id, version_id=result.version_id,
+                  pipeline_root=req.pipeline_root, enable_caching=req.enable_caching,
+                  service_account=req.service_account)
+    if cron:
+        recurring = client.create_recurring_run(cron_expression=cron, max_concurrency=1, no_catchup=True, **common)
+        result.recurring_run_id = recurring.recurring_run_id
+        out(f"recurring run {run_name} ({result.recurring_run_id}): schedule '{cron}'")
+        return result
+    run = client.run_pipeline(**common)
+    result.run_id = run.run_id
+    if req.host:
+        result.run_url = f"{req.host.rstrip('/')}/#/runs/details/{run.run_id}"
+    out(f"run {run_name} ({run.run_id}) started" + (f": {result.run_url}" if result.run_url else ""))
+    if req.wait:
+        result.state = wait_for_run(client, run.run_id, poll_interval=req.poll_interval, timeout=req.timeout, out=out)
+    return result

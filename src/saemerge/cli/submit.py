@@ -1,0 +1,113 @@
+"""``saemerge submit``: compile the pipeline and run it on a Kubeflow Pipelines 2.x cluster.
+
+    saemerge submit --host https://kubeflow.example.com/pipeline --namespace team-a \\
+        --param run_uri=s3://saemerge/runs/r1 --param 'experts=["s3://m/math","s3://m/ml"]' \\
+        --param base_uri=s3://m/base --param data_uri=s3://saemerge/data --wait
+
+Authentication: a bearer token from --token or KFP_TOKEN (never printed); without one,
+kfp.Client's own credentials (kube config context, or in-cluster service account).
+Exit codes: 0 submitted (with --wait: succeeded), 1 the run failed or was canceled,
+2 bad input or the API refused, 3 --timeout passed while waiting.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+from saemerge.errors import SaeMergeError
+
+
+def _add_compile_flags(p: argparse.ArgumentParser) -> None:
+    try:
+        from saemerge.cli.pipeline import add_compile_flags
+    except ImportError:  # the compile verbs are not there: the same flags, minimal
+        p.add_argument("--steps", type=int, default=12, help="generations, unrolled at compile time (default 12)")
+        p.add_argument("--cpu-image", help="image of the CPU steps (env SAEMERGE_CPU_IMAGE)")
+        p.add_argument("--gpu-image", help="image of the evaluate steps (env SAEMERGE_GPU_IMAGE)")
+        return
+    add_compile_flags(p)
+
+
+def _compile_options(args: argparse.Namespace):
+    from saemerge.pipeline.sae_pipeline import CompileOptions
+
+    # Images: flag, else the env the image build uses (images/build.sh), else the default.
+    args.cpu_image = args.cpu_image or os.environ.get("SAEMERGE_CPU_IMAGE") or None
+    args.gpu_image = args.gpu_image or os.environ.get("SAEMERGE_GPU_IMAGE") or None
+    try:
+        from saemerge.cli.pipeline import compile_options
+    except ImportError:
+        d = CompileOptions()
+        return CompileOptions(steps=args.steps, cpu_image=args.cpu_image or d.cpu_image,
+                              gpu_image=args.gpu_image or d.gpu_image)
+    return compile_options(args)
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "submit", help="compile the pipeline and run it on a Kubeflow Pipelines 2.x cluster (kfp.Client)",
+        description=__doc__.split("\n\n", 1)[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--host", default=os.environ.get("KF_PIPELINES_ENDPOINT"),
+                   help="KFP API URL, e.g. https://kubeflow.example.com/pipeline (env KF_PIPELINES_ENDPOINT); "
+                        "omitted: through the kube API server proxy of the current context")
+    p.add_argument("--token", help="bearer token (default env KFP_TOKEN); prefer the env: flags show in `ps`")
+    p.add_argument("--kube-context", help="kube config context to use when no --host is given")
+    p.add_argument("--namespace", default=os.environ.get("KFP_NAMESPACE"),
+                   help="Kubeflow profile namespace of the experiment and runs (env KFP_NAMESPACE; "
+                        "required on multi-user clusters)")
+    p.add_argument("--experiment", default="saemerge", help="experiment name, created if missing (default saemerge)")
+    p.add_argument("--run-name", help="run name (default sae-YYYYmmdd-HHMMSS)")
+    p.add_argument("--param", action="append", metavar="NAME=VALUE",
+                   help="pipeline parameter, repeatable; JSON values for numbers, lists, objects, booleans")
+    p.add_argument("--schedule", metavar="CRON",
+                   help="create a recurring run instead (cron, 5 fields or 6 with seconds; e.g. '0 3 * * 1')")
+    p.add_argument("--wait", action="store_true", help="follow the run until it ends; exit 1 unless it succeeded")
+    p.add_argument("--timeout", type=float, metavar="SECONDS", help="with --wait: give up after this long (exit 3)")
+    p.add_argument("--poll-interval", type=float, default=30.0, metavar="SECONDS", help="with --wait (default 30)")
+    p.add_argument("--service-account", help="Kubernetes service account of the run's pods (default: the server's)")
+    p.add_argument("--pipeline-root", help="s3://... for KFP's own artifacts (default: kfp-launcher's)")
+    p.add_argument("--no-cache", action="store_true", help="disable KFP's step cache for this run")
+    p.add_argument("--dry-run", action="store_true", help="compile and check the parameters; contact nothing")
+    p.add_argument("--json", action="store_true", help="print a JSON summary (ids, state) at the end")
+    _add_compile_flags(p)
+    p.set_defaults(func=cmd_submit)
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    from saemerge.pipeline.submit import SUCCEEDED, SubmitRequest, parse_param_args, submit
+
+    if args.timeout is not None and not args.wait:
+        raise SaeMergeError("--timeout applies only with --wait")
+    if args.poll_interval <= 0:
+        raise SaeMergeError(f"--poll-interval {args.poll_interval:g}: must be positive")
+    req = SubmitRequest(
+        host=args.host or None,
+        token=args.token or os.environ.get("KFP_TOKEN") or None,
+        kube_context=args.kube_context,
+        namespace=args.namespace or None,
+        experiment=args.experiment,
+        run_name=args.run_name,
+        params=parse_param_args(args.param),
+        schedule=args.schedule,
+        wait=args.wait,
+        timeout=args.timeout,
+        poll_interval=args.poll_interval,
+        service_account=args.service_account,
+        pipeline_root=args.pipeline_root,
+        enable_caching=False if args.no_cache else None,
+        options=_compile_options(args),
+        dry_run=args.dry_run,
+    )
+    try:
+        result = submit(req)
+    except TimeoutError as exc:
+        print(f"saemerge: {exc}", file=sys.stderr)
+        return 3
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2, sort_keys=True))
+    if result.state is not None and result.state != SUCCEEDED:
+        return 1
+    return 0

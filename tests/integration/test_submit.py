@@ -1,0 +1,227 @@
+"""`saemerge submit` against a local stand-in for the KFP v2beta1 API (tests/integration/kfp_fake_server.py).
+
+The real kfp.Client talks HTTP to a server on 127.0.0.1; the tests assert what a real KFP
+server would receive: the compiled spec, the typed run parameters, the experiment, the
+version reference, the cron trigger, and the bearer token on every call (never printed).
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+
+import pytest
+import yaml
+from kfp_fake_server import API, FakeKfp
+
+from saemerge.cli import main
+from saemerge.pipeline.submit import coerce_params, normalize_cron
+
+pytestmark = pytest.mark.integration
+
+REQUIRED = ["--param", "run_uri=s3://saemerge/runs/r1", "--param", 'experts=["s3://m/math","s3://m/ml"]',
+            "--param", "base_uri=s3://m/base", "--param", "data_uri=s3://saemerge/data"]
+FAST = ["--steps", "1", "--poll-interval", "0.01"]
+
+
+@pytest.fixture(autouse=True)
+def isolated_kfp_context(tmp_path, monkeypatch):
+    """kfp.Client reads ~/.config/kfp/context.json; keep a developer's file out of the tests."""
+    from kfp.client import client as kfp_client
+
+    monkeypatch.setattr(kfp_client.Client, "_LOCAL_KFP_CONTEXT", str(tmp_path / "kfp-context.json"))
+    for var in ("KFP_TOKEN", "KF_PIPELINES_ENDPOINT", "KFP_NAMESPACE", "SAEMERGE_CPU_IMAGE", "SAEMERGE_GPU_IMAGE"):
+        monkeypatch.delenv(var, raising=False)
+
+
+def submit(*args: str) -> int:
+    return main(["submit", *FAST, *args])
+
+
+def test_first_submit_uploads_creates_experiment_and_run_and_follows_it(capsys, monkeypatch):
+    monkeypatch.setenv("KFP_TOKEN", "tok-3f9a1c")
+    with FakeKfp(token="tok-3f9a1c", task_names=["init population", "report"]) as kfp:
+        rc = submit("--host", kfp.url, "--experiment", "ci-nightly", "--run-name", "r1", "--wait", "--json",
+                    "--cpu-image", "reg.example/sae-cpu:abc", "--gpu-image", "reg.example/sae-gpu:abc",
+                    "--service-account", "saemerge-pipeline-runner", "--pipeline-root", "s3://saemerge/root",
+                    *REQUIRED, "--param", "seed=7", "--param", "s_max=0.5", "--param", "reverse=true",
+                    "--param", 'opt_sizes={"saebench_math": 8}')
+    out, err = capsys.readouterr()
+    assert rc == 0, err
+    # every call carried the token; the token was printed nowhere
+    assert kfp.requests and all(r.headers.get("authorization") == "Bearer tok-3f9a1c" for r in kfp.requests)
+    assert "tok-3f9a1c" not in out + err
+
+    # the pipeline: uploaded once, under its name, with the spec compiled for these images
+    (upload,) = kfp.calls("POST", f"{API}/pipelines/upload")
+    assert upload.query["name"] == "saemerge-sae"
+    spec, platform = yaml.safe_load_all(upload.files["uploadfile"])
+    assert spec["pipelineInfo"]["name"] == "saemerge-sae"
+    images = {e["container"]["image"] for e in spec["deploymentSpec"]["executors"].values()}
+    assert images == {"reg.example/sae-cpu:abc", "reg.example/sae-gpu:abc"}
+    assert {"run_uri", "experts", "seed", "reverse"} <= set(spec["root"]["inputDefinitions"]["parameters"])
+    assert "platforms" in platform
+
+    # the experiment, created by name; the run, against the uploaded version, with typed params
+    (exp_req,) = kfp.calls("POST", f"{API}/experiments")
+    assert exp_req.body["display_name"] == "ci-nightly"
+    (run_req,) = kfp.calls("POST", f"{API}/runs")
+    (version,) = kfp.versions[upload_pipeline_id(kfp)]
+    assert run_req.body["display_name"] == "r1"
+    assert run_req.body["experiment_id"] == next(iter(kfp.experiments))
+    assert run_req.body["pipeline_version_reference"] == {
+        "pipeline_id": version["pipeline_id"], "pipeline_version_id": version["pipeline_version_id"]}
+    assert "pipeline_spec" not in run_req.body  # the run references the version, not an inline copy
+    assert run_req.body["service_account"] == "saemerge-pipeline-runner"
+    assert run_req.body["runtime_config"] == {
+        "pipeline_root": "s3://saemerge/root",
+        "parameters": {"run_uri": "s3://saemerge/runs/r1", "experts": ["s3://m/math", "s3://m/ml"],
+                       "base_uri": "s3://m/base", "data_uri": "s3://saemerge/data", "seed": 7, "s_max": 0.5,
+                       "reverse": True, "opt_sizes": {"saebench_math": 8}},
+    }
+
+    # --wait printed each state change once and the tasks; --json summarised it
+    run_id = run_req_id(kfp)
+    assert [line for line in out.splitlines() if line.startswith(f"run {run_id}:")] == [
+        f"run {run_id}: PENDING", f"run {run_id}: RUNNING", f"run {run_id}: SUCCEEDED"]
+    assert "  task init population: SUCCEEDED" in out
+    summary = json.loads(out[out.index("{"):])
+    assert summary["state"] == "SUCCEEDED" and summary["run_id"] == run_id
+    assert summary["run_url"] == f"{kfp.url}/#/runs/details/{run_id}"
+    assert summary["version_uploaded"] is True
+
+
+def upload_pipeline_id(kfp: FakeKfp) -> str:
+    (pid,) = kfp.pipelines
+    return pid
+
+
+def run_req_id(kfp: FakeKfp) -> str:
+    (rid,) = kfp.runs
+    return rid
+
+
+def test_resubmitting_reuses_the_version_and_a_changed_spec_adds_one(capsys):
+    with FakeKfp() as kfp:
+        assert submit("--host", kfp.url, *REQUIRED) == 0                       # creates pipeline + version 1
+        assert submit("--host", kfp.url, *REQUIRED) == 0                       # adds the content-named version
+        assert submit("--host", kfp.url, *REQUIRED) == 0                       # same spec: reused
+        assert submit("--host", kfp.url, "--gpu-image", "x/gpu:2", *REQUIRED) == 0  # new spec: new version
+    out = capsys.readouterr().out
+    assert len(kfp.calls("POST", f"{API}/pipelines/upload")) == 1
+    uploads = kfp.calls("POST", f"{API}/pipelines/upload_version")
+    assert len(uploads) == 2
+    assert uploads[0].query["name"].startswith("saemerge-sae-") and uploads[0].query["name"] != uploads[1].query["name"]
+    assert "already there, reused" in out
+    versions = [r.body["pipeline_version_reference"]["pipeline_version_id"] for r in kfp.calls("POST", f"{API}/runs")]
+    assert versions[1] == versions[2] != versions[3]
+    assert len(kfp.calls("POST", f"{API}/experiments")) == 1  # found by name afterwards
+    assert all(r.headers.get("authorization") is None for r in kfp.requests)  # no token given: none sent
+
+
+def test_a_failed_run_exits_1_with_the_servers_error(capsys):
+    with FakeKfp(run_states=["RUNNING", "FAILED"], run_error="evaluate: CUDA out of memory") as kfp:
+        rc = submit("--host", kfp.url, "--wait", *REQUIRED)
+    out = capsys.readouterr().out
+    assert rc == 1
+    assert out.rstrip().endswith("error: evaluate: CUDA out of memory")
+
+
+def test_wait_gives_up_after_the_timeout_with_exit_3(capsys):
+    with FakeKfp(run_states=["RUNNING"]) as kfp:
+        rc = submit("--host", kfp.url, "--wait", "--timeout", "0.2", *REQUIRED)
+    assert rc == 3
+    assert "still RUNNING after 0.2 s" in capsys.readouterr().err
+
+
+def test_schedule_creates_a_recurring_run_with_kfps_six_field_cron(capsys):
+    with FakeKfp() as kfp:
+        rc = submit("--host", kfp.url, "--schedule", "0 3 * * 1", "--run-name", "weekly", "--no-cache", *REQUIRED)
+    assert rc == 0, capsys.readouterr().err
+    assert not kfp.calls("POST", f"{API}/runs")
+    (req,) = kfp.calls("POST", f"{API}/recurringruns")
+    body = req.body
+    assert body["trigger"] == {"cron_schedule": {"cron": "0 0 3 * * 1"}}
+    assert body["display_name"] == "weekly" and body["mode"] == "ENABLE"
+    assert int(body["max_concurrency"]) == 1 and body["no_catchup"] is True
+    assert body["runtime_config"]["parameters"]["run_uri"] == "s3://saemerge/runs/r1"
+    version = kfp.versions[upload_pipeline_id(kfp)][0]
+    assert body["pipeline_version_reference"]["pipeline_version_id"] == version["pipeline_version_id"]
+
+
+def test_multi_user_cluster_needs_a_namespace_and_gets_it(capsys):
+    with FakeKfp(multi_user=True) as kfp:
+        assert submit("--host", kfp.url, *REQUIRED) == 2
+        assert "is multi-user: give --namespace" in capsys.readouterr().err
+        assert not kfp.calls("POST", f"{API}/runs")
+        assert submit("--host", kfp.url, "--namespace", "team-a", *REQUIRED) == 0
+    (exp,) = kfp.calls("POST", f"{API}/experiments")
+    assert exp.body["namespace"] == "team-a"
+    assert all(r.query.get("namespace") == "team-a" for r in kfp.calls("GET", f"{API}/experiments"))
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--param", "run_url=s3://x"], "unknown pipeline parameter 'run_url'; did you mean 'run_uri'?"),
+    (["--param", "seed=abc"], "--param seed='abc': pipeline parameter seed takes an integer"),
+    (["--param", "baselines=ties"], "pipeline parameter baselines takes a JSON list"),
+    (["--param", "run_uri=s3://again"], "--param run_uri: given twice"),
+    (["--param", "seed"], "--param 'seed': expected NAME=VALUE"),
+    (["--schedule", "every day"], "--schedule 'every day': expected a cron expression"),
+    (["--schedule", "0 3 * * *", "--wait"], "--wait follows one run; it cannot be combined with --schedule"),
+])
+def test_bad_input_is_refused_before_anything_is_sent(args, message, capsys):
+    with FakeKfp() as kfp:
+        rc = submit("--host", kfp.url, *REQUIRED, *args)
+    assert rc == 2
+    assert message in capsys.readouterr().err
+    assert not [r for r in kfp.requests if r.method == "POST"]
+
+
+def test_missing_required_parameters_are_named(capsys):
+    with FakeKfp() as kfp:
+        rc = submit("--host", kfp.url, "--param", "run_uri=s3://x/y")
+    assert rc == 2
+    assert "missing pipeline parameter(s) base_uri, data_uri, experts" in capsys.readouterr().err
+    assert not kfp.requests
+
+
+def test_a_refused_token_is_reported_without_echoing_it(capsys):
+    with FakeKfp(token="right") as kfp:
+        rc = submit("--host", kfp.url, "--token", "wrong-secret-4711", *REQUIRED)
+    out, err = capsys.readouterr()
+    assert rc == 2
+    assert "answered HTTP 401" in err and "--token or KFP_TOKEN" in err
+    assert "wrong-secret-4711" not in out + err
+    assert len(kfp.requests) == 1  # one healthz, no retry loop
+
+
+def test_an_unreachable_host_is_one_line(capsys):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again before the call: nothing listens there
+    rc = submit("--host", f"http://127.0.0.1:{port}", *REQUIRED)
+    assert rc == 2
+    assert f"cannot reach the KFP API at http://127.0.0.1:{port}" in capsys.readouterr().err
+
+
+def test_dry_run_compiles_and_checks_but_contacts_nothing(capsys):
+    rc = submit("--host", "http://127.0.0.1:9", "--dry-run", *REQUIRED, "--param", "gamma=0")
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert '"gamma": 0.0' in out and "would submit version saemerge-sae-" in out
+
+
+def test_param_typing_and_cron_rules():
+    spec = {"root": {"inputDefinitions": {"parameters": {
+        "s": {"parameterType": "STRING"}, "i": {"parameterType": "NUMBER_INTEGER", "defaultValue": 1},
+        "f": {"parameterType": "NUMBER_DOUBLE", "defaultValue": 0.5}, "b": {"parameterType": "BOOLEAN", "defaultValue": False},
+        "l": {"parameterType": "LIST", "defaultValue": []}, "d": {"parameterType": "STRUCT", "defaultValue": {}}}}}}
+    assert coerce_params({"s": "123", "i": "3", "f": "2", "b": "False", "l": "[1]", "d": '{"a": 1}'}, spec) == {
+        "s": "123", "i": 3, "f": 2.0, "b": False, "l": [1], "d": {"a": 1}}
+    assert coerce_params({"s": '"quoted"'}, spec) == {"s": "quoted"}
+    with pytest.raises(Exception, match="takes an integer"):
+        coerce_params({"s": "x", "i": "2.5"}, spec)
+    with pytest.raises(Exception, match="takes true or false"):
+        coerce_params({"s": "x", "b": "1"}, spec)
+    assert normalize_cron("*/5 * * * *") == "0 */5 * * * *"
+    assert normalize_cron("30 0 3 * * 1") == "30 0 3 * * 1"
