@@ -4,6 +4,10 @@ Argo stores a whole workflow in one Kubernetes object (etcd's limit is about 1.5
 compiled size and task count are printed with every compile.
 """
 
+import ast
+import json
+import re
+from collections import defaultdict
 from pathlib import Path
 
 import yaml
@@ -38,12 +42,86 @@ def task_counts(spec: dict) -> dict:
     }
 
 
+def _suffixless(name: str) -> str:
+    return re.sub(r"(-\d+)+$", "", name)
+
+
+def canonicalize(spec: dict, platform: dict | None) -> None:
+    """Give components and executors names that do not change from one compile to the next.
+
+    kfp numbers the copies of a component (comp-evaluate-2, -3, ...) and their executors in
+    an order that varies between compiles (it goes through protobuf maps), and sometimes
+    points two copies at one executor, leaving an identical one unused. Here components are
+    renamed by a walk of the DAG in task-name order, and executors are merged by content
+    (container spec plus Kubernetes platform config) and named in the same walk, so the same
+    pipeline always compiles to the same bytes and the golden file's diffs stay meaningful.
+    """
+    executors = spec["deploymentSpec"]["executors"]
+    pexec = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"] if platform else {}
+    comp_map: dict[str, str] = {}
+    exec_by_content: dict[str, str] = {}
+    new_executors: dict[str, dict] = {}
+    new_pexec: dict[str, dict] = {}
+    counters: dict[str, int] = defaultdict(int)
+
+    def fresh(name: str) -> str:
+        base = _suffixless(name)
+        counters[base] += 1
+        return base if counters[base] == 1 else f"{base}-{counters[base]}"
+
+    def executor_name(label: str) -> str:
+        content = json.dumps([executors[label], pexec.get(label)], sort_keys=True)
+        if content not in exec_by_content:
+            name = exec_by_content[content] = fresh(label)
+            new_executors[name] = executors[label]
+            if label in pexec:
+                new_pexec[name] = pexec[label]
+        return exec_by_content[content]
+
+    def visit(dag: dict) -> None:
+        for task_name in sorted(dag.get("tasks", {})):
+            task = dag["tasks"][task_name]
+            old = task["componentRef"]["name"]
+            if old not in comp_map:
+                comp_map[old] = fresh(old)
+                comp = spec["components"][old]
+                if "executorLabel" in comp:
+                    comp["executorLabel"] = executor_name(comp["executorLabel"])
+                if "dag" in comp:
+                    visit(comp["dag"])
+            task["componentRef"]["name"] = comp_map[old]
+
+    visit(spec["root"]["dag"])
+    spec["components"] = {comp_map[old]: comp for old, comp in spec["components"].items() if old in comp_map}
+    spec["deploymentSpec"]["executors"] = new_executors
+    if platform:
+        platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"] = new_pexec
+
+
+def _sorted_header(text: str) -> str:
+    """kfp's header comment lists parameter defaults; print dict defaults with sorted keys."""
+    lines = []
+    for line in text.splitlines():
+        if not line.startswith("#"):
+            break
+        m = re.match(r"^(#.*\[Default: )(\{.*\})(\]\s*)$", line)
+        if m:
+            line = m.group(1) + repr(dict(sorted(ast.literal_eval(m.group(2)).items()))) + m.group(3)
+        lines.append(line)
+    return "\n".join(lines) + "\n"
+
+
 def compile_pipeline(out: Path, options: CompileOptions = CompileOptions()) -> dict:
-    """Write the compiled pipeline to `out`; return its size and task counts."""
+    """Write the compiled pipeline to `out` (deterministic bytes); return its size and task counts."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     compiler.Compiler().compile(build_pipeline(options), str(out))
-    spec = yaml.safe_load(out.read_text())
+    raw = out.read_text()
+    docs = list(yaml.safe_load_all(raw))
+    spec, platform = docs[0], (docs[1] if len(docs) > 1 else None)
+    canonicalize(spec, platform)
+    body = yaml.safe_dump_all([d for d in (spec, platform) if d is not None], sort_keys=True, width=10_000)
+    out.write_text(_sorted_header(raw) + body)
     size = out.stat().st_size
     return {
         "bytes": size,

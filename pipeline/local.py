@@ -47,6 +47,7 @@ class LocalRun:
     steps: int = 12
     params: dict = field(default_factory=dict)  # pipeline parameters overriding the defaults
     resume: bool = False
+    bucket: str = BUCKET
 
     @property
     def run_dir(self) -> Path:
@@ -54,7 +55,7 @@ class LocalRun:
 
     @property
     def run_uri(self) -> str:
-        return f"s3://{BUCKET}/runs/{self.run_id}"
+        return f"s3://{self.bucket}/runs/{self.run_id}"
 
 
 class Phases:
@@ -74,20 +75,20 @@ class Phases:
         return "\n".join([f"  {n:<34}{s:8.1f} s" for n, s in self.times] + [f"  {'total':<34}{total:8.1f} s"])
 
 
-def ensure_store(workdir: Path):
+def ensure_store(workdir: Path, bucket: str):
     """Use the S3 endpoint in the environment, or start the embedded store. Returns it (or None)."""
     from saemerge.objectstore import Store
 
     if os.environ.get("AWS_ENDPOINT_URL") or os.environ.get("AWS_PROFILE"):
         log.info("using the S3 endpoint from the environment")
-        storage.ensure_bucket(f"s3://{BUCKET}", create=True)
+        storage.ensure_bucket(f"s3://{bucket}", create=True)
         return None
-    store = Store(workdir / "store", buckets=[BUCKET]).start()
+    store = Store(workdir / "store", buckets=[bucket]).start()
     os.environ.update(store.env())
     return store
 
 
-def ensure_bench(workdir: Path, size: str, seed: int) -> str:
+def ensure_bench(workdir: Path, size: str, seed: int, bucket: str) -> str:
     """Build the bench once (local cache) and publish it once under s3://BUCKET/bench/; return its URI."""
     from saemerge.bench.build import build_bench
 
@@ -95,7 +96,7 @@ def ensure_bench(workdir: Path, size: str, seed: int) -> str:
     if not (local / "bench.json").exists():
         print(f"building the {size} benchmark once (cached in {local}) ...", flush=True)
         build_bench(local, size=size, seed=seed)
-    uri = f"s3://{BUCKET}/bench/{size}-seed{seed}"
+    uri = f"s3://{bucket}/bench/{size}-seed{seed}"
     for part in [f"models/{m}" for m in BENCH_MODELS] + ["data"]:
         target = storage.join(uri, part)
         if not storage.exists(target):
@@ -130,13 +131,21 @@ def pipeline_arguments(run: LocalRun, bench_uri: str) -> dict:
 
 
 def run_pipeline_here(steps: int, pipeline_root: Path, arguments: dict) -> None:
-    """Run the pipeline function under kfp.local in this process (the child's entry point)."""
-    from kfp import local
+    """Compile the pipeline and run the compiled YAML under kfp.local (the child's entry point).
 
-    from saemerge.pipeline.sae_pipeline import CompileOptions, build_pipeline
+    Running the YAML rather than the Python function means the file a user uploads to Kubeflow
+    is the file that ran here.
+    """
+    from kfp import components, local
 
+    from saemerge.pipeline.compile import compile_pipeline
+    from saemerge.pipeline.sae_pipeline import CompileOptions
+
+    compiled = Path(pipeline_root) / "sae_pipeline.yaml"
+    stats = compile_pipeline(compiled, CompileOptions(steps=steps))
+    log.info("compiled %s: %s", compiled, stats)
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(pipeline_root))
-    build_pipeline(CompileOptions(steps=steps))(**arguments)
+    components.load_component_from_file(str(compiled))(**arguments)
 
 
 def _follow(run: LocalRun, proc: subprocess.Popen, phases: Phases, started: float) -> None:
@@ -169,18 +178,23 @@ def _follow(run: LocalRun, proc: subprocess.Popen, phases: Phases, started: floa
     phases.done("final evaluation + report", last)
 
 
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 def run_local(run: LocalRun) -> list[dict]:
     """The whole local run; returns the results rows."""
     phases = Phases()
     run.run_dir.mkdir(parents=True, exist_ok=True)
     t = time.perf_counter()
-    store = ensure_store(run.workdir)
+    store = ensure_store(run.workdir, run.bucket)
+    signal.signal(signal.SIGTERM, _raise_interrupt)  # stop the kfp child too, not only this process
     phases.done("object store", t)
     try:
         if run.resume and not storage.exists(storage.join(run.run_uri, "run.json")):
             raise SaeMergeError(f"--resume {run.run_id}: no run at {run.run_uri}")
         t = time.perf_counter()
-        bench_uri = ensure_bench(run.workdir, run.bench_size, run.seed)
+        bench_uri = ensure_bench(run.workdir, run.bench_size, run.seed, run.bucket)
         phases.done("benchmark (built once, cached)", t)
         arguments = pipeline_arguments(run, bench_uri)
         (run.run_dir / "arguments.json").write_text(json.dumps(arguments, indent=1))

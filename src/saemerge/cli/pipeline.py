@@ -60,7 +60,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     run_id = args.resume or args.run_id or time.strftime("sae-%Y%m%d-%H%M%S")
     run = LocalRun(
         run_id=run_id, workdir=Path(args.workdir), bench_size=args.bench_size, seed=args.seed,
-        steps=args.steps, params=params, resume=bool(args.resume),
+        steps=args.steps, params=params, resume=bool(args.resume), bucket=args.bucket,
     )
     run_local(run)
     return 0
@@ -87,6 +87,7 @@ def register(sub) -> None:
     p.add_argument("--bench-size", default="tiny", help="micro, tiny or small (default tiny)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workdir", default=".saemerge", help="local state: store data, bench cache, run logs")
+    p.add_argument("--bucket", default="saemerge", help="S3 bucket of the run and the bench (default saemerge)")
     p.add_argument("--param", action="append", metavar="NAME=VALUE", help="pipeline parameter (JSON value), repeatable")
     p.set_defaults(func=cmd_run)
 

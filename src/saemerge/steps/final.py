@@ -157,7 +157,7 @@ def choose_task_arithmetic(run, experts, base_uri, seed, device, dtype, batch_si
     candidates = [merge_baseline(run, "task_arithmetic", experts, base_uri, seed, alpha=a) for a in TA_ALPHAS]
     with storage.local_input(sample_uri(run, 0)) as sample_dir:
         results = score_models(run, candidates, load_samples(sample_dir), device=device, dtype=dtype, batch_size=batch_size)
-    scored = [(macro_average(results[c["content_hash"]].per_task), -a, c) for a, c in zip(TA_ALPHAS, candidates)]
+    scored = [(macro_average(results[c["content_hash"]][0].per_task), -a, c) for a, c in zip(TA_ALPHAS, candidates)]
     score, neg_alpha, chosen = max(scored, key=lambda s: (s[0], s[1]))
     log.info("task arithmetic: alpha %.1f chosen (optimisation-set macro %.4f)", -neg_alpha, score)
     return dict(chosen, origin=f"task_arithmetic alpha={-neg_alpha:g}")

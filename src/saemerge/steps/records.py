@@ -17,7 +17,6 @@ from pathlib import Path
 
 from saemerge import runlog, storage
 from saemerge.core.archive import Member
-from saemerge.core.hashing import recipe_key
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +71,8 @@ def recipe_uri(run: str, key: str) -> str:
 
 def find_recipe(run: str, **recipe) -> tuple[str, dict | None]:
     """(recipe key, the record it produced earlier or None). A record whose model is gone is ignored."""
+    from saemerge.core.hashing import recipe_key  # imports torch; only model-making steps need it
+
     key = recipe_key(**recipe)
     uri = recipe_uri(run, key)
     if storage.exists(uri):

@@ -72,7 +72,8 @@ def score_models(
     """Per-example results of each record's model on `samples`, through the cache.
 
     Returns:
-        {content_hash: EvalResult restricted to the sample's examples}.
+        {content_hash: (EvalResult restricted to the sample's examples,
+                        the (task, example_id) keys evaluated by this call)}.
     """
     from saemerge.evaluate import EvalResult, Evaluator
     from saemerge.evaluate.taskspec import read_jsonl
@@ -88,19 +89,22 @@ def score_models(
             cached = read_cached(run, digest)
             seen = {(r.task, r.example_id) for r in cached.per_example} if cached else set()
             missing = sum(1 for t, ids in wanted.items() for i in ids if (t, i) not in seen)
+            fresh: set[tuple[str, str]] = set()
             if missing:
                 if evaluator is None:
                     evaluator = stack.enter_context(Evaluator(list(samples), device=device, dtype=dtype, batch_size=batch_size))
                 with storage.local_input(record["uri"]) as model_dir:
                     result = evaluator.score(model_dir, samples, already_scored=cached)
                 merged = {(r.task, r.example_id): r for r in (cached.per_example if cached else [])}
+                fresh = {(r.task, r.example_id) for r in result.per_example} - set(merged)
                 merged.update({(r.task, r.example_id): r for r in result.per_example})
                 cached = EvalResult(list(merged.values()))
                 runlog.write_table(cache_uri(run, digest), cached.to_table())
             else:
                 log.info("%s: all %d examples already scored", record["id"], sum(map(len, wanted.values())))
-            out[digest] = EvalResult(
-                [r for r in cached.per_example if r.example_id in wanted.get(r.task, ())], model=record["uri"]
+            out[digest] = (
+                EvalResult([r for r in cached.per_example if r.example_id in wanted.get(r.task, ())], model=record["uri"]),
+                fresh,
             )
     return out
 
@@ -120,7 +124,8 @@ def evaluate_candidates(
     """Score candidates on a generation's optimisation set; fitness = macro + γ·ρ (SAE-SPEC §4).
 
     Discarded offspring pass through unscored. Writes the stage's per-example results to
-    ``gen-XX/scores-<stage>.parquet`` (``init/`` for generation -1).
+    ``gen-XX/scores-<stage>.parquet`` (``init/`` for generation -1), with ``fresh`` true for
+    the rows this call evaluated and false for those taken from the cache.
     """
     todo = [c for c in candidates if c.get("status") != "discarded" and c.get("uri")]
     with storage.local_input(sample) as sample_dir:
@@ -130,7 +135,7 @@ def evaluate_candidates(
     for c in candidates:
         c = dict(c)
         if c.get("status") != "discarded" and c.get("uri"):
-            result = results[c["content_hash"]]
+            result, fresh = results[c["content_hash"]]
             per_task = result.per_task
             c["scores"] = per_task
             c["score"] = macro_average(per_task)
@@ -138,8 +143,11 @@ def evaluate_candidates(
             c["n_scored"] = len(result.per_example)
             table = result.to_table()
             n = table.num_rows
-            tables.append(table.append_column("content_hash", pa.array([c["content_hash"]] * n))
-                          .append_column("model_id", pa.array([c["id"]] * n)))
+            tables.append(
+                table.append_column("content_hash", pa.array([c["content_hash"]] * n))
+                .append_column("model_id", pa.array([c["id"]] * n))
+                .append_column("fresh", pa.array([(r.task, r.example_id) in fresh for r in result.per_example]))
+            )
         scored.append(c)
     if tables:
         where = "init" if int(generation) < 0 else int(generation)
