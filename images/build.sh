@@ -55,7 +55,11 @@ if [ -z "$builder" ]; then
     done
 fi
 if [ -z "$builder" ]; then
-    [ "$dry_run" = 1 ] && builder=docker || die "no container builder found: install docker, podman or buildah (or set SAEMERGE_BUILDER)" 3
+    if [ "$dry_run" = 1 ]; then
+        builder=docker
+    else
+        die "no container builder found: install docker, podman or buildah (or set SAEMERGE_BUILDER)" 3
+    fi
 elif [ "$dry_run" = 0 ]; then
     command -v "$builder" >/dev/null 2>&1 || die "SAEMERGE_BUILDER=$builder is not on PATH" 3
 fi

