@@ -305,10 +305,19 @@ def _tensor_files(ckpt: Path) -> dict[str, Path]:
     return out
 
 
-def _at_trim_ties(name: str, where: "torch.Tensor", ties: dict) -> int:
-    """How many differing positions `where` hold, in some expert, a |τ| equal to that expert's
-    TIES trim threshold shared by several entries: there the tools legitimately keep different
-    entries (saemerge the lowest flat index, mergekit whatever its argsort returns)."""
+def _explain_ties(name: str, where: "torch.Tensor", ties: dict) -> tuple[int, int, int]:
+    """Classify the TIES entries `where` (flat indices) at which the two tools differ.
+
+    Two documented differences of semantics, not errors:
+
+    * trim-threshold ties: an expert's |τ| there equals its k-th largest magnitude and several
+      entries share it; saemerge keeps the lowest flat indices, mergekit whatever argsort returns;
+    * zero-sum sign election: both trimmed task vectors are kept there and cancel exactly; saemerge
+      elects sign 0 (nothing agrees: τ_m = 0), mergekit elects + (the positive one is kept).
+
+    Returns:
+        (at trim ties, at zero-sum elections, explained by either).
+    """
     import torch
     from safetensors import safe_open
 
@@ -318,29 +327,35 @@ def _at_trim_ties(name: str, where: "torch.Tensor", ties: dict) -> int:
             return h.get_tensor(name).float().reshape(-1)
 
     base = get(ties["base"])
-    hit = torch.zeros(where.numel(), dtype=torch.bool)
+    at_tie = torch.zeros(where.numel(), dtype=torch.bool)
+    kept_by_all = torch.ones(where.numel(), dtype=torch.bool)
+    total = torch.zeros(where.numel())
+    nonzero = torch.ones(where.numel(), dtype=torch.bool)
     for e in ties["experts"]:
-        mag = (get(e) - base).abs()
+        delta = get(e) - base
+        mag = delta.abs()
         k = math.ceil(ties["density"] * mag.numel())
-        if k >= mag.numel():
-            continue
-        thr = torch.topk(mag, k).values[-1]
-        if int((mag == thr).sum()) > 1:
-            hit |= mag[where] == thr
-    return int(hit.sum())
+        thr = torch.topk(mag, k).values[-1] if k < mag.numel() else torch.tensor(0.0)
+        if k < mag.numel() and int((mag == thr).sum()) > 1:
+            at_tie |= mag[where] == thr
+        kept_by_all &= mag[where] >= thr
+        total += delta[where]
+        nonzero &= delta[where] != 0
+    zero_sum = kept_by_all & nonzero & (total == 0)
+    return int(at_tie.sum()), int(zero_sum.sum()), int((at_tie | zero_sum).sum())
 
 
 def compare_outputs(a: Path, b: Path, ties: dict | None = None) -> dict:
     """Tensor-by-tensor agreement of two checkpoints: max |a-b| and how many entries differ.
 
     With `ties` ({"base", "experts", "density"}) the differing entries are also checked against
-    the trim thresholds (see :func:`_at_trim_ties`).
+    TIES' documented differences (see :func:`_explain_ties`).
     """
     import torch
     from safetensors import safe_open
 
     fa, fb = _tensor_files(a), _tensor_files(b)
-    explained = 0
+    explained = [0, 0, 0]
     common = sorted(set(fa) & set(fb))
     worst, worst_name, differing, total, equal_tensors, dtypes = 0.0, "", 0, 0, 0, set()
     for name in common:
@@ -353,7 +368,8 @@ def compare_outputs(a: Path, b: Path, ties: dict | None = None) -> dict:
         n = int((d > 0).sum())
         differing += n
         if n and ties is not None:
-            explained += _at_trim_ties(name, torch.nonzero(d.reshape(-1) > 0).reshape(-1), ties)
+            got = _explain_ties(name, torch.nonzero(d.reshape(-1) > 0).reshape(-1), ties)
+            explained = [e + g for e, g in zip(explained, got)]
         total += d.numel()
         equal_tensors += n == 0
         m = float(d.max()) if d.numel() else 0.0
@@ -365,7 +381,9 @@ def compare_outputs(a: Path, b: Path, ties: dict | None = None) -> dict:
         "only_in_second": sorted(set(fb) - set(fa)),
         "bit_equal_tensors": equal_tensors,
         "differing_entries": differing,
-        "differing_at_trim_ties": explained if ties is not None else None,
+        "differing_at_trim_ties": explained[0] if ties is not None else None,
+        "differing_at_zero_sum_election": explained[1] if ties is not None else None,
+        "differing_unexplained": differing - explained[2] if ties is not None else None,
         "entries": total,
         "max_abs_diff": worst,
         "worst_tensor": worst_name,
@@ -523,7 +541,8 @@ def report(ops: list[Op], bases: dict[str, Run], ckpt_bytes: int, stat: str) -> 
         if other is not None:
             o = summary["mergekit:" + other.name]
             verdicts.append(f"WALL {op.name:13s} {'PASS' if s.wall <= o.wall else 'FAIL'}: saemerge {s.wall:.2f} s "
-                            f"vs mergekit {o.wall:.2f} s (x{s.wall / o.wall:.2f}); RSS {s.peak_rss / MB:.0f} "
+                            f"vs mergekit {o.wall:.2f} s (x{s.wall / o.wall:.2f}; cpu {s.cpu:.1f} vs {o.cpu:.1f} s); "
+                            f"RSS {s.peak_rss / MB:.0f} "
                             f"vs {o.peak_rss / MB:.0f} MB")
         elif mk_ties is not None and op.name in ("merge sae", "prune"):
             o = summary["mergekit:" + mk_ties.name]
@@ -552,7 +571,8 @@ def agreement(ops: list[Op], paths: dict[str, Path], density: float) -> dict:
             continue
         print(f"AGREE {name:13s} max |saemerge - mergekit| = {res['max_abs_diff']:.3g} "
               f"(worst: {res['worst_tensor'] or '-'}); {res['differing_entries']} of {res['entries']} entries differ"
-              + (f" ({res['differing_at_trim_ties']} of them at a trim-threshold tie)"
+              + (f" ({res['differing_at_trim_ties']} at a trim-threshold tie, {res['differing_at_zero_sum_election']}"
+                 f" at a zero-sum sign election, {res['differing_unexplained']} unexplained)"
                  if res["differing_at_trim_ties"] is not None else "") + "; "
               f"{res['bit_equal_tensors']}/{res['tensors']} tensors bit-identical; dtypes {','.join(res['dtypes'])}"
               + (f"; only in saemerge: {res['only_in_first'][:3]}" if res["only_in_first"] else "")
