@@ -18,7 +18,7 @@ def pytest_collection_modifyitems(config, items):
         return
     skip = pytest.mark.skip(reason="needs CUDA")
     for item in items:
-        if "gpu" in item.keywords:
+        if item.get_closest_marker("gpu"):
             item.add_marker(skip)
 
 
@@ -43,3 +43,13 @@ def tiny_family_bf16(tmp_path_factory):
     from saemerge.tinymodels import write_family
 
     return write_family(tmp_path_factory.mktemp("tiny_bf16"), n_experts=2, dtype=torch.bfloat16)
+
+
+@pytest.fixture(scope="session")
+def micro_bench(tmp_path_factory):
+    """The micro benchmark (data, tokenizer, base and two experts), built once per session."""
+    from saemerge.bench.build import build_bench
+
+    out = tmp_path_factory.mktemp("bench") / "micro-seed0"
+    build_bench(out, size="micro", seed=0)
+    return out
