@@ -19,7 +19,7 @@ such inputs to the loop item itself.
 """
 
 from dataclasses import dataclass
-from typing import List
+from typing import List, Tuple
 
 from kfp import dsl, kubernetes
 
@@ -53,6 +53,9 @@ class CompileOptions:
     s3_secret: str = "saemerge-s3"
     merge_parallelism: int = 4
     retries: int = 2
+    # GPU pods: tolerate the usual taint of GPU nodes, and optionally pin them to labelled nodes.
+    gpu_tolerations: Tuple[str, ...] = ("nvidia.com/gpu",)
+    gpu_node_selector: Tuple[Tuple[str, str], ...] = ()
 
 
 def build_pipeline(options: CompileOptions = CompileOptions()):
@@ -77,6 +80,11 @@ def build_pipeline(options: CompileOptions = CompileOptions()):
     def on_gpu(task: dsl.PipelineTask) -> dsl.PipelineTask:
         task.set_accelerator_type(options.gpu_resource).set_accelerator_limit(1)
         task.set_retry(num_retries=options.retries, backoff_duration="60s", backoff_factor=2.0)
+        kubernetes.add_pod_label(task, "saemerge.io/accelerator", "gpu")
+        for key in options.gpu_tolerations:
+            kubernetes.add_toleration(task, key=key, operator="Exists", effect="NoSchedule")
+        for key, value in options.gpu_node_selector:
+            kubernetes.add_node_selector(task, key, value)
         return with_s3(task)
 
     def retried(task: dsl.PipelineTask) -> dsl.PipelineTask:

@@ -88,3 +88,21 @@ def test_compile_options_change_images_and_secret(tmp_path):
                for s in e["secretAsEnv"]}
     assert secrets == {"other"}
     assert "amd.com/gpu" in out.read_text()
+
+
+def test_gpu_pods_are_labelled_and_tolerate_the_gpu_taint(compiled, tmp_path):
+    _, _, spec, platform = compiled
+    platform_execs = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    for name in spec["deploymentSpec"]["executors"]:
+        conf = platform_execs.get(name, {})
+        if _base(name) in GPU_STEPS:
+            assert conf["podMetadata"]["labels"] == {"saemerge.io/accelerator": "gpu"}
+            assert conf["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+        else:
+            assert "tolerations" not in conf and "podMetadata" not in conf
+    out = tmp_path / "sel.yaml"
+    compile_pipeline(out, CompileOptions(steps=1, gpu_node_selector=(("gpu-type", "h100"),)))
+    _, plat = yaml.safe_load_all(out.read_text())
+    selectors = [e["nodeSelector"] for e in plat["platforms"]["kubernetes"]["deploymentSpec"]["executors"].values()
+                 if "nodeSelector" in e]
+    assert selectors and all(s["labels"] == {"gpu-type": "h100"} for s in selectors)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from pathlib import Path
 
@@ -11,16 +12,25 @@ from saemerge.errors import SaeMergeError
 
 
 def compile_options(args: argparse.Namespace):
+    """CompileOptions from flags, then SAEMERGE_CPU_IMAGE / SAEMERGE_GPU_IMAGE, then defaults."""
     from saemerge.pipeline.sae_pipeline import CompileOptions
 
     defaults = CompileOptions()
+    selector = []
+    for item in args.gpu_node_selector or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise SaeMergeError(f"--gpu-node-selector {item!r}: expected LABEL=VALUE")
+        selector.append((key, value))
     return CompileOptions(
         steps=args.steps,
-        cpu_image=args.cpu_image or defaults.cpu_image,
-        gpu_image=args.gpu_image or defaults.gpu_image,
+        cpu_image=args.cpu_image or os.environ.get("SAEMERGE_CPU_IMAGE") or defaults.cpu_image,
+        gpu_image=args.gpu_image or os.environ.get("SAEMERGE_GPU_IMAGE") or defaults.gpu_image,
         gpu_resource=args.gpu_resource or defaults.gpu_resource,
         s3_secret=args.s3_secret or defaults.s3_secret,
         merge_parallelism=args.merge_parallelism or defaults.merge_parallelism,
+        gpu_tolerations=tuple(args.gpu_toleration) if args.gpu_toleration is not None else defaults.gpu_tolerations,
+        gpu_node_selector=tuple(selector),
     )
 
 
@@ -32,6 +42,10 @@ def add_compile_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gpu-resource", help="accelerator resource of evaluate (default nvidia.com/gpu)")
     p.add_argument("--s3-secret", help="Kubernetes secret with the AWS_* keys (default saemerge-s3)")
     p.add_argument("--merge-parallelism", type=int, help="merges running at once per generation (default 4)")
+    p.add_argument("--gpu-toleration", action="append", metavar="TAINT_KEY",
+                   help="taint key GPU pods tolerate (NoSchedule), repeatable (default nvidia.com/gpu)")
+    p.add_argument("--gpu-node-selector", action="append", metavar="LABEL=VALUE",
+                   help="node label GPU pods must run on, repeatable")
 
 
 def cmd_compile(args: argparse.Namespace) -> int:

@@ -17,33 +17,8 @@ import json
 import os
 import sys
 
+from saemerge.cli.pipeline import add_compile_flags, compile_options
 from saemerge.errors import SaeMergeError
-
-
-def _add_compile_flags(p: argparse.ArgumentParser) -> None:
-    try:
-        from saemerge.cli.pipeline import add_compile_flags
-    except ImportError:  # the compile verbs are not there: the same flags, minimal
-        p.add_argument("--steps", type=int, default=12, help="generations, unrolled at compile time (default 12)")
-        p.add_argument("--cpu-image", help="image of the CPU steps (env SAEMERGE_CPU_IMAGE)")
-        p.add_argument("--gpu-image", help="image of the evaluate steps (env SAEMERGE_GPU_IMAGE)")
-        return
-    add_compile_flags(p)
-
-
-def _compile_options(args: argparse.Namespace):
-    from saemerge.pipeline.sae_pipeline import CompileOptions
-
-    # Images: flag, else the env the image build uses (images/build.sh), else the default.
-    args.cpu_image = args.cpu_image or os.environ.get("SAEMERGE_CPU_IMAGE") or None
-    args.gpu_image = args.gpu_image or os.environ.get("SAEMERGE_GPU_IMAGE") or None
-    try:
-        from saemerge.cli.pipeline import compile_options
-    except ImportError:
-        d = CompileOptions()
-        return CompileOptions(steps=args.steps, cpu_image=args.cpu_image or d.cpu_image,
-                              gpu_image=args.gpu_image or d.gpu_image)
-    return compile_options(args)
 
 
 def register(subparsers) -> None:
@@ -72,7 +47,7 @@ def register(subparsers) -> None:
     p.add_argument("--no-cache", action="store_true", help="disable KFP's step cache for this run")
     p.add_argument("--dry-run", action="store_true", help="compile and check the parameters; contact nothing")
     p.add_argument("--json", action="store_true", help="print a JSON summary (ids, state) at the end")
-    _add_compile_flags(p)
+    add_compile_flags(p)
     p.set_defaults(func=cmd_submit)
 
 
@@ -98,7 +73,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
         service_account=args.service_account,
         pipeline_root=args.pipeline_root,
         enable_caching=False if args.no_cache else None,
-        options=_compile_options(args),
+        options=compile_options(args),
         dry_run=args.dry_run,
     )
     try:
