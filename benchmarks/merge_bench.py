@@ -19,8 +19,15 @@ safetensors (and mergekit's stack, in its venv), so the targets can be checked:
 * peak RSS of every saemerge operation <= baseline + half of one checkpoint;
 * saemerge's wall time <= mergekit's for the same merge (TIES, linear).
 
-The outputs of both tools are then compared tensor by tensor (max abs difference), since a
-timing is only worth comparing when the merges agree.
+The outputs of both tools are then compared tensor by tensor (max abs difference, and for TIES
+which differing entries come from the two documented differences of semantics), since a timing
+is only worth comparing when the merges agree.
+
+Reading the figures: "file MB" is file-backed RSS (shared libraries, ~117 MB, plus the pages of
+mmapped safetensors a process has touched and still maps); "anon MB" is its own memory. On a
+machine whose cores are shared with other work, torch's default intra-op thread count (all
+cores) makes the many small elementwise kernels wait on descheduled OpenMP threads; ``--threads
+1`` gives both tools the same single thread and much steadier timings. Compare "cpu s" too.
 
 Usage::
 
@@ -504,11 +511,11 @@ def report(ops: list[Op], bases: dict[str, Run], ckpt_bytes: int, stat: str) -> 
     """Print the table and the verdicts; return the figures (also written as JSON)."""
     summary = {op.tool + ":" + op.name: summarise(op.runs, stat) for op in ops if op.runs}
     header = ("operation", "tool", "wall s", "cpu s", "peak RSS MB", "anon MB", "file MB",
-              "above baseline MB", "checkpoint MB")
+              "above baseline MB", "checkpoint MB", "RSS range MB")
     rows = []
     for label, b in bases.items():
         rows.append((f"baseline ({label})", label.split(":")[0], f"{b.wall:.2f}", f"{b.cpu:.2f}",
-                     f"{b.peak_rss / MB:.1f}", f"{b.peak_anon / MB:.1f}", f"{b.peak_file / MB:.1f}", "-", "-"))
+                     f"{b.peak_rss / MB:.1f}", f"{b.peak_anon / MB:.1f}", f"{b.peak_file / MB:.1f}", "-", "-", "-"))
     for op in ops:
         if not op.runs:
             continue
@@ -516,7 +523,8 @@ def report(ops: list[Op], bases: dict[str, Run], ckpt_bytes: int, stat: str) -> 
         ref = bases["saemerge: import torch, safetensors" if op.tool == "saemerge" else "mergekit: import its stack"]
         rows.append((op.name, op.tool, f"{s.wall:.2f}", f"{s.cpu:.2f}", f"{s.peak_rss / MB:.1f}",
                      f"{s.peak_anon / MB:.1f}", f"{s.peak_file / MB:.1f}",
-                     f"{(s.peak_rss - ref.peak_rss) / MB:.1f}", f"{ckpt_bytes / MB:.1f}"))
+                     f"{(s.peak_rss - ref.peak_rss) / MB:.1f}", f"{ckpt_bytes / MB:.1f}",
+                     f"{min(r.peak_rss for r in op.runs) / MB:.0f}-{max(r.peak_rss for r in op.runs) / MB:.0f}"))
     print()
     print_table(rows, header)
     print()
