@@ -5,8 +5,9 @@ A checkpoint is a directory with ``config.json``, tokenizer/generation files, an
 ``model.safetensors.index.json``. Pickle weights (``*.bin``, ``*.pt``) are refused: loading
 them runs arbitrary code.
 
-Reading never loads the whole model: :class:`CheckpointReader` opens each shard lazily and
-hands out one tensor at a time. Writing never holds the whole model either:
+Reading never loads the whole model: :class:`CheckpointReader` reads each tensor's bytes at
+its offset with plain file reads (no memory map: a mapped file's pages stay in the process's
+resident set once touched, so a streamed pass over a model would end up "holding" all of it). Writing never holds the whole model either:
 :class:`CheckpointWriter` plans every shard's safetensors header up front from the output's
 names, shapes and dtypes (known before any merge starts: they are the inputs'), then writes
 each tensor's bytes at its offset as it arrives. Peak memory is the tensors in flight, not
@@ -28,8 +29,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
-
 from saemerge.errors import SaeMergeError
 
 SINGLE_FILE = "model.safetensors"
@@ -66,6 +65,7 @@ class TensorInfo:
     shape: tuple[int, ...]
     dtype: torch.dtype
     file: str
+    offset: int = 0  # of its bytes in `file` (data section start included)
 
     @property
     def numel(self) -> int:
@@ -76,15 +76,26 @@ class TensorInfo:
         return self.numel * torch.empty((), dtype=self.dtype).element_size()
 
 
-def _read_header(path: Path) -> dict:
+def _read_header(path: Path) -> tuple[dict, int]:
+    """The safetensors header of `path` and where its data section starts."""
     try:
         with open(path, "rb") as f:
             (n,) = struct.unpack("<Q", f.read(8))
             if n > 100_000_000:
                 raise ValueError("header too large")
-            return json.loads(f.read(n))
+            return json.loads(f.read(n)), 8 + n
     except (OSError, ValueError, struct.error) as exc:
         raise SaeMergeError(f"{path}: not a readable safetensors file ({exc})") from None
+
+
+def all_finite(t: torch.Tensor) -> bool:
+    """True when no entry is NaN or Inf. The sum is non-finite whenever an entry is (or it
+    overflows), so the full check runs only then: one cheap reduction in the common case."""
+    if not t.is_floating_point() or t.numel() == 0:
+        return True
+    if torch.isfinite(t.sum(dtype=torch.float32)):
+        return True
+    return bool(torch.isfinite(t).all())
 
 
 class CheckpointReader:
@@ -107,7 +118,7 @@ class CheckpointReader:
         files = self._weight_files()
         infos: dict[str, TensorInfo] = {}
         for file in files:
-            header = _read_header(self.path / file)
+            header, data_start = _read_header(self.path / file)
             for name, meta in header.items():
                 if name == "__metadata__":
                     continue
@@ -115,7 +126,11 @@ class CheckpointReader:
                     raise SaeMergeError(f"{self.path / file}: tensor {name} has unsupported dtype {meta['dtype']}")
                 if name in infos:
                     raise SaeMergeError(f"{self.path}: tensor {name} appears in two shards")
-                infos[name] = TensorInfo(name, tuple(meta["shape"]), _CODE_DTYPES[meta["dtype"]], file)
+                info = TensorInfo(name, tuple(meta["shape"]), _CODE_DTYPES[meta["dtype"]], file,
+                                  data_start + meta["data_offsets"][0])
+                if meta["data_offsets"][1] - meta["data_offsets"][0] != info.nbytes:
+                    raise SaeMergeError(f"{self.path / file}: tensor {name} has a size that does not match its shape")
+                infos[name] = info
         if not infos:
             raise SaeMergeError(f"{self.path}: the checkpoint holds no tensors")
         return infos
@@ -174,14 +189,20 @@ class CheckpointReader:
 
     # -- tensors ------------------------------------------------------------------------
     def get(self, name: str, device: str | torch.device = "cpu") -> torch.Tensor:
-        """One tensor, in its stored dtype, on `device`."""
+        """One tensor, in its stored dtype, on `device` (a fresh copy the caller owns)."""
         info = self.info(name)
         handle = self._handles.get(info.file)
         if handle is None:
-            handle = safe_open(str(self.path / info.file), framework="pt", device="cpu")
-            self._handles[info.file] = handle
-        tensor = handle.get_tensor(name)
-        if self.check_finite and tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            handle = self._handles[info.file] = open(self.path / info.file, "rb")
+        buf = bytearray(info.nbytes)
+        handle.seek(info.offset)
+        if handle.readinto(buf) != info.nbytes:
+            raise SaeMergeError(f"{self.path / info.file}: truncated while reading tensor {name}")
+        if info.nbytes:
+            tensor = torch.frombuffer(buf, dtype=info.dtype).reshape(info.shape)
+        else:
+            tensor = torch.empty(info.shape, dtype=info.dtype)
+        if self.check_finite and not all_finite(tensor):
             raise SaeMergeError(f"{self.path}: tensor {name} contains NaN or Inf")
         return tensor.to(device) if str(device) != "cpu" else tensor
 
@@ -190,6 +211,8 @@ class CheckpointReader:
             yield name, self.get(name, device)
 
     def close(self) -> None:
+        for handle in self._handles.values():
+            handle.close()
         self._handles.clear()
 
     def __enter__(self) -> "CheckpointReader":
@@ -349,7 +372,7 @@ class CheckpointWriter:
                 f"tensor {name}: output has shape {list(tensor.shape)} {tensor.dtype}, "
                 f"expected {list(info.shape)} {info.dtype}"
             )
-        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+        if not all_finite(tensor):
             raise SaeMergeError(f"tensor {name}: merge produced NaN or Inf")
         self._file_of[name].write(name, tensor)
         self._written.add(name)

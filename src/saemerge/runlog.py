@@ -6,17 +6,22 @@ RUN/                                   a local path or s3://bucket/prefix/RUN_ID
   models/<content-hash>/               checkpoints, manifest.json written last
   recipes/<recipe-key>.json            recipe -> content hash, so a retried step reuses its model
   samples/gen-XX/<task>.jsonl          the optimisation set drawn for generation XX
-  cache/scores/<content-hash>.parquet  every per-example score of a model (SCORE_SCHEMA)
+  cache/scores/<content-hash>.parquet  every per-example score of a model
   init/ offspring.parquet              the initial sparse variants with their scores
   gen-XX/ population.parquet           the archive after generation XX (POPULATION_SCHEMA)
           offspring.parquet            this generation's offspring, accepted or not, and why
-          scores.parquet               per-example results scored in this generation (SCORE_SCHEMA)
+          scores-<stage>.parquet       per-example results of the generation's evaluations
+                                       (stage: archive, offspring; init/: init)
           metrics.json                 the generation's summary (GEN_METRICS keys)
-  final/ results.parquet, report.md, report.html, *.png
+  final/ results.parquet, scores.parquet, best.json, report.md, report.html, *.png
 ```
 
 Population tables hold one row per individual (POPULATION_SCHEMA, plus one float column
-``score.<task>`` per task). Every table is Parquet, written whole and atomically.
+``score.<task>`` per task). Per-example tables have the evaluator's columns
+(:data:`saemerge.evaluate.results.SCHEMA`: task, example_id, correct, answer, target), plus
+``content_hash``, ``model_id`` and ``fresh`` (evaluated by that step, not taken from the cache)
+in the generation tables and ``method`` in ``final/scores.parquet``. Every table is Parquet,
+written whole and atomically.
 """
 
 from __future__ import annotations
@@ -48,15 +53,6 @@ POPULATION_SCHEMA = pa.schema(
         ("n_scored", pa.int64()),  # examples this score is over
         ("status", pa.string()),  # member | accepted | rejected | discarded
         ("reason", pa.string()),  # why an offspring was accepted or not
-    ]
-)
-SCORE_SCHEMA = pa.schema(
-    [
-        ("content_hash", pa.string()),
-        ("task", pa.string()),
-        ("example_id", pa.string()),
-        ("correct", pa.bool_()),
-        ("extracted", pa.string()),  # the model's extracted answer (empty for multiple choice: the letter)
     ]
 )
 SCORE_PREFIX = "score."

@@ -210,3 +210,31 @@ def test_cuda_matches_cpu(capsys, tmp_path, tiny_family):
         hashes[device] = load_file(str(out / "model.safetensors"))
     for name, t in hashes["cpu"].items():
         torch.testing.assert_close(hashes["cuda"][name], t, rtol=1e-5, atol=1e-6)
+
+
+def test_core_verbs_read_and_write_s3(capsys, s3_prefix, tmp_path, tiny_family_sharded):
+    """prune and merge with s3:// inputs and outputs on the embedded store; outputs carry manifests."""
+    from saemerge import storage
+
+    uris = {}
+    for name in ("base", "expert0", "expert1"):
+        uris[name] = f"{s3_prefix}/in/{name}"
+        with storage.local_output(uris[name]) as out:
+            for f in tiny_family_sharded[name].iterdir():
+                shutil.copy2(f, out / f.name)
+    pruned, merged = f"{s3_prefix}/out/pruned", f"{s3_prefix}/out/sae"
+    code, stdout, err = run_cli(capsys, "prune", uris["expert0"], "--sparsity", "0.5", "--base", uris["base"],
+                                "--max-shard-size", "20KB", "--out", pruned)
+    assert code == 0, err
+    code, stdout, err = run_cli(capsys, "merge", "--method", "sae", "--models", pruned, uris["expert1"],
+                                "--base", uris["base"], "--scores", "0.5", "0.5", "--sparsity", "0.2", "--out", merged)
+    assert code == 0, err
+    digest = json.loads(stdout)["content_hash"]
+    assert storage.read_manifest(merged)["content_hash"] == digest
+    with storage.local_input(merged) as local:
+        assert_generates(local)
+    code, stdout, _ = run_cli(capsys, "hash", merged)
+    assert stdout.strip() == digest
+    code, _, err = run_cli(capsys, "prune", f"{s3_prefix}/nothing-here", "--sparsity", "0.5", "--out", f"{s3_prefix}/x")
+    assert code == 2 and "nothing-here" in err
+    assert not storage.exists(f"{s3_prefix}/x")

@@ -121,18 +121,20 @@ def ties_combine(
     trimmed = []
     for d in deltas:
         k = _density_keep(d.numel(), density, name)
-        trimmed.append(d if k >= d.numel() else torch.where(top_k_mask(d, k), d, 0.0))
+        trimmed.append(d if k >= d.numel() else d.masked_fill(~top_k_mask(d, k), 0.0))
+    # In place where possible: this runs on every tensor of the model, embeddings included.
     total = torch.zeros_like(trimmed[0])
     for w, d in zip(weights, trimmed):
-        total += w * d
-    sign = torch.sign(total)
-    num = torch.zeros_like(total)
-    den = torch.zeros_like(total)
+        total.add_(d, alpha=w)
+    sign = total.sign_()  # `total` is not needed any more
+    num = torch.zeros_like(sign)
+    den = torch.zeros_like(sign)
     for w, d in zip(weights, trimmed):
-        agree = (torch.sign(d) == sign) & (d != 0)
-        num += torch.where(agree, w * d, 0.0)
-        den += torch.where(agree, w, 0.0)
-    return torch.where(den != 0, num / torch.where(den != 0, den, 1.0), 0.0)
+        agree = (d * sign) > 0  # same sign as the election, and non-zero
+        num.addcmul_(agree, d, value=w)
+        den.add_(agree, alpha=w)
+    del sign
+    return num.div_(den.masked_fill_(den == 0, 1.0))
 
 
 def ties(

@@ -108,6 +108,7 @@ def merge_checkpoints(
             y = y.cpu()
             hasher.update(name, y)
             out.write(name, y)
+            del xs, y, kwargs  # free before the next (possibly large) tensor is read
     if spec.needs_generator:
         params["seed"] = seed
     return {"content_hash": hasher.hexdigest(), "method": method, "params": params}

@@ -116,6 +116,7 @@ def prune_checkpoint(
             x = x.cpu()
             hasher.update(name, x)
             out.write(name, x)
+            del x
     return {
         "content_hash": hasher.hexdigest(),
         "sparsity": measured.value(),

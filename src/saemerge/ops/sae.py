@@ -77,7 +77,7 @@ def sae_merge_checkpoints(
     if beta < 0:
         raise SaeMergeError(f"--beta {beta}: expected a value >= 0")
     check_granularity(granularity)
-    measure_fn = get_measure(measure)
+    get_measure(measure)  # an unknown name fails here, before any work
     dev = resolve_device(device)
     (ra, rb), base_reader = open_compatible([parent_a, parent_b], base)
     names = ra.names
@@ -116,10 +116,9 @@ def sae_merge_checkpoints(
     start_pass()
     for name in progress(prunable, "sae pass 1 (sparsity)"):
         a, b, base_t = pruned_parents(name)
-        da, db = as_space(a, base_t), as_space(b, base_t)
-        acc_a.add(da)
-        acc_b.add(db)
-        rho_a_l[name], rho_b_l[name] = measure_fn(da), measure_fn(db)
+        rho_a_l[name] = acc_a.add(as_space(a, base_t))  # add() returns the tensor's own ρ
+        rho_b_l[name] = acc_b.add(as_space(b, base_t))
+        del a, b, base_t
     rho_a, rho_b = acc_a.value(), acc_b.value()
 
     def lam_for(name: str) -> float:
@@ -161,6 +160,7 @@ def sae_merge_checkpoints(
             child = child.cpu()
             hasher.update(name, child)
             out.write(name, child)
+            del child, base_t  # two large tensors (lm_head, embed_tokens) follow each other
     values = list(lambdas.values())
     return {
         "content_hash": hasher.hexdigest(),
