@@ -73,6 +73,7 @@ def make_plots(metrics: Sequence[Mapping], people: Sequence[Mapping]) -> dict[st
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     gens = [m for m in metrics if m["generation"] >= 0]
     x = [m["generation"] for m in gens]
@@ -83,7 +84,9 @@ def make_plots(metrics: Sequence[Mapping], people: Sequence[Mapping]) -> dict[st
         ax.axhline(metrics[0]["best_fitness"], color="grey", ls=":", label="initial best")
     ax.plot(x, [m["best_fitness"] for m in gens], "o-", label="best fitness")
     ax.plot(x, [m["mean_fitness"] for m in gens], "s--", label="mean fitness")
-    ax.set(xlabel="generation", ylabel="fitness = score + γ·ρ", title="Archive fitness per generation")
+    ax.set(xlabel="generation", ylabel="fitness = score + γ·ρ",
+           title="Archive fitness per generation (each on its own optimisation set)")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.legend()
     plots["fitness.png"] = _png(fig)
     plt.close(fig)
@@ -92,6 +95,7 @@ def make_plots(metrics: Sequence[Mapping], people: Sequence[Mapping]) -> dict[st
     ax.plot(x, [m["s_t"] for m in gens], "o-", label="schedule s_t")
     ax.plot(x, [m["mean_sparsity"] for m in gens], "s--", label="archive mean ρ")
     ax.set(xlabel="generation", ylabel="sparsity", title="Cyclic sparsity schedule", ylim=(0, 1))
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.legend()
     plots["schedule.png"] = _png(fig)
     plt.close(fig)
@@ -100,7 +104,9 @@ def make_plots(metrics: Sequence[Mapping], people: Sequence[Mapping]) -> dict[st
     if people:
         sc = ax.scatter([p["sparsity"] for p in people], [p["score"] for p in people],
                         c=[p.get("born", -1) for p in people], cmap="viridis", s=22)
-        fig.colorbar(sc, ax=ax, label="generation born (-1: initial)")
+        bar = fig.colorbar(sc, ax=ax, label="generation born (-1: initial)")
+        bar.locator = MaxNLocator(integer=True)
+        bar.update_ticks()
         acc = [p for p in people if p.get("status") in ("accepted", "member")]
         ax.scatter([p["sparsity"] for p in acc], [p["score"] for p in acc], facecolors="none", edgecolors="red",
                    s=60, label="entered the archive")
