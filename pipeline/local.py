@@ -178,6 +178,20 @@ def _follow(run: LocalRun, proc: subprocess.Popen, phases: Phases, started: floa
     phases.done("final evaluation + report", last)
 
 
+def step_environment() -> dict:
+    """The environment of the local steps: the S3 settings, and a torch thread count that fits.
+
+    Steps run side by side (merges fan out) on a laptop's few cores; torch's default of one
+    OpenMP thread per core then oversubscribes the CPU, and spinning OpenMP threads made a
+    merge of the tiny models 30x slower here (16 s instead of 0.5 s). One thread per step
+    per two cores avoids that; OMP_NUM_THREADS set by the user wins.
+    """
+    env = dict(os.environ)
+    env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 2) // 2)))
+    env.setdefault("TOKENIZERS_PARALLELISM", "false")
+    return env
+
+
 def _raise_interrupt(signum, frame):
     raise KeyboardInterrupt
 
@@ -204,7 +218,7 @@ def run_local(run: LocalRun) -> list[dict]:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "saemerge.pipeline.local", str(run.steps), str(run.run_dir / "kfp-root"),
                  str(run.run_dir / "arguments.json")],
-                stdout=logf, stderr=subprocess.STDOUT, start_new_session=True,
+                stdout=logf, stderr=subprocess.STDOUT, start_new_session=True, env=step_environment(),
             )
             try:
                 _follow(run, proc, phases, t)
