@@ -1,0 +1,74 @@
+"""The population steps on a local run directory: validation, pairing items, archive update records."""
+
+import json
+
+import pytest
+
+from saemerge import runlog
+from saemerge.errors import SaeMergeError
+from saemerge.steps.population import archive_update, pair_parents, validate_config
+
+CONFIG = dict(
+    data_uri="unused", opt_sizes={"saebench_math": 4}, test_sizes={"saebench_math": 4}, steps=12, archive_size=4,
+    s_min=0.1, s_max=0.6, t0=3, t_mult=2, reverse=False, beta=1.0, gamma=0.05, scoring="global",
+    attraction="linear", competition="local_then_global", measure="zero_count", granularity="tensor",
+    include_base=False, seed=0,
+)
+
+
+def record(i: int, fitness: float, sparsity: float = 0.1, parents=(), born=-1) -> dict:
+    digest = f"{i:02d}" * 32
+    return {"id": runlog.member_id(digest), "content_hash": digest, "uri": f"/models/{digest}", "parents": list(parents),
+            "origin": "test", "born": born, "sparsity": sparsity, "s_t": sparsity, "score": fitness - 0.05 * sparsity,
+            "fitness": fitness, "scores": {"saebench_math": fitness}, "n_scored": 4, "status": "candidate"}
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"s_min": 0.7}, "--s-min 0.7 is greater than --s-max 0.6"),
+    ({"scoring": "globl"}, "unknown scoring 'globl'; did you mean 'global'"),
+    ({"competition": "loc"}, "unknown competition 'loc'"),
+    ({"measure": "hoier"}, "hoier"),
+    ({"archive_size": 1}, "archive_size 1"),
+    ({"gamma": -1}, "gamma -1"),
+    ({"opt_sizes": {}}, "opt_sizes: no task given"),
+    ({"opt_sizes": {"saebench_mth": 4}}, "did you mean 'saebench_math'"),
+    ({"test_sizes": {"saebench_multilingual": 4}}, "name different tasks"),
+])
+def test_bad_run_parameters_fail_fast(change, message):
+    with pytest.raises(SaeMergeError) as err:
+        validate_config({**CONFIG, **change})
+    assert message in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_pairs_are_self_contained_and_seeded():
+    archive = [record(i, 0.1 * i) for i in range(1, 6)]
+    pairs = pair_parents("/unused", 3, archive, 0.35, seed=7)
+    assert len(pairs) == 2  # 5 members: one sits out
+    assert pairs == pair_parents("/unused", 3, archive, 0.35, seed=7)
+    other = pair_parents("/unused", 4, archive, 0.35, seed=7)  # another generation, another permutation
+    assert [(p["a"]["id"], p["b"]["id"]) for p in pairs] != [(p["a"]["id"], p["b"]["id"]) for p in other]
+    for i, p in enumerate(pairs):
+        assert p["index"] == i and p["s_t"] == 0.35 and p["generation"] == 3
+        assert p["a"]["uri"] and p["b"]["score"] is not None  # everything a merge step needs
+        assert sorted(p["archive_hashes"]) == sorted(r["content_hash"] for r in archive)
+    json.dumps(pairs)  # kfp parameters must be JSON
+
+
+def test_archive_update_records_the_generation(tmp_path):
+    run = str(tmp_path / "run")
+    initial, summary = archive_update(run, -1, 0.0, [], [record(i, 0.1 * i) for i in range(1, 7)], 4, "local_then_global")
+    assert [r["fitness"] for r in initial] == pytest.approx([0.6, 0.5, 0.4, 0.3])
+    assert summary["accepted"] == 4 and summary["offspring"] == 6
+    child = record(9, 0.45, parents=(initial[0]["id"], initial[3]["id"]), born=0)
+    twin = dict(record(9, 0.0), status="discarded", reason="identical")
+    new, summary = archive_update(run, 0, 0.225, initial, [child, twin], 4, "local_then_global")
+    assert child["id"] in [r["id"] for r in new] and initial[3]["id"] not in [r["id"] for r in new]
+    assert summary["accepted"] == 1 and summary["s_t"] == 0.225
+    offspring = runlog.read_population(run, 0, name="offspring")
+    assert {r["status"] for r in offspring} == {"accepted", "discarded"}
+    assert [r["id"] for r in runlog.read_population(run, 0)] == [r["id"] for r in new]
+    assert runlog.read_json(f"{run}/gen-00/metrics.json")["best_fitness"] == pytest.approx(0.6)
+    assert runlog.generations(run) == [0]
+    with pytest.raises(SaeMergeError, match="no run.json"):
+        runlog.describe_run(run)
