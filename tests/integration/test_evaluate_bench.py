@@ -12,8 +12,7 @@ import pytest
 from saemerge.evaluate import Evaluator, test_subset
 from saemerge.evaluate.taskspec import read_jsonl
 
-build = pytest.importorskip("saemerge.bench.build")
-scoring = pytest.importorskip("saemerge.bench.scoring")
+from saemerge.bench import scoring
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -21,10 +20,8 @@ TASKS = ["saebench_math", "saebench_multilingual"]
 
 
 @pytest.fixture(scope="module")
-def micro(tmp_path_factory):
-    out = tmp_path_factory.mktemp("micro") / "bench"
-    build.build_bench(out, size="micro")
-    return out
+def micro(micro_bench):
+    return micro_bench  # built once per session (tests/conftest.py)
 
 
 @pytest.fixture(scope="module")
