@@ -11,7 +11,9 @@ resident set once touched, so a streamed pass over a model would end up "holding
 :class:`CheckpointWriter` plans every shard's safetensors header up front from the output's
 names, shapes and dtypes (known before any merge starts: they are the inputs'), then writes
 each tensor's bytes at its offset as it arrives. Peak memory is the tensors in flight, not
-the shard size.
+the shard size. Both also work on row blocks of one tensor (:meth:`CheckpointReader.get_rows`,
+:meth:`CheckpointWriter.write_block`), so an operation can stream a large tensor in pieces and
+hold a block, not the tensor.
 
 The writer fills a directory it is given. Atomicity (a crash never leaves something that
 looks like a checkpoint) is the caller's: :func:`saemerge.storage.local_output` yields a
@@ -73,7 +75,21 @@ class TensorInfo:
 
     @property
     def nbytes(self) -> int:
-        return self.numel * torch.empty((), dtype=self.dtype).element_size()
+        return self.numel * self.itemsize
+
+    @property
+    def itemsize(self) -> int:
+        return torch.empty((), dtype=self.dtype).element_size()
+
+    @property
+    def rows(self) -> int:
+        """Entries of the first dimension (1 for a scalar): the unit of row blocks."""
+        return self.shape[0] if self.shape else 1
+
+    @property
+    def row_numel(self) -> int:
+        """Entries per row (``numel / rows``; 1 for vectors and scalars)."""
+        return math.prod(self.shape[1:])
 
 
 def _read_header(path: Path) -> tuple[dict, int]:
@@ -191,19 +207,35 @@ class CheckpointReader:
     def get(self, name: str, device: str | torch.device = "cpu") -> torch.Tensor:
         """One tensor, in its stored dtype, on `device` (a fresh copy the caller owns)."""
         info = self.info(name)
+        return self._read(info, 0, info.rows, info.shape, device)
+
+    def get_rows(self, name: str, start: int, stop: int, device: str | torch.device = "cpu") -> torch.Tensor:
+        """Rows ``start:stop`` of a tensor (first dimension), reading only their bytes.
+
+        Equal to ``get(name)[start:stop]``; a scalar has one row and comes back with shape (1,).
+        """
+        info = self.info(name)
+        if not 0 <= start <= stop <= info.rows:
+            raise ValueError(f"tensor {name}: rows {start}:{stop} outside 0:{info.rows}")
+        shape = (stop - start, *info.shape[1:])
+        return self._read(info, start, stop, shape, device)
+
+    def _read(self, info: TensorInfo, start: int, stop: int, shape: tuple[int, ...], device) -> torch.Tensor:
         handle = self._handles.get(info.file)
         if handle is None:
             handle = self._handles[info.file] = open(self.path / info.file, "rb")
-        buf = bytearray(info.nbytes)
-        handle.seek(info.offset)
-        if handle.readinto(buf) != info.nbytes:
-            raise SaeMergeError(f"{self.path / info.file}: truncated while reading tensor {name}")
-        if info.nbytes:
-            tensor = torch.frombuffer(buf, dtype=info.dtype).reshape(info.shape)
+        row_bytes = info.row_numel * info.itemsize
+        nbytes = (stop - start) * row_bytes
+        buf = bytearray(nbytes)
+        handle.seek(info.offset + start * row_bytes)
+        if handle.readinto(buf) != nbytes:
+            raise SaeMergeError(f"{self.path / info.file}: truncated while reading tensor {info.name}")
+        if nbytes:
+            tensor = torch.frombuffer(buf, dtype=info.dtype).reshape(shape)
         else:
-            tensor = torch.empty(info.shape, dtype=info.dtype)
+            tensor = torch.empty(shape, dtype=info.dtype)
         if self.check_finite and not all_finite(tensor):
-            raise SaeMergeError(f"{self.path}: tensor {name} contains NaN or Inf")
+            raise SaeMergeError(f"{self.path}: tensor {info.name} contains NaN or Inf")
         return tensor.to(device) if str(device) != "cpu" else tensor
 
     def items(self, device: str | torch.device = "cpu") -> Iterator[tuple[str, torch.Tensor]]:
@@ -313,8 +345,8 @@ class _ShardFile:
         self.file.write(struct.pack("<Q", len(raw)) + raw)
         self.file.truncate(self.data_start + offset)
 
-    def write(self, name: str, tensor: torch.Tensor) -> None:
-        self.file.seek(self.data_start + self.offsets[name])
+    def write(self, name: str, tensor: torch.Tensor, byte_start: int = 0) -> None:
+        self.file.seek(self.data_start + self.offsets[name] + byte_start)
         flat = tensor.detach().to("cpu").contiguous().reshape(-1)
         self.file.write(memoryview(flat.view(torch.uint8).numpy()))
 
@@ -354,6 +386,7 @@ class CheckpointWriter:
         self._files = [_ShardFile(self.out_dir / fname, group) for fname, group in zip(names, shards)]
         self._file_of = {i.name: f for f, group in zip(self._files, shards) for i in group}
         self._written: set[str] = set()
+        self._rows_written: dict[str, list[tuple[int, int]]] = {}
         if n > 1:
             index = {
                 "metadata": {"total_size": sum(i.nbytes for i in layout)},
@@ -364,25 +397,60 @@ class CheckpointWriter:
             copy_side_files(Path(side_files_from), self.out_dir)
 
     def write(self, name: str, tensor: torch.Tensor) -> None:
-        info = self.layout.get(name)
-        if info is None:
-            raise SaeMergeError(f"tensor {name} is not part of the output checkpoint")
+        """Write a whole tensor (planned shape and dtype, finite values)."""
+        info = self._info(name)
         if tuple(tensor.shape) != info.shape or tensor.dtype != info.dtype:
             raise SaeMergeError(
                 f"tensor {name}: output has shape {list(tensor.shape)} {tensor.dtype}, "
                 f"expected {list(info.shape)} {info.dtype}"
             )
+        self._put(info, 0, tensor)
+
+    def write_block(self, name: str, row_start: int, block: torch.Tensor) -> None:
+        """Write rows ``row_start:row_start + len(block)`` of a tensor, in any order.
+
+        The rows of a tensor may come in any number of blocks; together they must cover it
+        exactly once (an overlap is refused here, a gap by :meth:`close`).
+        """
+        info = self._info(name)
+        if block.dtype != info.dtype or tuple(block.shape[1:]) != info.shape[1:] or block.dim() != max(len(info.shape), 1):
+            raise SaeMergeError(
+                f"tensor {name}: output block has shape {list(block.shape)} {block.dtype}, "
+                f"expected rows of shape {list(info.shape[1:])} {info.dtype}"
+            )
+        if not 0 <= row_start <= row_start + block.shape[0] <= info.rows:
+            raise SaeMergeError(f"tensor {name}: rows {row_start}:{row_start + block.shape[0]} outside 0:{info.rows}")
+        self._put(info, row_start, block)
+
+    def _info(self, name: str) -> TensorInfo:
+        info = self.layout.get(name)
+        if info is None:
+            raise SaeMergeError(f"tensor {name} is not part of the output checkpoint")
+        return info
+
+    def _put(self, info: TensorInfo, row_start: int, tensor: torch.Tensor) -> None:
+        rows = tensor.shape[0] if tensor.dim() else 1
+        spans = self._rows_written.setdefault(info.name, [])
+        stop = row_start + rows
+        if any(a < stop and row_start < b for a, b in spans) or (rows == 0 and info.name in self._written):
+            raise SaeMergeError(f"tensor {info.name}: rows {row_start}:{stop} were already written")
         if not all_finite(tensor):
-            raise SaeMergeError(f"tensor {name}: merge produced NaN or Inf")
-        self._file_of[name].write(name, tensor)
-        self._written.add(name)
+            raise SaeMergeError(f"tensor {info.name}: merge produced NaN or Inf")
+        self._file_of[info.name].write(info.name, tensor, row_start * info.row_numel * info.itemsize)
+        spans.append((row_start, stop))
+        if sum(b - a for a, b in spans) == info.rows:
+            self._written.add(info.name)
 
     def close(self) -> None:
         for f in self._files:
             f.close()
         missing = sorted(set(self.layout) - self._written)
         if missing:
-            raise SaeMergeError(f"{self.out_dir}: tensor {missing[0]} was never written")
+            name = missing[0]
+            done = sum(b - a for a, b in self._rows_written.get(name, []))
+            if done:
+                raise SaeMergeError(f"{self.out_dir}: tensor {name} was only partly written ({done} of {self.layout[name].rows} rows)")
+            raise SaeMergeError(f"{self.out_dir}: tensor {name} was never written")
 
     def __enter__(self) -> "CheckpointWriter":
         return self

@@ -26,6 +26,20 @@ def check_sparsity(flag: str, value: float) -> float:
 def _add_device(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
     p.add_argument("--max-shard-size", default="2GB", help="largest output shard, e.g. 500MB (default: 2GB)")
+    p.add_argument("--block-size", default=None, metavar="N",
+                   help="process tensors above N entries in row blocks of at most N (e.g. 4M, 1048576; "
+                        "K/M/G are binary; default 4M); outputs do not depend on it, peak memory does")
+
+
+def _block_elems(args: argparse.Namespace) -> int | None:
+    from saemerge.core.blocks import parse_block_size
+
+    if args.block_size is None:
+        return None
+    try:
+        return parse_block_size(args.block_size)
+    except ValueError as exc:
+        raise SaeMergeError(f"--block-size {args.block_size!r}: {exc}") from None
 
 
 def _inputs(stack: ExitStack, *uris: str | None):
@@ -41,6 +55,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
 
     check_sparsity("--sparsity", args.sparsity)
     shard = parse_size(args.max_shard_size)
+    block = _block_elems(args)
     with ExitStack() as stack:
         src, base = _inputs(stack, args.src, args.base)
         summary: dict = {}
@@ -48,6 +63,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
             summary = prune_checkpoint(
                 src, out, args.sparsity, base=base, space=args.space,
                 granularity=args.granularity, device=args.device, max_shard_bytes=shard,
+                block_elems=block,
             )
     _print_json({"out": args.out, **summary})
     return 0
@@ -62,6 +78,7 @@ def cmd_merge(args: argparse.Namespace) -> int:
 
     get_method(args.method)  # unknown names fail here, with the closest ones suggested
     shard = parse_size(args.max_shard_size)
+    block = _block_elems(args)
     if args.method == "sae":
         for flag in ("weights", "alpha", "density", "drop_p"):
             if getattr(args, flag) is not None:
@@ -80,14 +97,14 @@ def cmd_merge(args: argparse.Namespace) -> int:
                     models[0], models[1], args.scores[0], args.scores[1], out,
                     base=base, sparsity=args.sparsity, scoring=args.scoring, beta=args.beta,
                     attraction=args.attraction, measure=args.measure, granularity=args.granularity,
-                    device=args.device, max_shard_bytes=shard,
+                    device=args.device, max_shard_bytes=shard, block_elems=block,
                 )
                 summary.pop("lambdas")
             else:
                 summary = merge_checkpoints(
                     args.method, models, out, base=base, seed=args.seed, device=args.device,
                     max_shard_bytes=shard, weights=args.weights, alpha=args.alpha,
-                    density=args.density, drop_p=args.drop_p,
+                    density=args.density, drop_p=args.drop_p, block_elems=block,
                 )
     _print_json({"out": args.out, "method": args.method, **summary})
     return 0

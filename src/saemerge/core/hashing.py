@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 
 import torch
 
@@ -34,28 +35,65 @@ class TensorHasher:
     def __init__(self) -> None:
         self._sha = hashlib.sha256(_HASH_VERSION)
         self._last: str | None = None
+        self._open: list | None = None  # [name, dtype, bytes still expected] between begin and end
         self.count = 0
 
     def update(self, name: str, tensor: torch.Tensor) -> None:
         """Add one tensor; ``name`` must sort after the previous one."""
+        self.begin(name, tensor.dtype, tuple(tensor.shape))
+        self.feed(tensor)
+        self.end()
+
+    def begin(self, name: str, dtype: torch.dtype, shape: tuple[int, ...]) -> None:
+        """Start a tensor fed in blocks: :meth:`feed` its row-major bytes in order, then :meth:`end`.
+
+        ``begin``/``feed``…/``end`` gives the digest :meth:`update` gives for the whole tensor,
+        however the bytes are split.
+        """
+        if self._open is not None:
+            raise ValueError(f"tensor {self._open[0]!r} was begun but not ended")
         if self._last is not None and name <= self._last:
             raise ValueError(f"tensor {name!r} fed after {self._last!r}: feed names in sorted order")
         self._last = name
-        t = tensor.detach().to("cpu").contiguous().reshape(-1)
-        raw = t.view(torch.uint8) if t.dtype != torch.uint8 else t
+        nbytes = math.prod(shape) * torch.empty((), dtype=dtype).element_size()
         header = json.dumps(
-            {"name": name, "dtype": str(tensor.dtype).removeprefix("torch."),
-             "shape": list(tensor.shape), "nbytes": raw.numel()},
+            {"name": name, "dtype": str(dtype).removeprefix("torch."),
+             "shape": list(shape), "nbytes": nbytes},
             sort_keys=True, separators=(",", ":"),
         ).encode()
         self._sha.update(len(header).to_bytes(8, "little"))
         self._sha.update(header)
+        self._open = [name, dtype, nbytes]
+
+    def feed(self, block: torch.Tensor) -> None:
+        """The next bytes of the tensor begun (a block of rows, or any contiguous piece in order)."""
+        if self._open is None:
+            raise ValueError("feed() without begin()")
+        name, dtype, left = self._open
+        if block.dtype != dtype:
+            raise ValueError(f"tensor {name!r}: block of dtype {block.dtype}, expected {dtype}")
+        t = block.detach().to("cpu").contiguous().reshape(-1)
+        raw = t.view(torch.uint8) if t.dtype != torch.uint8 else t
+        if raw.numel() > left:
+            raise ValueError(f"tensor {name!r}: more bytes fed than its shape holds")
         if raw.numel():
             self._sha.update(raw.numpy().data)
+        self._open[2] = left - raw.numel()
+
+    def end(self) -> None:
+        """Finish the tensor begun; every byte of it must have been fed."""
+        if self._open is None:
+            raise ValueError("end() without begin()")
+        name, _, left = self._open
+        if left:
+            raise ValueError(f"tensor {name!r}: {left} bytes were never fed")
+        self._open = None
         self.count += 1
 
     def hexdigest(self) -> str:
         """Hex sha256 of everything fed so far."""
+        if self._open is not None:
+            raise ValueError(f"tensor {self._open[0]!r} was begun but not ended")
         return self._sha.hexdigest()
 
 

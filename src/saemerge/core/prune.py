@@ -325,9 +325,17 @@ def select_global_cut(chunks: Callable[[], Iterable[torch.Tensor]], sparsity: fl
         equals :func:`magnitude_mask` over the concatenation, ties included.
     """
     validate_sparsity(sparsity)
-    threshold, ties, k, total = radix_select(
-        lambda: (_magnitude_bits(x) for x in chunks()), lambda n: keep_count(n, sparsity)
-    )
+    return select_cut(chunks, lambda n: keep_count(n, sparsity))
+
+
+def select_cut(chunks: Callable[[], Iterable[torch.Tensor]], keep: Callable[[int], int]) -> GlobalCut:
+    """Exact top-``keep(total)`` cut over a stream of chunks (two passes, like :func:`select_global_cut`).
+
+    The chunks may be the row blocks of one tensor: applied with :func:`apply_global_cut` in
+    the same order, the cut equals ``top_k_mask(tensor, keep(numel))`` for ``0 < k < numel``,
+    ties included (the histograms are exact counts, and ties go to the lowest flat index).
+    """
+    threshold, ties, k, total = radix_select(lambda: (_magnitude_bits(x) for x in chunks()), keep)
     return GlobalCut(threshold_bits=threshold, ties_kept=ties, keep=k, total=total)
 
 

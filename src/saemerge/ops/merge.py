@@ -1,7 +1,8 @@
 """Baseline merges of whole checkpoints (SAE-SPEC §7), streamed tensor by tensor.
 
 Methods and their parameters come from the one table in :mod:`saemerge.core.baselines`;
-this module only streams tensors through them.
+this module only streams tensors through them: whole up to ``block_elems`` entries, in row
+blocks above (:mod:`saemerge.ops.blockmerge`).
 """
 
 from __future__ import annotations
@@ -15,21 +16,31 @@ from saemerge.checkpoint import DEFAULT_MAX_SHARD_BYTES, CheckpointWriter
 from saemerge.core import baselines
 from saemerge.core.hashing import TensorHasher
 from saemerge.errors import SaeMergeError
-from saemerge.ops.common import open_compatible, progress, resolve_device, to_device
+from saemerge.ops.blockmerge import BLOCKWISE, BlockSource, merge_blocks
+from saemerge.ops.common import (
+    emit_tensor, open_compatible, progress, read_span, resolve_block_elems, resolve_device, tensor_spans, to_device,
+)
 
 log = logging.getLogger(__name__)
 
 
-def _rankmean_block_weights(readers, base_reader, device) -> dict[int, list[float]]:
-    """First pass of RankMean: Σ|τ_k| per decoder block per expert, turned into λ per block."""
+def _rankmean_block_weights(readers, base_reader, device, spans) -> dict[int, list[float]]:
+    """First pass of RankMean: Σ|τ_k| per decoder block per expert, turned into λ per block.
+
+    A tensor streamed in row blocks adds its blocks' sums (float64): equal to the whole
+    tensor's sum up to float64 rounding, which can only matter if two decoder blocks' sizes
+    agree to ~1e-12 (the weights depend on their ranks only).
+    """
     deltas: dict[int, list[float]] = defaultdict(lambda: [0.0] * len(readers))
     for name in progress(readers[0].names, "rankmean pass 1"):
         block = baselines.block_index(name)
         if block is None:
             continue
-        b = to_device(base_reader.get(name), device)
-        for k, r in enumerate(readers):
-            deltas[block][k] += baselines.rankmean_block_delta(b, to_device(r.get(name), device))
+        whole = len(spans[name]) == 1
+        for span in spans[name]:
+            b = read_span(base_reader, name, span, whole, device)
+            for k, r in enumerate(readers):
+                deltas[block][k] += baselines.rankmean_block_delta(b, read_span(r, name, span, whole, device))
     return baselines.rankmean_weights(dict(deltas))
 
 
@@ -58,6 +69,7 @@ def merge_checkpoints(
     seed: int = 0,
     device: str | None = "cpu",
     max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES,
+    block_elems: int | None = None,
     **given: object,
 ) -> dict:
     """Merge `models` with a baseline `method` and write the result to `dst`.
@@ -68,6 +80,9 @@ def merge_checkpoints(
         models: checkpoint directories (same architecture, names, shapes, dtypes).
         base: the model the experts were fine-tuned from (every method but linear needs it).
         seed: DARE's seed; each tensor's drop is seeded by (seed, tensor name).
+        block_elems: tensors above this many entries are merged in row blocks of at most this
+            size (default :data:`~saemerge.core.blocks.DEFAULT_BLOCK_ELEMS`); the output is
+            bit-identical whatever the size (see :mod:`saemerge.ops.blockmerge`).
         given: the method's parameters (weights, alpha, density, drop_p, normalize); None or
             absent means the method's default.
 
@@ -89,26 +104,33 @@ def merge_checkpoints(
     if spec.needs_base and base is None:
         raise SaeMergeError(f"--base is required by --method {method} (task vectors are taken from it)")
     dev = resolve_device(device)
+    block = resolve_block_elems(block_elems)
     readers, base_reader = open_compatible(models, base if spec.needs_base else None)
-    block_weights = _rankmean_block_weights(readers, base_reader, dev) if spec.per_block_weights else None
+    spans = {i.name: tensor_spans(i, block) for i in readers[0].infos}
+    block_weights = _rankmean_block_weights(readers, base_reader, dev, spans) if spec.per_block_weights else None
     hasher = TensorHasher()
     log.info("merging %d models with %s %s", len(readers), method, params)
     with CheckpointWriter(dst, readers[0].infos, side_files_from=readers[0].path, max_shard_bytes=max_shard_bytes) as out:
         for name in progress(readers[0].names, method):
-            xs = [to_device(r.get(name), dev) for r in readers]
             kwargs = dict(params, name=name)
-            if spec.needs_generator:
-                kwargs["generator"] = baselines.tensor_generator(seed, name)
             if block_weights is not None:
                 kwargs["weights"] = baselines.rankmean_tensor_weights(name, block_weights, len(readers))
-            if spec.needs_base:
-                y = spec.fn(to_device(base_reader.get(name), dev), xs, **kwargs)
+            info = readers[0].info(name)
+            if len(spans[name]) == 1 or method not in BLOCKWISE:
+                emit_tensor(out, hasher, info, [(0, _whole(spec, name, readers, base_reader, dev, seed, kwargs))], True)
             else:
-                y = spec.fn(xs, **kwargs)
-            y = y.cpu()
-            hasher.update(name, y)
-            out.write(name, y)
-            del xs, y, kwargs  # free before the next (possibly large) tensor is read
+                src = BlockSource(readers, base_reader, name, spans[name], dev)
+                emit_tensor(out, hasher, info, merge_blocks(spec, src, kwargs, seed), False)
     if spec.needs_generator:
         params["seed"] = seed
     return {"content_hash": hasher.hexdigest(), "method": method, "params": params}
+
+
+def _whole(spec, name, readers, base_reader, dev, seed, kwargs):
+    """The merged tensor computed whole (tensors up to one block, or methods not known to be blockwise)."""
+    xs = [to_device(r.get(name), dev) for r in readers]
+    if spec.needs_generator:
+        kwargs = dict(kwargs, generator=baselines.tensor_generator(seed, name))
+    if spec.needs_base:
+        return spec.fn(to_device(base_reader.get(name), dev), xs, **kwargs)
+    return spec.fn(xs, **kwargs)
