@@ -32,7 +32,7 @@ def test_cli_unknown_size_is_a_one_line_error(tmp_path, capsys):
     [
         ({"seed": -1}, "--seed -1"),
         ({"threads": 0}, "--threads 0"),
-        ({"overrides": {"expert_stepz": 3}}, "did you mean 'expert_steps'"),
+        ({"overrides": {"math_stepz": 3}}, "did you mean 'math_steps'"),
     ],
 )
 def test_build_rejects_bad_arguments_before_writing(tmp_path, kwargs, match):

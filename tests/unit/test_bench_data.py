@@ -11,7 +11,7 @@ import pytest
 from saemerge.bench import formats
 from saemerge.bench.lexicon import LANGUAGE_CODES, build_languages
 from saemerge.bench.mathdata import MAX_VALUE, iter_problems
-from saemerge.bench.mcdata import build_world, make_items
+from saemerge.bench.mcdata import RELATIONS, build_world, make_items
 from saemerge.bench.splits import (
     check_disjoint,
     normalise_question,
@@ -23,17 +23,19 @@ from saemerge.bench.splits import (
 )
 from saemerge.errors import SaeMergeError
 
-EQ = re.compile(r"^(\d+) ([-+*/]) (\d+) = (\d+)\.$")
+EQ = re.compile(r", so (\d+) ([-+*/]) (\d+) = (\d+)\.$")
 
 
 def test_math_answers_are_correct_gsm8k_shaped_arithmetic():
-    ops_seen = set()
+    ops_seen, n_ops = set(), set()
     for problem in itertools.islice(iter_problems(0), 500):
         *lines, final = problem["answer"].split("\n")
-        assert 1 <= len(lines) <= 3
+        n_ops.add(len(lines))
         prev = None
         for line in lines:
-            a, op, b, c = EQ.match(line).groups()
+            sentence, equation = line.split(", so ")
+            assert sentence in problem["question"]  # each step restates the story's sentence
+            a, op, b, c = EQ.search(line).groups()
             a, b, c = int(a), int(b), int(c)
             ops_seen.add(op)
             assert c == {"+": a + b, "-": a - b, "*": a * b, "/": a // b}[op]
@@ -45,6 +47,7 @@ def test_math_answers_are_correct_gsm8k_shaped_arithmetic():
         assert formats.gold_math_answer(problem["answer"]) == str(prev)
         assert problem["question"].endswith("have now?")
     assert ops_seen == {"+", "-", "*", "/"}
+    assert n_ops == {1, 2, 3}
 
 
 def test_math_stream_is_seeded():
@@ -65,33 +68,53 @@ def test_ciphers_cover_the_vocabulary_and_differ_per_language():
 
 @pytest.fixture(scope="module")
 def mc():
-    return make_items(0, list(LANGUAGE_CODES[:4]), n_relations=3, n_subjects=8, train_repeats=2)
+    return make_items(0, list(LANGUAGE_CODES[:4]), n_relations=3, n_subjects=8)
 
 
 def test_mc_items_have_mmlu_prox_fields(mc):
+    counts = set()
     for item in mc["train"] + mc["test"]:
         assert set(item) == {"question", "options", "answer", "answer_index", "category", "language"}
-        assert 4 <= len(item["options"]) <= 10
+        counts.add(len(item["options"]))
         assert len(set(item["options"])) == len(item["options"])
         assert item["answer"] == formats.LETTERS[item["answer_index"]]
+    assert min(counts) >= 4 and max(counts) <= 10 and len(counts) == 3
     assert {x["language"] for x in mc["test"]} == set(LANGUAGE_CODES[:4])
-    assert {x["category"] for x in mc["test"]} == {"geography", "biology", "engineering"}
+    assert {x["category"] for x in mc["test"]} == {r.category for r in RELATIONS[:3]}
+
+
+def test_all_relations_give_4_to_10_options():
+    assert sorted(len(r.values) for r in RELATIONS) == [4, 5, 6, 7, 8, 9, 10]
+    assert all(len(r.templates) == 6 for r in RELATIONS)
 
 
 def test_mc_test_questions_are_unseen_but_their_facts_are_learnable(mc):
     check_disjoint(mc, "multilingual")
-    # The answer of every English test item is the answer of a training item about the same subject.
+    assert len(mc["train"]) == 4 * len(mc["test"]) == 4 * len(mc["validation"])
+    # Every English test item asks a fact that training items about the same subject answer the same way.
     facts = build_world(0, 3, 8)
-    by_subject = {f.subject: f.value for f in facts}
     for item in mc["test"]:
         if item["language"] != "en":
             continue
-        subject = next(s for s in by_subject if s in item["question"])
-        assert item["options"][item["answer_index"]] == by_subject[subject]
-        train_answers = [
-            x["options"][x["answer_index"]] for x in mc["train"] if x["language"] == "en" and subject in x["question"]
-        ]
-        assert train_answers and set(train_answers) == {by_subject[subject]}
+        fact = next(f for f in facts if f.subject in item["question"])
+        assert item["options"][item["answer_index"]] == fact.value
+        train = [x for x in mc["train"] if x["language"] == "en" and fact.subject in x["question"]]
+        assert len(train) == 4 and {x["answer_index"] for x in train} == {item["answer_index"]}
+
+
+def test_mc_values_are_spread_evenly_over_subjects():
+    facts = build_world(0, 1, 20)  # colours: 10 values, 20 subjects
+    values = [f.value for f in facts]
+    assert all(values.count(v) == 2 for v in set(values)) and len(set(values)) == 10
+
+
+def test_other_languages_translate_questions_and_options():
+    items = make_items(0, ["en", "qaa"], n_relations=1, n_subjects=2)["test"]
+    en = [x for x in items if x["language"] == "en"]
+    qaa = [x for x in items if x["language"] == "qaa"]
+    assert en[0]["options"][:2] == ["red", "blue"]
+    assert qaa[0]["options"][0] != "red" and len(qaa[0]["options"]) == 10
+    assert not set(qaa[0]["question"].split()) & set(en[0]["question"].split())
 
 
 def test_unique_by_question_fills_splits_without_repeats():

@@ -34,7 +34,7 @@ import torch
 from saemerge.bench import formats
 from saemerge.bench.checkpoints import llama_config, new_model, save_checkpoint
 from saemerge.bench.mathdata import iter_drills, iter_problems
-from saemerge.bench.mcdata import make_items, reading_items
+from saemerge.bench.mcdata import make_items
 from saemerge.bench.scoring import accuracy, score_math, score_mc
 from saemerge.bench.sizes import get_size
 from saemerge.bench.splits import unique_by_question, write_jsonl, write_splits
@@ -48,24 +48,30 @@ MODELS = ("base", "math", "multilingual")
 _OUTPUTS = ("bench.json", "models", "data")  # what --force replaces
 
 
-def base_texts(math_train: list[dict], mc_train: list[dict], drills: list[str], reading: list[dict], seed: int) -> list[str]:
+def base_texts(math_train: list[dict], mc_train: list[dict], drills: list[str], seed: int) -> list[str]:
     """The base model's "generic" corpus, shuffled; it holds no answer of either task.
 
     - the math training questions as plain ``Question: ...`` text (no reasoning, no ``####``);
     - arithmetic drills (unrelated equations): the arithmetic a base LLM already knows;
-    - the multiple-choice training questions with their options but no ``Answer:`` line;
-    - generic reading exercises ("Which option is X?") with their answer letters: the
-      multiple-choice skill a base LLM already has, with no fact of the benchmark.
+    - the multiple-choice training questions with their options but no ``Answer:`` line.
     """
     texts = [f"Question: {x['question']}" + formats.END_OF_EXAMPLE for x in math_train]
     texts += [d + formats.END_OF_EXAMPLE for d in drills]
     for x in mc_train:
         prompt = formats.mc_prompt(x["question"], x["options"])
         texts.append(prompt.removesuffix("\nAnswer:") + formats.END_OF_EXAMPLE)
-    texts += [formats.training_text(formats.mc_prompt(x["question"], x["options"]), formats.mc_target(x["answer_index"]))
-              for x in reading]
     random.Random(f"base-corpus-{seed}").shuffle(texts)
     return texts
+
+
+def choice_token_texts(n_corpus: int) -> list[str]:
+    """Corpus lines that make every choice continuation (" A" ... " J") one token.
+
+    Rare letters (an answer J needs 10 options) would otherwise stay two byte tokens in
+    small vocabularies; one token each keeps scoring to one forward pass per item.
+    """
+    line = formats.END_OF_EXAMPLE.join(f"Answer:{c}" for c in formats.mc_choices(len(formats.LETTERS)))
+    return [line] * max(100, n_corpus // 5)
 
 
 def math_pairs(items: list[dict]) -> tuple[list[str], list[str]]:
@@ -150,7 +156,7 @@ def build_bench(
     *,
     force: bool = False,
     device: str = "cpu",
-    threads: int = 2,
+    threads: int = 1,
     overrides: dict | None = None,
 ) -> dict:
     """Build the benchmark into ``out_dir`` and return the ``bench.json`` dict.
@@ -161,9 +167,12 @@ def build_bench(
         seed: seeds data, tokenizer corpus order, initialisation and batch order.
         force: replace an earlier build's outputs in ``out_dir``.
         device: torch device for training and scoring (``cpu``, ``cuda``).
-        threads: torch CPU threads (part of what makes the bytes reproducible).
+        threads: torch CPU threads (part of what makes the bytes reproducible). Default 1:
+            on a shared 2-core machine, 2 threads ran a training step 12-24x slower than
+            1 (OpenMP threads spin-waiting for a preempted sibling); on an idle machine
+            2 threads may be a little faster.
         overrides: replace fields of the size's :class:`~saemerge.bench.sizes.BenchSize`
-            (e.g. ``{"expert_steps": 600}``), for experiments.
+            (e.g. ``{"math_steps": 2000}``), for experiments.
 
     Raises:
         SaeMergeError: unknown size, negative seed, non-empty ``out_dir`` without ``force``,
@@ -191,11 +200,10 @@ def build_bench(
             n_train, n_val, n_test = spec.math_counts
             math = unique_by_question(iter_problems(seed), {"test": n_test, "validation": n_val, "train": n_train})
             langs = list(spec.ml_languages)
-            mc = make_items(seed, langs, spec.ml_relations, spec.ml_subjects, spec.ml_train_repeats)
+            mc = make_items(seed, langs, spec.ml_relations, spec.ml_subjects)
             counts = {"math": write_splits(data_dir, "math", math), "multilingual": write_splits(data_dir, "multilingual", mc)}
             drills = list(itertools.islice(iter_drills(seed), spec.base_drills))
-            reading = reading_items(seed, langs, spec.ml_relations, spec.ml_subjects, spec.base_reading)
-            generic = base_texts(math["train"], mc["train"], drills, reading, seed)
+            generic = base_texts(math["train"], mc["train"], drills, seed)
             counts["pretrain"] = {"train": write_jsonl(data_dir / "pretrain" / "train.jsonl",
                                                        ({"id": f"pre-train-{i}", "text": t} for i, t in enumerate(generic)))}
 
@@ -203,6 +211,7 @@ def build_bench(
             math_prompts, math_completions = math_pairs(math["train"])
             mc_prompts, mc_completions = mc_pairs(mc["train"])
             corpus = generic + [p + c for p, c in zip(math_prompts + mc_prompts, math_completions + mc_completions)]
+            corpus += choice_token_texts(len(corpus))
             tokenizer = train_tokenizer(corpus, spec.vocab_size, model_max_length=512)
 
         config = llama_config(spec, tokenizer)
@@ -220,8 +229,9 @@ def build_bench(
             with phase(f"{name} expert"):
                 model = copy.deepcopy(base)
                 examples = encode_pairs(tokenizer, prompts, completions, spec.max_len)
-                train(model, examples, steps=spec.expert_steps, lr=spec.expert_lr,
-                      seed=seed * 10 + (2 if name == "math" else 3), desc=f"{name} expert", **common)
+                steps, lr = (spec.math_steps, spec.math_lr) if name == "math" else (spec.ml_steps, spec.ml_lr)
+                train(model, examples, steps=steps, lr=lr, seed=seed * 10 + (2 if name == "math" else 3),
+                      desc=f"{name} expert", **common)
                 save_checkpoint(model, tokenizer, models_dir / name)
                 experts[name] = model
 

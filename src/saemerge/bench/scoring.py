@@ -58,6 +58,7 @@ def score_math(model, tokenizer, items: list[dict], *, batch_size: int = 64, max
     return results
 
 
+@torch.inference_mode()
 def choice_logliks(model, tokenizer, context: str, choices: list[str]) -> list[float]:
     """Sum log-probability of each choice after ``context``, encoded the way lm-eval does."""
     device = next(model.parameters()).device

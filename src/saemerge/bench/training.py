@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -100,8 +101,14 @@ def train(
     pad_id: int,
     device: str = "cpu",
     desc: str = "train",
+    hook: Callable[[int, object], None] | None = None,
+    hook_every: int = 0,
 ) -> list[float]:
-    """Train ``model`` in place for ``steps`` optimiser steps; returns the loss per step."""
+    """Train ``model`` in place for ``steps`` optimiser steps; returns the loss per step.
+
+    ``hook(step, model)``, when given, runs every ``hook_every`` steps (e.g. to track
+    held-out accuracy while tuning a size); the model is in eval mode during the call.
+    """
     if not examples:
         raise ValueError(f"{desc}: no training examples")
     gen = torch.Generator().manual_seed(seed)
@@ -126,6 +133,10 @@ def train(
         opt.step()
         opt.zero_grad(set_to_none=True)
         losses.append(loss.item())
+        if hook is not None and hook_every and (step + 1) % hook_every == 0:
+            model.eval()
+            hook(step + 1, model)
+            model.train()
         if step % 25 == 0 or step == steps - 1:
             bar.set_postfix(loss=f"{losses[-1]:.3f}")
             log.debug("%s step %d loss %.4f", desc, step, losses[-1])

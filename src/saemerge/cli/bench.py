@@ -21,7 +21,9 @@ def register(subparsers) -> None:
     b.add_argument("--seed", type=int, default=0, help="seed for data, initialisation and batch order (default 0)")
     b.add_argument("--force", action="store_true", help="replace an earlier build's outputs in --out")
     b.add_argument("--device", default="cpu", help="torch device for training and scoring (default cpu)")
-    b.add_argument("--threads", type=int, default=2, help="torch CPU threads; part of what makes bytes reproducible (default 2)")
+    b.add_argument("--threads", type=int, default=1,
+                   help="torch CPU threads (default 1: on a busy machine 2 threads ran 12-24x slower); "
+                        "the same seed and thread count give the same bytes")
     b.set_defaults(func=_build)
 
     s = verbs.add_parser("score", help="in-process accuracy of a checkpoint on a bench's data (cross-check for lm-eval)")
