@@ -28,7 +28,7 @@ def _add_device(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-shard-size", default="2GB", help="largest output shard, e.g. 500MB (default: 2GB)")
     p.add_argument("--block-size", default=None, metavar="N",
                    help="process tensors above N entries in row blocks of at most N (e.g. 4M, 1048576; "
-                        "K/M/G are binary; default 4M); outputs do not depend on it, peak memory does")
+                        "K/M/G are binary; default 2M); outputs do not depend on it, peak memory does")
 
 
 def _block_elems(args: argparse.Namespace) -> int | None:

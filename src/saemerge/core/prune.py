@@ -348,7 +348,14 @@ def apply_global_cut(x: torch.Tensor, cut: GlobalCut, state: GlobalCutState) -> 
     bits = _magnitude_bits(x)
     eq = bits == cut.threshold_bits
     left = cut.ties_kept - state.ties_used
-    ties = _first_true(eq, left)
-    state.ties_used += min(left, int(eq.sum())) if left > 0 else 0
+    n_eq = int(eq.sum())
+    state.ties_used += min(left, n_eq) if left > 0 else 0
     state.tensors += 1
-    return ((bits > cut.threshold_bits) | ties).view(x.shape)
+    # Most chunks keep none or all of their threshold ties: skip locating the first `left`.
+    if left <= 0:
+        keep = bits > cut.threshold_bits
+    elif n_eq <= left:
+        keep = bits >= cut.threshold_bits
+    else:
+        keep = (bits > cut.threshold_bits) | _first_true(eq, left)
+    return keep.view(x.shape)

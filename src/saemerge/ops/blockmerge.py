@@ -125,7 +125,7 @@ def _ties_dare_blocks(method: str, src: BlockSource, kwargs: dict, seed: int) ->
         f0 = base.to(torch.float32)
         ds = [tau(e, span, f0, gens[e]) for e in range(n_experts)]
         if combine == "ties":
-            ds = [d if cut is None else d.masked_fill(~apply_global_cut(d, cut, st), 0.0)
+            ds = [d if cut is None else d.masked_fill_(~apply_global_cut(d, cut, st), 0.0)  # d is ours
                   for d, cut, st in zip(ds, cuts, cut_states)]
             merged = baselines.ties_combine(ds, w, 1.0, name=src.name)  # density 1: trimmed above
         else:
