@@ -149,3 +149,14 @@ def test_read_jsonl_reports_missing_and_broken_files(tmp_path):
     bad.write_text(json.dumps({"a": 1}) + "\n{oops\n")
     with pytest.raises(SaeMergeError, match=r"bad.jsonl:2: not a JSON object"):
         read_jsonl(bad)
+
+
+def test_drills_are_correct_equations_without_final_answers():
+    from saemerge.bench.mathdata import iter_drills
+
+    drill_eq = re.compile(r"^(\d+) ([-+*/]) (\d+) = (\d+)\.$")
+    for text in itertools.islice(iter_drills(0), 100):
+        assert "####" not in text
+        for line in text.split("\n"):
+            a, op, b, c = (int(x) if x.isdigit() else x for x in drill_eq.match(line).groups())
+            assert c == {"+": a + b, "-": a - b, "*": a * b, "/": a // b}[op] and (op != "/" or a % b == 0)

@@ -7,11 +7,19 @@ Output (the data contract shared with the evaluator)::
     OUT/models/{base,math,multilingual}/ HF checkpoints (config.json, model.safetensors,
                                          generation_config.json, tokenizer files)
     OUT/data/{math,multilingual}/{train,validation,test}.jsonl
+    OUT/data/pretrain/train.jsonl        {"id", "text"}: the base model's corpus (not part of
+                                         the contract; written for inspection)
 
 ``bench.json`` is written last: its presence marks a complete build. Everything else is
 a pure function of (size, seed, torch thread count, device, library versions): the same
 inputs give byte-identical data files, tokenizer files and weights. ``bench.json`` is the
 exception (it records the build time).
+
+What each model learns: the base sees the training questions without answers and
+arithmetic drills (:func:`base_texts`); the math expert is the base fully fine-tuned on
+math prompts and GSM8K-style answers only, the multilingual expert on the
+multiple-choice prompts and answer letters only, both with the evaluator's exact prompts
+(:mod:`saemerge.bench.formats`) and loss on the answer only.
 """
 
 from __future__ import annotations
@@ -24,7 +32,6 @@ import logging
 import platform
 import random
 import shutil
-import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -260,13 +267,3 @@ def build_bench(
     }
     (out_dir / "bench.json").write_text(json.dumps(bench, indent=2) + "\n", encoding="utf-8")
     return bench
-
-
-def _main() -> None:  # python -m saemerge.bench.build OUT [size] [seed]: a quick manual run
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    args = sys.argv[1:]
-    print(json.dumps(build_bench(Path(args[0]), *(args[1:2] or ["tiny"]), int(args[2]) if len(args) > 2 else 0, force=True), indent=1))
-
-
-if __name__ == "__main__":
-    _main()

@@ -53,6 +53,8 @@ def save_checkpoint(model, tokenizer, out: Path) -> Path:
     )
     model.to("cpu").save_pretrained(str(out), safe_serialization=True)
     tokenizer.save_pretrained(str(out))
+    for f in out.iterdir():  # safetensors writes 0600; checkpoints are shared read-only data
+        f.chmod(0o644)
     return out
 
 

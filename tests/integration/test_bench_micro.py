@@ -163,3 +163,20 @@ def test_cli_refuses_a_non_empty_out_dir(micro, capsys):
     assert rc == 2
     assert "not empty; pass --force" in capsys.readouterr().err
     assert (out / "bench.json").is_file()  # untouched
+
+
+def test_cli_force_rebuilds_and_prints_phase_timings(tmp_path, capsys):
+    out = tmp_path / "b"
+    out.mkdir()
+    (out / "bench.json").write_text("{}")
+    (out / "keep.txt").write_text("user file")
+    rc = main(["bench", "build", "--out", str(out), "--size", "micro", "--seed", "1", "--force"])
+    assert rc == 0
+    printed = capsys.readouterr().out
+    assert "bench micro seed 1: built in" in printed and "math expert" in printed and "multilingual" in printed
+    assert json.loads((out / "bench.json").read_text())["seed"] == 1
+    assert (out / "keep.txt").read_text() == "user file"  # --force replaces only bench outputs
+    from saemerge.bench.mathdata import iter_problems
+
+    # --seed reaches the data: the test split starts with seed 1's first problem
+    assert load_split(out / "data", "math", "test")[0]["question"] == next(iter_problems(1))["question"]
