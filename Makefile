@@ -8,7 +8,7 @@ export HF_DATASETS_OFFLINE := 1
 export TRANSFORMERS_NO_ADVISORY_WARNINGS := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: venv test test-unit demo bench compile golden images clean
+.PHONY: venv test test-unit test-acceptance demo bench compile golden images clean
 
 venv: $(STAMP)
 
@@ -21,10 +21,14 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 test: venv
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -m "not acceptance"
 
 test-unit: venv
 	$(PY) -m pytest -q tests/unit
+
+# The tiny bench's acceptance (about 5 minutes of CPU): build time and expert accuracies.
+test-acceptance: venv
+	$(PY) -m pytest -q -m acceptance
 
 demo: venv
 	$(VENV)/bin/saemerge run --local

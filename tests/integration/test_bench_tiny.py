@@ -6,7 +6,7 @@ import pytest
 
 from saemerge.bench.build import build_bench
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.acceptance]
 
 
 def test_tiny_experts_are_specialists(tmp_path):
