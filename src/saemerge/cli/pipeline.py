@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import time
@@ -83,8 +84,32 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_inspect(args: argparse.Namespace) -> int:
     from saemerge.runlog import describe_run
 
-    print(describe_run(args.run))
+    with local_store_if_needed(args.run, Path(args.workdir) / "store"):
+        print(describe_run(args.run))
     return 0
+
+
+@contextlib.contextmanager
+def local_store_if_needed(uri: str, root: Path):
+    """For an s3:// URI with no S3 settings in the environment, use the embedded store of a
+    local run (`saemerge run --local` keeps its data under .saemerge/store): attach to it if it
+    runs, else start it for the duration of the command."""
+    from saemerge.storage import is_s3
+
+    configured = os.environ.get("AWS_ENDPOINT_URL") or os.environ.get("AWS_PROFILE") or os.environ.get("AWS_ACCESS_KEY_ID")
+    if not is_s3(uri) or configured or not (root / "credentials.json").exists():
+        yield
+        return
+    from saemerge.objectstore import Store
+
+    saved = dict(os.environ)
+    with Store.attach_or_start(root, detach=False) as store:
+        os.environ.update(store.env())
+        try:
+            yield
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
 
 
 def register(sub) -> None:
@@ -107,4 +132,6 @@ def register(sub) -> None:
 
     p = sub.add_parser("inspect", help="summarise a run: one row per generation and the best model's lineage")
     p.add_argument("run", metavar="RUN_URI", help="s3://bucket/prefix/RUN_ID or a local run directory")
+    p.add_argument("--workdir", default=".saemerge",
+                   help="without S3 settings in the environment, read s3:// from the embedded store of this workdir")
     p.set_defaults(func=cmd_inspect)
