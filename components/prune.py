@@ -1,7 +1,7 @@
 from kfp.dsl import Model, Output
 
 
-def prune(run_uri: str, variant: dict, base_uri: str, device: str, model: Output[Model]) -> dict:
+def prune(run_uri: str, variant: dict, base_uri: str, measure: str, device: str, model: Output[Model]) -> dict:
     """Prune one initial variant (SAE-SPEC §1) into RUN/models/<content-hash>/.
 
     Content-addressed: a retry or a resumed run reuses the model already published.
@@ -11,6 +11,6 @@ def prune(run_uri: str, variant: dict, base_uri: str, device: str, model: Output
     """
     from saemerge import steps
 
-    record = steps.prune_variant(run_uri, variant, base_uri=base_uri, device=device)
+    record = steps.prune_variant(run_uri, variant, base_uri=base_uri, measure=measure, device=device)
     steps.describe_model(model, record)
     return record

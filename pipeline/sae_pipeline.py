@@ -162,7 +162,9 @@ def build_pipeline(options: CompileOptions = CompileOptions()):
             competition=competition, measure=measure, granularity=granularity, include_base=include_base, seed=seed,
         )).set_display_name("init population")
         with dsl.ParallelFor(items=init.outputs["Output"], parallelism=options.merge_parallelism) as variant:
-            pruned = retried(c_prune(run_uri=run_uri, variant=variant, base_uri=base_uri, device=merge_device))
+            pruned = retried(c_prune(
+                run_uri=run_uri, variant=variant, base_uri=base_uri, measure=measure, device=merge_device,
+            ))
             pruned.set_display_name("prune variant")
         sample0 = with_s3(c_sample(run_uri=run_uri, generation=0, data_uri=data_uri, opt_sizes=opt_sizes, seed=seed))
         sample0.set_display_name("sample optimisation set")

@@ -7,22 +7,26 @@ from collections.abc import Mapping
 from contextlib import ExitStack
 
 from saemerge import storage
-from saemerge.ops import prune_checkpoint, sae_merge_checkpoints
+from saemerge.ops import checkpoint_sparsity, prune_checkpoint, sae_merge_checkpoints
 from saemerge.steps.records import find_recipe, input_identity, make_record, publish_model
 
 log = logging.getLogger(__name__)
 
 
-def prune_variant(run: str, variant: Mapping, *, base_uri: str, device: str = "cpu") -> dict:
+def prune_variant(
+    run: str, variant: Mapping, *, base_uri: str, measure: str = "zero_count", device: str = "cpu"
+) -> dict:
     """Prune one expert (or the base) to the variant's sparsity; content-addressed.
 
     Args:
         variant: {"source": URI, "name": str, "sparsity": float} from :func:`init_population`.
+        measure: the sparsity measure of the run; the record's ρ (which enters fitness) uses it.
     """
     sparsity = float(variant["sparsity"])
     origin = f"{variant['name']}@{sparsity:g}"
     key, record = find_recipe(
-        run, op="prune", source=input_identity(variant["source"]), base=input_identity(base_uri), sparsity=sparsity
+        run, op="prune", source=input_identity(variant["source"]), base=input_identity(base_uri), sparsity=sparsity,
+        measure=measure,
     )
     if record is not None:
         return record
@@ -31,7 +35,10 @@ def prune_variant(run: str, variant: Mapping, *, base_uri: str, device: str = "c
         with ExitStack() as stack:
             src = stack.enter_context(storage.local_input(variant["source"]))
             base = stack.enter_context(storage.local_input(base_uri))
-            return prune_checkpoint(src, out, sparsity, base=base, device=device)
+            summary = prune_checkpoint(src, out, sparsity, base=base, device=device)
+            if measure != "zero_count":  # prune reports the zero fraction
+                summary["sparsity"] = checkpoint_sparsity(out, base=base, measure=measure)["global"]
+            return summary
 
     return publish_model(
         run, key, compute,
