@@ -1,16 +1,25 @@
-"""Acceptance of the default ``tiny`` benchmark (minutes of CPU): experts are clear specialists."""
+"""Acceptance of the default ``tiny`` benchmark (minutes of CPU): experts are clear specialists,
+and merging them keeps a good part of both skills (what the benchmark exists to show)."""
 
 from __future__ import annotations
 
 import pytest
 
 from saemerge.bench.build import build_bench
+from saemerge.bench.scoring import evaluate_checkpoint
+from saemerge.ops.merge import merge_checkpoints
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.acceptance]
 
 
-def test_tiny_experts_are_specialists(tmp_path):
-    acc = build_bench(tmp_path / "tiny", "tiny", seed=0)["models"]
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench") / "tiny"
+    return out, build_bench(out, "tiny", seed=0)["models"]
+
+
+def test_tiny_experts_are_specialists(tiny):
+    _, acc = tiny
     assert acc["math"]["math"] >= 0.5
     assert acc["multilingual"]["multilingual"] >= 0.6
     # each expert is clearly worse at the other expert's task
@@ -19,3 +28,18 @@ def test_tiny_experts_are_specialists(tmp_path):
     # the base is below each expert on the expert's own task
     assert acc["base"]["math"] < acc["math"]["math"]
     assert acc["base"]["multilingual"] < acc["multilingual"]["multilingual"]
+
+
+def test_task_arithmetic_of_the_experts_keeps_both_skills(tiny, tmp_path):
+    out, acc = tiny
+    models = [out / "models" / "math", out / "models" / "multilingual"]
+    merged = {}
+    for alpha in (0.3, 0.5, 0.7, 1.0):  # SAE-SPEC §7's grid
+        dst = tmp_path / f"ta-{alpha}"
+        merge_checkpoints("task_arithmetic", models, dst, base=out / "models" / "base", alpha=alpha)
+        merged[alpha] = evaluate_checkpoint(dst, out / "data")
+    both = [a for a, m in merged.items() if m["math"] >= 0.3 and m["multilingual"] >= 0.4]
+    assert both, f"no alpha keeps both skills: {merged}"
+    # and the merge is a merge: at alpha 1 each skill is far above the other expert's
+    assert merged[1.0]["math"] >= acc["multilingual"]["math"] + 0.2
+    assert merged[1.0]["multilingual"] >= acc["math"]["multilingual"] + 0.2

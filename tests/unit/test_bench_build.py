@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 import torch
 
+from saemerge.bench import formats
 from saemerge.bench.build import build_bench, prepare_out_dir
 from saemerge.bench.sizes import SIZES, get_size
 from saemerge.bench.training import IGNORE, Example, collate, encode_pairs, lr_at, train
@@ -111,3 +114,41 @@ def test_train_lowers_the_loss_on_a_repetitive_text():
     losses = train(model, examples, steps=30, batch_size=4, lr=1e-2, warmup=3, seed=0, pad_id=0)
     assert len(losses) == 30 and losses[-1] < losses[0] / 3
     assert not model.training
+
+
+def test_anchor_decay_keeps_fine_tuned_weights_near_their_start():
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    cfg = LlamaConfig(vocab_size=32, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                      num_attention_heads=2, num_key_value_heads=2)
+    torch.manual_seed(0)
+    start = LlamaForCausalLM(cfg).state_dict()
+    examples = [Example(tuple([3, 4, 5, 6] * 4), n_masked=1) for _ in range(8)]
+    drift = {}
+    for anchor in (0.0, 50.0):
+        model = LlamaForCausalLM(cfg)
+        model.load_state_dict(start)
+        train(model, examples, steps=30, batch_size=4, lr=1e-2, warmup=3, seed=0, pad_id=0,
+              weight_decay=0.0, anchor_decay=anchor)
+        drift[anchor] = sum(float((v - start[k]).norm() ** 2) for k, v in model.state_dict().items()) ** 0.5
+    assert 0 < drift[50.0] < drift[0.0] / 2
+
+
+def test_base_corpus_answers_no_task_item_and_frames_stories_as_a_textbook():
+    from saemerge.bench.build import base_texts
+    from saemerge.bench.mathdata import iter_drills, iter_problems
+    from saemerge.bench.mcdata import make_items
+
+    problems = list(itertools.islice(iter_problems(0), 5))
+    drills = list(itertools.islice(iter_drills(0), 5))
+    mc = make_items(0, ["en"], n_relations=1, n_subjects=2, pretrain_relations=1)
+    texts = base_texts(problems, drills, mc["pretrain"], seed=0)
+    assert len(texts) == 5 + 5 + len(mc["pretrain"])
+    assert texts == base_texts(problems, drills, mc["pretrain"], seed=0)  # seeded order
+    stories = [t for t in texts if t.startswith("Problem: ")]
+    assert len(stories) == 5 and not any("####" in t for t in stories)
+    exam = [t for t in texts if t.startswith("Question: ")]
+    assert all(t.endswith(formats.END_OF_EXAMPLE) for t in texts)
+    assert sum("\n#### " in t for t in exam) == 5 and sum("\nOptions:\n" in t for t in exam) == len(mc["pretrain"])
+    task_questions = {x["question"] for split in ("train", "test") for x in mc[split]}
+    assert not any(q in t for q in task_questions for t in texts)

@@ -151,12 +151,51 @@ def test_read_jsonl_reports_missing_and_broken_files(tmp_path):
         read_jsonl(bad)
 
 
-def test_drills_are_correct_equations_without_final_answers():
+def test_drills_are_correct_equation_chains_in_the_exam_format():
     from saemerge.bench.mathdata import iter_drills
 
     drill_eq = re.compile(r"^(\d+) ([-+*/]) (\d+) = (\d+)\.$")
-    for text in itertools.islice(iter_drills(0), 100):
-        assert "####" not in text
-        for line in text.split("\n"):
+    n_ops = set()
+    for drill in itertools.islice(iter_drills(0), 100):
+        assert drill["question"].startswith("Start with ") and drill["question"].endswith("What is the result?")
+        *lines, final = drill["answer"].split("\n")
+        n_ops.add(len(lines))
+        prev = None
+        for line in lines:
             a, op, b, c = (int(x) if x.isdigit() else x for x in drill_eq.match(line).groups())
             assert c == {"+": a + b, "-": a - b, "*": a * b, "/": a // b}[op] and (op != "/" or a % b == 0)
+            assert f" {b}." in drill["question"] and (prev is None or a == prev)
+            prev = c
+        assert formats.gold_math_answer(drill["answer"]) == str(prev) and final == f"#### {prev}"
+    assert n_ops == {1, 2, 3}
+
+
+def test_worked_example_solves_in_a_textbook_frame_not_the_exams():
+    from saemerge.bench.mathdata import worked_example
+
+    problem = next(iter_problems(0))
+    text = worked_example(problem)
+    steps = problem["answer"].split("\n")[:-1]
+    assert text.startswith(f"Problem: {problem['question']}\nSolution: {steps[0]}")
+    assert text.endswith(f"\nThe answer is {formats.gold_math_answer(problem['answer'])}.")
+    assert "####" not in text and "Question:" not in text and "Answer:" not in text
+
+
+def test_pretrain_relations_give_the_base_other_facts_in_the_same_languages():
+    plain = make_items(0, ["en", "qaa"], n_relations=2, n_subjects=4)
+    items = make_items(0, ["en", "qaa"], n_relations=2, n_subjects=4, pretrain_relations=2)
+    assert "pretrain" not in plain
+    task_categories = {r.category for r in RELATIONS[:2]}
+    for split in ("train", "validation", "test"):
+        assert {x["category"] for x in items[split]} == task_categories
+        assert len(items[split]) == len(plain[split])
+    assert {x["category"] for x in items["pretrain"]} == {r.category for r in RELATIONS[2:4]}
+    assert len(items["pretrain"]) == 2 * 4 * 2 * 6  # relations x subjects x languages x phrasings
+    task_words = {w for x in items["test"] + items["train"] for w in x["question"].split()}
+    # the same cipher: the languages' words for "which" etc. are shared, the subjects are not
+    assert task_words & {w for x in items["pretrain"] for w in x["question"].split()}
+    subjects = {f.subject for f in build_world(0, 4, 4)}
+    task_subjects = {s for s in subjects if any(s in x["question"] for x in items["test"] if x["language"] == "en")}
+    assert task_subjects and not any(s in x["question"] for s in task_subjects for x in items["pretrain"])
+    with pytest.raises(SaeMergeError, match="ml_pretrain_relations 3"):
+        make_items(0, ["en"], n_relations=5, n_subjects=2, pretrain_relations=3)

@@ -15,11 +15,22 @@ a pure function of (size, seed, torch thread count, device, library versions): t
 inputs give byte-identical data files, tokenizer files and weights. ``bench.json`` is the
 exception (it records the build time).
 
-What each model learns: the base sees the training questions without answers and
-arithmetic drills (:func:`base_texts`); the math expert is the base fully fine-tuned on
-math prompts and GSM8K-style answers only, the multilingual expert on the
-multiple-choice prompts and answer letters only, both with the evaluator's exact prompts
-(:mod:`saemerge.bench.formats`) and loss on the answer only.
+What each model learns, modelled on real LLM merging (a capable base, small
+fine-tunes on top of it, so that merges of the experts keep both skills):
+
+- the base (:func:`base_texts`): word problems other than the task's, solved in a
+  textbook frame (:func:`~saemerge.bench.mathdata.worked_example`), arithmetic drills
+  in the exam's ``Question:``/``Answer:``/``#### N`` frame, and answered multiple-choice
+  items about relations the task never asks, in all the task's languages. It can solve
+  stories and knows both answer formats, but scores ~0 on the math test (it never
+  answered a story in the exam's frame) and ~chance on the multilingual test (it never
+  saw the task's facts);
+- the math expert: the base fine-tuned on math prompts and GSM8K-style answers only,
+  the multilingual expert on the multiple-choice prompts and answer letters only, both
+  with the evaluator's exact prompts (:mod:`saemerge.bench.formats`), loss on the answer
+  only, a low learning rate, few steps and an L2-SP pull towards the base
+  (``expert_anchor``). Their task vectors are ~5-15 % of the base's weights in norm
+  and nearly orthogonal, so task arithmetic of the two keeps much of both skills.
 """
 
 from __future__ import annotations
@@ -40,7 +51,7 @@ import torch
 
 from saemerge.bench import formats
 from saemerge.bench.checkpoints import llama_config, new_model, save_checkpoint
-from saemerge.bench.mathdata import iter_drills, iter_problems
+from saemerge.bench.mathdata import iter_drills, iter_problems, worked_example
 from saemerge.bench.mcdata import make_items
 from saemerge.bench.scoring import accuracy, score_math, score_mc
 from saemerge.bench.sizes import get_size
@@ -55,18 +66,19 @@ MODELS = ("base", "math", "multilingual")
 _OUTPUTS = ("bench.json", "models", "data")  # what --force replaces
 
 
-def base_texts(math_train: list[dict], mc_train: list[dict], drills: list[str], seed: int) -> list[str]:
-    """The base model's "generic" corpus, shuffled; it holds no answer of either task.
+def base_texts(worked: list[dict], drills: list[dict], mc_pretrain: list[dict], seed: int) -> list[str]:
+    """The base model's "generic" corpus, shuffled; it holds no item of either task.
 
-    - the math training questions as plain ``Question: ...`` text (no reasoning, no ``####``);
-    - arithmetic drills (unrelated equations): the arithmetic a base LLM already knows;
-    - the multiple-choice training questions with their options but no ``Answer:`` line.
+    Args:
+        worked: word problems that are in no split; written as worked examples in a
+            textbook frame, not the exam's.
+        drills: arithmetic drills, written in the exam's frame (prompt, answer, ``#### N``).
+        mc_pretrain: answered multiple-choice items about relations the task never asks.
     """
-    texts = [f"Question: {x['question']}" + formats.END_OF_EXAMPLE for x in math_train]
-    texts += [d + formats.END_OF_EXAMPLE for d in drills]
-    for x in mc_train:
-        prompt = formats.mc_prompt(x["question"], x["options"])
-        texts.append(prompt.removesuffix("\nAnswer:") + formats.END_OF_EXAMPLE)
+    texts = [worked_example(x) + formats.END_OF_EXAMPLE for x in worked]
+    texts += [formats.training_text(formats.mc_prompt(x["question"], x["options"]), formats.mc_target(x["answer_index"]))
+              for x in mc_pretrain]
+    texts += [formats.training_text(formats.math_prompt(x["question"]), formats.math_target(x["answer"])) for x in drills]
     random.Random(f"base-corpus-{seed}").shuffle(texts)
     return texts
 
@@ -205,12 +217,14 @@ def build_bench(
     with _torch_settings(threads):
         with phase("data"):
             n_train, n_val, n_test = spec.math_counts
-            math = unique_by_question(iter_problems(seed), {"test": n_test, "validation": n_val, "train": n_train})
+            # Worked problems for the base come after the splits: disjoint from them by question.
+            math = unique_by_question(iter_problems(seed), {"test": n_test, "validation": n_val, "train": n_train,
+                                                            "pretrain": spec.pretrain_problems})
             langs = list(spec.ml_languages)
-            mc = make_items(seed, langs, spec.ml_relations, spec.ml_subjects)
+            mc = make_items(seed, langs, spec.ml_relations, spec.ml_subjects, spec.ml_pretrain_relations)
             counts = {"math": write_splits(data_dir, "math", math), "multilingual": write_splits(data_dir, "multilingual", mc)}
             drills = list(itertools.islice(iter_drills(seed), spec.base_drills))
-            generic = base_texts(math["train"], mc["train"], drills, seed)
+            generic = base_texts(math["pretrain"], drills, mc.get("pretrain", []), seed)
             counts["pretrain"] = {"train": write_jsonl(data_dir / "pretrain" / "train.jsonl",
                                                        ({"id": f"pre-train-{i}", "text": t} for i, t in enumerate(generic)))}
 
@@ -237,8 +251,10 @@ def build_bench(
                 model = copy.deepcopy(base)
                 examples = encode_pairs(tokenizer, prompts, completions, spec.max_len)
                 steps, lr = (spec.math_steps, spec.math_lr) if name == "math" else (spec.ml_steps, spec.ml_lr)
+                # Decay towards the base, not towards 0: decay to 0 puts the same -θ_0 direction
+                # into both task vectors, which task arithmetic then adds up.
                 train(model, examples, steps=steps, lr=lr, seed=seed * 10 + (2 if name == "math" else 3),
-                      desc=f"{name} expert", **common)
+                      desc=f"{name} expert", weight_decay=0.0, anchor_decay=spec.expert_anchor, **common)
                 save_checkpoint(model, tokenizer, models_dir / name)
                 experts[name] = model
 

@@ -12,9 +12,13 @@ Restating the sentence puts each operand right before its equation: a small mode
 copies text in order easily, but finds "the number of the third sentence" poorly
 (measured: with bare equations, 38 % of test answers picked a wrong operand).
 
-All intermediate values stay in 1..99; sums and differences move by at most 12, and
-products/quotients use a single-digit factor (2 or 3 mid-story, 2-9 for boxes), so a
+All intermediate values stay in 1..40; sums and differences move by at most 9, and
+products/quotients use a single-digit factor (2 or 3 mid-story, 2-6 for boxes), so a
 1M-parameter model learns the arithmetic from a few thousand examples.
+
+The base model's corpus has two more kinds of text: :func:`worked_example` (other
+problems, solved in a textbook frame, not the exam's) and :func:`iter_drills` (number
+chains in the exam's frame, no stories).
 """
 
 from __future__ import annotations
@@ -132,26 +136,43 @@ def iter_problems(seed: int) -> Iterator[dict[str, str]]:
         yield make_problem(rng, n_ops)
 
 
-def iter_drills(seed: int, per_text: int = 6) -> Iterator[str]:
-    """Generic arithmetic for the base model: lines of unrelated equations, no stories, no ``####``.
+def worked_example(problem: dict[str, str]) -> str:
+    """A solved problem as a textbook prints it: the base model's way of seeing word problems.
 
-    A base LLM knows arithmetic before anyone fine-tunes it on word problems; these drills
-    give the tiny base the same footing (same operations and ranges as the problems).
-    The math expert still has to learn to read a story into a chain of equations and to
-    answer in GSM8K's format.
+    The steps are the answer's lines; only the frame differs from the exam (``Problem:`` /
+    ``Solution:`` / ``The answer is N.`` instead of ``Question:`` / ``Answer:`` / ``#### N``),
+    so the base can solve stories but scores 0 under GSM8K's strict match until the
+    math expert learns to answer them in the exam's format.
     """
-    rng = random.Random(f"drills-{seed}")
+    *lines, final = problem["answer"].split("\n")
+    number = final.removeprefix("#### ")
+    return f"Problem: {problem['question']}\nSolution: " + "\n".join(lines) + f"\nThe answer is {number}."
+
+
+_DRILL_WORDS = {"add": "Add", "sub": "Subtract", "mul": "Multiply by", "div": "Divide by"}
+
+
+def iter_drills(seed: int) -> Iterator[dict[str, str]]:
+    """Arithmetic drills in the exam's format, for the base model: no stories, just chains of numbers.
+
+    ``{"question": "Start with 7. Add 3. Multiply by 2. What is the result?",
+    "answer": "7 + 3 = 10.\n10 * 2 = 20.\n#### 20"}``: the same operations and ranges as
+    the problems. A base LLM has seen exam-style questions and answers before anyone
+    fine-tunes it on word problems; these give the tiny base the same footing, so the
+    math expert only learns to read a story into such a chain, not the answer format.
+    """
+    rng = random.Random(f"qa-drills-{seed}")
     while True:
-        lines = []
-        while len(lines) < per_text:
-            if rng.random() < 0.2:  # the one-digit products that open "boxes" problems
-                a, b = rng.randint(2, 6), rng.randint(2, 6)
-                lines.append(f"{a} * {b} = {a * b}.")
-                continue
-            a = rng.randint(1, MAX_VALUE)
-            step = _next_op(rng, a)
+        cur = rng.randint(2, 20)
+        steps, lines = [f"Start with {cur}."], []
+        n_ops = rng.choice((1, 2, 3))
+        while len(lines) < n_ops:
+            step = _next_op(rng, cur)
             if step is None:
                 continue
-            op, b = step
-            lines.append(f"{a} {_SYMBOL[op]} {b} = {_apply(op, a, b)}.")
-        yield "\n".join(lines)
+            op, n = step
+            new = _apply(op, cur, n)
+            steps.append(f"{_DRILL_WORDS[op]} {n}.")
+            lines.append(f"{cur} {_SYMBOL[op]} {n} = {new}.")
+            cur = new
+        yield {"question": " ".join(steps) + " What is the result?", "answer": "\n".join(lines) + f"\n#### {cur}"}

@@ -16,6 +16,11 @@ Splits are disjoint by question text and the knowledge still generalises: for ev
 (fact, language) pair, one phrasing goes to test, one to validation and four to
 train. A test item asks a fact the model saw in training, in the same language, with a
 phrasing it never saw for that fact.
+
+Further relations of the same world can be answered items for the base model's corpus
+(``pretrain_relations``): the base learns the exam's format, lettered options and the
+languages on facts the task never asks, so the multilingual expert only has to learn
+the task's facts.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from dataclasses import dataclass
 
 from saemerge.bench.formats import LETTERS
 from saemerge.bench.lexicon import Language, build_languages, english_words, pseudo_words
+from saemerge.errors import SaeMergeError
 
 # Each relation's answer set, in the fixed order its options are listed (4 to 10 options).
 COLORS = ("red", "blue", "green", "yellow", "black", "white", "brown", "gray", "orange", "purple")
@@ -151,7 +157,9 @@ def _item(fact: Fact, template: str, lang: Language) -> dict:
     }
 
 
-def make_items(seed: int, languages: list[str], n_relations: int, n_subjects: int) -> dict[str, list[dict]]:
+def make_items(
+    seed: int, languages: list[str], n_relations: int, n_subjects: int, pretrain_relations: int = 0
+) -> dict[str, list[dict]]:
     """The multilingual items per split (without ids), shuffled.
 
     For every fact and language, the relation's six phrasings are shuffled: one goes to
@@ -160,20 +168,36 @@ def make_items(seed: int, languages: list[str], n_relations: int, n_subjects: in
     Args:
         languages: language codes, e.g. ``["en", "qaa", "qab", "qac"]``.
         n_relations, n_subjects: size of the fact world (relations are taken in order).
+        pretrain_relations: this many further relations (after the task's ones) give
+            the ``"pretrain"`` items: every phrasing of their facts, for the base model's
+            corpus. Their facts, subjects and options never occur in the task's splits.
 
     Returns:
-        ``{"train": [...], "validation": [...], "test": [...]}``.
+        ``{"train": [...], "validation": [...], "test": [...]}``, plus ``"pretrain"``
+        when ``pretrain_relations > 0``.
     """
-    facts, langs = _world(seed, languages, n_relations, n_subjects)
+    if n_relations + pretrain_relations > len(RELATIONS):
+        raise SaeMergeError(f"ml_relations {n_relations} + ml_pretrain_relations {pretrain_relations}: "
+                            f"more than the {len(RELATIONS)} relations defined")
+    facts, langs = _world(seed, languages, n_relations + pretrain_relations, n_subjects)
+    task = {r.name for r in RELATIONS[:n_relations]}
     rng = random.Random(f"mc-{seed}")
     splits: dict[str, list[dict]] = {"train": [], "validation": [], "test": []}
+    pretrain: list[dict] = []
     for fact in facts:
         for code in languages:
             order = list(fact.relation.templates)
             rng.shuffle(order)
-            splits["test"].append(_item(fact, order[0], langs[code]))
-            splits["validation"].append(_item(fact, order[1], langs[code]))
-            splits["train"] += [_item(fact, t, langs[code]) for t in order[2:]]
+            items = [_item(fact, t, langs[code]) for t in order]
+            if fact.relation.name not in task:
+                pretrain += items
+                continue
+            splits["test"].append(items[0])
+            splits["validation"].append(items[1])
+            splits["train"] += items[2:]
     for items in splits.values():
         rng.shuffle(items)
+    if pretrain_relations:
+        rng.shuffle(pretrain)
+        splits["pretrain"] = pretrain
     return splits

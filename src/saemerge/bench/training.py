@@ -3,6 +3,12 @@
 Deliberately plain: AdamW, linear warm-up then cosine decay, gradient clipping, batches
 of similar length (little padding), a seeded order. With the same seed, thread count
 and device the weights come out bit-identical.
+
+Fine-tuning can anchor the weights to where training started (decoupled L2-SP,
+``anchor_decay``): each step pulls every weight towards its starting value by
+``lr_t · anchor_decay · (θ − θ_start)``, the way AdamW's weight decay pulls towards 0.
+Experts fine-tuned so stay near their base: small task vectors, as real LLM
+fine-tunes have, which is what lets merges of them keep both skills.
 """
 
 from __future__ import annotations
@@ -101,13 +107,19 @@ def train(
     pad_id: int,
     device: str = "cpu",
     desc: str = "train",
+    weight_decay: float = 0.01,
+    anchor_decay: float = 0.0,
     hook: Callable[[int, object], None] | None = None,
     hook_every: int = 0,
 ) -> list[float]:
     """Train ``model`` in place for ``steps`` optimiser steps; returns the loss per step.
 
-    ``hook(step, model)``, when given, runs every ``hook_every`` steps (e.g. to track
-    held-out accuracy while tuning a size); the model is in eval mode during the call.
+    Args:
+        weight_decay: AdamW's decoupled decay towards 0 of the matrices (not of norms).
+        anchor_decay: decoupled decay of every weight towards its value before training
+            (L2-SP); 0 turns it off.
+        hook: ``hook(step, model)`` runs every ``hook_every`` steps (e.g. to track
+            held-out accuracy while tuning a size); the model is in eval mode during the call.
     """
     if not examples:
         raise ValueError(f"{desc}: no training examples")
@@ -117,21 +129,28 @@ def train(
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
     opt = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": 0.01}, {"params": no_decay, "weight_decay": 0.0}],
+        [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
         lr=lr, betas=(0.9, 0.95), eps=1e-8,
     )
+    params = list(model.parameters())
+    anchor = [p.detach().clone() for p in params] if anchor_decay else None
     losses: list[float] = []
     batches = _batches(examples, batch_size, gen)
     bar = tqdm(range(steps), desc=desc, leave=False, mininterval=2.0)
     for step in bar:
+        step_lr = lr_at(step, steps, warmup, lr)
         for group in opt.param_groups:
-            group["lr"] = lr_at(step, steps, warmup, lr)
+            group["lr"] = step_lr
         batch = {k: v.to(device) for k, v in collate(next(batches), pad_id).items()}
         loss = model(**batch).loss
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         opt.zero_grad(set_to_none=True)
+        if anchor is not None:
+            with torch.no_grad():
+                for p, p0 in zip(params, anchor):
+                    p.sub_(p - p0, alpha=step_lr * anchor_decay)
         losses.append(loss.item())
         if hook is not None and hook_every and (step + 1) % hook_every == 0:
             model.eval()
