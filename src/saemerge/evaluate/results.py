@@ -34,9 +34,11 @@ class ExampleResult:
         task: the saemerge task name (``mmlu_prox_sae``, not its per-language parts).
         example_id: the doc's ``id``.
         correct: the task metric (exact_match or acc) was 1.
-        answer: what was extracted from the model's output: the number after ``####``,
-            the letter after "the answer is", the highest-likelihood option's letter, or
-            ``[invalid]`` when the regex found nothing (lm-eval's marker).
+        answer: what was extracted from the model's output: the number after ``####``
+            as the regex captured it (``"#### 15."`` gives ``"15."``; exact_match drops
+            the ``.`` before comparing), the letter after "the answer is", the
+            highest-likelihood option's letter, or ``[invalid]`` when the regex found
+            nothing (lm-eval's marker).
         target: the gold answer in the same form.
     """
 
