@@ -134,6 +134,49 @@ def test_anchor_decay_keeps_fine_tuned_weights_near_their_start():
     assert 0 < drift[50.0] < drift[0.0] / 2
 
 
+def _tiny_llama():
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    cfg = LlamaConfig(vocab_size=32, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                      num_attention_heads=2, num_key_value_heads=2)
+    torch.manual_seed(0)
+    return LlamaForCausalLM(cfg)
+
+
+def _loss_at(model, start, scale, examples):
+    """Loss of ``start + scale * (model - start)`` on ``examples``."""
+    probe = _tiny_llama()
+    probe.load_state_dict({k: start[k] + scale * (v - start[k]) for k, v in model.state_dict().items()})
+    with torch.no_grad():
+        return float(probe(**collate(examples, 0)).loss)
+
+
+def test_scale_cycle_trains_the_skill_to_hold_at_half_the_task_vector():
+    examples = [Example(tuple([3, 4, 5, 6, 7, 8] * 3), n_masked=1) for _ in range(8)]
+    start = _tiny_llama().state_dict()
+    trained = {}
+    for cycle in ((), (1.0,), (1.0, 0.5)):
+        model = _tiny_llama()
+        train(model, examples, steps=100, batch_size=4, lr=1e-2, warmup=3, seed=0, pad_id=0,
+              weight_decay=0.0, scale_cycle=cycle)
+        trained[cycle] = model
+    # a cycle of only 1.0 is plain training, bit for bit
+    plain, ones = trained[()].state_dict(), trained[(1.0,)].state_dict()
+    assert all(torch.equal(plain[k], ones[k]) for k in plain)
+    # at half the task vector, the cycled fine-tune keeps more of what it learned
+    half_plain = _loss_at(trained[()], start, 0.5, examples)
+    half_cycled = _loss_at(trained[(1.0, 0.5)], start, 0.5, examples)
+    assert half_cycled < 0.5 * half_plain  # measured: 0.18 vs 0.45
+    # and the weights it ends with are the full ones (each scaled step restores them)
+    assert _loss_at(trained[(1.0, 0.5)], start, 1.0, examples) < 0.01  # from 3.4
+
+
+def test_scale_cycle_refuses_non_positive_scales():
+    with pytest.raises(ValueError, match="scale_cycle"):
+        train(_tiny_llama(), [Example((3, 4, 5))], steps=1, batch_size=1, lr=1e-3, warmup=1, seed=0, pad_id=0,
+              scale_cycle=(1.0, 0.0))
+
+
 def test_base_corpus_answers_no_task_item_and_frames_stories_as_a_textbook():
     from saemerge.bench.build import base_texts
     from saemerge.bench.mathdata import iter_drills, iter_problems

@@ -254,7 +254,8 @@ def build_bench(
                 # Decay towards the base, not towards 0: decay to 0 puts the same -θ_0 direction
                 # into both task vectors, which task arithmetic then adds up.
                 train(model, examples, steps=steps, lr=lr, seed=seed * 10 + (2 if name == "math" else 3),
-                      desc=f"{name} expert", weight_decay=0.0, anchor_decay=spec.expert_anchor, **common)
+                      desc=f"{name} expert", weight_decay=0.0, anchor_decay=spec.expert_anchor,
+                      scale_cycle=tuple(spec.expert_scale_cycle), **common)
                 save_checkpoint(model, tokenizer, models_dir / name)
                 experts[name] = model
 

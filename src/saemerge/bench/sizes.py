@@ -55,6 +55,9 @@ class BenchSize:
     ml_lr: float
     warmup_steps: int
     expert_anchor: float  # L2-SP pull of the experts towards the base (training.train's anchor_decay)
+    # training.train's scale_cycle for the experts: (1.0, 0.5) trains every other step at half the
+    # task vector, so the skill survives the halving that a weight average (and SAE's λ ≈ 0.5) applies
+    expert_scale_cycle: tuple[float, ...] = (1.0, 0.5)
     eval_batch_size: int = 64
 
     def to_dict(self) -> dict:
@@ -75,7 +78,7 @@ SIZES: dict[str, BenchSize] = {
             name="tiny", math_counts=(4000, 200, 200), ml_languages=LANGUAGE_CODES[:4], ml_relations=4,
             ml_subjects=12, base_drills=2000, pretrain_problems=4000, ml_pretrain_relations=3, vocab_size=1024,
             hidden=128, layers=4, heads=4, kv_heads=4, intermediate=384, max_len=128, batch_size=16,
-            base_steps=1600, base_lr=3e-3, math_steps=300, math_lr=4e-4, ml_steps=400, ml_lr=1e-3,
+            base_steps=1600, base_lr=3e-3, math_steps=300, math_lr=4e-4, ml_steps=600, ml_lr=1e-3,
             warmup_steps=20, expert_anchor=5.0,
         ),
         BenchSize(

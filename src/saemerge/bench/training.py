@@ -109,6 +109,7 @@ def train(
     desc: str = "train",
     weight_decay: float = 0.01,
     anchor_decay: float = 0.0,
+    scale_cycle: tuple[float, ...] = (),
     hook: Callable[[int, object], None] | None = None,
     hook_every: int = 0,
 ) -> list[float]:
@@ -118,6 +119,10 @@ def train(
         weight_decay: AdamW's decoupled decay towards 0 of the matrices (not of norms).
         anchor_decay: decoupled decay of every weight towards its value before training
             (L2-SP); 0 turns it off.
+        scale_cycle: step ``k`` computes its loss and gradient at ``θ_start + c·(θ − θ_start)``
+            with ``c = scale_cycle[k % len]`` (the update still applies to ``θ``), so the
+            fine-tune's skill also holds at a fraction of its task vector, as merges use it;
+            empty means ``c = 1`` throughout.
         hook: ``hook(step, model)`` runs every ``hook_every`` steps (e.g. to track
             held-out accuracy while tuning a size); the model is in eval mode during the call.
     """
@@ -133,7 +138,9 @@ def train(
         lr=lr, betas=(0.9, 0.95), eps=1e-8,
     )
     params = list(model.parameters())
-    anchor = [p.detach().clone() for p in params] if anchor_decay else None
+    if any(c <= 0 for c in scale_cycle):
+        raise ValueError(f"{desc}: scale_cycle {scale_cycle} must hold positive scales")
+    start = [p.detach().clone() for p in params] if (anchor_decay or scale_cycle) else None
     losses: list[float] = []
     batches = _batches(examples, batch_size, gen)
     bar = tqdm(range(steps), desc=desc, leave=False, mininterval=2.0)
@@ -142,14 +149,16 @@ def train(
         for group in opt.param_groups:
             group["lr"] = step_lr
         batch = {k: v.to(device) for k, v in collate(next(batches), pad_id).items()}
-        loss = model(**batch).loss
-        loss.backward()
+        scale = scale_cycle[step % len(scale_cycle)] if scale_cycle else 1.0
+        loss = _scaled_loss(model, batch, params, start, scale) if scale != 1.0 else model(**batch).loss
+        if scale == 1.0:
+            loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         opt.zero_grad(set_to_none=True)
-        if anchor is not None:
+        if anchor_decay:
             with torch.no_grad():
-                for p, p0 in zip(params, anchor):
+                for p, p0 in zip(params, start):
                     p.sub_(p - p0, alpha=step_lr * anchor_decay)
         losses.append(loss.item())
         if hook is not None and hook_every and (step + 1) % hook_every == 0:
@@ -162,3 +171,22 @@ def train(
     model.eval()
     log.info("%s: %d steps, loss %.3f -> %.3f", desc, steps, losses[0], sum(losses[-10:]) / len(losses[-10:]))
     return losses
+
+
+def _scaled_loss(model, batch, params, start, scale: float) -> torch.Tensor:
+    """Loss and gradients at ``start + scale·(θ − start)``; the weights are restored after.
+
+    The gradient with respect to θ is ``scale`` times the gradient at the scaled point.
+    """
+    with torch.no_grad():
+        saved = [p.detach().clone() for p in params]
+        for p, p0 in zip(params, start):
+            p.sub_(p0).mul_(scale).add_(p0)
+    loss = model(**batch).loss
+    loss.backward()
+    with torch.no_grad():
+        for p, keep in zip(params, saved):
+            p.copy_(keep)
+            if p.grad is not None:
+                p.grad.mul_(scale)
+    return loss
