@@ -29,8 +29,10 @@ fine-tunes on top of it, so that merges of the experts keep both skills):
   the multilingual expert on the multiple-choice prompts and answer letters only, both
   with the evaluator's exact prompts (:mod:`saemerge.bench.formats`), loss on the answer
   only, a low learning rate, few steps and an L2-SP pull towards the base
-  (``expert_anchor``). Their task vectors are ~5-15 % of the base's weights in norm
-  and nearly orthogonal, so task arithmetic of the two keeps much of both skills.
+  (``expert_anchor``), every other step taken at half the task vector
+  (``expert_scale_cycle``). Their task vectors are ~5-20 % of the base's weights in norm
+  and nearly orthogonal, and each skill holds at half its vector, so a weight average of
+  the two (and task arithmetic) keeps much of both skills.
 """
 
 from __future__ import annotations
