@@ -10,8 +10,8 @@
 
   Why the experts merge: the base does most of the learning (1,600 steps on worked problems,
   exam-format drills and answered items of other relations); the experts take few steps at a
-  low learning rate with an L2-SP pull towards the base, so their task vectors are 6 % (math)
-  and 15-20 % (multilingual) of the base's norm, nearly orthogonal (cosine ~0.1); and every
+  low learning rate with an L2-SP pull towards the base, so their task vectors are 6.8 % (math)
+  and 20.4 % (multilingual) of the base's norm, nearly orthogonal (cosine 0.11); and every
   other expert step is taken at half the task vector (``expert_scale_cycle``), so the skill
   survives the halving that a weight average applies. Without that cycle the weight average
   scored 0.43 / 0.29 (macro 0.36, below either expert); with it 0.62 / 0.57 (0.60). Experts
