@@ -24,7 +24,7 @@ import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -239,6 +239,8 @@ def _fetch_to_cache(loc: Location, manifest: dict, verify: bool) -> Path:
         try:  # entries are verified when stored; re-check presence and sizes only
             mf.verify_dir(dest, manifest, str(dest), check_hashes=False)
             log.info("using cached copy of %s at %s", loc.uri, dest)
+            with suppress(OSError):  # last use, for `saemerge cache prune` (LRU)
+                os.utime(dest)
             return dest
         except SaeMergeError as exc:
             log.warning("cache entry is damaged (%s); downloading again", exc)

@@ -6,6 +6,7 @@ import filecmp
 import logging
 import os
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -116,6 +117,27 @@ def test_download_is_cached_by_content(s3_prefix, tiny_family, tmp_path, count_c
     with storage.local_input(uri) as second:
         assert second == first
     assert gets == ["GetObject"]  # only the manifest
+
+
+def test_cache_prune_evicts_least_recently_read_and_a_later_read_downloads_again(s3_prefix, tiny_family):
+    from saemerge.cache import prune, usage
+
+    uris = {}
+    for name in ("base", "expert0"):
+        uris[name] = storage.join(s3_prefix, name)
+        _publish(tiny_family[name], uris[name])
+    entries = {e.path.name: e for e in usage().entries}
+    assert len(entries) == 2
+    day_ago = time.time() - 86400
+    for e in entries.values():
+        os.utime(e.path, (day_ago, day_ago))
+    with storage.local_input(uris["base"]) as base_copy:  # a read marks its entry used
+        pass
+    assert time.time() - base_copy.stat().st_mtime < 60
+    r = prune(entries[base_copy.name].bytes, min_idle_s=600)
+    assert r.removed_entries == 1 and [e.path for e in usage().entries] == [base_copy]
+    with storage.local_input(uris["expert0"]) as again:  # evicted: fetched and verified anew
+        _assert_same_tree(tiny_family["expert0"], again, ignore={"manifest.json"})
 
 
 def test_republishing_identical_content_is_a_noop(s3_prefix, tiny_family, caplog, count_calls):

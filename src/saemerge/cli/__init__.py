@@ -22,7 +22,7 @@ from saemerge.errors import SaeMergeError
 
 # Modules under saemerge.cli that add verbs. Imported lazily so `saemerge schedule`
 # does not pay for kfp or lm-eval imports.
-VERB_MODULES = ("core", "store", "bench", "evaluate", "pipeline", "submit")
+VERB_MODULES = ("core", "store", "cache", "bench", "evaluate", "pipeline", "submit")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -59,6 +59,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("saemerge: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # stdout piped into `head` & co., which stopped reading
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     return int(result or 0)
 
 

@@ -1,0 +1,185 @@
+"""The local download cache: how big it is, and pruning it.
+
+:mod:`saemerge.storage` keeps every published directory it downloads under
+``<cache>/objects/<files hash>/`` (verified, read-only by convention) and writes in-flight
+downloads and uploads under ``<cache>/tmp/``. Nothing removes either on its own: an entry
+is reused by every later read of the same content, and a temp directory outlives a
+process that was killed mid-write. On a laptop running the tiny demo the cache stays
+small; a run over 3B-parameter checkpoints adds gigabytes per generation.
+
+:func:`prune` removes temp directories that nobody has touched for a while, then the
+least recently used entries until the cache fits a size limit. Each read of an entry sets
+its directory's mtime (its last use), and entries used in the last ``min_idle_s`` seconds are never
+removed, so pruning beside a running job does not pull a checkpoint from under it.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from saemerge.errors import SaeMergeError
+from saemerge.storage import cache_root
+
+_UNITS = {"": 1, "B": 1, "K": 1024, "KB": 1000, "KIB": 1024, "M": 1024**2, "MB": 1000**2, "MIB": 1024**2,
+          "G": 1024**3, "GB": 1000**3, "GIB": 1024**3, "T": 1024**4, "TB": 1000**4, "TIB": 1024**4}
+
+
+@dataclass
+class Entry:
+    path: Path
+    bytes: int
+    last_used: float  # the directory's mtime, seconds since the epoch
+
+
+@dataclass
+class Usage:
+    root: Path
+    entries: list[Entry] = field(default_factory=list)  # objects/, least recently used first
+    temp: list[Entry] = field(default_factory=list)  # tmp/
+
+    @property
+    def entry_bytes(self) -> int:
+        return sum(e.bytes for e in self.entries)
+
+    @property
+    def temp_bytes(self) -> int:
+        return sum(e.bytes for e in self.temp)
+
+
+@dataclass
+class Pruned:
+    removed_entries: int = 0
+    removed_temp: int = 0
+    freed_bytes: int = 0
+    kept_bytes: int = 0
+
+
+def parse_size(text: str) -> int:
+    """``"10G"``, ``"512MiB"``, ``"2.5GB"``, ``"0"`` as bytes (K/M/G/T alone are binary)."""
+    s = text.strip().upper().replace(" ", "")
+    number = s.rstrip("KMGTIB")
+    unit = s[len(number):]
+    try:
+        value = float(number)
+    except ValueError:
+        value = -1.0
+    if unit not in _UNITS or value < 0:
+        raise SaeMergeError(f"--max-size {text!r}: not a size (examples: 0, 500M, 10G, 2.5GB)")
+    return int(value * _UNITS[unit])
+
+
+def human(n: int) -> str:
+    """``1536`` as ``"1.5 KiB"``."""
+    if n < 1024:
+        return f"{n} B"
+    size, unit = n / 1024, "KiB"
+    for bigger in ("MiB", "GiB", "TiB"):
+        if size < 1024:
+            break
+        size, unit = size / 1024, bigger
+    return f"{size:.1f} {unit}"
+
+
+def _dir_bytes(path: Path) -> int:
+    total = 0
+    for root, _dirs, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(root, name)).st_size
+            except FileNotFoundError:  # removed while we walked
+                pass
+    return total
+
+
+def _entries(directory: Path) -> list[Entry]:
+    out = []
+    if not directory.is_dir():
+        return out
+    for child in directory.iterdir():
+        try:
+            mtime = child.stat().st_mtime
+        except FileNotFoundError:
+            continue
+        size = _dir_bytes(child) if child.is_dir() else child.stat().st_size
+        out.append(Entry(child, size, mtime))
+    return sorted(out, key=lambda e: (e.last_used, e.path.name))
+
+
+def usage(root: Path | None = None) -> Usage:
+    """What the cache at ``root`` (default :func:`~saemerge.storage.cache_root`) holds."""
+    root = Path(root) if root is not None else cache_root()
+    return Usage(root, _entries(root / "objects"), _entries(root / "tmp"))
+
+
+def _remove(path: Path) -> None:
+    """Rename out of the way first (atomic), so a reader never sees a half-deleted entry."""
+    doomed = path.with_name(f".{path.name}.del-{secrets.token_hex(4)}")
+    try:
+        os.rename(path, doomed)
+    except FileNotFoundError:
+        return
+    if doomed.is_dir():
+        shutil.rmtree(doomed, ignore_errors=True)
+    else:
+        doomed.unlink(missing_ok=True)
+
+
+def prune(max_bytes: int | None = None, *, min_idle_s: float = 600.0, temp_idle_s: float = 3600.0,
+          root: Path | None = None, dry_run: bool = False, now: float | None = None) -> Pruned:
+    """Remove stale temp directories, then least recently used entries above ``max_bytes``.
+
+    Args:
+        max_bytes: keep the entries' total at or below this; None keeps every entry
+            (only temp directories are swept).
+        min_idle_s: entries used more recently than this are never removed, even when
+            the cache stays above ``max_bytes``.
+        temp_idle_s: temp directories untouched for this long belong to dead processes
+            (a live download or upload keeps writing into its directory).
+        dry_run: report what would go, remove nothing.
+    """
+    if max_bytes is not None and max_bytes < 0:
+        raise SaeMergeError(f"--max-size {max_bytes}: must be >= 0")
+    now = time.time() if now is None else now
+    u = usage(root)
+    result = Pruned()
+    for t in u.temp:
+        if now - _newest_mtime(t.path) < temp_idle_s:
+            continue  # a live download or upload keeps writing here
+        result.removed_temp += 1
+        result.freed_bytes += t.bytes
+        if not dry_run:
+            _remove(t.path)
+    total = u.entry_bytes
+    for e in u.entries:  # least recently used first
+        if max_bytes is None or total <= max_bytes:
+            break
+        if now - e.last_used < min_idle_s:
+            break  # every later entry is more recent still
+        total -= e.bytes
+        result.removed_entries += 1
+        result.freed_bytes += e.bytes
+        if not dry_run:
+            _remove(e.path)
+    result.kept_bytes = total
+    return result
+
+
+def _newest_mtime(path: Path) -> float:
+    """The latest mtime of ``path`` and anything under it (a download in progress is recent)."""
+    newest = 0.0
+    for root, dirs, files in os.walk(path):
+        for name in [*dirs, *files]:
+            try:
+                newest = max(newest, os.lstat(os.path.join(root, name)).st_mtime)
+            except FileNotFoundError:
+                pass
+    try:
+        newest = max(newest, path.stat().st_mtime)
+    except FileNotFoundError:
+        pass
+    return newest

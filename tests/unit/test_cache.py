@@ -1,0 +1,113 @@
+"""Pruning the local download cache: stale temp directories, then least recently used entries."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+from saemerge.cache import human, parse_size, prune, usage
+from saemerge.cli import main
+from saemerge.errors import SaeMergeError
+
+NOW = time.time()  # the CLI prunes against the real clock
+
+
+def _entry(root, kind, name, size, age_s):
+    d = root / kind / name
+    d.mkdir(parents=True)
+    (d / "model.safetensors").write_bytes(b"x" * size)
+    os.utime(d / "model.safetensors", (NOW - age_s, NOW - age_s))
+    os.utime(d, (NOW - age_s, NOW - age_s))
+    return d
+
+
+@pytest.fixture
+def cache(tmp_path):
+    root = tmp_path / "cache"
+    _entry(root, "objects", "old", 300, age_s=5 * 86400)
+    _entry(root, "objects", "mid", 200, age_s=86400)
+    _entry(root, "objects", "new", 100, age_s=60)  # in use by a running job
+    _entry(root, "tmp", "in-dead", 50, age_s=7200)
+    live = _entry(root, "tmp", "in-live", 70, age_s=7200)
+    os.utime(live / "model.safetensors", (NOW - 5, NOW - 5))  # still being written
+    return root
+
+
+def test_usage_lists_entries_least_recently_used_first(cache):
+    u = usage(cache)
+    assert [e.path.name for e in u.entries] == ["old", "mid", "new"]
+    assert u.entry_bytes == 600 and u.temp_bytes == 120
+
+
+def test_prune_without_a_limit_sweeps_only_dead_temp_directories(cache):
+    r = prune(None, root=cache, now=NOW)
+    assert (r.removed_entries, r.removed_temp, r.freed_bytes, r.kept_bytes) == (0, 1, 50, 600)
+    assert sorted(p.name for p in (cache / "tmp").iterdir()) == ["in-live"]
+    assert len(list((cache / "objects").iterdir())) == 3
+
+
+def test_prune_removes_least_recently_used_until_the_cache_fits(cache):
+    r = prune(350, root=cache, now=NOW)
+    assert r.removed_entries == 1 and r.kept_bytes == 300
+    assert sorted(p.name for p in (cache / "objects").iterdir()) == ["mid", "new"]
+
+
+def test_prune_never_removes_an_entry_used_within_min_idle(cache):
+    r = prune(0, root=cache, now=NOW, min_idle_s=600)
+    assert sorted(p.name for p in (cache / "objects").iterdir()) == ["new"]
+    assert r.kept_bytes == 100
+    prune(0, root=cache, now=NOW, min_idle_s=0)
+    assert list((cache / "objects").iterdir()) == []
+
+
+def test_dry_run_removes_nothing(cache):
+    before = sorted(p.name for p in cache.rglob("*"))
+    r = prune(0, root=cache, now=NOW, dry_run=True)
+    assert r.removed_entries == 2 and r.removed_temp == 1
+    assert sorted(p.name for p in cache.rglob("*")) == before
+
+
+def test_an_empty_or_missing_cache_is_fine(tmp_path):
+    r = prune(0, root=tmp_path / "nothing")
+    assert (r.removed_entries, r.removed_temp, r.kept_bytes) == (0, 0, 0)
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("0", 0), ("512", 512), ("1K", 1024), ("10G", 10 * 1024**3), ("2.5GB", 2_500_000_000), ("500MiB", 500 * 1024**2),
+    ("1 t", 1024**4),
+])
+def test_parse_size(text, expected):
+    assert parse_size(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", "ten", "-1G", "5X", "1.2.3M"])
+def test_parse_size_rejects_non_sizes_naming_the_flag(text):
+    with pytest.raises(SaeMergeError, match=r"^--max-size .*: not a size"):
+        parse_size(text)
+
+
+def test_human():
+    assert [human(n) for n in (0, 1023, 1536, 5 * 1024**3)] == ["0 B", "1023 B", "1.5 KiB", "5.0 GiB"]
+
+
+def test_cli_prune_and_info(cache, capsys):
+    assert main(["cache", "info", "--dir", str(cache), "--limit", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "entries: 3, 600 B" in out and "  new " in out and "... 2 older entries" in out
+    assert main(["cache", "prune", "--dir", str(cache), "--max-size", "0", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "would remove" in out and (cache / "objects" / "old").is_dir()
+    assert main(["cache", "prune", "--dir", str(cache), "--max-size", "0", "--min-idle", "0"]) == 0
+    assert "removed 3 entries and 1 temp directories" in capsys.readouterr().out
+    assert main(["cache", "info", "--dir", str(cache)]) == 0
+    out = capsys.readouterr().out
+    assert "entries: 0, 0 B" in out and "in-live" in out
+
+
+def test_cli_bad_size_is_one_line_exit_2(cache, capsys):
+    assert main(["cache", "prune", "--dir", str(cache), "--max-size", "lots"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "saemerge: error: --max-size 'lots': not a size (examples: 0, 500M, 10G, 2.5GB)"
+    assert (cache / "objects" / "old").is_dir()
