@@ -4,17 +4,19 @@
 ``<cache>/objects/<files hash>/`` (verified, read-only by convention) and writes in-flight
 downloads and uploads under ``<cache>/tmp/``. Nothing removes either on its own: an entry
 is reused by every later read of the same content, and a temp directory outlives a
-process that was killed mid-write. On a laptop running the tiny demo the cache stays
-small; a run over 3B-parameter checkpoints adds gigabytes per generation.
+process that was killed mid-write. A tiny demo run adds about a hundred 4 MiB entries; a
+run over 3B-parameter checkpoints adds gigabytes per generation.
 
 :func:`prune` removes temp directories that nobody has touched for a while, then the
-least recently used entries until the cache fits a size limit. Each read of an entry sets
-its directory's mtime (its last use), and entries used in the last ``min_idle_s`` seconds are never
-removed, so pruning beside a running job does not pull a checkpoint from under it.
+least recently used entries until the cache fits a size limit. Each read of an entry
+sets its directory's mtime (its last use), and entries used in the last ``min_idle_s``
+seconds are never removed, so pruning beside a running job does not pull a checkpoint
+from under it.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import secrets
 import shutil
@@ -68,7 +70,7 @@ def parse_size(text: str) -> int:
         value = float(number)
     except ValueError:
         value = -1.0
-    if unit not in _UNITS or value < 0:
+    if unit not in _UNITS or not math.isfinite(value) or value < 0:
         raise SaeMergeError(f"--max-size {text!r}: not a size (examples: 0, 500M, 10G, 2.5GB)")
     return int(value * _UNITS[unit])
 

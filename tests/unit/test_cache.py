@@ -82,7 +82,7 @@ def test_parse_size(text, expected):
     assert parse_size(text) == expected
 
 
-@pytest.mark.parametrize("text", ["", "ten", "-1G", "5X", "1.2.3M"])
+@pytest.mark.parametrize("text", ["", "ten", "-1G", "5X", "1.2.3M", "inf", "nan"])
 def test_parse_size_rejects_non_sizes_naming_the_flag(text):
     with pytest.raises(SaeMergeError, match=r"^--max-size .*: not a size"):
         parse_size(text)

@@ -113,7 +113,8 @@ def train(
     hook: Callable[[int, object], None] | None = None,
     hook_every: int = 0,
 ) -> list[float]:
-    """Train ``model`` in place for ``steps`` optimiser steps; returns the loss per step.
+    """Train ``model`` in place for ``steps`` optimiser steps; returns the loss per step
+    (with ``scale_cycle``, each at the scale that step used).
 
     Args:
         weight_decay: AdamW's decoupled decay towards 0 of the matrices (not of norms).
@@ -150,9 +151,7 @@ def train(
             group["lr"] = step_lr
         batch = {k: v.to(device) for k, v in collate(next(batches), pad_id).items()}
         scale = scale_cycle[step % len(scale_cycle)] if scale_cycle else 1.0
-        loss = _scaled_loss(model, batch, params, start, scale) if scale != 1.0 else model(**batch).loss
-        if scale == 1.0:
-            loss.backward()
+        loss = _loss_backward(model, batch, params, start, scale)
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         opt.zero_grad(set_to_none=True)
@@ -173,11 +172,16 @@ def train(
     return losses
 
 
-def _scaled_loss(model, batch, params, start, scale: float) -> torch.Tensor:
-    """Loss and gradients at ``start + scale·(θ − start)``; the weights are restored after.
+def _loss_backward(model, batch, params, start, scale: float) -> torch.Tensor:
+    """The loss at ``start + scale·(θ − start)``, its gradient w.r.t. θ accumulated in ``.grad``.
 
-    The gradient with respect to θ is ``scale`` times the gradient at the scaled point.
+    For ``scale != 1`` the weights are moved to the scaled point for the forward and backward
+    pass and restored after; the gradient w.r.t. θ is ``scale`` times the one there.
     """
+    if scale == 1.0:
+        loss = model(**batch).loss
+        loss.backward()
+        return loss
     with torch.no_grad():
         saved = [p.detach().clone() for p in params]
         for p, p0 in zip(params, start):
