@@ -22,14 +22,8 @@ from saemerge.errors import SaeMergeError
 from saemerge.ops.blockmerge import _generator_states
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors never reach torch's parallel grain size, but some kernels (bincount) open a
-    parallel region anyway, which costs milliseconds on a shared machine: run single-threaded."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/unit/conftest.py
+
 
 def _blocks(x: torch.Tensor, block_elems: int) -> list[torch.Tensor]:
     return [x[a:b] for a, b in row_blocks(tuple(x.shape), block_elems)]

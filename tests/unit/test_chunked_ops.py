@@ -25,14 +25,8 @@ WHOLE = 10**9  # above every tensor: the whole-tensor path
 BLOCKS = [7, 100]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors never reach torch's parallel grain size, but some kernels (bincount) open a
-    parallel region anyway, which costs milliseconds on a shared machine: run single-threaded."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/unit/conftest.py
+
 
 @pytest.fixture(scope="module")
 def tied_family(tmp_path_factory):

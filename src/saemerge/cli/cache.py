@@ -57,14 +57,15 @@ def _info(args: argparse.Namespace) -> int:
 
 
 def _prune(args: argparse.Namespace) -> int:
-    from saemerge.cache import human, parse_size, prune, usage
+    from saemerge.cache import human, parse_size, prune
     from saemerge.errors import SaeMergeError
+    from saemerge.storage import cache_root
 
     max_bytes = parse_size(args.max_size) if args.max_size is not None else None
     for flag, value in (("--min-idle", args.min_idle), ("--temp-idle", args.temp_idle)):
         if value < 0:
             raise SaeMergeError(f"{flag} {value:g}: must be >= 0")
-    root = args.dir if args.dir is not None else usage().root
+    root = args.dir if args.dir is not None else cache_root()
     r = prune(max_bytes, min_idle_s=args.min_idle, temp_idle_s=args.temp_idle, root=root, dry_run=args.dry_run)
     verb = "would remove" if args.dry_run else "removed"
     print(f"{root}: {verb} {r.removed_entries} entries and {r.removed_temp} temp directories "
