@@ -18,11 +18,11 @@ def archive_update(
     Generation -1 builds the initial archive: the best `archive_size` variants by fitness.
     Writes RUN/gen-XX/population.parquet, offspring.parquet and metrics.json.
     """
-    from saemerge import steps
+    from saemerge.config import as_int, typed
+    from saemerge.steps.population import archive_update as update
 
-    new_archive, summary = steps.archive_update(
-        run_uri, int(generation), s_t, archive, offspring, int(archive_size), competition
-    )
+    p = typed(archive_size=archive_size, competition=competition)
+    new_archive, summary = update(run_uri, as_int("generation", generation), s_t, archive, offspring, **p)
     for key, value in summary.items():
         metrics.log_metric(key, value)
     return new_archive

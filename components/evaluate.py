@@ -23,12 +23,14 @@ def evaluate(
     Returns:
         The candidates with per-task scores, macro score and fitness = score + γ·ρ.
     """
-    from saemerge import steps
+    from saemerge.config import as_int, typed
+    from saemerge.steps.evaluation import evaluate_candidates, lm_eval_evaluator, score_summary
 
-    scored = steps.evaluate_candidates(
-        run_uri, int(generation), stage, candidates, sample_uri, gamma=gamma,
-        device=device, dtype=dtype, batch_size=int(batch_size),
+    p = typed(gamma=gamma, eval_device=device, eval_dtype=dtype, eval_batch_size=batch_size)
+    scored = evaluate_candidates(
+        run_uri, as_int("generation", generation), stage, candidates, sample_uri, gamma=p["gamma"],
+        evaluator=lm_eval_evaluator(p["eval_device"], p["eval_dtype"], p["eval_batch_size"]),
     )
-    for key, value in steps.score_summary(scored).items():
+    for key, value in score_summary(scored).items():
         metrics.log_metric(key, value)
     return scored

@@ -36,14 +36,15 @@ def init_population(
     Returns:
         One dict per variant: {"source": URI, "name": str, "sparsity": float}.
     """
-    from saemerge import steps as sae_steps
+    from saemerge.config import RunConfig
+    from saemerge.steps.population import init_population as init
 
-    config = dict(
-        data_uri=data_uri, opt_sizes=opt_sizes, test_sizes=test_sizes, steps=int(steps),
-        archive_size=int(archive_size), s_min=s_min, s_max=s_max, t0=int(t0), t_mult=int(t_mult), reverse=reverse,
-        beta=beta, gamma=gamma, scoring=scoring, attraction=attraction, competition=competition, measure=measure,
-        granularity=granularity, include_base=include_base, seed=int(seed),
-    )
-    variants = sae_steps.init_population(run_uri, experts, base_uri, config)
+    config = RunConfig.from_params(dict(
+        run_uri=run_uri, experts=experts, base_uri=base_uri, data_uri=data_uri, opt_sizes=opt_sizes,
+        test_sizes=test_sizes, steps=steps, archive_size=archive_size, s_min=s_min, s_max=s_max, t0=t0,
+        t_mult=t_mult, reverse=reverse, beta=beta, gamma=gamma, scoring=scoring, attraction=attraction,
+        competition=competition, measure=measure, granularity=granularity, include_base=include_base, seed=seed,
+    ))
+    variants = init(config)
     metrics.log_metric("variants", len(variants))
     return variants

@@ -21,11 +21,12 @@ def pair_and_merge(
     Returns:
         The child's record, with "status" = "discarded" and a "reason" when discarded.
     """
-    from saemerge import steps
+    from saemerge.config import typed
+    from saemerge.steps.models import pair_and_merge as merge
+    from saemerge.steps.records import describe_model
 
-    record = steps.pair_and_merge(
-        run_uri, pair, base_uri=base_uri, scoring=scoring, beta=beta, attraction=attraction,
-        measure=measure, granularity=granularity, device=device,
-    )
-    steps.describe_model(child, record)
+    p = typed(scoring=scoring, beta=beta, attraction=attraction, measure=measure, granularity=granularity,
+              merge_device=device)
+    record = merge(run_uri, pair, base_uri=base_uri, device=p.pop("merge_device"), **p)
+    describe_model(child, record)
     return record

@@ -7,6 +7,7 @@ def pair_parents(run_uri: str, generation: int, archive: List[dict], s_t: float,
     Each pair carries its parents' records (with this generation's scores) and s_t, so the
     merge step inside the ParallelFor needs nothing but its loop item.
     """
-    from saemerge import steps
+    from saemerge.config import as_int, typed
+    from saemerge.steps.population import pair_parents as pair
 
-    return steps.pair_parents(run_uri, int(generation), archive, s_t, int(seed))
+    return pair(run_uri, as_int("generation", generation), archive, s_t, typed(seed=seed)["seed"])

@@ -9,8 +9,11 @@ def prune(run_uri: str, variant: dict, base_uri: str, measure: str, device: str,
     Returns:
         The individual's record (id, content_hash, uri, origin, sparsity, ...).
     """
-    from saemerge import steps
+    from saemerge.config import typed
+    from saemerge.steps.models import prune_variant
+    from saemerge.steps.records import describe_model
 
-    record = steps.prune_variant(run_uri, variant, base_uri=base_uri, measure=measure, device=device)
-    steps.describe_model(model, record)
+    p = typed(measure=measure, merge_device=device)
+    record = prune_variant(run_uri, variant, base_uri=base_uri, measure=p["measure"], device=p["merge_device"])
+    describe_model(model, record)
     return record

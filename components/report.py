@@ -11,11 +11,12 @@ def report(run_uri: str, results: List[dict], report_md: Output[Markdown], repor
     Returns:
         The URI of RUN/final/report.md.
     """
-    from saemerge import report as rep
+    from saemerge.report import write_report
+    from saemerge.runlog import RunLayout
 
-    md, html = rep.write_report(run_uri, results)
+    md, html = write_report(run_uri, results)
     with open(report_md.path, "w") as f:
         f.write(md)
     with open(report_html.path, "w") as f:
         f.write(html)
-    return run_uri.rstrip("/") + "/final/report.md"
+    return RunLayout(run_uri).final("report.md")

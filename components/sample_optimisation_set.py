@@ -6,6 +6,8 @@ def sample_optimisation_set(run_uri: str, generation: int, data_uri: str, opt_si
     Returns:
         The URI of the sample directory.
     """
-    from saemerge import steps
+    from saemerge.config import as_int, typed
+    from saemerge.steps.evaluation import sample_optimisation_set as draw
 
-    return steps.sample_optimisation_set(run_uri, int(generation), data_uri, opt_sizes, int(seed))
+    p = typed(opt_sizes=opt_sizes, seed=seed)
+    return draw(run_uri, as_int("generation", generation), data_uri, p["opt_sizes"], p["seed"])

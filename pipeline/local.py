@@ -25,15 +25,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from saemerge import runlog, storage
+from saemerge.config import RunConfig
 from saemerge.errors import SaeMergeError
+from saemerge.report import PLOTS, results_text
+from saemerge.runlog import RunLayout
 
 log = logging.getLogger(__name__)
 
 BUCKET = "saemerge"
 BENCH_MODELS = ("base", "math", "multilingual")
-# Sample sizes of the local demo on the tiny bench (the pipeline's defaults are for it too).
-DEMO_OPT_SIZES = {"saebench_math": 48, "saebench_multilingual": 48}
-DEMO_TEST_SIZES = {"saebench_math": 200, "saebench_multilingual": 200}
 
 
 @dataclass
@@ -56,6 +56,33 @@ class LocalRun:
     @property
     def run_uri(self) -> str:
         return f"s3://{self.bucket}/runs/{self.run_id}"
+
+    @property
+    def bench_uri(self) -> str:
+        return bench_uri(self.bucket, self.bench_size, self.seed)
+
+    def config(self) -> RunConfig:
+        """The run's configuration: the bench's models and data, then the user's --param values.
+
+        Raises:
+            SaeMergeError: a bad parameter, named as written (``s_min``), before anything starts.
+        """
+        if "steps" in self.params:
+            raise SaeMergeError("--param steps: give the number of generations as --steps")
+        bench = self.bench_uri
+        return RunConfig.from_params({
+            "run_uri": self.run_uri,
+            "experts": [f"{bench}/models/math", f"{bench}/models/multilingual"],
+            "base_uri": f"{bench}/models/base",
+            "data_uri": f"{bench}/data",
+            "seed": self.seed,
+            "steps": self.steps,
+            **self.params,
+        })
+
+
+def bench_uri(bucket: str, size: str, seed: int) -> str:
+    return f"s3://{bucket}/bench/{size}-seed{seed}"
 
 
 class Phases:
@@ -96,7 +123,7 @@ def ensure_bench(workdir: Path, size: str, seed: int, bucket: str) -> str:
     if not (local / "bench.json").exists():
         print(f"building the {size} benchmark once (cached in {local}) ...", flush=True)
         build_bench(local, size=size, seed=seed)
-    uri = f"s3://{bucket}/bench/{size}-seed{seed}"
+    uri = bench_uri(bucket, size, seed)
     for part in [f"models/{m}" for m in BENCH_MODELS] + ["data"]:
         target = storage.join(uri, part)
         if not storage.exists(target):
@@ -113,21 +140,6 @@ def _copy_tree(src: Path, dst: Path) -> None:
             shutil.copytree(item, dst / item.name)
         elif item.name != "manifest.json":
             shutil.copy2(item, dst / item.name)
-
-
-def pipeline_arguments(run: LocalRun, bench_uri: str) -> dict:
-    args = {
-        "run_uri": run.run_uri,
-        "experts": [f"{bench_uri}/models/math", f"{bench_uri}/models/multilingual"],
-        "base_uri": f"{bench_uri}/models/base",
-        "data_uri": f"{bench_uri}/data",
-        "opt_sizes": DEMO_OPT_SIZES,
-        "test_sizes": DEMO_TEST_SIZES,
-        "seed": run.seed,
-        "eval_device": "auto",
-    }
-    args.update(run.params)
-    return args
 
 
 def run_pipeline_here(steps: int, pipeline_root: Path, arguments: dict) -> None:
@@ -152,11 +164,12 @@ def _follow(run: LocalRun, proc: subprocess.Popen, phases: Phases, started: floa
     """Print one line per finished generation while the kfp.local child runs."""
     seen: set[str] = set()
     last = started
-    names = ["init", *[f"gen-{g:02d}" for g in range(run.steps)]]
+    layout = RunLayout(run.run_uri)
+    names = ["init", *[runlog.gen_name(g) for g in range(run.steps)]]
     while True:
         finished = proc.poll() is not None
         for name in names:
-            uri = storage.join(run.run_uri, name, "metrics.json")
+            uri = layout.metrics(name)
             if name in seen or not storage.exists(uri):
                 continue
             m = runlog.read_json(uri)
@@ -199,6 +212,7 @@ def _raise_interrupt(signum, frame):
 
 def run_local(run: LocalRun) -> list[dict]:
     """The whole local run; returns the results rows."""
+    config = run.config()  # a bad parameter stops here, before the store or the bench start
     phases = Phases()
     run.run_dir.mkdir(parents=True, exist_ok=True)
     t = time.perf_counter()
@@ -206,18 +220,18 @@ def run_local(run: LocalRun) -> list[dict]:
     signal.signal(signal.SIGTERM, _raise_interrupt)  # stop the kfp child too, not only this process
     phases.done("object store", t)
     try:
-        if run.resume and not storage.exists(storage.join(run.run_uri, "run.json")):
+        layout = RunLayout(run.run_uri)
+        if run.resume and not storage.exists(layout.run_json):
             raise SaeMergeError(f"--resume {run.run_id}: no run at {run.run_uri}")
         t = time.perf_counter()
-        bench_uri = ensure_bench(run.workdir, run.bench_size, run.seed, run.bucket)
+        ensure_bench(run.workdir, run.bench_size, run.seed, run.bucket)
         phases.done("benchmark (built once, cached)", t)
-        arguments = pipeline_arguments(run, bench_uri)
-        (run.run_dir / "arguments.json").write_text(json.dumps(arguments, indent=1))
-        print(f"run {run.run_id}: {run.run_uri} ({run.steps} generations); kfp log: {run.run_dir / 'kfp.log'}", flush=True)
+        (run.run_dir / "arguments.json").write_text(json.dumps(config.pipeline_arguments(), indent=1))
+        print(f"run {run.run_id}: {run.run_uri} ({config.steps} generations); kfp log: {run.run_dir / 'kfp.log'}", flush=True)
         t = time.perf_counter()
         with open(run.run_dir / "kfp.log", "ab") as logf:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "saemerge.pipeline.local", str(run.steps), str(run.run_dir / "kfp-root"),
+                [sys.executable, "-m", "saemerge.pipeline.local", str(config.steps), str(run.run_dir / "kfp-root"),
                  str(run.run_dir / "arguments.json")],
                 stdout=logf, stderr=subprocess.STDOUT, start_new_session=True, env=step_environment(),
             )
@@ -229,31 +243,21 @@ def run_local(run: LocalRun) -> list[dict]:
                     proc.wait(timeout=30)
                 raise
         t = time.perf_counter()
-        rows = read_results(run.run_uri)
+        rows = layout.read_results()
         report_dir = run.run_dir / "report"
         report_dir.mkdir(exist_ok=True)
-        for name in ["report.md", "report.html", "fitness.png", "schedule.png", "sparsity_vs_score.png"]:
-            storage.get_file(storage.join(run.run_uri, "final", name), report_dir / name)
+        for name in ["report.md", "report.html", *PLOTS]:
+            storage.get_file(layout.final(name), report_dir / name)
         phases.done("download report", t)
     finally:
         if store is not None:
             store.stop()
-    from saemerge.report import results_text
 
     print("\nTest-set accuracy (macro avg = mean over tasks; sparsity = zero fraction of the task vector):")
     print(results_text(rows))
     print(f"\nreport: {run.run_dir / 'report' / 'report.md'} (and {run.run_uri}/final/)")
     print("phases:\n" + phases.summary())
     return rows
-
-
-def read_results(run_uri: str) -> list[dict]:
-    table = runlog.read_table(storage.join(run_uri, "final", "results.parquet"))
-    return [
-        {"method": r["method"], "id": r["id"], "sparsity": r["sparsity"], "macro": r["macro"],
-         "scores": {k[len("score."):]: v for k, v in r.items() if k.startswith("score.")}}
-        for r in table.to_pylist()
-    ]
 
 
 if __name__ == "__main__":  # the kfp.local child: STEPS PIPELINE_ROOT ARGUMENTS_JSON

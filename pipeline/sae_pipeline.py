@@ -10,7 +10,8 @@ final_evaluate (GPU) ─► report
 ```
 
 Images, the GPU resource name, the S3 secret and the merge parallelism are compile options
-(:func:`build_pipeline`); everything else is a pipeline parameter with the paper's default.
+(:func:`build_pipeline`); everything else is a pipeline parameter, generated from
+:class:`saemerge.config.RunConfig` (types, the paper's defaults, descriptions).
 
 A note on loops: every value a task inside a ParallelFor needs from upstream tasks travels
 in its loop item (the pair or variant dict), never as a separate task output. This keeps the
@@ -18,10 +19,15 @@ loop body independent of the surrounding DAG, and it sidesteps kfp.local (2.17) 
 such inputs to the loop item itself.
 """
 
+import inspect
 from dataclasses import dataclass
-from typing import List, Tuple
+from types import SimpleNamespace
+from typing import Any, Callable, List, Tuple
 
 from kfp import dsl, kubernetes
+
+from saemerge import __version__
+from saemerge.config import PARAMS, pipeline_docstring
 
 from saemerge.components.archive_update import archive_update
 from saemerge.components.evaluate import evaluate
@@ -35,11 +41,37 @@ from saemerge.components.sample_optimisation_set import sample_optimisation_set
 from saemerge.components.schedule_step import schedule_step
 
 PIPELINE_NAME = "saemerge-sae"
+DESCRIPTION = "Sparsity-Aware Evolution for merging LLM experts (arXiv 2602.08218)."
 # Keys of the Kubernetes secret that hold the S3 endpoint and credentials.
 S3_SECRET_KEYS = ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")
-DEFAULT_OPT_SIZES = {"saebench_math": 48, "saebench_multilingual": 48}
-DEFAULT_TEST_SIZES = {"saebench_math": 200, "saebench_multilingual": 200}
-DEFAULT_BASELINES = ["weight_average", "task_arithmetic", "ties"]
+# The IR types of run parameters (kfp reads the annotations of the pipeline's signature).
+_ANNOTATIONS = {str: str, int: int, float: float, bool: bool, list: List[str], dict: dict}
+
+
+def with_run_parameters(body: Callable[[SimpleNamespace], Any]) -> Callable[..., Any]:
+    """The pipeline function whose parameters are :class:`RunConfig`'s pipeline parameters.
+
+    kfp builds the pipeline's inputs from the function's signature (types and defaults) and
+    copies the docstring's ``Args:`` into their descriptions, which the Kubeflow run form
+    shows; both come from the one parameter table, so they cannot drift from it. kfp calls the
+    function with one argument per parameter, in signature order; `body` gets them by name.
+    """
+    params = [p for p in PARAMS.values() if p.pipeline]
+    signature = inspect.Signature([
+        inspect.Parameter(p.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=_ANNOTATIONS[p.type],
+                          **({} if p.required else {"default": p.default}))
+        for p in params
+    ], return_annotation=List[dict])
+
+    def pipeline_func(*args, **kwargs):
+        bound = signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        return body(SimpleNamespace(**bound.arguments))
+
+    pipeline_func.__name__ = body.__name__
+    pipeline_func.__signature__ = signature  # type: ignore[attr-defined]
+    pipeline_func.__doc__ = pipeline_docstring(DESCRIPTION)
+    return pipeline_func
 
 
 @dataclass(frozen=True)
@@ -47,8 +79,8 @@ class CompileOptions:
     """What is fixed when the pipeline is compiled (the rest are run parameters)."""
 
     steps: int = 12
-    cpu_image: str = "ghcr.io/saemerge/saemerge-cpu:0.1.0"
-    gpu_image: str = "ghcr.io/saemerge/saemerge-gpu:0.1.0"
+    cpu_image: str = f"ghcr.io/saemerge/saemerge-cpu:{__version__}"
+    gpu_image: str = f"ghcr.io/saemerge/saemerge-gpu:{__version__}"
     gpu_resource: str = "nvidia.com/gpu"
     s3_secret: str = "saemerge-s3"
     merge_parallelism: int = 4
@@ -123,38 +155,15 @@ def build_pipeline(options: CompileOptions = CompileOptions()):
         )).set_display_name("archive update")
         return update.outputs["Output"]
 
-    @dsl.pipeline(
-        name=PIPELINE_NAME,
-        description="Sparsity-Aware Evolution for merging LLM experts (arXiv 2602.08218).",
-    )
-    def sae_pipeline(
-        run_uri: str,
-        experts: List[str],
-        base_uri: str,
-        data_uri: str,
-        opt_sizes: dict = DEFAULT_OPT_SIZES,
-        test_sizes: dict = DEFAULT_TEST_SIZES,
-        archive_size: int = 8,
-        s_min: float = 0.1,
-        s_max: float = 0.6,
-        t0: int = 3,
-        t_mult: int = 2,
-        reverse: bool = False,
-        beta: float = 1.0,
-        gamma: float = 0.05,
-        scoring: str = "global",
-        attraction: str = "linear",
-        competition: str = "local_then_global",
-        measure: str = "zero_count",
-        granularity: str = "tensor",
-        include_base: bool = False,
-        baselines: List[str] = DEFAULT_BASELINES,
-        seed: int = 0,
-        merge_device: str = "cpu",
-        eval_device: str = "auto",
-        eval_dtype: str = "auto",
-        eval_batch_size: int = 16,
-    ) -> List[dict]:
+    @dsl.pipeline(name=PIPELINE_NAME, description=DESCRIPTION)
+    @with_run_parameters
+    def sae_pipeline(p: SimpleNamespace) -> List[dict]:
+        run_uri, experts, base_uri, data_uri, opt_sizes, test_sizes = (
+            p.run_uri, p.experts, p.base_uri, p.data_uri, p.opt_sizes, p.test_sizes)
+        archive_size, s_min, s_max, t0, t_mult, reverse = p.archive_size, p.s_min, p.s_max, p.t0, p.t_mult, p.reverse
+        beta, gamma, scoring, attraction, competition = p.beta, p.gamma, p.scoring, p.attraction, p.competition
+        measure, granularity, include_base, baselines, seed = p.measure, p.granularity, p.include_base, p.baselines, p.seed
+        merge_device, eval_device, eval_dtype, eval_batch_size = p.merge_device, p.eval_device, p.eval_dtype, p.eval_batch_size
         init = with_s3(c_init(
             run_uri=run_uri, experts=experts, base_uri=base_uri, data_uri=data_uri, opt_sizes=opt_sizes,
             test_sizes=test_sizes, steps=options.steps, archive_size=archive_size, s_min=s_min, s_max=s_max, t0=t0,

@@ -27,6 +27,7 @@ from typing import Any, Callable
 
 import yaml
 
+from saemerge.config import RunConfig
 from saemerge.errors import SaeMergeError, unknown_name
 from saemerge.pipeline.sae_pipeline import PIPELINE_NAME, CompileOptions
 
@@ -291,6 +292,7 @@ def submit(req: SubmitRequest, out: Callable[[str], None] = print) -> SubmitResu
         compiled = package.read_bytes()
         spec = next(yaml.safe_load_all(compiled))
         params = coerce_params(req.params, spec)
+        RunConfig.from_params({**params, "steps": req.options.steps})  # values, not only types
         result = SubmitResult(version_name=version_name_for(compiled), compiled_bytes=len(compiled), params=params)
         out(f"compiled {PIPELINE_NAME}: {req.options.steps} generations, {stats.get('tasks_in_run', '?')} tasks, "
             f"{len(compiled):,} bytes")

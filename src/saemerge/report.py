@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import json
 from collections.abc import Mapping, Sequence
 
 from saemerge import runlog, storage
@@ -16,21 +17,11 @@ from saemerge import runlog, storage
 PLOTS = ("fitness.png", "schedule.png", "sparsity_vs_score.png")
 
 
-def generation_metrics(run: str) -> list[dict]:
-    """metrics.json of init and every finished generation, in order."""
-    out = []
-    for where in ["init", *[f"gen-{g:02d}" for g in runlog.generations(run)]]:
-        uri = storage.join(run, where, "metrics.json")
-        if storage.exists(uri):
-            out.append(runlog.read_json(uri))
-    return out
-
-
-def individuals(run: str) -> list[dict]:
+def individuals(layout: runlog.RunLayout) -> list[dict]:
     """Every individual scored in the run (initial variants and offspring), with its generation."""
     rows = []
-    for where in ["init", *[f"gen-{g:02d}" for g in runlog.generations(run)]]:
-        uri = storage.join(run, where, "offspring.parquet")
+    for where in layout.stages():
+        uri = layout.population(where, "offspring")
         if storage.exists(uri):
             rows += [r for r in runlog.table_to_rows(runlog.read_table(uri)) if r.get("score") is not None]
     return rows
@@ -118,8 +109,8 @@ def make_plots(metrics: Sequence[Mapping], people: Sequence[Mapping]) -> dict[st
 
 
 def render(run: str, results: Sequence[Mapping], metrics: Sequence[Mapping], plots: Mapping[str, bytes]) -> tuple[str, str]:
-    config = runlog.read_json(storage.join(run, "run.json")) if storage.exists(storage.join(run, "run.json")) else {}
-    cfg = config.get("config", {})
+    layout = runlog.RunLayout(run)
+    cfg = layout.read_config() if storage.exists(layout.run_json) else {}
     gens = [m for m in metrics if m["generation"] >= 0]
     md = [
         f"# SAE run report\n\nRun: `{run}`\n",
@@ -138,7 +129,7 @@ def render(run: str, results: Sequence[Mapping], metrics: Sequence[Mapping], plo
     md.append("\n## Plots\n")
     md += [f"![{name}]({name})" for name in plots]
     if cfg:
-        md.append("\n## Configuration\n\n```json\n" + __import__("json").dumps(cfg, indent=1, sort_keys=True) + "\n```")
+        md.append("\n## Configuration\n\n```json\n" + json.dumps(cfg, indent=1, sort_keys=True) + "\n```")
     md_text = "\n".join(md) + "\n"
     imgs = "".join(
         f'<figure><img alt="{name}" src="data:image/png;base64,{base64.b64encode(data).decode()}"/></figure>'
@@ -168,12 +159,12 @@ def _html_table(results: Sequence[Mapping]) -> str:
 
 def write_report(run: str, results: Sequence[Mapping]) -> tuple[str, str]:
     """Write report.md, report.html and the plots under RUN/final/; return (markdown, html)."""
-    metrics = generation_metrics(run)
-    plots = make_plots(metrics, individuals(run))
+    layout = runlog.RunLayout(run)
+    metrics = runlog.generation_metrics(layout)
+    plots = make_plots(metrics, individuals(layout))
     md, html_text = render(run, results, metrics, plots)
-    final = storage.join(run, "final")
     for name, data in plots.items():
-        storage.write_bytes(storage.join(final, name), data)
-    storage.write_bytes(storage.join(final, "report.md"), md.encode())
-    storage.write_bytes(storage.join(final, "report.html"), html_text.encode())
+        storage.write_bytes(layout.final(name), data)
+    storage.write_bytes(layout.final("report.md"), md.encode())
+    storage.write_bytes(layout.final("report.html"), html_text.encode())
     return md, html_text

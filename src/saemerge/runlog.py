@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -59,17 +60,123 @@ SCORE_PREFIX = "score."
 GEN_METRICS = ("generation", "s_t", "best_fitness", "mean_fitness", "best_score", "mean_sparsity", "accepted", "offspring")
 
 
-def gen_dir(run: str, generation: int | str) -> str:
-    name = generation if isinstance(generation, str) else f"gen-{int(generation):02d}"
-    return storage.join(run, name)
-
-
-def model_uri(run: str, content_hash: str) -> str:
-    return storage.join(run, "models", content_hash)
+def gen_name(generation: int | str) -> str:
+    """The directory name of a generation: ``gen-XX``, or ``init`` for the initial population (-1)."""
+    if isinstance(generation, str):
+        return generation
+    return "init" if int(generation) < 0 else f"gen-{int(generation):02d}"
 
 
 def member_id(content_hash: str) -> str:
     return "m-" + content_hash[:12]
+
+
+@dataclass(frozen=True)
+class RunLayout:
+    """Every path of a run, in one place (the tree above). Nothing else builds a run path.
+
+    Args:
+        root: the run's URI (``s3://bucket/prefix/RUN_ID`` or a local directory).
+    """
+
+    root: str
+
+    def _at(self, *parts: str) -> str:
+        return storage.join(self.root, *parts)
+
+    @property
+    def run_json(self) -> str:
+        return self._at("run.json")
+
+    def model(self, content_hash: str) -> str:
+        return self._at("models", content_hash)
+
+    def recipe(self, key: str) -> str:
+        return self._at("recipes", f"{key}.json")
+
+    def sample(self, generation: int) -> str:
+        """The optimisation set drawn for `generation` (a directory of ``<task>.jsonl``)."""
+        return self._at("samples", gen_name(generation))
+
+    def score_cache(self, content_hash: str) -> str:
+        return self._at("cache", "scores", f"{content_hash}.parquet")
+
+    def gen_dir(self, generation: int | str) -> str:
+        return self._at(gen_name(generation))
+
+    def population(self, generation: int | str, name: str = "population") -> str:
+        """``population.parquet`` (the archive after the generation) or ``offspring.parquet``."""
+        return self._at(gen_name(generation), f"{name}.parquet")
+
+    def scores(self, generation: int | str, stage: str) -> str:
+        return self._at(gen_name(generation), f"scores-{stage}.parquet")
+
+    def metrics(self, generation: int | str) -> str:
+        return self._at(gen_name(generation), "metrics.json")
+
+    @property
+    def final_dir(self) -> str:
+        return self._at("final")
+
+    def final(self, name: str) -> str:
+        """A file under ``final/``: results.parquet, scores.parquet, best.json, report.md, plots."""
+        return self._at("final", name)
+
+    @property
+    def test_sample(self) -> str:
+        return self._at("final", "test-sample")
+
+    def generations(self) -> list[int]:
+        """Generations whose population table exists, in order."""
+        found = set()
+        for uri in storage.list_uris(self.root):
+            parts = uri.rstrip("/").split("/")
+            for i, part in enumerate(parts[:-1]):
+                if part.startswith("gen-") and part[4:].isdigit() and parts[i + 1] == "population.parquet":
+                    found.add(int(part[4:]))
+        return sorted(found)
+
+    def stages(self) -> list[str]:
+        """``init`` and every recorded generation's directory name, in order."""
+        return ["init", *[gen_name(g) for g in self.generations()]]
+
+    # -- whole records ----------------------------------------------------------------------
+    def read_config(self) -> dict:
+        """The run's recorded configuration (``run.json``'s "config")."""
+        return read_json(self.run_json)["config"]
+
+    def write_population(self, generation: int | str, rows: Sequence[Mapping], name: str = "population") -> str:
+        uri = self.population(generation, name)
+        write_table(uri, rows_to_table(rows))
+        return uri
+
+    def read_population(self, generation: int | str, name: str = "population") -> list[dict]:
+        return table_to_rows(read_table(self.population(generation, name)))
+
+    def write_results(self, rows: Sequence[Mapping]) -> None:
+        """``final/results.parquet``: one row per method, per-task accuracy and the macro average."""
+        write_table(self.final("results.parquet"), results_table(rows))
+
+    def read_results(self) -> list[dict]:
+        """The rows of ``final/results.parquet`` with per-task scores under "scores"."""
+        return [
+            {"method": r["method"], "id": r["id"], "uri": r["uri"], "sparsity": r["sparsity"], "macro": r["macro"],
+             "scores": {k[len(SCORE_PREFIX):]: v for k, v in r.items() if k.startswith(SCORE_PREFIX)}}
+            for r in read_table(self.final("results.parquet")).to_pylist()
+        ]
+
+
+def results_table(rows: Sequence[Mapping]) -> pa.Table:
+    tasks = sorted({t for r in rows for t in r["scores"]})
+    cols = {
+        "method": [r["method"] for r in rows],
+        "id": [r["id"] for r in rows],
+        "uri": [r["uri"] for r in rows],
+        "sparsity": pa.array([r.get("sparsity") for r in rows], pa.float64()),
+        **{f"{SCORE_PREFIX}{t}": pa.array([r["scores"].get(t) for r in rows], pa.float64()) for t in tasks},
+        "macro": pa.array([r["macro"] for r in rows], pa.float64()),
+    }
+    return pa.table(cols)
 
 
 # -- tables ----------------------------------------------------------------------------
@@ -119,43 +226,22 @@ def read_json(uri: str):
     return json.loads(storage.read_bytes(uri))
 
 
-def write_population(run: str, generation: int | str, rows: Sequence[Mapping], name: str = "population") -> str:
-    uri = storage.join(gen_dir(run, generation), f"{name}.parquet")
-    write_table(uri, rows_to_table(rows))
-    return uri
-
-
-def read_population(run: str, generation: int | str, name: str = "population") -> list[dict]:
-    return table_to_rows(read_table(storage.join(gen_dir(run, generation), f"{name}.parquet")))
-
-
-def generations(run: str) -> list[int]:
-    """Generations whose population table exists, in order."""
-    found = set()
-    for uri in storage.list_uris(run):
-        parts = uri.rstrip("/").split("/")
-        for i, part in enumerate(parts[:-1]):
-            if part.startswith("gen-") and part[4:].isdigit() and parts[i + 1] == "population.parquet":
-                found.add(int(part[4:]))
-    return sorted(found)
-
-
 # -- inspection -------------------------------------------------------------------------
-def all_individuals(run: str) -> dict[str, dict]:
+def all_individuals(layout: RunLayout) -> dict[str, dict]:
     """Every individual of the run by id (initial variants and offspring), latest record wins."""
     found: dict[str, dict] = {}
-    for where in ["init", *[f"gen-{g:02d}" for g in generations(run)]]:
+    for where in layout.stages():
         for name in ("offspring", "population"):
-            uri = storage.join(run, where, f"{name}.parquet")
+            uri = layout.population(where, name)
             if storage.exists(uri):
                 for row in table_to_rows(read_table(uri)):
                     found.setdefault(row["id"], row)
     return found
 
 
-def lineage(run: str, member: str, people: Mapping[str, dict] | None = None) -> list[str]:
+def lineage(layout: RunLayout, member: str, people: Mapping[str, dict] | None = None) -> list[str]:
     """Lines of an indented tree from `member` back to the initial variants."""
-    people = people if people is not None else all_individuals(run)
+    people = people if people is not None else all_individuals(layout)
     lines: list[str] = []
 
     def walk(mid: str, depth: int, seen: frozenset) -> None:
@@ -175,17 +261,19 @@ def lineage(run: str, member: str, people: Mapping[str, dict] | None = None) -> 
     return lines
 
 
+def generation_metrics(layout: RunLayout) -> list[dict]:
+    """Each recorded generation's ``metrics.json`` (initial population first)."""
+    return [read_json(uri) for uri in map(layout.metrics, layout.stages()) if storage.exists(uri)]
+
+
 def describe_run(run: str) -> str:
     """`saemerge inspect`: one row per generation and the lineage of the best model."""
-    if not storage.exists(storage.join(run, "run.json")):
+    layout = RunLayout(run)
+    if not storage.exists(layout.run_json):
         from saemerge.errors import SaeMergeError
 
         raise SaeMergeError(f"{run}: no run.json there (not a saemerge run)")
-    rows = []
-    for where in ["init", *[f"gen-{g:02d}" for g in generations(run)]]:
-        uri = storage.join(run, where, "metrics.json")
-        if storage.exists(uri):
-            rows.append(read_json(uri))
+    rows = generation_metrics(layout)
     tasks = sorted({k[5:] for m in rows for k in m if k.startswith("best.")})
     head = f"{'gen':>4} {'s_t':>7} {'best F':>8} {'mean F':>8}" + "".join(f" {t[:22]:>22}" for t in tasks)
     lines = [head + f" {'accepted':>9} {'mean ρ':>7}"]
@@ -196,15 +284,15 @@ def describe_run(run: str) -> str:
             + "".join(f" {m.get('best.' + t, float('nan')):>22.3f}" for t in tasks)
             + f" {str(m['accepted']) + '/' + str(m['offspring']):>9} {m['mean_sparsity']:>7.3f}"
         )
-    best_uri = storage.join(run, "final", "best.json")
-    if storage.exists(best_uri):
-        best = read_json(best_uri)["id"]
+    generations = layout.generations()
+    if storage.exists(layout.final("best.json")):
+        best = read_json(layout.final("best.json"))["id"]
         title = "best model (final)"
-    elif rows and generations(run):
-        pop = read_population(run, generations(run)[-1])
+    elif rows and generations:
+        pop = layout.read_population(generations[-1])
         best = max(pop, key=lambda r: (r["fitness"], r["id"]))["id"]
-        title = f"best model (generation {generations(run)[-1]})"
+        title = f"best model (generation {generations[-1]})"
     else:
         return "\n".join(lines)
-    lines += ["", f"lineage of the {title}:"] + lineage(run, best)
+    lines += ["", f"lineage of the {title}:"] + lineage(layout, best)
     return "\n".join(lines)

@@ -10,6 +10,7 @@ import sys
 import pytest
 
 from saemerge import runlog, storage
+from saemerge.runlog import RunLayout
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -76,7 +77,7 @@ def test_interrupted_run_resumes_and_finishes_without_rescoring(s3_env, micro_be
                  "gen-01/offspring.parquet", "gen-01/metrics.json", "final/results.parquet", "final/report.md",
                  "final/fitness.png", "final/schedule.png", "final/sparsity_vs_score.png"):
         assert storage.exists(f"{run_uri}/{part}"), part
-    population = runlog.read_population(run_uri, 1)
+    population = RunLayout(run_uri).read_population(1)
     assert 1 <= len(population) <= 4
     for record in population:
         assert storage.exists(record["uri"])  # content-addressed model with its manifest

@@ -9,94 +9,49 @@ import time
 from collections.abc import Mapping, Sequence
 
 from saemerge import __version__, runlog, storage
+from saemerge.config import RunConfig, model_name
 from saemerge.core.archive import initial_archive, random_pairs, update_archive
-from saemerge.core.schedule import cyclic_schedule
-from saemerge.errors import SaeMergeError, unknown_name
+from saemerge.errors import SaeMergeError
+from saemerge.runlog import RunLayout, gen_name
 from saemerge.steps.records import to_member
 
 log = logging.getLogger(__name__)
 
 
-def model_name(uri: str) -> str:
-    """A short name for a model URI: its last path component ("s3://b/runs/x/math" -> "math")."""
-    return str(uri).rstrip("/").rsplit("/", 1)[-1] or str(uri)
-
-
-def validate_config(config: Mapping) -> None:
-    """Fail fast, before any work, on a bad run parameter; the message names it."""
-    from saemerge.core.archive import COMPETITIONS
-    from saemerge.core.sparsity import get_measure
-    from saemerge.evaluate.taskspec import get_task
-    from saemerge.ops.prune import check_granularity
-    from saemerge.ops.sae import ATTRACTIONS, SCORINGS
-
-    cyclic_schedule(
-        steps=int(config["steps"]), s_min=config["s_min"], s_max=config["s_max"], t0=int(config["t0"]),
-        t_mult=int(config["t_mult"]), reverse=bool(config["reverse"]),
-    )
-    for name, allowed in (("scoring", SCORINGS), ("attraction", ATTRACTIONS), ("competition", COMPETITIONS)):
-        if config[name] not in allowed:
-            raise unknown_name(name, config[name], allowed)
-    get_measure(config["measure"])
-    check_granularity(config["granularity"])
-    if int(config["archive_size"]) < 2:
-        raise SaeMergeError(f"archive_size {config['archive_size']}: at least 2 members are needed to pair")
-    for name in ("beta", "gamma"):
-        if float(config[name]) < 0:
-            raise SaeMergeError(f"{name} {config[name]}: must be >= 0")
-    for name in ("opt_sizes", "test_sizes"):
-        sizes = config[name]
-        if not sizes:
-            raise SaeMergeError(f"{name}: no task given (an empty task set)")
-        for task, n in sizes.items():
-            get_task(task)
-            if int(n) < 1:
-                raise SaeMergeError(f"{name}: {task} has size {n}; at least 1 example is needed")
-    if set(config["opt_sizes"]) != set(config["test_sizes"]):
-        raise SaeMergeError(
-            f"opt_sizes and test_sizes name different tasks: {sorted(config['opt_sizes'])} vs {sorted(config['test_sizes'])}"
-        )
-
-
-def init_population(run: str, experts: Sequence[str], base_uri: str, config: Mapping) -> list[dict]:
-    """Validate the run, write run.json, and list the initial variants (SAE-SPEC §6.1).
+def init_population(config: RunConfig) -> list[dict]:
+    """Check the inputs, write run.json, and list the initial variants (SAE-SPEC §6.1).
 
     Each expert is expanded at sparsities {0, s_min, (s_min+s_max)/2, s_max}. The base, when
-    `config["include_base"]`, is one variant: its task vector is zero, so pruning cannot change it.
+    `config.include_base`, is one variant: its task vector is zero, so pruning cannot change it.
     A run id already holding a run.json must have been started with the same configuration
     (that is a resume); anything else is an error rather than a mixed run.
     """
-    if not experts:
-        raise SaeMergeError("experts: at least one expert URI is needed")
-    names = [model_name(e) for e in experts]
-    if len(set(names)) != len(names):
-        raise SaeMergeError(f"experts: two experts share the name {sorted(n for n in names if names.count(n) > 1)[0]!r}")
-    validate_config(config)
-    for uri in [*experts, base_uri]:
+    for uri in [*config.experts, config.base_uri]:
         if not storage.exists(uri) and not storage.exists(storage.join(uri, "config.json")):
             raise SaeMergeError(f"{uri}: no checkpoint there")
-    if not storage.exists(config["data_uri"]) and not storage.list_uris(config["data_uri"]):
-        raise SaeMergeError(f"data_uri {config['data_uri']}: nothing there")
-    run_json = storage.join(run, "run.json")
+    if not storage.exists(config.data_uri) and not storage.list_uris(config.data_uri):
+        raise SaeMergeError(f"data_uri {config.data_uri}: nothing there")
+    layout = RunLayout(config.run_uri)
     info = {
-        "config": dict(config),
-        "experts": list(experts),
-        "base": base_uri,
+        "config": config.to_json(),
+        "experts": list(config.experts),
+        "base": config.base_uri,
         "versions": {"saemerge": __version__, "python": platform.python_version()},
     }
-    if storage.exists(run_json):
-        previous = runlog.read_json(run_json)
+    if storage.exists(layout.run_json):
+        previous = runlog.read_json(layout.run_json)
         if previous.get("config") != info["config"] or previous.get("experts") != info["experts"]:
-            raise SaeMergeError(f"{run_json}: this run was started with another configuration; use a new run id")
-        log.info("resuming run %s", run)
+            raise SaeMergeError(f"{layout.run_json}: this run was started with another configuration; use a new run id")
+        log.info("resuming run %s", config.run_uri)
     else:
-        runlog.write_json(run_json, {**info, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
-    s_min, s_max = float(config["s_min"]), float(config["s_max"])
-    levels = sorted({0.0, s_min, (s_min + s_max) / 2, s_max})
-    variants = [{"source": uri, "name": f"expert:{name}", "sparsity": s} for uri, name in zip(experts, names) for s in levels]
-    if config.get("include_base"):
-        variants.append({"source": base_uri, "name": "base", "sparsity": 0.0})
-    log.info("initial population: %d variants of %d experts at sparsities %s", len(variants), len(experts), levels)
+        runlog.write_json(layout.run_json, {**info, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+    levels = config.levels
+    variants = [
+        {"source": uri, "name": f"expert:{model_name(uri)}", "sparsity": s} for uri in config.experts for s in levels
+    ]
+    if config.include_base:
+        variants.append({"source": config.base_uri, "name": "base", "sparsity": 0.0})
+    log.info("initial population: %d variants of %d experts at sparsities %s", len(variants), len(config.experts), levels)
     return variants
 
 
@@ -104,12 +59,12 @@ def pair_parents(run: str, generation: int, archive: Sequence[Mapping], s_t: flo
     """Seeded random pairs of the archive (SAE-SPEC §3), each a self-contained merge order."""
     members = [to_member(r) for r in archive]
     by_id = {r["id"]: dict(r) for r in archive}
-    pair_seed = int.from_bytes(hashlib.sha256(f"pairs:{int(seed)}:{int(generation)}".encode()).digest()[:8], "big")
+    pair_seed = int.from_bytes(hashlib.sha256(f"pairs:{seed}:{generation}".encode()).digest()[:8], "big")
     pairs = random_pairs(members, pair_seed)
     hashes = sorted({r["content_hash"] for r in archive})
     log.info("generation %d: %d pairs from %d members at s_t = %.4g", generation, len(pairs), len(members), s_t)
     return [
-        {"generation": int(generation), "index": i, "s_t": float(s_t), "a": by_id[x.id], "b": by_id[y.id], "archive_hashes": hashes}
+        {"generation": generation, "index": i, "s_t": s_t, "a": by_id[x.id], "b": by_id[y.id], "archive_hashes": hashes}
         for i, (x, y) in enumerate(pairs)
     ]
 
@@ -132,13 +87,13 @@ def archive_update(
     Returns:
         (the new archive as records, the generation's summary for the UI).
     """
-    generation = int(generation)
-    where = "init" if generation < 0 else generation
+    layout = RunLayout(run)
+    where = gen_name(generation)
     evaluated = [dict(r) for r in offspring if r.get("status") != "discarded"]
     discarded = [dict(r) for r in offspring if r.get("status") == "discarded"]
     records = {r["id"]: dict(r) for r in [*archive, *evaluated]}
     if generation < 0:
-        chosen = initial_archive([to_member(r) for r in evaluated], int(archive_size))
+        chosen = initial_archive([to_member(r) for r in evaluated], archive_size)
         kept = {m.id for m in chosen}
         for r in evaluated:
             r.update(status="accepted" if r["id"] in kept else "rejected",
@@ -146,7 +101,7 @@ def archive_update(
         new_ids = [m.id for m in chosen]
     else:
         new_members, events = update_archive(
-            [to_member(r) for r in archive], [to_member(r) for r in evaluated], int(archive_size), competition
+            [to_member(r) for r in archive], [to_member(r) for r in evaluated], archive_size, competition
         )
         outcome = {e.offspring: e for e in events}
         for r in evaluated:
@@ -154,13 +109,13 @@ def archive_update(
             r.update(status="rejected" if e.outcome == "rejected" else "accepted", reason=e.reason)
         new_ids = [m.id for m in new_members]
     new_archive = [dict(records[i], generation=generation, status="member") for i in new_ids]
-    runlog.write_population(run, where, evaluated + discarded, name="offspring")
-    runlog.write_population(run, where, new_archive)
+    layout.write_population(where, evaluated + discarded, name="offspring")
+    layout.write_population(where, new_archive)
     fit = [r["fitness"] for r in new_archive]
     best = max(new_archive, key=lambda r: (r["fitness"], r["id"]))
     summary = {
         "generation": generation,
-        "s_t": float(s_t),
+        "s_t": s_t,
         "best_fitness": max(fit),
         "mean_fitness": sum(fit) / len(fit),
         "best_score": best["score"],
@@ -169,7 +124,7 @@ def archive_update(
         "offspring": len(offspring),
         **{f"best.{task}": acc for task, acc in best["scores"].items()},
     }
-    runlog.write_json(storage.join(runlog.gen_dir(run, where), "metrics.json"), summary)
+    runlog.write_json(layout.metrics(where), summary)
     log.info(
         "generation %s: best fitness %.4f, mean %.4f, %d/%d offspring accepted",
         where, summary["best_fitness"], summary["mean_fitness"], summary["accepted"], len(offspring),

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from saemerge import runlog, storage
 from saemerge.core.archive import Member
+from saemerge.runlog import RunLayout
 
 log = logging.getLogger(__name__)
 
@@ -65,16 +66,12 @@ def input_identity(uri: str) -> str:
     return str(uri)
 
 
-def recipe_uri(run: str, key: str) -> str:
-    return storage.join(run, "recipes", f"{key}.json")
-
-
 def find_recipe(run: str, **recipe) -> tuple[str, dict | None]:
     """(recipe key, the record it produced earlier or None). A record whose model is gone is ignored."""
     from saemerge.core.hashing import recipe_key  # imports torch; only model-making steps need it
 
     key = recipe_key(**recipe)
-    uri = recipe_uri(run, key)
+    uri = RunLayout(run).recipe(key)
     if storage.exists(uri):
         record = runlog.read_json(uri)
         if storage.exists(record["uri"]):
@@ -95,7 +92,7 @@ def publish_model(run: str, key: str, compute: Callable[[Path], dict], make: Cal
     try:
         summary = compute(scratch / "model")
         digest = summary["content_hash"]
-        uri = runlog.model_uri(run, digest)
+        uri = RunLayout(run).model(digest)
         if not storage.exists(uri):
             with storage.local_output(uri, content_hash=digest) as out:
                 for item in (scratch / "model").iterdir():
@@ -103,7 +100,7 @@ def publish_model(run: str, key: str, compute: Callable[[Path], dict], make: Cal
         record = make({**summary, "uri": uri})
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    runlog.write_json(recipe_uri(run, key), record)
+    runlog.write_json(RunLayout(run).recipe(key), record)
     return record
 
 

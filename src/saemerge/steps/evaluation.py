@@ -1,0 +1,198 @@
+"""Steps that score: the optimisation set of a generation, and scoring through a per-example cache.
+
+Scores are cached per (model content hash, task, example id) in the run's score cache
+(:meth:`RunLayout.score_cache`, SAE-SPEC §4). :class:`ScoreCache` alone knows what a model has
+been scored on: re-scoring an archive member on a new optimisation set evaluates only the
+examples it has not seen, and a resumed run evaluates nothing twice. The evaluator is a seam:
+steps receive a factory (:data:`EvaluatorFactory`) and never build lm-eval themselves, so
+tests can give them the scripted model.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager, ExitStack
+from pathlib import Path
+from typing import Protocol
+
+import pyarrow as pa
+
+from saemerge import runlog, storage
+from saemerge.core.fitness import fitness, macro_average
+from saemerge.errors import SaeMergeError
+from saemerge.evaluate.results import EvalResult
+from saemerge.evaluate.taskspec import read_jsonl
+from saemerge.runlog import RunLayout
+
+log = logging.getLogger(__name__)
+
+Docs = Mapping[str, Sequence[dict]]  # task -> the docs of a sample (each with an "id")
+
+
+class Scorer(Protocol):
+    """What steps need of an evaluator (:class:`saemerge.evaluate.evaluator.Evaluator`)."""
+
+    def score(self, model_dir: str | Path, samples: Docs) -> EvalResult: ...
+
+
+# tasks -> a context manager giving a Scorer for those tasks
+EvaluatorFactory = Callable[[Sequence[str]], AbstractContextManager[Scorer]]
+
+
+def lm_eval_evaluator(device: str = "auto", dtype: str = "auto", batch_size: int = 16) -> EvaluatorFactory:
+    """The production evaluator: lm-eval with the shipped task YAMLs, one model kept loaded."""
+    from saemerge.evaluate.evaluator import Evaluator
+
+    return functools.partial(Evaluator, device=device, dtype=dtype, batch_size=batch_size)
+
+
+def sample_optimisation_set(run: str, generation: int, data_uri: str, opt_sizes: Mapping[str, int], seed: int) -> str:
+    """Draw generation `generation`'s optimisation set (train/validation only) into the run."""
+    from saemerge.evaluate.sampling import sample_optimisation_set as draw
+
+    uri = RunLayout(run).sample(generation)
+    if storage.exists(uri):
+        return uri
+    with storage.local_input(data_uri) as data, storage.local_output(uri) as out:
+        draw(list(opt_sizes), dict(opt_sizes), data=data, seed=seed, generation=generation, out_dir=out)
+    return uri
+
+
+def read_sample(sample_dir: Path) -> dict[str, list[dict]]:
+    """The docs of a sample directory (``<task>.jsonl`` files), by task."""
+    files = {p.name[: -len(".jsonl")]: p for p in sorted(Path(sample_dir).glob("*.jsonl"))}
+    if not files:
+        raise SaeMergeError(f"{sample_dir}: the sample holds no <task>.jsonl files")
+    return {task: read_jsonl(path) for task, path in files.items()}
+
+
+class ScoreCache:
+    """Every per-example result of each model of a run, and what is still to be scored."""
+
+    def __init__(self, layout: RunLayout):
+        self.layout = layout
+        self._loaded: dict[str, EvalResult | None] = {}
+
+    def get(self, digest: str) -> EvalResult | None:
+        """All cached rows of a model, or None when it was never scored."""
+        if digest not in self._loaded:
+            uri = self.layout.score_cache(digest)
+            self._loaded[digest] = EvalResult.from_table(runlog.read_table(uri)) if storage.exists(uri) else None
+        return self._loaded[digest]
+
+    def missing(self, digest: str, docs: Docs) -> dict[str, list[dict]]:
+        """The docs of `docs` this model has no score for (tasks with none left are dropped)."""
+        seen = self._keys(digest)
+        todo = {t: [d for d in ds if (t, str(d["id"])) not in seen] for t, ds in docs.items()}
+        return {t: ds for t, ds in todo.items() if ds}
+
+    def add(self, digest: str, result: EvalResult) -> set[tuple[str, str]]:
+        """Record new rows for a model (written through); returns the keys that were new."""
+        rows = {(r.task, r.example_id): r for r in (self.get(digest) or EvalResult([])).per_example}
+        fresh = {(r.task, r.example_id) for r in result.per_example} - set(rows)
+        rows.update({(r.task, r.example_id): r for r in result.per_example})
+        merged = EvalResult(list(rows.values()))
+        runlog.write_table(self.layout.score_cache(digest), merged.to_table())
+        self._loaded[digest] = merged
+        return fresh
+
+    def on(self, digest: str, docs: Docs, model: str = "") -> EvalResult:
+        """The model's cached rows for exactly the examples of `docs`, in sample order."""
+        rows = {(r.task, r.example_id): r for r in (self.get(digest) or EvalResult([])).per_example}
+        missing = [(t, str(d["id"])) for t, ds in docs.items() for d in ds if (t, str(d["id"])) not in rows]
+        if missing:
+            raise RuntimeError(f"model {digest[:12]}: {len(missing)} examples not scored, e.g. {missing[0]}")
+        return EvalResult([rows[(t, str(d["id"]))] for t, ds in docs.items() for d in ds], model=model)
+
+    def _keys(self, digest: str) -> set[tuple[str, str]]:
+        cached = self.get(digest)
+        return {(r.task, r.example_id) for r in cached.per_example} if cached else set()
+
+
+def score_models(
+    cache: ScoreCache, records: Sequence[Mapping], docs: Docs, evaluator: EvaluatorFactory
+) -> dict[str, tuple[EvalResult, set[tuple[str, str]]]]:
+    """Per-example results of each record's model on `docs`, evaluating only what the cache lacks.
+
+    The evaluator is opened once, on the first model that needs scoring, and serves them all.
+
+    Returns:
+        {content_hash: (EvalResult on exactly the docs' examples, the (task, example_id) keys
+        evaluated by this call)}.
+    """
+    out: dict[str, tuple[EvalResult, set[tuple[str, str]]]] = {}
+    with ExitStack() as stack:
+        scorer: Scorer | None = None
+        for record in records:
+            digest = record["content_hash"]
+            if digest in out:
+                continue
+            todo = cache.missing(digest, docs)
+            fresh: set[tuple[str, str]] = set()
+            if todo:
+                if scorer is None:
+                    scorer = stack.enter_context(evaluator(list(docs)))
+                with storage.local_input(record["uri"]) as model_dir:
+                    fresh = cache.add(digest, scorer.score(model_dir, todo))
+            else:
+                log.info("%s: all %d examples already scored", record["id"], sum(map(len, docs.values())))
+            out[digest] = (cache.on(digest, docs, model=record["uri"]), fresh)
+    return out
+
+
+def evaluate_candidates(
+    run: str,
+    generation: int,
+    stage: str,
+    candidates: Sequence[Mapping],
+    sample: str,
+    *,
+    gamma: float,
+    evaluator: EvaluatorFactory,
+) -> list[dict]:
+    """Score candidates on a generation's optimisation set; fitness = macro + γ·ρ (SAE-SPEC §4).
+
+    Discarded offspring pass through unscored. Writes the stage's per-example results to
+    ``gen-XX/scores-<stage>.parquet`` (``init/`` for generation -1), with ``fresh`` true for
+    the rows this call evaluated and false for those taken from the cache.
+    """
+    layout = RunLayout(run)
+    todo = [c for c in candidates if c.get("status") != "discarded" and c.get("uri")]
+    results = {}
+    if todo:
+        with storage.local_input(sample) as sample_dir:
+            results = score_models(ScoreCache(layout), todo, read_sample(sample_dir), evaluator)
+    scored, tables = [], []
+    for c in candidates:
+        c = dict(c)
+        if c.get("status") != "discarded" and c.get("uri"):
+            result, fresh = results[c["content_hash"]]
+            per_task = result.per_task
+            c["scores"] = per_task
+            c["score"] = macro_average(per_task)
+            c["fitness"] = fitness(c["score"], c["sparsity"], gamma)
+            c["n_scored"] = len(result.per_example)
+            table = result.to_table()
+            n = table.num_rows
+            tables.append(
+                table.append_column("content_hash", pa.array([c["content_hash"]] * n))
+                .append_column("model_id", pa.array([c["id"]] * n))
+                .append_column("fresh", pa.array([(r.task, r.example_id) in fresh for r in result.per_example]))
+            )
+        scored.append(c)
+    if tables:
+        runlog.write_table(layout.scores(generation, stage), pa.concat_tables(tables))
+    return scored
+
+
+def score_summary(records: Sequence[Mapping]) -> dict[str, float]:
+    """Figures for the UI's metrics panel: how many were scored, best and mean fitness."""
+    fits = [r["fitness"] for r in records if r.get("fitness") is not None and not math.isnan(r["fitness"])]
+    return {
+        "scored": float(len(fits)),
+        "best_fitness": max(fits) if fits else 0.0,
+        "mean_fitness": sum(fits) / len(fits) if fits else 0.0,
+    }

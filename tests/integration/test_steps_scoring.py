@@ -1,0 +1,165 @@
+"""The scoring steps with the scripted model at lm-eval's seam: the score cache, fitness, the final table.
+
+The models are answer keys published like checkpoints (a directory with a manifest); the
+scripted lm-eval model answers from them, and everything after it (prompts, filters, metrics,
+the mapping back to example ids, the cache) is real.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+
+import pyarrow as pa
+import pytest
+
+from saemerge import runlog, storage
+from saemerge.evaluate.evaluator import Evaluator
+from saemerge.evaluate.results import EvalResult, ExampleResult
+from saemerge.evaluate.taskspec import read_jsonl
+from saemerge.runlog import RunLayout
+from saemerge.steps.evaluation import ScoreCache, evaluate_candidates, sample_optimisation_set, score_models
+from saemerge.steps.final import final_evaluate
+from tests.support.scripted_lm import ANSWER_KEY, gold_answer
+
+pytestmark = pytest.mark.integration
+
+TASKS = ("saebench_math", "saebench_multilingual")
+
+
+def _wrong(answer: str) -> str:
+    return ("B" if answer == "A" else "A") if len(answer) == 1 and answer.isalpha() else answer + "1"
+
+
+def publish_answer_key(uri: str, data_dir, right: float) -> dict:
+    """A 'model': answers for every doc of the data, the first `right` fraction of each task right."""
+    key = {}
+    for task_dir in ("math", "multilingual"):
+        for split in ("train", "validation", "test"):
+            path = data_dir / task_dir / f"{split}.jsonl"
+            if path.exists():
+                docs = read_jsonl(path)
+                cut = int(round(right * len(docs)))
+                key.update({d["id"]: gold_answer(d) if i < cut else _wrong(gold_answer(d)) for i, d in enumerate(docs)})
+    with storage.local_output(uri) as out:
+        (out / ANSWER_KEY).write_text(json.dumps(key))
+    manifest = storage.read_manifest(uri)
+    digest = manifest.get("content_hash") or manifest["files_hash"]
+    return {"id": runlog.member_id(digest), "content_hash": digest, "uri": uri, "sparsity": 0.2, "status": "candidate"}
+
+
+class CountingEvaluator:
+    """The real Evaluator with the scripted model, counting what it is asked to score."""
+
+    def __init__(self, model_name: str):
+        self.model_name = model_name
+        self.opened = 0
+        self.scored: list[tuple[str, str]] = []
+
+    @contextlib.contextmanager
+    def __call__(self, tasks):
+        self.opened += 1
+        with Evaluator(tasks, model=self.model_name, device="cpu") as ev:
+            real = ev.score
+
+            def score(model_dir, samples):
+                self.scored += [(t, str(d["id"])) for t, ds in samples.items() for d in ds]
+                return real(model_dir, samples)
+
+            ev.score = score
+            yield ev
+
+
+@pytest.fixture
+def run_with_models(tmp_path, micro_bench):
+    run = str(tmp_path / "run")
+    data = micro_bench / "data"
+    good = publish_answer_key(str(tmp_path / "models" / "good"), data, right=1.0)
+    bad = publish_answer_key(str(tmp_path / "models" / "bad"), data, right=0.0)
+    return run, data, good, bad
+
+
+def test_score_cache_adds_and_restricts_without_lm_eval(tmp_path):
+    cache = ScoreCache(RunLayout(str(tmp_path / "run")))
+    docs = {"saebench_math": [{"id": "a"}, {"id": "b"}]}
+    assert cache.get("h") is None and cache.missing("h", docs) == docs
+    row = functools.partial(ExampleResult, task="saebench_math", answer="1", target="1")
+    assert cache.add("h", EvalResult([row(example_id="a", correct=True)])) == {("saebench_math", "a")}
+    assert cache.missing("h", docs) == {"saebench_math": [{"id": "b"}]}
+    assert cache.add("h", EvalResult([row(example_id="a", correct=True), row(example_id="b", correct=False)])) == {
+        ("saebench_math", "b")}
+    again = ScoreCache(RunLayout(str(tmp_path / "run")))  # read back from the run, not from memory
+    assert again.missing("h", docs) == {}
+    assert [r.correct for r in again.on("h", docs).per_example] == [True, False]
+    with pytest.raises(RuntimeError, match="not scored"):
+        again.on("h", {"saebench_math": [{"id": "c"}]})
+
+
+def test_evaluate_candidates_scores_through_the_cache(run_with_models, scripted_lm):
+    run, data, good, bad = run_with_models
+    evaluator = CountingEvaluator(scripted_lm)
+    sample0 = sample_optimisation_set(run, 0, str(data), {t: 4 for t in TASKS}, seed=0)
+    scored = evaluate_candidates(run, 0, "archive", [good, bad, dict(bad, status="discarded", uri="")], sample0,
+                                 gamma=0.5, evaluator=evaluator)
+    assert evaluator.opened == 1  # one evaluator serves every model of the step
+    assert len(evaluator.scored) == 2 * 8
+    assert scored[0]["score"] == 1.0 and scored[0]["fitness"] == pytest.approx(1.0 + 0.5 * 0.2)
+    assert scored[1]["score"] == 0.0 and scored[1]["scores"] == {t: 0.0 for t in TASKS}
+    assert "score" not in scored[2]  # discarded offspring pass through unscored
+
+    # The next generation's sample overlaps the first in some examples: only new ones are evaluated.
+    sample1 = sample_optimisation_set(run, 1, str(data), {t: 6 for t in TASKS}, seed=0)
+    ids0 = {(t, str(d["id"])) for t, ds in _docs(sample0).items() for d in ds}
+    ids1 = {(t, str(d["id"])) for t, ds in _docs(sample1).items() for d in ds}
+    evaluator.scored.clear()
+    rescored = evaluate_candidates(run, 1, "archive", [good], sample1, gamma=0.5, evaluator=evaluator)
+    assert set(evaluator.scored) == ids1 - ids0
+    assert rescored[0]["n_scored"] == len(ids1) and rescored[0]["score"] == 1.0
+    table = runlog.read_table(RunLayout(run).scores(1, "archive"))
+    fresh = {(r["task"], r["example_id"]) for r in table.to_pylist() if r["fresh"]}
+    assert fresh == ids1 - ids0 and table.num_rows == len(ids1)
+
+    evaluator.scored.clear()
+    evaluate_candidates(run, 1, "archive", [good], sample1, gamma=0.5, evaluator=evaluator)
+    assert evaluator.scored == [] and evaluator.opened == 2  # all cached: opened, never asked
+
+
+def test_score_models_merges_duplicate_models(run_with_models, scripted_lm):
+    run, data, good, _ = run_with_models
+    evaluator = CountingEvaluator(scripted_lm)
+    sample = sample_optimisation_set(run, 0, str(data), {t: 3 for t in TASKS}, seed=1)
+    with storage.local_input(sample) as d:
+        from saemerge.steps.evaluation import read_sample
+
+        docs = read_sample(d)
+    out = score_models(ScoreCache(RunLayout(run)), [good, dict(good, id="twin")], docs, evaluator)
+    assert list(out) == [good["content_hash"]] and len(evaluator.scored) == 6
+
+
+def test_final_evaluate_writes_the_results_table(run_with_models, scripted_lm):
+    run, data, good, bad = run_with_models
+    evaluator = CountingEvaluator(scripted_lm)
+    half = publish_answer_key(str(run_with_models[0]) + "-models/half", data, right=0.5)
+    sample0 = sample_optimisation_set(run, 0, str(data), {t: 4 for t in TASKS}, seed=0)
+    archive = evaluate_candidates(run, 0, "archive", [half, good], sample0, gamma=0.05, evaluator=evaluator)
+    rows = final_evaluate(run, archive, [bad["uri"], half["uri"]], good["uri"], str(data), {t: 5 for t in TASKS}, [],
+                          seed=0, gamma=0.05, evaluator=evaluator)
+    by_method = {r["method"]: r for r in rows}
+    assert list(by_method) == ["base", "expert:bad", "expert:half", "sae"]
+    assert by_method["base"]["macro"] == 1.0 and by_method["expert:bad"]["macro"] == 0.0
+    assert by_method["sae"]["id"] == good["id"]  # the archive member with the best fitness over its examples
+    layout = RunLayout(run)
+    assert [r["method"] for r in layout.read_results()] == list(by_method)
+    assert layout.read_results()[0]["scores"] == {t: 1.0 for t in TASKS}
+    scores = runlog.read_table(layout.final("scores.parquet"))
+    assert scores.num_rows == 4 * 10 and set(scores.column("method").to_pylist()) == set(by_method)
+    assert runlog.read_json(layout.final("best.json"))["id"] == good["id"]
+    assert isinstance(scores, pa.Table)
+
+
+def _docs(sample_uri: str) -> dict:
+    from saemerge.steps.evaluation import read_sample
+
+    with storage.local_input(sample_uri) as d:
+        return read_sample(d)
