@@ -52,6 +52,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from saemerge.units import parse_size
+
 MB = 1e6
 VOCAB = 32000
 MERGEKIT_SPEC = "mergekit==0.1.5"
@@ -161,7 +163,7 @@ def choose_shape(params: int) -> dict:
     """
     hidden = 320 if params <= 30e6 else 640 if params <= 300e6 else 1280 if params <= 1.5e9 else 2560
     inter = hidden * 43 // 16  # ~2.69x, LLaMA-like
-    kv = hidden // 2  # tinymodels.llama_config: 4 heads, 2 KV heads
+    kv = hidden // 2  # tests.support.tinymodels.llama_config: 4 heads, 2 KV heads
     vocab = VOCAB
     while vocab > 1000 and 2 * vocab * hidden > params / 2:  # embeddings at most half the model
         vocab //= 2
@@ -181,7 +183,8 @@ def build_family(root: Path, shape: dict, dtype_name: str, seed: int = 0) -> dic
     import torch
     from safetensors.torch import save_file
 
-    from saemerge.tinymodels import llama_config, write_tokenizer
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root, for tests.support
+    from tests.support.tinymodels import llama_config, write_tokenizer
 
     spec = {**shape, "dtype": dtype_name, "seed": seed, "version": 2}
     paths = {k: root / k for k in ("base", "expert0", "expert1")}
@@ -435,15 +438,6 @@ def saemerge_ops(paths: dict[str, Path], outdir: Path, args) -> list[Op]:
     return [ops[k] for k in args.ops if k in ops]
 
 
-def parse_size(text: str) -> int:
-    """'5GB', '500MB', '2GiB' or bytes -> bytes (decimal units, as saemerge's --max-shard-size)."""
-    t = text.strip().upper()
-    for unit, mult in (("GIB", 2**30), ("MIB", 2**20), ("KIB", 2**10), ("GB", 10**9), ("MB", 10**6), ("KB", 10**3)):
-        if t.endswith(unit):
-            return int(float(t[: -len(unit)]) * mult)
-    return int(t.removesuffix("B"))
-
-
 def mergekit_ops(exe: Path, paths: dict[str, Path], outdir: Path, args) -> list[Op]:
     ops = []
     for method in ("ties", "linear"):
@@ -454,7 +448,7 @@ def mergekit_ops(exe: Path, paths: dict[str, Path], outdir: Path, args) -> list[
         cfg.write_text(json.dumps(mergekit_config(method, paths, args.density, args.dtype), indent=1))
         out = outdir / f"mk-{method}"
         cmd = [str(exe), str(cfg), str(out), "--lazy-unpickle", "--quiet", "--device", "cpu",
-               "--out-shard-size", str(parse_size(args.shard_size))]
+               "--out-shard-size", str(parse_size(args.shard_size, what="--shard-size"))]
         if args.threads:
             cmd += ["--num-threads", str(args.threads)]
         ops.append(Op(f"merge {method}", f"mergekit", cmd, out, pair=f"sm-{method}"))

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from saemerge import units
 from saemerge.errors import SaeMergeError
 
 SINGLE_FILE = "model.safetensors"
@@ -304,22 +305,11 @@ def plan_shards(infos: Sequence[TensorInfo], max_shard_bytes: int) -> list[list[
 
 
 def parse_size(text: str | int) -> int:
-    """'500MB', '2GB', '20KB' or a byte count -> bytes (decimal units, as transformers uses)."""
-    if isinstance(text, int):
-        return text
-    units = {"KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12, "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "B": 1}
-    t = text.strip().upper()
-    for unit in sorted(units, key=len, reverse=True):
-        if t.endswith(unit):
-            try:
-                value = float(t[: -len(unit)])
-            except ValueError:
-                break
-            if value > 0:
-                return int(value * units[unit])
-    if t.isdigit() and int(t) > 0:
-        return int(t)
-    raise SaeMergeError(f"--max-shard-size {text!r}: expected a size such as 500MB or 2GB")
+    """``--max-shard-size``: '500MB', '2GB', '1GiB' or a byte count -> bytes (at least 1).
+
+    KB/MB/GB are decimal, as transformers uses; see :func:`saemerge.units.parse_size`.
+    """
+    return units.parse_size(text, what="--max-shard-size", minimum=1)
 
 
 class _ShardFile:

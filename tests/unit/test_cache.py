@@ -7,9 +7,8 @@ import time
 
 import pytest
 
-from saemerge.cache import human, parse_size, prune, usage
+from saemerge.cache import prune, usage
 from saemerge.cli import main
-from saemerge.errors import SaeMergeError
 
 NOW = time.time()  # the CLI prunes against the real clock
 
@@ -72,24 +71,6 @@ def test_dry_run_removes_nothing(cache):
 def test_an_empty_or_missing_cache_is_fine(tmp_path):
     r = prune(0, root=tmp_path / "nothing")
     assert (r.removed_entries, r.removed_temp, r.kept_bytes) == (0, 0, 0)
-
-
-@pytest.mark.parametrize(("text", "expected"), [
-    ("0", 0), ("512", 512), ("1K", 1024), ("10G", 10 * 1024**3), ("2.5GB", 2_500_000_000), ("500MiB", 500 * 1024**2),
-    ("1 t", 1024**4),
-])
-def test_parse_size(text, expected):
-    assert parse_size(text) == expected
-
-
-@pytest.mark.parametrize("text", ["", "ten", "-1G", "5X", "1.2.3M", "inf", "nan"])
-def test_parse_size_rejects_non_sizes_naming_the_flag(text):
-    with pytest.raises(SaeMergeError, match=r"^--max-size .*: not a size"):
-        parse_size(text)
-
-
-def test_human():
-    assert [human(n) for n in (0, 1023, 1536, 5 * 1024**3)] == ["0 B", "1023 B", "1.5 KiB", "5.0 GiB"]
 
 
 def test_cli_prune_and_info(cache, capsys):

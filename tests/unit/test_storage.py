@@ -13,6 +13,7 @@ import pytest
 from saemerge import manifest as mf
 from saemerge import storage
 from saemerge.errors import SaeMergeError
+from saemerge.storage import s3_conn
 
 
 def _fill(d, files: dict[str, bytes]) -> None:
@@ -221,11 +222,11 @@ def _client_error(code: str, status: int):
 def test_s3_errors_name_endpoint_and_key_id_not_secret(monkeypatch):
     secret = "s3cr3t-value-that-must-not-leak"
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", secret)
-    conn = storage._Conn(client=None, endpoint="http://127.0.0.1:9", access_key="AKIDEXAMPLE")
+    conn = s3_conn.Conn(client=None, endpoint="http://127.0.0.1:9", access_key="AKIDEXAMPLE")
     for code, hint in [("SignatureDoesNotMatch", "secret access key is wrong"),
                        ("InvalidAccessKeyId", "not known"), ("NoSuchBucket", "does not exist"),
                        ("AccessDenied", "access denied")]:
-        err = storage._translate(_client_error(code, 403), conn, "GET", "s3://b/k")
+        err = s3_conn.translate(_client_error(code, 403), conn, "GET", "s3://b/k")
         msg = str(err)
         assert code in msg and hint in msg and "http://127.0.0.1:9" in msg and "AKIDEXAMPLE" in msg
         assert secret not in msg and "\n" not in msg
@@ -238,8 +239,8 @@ def test_s3_errors_name_endpoint_and_key_id_not_secret(monkeypatch):
         except Exception as inner:
             raise S3UploadFailedError(f"Failed to upload: {inner}")
     except S3UploadFailedError as wrapped:
-        assert "AccessDenied" in str(storage._translate(wrapped, conn, "upload to", "s3://b/k"))
-    assert storage._translate(OSError("disk full"), conn, "GET", "s3://b/k") is None
+        assert "AccessDenied" in str(s3_conn.translate(wrapped, conn, "upload to", "s3://b/k"))
+    assert s3_conn.translate(OSError("disk full"), conn, "GET", "s3://b/k") is None
 
 
 def test_transfer_settings_from_env(monkeypatch):
@@ -251,3 +252,29 @@ def test_transfer_settings_from_env(monkeypatch):
     monkeypatch.setenv("SAEMERGE_S3_CONCURRENCY", "lots")
     with pytest.raises(SaeMergeError, match="SAEMERGE_S3_CONCURRENCY"):
         storage.transfer_config()
+
+
+# -- the backend seam ---------------------------------------------------------------------------
+def test_backends_implement_the_interface_with_its_signatures():
+    import inspect
+
+    from saemerge.storage.base import Backend
+    from saemerge.storage.local import LocalBackend
+    from saemerge.storage.s3 import S3Backend
+
+    methods = [n for n, f in vars(Backend).items() if inspect.isfunction(f) and not n.startswith("_")]
+    assert {"exists", "read_bytes", "fetch", "output_dir", "publish"} <= set(methods)
+    for impl in (LocalBackend, S3Backend):
+        for name in methods:
+            assert inspect.signature(getattr(impl, name)) == inspect.signature(getattr(Backend, name)), \
+                f"{impl.__name__}.{name}"
+
+
+def test_one_dispatch_by_scheme(tmp_path):
+    from saemerge.storage.local import LocalBackend
+    from saemerge.storage.s3 import S3Backend
+
+    backend, loc = storage.backend_for("s3://b/run/")
+    assert isinstance(backend, S3Backend) and (loc.bucket, loc.key) == ("b", "run")
+    backend, loc = storage.backend_for(tmp_path)
+    assert isinstance(backend, LocalBackend) and loc.path == tmp_path

@@ -39,7 +39,8 @@ def register(subparsers) -> None:
 
 
 def _info(args: argparse.Namespace) -> int:
-    from saemerge.cache import human, usage
+    from saemerge.cache import usage
+    from saemerge.units import human
 
     u = usage(args.dir)
     now = time.time()
@@ -57,11 +58,11 @@ def _info(args: argparse.Namespace) -> int:
 
 
 def _prune(args: argparse.Namespace) -> int:
-    from saemerge.cache import human, parse_size, prune
+    from saemerge.cache import cache_root, prune
     from saemerge.errors import SaeMergeError
-    from saemerge.storage import cache_root
+    from saemerge.units import human, parse_size
 
-    max_bytes = parse_size(args.max_size) if args.max_size is not None else None
+    max_bytes = parse_size(args.max_size, what="--max-size") if args.max_size is not None else None
     for flag, value in (("--min-idle", args.min_idle), ("--temp-idle", args.temp_idle)):
         if value < 0:
             raise SaeMergeError(f"{flag} {value:g}: must be >= 0")

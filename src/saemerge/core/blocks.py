@@ -25,6 +25,8 @@ import torch
 
 from saemerge.core import sparsity as _sparsity
 from saemerge.core.sparsity import Moments, get_measure
+from saemerge.errors import SaeMergeError
+from saemerge.units import parse_size
 
 # 2 Mi entries: 8 MB per float32 block. The streamed merges hold up to ~8 block-sized float32
 # temporaries at a time (TIES, SAE), and the C heap keeps some freed blocks resident, so peak
@@ -50,17 +52,17 @@ def row_blocks(shape: tuple[int, ...], block_elems: int) -> list[tuple[int, int]
 
 
 def parse_block_size(text: str | int) -> int:
-    """'4M', '512K', '1G' (binary multiples of entries) or a plain count -> entries (>= 1)."""
-    if isinstance(text, int):
-        value = text
-    else:
-        t = text.strip().upper()
-        mult = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(t[-1:], 1)
-        digits = t[:-1] if mult > 1 else t
-        try:
-            value = int(float(digits) * mult)
-        except ValueError:
-            raise ValueError("expected a count of entries such as 4M or 1048576") from None
+    """'4M', '512K', '1G' (binary multiples of entries) or a plain count -> entries (>= 1).
+
+    The spelling is :func:`saemerge.units.parse_size`'s.
+
+    Raises:
+        ValueError: a message without the text, for the caller to prefix with its flag.
+    """
+    try:
+        value = parse_size(text)
+    except SaeMergeError:
+        raise ValueError("expected a count of entries such as 4M or 1048576") from None
     if value < 1:
         raise ValueError("expected at least 1 entry")
     return value

@@ -1,10 +1,10 @@
 """The local download cache: how big it is, and pruning it.
 
-:mod:`saemerge.storage` keeps every published directory it downloads under
-``<cache>/objects/<files hash>/`` (verified, read-only by convention) and writes in-flight
-downloads and uploads under ``<cache>/tmp/``. Nothing removes either on its own: an entry
-is reused by every later read of the same content, and a temp directory outlives a
-process that was killed mid-write. A tiny demo run adds about a hundred 4 MiB entries; a
+:mod:`saemerge.cache.downloads` keeps every published directory that
+:mod:`saemerge.storage` downloads under ``<cache>/objects/<files hash>/`` (verified,
+read-only by convention) and in-flight downloads and uploads under ``<cache>/tmp/``.
+Nothing removes either on its own: an entry is reused by every later read of the same
+content, and a temp directory outlives a process that was killed mid-write. A tiny demo run adds about a hundred 4 MiB entries; a
 run over 3B-parameter checkpoints adds gigabytes per generation.
 
 :func:`prune` removes temp directories that nobody has touched for a while, then the
@@ -16,7 +16,6 @@ from under it.
 
 from __future__ import annotations
 
-import math
 import os
 import secrets
 import shutil
@@ -24,11 +23,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from saemerge.cache.downloads import cache_root
 from saemerge.errors import SaeMergeError
-from saemerge.storage import cache_root
-
-_UNITS = {"": 1, "B": 1, "K": 1024, "KB": 1000, "KIB": 1024, "M": 1024**2, "MB": 1000**2, "MIB": 1024**2,
-          "G": 1024**3, "GB": 1000**3, "GIB": 1024**3, "T": 1024**4, "TB": 1000**4, "TIB": 1024**4}
 
 
 @dataclass
@@ -61,32 +57,6 @@ class Pruned:
     kept_bytes: int = 0
 
 
-def parse_size(text: str) -> int:
-    """``"10G"``, ``"512MiB"``, ``"2.5GB"``, ``"0"`` as bytes (K/M/G/T alone are binary)."""
-    s = text.strip().upper().replace(" ", "")
-    number = s.rstrip("KMGTIB")
-    unit = s[len(number):]
-    try:
-        value = float(number)
-    except ValueError:
-        value = -1.0
-    if unit not in _UNITS or not math.isfinite(value) or value < 0:
-        raise SaeMergeError(f"--max-size {text!r}: not a size (examples: 0, 500M, 10G, 2.5GB)")
-    return int(value * _UNITS[unit])
-
-
-def human(n: int) -> str:
-    """``1536`` as ``"1.5 KiB"``."""
-    if n < 1024:
-        return f"{n} B"
-    size, unit = n / 1024, "KiB"
-    for bigger in ("MiB", "GiB", "TiB"):
-        if size < 1024:
-            break
-        size, unit = size / 1024, bigger
-    return f"{size:.1f} {unit}"
-
-
 def _dir_bytes(path: Path) -> int:
     total = 0
     for root, _dirs, files in os.walk(path):
@@ -113,7 +83,7 @@ def _entries(directory: Path) -> list[Entry]:
 
 
 def usage(root: Path | None = None) -> Usage:
-    """What the cache at ``root`` (default :func:`~saemerge.storage.cache_root`) holds."""
+    """What the cache at ``root`` (default :func:`~saemerge.cache.downloads.cache_root`) holds."""
     root = Path(root) if root is not None else cache_root()
     return Usage(root, _entries(root / "objects"), _entries(root / "tmp"))
 

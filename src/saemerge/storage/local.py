@@ -1,0 +1,129 @@
+"""The local-path backend: atomic writes by temp file + rename, publish by renaming a directory."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import shutil
+from pathlib import Path
+
+from saemerge import manifest as mf
+from saemerge.errors import SaeMergeError
+from saemerge.manifest import MANIFEST_NAME
+from saemerge.storage.uri import Location
+
+log = logging.getLogger(__name__)
+
+
+def _temp_name(path: Path) -> Path:
+    """A hidden sibling of ``path``: same filesystem, so a rename onto ``path`` is atomic."""
+    return path.with_name(f".{path.name}.tmp-{secrets.token_hex(4)}")
+
+
+def _read_manifest(path: Path) -> dict | None:
+    file = path / MANIFEST_NAME
+    return mf.loads(file.read_bytes(), str(file)) if file.is_file() else None
+
+
+class LocalBackend:
+    """Local paths (``Location.path``)."""
+
+    def exists(self, loc: Location) -> bool:
+        return loc.path.is_file() or (loc.path / MANIFEST_NAME).is_file()
+
+    def read_bytes(self, loc: Location) -> bytes:
+        try:
+            return loc.path.read_bytes()
+        except FileNotFoundError:
+            raise SaeMergeError(f"{loc.uri}: no such file") from None
+
+    def write_bytes(self, loc: Location, data: bytes) -> None:
+        loc.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = _temp_name(loc.path)
+        try:
+            tmp.write_bytes(data)
+            os.replace(tmp, loc.path)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def put_file(self, src: Path, loc: Location) -> None:
+        loc.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = _temp_name(loc.path)
+        try:
+            shutil.copyfile(src, tmp)
+            os.replace(tmp, loc.path)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def get_file(self, loc: Location, dest: Path) -> None:
+        if not loc.path.is_file():
+            raise SaeMergeError(f"{loc.path}: no such file")
+        self.put_file(loc.path, Location(uri=str(dest), path=dest))
+
+    def list_uris(self, loc: Location, *, recursive: bool) -> list[str]:
+        if not loc.path.is_dir():
+            return []
+        if recursive:
+            return [str(loc.path / rel) for rel in mf.list_files(loc.path, keep_manifest=True)]
+        return sorted(str(p) + ("/" if p.is_dir() else "") for p in loc.path.iterdir())
+
+    def ensure_bucket(self, loc: Location, *, create: bool) -> None:
+        """Nothing to check: a local directory is created when written."""
+
+    def read_manifest(self, loc: Location) -> dict | None:
+        return _read_manifest(loc.path)
+
+    def fetch(self, loc: Location, *, verify: bool, require_manifest: bool) -> Path:
+        """The directory itself, used in place; one without a manifest (a user's HF checkpoint)
+        is accepted unless ``require_manifest``."""
+        if not loc.path.is_dir():
+            raise SaeMergeError(f"{loc.uri}: no such directory")
+        manifest = self.read_manifest(loc)
+        if manifest is None and require_manifest:
+            raise SaeMergeError(f"{loc.uri} has no {MANIFEST_NAME}: not a published directory")
+        if manifest is not None and verify:
+            mf.verify_dir(loc.path, manifest, loc.uri)
+        return loc.path
+
+    def output_dir(self, loc: Location) -> Path:
+        """A hidden sibling of the destination, renamed onto it by :meth:`publish`."""
+        loc.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = _temp_name(loc.path)
+        tmp.mkdir()
+        return tmp
+
+    def publish(self, tmp: Path, loc: Location, content_hash: str | None) -> None:
+        """Rename ``tmp`` onto the destination; a published one with other content is set
+        aside first and removed after, identical content is left as it is."""
+        final = loc.path
+        manifest = mf.build_manifest(tmp, content_hash=content_hash)
+        aside = None
+        if final.exists():
+            old = _read_manifest(final) if final.is_dir() else None
+            if mf.same_content(old, manifest):
+                log.info("%s already holds identical content (%s); nothing to publish",
+                         loc.uri, manifest["content_hash"][:16])
+                return
+            if old is not None:
+                log.warning("replacing the published directory %s (content %s -> %s)",
+                            loc.uri, old["content_hash"][:16], manifest["content_hash"][:16])
+                aside = final.parent / f".{final.name}.old-{secrets.token_hex(4)}"
+                os.rename(final, aside)
+            elif final.is_dir() and not any(final.iterdir()):
+                final.rmdir()
+            else:
+                raise SaeMergeError(f"{loc.uri} exists and is not a published directory "
+                                    f"(no {MANIFEST_NAME}); refusing to replace it")
+        (tmp / MANIFEST_NAME).write_bytes(mf.dumps(manifest))
+        try:
+            os.rename(tmp, final)
+        except OSError:
+            # Another writer published first: fine when it holds the same content.
+            if not mf.same_content(_read_manifest(final), manifest):
+                raise
+            log.info("%s was published concurrently with identical content", loc.uri)
+        if aside is not None:
+            shutil.rmtree(aside, ignore_errors=True)
+        log.info("published %s (%d files, %.1f MB, content %s)", loc.uri, len(manifest["files"]),
+                 manifest["total_size"] / 1e6, manifest["content_hash"][:16])
