@@ -25,10 +25,15 @@ def init_population(
     measure: str,
     granularity: str,
     include_base: bool,
+    baselines: List[str],
     seed: int,
+    merge_device: str,
+    eval_device: str,
+    eval_dtype: str,
+    eval_batch_size: int,
     metrics: Output[Metrics],
 ) -> List[dict]:
-    """Validate the run's parameters, write run.json, list the initial sparse variants (SAE-SPEC §6.1).
+    """Validate every run parameter, write run.json, list the initial sparse variants (SAE-SPEC §6.1).
 
     Each expert (and the base when `include_base`) is expanded at sparsities
     {0, s_min, (s_min+s_max)/2, s_max}.
@@ -43,7 +48,9 @@ def init_population(
         run_uri=run_uri, experts=experts, base_uri=base_uri, data_uri=data_uri, opt_sizes=opt_sizes,
         test_sizes=test_sizes, steps=steps, archive_size=archive_size, s_min=s_min, s_max=s_max, t0=t0,
         t_mult=t_mult, reverse=reverse, beta=beta, gamma=gamma, scoring=scoring, attraction=attraction,
-        competition=competition, measure=measure, granularity=granularity, include_base=include_base, seed=seed,
+        competition=competition, measure=measure, granularity=granularity, include_base=include_base,
+        baselines=baselines, seed=seed, merge_device=merge_device, eval_device=eval_device, eval_dtype=eval_dtype,
+        eval_batch_size=eval_batch_size,
     ))
     variants = init(config)
     metrics.log_metric("variants", len(variants))

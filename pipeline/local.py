@@ -10,6 +10,11 @@ Phases, each timed and printed:
 
 Resume: the run's steps are idempotent (content-addressed models, per-example score cache, recipe
 files), so running the same run id again finishes an interrupted run without redoing finished work.
+
+Lifecycle: one process drives a run at a time (a lease in the run, :mod:`saemerge.lease`). The
+kfp child runs in its own process group and watches this process: if it dies, even by SIGKILL,
+the child stops every step it started. Locally there is no pod to lose, so steps are not retried:
+a failed step fails the run at once, with its one-line reason, and a resume continues it.
 """
 
 from __future__ import annotations
@@ -17,9 +22,11 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +34,7 @@ from pathlib import Path
 from saemerge import runlog, storage
 from saemerge.config import RunConfig
 from saemerge.errors import SaeMergeError
+from saemerge.lease import RunLease
 from saemerge.report import PLOTS, results_text
 from saemerge.runlog import RunLayout
 
@@ -154,13 +162,52 @@ def run_pipeline_here(steps: int, pipeline_root: Path, arguments: dict) -> None:
     from saemerge.pipeline.sae_pipeline import CompileOptions
 
     compiled = Path(pipeline_root) / "sae_pipeline.yaml"
-    stats = compile_pipeline(compiled, CompileOptions(steps=steps))
+    stats = compile_pipeline(compiled, CompileOptions(steps=steps, retries=0))
     log.info("compiled %s: %s", compiled, stats)
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(pipeline_root))
     components.load_component_from_file(str(compiled))(**arguments)
 
 
-def _follow(run: LocalRun, proc: subprocess.Popen, phases: Phases, started: float) -> None:
+def stop_with_parent(parent: int, interval: float = 0.5) -> None:
+    """In the kfp child: when `parent` is gone, kill this process group (every step it started).
+
+    The child runs in its own session, so a SIGKILL of `saemerge run` would otherwise leave it
+    running steps against the store or the user's S3.
+    """
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(interval)
+        os.killpg(os.getpgid(0), signal.SIGKILL)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_FAILED_TASK = re.compile(r"Task '([^']+)' finished with status FAILURE")
+_ERROR_LINE = re.compile(r"^(?:[\w.]+\.)?(\w*(?:Error|Exception|Interrupt)): (.+)$")
+
+
+def failure_reason(log_text: str) -> tuple[str | None, str | None, bool]:
+    """(failing step, its one-line reason, whether a resume can fix it) from a kfp.local log.
+
+    A :class:`SaeMergeError` is a problem with the run's input or configuration: running the
+    same thing again fails the same way. Anything else (a lost connection, a killed process)
+    may pass on a resume.
+    """
+    text = _ANSI.sub("", log_text)
+    failed = _FAILED_TASK.search(text)
+    step = failed.group(1) if failed else None
+    before = text[: failed.start()] if failed else text  # the failing step's traceback ends just before
+    errors = [m for m in map(_ERROR_LINE.match, before.splitlines()) if m]
+    if not errors:
+        return step, None, True
+    kind, message = errors[-1].group(1), errors[-1].group(2).strip()
+    permanent = kind == "SaeMergeError"
+    return step, (message if permanent else f"{kind}: {message}"), not permanent
+
+
+def _follow(run: LocalRun, proc: subprocess.Popen, phases: Phases, started: float, lease: RunLease,
+            log_from: int) -> None:
     """Print one line per finished generation while the kfp.local child runs."""
     seen: set[str] = set()
     last = started
@@ -182,12 +229,16 @@ def _follow(run: LocalRun, proc: subprocess.Popen, phases: Phases, started: floa
             last = time.perf_counter()
         if finished:
             break
+        lease.heartbeat()
         time.sleep(1.0)
     if proc.returncode != 0:
-        raise SaeMergeError(
-            f"the pipeline failed (exit {proc.returncode}); its log: {run.run_dir / 'kfp.log'}; "
-            f"resume with: saemerge run --local --resume {run.run_id}"
-        )
+        with open(run.run_dir / "kfp.log", "rb") as f:
+            f.seek(log_from)
+            step, reason, resumable = failure_reason(f.read().decode(errors="replace"))
+        where = f"step {step!r} failed" if step else f"the pipeline failed (exit {proc.returncode})"
+        hint = (f"; resume with: saemerge run --local --resume {run.run_id}" if resumable
+                else "; fix the input and start a new run")
+        raise SaeMergeError(f"{where}: {reason or 'see the log'} (log: {run.run_dir / 'kfp.log'}){hint}")
     phases.done("final evaluation + report", last)
 
 
@@ -217,12 +268,14 @@ def run_local(run: LocalRun) -> list[dict]:
     run.run_dir.mkdir(parents=True, exist_ok=True)
     t = time.perf_counter()
     store = ensure_store(run.workdir, run.bucket)
+    lease: RunLease | None = None
     signal.signal(signal.SIGTERM, _raise_interrupt)  # stop the kfp child too, not only this process
     phases.done("object store", t)
     try:
         layout = RunLayout(run.run_uri)
         if run.resume and not storage.exists(layout.run_json):
             raise SaeMergeError(f"--resume {run.run_id}: no run at {run.run_uri}")
+        lease = RunLease(layout.lease, run=run.run_id).acquire()
         t = time.perf_counter()
         ensure_bench(run.workdir, run.bench_size, run.seed, run.bucket)
         phases.done("benchmark (built once, cached)", t)
@@ -230,17 +283,21 @@ def run_local(run: LocalRun) -> list[dict]:
         print(f"run {run.run_id}: {run.run_uri} ({config.steps} generations); kfp log: {run.run_dir / 'kfp.log'}", flush=True)
         t = time.perf_counter()
         with open(run.run_dir / "kfp.log", "ab") as logf:
+            log_from = logf.tell()
             proc = subprocess.Popen(
                 [sys.executable, "-m", "saemerge.pipeline.local", str(config.steps), str(run.run_dir / "kfp-root"),
-                 str(run.run_dir / "arguments.json")],
+                 str(run.run_dir / "arguments.json"), str(os.getpid())],
                 stdout=logf, stderr=subprocess.STDOUT, start_new_session=True, env=step_environment(),
             )
             try:
-                _follow(run, proc, phases, t)
+                _follow(run, proc, phases, t, lease, log_from)
             except BaseException:
                 if proc.poll() is None:
                     os.killpg(proc.pid, signal.SIGTERM)
-                    proc.wait(timeout=30)
+                    try:
+                        proc.wait(timeout=30)
+                    except subprocess.TimeoutExpired:
+                        os.killpg(proc.pid, signal.SIGKILL)
                 raise
         t = time.perf_counter()
         rows = layout.read_results()
@@ -250,6 +307,8 @@ def run_local(run: LocalRun) -> list[dict]:
             storage.get_file(layout.final(name), report_dir / name)
         phases.done("download report", t)
     finally:
+        if lease is not None:
+            lease.release()
         if store is not None:
             store.stop()
 
@@ -260,6 +319,7 @@ def run_local(run: LocalRun) -> list[dict]:
     return rows
 
 
-if __name__ == "__main__":  # the kfp.local child: STEPS PIPELINE_ROOT ARGUMENTS_JSON
+if __name__ == "__main__":  # the kfp.local child: STEPS PIPELINE_ROOT ARGUMENTS_JSON PARENT_PID
     logging.basicConfig(level=logging.INFO)
+    stop_with_parent(int(sys.argv[4]))
     run_pipeline_here(int(sys.argv[1]), Path(sys.argv[2]), json.loads(Path(sys.argv[3]).read_text()))

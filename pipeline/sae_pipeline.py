@@ -168,7 +168,9 @@ def build_pipeline(options: CompileOptions = CompileOptions()):
             run_uri=run_uri, experts=experts, base_uri=base_uri, data_uri=data_uri, opt_sizes=opt_sizes,
             test_sizes=test_sizes, steps=options.steps, archive_size=archive_size, s_min=s_min, s_max=s_max, t0=t0,
             t_mult=t_mult, reverse=reverse, beta=beta, gamma=gamma, scoring=scoring, attraction=attraction,
-            competition=competition, measure=measure, granularity=granularity, include_base=include_base, seed=seed,
+            competition=competition, measure=measure, granularity=granularity, include_base=include_base,
+            baselines=baselines, seed=seed, merge_device=merge_device, eval_device=eval_device, eval_dtype=eval_dtype,
+            eval_batch_size=eval_batch_size,
         )).set_display_name("init population")
         with dsl.ParallelFor(items=init.outputs["Output"], parallelism=options.merge_parallelism) as variant:
             pruned = retried(c_prune(

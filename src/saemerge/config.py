@@ -155,8 +155,7 @@ class RunConfig:
 
     def _check(self, label: Label) -> None:
         """Rules between parameters, and rules on the contents of lists and dicts."""
-        if self.s_min > self.s_max:
-            raise SaeMergeError(f"{label('s_min')} {self.s_min:g} is greater than {label('s_max')} {self.s_max:g}")
+        check_sparsity_range(self.s_min, self.s_max, label)
         if not self.experts:
             raise SaeMergeError(f"{label('experts')}: at least one expert URI is needed")
         names = [model_name(e) for e in self.experts]
@@ -220,7 +219,7 @@ def _params() -> dict[str, Param]:
     return out
 
 
-_TYPES = {f.name: {"str": str, "int": int, "float": float, "bool": bool, "list": list, "dict": dict}[f.type]
+_TYPES = {f.name: {"str": str, "int": int, "float": float, "bool": bool, "list": list, "dict": dict}[str(f.type)]
           for f in dataclasses.fields(RunConfig)}
 PARAMS: dict[str, Param] = _params()
 
@@ -230,7 +229,13 @@ def model_name(uri: str) -> str:
     return str(uri).rstrip("/").rsplit("/", 1)[-1] or str(uri)
 
 
-def typed(**values: Any) -> dict[str, Any]:
+def check_sparsity_range(s_min: float, s_max: float, label: Label = param_name) -> None:
+    """The schedule's range must not be upside down (s_min = s_max is allowed: ablations)."""
+    if s_min > s_max:
+        raise SaeMergeError(f"{label('s_min')} {s_min:g} is greater than {label('s_max')} {s_max:g}")
+
+
+def typed(*, label: Label = param_name, **values: Any) -> dict[str, Any]:
     """Run parameters that reached a step one by one, each converted to its type and checked.
 
     Steps get their parameters from kfp, which under kfp.local turns every int into a float
@@ -243,7 +248,7 @@ def typed(**values: Any) -> dict[str, Any]:
     for name in values:
         if name not in fields:
             raise unknown_name("run parameter", name, fields)
-    return {name: _coerce(name, value, fields[name]) for name, value in values.items()}
+    return {name: _coerce(label(name), value, fields[name]) for name, value in values.items()}
 
 
 def as_int(name: str, value: Any) -> int:

@@ -3,6 +3,7 @@
 ```
 RUN/                                   a local path or s3://bucket/prefix/RUN_ID
   run.json                             config, versions, seed, created
+  lease.json                           which process drives the run now (pid, host, heartbeat)
   models/<content-hash>/               checkpoints, manifest.json written last
   recipes/<recipe-key>.json            recipe -> content hash, so a retried step reuses its model
   samples/gen-XX/<task>.jsonl          the optimisation set drawn for generation XX
@@ -87,6 +88,11 @@ class RunLayout:
     @property
     def run_json(self) -> str:
         return self._at("run.json")
+
+    @property
+    def lease(self) -> str:
+        """Who drives the run now (:mod:`saemerge.lease`)."""
+        return self._at("lease.json")
 
     def model(self, content_hash: str) -> str:
         return self._at("models", content_hash)

@@ -94,10 +94,10 @@ def local_store_if_needed(uri: str, root: Path):
     """For an s3:// URI with no S3 settings in the environment, use the embedded store of a
     local run (`saemerge run --local` keeps its data under .saemerge/store): attach to it if it
     runs, else start it for the duration of the command."""
-    from saemerge.storage import is_s3
+    from saemerge.storage import parse_uri
 
     configured = os.environ.get("AWS_ENDPOINT_URL") or os.environ.get("AWS_PROFILE") or os.environ.get("AWS_ACCESS_KEY_ID")
-    if not is_s3(uri) or configured or not (root / "credentials.json").exists():
+    if not parse_uri(uri).is_s3 or configured or not (root / "credentials.json").exists():
         yield
         return
     from saemerge.objectstore import Store
