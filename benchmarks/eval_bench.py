@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -21,31 +22,33 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root, for tests.support
 
 
 def _models(bench: Path | None, tmp: Path) -> tuple[Path, Path, str]:
     if bench is not None:
         return bench / "models" / "base", bench / "models" / "math", f"bench {bench}"
-    from saemerge.tinymodels import write_family
+    from tests.support.tinymodels import write_family
 
     fam = write_family(tmp / "family", n_experts=1, vocab_size=320, hidden=64, layers=2)
-    return fam["base"], fam["expert0"], "tinymodels LLaMA (hidden 64, 2 layers, vocab 320)"
+    return fam["base"], fam["expert0"], "tests.support.tinymodels LLaMA (hidden 64, 2 layers, vocab 320)"
 
 
 def _data(bench: Path | None, tmp: Path, n: int) -> Path:
     if bench is not None:
         return bench
-    from saemerge.evaluate.fixtures import write_bench_data
+    from tests.support.fixtures import write_bench_data
 
     return write_bench_data(tmp / "bench", {"train": n, "validation": 0, "test": n})
 
 
 def run(device: str, args: argparse.Namespace, tmp: Path) -> None:
-    from saemerge.evaluate import Evaluator, test_subset
+    from saemerge.evaluate.evaluator import Evaluator
+    from saemerge.evaluate.sampling import draw_test_set
 
     base, other, what = _models(args.bench, tmp)
     data = _data(args.bench, tmp, args.n)
-    samples = test_subset(["saebench_math", "saebench_multilingual"], args.n, data=data, seed=0, out_dir=tmp / "s")
+    samples = draw_test_set(["saebench_math", "saebench_multilingual"], args.n, data=data, seed=0, out_dir=tmp / "s")
     print(f"\n== {device}: {what}; batch size {args.batch_size}, max_gen_toks {args.max_gen_toks}")
     with Evaluator(list(samples), device=device, batch_size=args.batch_size, max_gen_toks=args.max_gen_toks,
                    workdir=tmp / f"work-{device}") as ev:

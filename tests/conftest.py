@@ -1,8 +1,19 @@
-"""Shared fixtures: offline settings and tiny real LLaMA checkpoints built once per session."""
+"""Shared fixtures: offline settings, tiny real LLaMA checkpoints built once per session, and
+the scripted lm-eval model.
+
+Test-only helpers live in ``tests/support`` (imported as ``tests.support``), so the repository
+root goes on ``sys.path`` here, whichever way pytest was started.
+"""
 
 from __future__ import annotations
 
 import os
+import sys
+from pathlib import Path
+
+_REPO = str(Path(__file__).resolve().parents[1])
+if _REPO not in sys.path:
+    sys.path.insert(0, _REPO)
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
@@ -26,7 +37,7 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture(scope="session")
 def tiny_family(tmp_path_factory):
     """base + 2 experts, 2 layers, hidden 32, fp32, single-file safetensors."""
-    from saemerge.tinymodels import write_family
+    from tests.support.tinymodels import write_family
 
     return write_family(tmp_path_factory.mktemp("tiny"), n_experts=2)
 
@@ -34,14 +45,14 @@ def tiny_family(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_family_sharded(tmp_path_factory):
     """The same family (same seed, same weights) written as sharded checkpoints."""
-    from saemerge.tinymodels import write_family
+    from tests.support.tinymodels import write_family
 
     return write_family(tmp_path_factory.mktemp("tiny_sharded"), n_experts=2, max_shard_size="20KB")
 
 
 @pytest.fixture(scope="session")
 def tiny_family_bf16(tmp_path_factory):
-    from saemerge.tinymodels import write_family
+    from tests.support.tinymodels import write_family
 
     return write_family(tmp_path_factory.mktemp("tiny_bf16"), n_experts=2, dtype=torch.bfloat16)
 
@@ -54,3 +65,13 @@ def micro_bench(tmp_path_factory):
     out = tmp_path_factory.mktemp("bench") / "micro-seed0"
     build_bench(out, size="micro", seed=0)
     return out
+
+
+@pytest.fixture(scope="session")
+def scripted_lm() -> str:
+    """Registers :class:`~tests.support.scripted_lm.ScriptedLM` with the evaluator; returns its model name."""
+    from saemerge.evaluate.evaluator import register_model
+    from tests.support.scripted_lm import MODEL_NAME, ScriptedLM
+
+    register_model(MODEL_NAME, ScriptedLM)
+    return MODEL_NAME

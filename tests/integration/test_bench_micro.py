@@ -8,11 +8,11 @@ import json
 import pytest
 import torch
 
-from saemerge.bench import formats
 from saemerge.bench.build import build_bench
-from saemerge.bench.scoring import choice_logliks, evaluate_checkpoint, score_mc
+from saemerge.bench.reference_scorer import choice_logliks, evaluate_checkpoint, score_mc
 from saemerge.bench.splits import SPLITS, TASKS, load_split, normalise_question
 from saemerge.cli import main
+from saemerge.evaluate import formats
 
 pytestmark = pytest.mark.integration
 

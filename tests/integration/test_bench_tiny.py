@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from saemerge.bench.build import build_bench
-from saemerge.bench.scoring import evaluate_checkpoint
-from saemerge.ops.merge import merge_checkpoints
+from saemerge.bench.reference_scorer import evaluate_checkpoint
+from saemerge.ops.baselines import merge_checkpoints
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.acceptance]
 

@@ -1,6 +1,6 @@
 """The evaluator on the micro tiny benchmark, cross-checked against the bench's own scorer.
 
-``saemerge.bench.scoring`` scores the benchmark in-process (greedy generation and option
+``saemerge.bench.reference_scorer`` scores the benchmark in-process (greedy generation and option
 log-likelihoods, with the same prompts); lm-eval through the evaluator must agree with it
 on every example: the same correctness and the same extracted answer (after lm-eval's
 ``regexes_to_ignore``, which exact_match applies and the per-example record does not).
@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import pytest
 
-from saemerge.evaluate import Evaluator, test_subset
+from saemerge.bench import reference_scorer
+from saemerge.evaluate.evaluator import Evaluator
+from saemerge.evaluate.formats import normalise_number
+from saemerge.evaluate.sampling import draw_test_set
 from saemerge.evaluate.taskspec import read_jsonl
-
-from saemerge.bench import scoring
-from saemerge.bench.formats import normalise_number
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -28,7 +28,7 @@ def micro(micro_bench):
 
 @pytest.fixture(scope="module")
 def test_sets(micro, tmp_path_factory):
-    return test_subset(TASKS, None, data=micro, seed=0, out_dir=tmp_path_factory.mktemp("micro-test"))
+    return draw_test_set(TASKS, None, data=micro, seed=0, out_dir=tmp_path_factory.mktemp("micro-test"))
 
 
 def test_micro_models_scored_on_both_tasks_agree_with_the_bench_scorer(micro, test_sets):
@@ -44,8 +44,8 @@ def test_micro_models_scored_on_both_tasks_agree_with_the_bench_scorer(micro, te
 
             tokenizer = AutoTokenizer.from_pretrained(model_dir)
             model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
-            ref = {r["id"]: r for r in scoring.score_math(model, tokenizer, math_docs)}
-            ref |= {r["id"]: r for r in scoring.score_mc(model, tokenizer, mc_docs)}
+            ref = {r["id"]: r for r in reference_scorer.score_math(model, tokenizer, math_docs)}
+            ref |= {r["id"]: r for r in reference_scorer.score_mc(model, tokenizer, mc_docs)}
             for row in res.per_example:
                 expected = ref[row.example_id]
                 assert row.correct == expected["correct"], (name, row, expected)

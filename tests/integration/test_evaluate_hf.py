@@ -11,9 +11,10 @@ import torch
 from saemerge.checkpoint import CheckpointReader
 from saemerge.cli import main
 from saemerge.errors import SaeMergeError
-from saemerge.evaluate import Evaluator, sample_optimisation_set
-from saemerge.evaluate.fixtures import write_bench_data
+from saemerge.evaluate.evaluator import Evaluator
+from saemerge.evaluate.sampling import sample_optimisation_set
 from saemerge.evaluate.taskspec import read_jsonl
+from tests.support.fixtures import write_bench_data
 
 pytestmark = pytest.mark.integration
 
@@ -23,7 +24,7 @@ TASKS = ["saebench_math", "saebench_multilingual"]
 @pytest.fixture(scope="module")
 def family(tmp_path_factory):
     """A base and two experts whose embedding covers the tokenizer (320 rows)."""
-    from saemerge.tinymodels import write_family
+    from tests.support.tinymodels import write_family
 
     return write_family(tmp_path_factory.mktemp("evalfamily"), n_experts=2, vocab_size=320)
 
@@ -91,7 +92,7 @@ def test_model_directory_without_tokenizer(evaluator, family, samples, tmp_path)
 
 
 def test_embedding_smaller_than_tokenizer(family, samples, tmp_path):
-    from saemerge.tinymodels import write_tokenizer
+    from tests.support.tinymodels import write_tokenizer
 
     odd = tmp_path / "odd"
     shutil.copytree(family["base"], odd)
@@ -140,7 +141,7 @@ def test_cli_bad_flags(family, bench, capsys, argv, message):
 
 def test_tied_embeddings_swap(samples, tmp_path):
     """LLaMA-3.2-style checkpoints store the tied LM head once; a swap must still move it."""
-    from saemerge.tinymodels import llama_config, random_state_dict, write_checkpoint
+    from tests.support.tinymodels import llama_config, random_state_dict, write_checkpoint
 
     config = llama_config(vocab_size=320)
     config.tie_word_embeddings = True

@@ -1,7 +1,8 @@
 """The shipped task configs under real lm-eval, and the scoring path through a scripted model.
 
-No checkpoint here: the scripted fake stands at lm-eval's LM seam, so prompt building,
-lm-eval's filters and metrics and our mapping back to example ids are all real.
+No checkpoint here: the scripted model (the ``scripted_lm`` fixture) stands at lm-eval's LM
+seam, so prompt building, lm-eval's filters and metrics and our mapping back to example ids
+are all real.
 """
 
 from __future__ import annotations
@@ -14,12 +15,12 @@ from lm_eval.tasks import TaskManager
 from lm_eval.tasks._yaml_loader import load_yaml
 
 from saemerge.errors import SaeMergeError
-from saemerge.evaluate import Evaluator, sample_optimisation_set, test_subset
-from saemerge.evaluate.evaluator import quiet_lm_eval
-from saemerge.evaluate.fake import write_answer_key
-from saemerge.evaluate.fixtures import write_bench_data, write_real_data
+from saemerge.evaluate.evaluator import Evaluator, quiet_lm_eval
 from saemerge.evaluate.overlay import write_overlays
+from saemerge.evaluate.sampling import draw_test_set, sample_optimisation_set
 from saemerge.evaluate.taskspec import TASKS, TASKS_DIR, get_task, read_jsonl, write_jsonl
+from tests.support.fixtures import write_bench_data, write_real_data
+from tests.support.scripted_lm import write_answer_key
 
 pytestmark = pytest.mark.integration
 
@@ -35,7 +36,7 @@ def samples(tmp_path_factory):
     real = write_real_data(root / "real")
     out = sample_optimisation_set(["saebench_math", "saebench_multilingual"], 12, data=bench, seed=1,
                                   generation=0, out_dir=root / "gen-00")
-    out |= test_subset(["gsm8k_sae", "mmlu_prox_sae"], {"mmlu_prox_sae": 9}, data=real, seed=1, out_dir=root / "test")
+    out |= draw_test_set(["gsm8k_sae", "mmlu_prox_sae"], {"mmlu_prox_sae": 9}, data=real, seed=1, out_dir=root / "test")
     return out
 
 
@@ -113,7 +114,7 @@ def test_gsm8k_sae_prompt_equals_lm_eval_gsm8k(task_manager, tmp_path):
 def test_mmlu_prox_sae_prompt_equals_lm_eval_mmlu_prox(task_manager, tmp_path):
     real = write_real_data(tmp_path / "real", languages={"de": 2, "en": 1})
     val = read_jsonl(real / "mmlu_prox" / "validation.jsonl")
-    test = read_jsonl(test_subset(["mmlu_prox_sae"], None, data=real, seed=0, out_dir=tmp_path / "s")["mmlu_prox_sae"])
+    test = read_jsonl(draw_test_set(["mmlu_prox_sae"], None, data=real, seed=0, out_dir=tmp_path / "s")["mmlu_prox_sae"])
     doc = next(d for d in test if d["language"] == "de" and d["category"] == "math")
     assert len(doc["fewshot"]) == 5
     write_jsonl(tmp_path / "val.jsonl", [r for r in val if r["language"] == "de"])
@@ -132,8 +133,8 @@ def answer_key(samples, tmp_path_factory):
 
 
 @pytest.mark.parametrize(("mode", "expected"), [("right", 1.0), ("wrong", 0.0)])
-def test_scripted_model_scores_exactly(samples, answer_key, mode, expected):
-    with Evaluator(ALL, model="saemerge-scripted", model_args={"mode": mode}) as ev:
+def test_scripted_model_scores_exactly(scripted_lm, samples, answer_key, mode, expected):
+    with Evaluator(ALL, model=scripted_lm, model_args={"mode": mode}) as ev:
         res = ev.score(answer_key, samples)
     assert res.per_task == {t: expected for t in ALL}
     assert res.macro == expected
@@ -145,8 +146,8 @@ def test_scripted_model_scores_exactly(samples, answer_key, mode, expected):
     assert table.num_rows == len(sample_ids)
 
 
-def test_already_scored_examples_are_not_evaluated_again(samples, answer_key):
-    with Evaluator(ALL, model="saemerge-scripted") as ev:
+def test_already_scored_examples_are_not_evaluated_again(scripted_lm, samples, answer_key):
+    with Evaluator(ALL, model=scripted_lm) as ev:
         first = ev.score(answer_key, {t: samples[t] for t in ALL}, limit=4)
         assert (first.stats["evaluated"], first.stats["cached"]) == (16, 0)
         # a stale row for an already-seen example is returned as it was, proving it was not re-run
@@ -159,10 +160,10 @@ def test_already_scored_examples_are_not_evaluated_again(samples, answer_key):
     assert len(second.per_example) == total
 
 
-def test_bad_samples_are_one_line_errors(samples, answer_key, tmp_path):
+def test_bad_samples_are_one_line_errors(scripted_lm, samples, answer_key, tmp_path):
     empty = tmp_path / "empty.jsonl"
     empty.write_text("")
-    with Evaluator(["saebench_math"], model="saemerge-scripted") as ev:
+    with Evaluator(["saebench_math"], model=scripted_lm) as ev:
         with pytest.raises(SaeMergeError, match="empty.jsonl: no examples for task saebench_math"):
             ev.score(answer_key, {"saebench_math": empty})
         with pytest.raises(SaeMergeError, match="unknown task 'saebench_maths'; did you mean 'saebench_math'"):
@@ -173,8 +174,9 @@ def test_bad_samples_are_one_line_errors(samples, answer_key, tmp_path):
             ev.score(answer_key, {})
     with pytest.raises(SaeMergeError, match="unknown task 'mmlu_prox'"):
         Evaluator(["mmlu_prox"])
-    with Evaluator(["saebench_math"], model="saemerge-scripte") as ev:
-        with pytest.raises(SaeMergeError, match="unknown lm-eval model 'saemerge-scripte'"):
+    typo = scripted_lm[:-1]
+    with Evaluator(["saebench_math"], model=typo) as ev:
+        with pytest.raises(SaeMergeError, match=f"unknown lm-eval model '{typo}'; did you mean '{scripted_lm}'"):
             ev.score(answer_key, {"saebench_math": samples["saebench_math"]})
 
 
@@ -182,11 +184,11 @@ def test_bad_samples_are_one_line_errors(samples, answer_key, tmp_path):
     ("category", "astrology", "category 'astrology': not an MMLU-ProX subject"),
     ("language", "xx", "unknown MMLU-ProX language 'xx'"),
 ])
-def test_mmlu_prox_doc_with_unknown_subject_or_language(samples, tmp_path, field, value, message):
+def test_mmlu_prox_doc_with_unknown_subject_or_language(scripted_lm, samples, tmp_path, field, value, message):
     docs = read_jsonl(samples["mmlu_prox_sae"])
     docs[0][field] = value
     bad = write_jsonl(tmp_path / "bad.jsonl", docs)
     key = write_answer_key({"mmlu_prox_sae": bad}, tmp_path / "key")
-    with Evaluator(["mmlu_prox_sae"], model="saemerge-scripted") as ev:
+    with Evaluator(["mmlu_prox_sae"], model=scripted_lm) as ev:
         with pytest.raises(SaeMergeError, match=message):
             ev.score(key, {"mmlu_prox_sae": bad})

@@ -298,8 +298,8 @@ def test_image_installs_and_runs_the_components_as_a_pod_does(flavour, tmp_path,
 
 def _check_evaluation(python: str, env: dict, tmp_path: Path) -> None:
     """lm-eval with saemerge's packaged task YAMLs scores a tiny checkpoint in the venv."""
-    from saemerge.evaluate.fixtures import write_bench_data
-    from saemerge.tinymodels import write_family
+    from tests.support.fixtures import write_bench_data
+    from tests.support.tinymodels import write_family
 
     family = write_family(tmp_path / "family", n_experts=1, vocab_size=320)
     bench = write_bench_data(tmp_path / "bench", {"train": 6, "validation": 3, "test": 4})

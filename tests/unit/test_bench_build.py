@@ -7,12 +7,12 @@ import itertools
 import pytest
 import torch
 
-from saemerge.bench import formats
-from saemerge.bench.build import build_bench, prepare_out_dir
+from saemerge.bench.build import END_OF_EXAMPLE, build_bench, prepare_out_dir, training_text
 from saemerge.bench.sizes import SIZES, get_size
 from saemerge.bench.training import IGNORE, Example, collate, encode_pairs, lr_at, train
 from saemerge.cli import main
 from saemerge.errors import SaeMergeError
+from saemerge.evaluate import formats
 
 
 def test_sizes_and_unknown_size_suggestion():
@@ -177,6 +177,12 @@ def test_scale_cycle_refuses_non_positive_scales():
               scale_cycle=(1.0, 0.0))
 
 
+def test_training_text_ends_where_generation_stops():
+    text = training_text(formats.math_prompt("q"), formats.math_target("#### 7"))
+    assert text == "Question: q\nAnswer: #### 7\n\n"
+    assert END_OF_EXAMPLE in formats.STOP_SEQUENCES
+
+
 def test_base_corpus_answers_no_task_item_and_frames_stories_as_a_textbook():
     from saemerge.bench.build import base_texts
     from saemerge.bench.mathdata import iter_drills, iter_problems
@@ -191,7 +197,7 @@ def test_base_corpus_answers_no_task_item_and_frames_stories_as_a_textbook():
     stories = [t for t in texts if t.startswith("Problem: ")]
     assert len(stories) == 5 and not any("####" in t for t in stories)
     exam = [t for t in texts if t.startswith("Question: ")]
-    assert all(t.endswith(formats.END_OF_EXAMPLE) for t in texts)
+    assert all(t.endswith(END_OF_EXAMPLE) for t in texts)
     assert sum("\n#### " in t for t in exam) == 5 and sum("\nOptions:\n" in t for t in exam) == len(mc["pretrain"])
     task_questions = {x["question"] for split in ("train", "test") for x in mc[split]}
     assert not any(q in t for q in task_questions for t in texts)

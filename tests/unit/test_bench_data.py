@@ -8,7 +8,6 @@ import re
 
 import pytest
 
-from saemerge.bench import formats
 from saemerge.bench.lexicon import LANGUAGE_CODES, build_languages
 from saemerge.bench.mathdata import MAX_VALUE, iter_problems
 from saemerge.bench.mcdata import RELATIONS, build_world, make_items
@@ -22,6 +21,7 @@ from saemerge.bench.splits import (
     write_splits,
 )
 from saemerge.errors import SaeMergeError
+from saemerge.evaluate import formats
 
 EQ = re.compile(r", so (\d+) ([-+*/]) (\d+) = (\d+)\.$")
 

@@ -31,7 +31,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # tests/unit/conftest.py
 @pytest.fixture(scope="module")
 def tied_family(tmp_path_factory):
     """base + 3 experts whose every value is a multiple of 1/256: huge tie sets at every threshold."""
-    from saemerge.tinymodels import llama_config, random_state_dict, write_checkpoint
+    from tests.support.tinymodels import llama_config, random_state_dict, write_checkpoint
 
     root = tmp_path_factory.mktemp("tied")
     cfg = llama_config(320, 32, 2)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from saemerge.core.fitness import fitness, macro_average, task_accuracies
+from saemerge.core.fitness import fitness, macro_average
 from saemerge.errors import SaeMergeError
 
 
@@ -14,14 +14,6 @@ def test_macro_average_weighs_tasks_equally():
     assert macro_average({"only": 0.7}) == pytest.approx(0.7)
     with pytest.raises(SaeMergeError, match="no task scores"):
         macro_average({})
-
-
-def test_task_accuracies_from_examples():
-    acc = task_accuracies({"a": [1, 0, 1, 1], "b": [0.0, 1.0]})
-    assert acc == {"a": 0.75, "b": 0.5}
-    assert macro_average(acc) == pytest.approx(0.625)
-    with pytest.raises(SaeMergeError, match="task 'b' has no scored examples"):
-        task_accuracies({"a": [1], "b": []})
 
 
 def test_fitness():

@@ -121,20 +121,20 @@ def test_mask_exact_count_random_with_many_ties():
 
 
 def test_selection_paths_agree():
-    # The CUDA path uses sort, the CPU path radix select; kthvalue is the reference.
+    # The CUDA path uses sort, the CPU path radix select; torch.kthvalue is the reference.
     g = torch.Generator().manual_seed(2)
     x = torch.randint(-50, 50, (1001,), generator=g).float() / 7
     x[:5] = float("nan")
     bits = P._magnitude_bits(x)
     for k in (1, 2, 5, 6, 17, 500, 1000, 1001):
-        ref = P.kth_largest_kthvalue(bits, k)
-        assert P.kth_largest_sort(bits, k) == ref == P.kth_largest_radix(bits, k) == P.kth_largest(bits, k)
-        expected = P.threshold_and_ties(bits, k, "kthvalue")
+        ref = int(torch.kthvalue(bits, bits.numel() - k + 1).values)
+        assert P.kth_largest_sort(bits, k) == ref
+        expected = (ref, k - int((bits > ref).sum()))
         assert P.threshold_and_ties(bits, k, "sort") == expected
         assert P.threshold_and_ties(bits, k, "radix") == expected
         assert P.threshold_and_ties(bits, k) == expected
     with pytest.raises(ValueError):
-        P.threshold_and_ties(bits, 3, "quick")
+        P.threshold_and_ties(bits, 3, "kthvalue")
 
 
 class _FakeCudaBits:
@@ -150,17 +150,14 @@ class _FakeCudaBits:
         return self.t > other
 
 
-def test_cuda_dispatch_never_uses_kthvalue(monkeypatch):
+def test_cuda_dispatch_uses_sort(monkeypatch):
     real_sort = P.kth_largest_sort
     called = []
-    monkeypatch.setattr(P, "kth_largest_kthvalue", lambda b, k: called.append("kthvalue"))
     monkeypatch.setattr(P, "radix_select", lambda *a: called.append("radix"))
     monkeypatch.setattr(P, "kth_largest_sort", lambda b, k: called.append("sort") or real_sort(b.t, k))
     bits = P._magnitude_bits(torch.tensor([3.0, 1.0, 3.0, 2.0]))
-    fake = _FakeCudaBits(bits)
-    assert P.kth_largest(fake, 2) == int(bits[0])
-    assert P.threshold_and_ties(fake, 2) == (int(bits[0]), 2)
-    assert called == ["sort", "sort"]
+    assert P.threshold_and_ties(_FakeCudaBits(bits), 2) == (int(bits[0]), 2)
+    assert called == ["sort"]
 
 
 def test_nan_counts_as_largest_magnitude():

@@ -7,7 +7,7 @@ import torch
 
 from saemerge.errors import SaeMergeError
 from saemerge.evaluate.hf import _torch_dtype, check_model_dir, resolve_device
-from saemerge.tinymodels import llama_config, random_state_dict, write_checkpoint
+from tests.support.tinymodels import llama_config, random_state_dict, write_checkpoint
 
 
 @pytest.fixture(scope="module")

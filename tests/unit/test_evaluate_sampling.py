@@ -8,9 +8,9 @@ from collections import Counter
 import pytest
 
 from saemerge.errors import SaeMergeError
-from saemerge.evaluate.fixtures import write_bench_data, write_real_data
-from saemerge.evaluate.sampling import proportional_allocation, sample_optimisation_set, test_subset
+from saemerge.evaluate.sampling import draw_test_set, proportional_allocation, sample_optimisation_set
 from saemerge.evaluate.taskspec import get_task, load_split, parse_tasks, read_jsonl
+from tests.support.fixtures import write_bench_data, write_real_data
 
 BENCH = ["saebench_math", "saebench_multilingual"]
 
@@ -96,25 +96,25 @@ def test_bench_directory_or_data_root_both_accepted(bench, tmp_path):
 
 
 # -- test subsets ---------------------------------------------------------------------------
-def test_test_subset_is_stratified_by_language(bench, tmp_path):
+def test_draw_test_set_is_stratified_by_language(bench, tmp_path):
     full = read_jsonl(bench / "data" / "multilingual" / "test.jsonl")
     counts = Counter(r["language"] for r in full)
     assert len(counts) == 3 and len(set(counts.values())) == 3  # uneven mix, so the test means something
-    out = test_subset(["saebench_multilingual"], 20, data=bench, seed=5, out_dir=tmp_path)
+    out = draw_test_set(["saebench_multilingual"], 20, data=bench, seed=5, out_dir=tmp_path)
     rows = read_jsonl(out["saebench_multilingual"])
     assert len(rows) == 20
     assert all(r["id"].startswith("ml-test-") for r in rows)
     assert dict(Counter(r["language"] for r in rows)) == {
         k: v for k, v in proportional_allocation(counts, 20).items() if v}
     # the draw within strata is seeded
-    again = test_subset(["saebench_multilingual"], 20, data=bench, seed=5, out_dir=tmp_path / "again")
-    other = test_subset(["saebench_multilingual"], 20, data=bench, seed=6, out_dir=tmp_path / "other")
+    again = draw_test_set(["saebench_multilingual"], 20, data=bench, seed=5, out_dir=tmp_path / "again")
+    other = draw_test_set(["saebench_multilingual"], 20, data=bench, seed=6, out_dir=tmp_path / "other")
     assert ids(again["saebench_multilingual"]) == ids(out["saebench_multilingual"])
     assert ids(other["saebench_multilingual"]) != ids(out["saebench_multilingual"])
 
 
-def test_test_subset_without_size_is_the_whole_test_split(bench, tmp_path):
-    out = test_subset(BENCH, None, data=bench, seed=0, out_dir=tmp_path)
+def test_draw_test_set_without_size_is_the_whole_test_split(bench, tmp_path):
+    out = draw_test_set(BENCH, None, data=bench, seed=0, out_dir=tmp_path)
     assert ids(out["saebench_math"]) == [f"math-test-{i}" for i in range(60)]
     assert out["saebench_math"].name == "saebench_math.test.jsonl"
 
@@ -137,7 +137,7 @@ def test_gsm8k_shots_come_from_train_and_never_the_doc_itself(real, tmp_path):
 
 def test_mmlu_prox_shots_are_first_n_of_same_language_and_subject(real, tmp_path):
     val = load_split(get_task("mmlu_prox_sae"), real, "validation")
-    test = read_jsonl(test_subset(["mmlu_prox_sae"], None, data=real, seed=0, out_dir=tmp_path)["mmlu_prox_sae"])
+    test = read_jsonl(draw_test_set(["mmlu_prox_sae"], None, data=real, seed=0, out_dir=tmp_path)["mmlu_prox_sae"])
     for doc in test:
         same = [r["id"] for r in val if (r["language"], r["category"]) == (doc["language"], doc["category"])]
         assert [s["id"] for s in doc["fewshot"]] == same[:5]
@@ -150,7 +150,7 @@ def test_mmlu_prox_shots_are_first_n_of_same_language_and_subject(real, tmp_path
 
 
 def test_shots_can_be_turned_off(real, tmp_path):
-    out = test_subset(["gsm8k_sae"], None, data=real, seed=0, out_dir=tmp_path, shots=0)
+    out = draw_test_set(["gsm8k_sae"], None, data=real, seed=0, out_dir=tmp_path, shots=0)
     assert all("fewshot" not in d for d in read_jsonl(out["gsm8k_sae"]))
 
 
@@ -171,9 +171,9 @@ def test_unknown_task_suggests_close_names():
          "need at least 1"),
         (lambda d, o: sample_optimisation_set(["gsm8k_sae"], 3, data=d, seed=0, generation=0, out_dir=o),
          "gsm8k_sae has none of train.jsonl"),
-        (lambda d, o: test_subset(["saebench_math"], {"saebench_multilingual": 3}, data=d, seed=0, out_dir=o),
+        (lambda d, o: draw_test_set(["saebench_math"], {"saebench_multilingual": 3}, data=d, seed=0, out_dir=o),
          "not among the tasks sampled"),
-        (lambda d, o: test_subset(["saebench_math"], None, data=d / "nope", seed=0, out_dir=o),
+        (lambda d, o: draw_test_set(["saebench_math"], None, data=d / "nope", seed=0, out_dir=o),
          "no such data directory"),
     ],
 )

@@ -27,7 +27,7 @@ fine-tunes on top of it, so that merges of the experts keep both skills):
   saw the task's facts);
 - the math expert: the base fine-tuned on math prompts and GSM8K-style answers only,
   the multilingual expert on the multiple-choice prompts and answer letters only, both
-  with the evaluator's exact prompts (:mod:`saemerge.bench.formats`), loss on the answer
+  with the evaluator's exact prompts (:mod:`saemerge.evaluate.formats`), loss on the answer
   only, a low learning rate, few steps and an L2-SP pull towards the base
   (``expert_anchor``), every other step taken at half the task vector
   (``expert_scale_cycle``). Their task vectors are ~5-20 % of the base's weights in norm
@@ -51,21 +51,30 @@ from pathlib import Path
 
 import torch
 
-from saemerge.bench import formats
 from saemerge.bench.checkpoints import llama_config, new_model, save_checkpoint
 from saemerge.bench.mathdata import iter_drills, iter_problems, worked_example
 from saemerge.bench.mcdata import make_items
-from saemerge.bench.scoring import accuracy, score_math, score_mc
+from saemerge.bench.reference_scorer import accuracy, score_math, score_mc
 from saemerge.bench.sizes import get_size
 from saemerge.bench.splits import unique_by_question, write_jsonl, write_splits
 from saemerge.bench.tokenizer import train_tokenizer
 from saemerge.bench.training import encode_pairs, encode_texts, train
 from saemerge.errors import SaeMergeError, unknown_name
+from saemerge.evaluate import formats
 
 log = logging.getLogger(__name__)
 
 MODELS = ("base", "math", "multilingual")
 _OUTPUTS = ("bench.json", "models", "data")  # what --force replaces
+
+#: Appended after every training target so the model learns to stop: the first of the
+#: evaluator's stop sequences.
+END_OF_EXAMPLE = formats.STOP_SEQUENCES[0]
+
+
+def training_text(prompt: str, target: str) -> str:
+    """One training example's text (the trainer appends EOS as a token)."""
+    return prompt + target + END_OF_EXAMPLE
 
 
 def base_texts(worked: list[dict], drills: list[dict], mc_pretrain: list[dict], seed: int) -> list[str]:
@@ -77,10 +86,10 @@ def base_texts(worked: list[dict], drills: list[dict], mc_pretrain: list[dict], 
         drills: arithmetic drills, written in the exam's frame (prompt, answer, ``#### N``).
         mc_pretrain: answered multiple-choice items about relations the task never asks.
     """
-    texts = [worked_example(x) + formats.END_OF_EXAMPLE for x in worked]
-    texts += [formats.training_text(formats.mc_prompt(x["question"], x["options"]), formats.mc_target(x["answer_index"]))
+    texts = [worked_example(x) + END_OF_EXAMPLE for x in worked]
+    texts += [training_text(formats.mc_prompt(x["question"], x["options"]), formats.mc_target(x["answer_index"]))
               for x in mc_pretrain]
-    texts += [formats.training_text(formats.math_prompt(x["question"]), formats.math_target(x["answer"])) for x in drills]
+    texts += [training_text(formats.math_prompt(x["question"]), formats.math_target(x["answer"])) for x in drills]
     random.Random(f"base-corpus-{seed}").shuffle(texts)
     return texts
 
@@ -91,7 +100,7 @@ def choice_token_texts(n_corpus: int) -> list[str]:
     Rare letters (an answer J needs 10 options) would otherwise stay two byte tokens in
     small vocabularies; one token each keeps scoring to one forward pass per item.
     """
-    line = formats.END_OF_EXAMPLE.join(f"Answer:{c}" for c in formats.mc_choices(len(formats.LETTERS)))
+    line = END_OF_EXAMPLE.join(f"Answer:{c}" for c in formats.mc_choices(len(formats.LETTERS)))
     return [line] * max(100, n_corpus // 5)
 
 
@@ -99,7 +108,7 @@ def math_pairs(items: list[dict]) -> tuple[list[str], list[str]]:
     """(prompts, completions) for the math expert: exactly the evaluator's prompt and target."""
     return (
         [formats.math_prompt(x["question"]) for x in items],
-        [formats.math_target(x["answer"]) + formats.END_OF_EXAMPLE for x in items],
+        [formats.math_target(x["answer"]) + END_OF_EXAMPLE for x in items],
     )
 
 
@@ -107,7 +116,7 @@ def mc_pairs(items: list[dict]) -> tuple[list[str], list[str]]:
     """(prompts, completions) for the multilingual expert."""
     return (
         [formats.mc_prompt(x["question"], x["options"]) for x in items],
-        [formats.mc_target(x["answer_index"]) + formats.END_OF_EXAMPLE for x in items],
+        [formats.mc_target(x["answer_index"]) + END_OF_EXAMPLE for x in items],
     )
 
 

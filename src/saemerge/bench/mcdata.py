@@ -28,7 +28,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from saemerge.bench.formats import LETTERS
+from saemerge.evaluate.formats import LETTERS
 from saemerge.bench.lexicon import Language, build_languages, english_words, pseudo_words
 from saemerge.errors import SaeMergeError
 

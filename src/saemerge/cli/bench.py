@@ -55,7 +55,7 @@ def format_summary(bench: dict) -> str:
 
 
 def _score(args: argparse.Namespace) -> int:
-    from saemerge.bench.scoring import evaluate_checkpoint
+    from saemerge.bench.reference_scorer import evaluate_checkpoint
     from saemerge.errors import SaeMergeError
 
     if args.limit is not None and args.limit < 1:

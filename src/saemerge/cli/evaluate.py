@@ -66,7 +66,7 @@ def _samples_from_files(items: list[str]) -> dict[str, Path]:
 
 
 def _draw(args: argparse.Namespace, out_dir: Path) -> dict[str, Path]:
-    from saemerge.evaluate.sampling import sample_optimisation_set, test_subset
+    from saemerge.evaluate.sampling import draw_test_set, sample_optimisation_set
     from saemerge.evaluate.taskspec import TASKS, resolve_data_root
 
     root = resolve_data_root(args.data)
@@ -78,12 +78,12 @@ def _draw(args: argparse.Namespace, out_dir: Path) -> dict[str, Path]:
             raise SaeMergeError("--split opt needs --size (examples per task)")
         return sample_optimisation_set(tasks, args.size, data=root, seed=args.sample_seed,
                                        generation=args.generation, out_dir=out_dir, shots=args.shots)
-    return test_subset(tasks, args.size, data=root, seed=args.sample_seed, out_dir=out_dir, shots=args.shots)
+    return draw_test_set(tasks, args.size, data=root, seed=args.sample_seed, out_dir=out_dir, shots=args.shots)
 
 
 def _evaluate(args: argparse.Namespace) -> int:
     from saemerge import storage
-    from saemerge.evaluate import Evaluator
+    from saemerge.evaluate.evaluator import Evaluator
 
     for flag, value in (("--size", args.size), ("--limit", args.limit), ("--max-gen-toks", args.max_gen_toks)):
         _positive(flag, value)

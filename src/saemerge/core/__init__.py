@@ -5,7 +5,7 @@ tensor by tensor. Modules:
 
 - :mod:`~saemerge.core.prune`: prunable tensors, magnitude masks (per tensor, streamed global)
 - :mod:`~saemerge.core.sparsity`: zero_count / hoyer measures and the global accumulator
-- :mod:`~saemerge.core.merge`: SAE mixing ratio and pair merge (linear / fill attraction)
+- :mod:`~saemerge.core.sae`: SAE mixing ratio and pair merge (linear / fill attraction)
 - :mod:`~saemerge.core.baselines`: linear, task arithmetic, TIES, DARE, RankMean, ``MERGE_METHODS``
 - :mod:`~saemerge.core.schedule`: cyclic sparsity schedule
 - :mod:`~saemerge.core.fitness`, :mod:`~saemerge.core.archive`: fitness, pairing, archive update

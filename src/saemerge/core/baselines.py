@@ -275,7 +275,7 @@ class MethodSpec:
         name: registry name.
         fn: per-tensor function, called as ``fn(base, tensors, **params)`` when
             ``needs_base`` else ``fn(tensors, **params)``; None for ``sae``, which is the
-            evolutionary loop rather than one merge (see :mod:`saemerge.core.merge`).
+            evolutionary loop rather than one merge (see :mod:`saemerge.core.sae`).
         needs_base: whether the method works on task vectors of a base model.
         params: parameter name -> default (``weights`` None means equal weights).
         needs_generator: the caller passes ``generator=tensor_generator(seed, name)``.

@@ -12,8 +12,8 @@ order the caller streams them (:func:`select_global_cut` / :func:`apply_global_c
 
 Selection of the k-th largest magnitude: on CPU an exact two-pass radix select on the bit
 patterns (histograms of the high 16 and low 15 bits; about 3x faster than kthvalue at
-16M entries), on CUDA a sort. kthvalue is never used on CUDA (SAE-SPEC §1 measured it
-~200x slower than sort there); it stays as the CPU reference the tests compare against.
+16M entries), on CUDA a sort. kthvalue is never used (SAE-SPEC §1 measured it ~200x slower
+than sort on CUDA); the tests use it as the reference both paths are compared against.
 
 Global granularity, streamed (delta space shown; in weight space yield/apply ``x``)::
 
@@ -96,13 +96,8 @@ def _magnitude_bits(x: torch.Tensor) -> torch.Tensor:
 
 
 def kth_largest_sort(bits: torch.Tensor, k: int) -> int:
-    """k-th largest value of a flat int tensor via sort (fast on CUDA)."""
+    """k-th largest value of a flat int tensor via sort (the CUDA path)."""
     return int(torch.sort(bits).values[bits.numel() - k])
-
-
-def kth_largest_kthvalue(bits: torch.Tensor, k: int) -> int:
-    """k-th largest value of a flat int tensor via kthvalue (fast on CPU, very slow on CUDA)."""
-    return int(torch.kthvalue(bits, bits.numel() - k + 1).values)
 
 
 # Radix select over the 31 magnitude bits (the sign bit of |x| is always 0): the high 16
@@ -152,22 +147,6 @@ def radix_select(
             hist_lo += _histogram(sel & (_LO_BINS - 1), _LO_BINS)
     lo, greater_lo = _top_bin(hist_lo, k - greater)
     return (hi << _HI_SHIFT) | lo, k - greater - greater_lo, k, total
-
-
-def kth_largest_radix(bits: torch.Tensor, k: int) -> int:
-    """k-th largest value of a flat non-negative int32 tensor via two histogram passes."""
-    return radix_select(lambda: (bits,), lambda n: k)[0]
-
-
-def kth_largest(bits: torch.Tensor, k: int) -> int:
-    """k-th largest (1-based) of a flat magnitude-bit tensor.
-
-    CPU: radix select (measured faster than kthvalue on CPU). CUDA: sort. Never kthvalue on
-    CUDA, which is ~200x slower than sort there (SAE-SPEC §1).
-    """
-    if bits.device.type == "cpu":
-        return kth_largest_radix(bits, k)
-    return kth_largest_sort(bits, k)
 
 
 def _first_true(eq: torch.Tensor, count: int) -> torch.Tensor:
@@ -223,19 +202,16 @@ def top_k_mask(x: torch.Tensor, k: int) -> torch.Tensor:
 def threshold_and_ties(bits: torch.Tensor, k: int, method: str | None = None) -> tuple[int, int]:
     """Threshold bit pattern of the top ``k`` and how many entries equal to it are kept.
 
-    ``method``: ``radix`` (default on CPU), ``sort`` (default on CUDA) or ``kthvalue``
-    (CPU reference only). Every method gives the same answer; tests call each directly.
+    ``method``: ``radix`` (default on CPU) or ``sort`` (default on CUDA). Both give the
+    same answer; tests call each directly.
     """
     method = method or ("radix" if bits.device.type == "cpu" else "sort")
     if method == "radix":
         t, ties, _, _ = radix_select(lambda: (bits,), lambda total: k)
         return t, ties
-    if method == "sort":
-        t = kth_largest_sort(bits, k)
-    elif method == "kthvalue":
-        t = kth_largest_kthvalue(bits, k)
-    else:
+    if method != "sort":
         raise ValueError(f"unknown selection method {method!r}")
+    t = kth_largest_sort(bits, k)
     return t, k - int((bits > t).sum())
 
 

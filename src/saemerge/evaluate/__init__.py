@@ -1,35 +1,19 @@
 """Evaluation over lm-eval: task configs, sampling, and per-example scoring.
 
-- :class:`Evaluator` scores checkpoints (``.score(model_dir, samples)``) and returns an
-  :class:`EvalResult` with one :class:`ExampleResult` per example, per-task accuracy and
-  the macro average.
-- :func:`sample_optimisation_set` and :func:`test_subset` write the JSONL samples it scores.
-- :data:`TASKS` lists the tasks: the tiny benchmark's ``saebench_math`` and
-  ``saebench_multilingual``, and the real ``gsm8k_sae`` and ``mmlu_prox_sae``.
+Import from the module that defines a name; this package imports nothing itself, so
+importing one part (e.g. the sampling) does not load lm-eval or torch:
 
-Heavy imports (lm-eval, torch) happen when these names are first used.
+- :mod:`~saemerge.evaluate.evaluator`: :class:`~saemerge.evaluate.evaluator.Evaluator`
+  scores checkpoints (``.score(model_dir, samples)``);
+- :mod:`~saemerge.evaluate.results`: :class:`~saemerge.evaluate.results.EvalResult`, one
+  :class:`~saemerge.evaluate.results.ExampleResult` per example, per-task accuracy and the
+  macro average;
+- :mod:`~saemerge.evaluate.sampling`: ``sample_optimisation_set`` and ``draw_test_set``
+  write the JSONL samples the evaluator scores;
+- :mod:`~saemerge.evaluate.taskspec`: ``TASKS``, the tiny benchmark's ``saebench_math`` and
+  ``saebench_multilingual`` and the real ``gsm8k_sae`` and ``mmlu_prox_sae``;
+- :mod:`~saemerge.evaluate.formats`: the tiny benchmark's prompt and answer formats;
+- :mod:`~saemerge.evaluate.taskfns`: the functions the task YAMLs under ``tasks/`` call;
+- :mod:`~saemerge.evaluate.overlay`, :mod:`~saemerge.evaluate.hf`: per-call task YAMLs, and
+  one HF model whose weights are swapped per checkpoint.
 """
-
-from __future__ import annotations
-
-from importlib import import_module
-
-_EXPORTS = {
-    "Evaluator": "saemerge.evaluate.evaluator",
-    "EvalResult": "saemerge.evaluate.results",
-    "ExampleResult": "saemerge.evaluate.results",
-    "sample_optimisation_set": "saemerge.evaluate.sampling",
-    "test_subset": "saemerge.evaluate.sampling",
-    "proportional_allocation": "saemerge.evaluate.sampling",
-    "TASKS": "saemerge.evaluate.taskspec",
-    "TaskSpec": "saemerge.evaluate.taskspec",
-    "get_task": "saemerge.evaluate.taskspec",
-}
-
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'saemerge.evaluate' has no attribute {name!r}")

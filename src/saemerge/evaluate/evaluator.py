@@ -29,8 +29,8 @@ from saemerge.evaluate.taskspec import TASKS_DIR, TaskSpec, check_rows, get_task
 
 log = logging.getLogger(__name__)
 
-# Models other than "hf" that saemerge registers with lm-eval, lazily (name -> "module:class").
-EXTRA_MODELS = {"saemerge-scripted": "saemerge.evaluate.fake:ScriptedLM"}
+# lm-eval model classes added by register_model (name -> class), looked up before lm-eval's own.
+_EXTRA_MODELS: dict[str, type] = {}
 
 Samples = Mapping[str, str | Path | Iterable[dict]]
 
@@ -53,16 +53,34 @@ def quiet_lm_eval() -> None:
         lm_task.tqdm = functools.partial(tqdm, disable=True)
 
 
-def _lm_eval_model(name: str, model_dir: Path, model_args: dict, batch_size, device: str):
-    import lm_eval.models  # noqa: F401  (fills lm-eval's registry before we add to it)
-    from lm_eval.api.registry import get_model, model_registry
+def register_model(name: str, cls: type) -> None:
+    """Make an lm-eval model class available as ``Evaluator(model=name)``.
 
-    for alias, target in EXTRA_MODELS.items():
-        if alias not in model_registry:
-            model_registry.register(alias, target=target)
-    if name not in model_registry:
-        raise unknown_name("lm-eval model", name, model_registry.keys())
-    cls = get_model(name)
+    For models lm-eval does not ship, e.g. the scripted model the tests score with. Called
+    explicitly by whoever needs the model; nothing registers itself on import.
+
+    Args:
+        name: the name to pass as ``model``; not ``"hf"``, which the evaluator runs itself.
+        cls: a subclass of ``lm_eval.api.model.LM``; it is built per checkpoint with
+            ``cls.create_from_arg_obj({"pretrained": model_dir, **model_args}, ...)``.
+
+    Raises:
+        SaeMergeError: ``name`` is ``"hf"`` or already registered to another class.
+    """
+    if name == "hf" or _EXTRA_MODELS.get(name, cls) is not cls:
+        raise SaeMergeError(f"lm-eval model {name!r} is already registered")
+    _EXTRA_MODELS[name] = cls
+
+
+def _lm_eval_model(name: str, model_dir: Path, model_args: dict, batch_size, device: str):
+    cls = _EXTRA_MODELS.get(name)
+    if cls is None:
+        import lm_eval.models  # noqa: F401  (fills lm-eval's registry)
+        from lm_eval.api.registry import get_model, model_registry
+
+        if name not in model_registry:
+            raise unknown_name("lm-eval model", name, [*model_registry.keys(), *_EXTRA_MODELS])
+        cls = get_model(name)
     return cls.create_from_arg_obj({"pretrained": str(model_dir), **model_args}, {"batch_size": batch_size, "device": device})
 
 
@@ -94,13 +112,13 @@ class Evaluator:
     """Scores checkpoints on the given tasks.
 
     Args:
-        tasks: task names (:data:`saemerge.evaluate.TASKS`), a list or comma-separated.
+        tasks: task names (:data:`saemerge.evaluate.taskspec.TASKS`), a list or comma-separated.
         device: ``auto`` (CUDA when present), ``cuda``, ``cuda:N`` or ``cpu``.
         dtype: ``auto``, ``float32``, ``bfloat16`` or ``float16``.
         batch_size: an int, or ``"auto"`` to let lm-eval probe.
-        model: ``"hf"`` (one HFLM, weights swapped per checkpoint) or another lm-eval model
-            name, built per call with ``pretrained=<model_dir>`` (the scripted fake:
-            ``"saemerge-scripted"``).
+        model: ``"hf"`` (one HFLM, weights swapped per checkpoint), or another lm-eval
+            model name (lm-eval's own, or one added with :func:`register_model`), built per
+            call with ``pretrained=<model_dir>``.
         model_args: extra constructor arguments for a non-``hf`` model.
         max_gen_toks: overrides the generation length of generate_until tasks.
         max_length: caps the context length (default: the model's).
@@ -256,4 +274,4 @@ class Evaluator:
                 )
 
 
-__all__ = ["Evaluator", "EXTRA_MODELS", "quiet_lm_eval"]
+__all__ = ["Evaluator", "quiet_lm_eval", "register_model"]

@@ -2,7 +2,7 @@
 
 Each function writes one JSONL file per task (the docs lm-eval will score, with their
 few-shot examples attached) and returns ``{task: path}``, ready for
-:meth:`saemerge.evaluate.Evaluator.score`. The files are the record of what a generation
+:meth:`saemerge.evaluate.evaluator.Evaluator.score`. The files are the record of what a generation
 was scored on.
 
 - Optimisation sets draw only from a task's ``pool_splits`` (train/validation), seeded by
@@ -121,7 +121,7 @@ def sample_optimisation_set(
     """Draw one generation's optimisation set from the train/validation splits.
 
     Args:
-        tasks: task names (see :data:`saemerge.evaluate.TASKS`).
+        tasks: task names (see :data:`saemerge.evaluate.taskspec.TASKS`).
         sizes: examples per task (a mapping, or one number for all).
         data: the data root (or a tiny-benchmark directory holding ``data/``).
         seed: the run seed.
@@ -153,7 +153,7 @@ def sample_optimisation_set(
     return out
 
 
-def test_subset(
+def draw_test_set(
     tasks: Iterable[str] | str,
     sizes: Mapping[str, int | None] | int | None = None,
     *,
@@ -196,7 +196,3 @@ def test_subset(
             rows = [rows[i] for i in sorted(keep)]
         out[spec.name] = _write(spec, rows, out_dir, root, shots, seed, ".test")
     return out
-
-
-# pytest would collect this function as a test wherever a test module imports it by name
-test_subset.__test__ = False

@@ -15,7 +15,7 @@ from typing import Any
 
 from lm_eval.api.samplers import ContextSampler
 
-from saemerge.bench.formats import math_prompt, mc_choices, mc_prompt
+from saemerge.evaluate.formats import math_prompt, mc_choices, mc_prompt
 
 SHOTS_FIELD = "fewshot"
 DESCRIPTION_FIELD = "sae_description"

@@ -8,7 +8,7 @@ tensor and not a model. Paths here are local; URIs and atomic publishing are the
 (:mod:`saemerge.storage`).
 """
 
-from saemerge.ops.merge import merge_checkpoints
+from saemerge.ops.baselines import merge_checkpoints
 from saemerge.ops.prune import prune_checkpoint
 from saemerge.ops.sae import sae_merge_checkpoints
 from saemerge.ops.stats import checkpoint_content_hash, checkpoint_sparsity

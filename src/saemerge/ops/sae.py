@@ -22,8 +22,8 @@ import torch
 from saemerge.checkpoint import DEFAULT_MAX_SHARD_BYTES, CheckpointReader, CheckpointWriter
 from saemerge.core.blocks import BlockSparsity
 from saemerge.core.hashing import TensorHasher
-from saemerge.core.merge import omega, sae_lambda, sae_merge_tensor
 from saemerge.core.prune import is_prunable
+from saemerge.core.sae import ATTRACTIONS, omega, sae_lambda, sae_merge_tensor
 from saemerge.core.sparsity import get_measure
 from saemerge.errors import SaeMergeError
 from saemerge.ops.common import (
@@ -34,7 +34,7 @@ from saemerge.ops.prune import ModelPruner, check_granularity, global_pruner
 log = logging.getLogger(__name__)
 
 SCORINGS = ("global", "local")
-ATTRACTIONS = ("linear", "fill")
+
 
 def _check_score(flag: str, value: float) -> float:
     if not 0.0 <= value <= 1.0:

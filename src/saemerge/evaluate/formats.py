@@ -1,8 +1,9 @@
-"""Prompt and answer formats shared by the tiny benchmark's trainer and the evaluator.
+"""Prompt and answer formats of the tiny benchmark's tasks, as lm-eval builds them.
 
 These are the exact strings lm-eval builds for GSM8K-style and MMLU-ProX-style tasks
-(zero-shot). The experts are trained on ``prompt + target + "\\n\\n"`` (+ EOS), so the
-evaluator must format prompts with these functions and nothing else:
+(zero-shot); the task YAMLs (through :mod:`saemerge.evaluate.taskfns`) and the benchmark's
+trainer and reference scorer (:mod:`saemerge.bench`) all take them from here, so the experts
+are trained on exactly the prompts they are scored on:
 
 - math: prompt ``"Question: {question}\\nAnswer:"``, target ``" {answer}"``; generation
   stops at ``"\\n\\n"`` or ``"Question:"``; the prediction is the number after ``"#### "``
@@ -12,7 +13,7 @@ evaluator must format prompts with these functions and nothing else:
   choices ``" A"``, ``" B"``, ...; the prediction is the choice with the highest
   log-likelihood (lm-eval ``multiple_choice``, metric ``acc``).
 
-Training texts carry no BOS token and the tokenizer adds none, so prompts are encoded
+Prompts carry no BOS token and the benchmark's tokenizer adds none, so they are encoded
 the same way whether or not the evaluator asks for special tokens.
 """
 
@@ -29,9 +30,6 @@ LETTERS: tuple[str, ...] = tuple("ABCDEFGHIJ")
 #: Where math generation stops (lm-eval ``until``).
 STOP_SEQUENCES: tuple[str, ...] = ("\n\n", "Question:")
 
-#: Appended after every training target so the model learns to stop.
-END_OF_EXAMPLE = "\n\n"
-
 #: GSM8K's strict-match filter (lm-eval ``gsm8k.yaml``).
 GSM8K_ANSWER_RE = re.compile(r"#### (\-?[0-9\.\,]+)")
 
@@ -45,7 +43,7 @@ def math_prompt(question: str) -> str:
 
 
 def math_target(answer: str) -> str:
-    """The continuation the math expert is trained to produce (reasoning, then ``#### N``)."""
+    """The scored continuation of a math prompt (reasoning, then ``#### N``): ``" " + answer``."""
     return f" {answer}"
 
 
@@ -73,11 +71,6 @@ def mc_choices(n_options: int) -> list[str]:
 def mc_target(answer_index: int) -> str:
     """The continuation for the correct option: ``" C"`` for index 2."""
     return f" {LETTERS[answer_index]}"
-
-
-def training_text(prompt: str, target: str) -> str:
-    """One training example's text (the trainer appends EOS as a token)."""
-    return prompt + target + END_OF_EXAMPLE
 
 
 def truncate_at_stop(text: str, stops: Sequence[str] = STOP_SEQUENCES) -> str:

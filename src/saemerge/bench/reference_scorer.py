@@ -1,7 +1,8 @@
-"""In-process accuracy on the tiny benchmark, the reference for cross-checking lm-eval.
+"""The benchmark's own in-process scorer: the reference that lm-eval's scores are checked against.
 
-Both scorers follow lm-eval's zero-shot protocol with the prompts of
-:mod:`saemerge.bench.formats`:
+The build scores every model with it (``bench.json``), and ``saemerge bench score`` runs it
+on any checkpoint. Both scorers follow lm-eval's zero-shot protocol with the prompts of
+:mod:`saemerge.evaluate.formats`:
 
 - :func:`score_math`: greedy generation, cut at ``"\\n\\n"`` / ``"Question:"``, exact match
   of the ``#### N`` number (strict match).
@@ -18,8 +19,8 @@ from pathlib import Path
 
 import torch
 
-from saemerge.bench import formats
 from saemerge.bench.splits import load_split
+from saemerge.evaluate import formats
 
 
 def _ids(tokenizer, texts: list[str]) -> list[list[int]]:

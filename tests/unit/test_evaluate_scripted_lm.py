@@ -1,4 +1,5 @@
-"""The scripted fake sits at lm-eval's LM seam: its methods must match HFLM's."""
+"""The scripted model sits at lm-eval's LM seam: its methods must match HFLM's; the evaluator's
+hook for extra lm-eval models."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ import pytest
 from lm_eval.api.model import LM
 from lm_eval.models.huggingface import HFLM
 
-from saemerge.evaluate.fake import ScriptedLM, gold_answer
+from saemerge.errors import SaeMergeError
+from saemerge.evaluate.evaluator import register_model
+from tests.support.scripted_lm import ScriptedLM, gold_answer
 
 
 @pytest.mark.parametrize("method", ["generate_until", "loglikelihood", "loglikelihood_rolling"])
@@ -35,3 +38,12 @@ def test_gold_answer_forms():
     assert gold_answer({"answer": "3 + 4 = 7\n#### 7"}) == "7"
     assert gold_answer({"answer": "x\n#### 1,200"}) == "1200"
     assert gold_answer({"answer": "C", "answer_index": 2, "options": ["a", "b", "c"]}) == "C"
+
+
+def test_register_model_refuses_to_rebind_a_name():
+    register_model("scripted-test-only", ScriptedLM)
+    register_model("scripted-test-only", ScriptedLM)  # the same class again: fine
+    with pytest.raises(SaeMergeError, match="already registered"):
+        register_model("scripted-test-only", HFLM)
+    with pytest.raises(SaeMergeError, match="already registered"):
+        register_model("hf", ScriptedLM)

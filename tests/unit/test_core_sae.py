@@ -5,15 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from saemerge.core.merge import (
-    omega,
-    sae_lambda,
-    sae_merge_tensor,
-    sae_offspring_tensor,
-    tensor_lambda,
-    tensor_rho,
-)
-from saemerge.core.prune import keep_count
+from saemerge.core.sae import omega, sae_lambda, sae_merge_tensor
 from saemerge.errors import SaeMergeError
 
 
@@ -32,34 +24,6 @@ def test_lambda_by_hand():
 
 def test_lambda_zero_denominator():
     assert sae_lambda(0.0, 0.0, 0.0, 0.0) == 0.5
-
-
-def test_lambda_global_vs_local():
-    s_a, s_b = 0.6, 0.4
-    rho_a, rho_b = 0.5, 0.1  # global sparsities
-    rho_a_l, rho_b_l = 0.2, 0.6  # one prunable tensor's own sparsities
-    # global scoring: the same lambda for every tensor
-    for prunable in (True, False):
-        ra = tensor_rho("global", prunable, rho_a, rho_a_l)
-        rb = tensor_rho("global", prunable, rho_b, rho_b_l)
-        assert tensor_lambda(s_a, s_b, ra, rb) == pytest.approx(1.1 / 1.6)
-    # local scoring, prunable tensor: (0.6+0.2) / ((0.6+0.2) + (0.4+0.6)) = 0.8 / 1.8
-    ra = tensor_rho("local", True, rho_a, rho_a_l)
-    rb = tensor_rho("local", True, rho_b, rho_b_l)
-    assert tensor_lambda(s_a, s_b, ra, rb) == pytest.approx(0.8 / 1.8)
-    # local scoring, non-prunable tensor (embedding): falls back to the global rho
-    ra = tensor_rho("local", False, rho_a, None)
-    rb = tensor_rho("local", False, rho_b, None)
-    assert tensor_lambda(s_a, s_b, ra, rb) == pytest.approx(1.1 / 1.6)
-    # beta scales the sparsity bonus: beta=2 -> (0.6+0.4)/((0.6+0.4)+(0.4+1.2))
-    assert tensor_lambda(s_a, s_b, 0.2, 0.6, beta=2.0) == pytest.approx(1.0 / 2.6)
-
-
-def test_tensor_rho_errors():
-    with pytest.raises(SaeMergeError, match="unknown scoring 'locl'.*'local'"):
-        tensor_rho("locl", True, 0.1, 0.2)
-    with pytest.raises(ValueError):
-        tensor_rho("local", True, 0.1, None)
 
 
 def test_linear_weight_space_by_hand():
@@ -120,28 +84,3 @@ def test_merge_validation():
     with pytest.raises(SaeMergeError, match="wq: parents have different shapes"):
         sae_merge_tensor(torch.ones(2), torch.ones(3), 0.5, name="wq")
 
-
-def test_offspring_prunes_parents_and_child():
-    base = torch.zeros(10)
-    a = torch.arange(1.0, 11.0)  # 1..10
-    b = -torch.arange(10.0, 0.0, -1.0)  # -10..-1
-    child = sae_offspring_tensor(a, b, 0.5, 0.6, prunable=True, base=base)
-    # parents keep 4 each: a keeps 7..10 (idx 6-9), b keeps -10..-7 (idx 0-3); linear gives
-    # 0.5*each: [-5, -4.5, -4, -3.5, 0, 0, 3.5, 4, 4.5, 5]; child pruned to the 4 largest |.|
-    assert int((child != 0).sum()) == keep_count(10, 0.6)
-    assert child.tolist() == pytest.approx([-5.0, -4.5, 0, 0, 0, 0, 0, 0, 4.5, 5.0])
-    # non-prunable: a plain merge
-    emb = sae_offspring_tensor(a, b, 0.5, 0.6, prunable=False, base=base)
-    assert torch.equal(emb, 0.5 * a + 0.5 * b)
-
-
-def test_offspring_fill():
-    base = torch.zeros(4)
-    a = torch.tensor([4.0, 3.0, 0.1, 0.2])
-    b = torch.tensor([0.1, 0.2, 4.0, 3.0])
-    child = sae_offspring_tensor(a, b, 0.5, 0.5, prunable=True, attraction="fill", base=base)
-    # parents pruned to disjoint supports [4, 3, 0, 0] and [0, 0, 4, 3]; fill takes each
-    # unscaled -> [4, 3, 4, 3]; child pruned to 2 -> the 4's. Linear halves them.
-    assert child.tolist() == [4.0, 0.0, 4.0, 0.0]
-    lin = sae_offspring_tensor(a, b, 0.5, 0.5, prunable=True, base=base)
-    assert lin.tolist() == [2.0, 0.0, 2.0, 0.0]

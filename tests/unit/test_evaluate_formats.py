@@ -1,18 +1,16 @@
-"""The prompt formats shared by the bench trainer and the lm-eval evaluator."""
+"""The tiny benchmark's prompt and answer formats, shared by the evaluator and the bench."""
 
 from __future__ import annotations
 
 import pytest
 
-from saemerge.bench import formats
+from saemerge.evaluate import formats
 from saemerge.errors import SaeMergeError
 
 
 def test_math_prompt_and_target_are_gsm8k_zero_shot():
     assert formats.math_prompt("Tom has 3 apples.") == "Question: Tom has 3 apples.\nAnswer:"
     assert formats.math_target("3 + 4 = 7.\n#### 7") == " 3 + 4 = 7.\n#### 7"
-    text = formats.training_text(formats.math_prompt("q"), formats.math_target("#### 7"))
-    assert text == "Question: q\nAnswer: #### 7\n\n"
 
 
 def test_mc_prompt_letters_and_choices():

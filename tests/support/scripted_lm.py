@@ -7,7 +7,8 @@ generation, and the highest log-likelihood on the gold (or a wrong) option for m
 choice. Everything after the model (prompt building, lm-eval's filters, exact_match/acc,
 our mapping back to example ids) is the real thing, so a run must score exactly 1.0 or 0.0.
 
-lm-eval knows it as ``saemerge-scripted`` (registered lazily by the evaluator); its
+The test session registers it as ``saemerge-scripted``
+(:func:`saemerge.evaluate.evaluator.register_model`, in ``tests/conftest.py``); its
 ``pretrained`` argument is an answer-key file or a directory holding ``answers.json``.
 """
 
@@ -21,10 +22,12 @@ from pathlib import Path
 from lm_eval.api.instance import Instance
 from lm_eval.api.model import LM
 
-from saemerge.bench.formats import LETTERS, gold_math_answer
+from saemerge.evaluate.formats import LETTERS, gold_math_answer
 from saemerge.evaluate.taskfns import mmlu_prox_language_overrides
 from saemerge.evaluate.taskspec import read_jsonl
 
+#: The name tests give ScriptedLM with register_model.
+MODEL_NAME = "saemerge-scripted"
 ANSWER_KEY = "answers.json"
 _LETTER_GROUP = r"\(?([ABCDEFGHIJ])\)?"
 

@@ -1,20 +1,17 @@
 """SAE pair merge (SAE-SPEC §3): sparsity-aware mixing ratio and the per-tensor merge.
 
-The streaming driver calls, per tensor: :func:`tensor_rho` to pick the sparsity that
-scores each parent (global or local scoring), :func:`sae_lambda` for the mixing ratio and
-:func:`sae_merge_tensor` (or :func:`sae_offspring_tensor`, which also prunes the parents
-and the child to the generation's sparsity).
+The streaming driver (:mod:`saemerge.ops.sae`) calls, per tensor, :func:`omega` for each
+parent's sparsity bonus, :func:`sae_lambda` for the mixing ratio and :func:`sae_merge_tensor`
+for the child; pruning the parents and the child is :mod:`saemerge.core.prune`'s.
 """
 
 from __future__ import annotations
 
 import torch
 
-from saemerge.core.prune import prune_tensor
 from saemerge.errors import SaeMergeError, unknown_name
 
 ATTRACTIONS = ("linear", "fill")
-SCORINGS = ("global", "local")
 
 
 def omega(beta: float, rho: float) -> float:
@@ -32,34 +29,6 @@ def sae_lambda(s_a: float, s_b: float, omega_a: float, omega_b: float) -> float:
     if den == 0:
         return 0.5
     return num / den
-
-
-def tensor_rho(scoring: str, prunable: bool, rho_global: float, rho_tensor: float | None) -> float:
-    """The sparsity that scores a parent for one tensor (SAE-SPEC §3 ``scoring``).
-
-    ``global`` always uses the model's global ρ; ``local`` uses the tensor's own ρ^l for
-    prunable tensors and the global ρ for the others (embeddings, norms, LM head).
-    """
-    if scoring == "global":
-        return rho_global
-    if scoring == "local":
-        if not prunable:
-            return rho_global
-        if rho_tensor is None:
-            raise ValueError("local scoring of a prunable tensor needs its per-tensor rho")
-        return rho_tensor
-    raise unknown_name("scoring", scoring, SCORINGS)
-
-
-def tensor_lambda(
-    s_a: float,
-    s_b: float,
-    rho_a: float,
-    rho_b: float,
-    beta: float = 1.0,
-) -> float:
-    """``sae_lambda`` with ``ω = β·ρ`` for both parents (ρ already chosen by :func:`tensor_rho`)."""
-    return sae_lambda(s_a, s_b, omega(beta, rho_a), omega(beta, rho_b))
 
 
 def sae_merge_tensor(
@@ -107,28 +76,3 @@ def sae_merge_tensor(
         out = torch.where(za & ~zb, fb, torch.where(zb & ~za, fa, out))
     return out.to(a.dtype)
 
-
-def sae_offspring_tensor(
-    a: torch.Tensor,
-    b: torch.Tensor,
-    lam: float,
-    sparsity: float,
-    *,
-    prunable: bool,
-    attraction: str = "linear",
-    base: torch.Tensor | None = None,
-    name: str = "tensor",
-) -> torch.Tensor:
-    """Prune both parents to ``sparsity``, merge, and prune the child (per-tensor granularity).
-
-    Non-prunable tensors are merged without pruning. Global granularity needs the
-    model-wide cut instead (see :mod:`saemerge.core.prune`), so the driver composes
-    :func:`~saemerge.core.prune.apply_mask` and :func:`sae_merge_tensor` itself.
-    """
-    if prunable:
-        a = prune_tensor(a, sparsity, base, name=name)
-        b = prune_tensor(b, sparsity, base, name=name)
-    child = sae_merge_tensor(a, b, lam, attraction, base, name=name)
-    if prunable:
-        child = prune_tensor(child, sparsity, base, name=name)
-    return child

@@ -15,6 +15,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+from saemerge.evaluate.formats import LETTERS
 from saemerge.evaluate.taskspec import write_jsonl
 
 BENCH_LANGUAGES = {"en": 5, "de": 3, "sw": 2}  # relative weights
@@ -40,8 +41,6 @@ def _languages(rng: random.Random, n: int, weights: dict[str, int]) -> list[str]
 
 def write_bench_data(root: str | Path, sizes: dict[str, int] | None = None, seed: int = 0) -> Path:
     """``root/data/{math,multilingual}/{split}.jsonl`` in the tiny benchmark's data contract."""
-    from saemerge.bench.formats import LETTERS
-
     rng = random.Random(seed)
     data = Path(root) / "data"
     for split, n in (sizes or SPLIT_SIZES).items():
@@ -62,7 +61,6 @@ def write_bench_data(root: str | Path, sizes: dict[str, int] | None = None, seed
 
 
 def _mmlu_prox_row(rng: random.Random, qid: int, lang: str, category: str, with_cot: bool) -> dict:
-    from saemerge.bench.formats import LETTERS
     from saemerge.evaluate.taskfns import _lang_utils
 
     q, options, index = _mc(rng, 10)
