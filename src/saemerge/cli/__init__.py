@@ -8,6 +8,7 @@ and turns :class:`~saemerge.errors.SaeMergeError` into a one-line message and ex
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import logging
 import os
@@ -62,7 +63,34 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # stdout piped into `head` & co., which stopped reading
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
+    except Exception as exc:
+        found = environment_error(exc, fallback=getattr(args, "out", None))
+        if found is None:
+            raise
+        print(f"saemerge: error: {found}", file=sys.stderr)
+        return 2
     return int(result or 0)
+
+
+# OS errors that are the machine's or the user's to fix, not bugs: one line, exit 2.
+USER_OS_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOENT, errno.EISDIR,
+                  errno.ENOTDIR}
+
+
+def environment_error(exc: BaseException, fallback: str | None = None) -> str | None:
+    """'PATH: reason' for a full disk, a permission problem and the like anywhere in the chain of `exc`.
+
+    Writes that fail mid-file carry no file name; `fallback` (the command's output) names them.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno in USER_OS_ERRORS:
+            where = current.filename or fallback or "(no path given)"
+            return f"{where}: {current.strerror or os.strerror(current.errno)}"
+        current = current.__cause__ or current.__context__
+    return None
 
 
 if __name__ == "__main__":
