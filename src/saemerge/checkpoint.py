@@ -37,9 +37,16 @@ from saemerge.errors import SaeMergeError
 SINGLE_FILE = "model.safetensors"
 INDEX_FILE = "model.safetensors.index.json"
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
-# Files that describe the weights themselves; everything else in a checkpoint (config,
-# tokenizer, generation config, chat template, README) is copied through unchanged.
-_WEIGHT_FILES = (SINGLE_FILE, INDEX_FILE, "manifest.json")
+# The side files an output takes from its source checkpoint: config, generation config,
+# tokenizer and chat template, and license notices (a derived model must carry them). An
+# allow-list, so no code (``*.py`` for trust_remote_code), pickle or model card travels.
+SIDE_FILES = frozenset({
+    "config.json", "generation_config.json",
+    "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
+    "tokenizer.model", "spiece.model", "sentencepiece.bpe.model", "vocab.json", "vocab.txt", "merges.txt",
+    "chat_template.jinja", "chat_template.json",
+    "LICENSE", "LICENSE.txt", "LICENSE.md", "NOTICE", "NOTICE.txt", "USE_POLICY.md",
+})
 DEFAULT_MAX_SHARD_BYTES = 2 * 1024**3
 
 _DTYPE_CODES = {
@@ -100,9 +107,28 @@ def _read_header(path: Path) -> tuple[dict, int]:
             (n,) = struct.unpack("<Q", f.read(8))
             if n > 100_000_000:
                 raise ValueError("header too large")
-            return json.loads(f.read(n)), 8 + n
+            header = json.loads(f.read(n))
+            if not isinstance(header, dict):
+                raise ValueError("header is not a JSON object")
+            return header, 8 + n
     except (OSError, ValueError, struct.error) as exc:
         raise SaeMergeError(f"{path}: not a readable safetensors file ({exc})") from None
+
+
+def _check_spans(path: Path, spans: list[tuple[int, int, str]], data_bytes: int) -> None:
+    """Tensors must tile the data section exactly, as the safetensors library requires:
+    sorted by offset, each starts where the previous ends, the last ends at the file's end.
+    An overlap would let two tensors alias the same bytes; a gap or a tail hides data."""
+    end, prev = 0, None
+    for begin, stop, name in sorted(spans):
+        if begin < end:
+            raise SaeMergeError(f"{path}: tensors {prev} and {name} overlap in the data section (offsets {begin} < {end})")
+        if begin > end:
+            after = f"after tensor {prev}" if prev else "at the start of the data section"
+            raise SaeMergeError(f"{path}: {begin - end} bytes {after} belong to no tensor (data_offsets leave a gap)")
+        end, prev = stop, name
+    if end != data_bytes:
+        raise SaeMergeError(f"{path}: the tensors cover {end} bytes but the data section holds {data_bytes}")
 
 
 def all_finite(t: torch.Tensor) -> bool:
@@ -136,9 +162,15 @@ class CheckpointReader:
         infos: dict[str, TensorInfo] = {}
         for file in files:
             header, data_start = _read_header(self.path / file)
+            spans: list[tuple[int, int, str]] = []
             for name, meta in header.items():
                 if name == "__metadata__":
                     continue
+                try:
+                    begin, stop = (int(o) for o in meta["data_offsets"])
+                    spans.append((begin, stop, name))
+                except (KeyError, TypeError, ValueError):
+                    raise SaeMergeError(f"{self.path / file}: tensor {name} has no valid data_offsets") from None
                 if meta["dtype"] not in _CODE_DTYPES:
                     raise SaeMergeError(f"{self.path / file}: tensor {name} has unsupported dtype {meta['dtype']}")
                 if name in infos:
@@ -148,6 +180,7 @@ class CheckpointReader:
                 if meta["data_offsets"][1] - meta["data_offsets"][0] != info.nbytes:
                     raise SaeMergeError(f"{self.path / file}: tensor {name} has a size that does not match its shape")
                 infos[name] = info
+            _check_spans(self.path / file, spans, (self.path / file).stat().st_size - data_start)
         if not infos:
             raise SaeMergeError(f"{self.path}: the checkpoint holds no tensors")
         return infos
@@ -281,13 +314,25 @@ def check_compatible(readers: Sequence[CheckpointReader]) -> None:
 
 
 def copy_side_files(src: Path, dst: Path) -> None:
-    """Copy config, tokenizer and generation files (everything but weights) from src to dst."""
-    for item in Path(src).iterdir():
-        if item.name in _WEIGHT_FILES or item.suffix == ".safetensors" or item.suffix in PICKLE_SUFFIXES:
-            continue
-        if item.name.startswith("."):
-            continue
-        if item.is_file():
+    """Copy the :data:`SIDE_FILES` of src (config, tokenizer, generation config, licenses) to dst.
+
+    Nothing else travels: no ``*.py`` (custom model code), no pickles, no weights. A source
+    whose ``config.json`` or ``tokenizer_config.json`` has ``auto_map`` (classes loaded with
+    trust_remote_code) is refused: its output would name code that is not there.
+    """
+    src = Path(src)
+    for name in ("config.json", "tokenizer_config.json"):
+        path = src / name
+        if path.is_file():
+            try:
+                custom = "auto_map" in json.loads(path.read_text())
+            except (ValueError, TypeError):
+                raise SaeMergeError(f"{path}: not valid JSON") from None
+            if custom:
+                raise SaeMergeError(f"{path}: has auto_map (custom code loaded with trust_remote_code); "
+                                    "refused, saemerge never runs or copies a checkpoint's code")
+    for item in src.iterdir():
+        if item.name in SIDE_FILES and item.is_file():
             shutil.copy2(item, Path(dst) / item.name)
 
 

@@ -2,11 +2,18 @@
 
 A :class:`Store` owns one directory (``root``)::
 
-    root/data/              SeaweedFS data (volumes, filer metadata)
+    root/                   mode 0700
+    root/data/              SeaweedFS data (volumes, filer metadata), mode 0700
+    root/data/store.lock    flock held by the running server (its pid inside): one server per dir
     root/credentials.json   admin and read-only identities (mode 0600); reused on restart
     root/s3.json            the same identities in SeaweedFS's s3.config format (mode 0600)
     root/state.json         pid, ports, endpoint of a running store (mode 0600)
-    root/weed.log           the server's log
+    root/weed.log           the server's log (mode 0600)
+
+Two servers on one data directory would corrupt it, so :meth:`Store.start` takes an exclusive
+``flock`` on ``data/store.lock`` and hands the locked descriptor to the server process: the
+lock lives exactly as long as the server (a crash, even of a detached one, releases it), and a
+second start on the directory fails at once naming the running server's pid.
 
 Every listener (master, volume, filer, S3, admin gRPC) is bound to 127.0.0.1 on a free port,
 telemetry is off, the admin UI, WebDAV, Iceberg and Lance endpoints are off, and buckets are
@@ -18,6 +25,7 @@ not created implicitly on upload (a missing bucket is an error the caller sees).
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
@@ -38,6 +46,7 @@ from saemerge.errors import SaeMergeError
 log = logging.getLogger(__name__)
 
 HOST = "127.0.0.1"
+LOCK_NAME = "store.lock"
 REGION = "us-east-1"
 # Port names, in the order they are allocated; each becomes a `weed mini` flag.
 PORT_FLAGS = {
@@ -260,8 +269,39 @@ class Store:
         """
         if self._proc is not None:
             return self
-        self._refuse_second_server()
-        (self.root / "data").mkdir(parents=True, exist_ok=True)
+        data = self.root / "data"
+        data.mkdir(mode=0o700, parents=True, exist_ok=True)
+        data.chmod(0o700)
+        lock_fd = self._lock()
+        try:
+            return self._start_locked(lock_fd, detach)
+        finally:
+            os.close(lock_fd)  # the server holds its inherited copy (and with it the lock)
+
+    def _lock(self) -> int:
+        """An exclusive flock on ``data/store.lock``, or SaeMergeError naming the server holding it."""
+        fd = os.open(self.root / "data" / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise SaeMergeError(
+                f"an object store already runs under {self.root} (pid {holder}); "
+                "use Store.attach() / `saemerge store env`, or `saemerge store stop` first") from None
+        except BaseException:
+            os.close(fd)
+            raise
+        self._write_lock_pid(fd, os.getpid())
+        return fd
+
+    @staticmethod
+    def _write_lock_pid(fd: int, pid: int) -> None:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{pid}\n".encode(), 0)
+
+    def _start_locked(self, lock_fd: int, detach: bool) -> Store:
+        self._refuse_second_server()  # one started before store.lock existed holds no lock
         # mini rewrites this file from its flags; a stale copy could carry old ports.
         (self.root / "data" / "mini.options").unlink(missing_ok=True)
         s3_config = self._write_s3_config()
@@ -270,14 +310,17 @@ class Store:
             self.command = self._build_command(s3_config)
             log.info("starting SeaweedFS on %s (data under %s)", self.endpoint, self.root / "data")
             log.debug("command: %s", " ".join(self.command))
-            with open(self.root / "weed.log", "ab") as logf:
+            log_fd = os.open(self.root / "weed.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            os.fchmod(log_fd, 0o600)  # also a log created by an older version
+            with os.fdopen(log_fd, "ab") as logf:
                 main_thread = threading.current_thread() is threading.main_thread()
                 self._proc = subprocess.Popen(
                     self.command, stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
-                    start_new_session=True,
+                    start_new_session=True, pass_fds=(lock_fd,),  # the server inherits the lock
                     preexec_fn=None if detach or not main_thread else _die_with_parent,
                 )
             self.pid = self._proc.pid
+            self._write_lock_pid(lock_fd, self.pid)
             self._owned = True
             try:
                 ready = self._wait_ready()

@@ -136,3 +136,34 @@ def test_second_server_on_one_directory_is_refused_and_attach_reuses(tmp_path):
         assert first.running()  # leaving the attached store's context does not stop it
         assert first.bucket_names() == ["extra"]
     assert not first.running()
+
+
+def test_a_second_store_on_one_directory_is_refused_by_the_lock_naming_the_pid(tmp_path):
+    import signal
+
+    root = tmp_path / "locked"
+    first = Store(root).start()
+    try:
+        # start() has closed its own copy of the lock: the server process holds it
+        assert (root / "data" / "store.lock").read_text().strip() == str(first.pid)
+        (root / "state.json").unlink()  # even with no state to find the server by
+        with pytest.raises(SaeMergeError) as err:
+            Store(root).start()
+        assert str(err.value).startswith(f"an object store already runs under {root} (pid {first.pid})")
+        os.kill(first.pid, signal.SIGKILL)  # a crashed server leaves no stale lock behind
+        first._proc.wait()
+        second = Store(root).start()
+        second.stop()
+    finally:
+        first.stop()
+
+
+def test_the_log_and_data_are_private(tmp_path):
+    root = tmp_path / "private"
+    root.mkdir()
+    (root / "weed.log").write_text("an older, world-readable log\n")
+    (root / "weed.log").chmod(0o644)
+    with Store(root):
+        assert stat.S_IMODE((root / "weed.log").stat().st_mode) == 0o600
+        assert stat.S_IMODE((root / "data").stat().st_mode) == 0o700
+        assert stat.S_IMODE((root / "data" / "store.lock").stat().st_mode) == 0o600
