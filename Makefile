@@ -8,7 +8,7 @@ export HF_DATASETS_OFFLINE := 1
 export TRANSFORMERS_NO_ADVISORY_WARNINGS := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: venv test test-unit test-acceptance demo bench compile golden images clean
+.PHONY: venv lint format test test-unit test-acceptance demo bench compile golden images clean
 
 venv: $(STAMP)
 
@@ -19,6 +19,16 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q "torch==2.13.0"
 	$(PY) -m pip install -q -e ".[dev]"
 	touch $(STAMP)
+
+# ruff (lint + format check) over the code, and a type check of the library.
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+format: venv
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
 
 test: venv
 	$(PY) -m pytest -q -m "not acceptance"

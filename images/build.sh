@@ -22,9 +22,12 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 die() { echo "images/build.sh: $1" >&2; exit "${2:-1}"; }
 
-# The pipeline's default image names, read from the source so there is one place to change them.
+# The pipeline's default image names, read from the source so there is one place to change them
+# (their tag is the package version, written once in src/saemerge/__init__.py).
+version=$(sed -n 's/^__version__ = "\(.*\)"$/\1/p' "$root/src/saemerge/__init__.py")
 compile_default() {
-    sed -n "s/^ *$1: str = \"\\(.*\\)\"$/\\1/p" "$root/pipeline/sae_pipeline.py" | head -n 1
+    sed -n "s/^ *$1: str = f\\{0,1\\}\"\\(.*\\)\"$/\\1/p" "$root/pipeline/sae_pipeline.py" | head -n 1 \
+        | sed "s/{__version__}/$version/"
 }
 
 cpu_image=${SAEMERGE_CPU_IMAGE:-$(compile_default cpu_image)}
