@@ -88,8 +88,9 @@ class RunConfig:
         spec="§4, SAE-SPEC §6",
     )
     test_sizes: dict = _param(
-        {"saebench_math": 200, "saebench_multilingual": 200},
-        help="test-set size per task (paper: 1,319 and 1,000, language-stratified)", spec="§4",
+        {"saebench_math": 200, "saebench_multilingual": 192},
+        help="test-set size per task (paper: 1,319 and 1,000, language-stratified; the tiny bench's whole "
+             "test splits)", spec="§4",
     )
     archive_size: int = _param(8, help="most members the archive holds", spec="§3.6, SAE-SPEC §4", minimum=2)
     s_min: float = _param(0.1, help="lowest sparsity of the schedule", spec="§3.7, SAE-SPEC §5", minimum=0.0, below=1.0)

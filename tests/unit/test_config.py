@@ -82,11 +82,13 @@ def test_messages_can_name_command_line_flags():
 
 def test_option_names_match_the_implementations():
     from saemerge.core.archive import COMPETITIONS
+    from saemerge.core.sae import ATTRACTIONS
     from saemerge.core.sparsity import MEASURES
     from saemerge.core.baselines import MERGE_METHODS
 
     assert tuple(COMPETITIONS) == cfg.COMPETITIONS
     assert tuple(MEASURES) == cfg.MEASURES
+    assert tuple(ATTRACTIONS) == cfg.ATTRACTIONS
     assert {method for method, _ in cfg.BASELINES.values()} <= set(MERGE_METHODS)
 
 

@@ -111,11 +111,13 @@ def cmd_merge(args: argparse.Namespace) -> int:
 
 
 def cmd_schedule(args: argparse.Namespace) -> int:
+    from saemerge.config import check_sparsity_range, flag_name, typed
     from saemerge.core.schedule import cyclic_schedule
 
-    values = cyclic_schedule(
-        steps=args.steps, s_min=args.s_min, s_max=args.s_max, t0=args.t0, t_mult=args.t_mult, reverse=args.reverse
-    )
+    p = typed(label=flag_name, steps=args.steps, s_min=args.s_min, s_max=args.s_max, t0=args.t0, t_mult=args.t_mult,
+              reverse=args.reverse)
+    check_sparsity_range(p["s_min"], p["s_max"], flag_name)
+    values = cyclic_schedule(**p)
     print(json.dumps([round(v, 6) for v in values]))
     return 0
 

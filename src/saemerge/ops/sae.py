@@ -23,17 +23,15 @@ from saemerge.checkpoint import DEFAULT_MAX_SHARD_BYTES, CheckpointReader, Check
 from saemerge.core.blocks import BlockSparsity
 from saemerge.core.hashing import TensorHasher
 from saemerge.core.prune import is_prunable
-from saemerge.core.sae import ATTRACTIONS, omega, sae_lambda, sae_merge_tensor
-from saemerge.core.sparsity import get_measure
+from saemerge.core.sae import omega, sae_lambda, sae_merge_tensor
 from saemerge.errors import SaeMergeError
 from saemerge.ops.common import (
     emit_tensor, open_compatible, progress, read_span, resolve_block_elems, resolve_device, tensor_spans,
 )
-from saemerge.ops.prune import ModelPruner, check_granularity, global_pruner
+from saemerge.ops.prune import ModelPruner, global_pruner
 
 log = logging.getLogger(__name__)
 
-SCORINGS = ("global", "local")
 
 
 def _check_score(flag: str, value: float) -> float:
@@ -82,14 +80,6 @@ def sae_merge_checkpoints(
          "lambda_mean", "lambda_min", "lambda_max", "lambdas" (per tensor)}.
     """
     score_a, score_b = _check_score("--scores (A)", score_a), _check_score("--scores (B)", score_b)
-    if scoring not in SCORINGS:
-        raise SaeMergeError(f"--scoring {scoring!r}: expected one of {', '.join(SCORINGS)}")
-    if attraction not in ATTRACTIONS:
-        raise SaeMergeError(f"--attraction {attraction!r}: expected one of {', '.join(ATTRACTIONS)}")
-    if beta < 0:
-        raise SaeMergeError(f"--beta {beta}: expected a value >= 0")
-    check_granularity(granularity)
-    get_measure(measure)  # an unknown name fails here, before any work
     dev = resolve_device(device)
     block = resolve_block_elems(block_elems)
     (ra, rb), base_reader = open_compatible([parent_a, parent_b], base)

@@ -12,6 +12,7 @@ from saemerge import __version__, runlog, storage
 from saemerge.config import RunConfig, model_name
 from saemerge.core.archive import initial_archive, random_pairs, update_archive
 from saemerge.errors import SaeMergeError
+from saemerge.preflight import check_inputs
 from saemerge.runlog import RunLayout, gen_name
 from saemerge.steps.records import to_member
 
@@ -19,18 +20,17 @@ log = logging.getLogger(__name__)
 
 
 def init_population(config: RunConfig) -> list[dict]:
-    """Check the inputs, write run.json, and list the initial variants (SAE-SPEC §6.1).
+    """Check the inputs (:func:`saemerge.preflight.check_inputs`), write run.json, and list the
+    initial variants (SAE-SPEC §6.1).
 
     Each expert is expanded at sparsities {0, s_min, (s_min+s_max)/2, s_max}. The base, when
     `config.include_base`, is one variant: its task vector is zero, so pruning cannot change it.
     A run id already holding a run.json must have been started with the same configuration
     (that is a resume); anything else is an error rather than a mixed run.
     """
-    for uri in [*config.experts, config.base_uri]:
-        if not storage.exists(uri) and not storage.exists(storage.join(uri, "config.json")):
-            raise SaeMergeError(f"{uri}: no checkpoint there")
-    if not storage.exists(config.data_uri) and not storage.list_uris(config.data_uri):
-        raise SaeMergeError(f"data_uri {config.data_uri}: nothing there")
+    # Everything deterministic is checked before any heavy work (headers and line counts only):
+    # an error here can never go away, and would otherwise fail every retried prune.
+    check_inputs(config.experts, config.base_uri, config.data_uri, config.opt_sizes, config.test_sizes)
     layout = RunLayout(config.run_uri)
     info = {
         "config": config.to_json(),
