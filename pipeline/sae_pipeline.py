@@ -27,7 +27,7 @@ from typing import Any, Callable, List, Tuple
 from kfp import dsl, kubernetes
 
 from saemerge import __version__
-from saemerge.config import PARAMS, pipeline_docstring
+from saemerge.config import PARAMS, SAE, pipeline_docstring
 
 from saemerge.components.archive_update import archive_update
 from saemerge.components.evaluate import evaluate
@@ -48,30 +48,33 @@ S3_SECRET_KEYS = ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KE
 _ANNOTATIONS = {str: str, int: int, float: float, bool: bool, list: List[str], dict: dict}
 
 
-def with_run_parameters(body: Callable[[SimpleNamespace], Any]) -> Callable[..., Any]:
-    """The pipeline function whose parameters are :class:`RunConfig`'s pipeline parameters.
+def with_run_parameters(search: str, description: str) -> Callable[[Callable[[SimpleNamespace], Any]], Callable[..., Any]]:
+    """A decorator: the pipeline function whose parameters are :class:`RunConfig`'s parameters of `search`.
 
     kfp builds the pipeline's inputs from the function's signature (types and defaults) and
     copies the docstring's ``Args:`` into their descriptions, which the Kubeflow run form
     shows; both come from the one parameter table, so they cannot drift from it. kfp calls the
     function with one argument per parameter, in signature order; `body` gets them by name.
     """
-    params = [p for p in PARAMS.values() if p.pipeline]
+    params = [p for p in PARAMS.values() if p.takes(search)]
     signature = inspect.Signature([
         inspect.Parameter(p.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=_ANNOTATIONS[p.type],
                           **({} if p.required else {"default": p.default}))
         for p in params
     ], return_annotation=List[dict])
 
-    def pipeline_func(*args, **kwargs):
-        bound = signature.bind(*args, **kwargs)
-        bound.apply_defaults()
-        return body(SimpleNamespace(**bound.arguments))
+    def decorate(body: Callable[[SimpleNamespace], Any]) -> Callable[..., Any]:
+        def pipeline_func(*args, **kwargs):
+            bound = signature.bind(*args, **kwargs)
+            bound.apply_defaults()
+            return body(SimpleNamespace(**bound.arguments))
 
-    pipeline_func.__name__ = body.__name__
-    pipeline_func.__signature__ = signature  # type: ignore[attr-defined]
-    pipeline_func.__doc__ = pipeline_docstring(DESCRIPTION)
-    return pipeline_func
+        pipeline_func.__name__ = body.__name__
+        pipeline_func.__signature__ = signature  # type: ignore[attr-defined]
+        pipeline_func.__doc__ = pipeline_docstring(description, search)
+        return pipeline_func
+
+    return decorate
 
 
 @dataclass(frozen=True)
@@ -156,7 +159,7 @@ def build_pipeline(options: CompileOptions = CompileOptions()):
         return update.outputs["Output"]
 
     @dsl.pipeline(name=PIPELINE_NAME, description=DESCRIPTION)
-    @with_run_parameters
+    @with_run_parameters(SAE, DESCRIPTION)
     def sae_pipeline(p: SimpleNamespace) -> List[dict]:
         run_uri, experts, base_uri, data_uri, opt_sizes, test_sizes = (
             p.run_uri, p.experts, p.base_uri, p.data_uri, p.opt_sizes, p.test_sizes)

@@ -32,6 +32,10 @@ COMPETITIONS = ("local", "global", "local_then_global")
 MEASURES = ("zero_count", "hoyer")
 GRANULARITIES = ("tensor", "global")
 EVAL_DTYPES = ("auto", "float32", "bfloat16", "float16")
+# The searches (DESIGN "Searches and studies"): SAE is the product, PSO and M2N2 its comparators (SAE-SPEC §7).
+SEARCHES = ("sae", "pso", "m2n2")
+SAE, PSO, M2N2 = SEARCHES
+EVOLUTION = (SAE, M2N2)  # searches that start from SAE's initial archive (SAE-SPEC §7, M2N2)
 
 # Baseline name in results -> (merge method, fixed parameters) (SAE-SPEC §7). Task
 # arithmetic's α is chosen on the optimisation set from TA_ALPHAS.
@@ -60,14 +64,17 @@ def flag_name(name: str) -> str:
 
 
 def _param(default: Any = REQUIRED, *, help: str, spec: str = "—", choices: tuple[str, ...] = (),
-           minimum: float | None = None, below: float | None = None, pipeline: bool = True) -> Any:
+           minimum: float | None = None, below: float | None = None, pipeline: bool = True,
+           searches: tuple[str, ...] = SEARCHES) -> Any:
     """A RunConfig field with its description (``help``), source (``spec``) and constraints.
 
     Args:
         minimum: the smallest allowed value (inclusive); below: an exclusive upper bound.
         pipeline: False for a compile-time setting that is not a pipeline parameter.
+        searches: the searches whose pipelines take this parameter.
     """
-    meta = {"help": help, "spec": spec, "choices": choices, "minimum": minimum, "below": below, "pipeline": pipeline}
+    meta = {"help": help, "spec": spec, "choices": choices, "minimum": minimum, "below": below, "pipeline": pipeline,
+            "searches": searches}
     if isinstance(default, (dict, list)):
         frozen = json.loads(json.dumps(default))
         return field(default_factory=lambda: json.loads(json.dumps(frozen)), metadata=meta)
@@ -92,26 +99,26 @@ class RunConfig:
         help="test-set size per task (paper: 1,319 and 1,000, language-stratified; the tiny bench's whole "
              "test splits)", spec="§4",
     )
-    archive_size: int = _param(8, help="most members the archive holds", spec="§3.6, SAE-SPEC §4", minimum=2)
-    s_min: float = _param(0.1, help="lowest sparsity of the schedule", spec="§3.7, SAE-SPEC §5", minimum=0.0, below=1.0)
-    s_max: float = _param(0.6, help="highest sparsity of the schedule", spec="§3.7, SAE-SPEC §5", minimum=0.0, below=1.0)
-    t0: int = _param(3, help="length of the first schedule cycle", spec="§3.7, SAE-SPEC §5", minimum=1)
+    archive_size: int = _param(8, help="most members the archive holds", spec="§3.6, SAE-SPEC §4", minimum=2, searches=EVOLUTION)
+    s_min: float = _param(0.1, help="lowest sparsity of the schedule", spec="§3.7, SAE-SPEC §5", minimum=0.0, below=1.0, searches=EVOLUTION)
+    s_max: float = _param(0.6, help="highest sparsity of the schedule", spec="§3.7, SAE-SPEC §5", minimum=0.0, below=1.0, searches=EVOLUTION)
+    t0: int = _param(3, help="length of the first schedule cycle", spec="§3.7, SAE-SPEC §5", minimum=1, searches=(SAE,))
     t_mult: int = _param(2, help="growth of the cycle length per restart (1 = no grow)", spec="§3.7, SAE-SPEC §5",
-                         minimum=1)
-    reverse: bool = _param(False, help="cycles run from s_max down to s_min", spec="SAE-SPEC §5")
-    beta: float = _param(1.0, help="weight of sparsity in the mixing ratio", spec="§3.4, SAE-SPEC §3", minimum=0.0)
-    gamma: float = _param(0.05, help="weight of sparsity in fitness", spec="SAE-SPEC §4", minimum=0.0)
+                         minimum=1, searches=(SAE,))
+    reverse: bool = _param(False, help="cycles run from s_max down to s_min", spec="SAE-SPEC §5", searches=(SAE,))
+    beta: float = _param(1.0, help="weight of sparsity in the mixing ratio", spec="§3.4, SAE-SPEC §3", minimum=0.0, searches=(SAE,))
+    gamma: float = _param(0.05, help="weight of sparsity in fitness", spec="SAE-SPEC §4", minimum=0.0, searches=EVOLUTION)
     scoring: str = _param("global", help="sparsity score per model (global) or per tensor (local)",
-                          spec="Table 1 SAE (Global/Local), SAE-SPEC §3", choices=SCORINGS)
+                          spec="Table 1 SAE (Global/Local), SAE-SPEC §3", choices=SCORINGS, searches=(SAE,))
     attraction: str = _param("linear", help="linear: the formula literally; fill: where one parent is pruned, "
-                             "the child takes the other's value unscaled", spec="§3.5, SAE-SPEC §3", choices=ATTRACTIONS)
+                             "the child takes the other's value unscaled", spec="§3.5, SAE-SPEC §3", choices=ATTRACTIONS, searches=(SAE,))
     competition: str = _param("local_then_global", help="an offspring replaces its worse parent (local), the "
                               "archive's worst member (global), or tries local then global", spec="§3.6, SAE-SPEC §4",
-                              choices=COMPETITIONS)
-    measure: str = _param("zero_count", help="sparsity measure ρ", spec="§3.3, SAE-SPEC §2", choices=MEASURES)
+                              choices=COMPETITIONS, searches=(SAE,))
+    measure: str = _param("zero_count", help="sparsity measure ρ", spec="§3.3, SAE-SPEC §2", choices=MEASURES, searches=EVOLUTION)
     granularity: str = _param("tensor", help="pruning threshold per tensor or one over the model",
-                              spec="SAE-SPEC §1", choices=GRANULARITIES)
-    include_base: bool = _param(False, help="put the base in the initial population", spec="SAE-SPEC §6.1")
+                              spec="SAE-SPEC §1", choices=GRANULARITIES, searches=(SAE,))
+    include_base: bool = _param(False, help="put the base in the initial population", spec="SAE-SPEC §6.1", searches=EVOLUTION)
     baselines: list = _param(["weight_average", "task_arithmetic", "ties"], help="one-shot merges evaluated "
                              "beside SAE's best model", spec="SAE-SPEC §7", choices=tuple(BASELINES))
     seed: int = _param(0, help="seeds sampling, pairing and DARE", minimum=0)
@@ -119,8 +126,25 @@ class RunConfig:
     eval_device: str = _param("auto", help="device of evaluation (auto: CUDA when present)")
     eval_dtype: str = _param("auto", help="dtype of evaluation", choices=EVAL_DTYPES)
     eval_batch_size: int = _param(16, help="evaluation batch size", minimum=1)
-    steps: int = _param(12, help="generations (fixed when the pipeline is compiled: `--steps`)", spec="§3.7",
-                        minimum=1, pipeline=False)
+    pso_w: float = _param(0.2, help="PSO inertia w", spec="SAE-SPEC §7 (PSO-Merging)", minimum=0.0, searches=(PSO,))
+    pso_c1: float = _param(2.0, help="PSO pull towards the particle's own best c1", spec="SAE-SPEC §7 (PSO-Merging)",
+                           minimum=0.0, searches=(PSO,))
+    pso_c2: float = _param(2.0, help="PSO pull towards the swarm's best c2", spec="SAE-SPEC §7 (PSO-Merging)",
+                           minimum=0.0, searches=(PSO,))
+    pso_drop_p: float = _param(0.8, help="DARE drop rate of the sparsified expert particles",
+                               spec="SAE-SPEC §7 (PSO-Merging)", minimum=0.0, below=1.0, searches=(PSO,))
+    pso_dare_copies: int = _param(1, help="DARE-sparsified particles per expert (each its own seed)",
+                                  spec="SAE-SPEC §7 (PSO-Merging)", minimum=0, searches=(PSO,))
+    pso_include_base: bool = _param(True, help="the base is a particle", spec="SAE-SPEC §7 (PSO-Merging)",
+                                    searches=(PSO,))
+    m2n2_children: int = _param(4, help="children per generation (default: SAE's offspring per generation, "
+                                "archive_size / 2)", spec="SAE-SPEC §7 (M2N2)", minimum=1, searches=(M2N2,))
+    m2n2_alpha: float = _param(1.0, help="resource-sharing exponent α", spec="SAE-SPEC §7 (M2N2)", minimum=0.0,
+                               searches=(M2N2,))
+    search: str = _param(SAE, help="the search: SAE, or a comparator (fixed when compiled: `--search`)",
+                         choices=SEARCHES, pipeline=False)
+    steps: int = _param(12, help="generations of SAE and M2N2, update steps of PSO (fixed when compiled: "
+                        "`--steps`; PSO's default is 5)", spec="§3.7, SAE-SPEC §7", minimum=1, pipeline=False)
 
     # -- parsing ------------------------------------------------------------------------------
     @classmethod
@@ -178,6 +202,13 @@ class RunConfig:
             )
         for name in ("merge_device", "eval_device"):
             _check_device(label(name), getattr(self, name), allow_auto=name == "eval_device")
+        if self.search == PSO:
+            particles = int(self.pso_include_base) + len(self.experts) * (1 + self.pso_dare_copies)
+            if particles < 2:
+                raise SaeMergeError(
+                    f"{label('pso_dare_copies')} {self.pso_dare_copies}, {label('pso_include_base')} "
+                    f"{str(self.pso_include_base).lower()}: {particles} particle; a swarm needs at least 2"
+                )
 
     # -- views --------------------------------------------------------------------------------
     def to_json(self) -> dict[str, Any]:
@@ -185,8 +216,8 @@ class RunConfig:
         return json.loads(json.dumps(dataclasses.asdict(self)))
 
     def pipeline_arguments(self) -> dict[str, Any]:
-        """The values of the pipeline's parameters (compile-time settings left out)."""
-        return {k: v for k, v in self.to_json().items() if PARAMS[k].pipeline}
+        """The values of this search's pipeline parameters (compile-time settings left out)."""
+        return {k: v for k, v in self.to_json().items() if PARAMS[k].takes(self.search)}
 
     @property
     def levels(self) -> list[float]:
@@ -205,10 +236,15 @@ class Param:
     spec: str
     choices: tuple[str, ...]
     pipeline: bool
+    searches: tuple[str, ...]
 
     @property
     def required(self) -> bool:
         return self.default is REQUIRED
+
+    def takes(self, search: str) -> bool:
+        """Whether the pipeline of `search` has this parameter."""
+        return self.pipeline and search in self.searches
 
 
 def _params() -> dict[str, Param]:
@@ -216,7 +252,7 @@ def _params() -> dict[str, Param]:
     for f in dataclasses.fields(RunConfig):
         default = f.default if f.default_factory is REQUIRED else f.default_factory()
         out[f.name] = Param(f.name, _TYPES[f.name], default, f.metadata["help"], f.metadata["spec"],
-                            f.metadata["choices"], f.metadata["pipeline"])
+                            f.metadata["choices"], f.metadata["pipeline"], f.metadata["searches"])
     return out
 
 
@@ -318,22 +354,23 @@ def _default_text(p: Param) -> str:
 
 def markdown_table() -> str:
     """The README's parameter table (a test fails when the README drifts from it)."""
-    lines = ["| parameter | default | meaning | paper / spec |", "|---|---|---|---|"]
+    lines = ["| parameter | default | meaning | searches | paper / spec |", "|---|---|---|---|---|"]
     for p in PARAMS.values():
         if not p.pipeline:
             continue
+        searches = "all" if p.searches == SEARCHES else ", ".join(p.searches)
         meaning = p.help
         if p.choices:
             meaning += f"; {'any' if p.type is list else 'one'} of " + ", ".join(f"`{c}`" for c in p.choices)
-        lines.append(f"| `{p.name}` | {_default_text(p)} | {meaning} | {p.spec} |")
+        lines.append(f"| `{p.name}` | {_default_text(p)} | {meaning} | {searches} | {p.spec} |")
     return "\n".join(lines)
 
 
-def pipeline_docstring(summary: str) -> str:
+def pipeline_docstring(summary: str, search: str = SAE) -> str:
     """A Google-style docstring whose ``Args:`` kfp copies into the compiled parameters' descriptions."""
     lines = [summary, "", "Args:"]
     for p in PARAMS.values():
-        if p.pipeline:
+        if p.takes(search):
             choices = f" One of: {', '.join(p.choices)}." if p.choices else ""
             spec = f" [{p.spec}]" if p.spec != "—" else ""
             lines.append(f"    {p.name}: {p.help}.{choices}{spec}")

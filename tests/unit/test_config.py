@@ -109,7 +109,7 @@ def test_compiled_parameters_carry_the_configs_defaults_and_descriptions(tmp_pat
     out = tmp_path / "p.yaml"
     compile_pipeline(out, CompileOptions(steps=1))
     params = next(yaml.safe_load_all(out.read_text()))["root"]["inputDefinitions"]["parameters"]
-    expected = {name: p for name, p in PARAMS.items() if p.pipeline}
+    expected = {name: p for name, p in PARAMS.items() if p.takes("sae")}
     assert set(params) == set(expected)
     for name, p in expected.items():
         assert params[name]["description"].startswith(p.help), name
@@ -124,6 +124,15 @@ def test_compiled_parameters_carry_the_configs_defaults_and_descriptions(tmp_pat
 
 
 def test_docstring_lists_every_pipeline_parameter():
-    doc = cfg.pipeline_docstring("Summary.")
-    names = re.findall(r"^    (\w+):", doc, flags=re.M)
-    assert names == [n for n, p in PARAMS.items() if p.pipeline]
+    for search in cfg.SEARCHES:
+        doc = cfg.pipeline_docstring("Summary.", search)
+        names = re.findall(r"^    (\w+):", doc, flags=re.M)
+        assert names == [n for n, p in PARAMS.items() if p.takes(search)]
+    assert "pso_w" not in cfg.pipeline_docstring("S.", "sae") and "t0" not in cfg.pipeline_docstring("S.", "pso")
+
+
+def test_pso_needs_two_particles():
+    with pytest.raises(SaeMergeError, match="1 particle; a swarm needs at least 2"):
+        RunConfig.from_params({**REQUIRED, "experts": ["/m/math"], "search": "pso", "pso_dare_copies": 0,
+                               "pso_include_base": False})
+    assert RunConfig.from_params({**REQUIRED, "search": "pso"}).pipeline_arguments()["pso_w"] == 0.2
