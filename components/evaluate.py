@@ -23,14 +23,17 @@ def evaluate(
     Returns:
         The candidates with per-task scores, macro score and fitness = score + γ·ρ.
     """
+    from saemerge.compute import measured
     from saemerge.config import as_int, typed
     from saemerge.steps.evaluation import evaluate_candidates, lm_eval_evaluator, score_summary
 
     p = typed(gamma=gamma, eval_device=device, eval_dtype=dtype, eval_batch_size=batch_size)
-    scored = evaluate_candidates(
-        run_uri, as_int("generation", generation), stage, candidates, sample_uri, gamma=p["gamma"],
-        evaluator=lm_eval_evaluator(p["eval_device"], p["eval_dtype"], p["eval_batch_size"]),
-    )
+    generation = as_int("generation", generation)
+    with measured(run_uri, "evaluate", f"gen {generation} {stage}"):
+        scored = evaluate_candidates(
+            run_uri, generation, stage, candidates, sample_uri, gamma=p["gamma"],
+            evaluator=lm_eval_evaluator(p["eval_device"], p["eval_dtype"], p["eval_batch_size"]),
+        )
     for key, value in score_summary(scored).items():
         metrics.log_metric(key, value)
     return scored

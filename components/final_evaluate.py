@@ -24,16 +24,18 @@ def final_evaluate(
     (SAE-SPEC §6.3). Baselines are merged here (content-addressed); task arithmetic picks
     its α on the optimisation set. Writes RUN/final/results.parquet.
     """
+    from saemerge.compute import measured
     from saemerge.config import typed
     from saemerge.steps.evaluation import lm_eval_evaluator
     from saemerge.steps.final import final_evaluate as final
 
     p = typed(test_sizes=test_sizes, baselines=baselines, seed=seed, gamma=gamma, eval_device=device,
               eval_dtype=dtype, eval_batch_size=batch_size)
-    rows = final(
-        run_uri, archive, experts, base_uri, data_uri, p["test_sizes"], p["baselines"], seed=p["seed"],
-        gamma=p["gamma"], evaluator=lm_eval_evaluator(p["eval_device"], p["eval_dtype"], p["eval_batch_size"]),
-    )
+    with measured(run_uri, "final_evaluate"):
+        rows = final(
+            run_uri, archive, experts, base_uri, data_uri, p["test_sizes"], p["baselines"], seed=p["seed"],
+            gamma=p["gamma"], evaluator=lm_eval_evaluator(p["eval_device"], p["eval_dtype"], p["eval_batch_size"]),
+        )
     for row in rows:
         metrics.log_metric(f"{row['method']}.macro", row["macro"])
     return rows

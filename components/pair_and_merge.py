@@ -21,12 +21,14 @@ def pair_and_merge(
     Returns:
         The child's record, with "status" = "discarded" and a "reason" when discarded.
     """
+    from saemerge.compute import measured
     from saemerge.config import typed
     from saemerge.steps.models import pair_and_merge as merge
     from saemerge.steps.records import describe_model
 
     p = typed(scoring=scoring, beta=beta, attraction=attraction, measure=measure, granularity=granularity,
               merge_device=device)
-    record = merge(run_uri, pair, base_uri=base_uri, device=p.pop("merge_device"), **p)
+    with measured(run_uri, "merge", f"gen {pair['generation']} pair {pair['index']}"):
+        record = merge(run_uri, pair, base_uri=base_uri, device=p.pop("merge_device"), **p)
     describe_model(child, record)
     return record

@@ -9,11 +9,13 @@ def prune(run_uri: str, variant: dict, base_uri: str, measure: str, device: str,
     Returns:
         The individual's record (id, content_hash, uri, origin, sparsity, ...).
     """
+    from saemerge.compute import measured
     from saemerge.config import typed
     from saemerge.steps.models import prune_variant
     from saemerge.steps.records import describe_model
 
     p = typed(measure=measure, merge_device=device)
-    record = prune_variant(run_uri, variant, base_uri=base_uri, measure=p["measure"], device=p["merge_device"])
+    with measured(run_uri, "prune", variant["name"]):
+        record = prune_variant(run_uri, variant, base_uri=base_uri, measure=p["measure"], device=p["merge_device"])
     describe_model(model, record)
     return record

@@ -1,4 +1,4 @@
-"""Compile the SAE pipeline to the YAML users upload in the Kubeflow UI, and measure it.
+"""Compile a search's pipeline to the YAML users upload in the Kubeflow UI, and measure it.
 
 Argo stores a whole workflow in one Kubernetes object (etcd's limit is about 1.5 MB), so the
 compiled size and task count are printed with every compile.
@@ -13,9 +13,10 @@ from pathlib import Path
 import yaml
 from kfp import compiler
 
-from saemerge.pipeline.sae_pipeline import CompileOptions, build_pipeline
+from saemerge.pipeline.common import CompileOptions
+from saemerge.pipeline.searches import SEARCHES, get_search
 
-GOLDEN = Path(__file__).with_name("sae_pipeline.yaml")
+GOLDEN = SEARCHES["sae"].golden
 ARGO_OBJECT_LIMIT = 1_500_000
 
 
@@ -115,7 +116,7 @@ def compile_pipeline(out: Path, options: CompileOptions = CompileOptions()) -> d
     """Write the compiled pipeline to `out` (deterministic bytes); return its size and task counts."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    compiler.Compiler().compile(build_pipeline(options), str(out))
+    compiler.Compiler().compile(get_search(options.search).build(options), str(out))
     raw = out.read_text()
     docs = list(yaml.safe_load_all(raw))
     spec, platform = docs[0], (docs[1] if len(docs) > 1 else None)
@@ -126,6 +127,7 @@ def compile_pipeline(out: Path, options: CompileOptions = CompileOptions()) -> d
     return {
         "bytes": size,
         "share_of_argo_limit": round(size / ARGO_OBJECT_LIMIT, 3),
+        "search": options.search,
         "generations": options.steps,
         **task_counts(spec),
     }

@@ -35,6 +35,7 @@ from saemerge import runlog, storage
 from saemerge.config import RunConfig
 from saemerge.errors import SaeMergeError
 from saemerge.lease import RunLease
+from saemerge.pipeline.searches import get_search
 from saemerge.report import PLOTS, results_text
 from saemerge.runlog import RunLayout
 
@@ -52,7 +53,8 @@ class LocalRun:
     workdir: Path = Path(".saemerge")
     bench_size: str = "tiny"
     seed: int = 0
-    steps: int = 12
+    search: str = "sae"
+    steps: int | None = None  # None: the search's default
     params: dict = field(default_factory=dict)  # pipeline parameters overriding the defaults
     resume: bool = False
     bucket: str = BUCKET
@@ -75,16 +77,19 @@ class LocalRun:
         Raises:
             SaeMergeError: a bad parameter, named as written (``s_min``), before anything starts.
         """
-        if "steps" in self.params:
-            raise SaeMergeError("--param steps: give the number of generations as --steps")
+        for name, flag in (("steps", "--steps"), ("search", "--search")):
+            if name in self.params:
+                raise SaeMergeError(f"--param {name}: give it as {flag}")
         bench = self.bench_uri
+        steps = self.steps if self.steps is not None else get_search(self.search).default_steps
         return RunConfig.from_params({
             "run_uri": self.run_uri,
             "experts": [f"{bench}/models/math", f"{bench}/models/multilingual"],
             "base_uri": f"{bench}/models/base",
             "data_uri": f"{bench}/data",
             "seed": self.seed,
-            "steps": self.steps,
+            "search": self.search,
+            "steps": steps,
             **self.params,
         })
 
@@ -150,7 +155,7 @@ def _copy_tree(src: Path, dst: Path) -> None:
             shutil.copy2(item, dst / item.name)
 
 
-def run_pipeline_here(steps: int, pipeline_root: Path, arguments: dict) -> None:
+def run_pipeline_here(search: str, steps: int, pipeline_root: Path, arguments: dict) -> None:
     """Compile the pipeline and run the compiled YAML under kfp.local (the child's entry point).
 
     Running the YAML rather than the Python function means the file a user uploads to Kubeflow
@@ -158,11 +163,11 @@ def run_pipeline_here(steps: int, pipeline_root: Path, arguments: dict) -> None:
     """
     from kfp import components, local
 
+    from saemerge.pipeline.common import CompileOptions
     from saemerge.pipeline.compile import compile_pipeline
-    from saemerge.pipeline.sae_pipeline import CompileOptions
 
-    compiled = Path(pipeline_root) / "sae_pipeline.yaml"
-    stats = compile_pipeline(compiled, CompileOptions(steps=steps, retries=0))
+    compiled = Path(pipeline_root) / f"{search}_pipeline.yaml"
+    stats = compile_pipeline(compiled, CompileOptions(search=search, steps=steps, retries=0))
     log.info("compiled %s: %s", compiled, stats)
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(pipeline_root))
     components.load_component_from_file(str(compiled))(**arguments)
@@ -206,13 +211,13 @@ def failure_reason(log_text: str) -> tuple[str | None, str | None, bool]:
     return step, (message if permanent else f"{kind}: {message}"), not permanent
 
 
-def _follow(run: LocalRun, proc: subprocess.Popen, phases: Phases, started: float, lease: RunLease,
+def _follow(run: LocalRun, steps: int, proc: subprocess.Popen, phases: Phases, started: float, lease: RunLease,
             log_from: int) -> None:
     """Print one line per finished generation while the kfp.local child runs."""
     seen: set[str] = set()
     last = started
     layout = RunLayout(run.run_uri)
-    names = ["init", *[runlog.gen_name(g) for g in range(run.steps)]]
+    names = ["init", *[runlog.gen_name(g) for g in range(steps)]]
     while True:
         finished = proc.poll() is not None
         for name in names:
@@ -285,12 +290,12 @@ def run_local(run: LocalRun) -> list[dict]:
         with open(run.run_dir / "kfp.log", "ab") as logf:
             log_from = logf.tell()
             proc = subprocess.Popen(
-                [sys.executable, "-m", "saemerge.pipeline.local", str(config.steps), str(run.run_dir / "kfp-root"),
-                 str(run.run_dir / "arguments.json"), str(os.getpid())],
+                [sys.executable, "-m", "saemerge.pipeline.local", config.search, str(config.steps),
+                 str(run.run_dir / "kfp-root"), str(run.run_dir / "arguments.json"), str(os.getpid())],
                 stdout=logf, stderr=subprocess.STDOUT, start_new_session=True, env=step_environment(),
             )
             try:
-                _follow(run, proc, phases, t, lease, log_from)
+                _follow(run, config.steps, proc, phases, t, lease, log_from)
             except BaseException:
                 if proc.poll() is None:
                     os.killpg(proc.pid, signal.SIGTERM)
@@ -319,7 +324,7 @@ def run_local(run: LocalRun) -> list[dict]:
     return rows
 
 
-if __name__ == "__main__":  # the kfp.local child: STEPS PIPELINE_ROOT ARGUMENTS_JSON PARENT_PID
+if __name__ == "__main__":  # the kfp.local child: SEARCH STEPS PIPELINE_ROOT ARGUMENTS_JSON PARENT_PID
     logging.basicConfig(level=logging.INFO)
-    stop_with_parent(int(sys.argv[4]))
-    run_pipeline_here(int(sys.argv[1]), Path(sys.argv[2]), json.loads(Path(sys.argv[3]).read_text()))
+    stop_with_parent(int(sys.argv[5]))
+    run_pipeline_here(sys.argv[1], int(sys.argv[2]), Path(sys.argv[3]), json.loads(Path(sys.argv[4]).read_text()))

@@ -19,15 +19,10 @@ loop body independent of the surrounding DAG, and it sidesteps kfp.local (2.17) 
 such inputs to the loop item itself.
 """
 
-import inspect
-from dataclasses import dataclass
 from types import SimpleNamespace
-from typing import Any, Callable, List, Tuple
+from typing import List
 
-from kfp import dsl, kubernetes
-
-from saemerge import __version__
-from saemerge.config import PARAMS, SAE, pipeline_docstring
+from kfp import dsl
 
 from saemerge.components.archive_update import archive_update
 from saemerge.components.evaluate import evaluate
@@ -39,92 +34,23 @@ from saemerge.components.prune import prune
 from saemerge.components.report import report
 from saemerge.components.sample_optimisation_set import sample_optimisation_set
 from saemerge.components.schedule_step import schedule_step
+from saemerge.config import SAE
+from saemerge.pipeline.common import S3_SECRET_KEYS, CompileOptions, Tasks, with_run_parameters
+
+__all__ = ["PIPELINE_NAME", "S3_SECRET_KEYS", "CompileOptions", "build_pipeline"]
 
 PIPELINE_NAME = "saemerge-sae"
 DESCRIPTION = "Sparsity-Aware Evolution for merging LLM experts (arXiv 2602.08218)."
-# Keys of the Kubernetes secret that hold the S3 endpoint and credentials.
-S3_SECRET_KEYS = ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")
-# The IR types of run parameters (kfp reads the annotations of the pipeline's signature).
-_ANNOTATIONS = {str: str, int: int, float: float, bool: bool, list: List[str], dict: dict}
-
-
-def with_run_parameters(search: str, description: str) -> Callable[[Callable[[SimpleNamespace], Any]], Callable[..., Any]]:
-    """A decorator: the pipeline function whose parameters are :class:`RunConfig`'s parameters of `search`.
-
-    kfp builds the pipeline's inputs from the function's signature (types and defaults) and
-    copies the docstring's ``Args:`` into their descriptions, which the Kubeflow run form
-    shows; both come from the one parameter table, so they cannot drift from it. kfp calls the
-    function with one argument per parameter, in signature order; `body` gets them by name.
-    """
-    params = [p for p in PARAMS.values() if p.takes(search)]
-    signature = inspect.Signature([
-        inspect.Parameter(p.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=_ANNOTATIONS[p.type],
-                          **({} if p.required else {"default": p.default}))
-        for p in params
-    ], return_annotation=List[dict])
-
-    def decorate(body: Callable[[SimpleNamespace], Any]) -> Callable[..., Any]:
-        def pipeline_func(*args, **kwargs):
-            bound = signature.bind(*args, **kwargs)
-            bound.apply_defaults()
-            return body(SimpleNamespace(**bound.arguments))
-
-        pipeline_func.__name__ = body.__name__
-        pipeline_func.__signature__ = signature  # type: ignore[attr-defined]
-        pipeline_func.__doc__ = pipeline_docstring(description, search)
-        return pipeline_func
-
-    return decorate
-
-
-@dataclass(frozen=True)
-class CompileOptions:
-    """What is fixed when the pipeline is compiled (the rest are run parameters)."""
-
-    steps: int = 12
-    cpu_image: str = f"ghcr.io/saemerge/saemerge-cpu:{__version__}"
-    gpu_image: str = f"ghcr.io/saemerge/saemerge-gpu:{__version__}"
-    gpu_resource: str = "nvidia.com/gpu"
-    s3_secret: str = "saemerge-s3"
-    merge_parallelism: int = 4
-    retries: int = 2
-    # GPU pods: tolerate the usual taint of GPU nodes, and optionally pin them to labelled nodes.
-    gpu_tolerations: Tuple[str, ...] = ("nvidia.com/gpu",)
-    gpu_node_selector: Tuple[Tuple[str, str], ...] = ()
 
 
 def build_pipeline(options: CompileOptions = CompileOptions()):
-    """The pipeline function for `options` (compile it, or call it under kfp.local)."""
-    if options.steps < 1:
-        raise ValueError(f"steps must be >= 1, got {options.steps}")
-
-    def cpu(func):
-        return dsl.component(func, base_image=options.cpu_image, install_kfp_package=False)
-
-    def gpu(func):
-        return dsl.component(func, base_image=options.gpu_image, install_kfp_package=False)
-
+    """The SAE pipeline function for `options` (compile it, or call it under kfp.local)."""
+    tasks = Tasks(options)
+    cpu, gpu, with_s3, on_gpu, retried = tasks.cpu, tasks.gpu, tasks.with_s3, tasks.on_gpu, tasks.retried
     c_init, c_schedule, c_sample = cpu(init_population), cpu(schedule_step), cpu(sample_optimisation_set)
     c_prune, c_pair, c_merge = cpu(prune), cpu(pair_parents), cpu(pair_and_merge)
     c_update, c_report = cpu(archive_update), cpu(report)
     c_eval, c_final = gpu(evaluate), gpu(final_evaluate)
-
-    def with_s3(task: dsl.PipelineTask) -> dsl.PipelineTask:
-        return kubernetes.use_secret_as_env(task, options.s3_secret, {k: k for k in S3_SECRET_KEYS})
-
-    def on_gpu(task: dsl.PipelineTask) -> dsl.PipelineTask:
-        task.set_accelerator_type(options.gpu_resource).set_accelerator_limit(1)
-        task.set_retry(num_retries=options.retries, backoff_duration="60s", backoff_factor=2.0)
-        kubernetes.add_pod_label(task, "saemerge.io/accelerator", "gpu")
-        for key in options.gpu_tolerations:
-            kubernetes.add_toleration(task, key=key, operator="Exists", effect="NoSchedule")
-        for key, value in options.gpu_node_selector:
-            kubernetes.add_node_selector(task, key, value)
-        return with_s3(task)
-
-    def retried(task: dsl.PipelineTask) -> dsl.PipelineTask:
-        task.set_retry(num_retries=options.retries, backoff_duration="30s", backoff_factor=2.0)
-        return with_s3(task)
 
     @dsl.pipeline(name="sae-generation", description="One SAE generation: rescore, pair, merge, evaluate, compete.")
     def sae_generation(

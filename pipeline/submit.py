@@ -29,7 +29,8 @@ import yaml
 
 from saemerge.config import RunConfig
 from saemerge.errors import SaeMergeError, unknown_name
-from saemerge.pipeline.sae_pipeline import PIPELINE_NAME, CompileOptions
+from saemerge.pipeline.common import CompileOptions
+from saemerge.pipeline.searches import get_search
 
 log = logging.getLogger(__name__)
 
@@ -176,10 +177,10 @@ def normalize_cron(expr: str) -> str:
 # ------------------------------------------------------------------------------- the client
 
 
-def version_name_for(compiled: bytes) -> str:
+def version_name_for(pipeline_name: str, compiled: bytes) -> str:
     from saemerge import __version__
 
-    return f"{PIPELINE_NAME}-{__version__}-{hashlib.sha256(compiled).hexdigest()[:12]}"
+    return f"{pipeline_name}-{__version__}-{hashlib.sha256(compiled).hexdigest()[:12]}"
 
 
 def _eq_filter(key: str, value: str) -> str:
@@ -215,12 +216,12 @@ def connect(req: SubmitRequest):
     return client
 
 
-def ensure_version(client, package: Path, version_name: str) -> tuple[str, str, bool]:
-    """(pipeline_id, version_id, uploaded): upload the pipeline, or a version of it if new."""
-    pipeline_id = client.get_pipeline_id(PIPELINE_NAME)
+def ensure_version(client, package: Path, version_name: str, search: str = "sae") -> tuple[str, str, bool]:
+    """(pipeline_id, version_id, uploaded): upload the search's pipeline, or a version of it if new."""
+    spec = get_search(search)
+    pipeline_id = client.get_pipeline_id(spec.pipeline_name)
     if pipeline_id is None:
-        pipeline = client.upload_pipeline(str(package), pipeline_name=PIPELINE_NAME,
-                                          description="Sparsity-Aware Evolution for merging LLM experts")
+        pipeline = client.upload_pipeline(str(package), pipeline_name=spec.pipeline_name, description=spec.summary)
         # The upload created the pipeline's first version; run exactly that one.
         versions = client.list_pipeline_versions(pipeline.pipeline_id, page_size=1, sort_by="created_at desc")
         (version,) = versions.pipeline_versions
@@ -272,7 +273,7 @@ def wait_for_run(client, run_id: str, *, poll_interval: float, timeout: float | 
 def compile_package(options: CompileOptions, directory: Path) -> tuple[Path, dict]:
     from saemerge.pipeline.compile import compile_pipeline
 
-    path = directory / f"{PIPELINE_NAME}.yaml"
+    path = directory / f"{get_search(options.search).pipeline_name}.yaml"
     stats = compile_pipeline(path, options)
     return path, stats
 
@@ -292,17 +293,19 @@ def submit(req: SubmitRequest, out: Callable[[str], None] = print) -> SubmitResu
         compiled = package.read_bytes()
         spec = next(yaml.safe_load_all(compiled))
         params = coerce_params(req.params, spec)
-        RunConfig.from_params({**params, "steps": req.options.steps})  # values, not only types
-        result = SubmitResult(version_name=version_name_for(compiled), compiled_bytes=len(compiled), params=params)
-        out(f"compiled {PIPELINE_NAME}: {req.options.steps} generations, {stats.get('tasks_in_run', '?')} tasks, "
+        # values, not only types
+        RunConfig.from_params({**params, "steps": req.options.steps, "search": req.options.search})
+        name = get_search(req.options.search).pipeline_name
+        result = SubmitResult(version_name=version_name_for(name, compiled), compiled_bytes=len(compiled), params=params)
+        out(f"compiled {name}: {req.options.steps} generations, {stats.get('tasks_in_run', '?')} tasks, "
             f"{len(compiled):,} bytes")
         if req.dry_run:
             out(f"dry run: would submit version {result.version_name} with {json.dumps(params, sort_keys=True)}")
             return result
         client = connect(req)
         result.pipeline_id, result.version_id, result.version_uploaded = ensure_version(
-            client, package, result.version_name)
-    out(f"pipeline {PIPELINE_NAME} ({result.pipeline_id}): version {result.version_id} "
+            client, package, result.version_name, req.options.search)
+    out(f"pipeline {name} ({result.pipeline_id}): version {result.version_id} "
         f"{'uploaded' if result.version_uploaded else 'already there, reused'}")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)

@@ -13,6 +13,7 @@ import json
 from collections.abc import Mapping, Sequence
 
 from saemerge import runlog, storage
+from saemerge.compute import summarize, summary_lines
 
 PLOTS = ("fitness.png", "schedule.png", "sparsity_vs_score.png")
 
@@ -108,12 +109,14 @@ def make_plots(metrics: Sequence[Mapping], people: Sequence[Mapping]) -> dict[st
     return plots
 
 
-def render(run: str, results: Sequence[Mapping], metrics: Sequence[Mapping], plots: Mapping[str, bytes]) -> tuple[str, str]:
+def render(run: str, results: Sequence[Mapping], metrics: Sequence[Mapping], plots: Mapping[str, bytes],
+           compute: Mapping | None = None) -> tuple[str, str]:
     layout = runlog.RunLayout(run)
     cfg = layout.read_config() if storage.exists(layout.run_json) else {}
+    title = f"{str(cfg.get('search', 'sae')).upper()} run report"
     gens = [m for m in metrics if m["generation"] >= 0]
     md = [
-        f"# SAE run report\n\nRun: `{run}`\n",
+        f"# {title}\n\nRun: `{run}`\n",
         "Test-set accuracy per task; *macro avg* is the mean of the per-task accuracies (each task "
         "weighs the same). *sparsity ρ* is the fraction of zero task-vector entries in prunable tensors.\n",
         results_markdown(results),
@@ -126,6 +129,9 @@ def render(run: str, results: Sequence[Mapping], metrics: Sequence[Mapping], plo
             f"| {m['generation'] if m['generation'] >= 0 else 'init'} | {m['s_t']:.4f} | {m['best_fitness']:.4f} | "
             f"{m['mean_fitness']:.4f} | {m['best_score']:.4f} | {m['mean_sparsity']:.3f} | {m['accepted']}/{m['offspring']} |"
         )
+    if compute:
+        md.append("\n## Compute\n")
+        md += [f"- {line}" for line in summary_lines(compute)]
     md.append("\n## Plots\n")
     md += [f"![{name}]({name})" for name in plots]
     if cfg:
@@ -137,10 +143,10 @@ def render(run: str, results: Sequence[Mapping], metrics: Sequence[Mapping], plo
     )
     table = _html_table(results)
     html_text = (
-        "<!doctype html><html><head><meta charset='utf-8'><title>SAE run report</title>"
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title>"
         "<style>body{font-family:sans-serif;max-width:60em;margin:2em auto}table{border-collapse:collapse}"
         "td,th{border:1px solid #ccc;padding:.3em .6em;text-align:right}img{max-width:100%}</style></head><body>"
-        f"<h1>SAE run report</h1><p>Run: <code>{html.escape(run)}</code>; {len(gens)} generations.</p>"
+        f"<h1>{title}</h1><p>Run: <code>{html.escape(run)}</code>; {len(gens)} generations.</p>"
         f"{table}{imgs}</body></html>"
     )
     return md_text, html_text
@@ -158,11 +164,13 @@ def _html_table(results: Sequence[Mapping]) -> str:
 
 
 def write_report(run: str, results: Sequence[Mapping]) -> tuple[str, str]:
-    """Write report.md, report.html and the plots under RUN/final/; return (markdown, html)."""
+    """Write report.md, report.html, compute.json and the plots under RUN/final/; return (markdown, html)."""
     layout = runlog.RunLayout(run)
     metrics = runlog.generation_metrics(layout)
     plots = make_plots(metrics, individuals(layout))
-    md, html_text = render(run, results, metrics, plots)
+    compute = summarize(layout)
+    runlog.write_json(layout.final("compute.json"), compute)
+    md, html_text = render(run, results, metrics, plots, compute)
     for name, data in plots.items():
         storage.write_bytes(layout.final(name), data)
     storage.write_bytes(layout.final("report.md"), md.encode())

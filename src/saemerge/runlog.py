@@ -14,7 +14,8 @@ RUN/                                   a local path or s3://bucket/prefix/RUN_ID
           scores-<stage>.parquet       per-example results of the generation's evaluations
                                        (stage: archive, offspring; init/: init)
           metrics.json                 the generation's summary (GEN_METRICS keys)
-  final/ results.parquet, scores.parquet, best.json, report.md, report.html, *.png
+  compute/<kind>/<time>-<id>.json       one record per step attempt: seconds, CPU seconds, peak RSS
+  final/ results.parquet, scores.parquet, best.json, compute.json, report.md, report.html, *.png
 ```
 
 Population tables hold one row per individual (POPULATION_SCHEMA, plus one float column
@@ -119,6 +120,14 @@ class RunLayout:
 
     def metrics(self, generation: int | str) -> str:
         return self._at(gen_name(generation), "metrics.json")
+
+    @property
+    def compute_dir(self) -> str:
+        return self._at("compute")
+
+    def compute_record(self, kind: str, name: str) -> str:
+        """One step attempt's timings and memory (:mod:`saemerge.compute`); never overwritten."""
+        return self._at("compute", kind, f"{name}.json")
 
     @property
     def final_dir(self) -> str:
@@ -291,6 +300,10 @@ def describe_run(run: str) -> str:
             + f" {str(m['accepted']) + '/' + str(m['offspring']):>9} {m['mean_sparsity']:>7.3f}"
         )
     generations = layout.generations()
+    if storage.exists(layout.final("compute.json")):
+        from saemerge.compute import summary_lines
+
+        lines += ["", "compute:", *["  " + line for line in summary_lines(read_json(layout.final("compute.json")))]]
     if storage.exists(layout.final("best.json")):
         best = read_json(layout.final("best.json"))["id"]
         title = "best model (final)"

@@ -96,7 +96,7 @@ def _run_build(args, env_extra=None, path=None):
 
 
 def test_build_script_tags_default_to_the_pipelines_compile_defaults():
-    from saemerge.pipeline.sae_pipeline import CompileOptions
+    from saemerge.pipeline.common import CompileOptions
 
     env = {"SAEMERGE_BUILDER": "podman", "SAEMERGE_CPU_IMAGE": "", "SAEMERGE_GPU_IMAGE": ""}
     env = {k: v for k, v in env.items() if v}
@@ -241,7 +241,8 @@ def _executor(spec: dict, function: str) -> dict:
 def compiled(tmp_path_factory):
     from kfp import compiler
 
-    from saemerge.pipeline.sae_pipeline import CompileOptions, build_pipeline
+    from saemerge.pipeline.common import CompileOptions
+    from saemerge.pipeline.sae_pipeline import build_pipeline
 
     path = tmp_path_factory.mktemp("compiled") / "sae.yaml"
     compiler.Compiler().compile(build_pipeline(CompileOptions(steps=2)), str(path))
@@ -253,7 +254,7 @@ def compiled(tmp_path_factory):
 @pytest.mark.parametrize("flavour", ["cpu", "gpu"], ids=["cpu-image", "gpu-image"])
 def test_image_installs_and_runs_the_components_as_a_pod_does(flavour, tmp_path, compiled):
     from saemerge.core.schedule import cyclic_schedule
-    from saemerge.pipeline.sae_pipeline import CompileOptions
+    from saemerge.pipeline.common import CompileOptions
 
     venv, env = _replay(flavour, tmp_path)
     run_dir = tmp_path / "pod"

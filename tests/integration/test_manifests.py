@@ -152,7 +152,8 @@ def _role_allows(role: dict, resource: str, verb: str, name: str) -> bool:
 def test_secret_matches_what_the_compiled_pipeline_reads(base, tmp_path):
     from kfp import compiler
 
-    from saemerge.pipeline.sae_pipeline import S3_SECRET_KEYS, CompileOptions, build_pipeline
+    from saemerge.pipeline.common import S3_SECRET_KEYS, CompileOptions
+    from saemerge.pipeline.sae_pipeline import build_pipeline
 
     secret = _one(base, "Secret", CompileOptions().s3_secret)
     assert set(secret["stringData"]) == set(S3_SECRET_KEYS)

@@ -104,7 +104,7 @@ def test_compiled_parameters_carry_the_configs_defaults_and_descriptions(tmp_pat
     import yaml
 
     from saemerge.pipeline.compile import compile_pipeline
-    from saemerge.pipeline.sae_pipeline import CompileOptions
+    from saemerge.pipeline.common import CompileOptions
 
     out = tmp_path / "p.yaml"
     compile_pipeline(out, CompileOptions(steps=1))

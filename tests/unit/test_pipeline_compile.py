@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from saemerge.pipeline.compile import GOLDEN, compile_pipeline
-from saemerge.pipeline.sae_pipeline import S3_SECRET_KEYS, CompileOptions
+from saemerge.pipeline.common import S3_SECRET_KEYS, CompileOptions
 
 GPU_STEPS = ("evaluate", "final-evaluate")
 NO_S3_STEPS = ("schedule-step",)

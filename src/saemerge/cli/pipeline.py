@@ -14,7 +14,7 @@ from saemerge.errors import SaeMergeError
 
 def compile_options(args: argparse.Namespace):
     """CompileOptions from flags, then SAEMERGE_CPU_IMAGE / SAEMERGE_GPU_IMAGE, then defaults."""
-    from saemerge.pipeline.sae_pipeline import CompileOptions
+    from saemerge.pipeline.common import CompileOptions
 
     defaults = CompileOptions()
     selector = []
@@ -24,6 +24,7 @@ def compile_options(args: argparse.Namespace):
             raise SaeMergeError(f"--gpu-node-selector {item!r}: expected LABEL=VALUE")
         selector.append((key, value))
     return CompileOptions(
+        search=args.search,
         steps=args.steps,
         cpu_image=args.cpu_image or os.environ.get("SAEMERGE_CPU_IMAGE") or defaults.cpu_image,
         gpu_image=args.gpu_image or os.environ.get("SAEMERGE_GPU_IMAGE") or defaults.gpu_image,
@@ -35,9 +36,18 @@ def compile_options(args: argparse.Namespace):
     )
 
 
+def _add_search_flags(p: argparse.ArgumentParser) -> None:
+    from saemerge.pipeline.searches import SEARCHES
+
+    p.add_argument("--search", default="sae", metavar="NAME",
+                   help=f"the search: {', '.join(SEARCHES)} (default sae; unknown names get suggestions)")
+    p.add_argument("--steps", type=int, help="generations (PSO: update steps), unrolled at compile time "
+                   "(default: the search's, 12; PSO 5)")
+
+
 def add_compile_flags(p: argparse.ArgumentParser) -> None:
     """Compile options (shared with `saemerge submit`)."""
-    p.add_argument("--steps", type=int, default=12, help="generations, unrolled at compile time (default 12)")
+    _add_search_flags(p)
     p.add_argument("--cpu-image", help="image of the CPU steps (env SAEMERGE_CPU_IMAGE)")
     p.add_argument("--gpu-image", help="image of the evaluate steps (env SAEMERGE_GPU_IMAGE)")
     p.add_argument("--gpu-resource", help="accelerator resource of evaluate (default nvidia.com/gpu)")
@@ -72,10 +82,10 @@ def cmd_run(args: argparse.Namespace) -> int:
             params[key] = json.loads(value)
         except json.JSONDecodeError:
             params[key] = value
-    run_id = args.resume or args.run_id or time.strftime("sae-%Y%m%d-%H%M%S")
+    run_id = args.resume or args.run_id or time.strftime(f"{args.search}-%Y%m%d-%H%M%S")
     run = LocalRun(
         run_id=run_id, workdir=Path(args.workdir), bench_size=args.bench_size, seed=args.seed,
-        steps=args.steps, params=params, resume=bool(args.resume), bucket=args.bucket,
+        search=args.search, steps=args.steps, params=params, resume=bool(args.resume), bucket=args.bucket,
     )
     run_local(run)
     return 0
@@ -122,7 +132,7 @@ def register(sub) -> None:
     p.add_argument("--local", action="store_true", help="run here with kfp.local (the only mode of `run`)")
     p.add_argument("--run-id", help="name of the run (default sae-YYYYmmdd-HHMMSS)")
     p.add_argument("--resume", metavar="RUN_ID", help="continue this run from its last complete generation")
-    p.add_argument("--steps", type=int, default=12, help="generations (default 12)")
+    _add_search_flags(p)
     p.add_argument("--bench-size", default="tiny", help="micro, tiny or small (default tiny)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workdir", default=".saemerge", help="local state: store data, bench cache, run logs")

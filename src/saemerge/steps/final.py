@@ -9,7 +9,7 @@ from contextlib import ExitStack
 import pyarrow as pa
 
 from saemerge import runlog, storage
-from saemerge.config import BASELINES, TA_ALPHAS, model_name
+from saemerge.config import BASELINES, SAE, TA_ALPHAS, model_name
 from saemerge.core.fitness import fitness, macro_average
 from saemerge.errors import SaeMergeError
 from saemerge.ops import checkpoint_sparsity, merge_checkpoints
@@ -74,7 +74,11 @@ def final_evaluate(
     gamma: float,
     evaluator: EvaluatorFactory,
 ) -> list[dict]:
-    """Evaluate SAE's best member against the base, experts and baselines on the test sets.
+    """Evaluate the search's best model against the base, experts and baselines on the test sets.
+
+    The search's row is named after it (``run.json``'s ``search``: sae, pso or m2n2); its model
+    is the member of `archive` with the best fitness over every optimisation example it was
+    scored on.
 
     Writes ``final/results.parquet`` (one row per method; per-task accuracy and the macro
     average over tasks), ``final/scores.parquet`` (per example) and ``final/best.json``.
@@ -99,7 +103,8 @@ def final_evaluate(
         else:
             entries.append((name, merge_baseline(run, method, experts, base_uri, seed, **params)))
     best = best_overall(ScoreCache(layout), archive, gamma)
-    entries.append(("sae", best))
+    search = layout.read_config().get("search", SAE) if storage.exists(layout.run_json) else SAE
+    entries.append((search, best))
 
     with storage.local_input(layout.test_sample) as test_dir:
         docs = {t.removesuffix(".test"): ds for t, ds in read_sample(test_dir).items()}

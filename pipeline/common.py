@@ -1,0 +1,118 @@
+"""What every search's pipeline shares: compile options, run parameters from RunConfig, task settings.
+
+A search's pipeline module (``sae_pipeline``, ``pso_pipeline``, ``m2n2_pipeline``) defines
+``build_pipeline(options)`` and uses :class:`Tasks` for its components, so the S3 secret,
+GPU placement and retries are the same in every search, and :func:`with_run_parameters` for
+its signature, so its parameters are its search's rows of the one parameter table.
+"""
+
+import dataclasses
+import inspect
+from dataclasses import dataclass
+from types import SimpleNamespace
+from typing import Any, Callable, List, Optional, Tuple
+
+from kfp import dsl, kubernetes
+
+from saemerge import __version__
+from saemerge.config import PARAMS, SAE, pipeline_docstring
+
+# Keys of the Kubernetes secret that hold the S3 endpoint and credentials.
+S3_SECRET_KEYS = ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")
+# The IR types of run parameters (kfp reads the annotations of the pipeline's signature).
+_ANNOTATIONS = {str: str, int: int, float: float, bool: bool, list: List[str], dict: dict}
+
+
+@dataclass(frozen=True)
+class CompileOptions:
+    """What is fixed when a pipeline is compiled (the rest are run parameters).
+
+    ``steps`` is the search's number of generations (PSO: update steps); None takes the
+    search's default (:mod:`saemerge.pipeline.searches`).
+    """
+
+    search: str = SAE
+    steps: Optional[int] = None
+    cpu_image: str = f"ghcr.io/saemerge/saemerge-cpu:{__version__}"
+    gpu_image: str = f"ghcr.io/saemerge/saemerge-gpu:{__version__}"
+    gpu_resource: str = "nvidia.com/gpu"
+    s3_secret: str = "saemerge-s3"
+    merge_parallelism: int = 4
+    retries: int = 2
+    # GPU pods: tolerate the usual taint of GPU nodes, and optionally pin them to labelled nodes.
+    gpu_tolerations: Tuple[str, ...] = ("nvidia.com/gpu",)
+    gpu_node_selector: Tuple[Tuple[str, str], ...] = ()
+
+    def __post_init__(self) -> None:
+        from saemerge.pipeline.searches import get_search
+
+        search = get_search(self.search)
+        if self.steps is None:
+            object.__setattr__(self, "steps", search.default_steps)
+        if self.steps < 1:
+            raise ValueError(f"steps must be >= 1, got {self.steps}")
+
+    def replace(self, **changes: Any) -> "CompileOptions":
+        return dataclasses.replace(self, **changes)
+
+
+class Tasks:
+    """The components of a pipeline as CPU or GPU tasks, with the S3 secret, retries and GPU placement."""
+
+    def __init__(self, options: CompileOptions):
+        self.options = options
+
+    def cpu(self, func: Callable) -> Any:
+        return dsl.component(func, base_image=self.options.cpu_image, install_kfp_package=False)
+
+    def gpu(self, func: Callable) -> Any:
+        return dsl.component(func, base_image=self.options.gpu_image, install_kfp_package=False)
+
+    def with_s3(self, task: dsl.PipelineTask) -> dsl.PipelineTask:
+        return kubernetes.use_secret_as_env(task, self.options.s3_secret, {k: k for k in S3_SECRET_KEYS})
+
+    def on_gpu(self, task: dsl.PipelineTask) -> dsl.PipelineTask:
+        """One GPU, the GPU label and tolerations, retried (a GPU node may be preempted)."""
+        opts = self.options
+        task.set_accelerator_type(opts.gpu_resource).set_accelerator_limit(1)
+        task.set_retry(num_retries=opts.retries, backoff_duration="60s", backoff_factor=2.0)
+        kubernetes.add_pod_label(task, "saemerge.io/accelerator", "gpu")
+        for key in opts.gpu_tolerations:
+            kubernetes.add_toleration(task, key=key, operator="Exists", effect="NoSchedule")
+        for key, value in opts.gpu_node_selector:
+            kubernetes.add_node_selector(task, key, value)
+        return self.with_s3(task)
+
+    def retried(self, task: dsl.PipelineTask) -> dsl.PipelineTask:
+        """A model-making CPU step: retried (a pod may be lost), with S3."""
+        task.set_retry(num_retries=self.options.retries, backoff_duration="30s", backoff_factor=2.0)
+        return self.with_s3(task)
+
+
+def with_run_parameters(search: str, description: str) -> Callable[[Callable[[SimpleNamespace], Any]], Callable[..., Any]]:
+    """A decorator: the pipeline function whose parameters are :class:`RunConfig`'s parameters of `search`.
+
+    kfp builds the pipeline's inputs from the function's signature (types and defaults) and
+    copies the docstring's ``Args:`` into their descriptions, which the Kubeflow run form
+    shows; both come from the one parameter table, so they cannot drift from it. kfp calls the
+    function with one argument per parameter, in signature order; `body` gets them by name.
+    """
+    params = [p for p in PARAMS.values() if p.takes(search)]
+    signature = inspect.Signature([
+        inspect.Parameter(p.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=_ANNOTATIONS[p.type],
+                          **({} if p.required else {"default": p.default}))
+        for p in params
+    ], return_annotation=List[dict])
+
+    def decorate(body: Callable[[SimpleNamespace], Any]) -> Callable[..., Any]:
+        def pipeline_func(*args, **kwargs):
+            bound = signature.bind(*args, **kwargs)
+            bound.apply_defaults()
+            return body(SimpleNamespace(**bound.arguments))
+
+        pipeline_func.__name__ = body.__name__
+        pipeline_func.__signature__ = signature  # type: ignore[attr-defined]
+        pipeline_func.__doc__ = pipeline_docstring(description, search)
+        return pipeline_func
+
+    return decorate
