@@ -1,6 +1,7 @@
 """A bad pipeline parameter gives the same one-line message from every edge that parses it:
 `saemerge run --local --param`, `saemerge submit --dry-run`, and the init_population step."""
 
+import inspect
 import subprocess
 import sys
 
@@ -46,8 +47,9 @@ def test_init_population_step_refuses(tmp_path, param, message):
     from saemerge.config import RunConfig
 
     name, value = param.split("=")
-    args = RunConfig.from_params({"run_uri": str(tmp_path / "run"), "experts": ["/m/math"], "base_uri": "/m/base",
-                                  "data_uri": "/data"}).to_json()
+    config = RunConfig.from_params({"run_uri": str(tmp_path / "run"), "experts": ["/m/math"], "base_uri": "/m/base",
+                                    "data_uri": "/data"}).to_json()
+    args = {name: config[name] for name in inspect.signature(init_population).parameters if name in config}
     args[name] = float(value) if name == "s_min" else value
     with pytest.raises(SaeMergeError) as err:
         init_population(**args, metrics=None)
