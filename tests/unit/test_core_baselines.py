@@ -71,6 +71,19 @@ def test_ties_sign_cancel_and_weights():
     assert out.tolist() == [1.0, -1.5]
 
 
+def test_ties_keeps_mergekits_count_when_density_times_n_is_fractional():
+    """mergekit keeps max(1, int(density·n)); 0.2 x 7 = 1.4 keeps 1 entry (ceil would keep 2),
+    and 0.1 x 5 = 0.5 still keeps 1."""
+    base = torch.zeros(7)
+    t1 = T([0.1, -0.7, 0.2, 0.3, -0.4, 0.5, 0.6])  # largest |x|: -0.7
+    t2 = T([0.9, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1])  # largest |x|: 0.9
+    assert ties(base, [t1, t2], density=0.2).tolist() == pytest.approx([0.9, -0.7, 0, 0, 0, 0, 0])
+    assert ties(torch.zeros(5), [T([0.0, 0.0, 3.0, -1.0, 0.0])], density=0.1).tolist() == [0, 0, 3.0, 0, 0]
+    from saemerge.core.baselines import _density_keep
+
+    assert [_density_keep(n, 0.2, "t") for n in (4, 5, 7, 10, 11)] == [1, 1, 1, 2, 2]
+
+
 def test_ties_density_validation():
     with pytest.raises(SaeMergeError, match="density 0.0 is outside"):
         ties(torch.zeros(2), [torch.ones(2)], density=0.0)

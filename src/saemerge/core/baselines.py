@@ -16,7 +16,6 @@ import hashlib
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from fractions import Fraction
 
 import torch
 
@@ -102,9 +101,14 @@ def task_arithmetic(
 
 
 def _density_keep(numel: int, density: float, name: str) -> int:
+    """Entries TIES keeps of a task vector: ``max(1, int(density·n))``, mergekit's count.
+
+    Users compare TIES merges with mergekit's, so the count is mergekit's (floor of the float
+    product, at least one), not SAE's pruning count ``ceil((1−s)·n)`` (SAE-SPEC §1).
+    """
     if not (0.0 < float(density) <= 1.0):
         raise SaeMergeError(f"{name}: density {density!r} is outside (0, 1]")
-    return math.ceil(Fraction(repr(float(density))) * numel)
+    return max(1, int(float(density) * numel))
 
 
 def ties_combine(
@@ -112,8 +116,8 @@ def ties_combine(
 ) -> torch.Tensor:
     """TIES on task vectors: trim, elect sign, disjoint mean. Returns the merged τ_m (float32).
 
-    Trim keeps the top ``ceil(density·n)`` entries by magnitude of each task vector (ties:
-    lowest flat index); ``density = 1`` skips trimming. The elected sign is
+    Trim keeps the top ``max(1, int(density·n))`` entries by magnitude of each task vector
+    (mergekit's count; ties: lowest flat index); ``density = 1`` skips trimming. The elected sign is
     ``sign(Σ w_i τ̂_i)``; the disjoint mean averages, per position, the weighted entries whose
     sign agrees with it: ``Σ w_i τ̂_i [agree] / Σ w_i [agree]`` (0 where none agrees), as in
     mergekit with normalisation.
