@@ -50,3 +50,29 @@ def test_second_driver_refused_and_sigkill_stops_the_whole_run(s3_env, micro_ben
     finally:
         if driver.poll() is None:
             driver.kill()
+
+
+def test_sigkill_stops_the_embedded_store_too(micro_bench, tmp_path):
+    """Without S3 settings the driver starts its own store: that dies with it as well."""
+    workdir = tmp_path / "work"
+    shutil.copytree(micro_bench, workdir / "bench" / "micro-seed0")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    driver = subprocess.Popen(_run_args(workdir, "saemerge", f"own-{os.getpid()}"), stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True, env=env)
+    try:
+        seen = []
+        for line in driver.stdout:
+            seen.append(line)
+            if "run own-" in line:
+                break
+        else:
+            pytest.fail("the run ended before it started its pipeline:\n" + "".join(seen[-40:]))
+        family = psutil.Process(driver.pid).children(recursive=True)
+        assert any("weed" in " ".join(p.cmdline()) for p in family), "the driver started no store"
+        driver.send_signal(signal.SIGKILL)
+        driver.wait(timeout=10)
+        gone, alive = psutil.wait_procs(family, timeout=10)
+        assert not alive, [(p.pid, p.cmdline()) for p in alive if p.is_running()]
+    finally:
+        if driver.poll() is None:
+            driver.kill()

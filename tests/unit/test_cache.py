@@ -92,3 +92,11 @@ def test_cli_bad_size_is_one_line_exit_2(cache, capsys):
     err = capsys.readouterr().err.strip()
     assert err == "saemerge: error: --max-size 'lots': not a size (examples: 0, 500M, 10G, 2.5GB)"
     assert (cache / "objects" / "old").is_dir()
+
+
+def test_a_new_cache_root_is_private(tmp_path, monkeypatch):
+    from saemerge.cache.downloads import scratch_dir
+
+    monkeypatch.setenv("SAEMERGE_CACHE", str(tmp_path / "deep" / "cache"))
+    scratch_dir("t-")
+    assert (tmp_path / "deep" / "cache").stat().st_mode & 0o777 == 0o700

@@ -33,9 +33,18 @@ def cache_root() -> Path:
     return Path(os.environ.get("SAEMERGE_CACHE") or "~/.cache/saemerge").expanduser()
 
 
+def private_root() -> Path:
+    """The cache root, created readable by its owner only (it holds copies of private models)."""
+    root = cache_root()
+    if not root.is_dir():
+        root.mkdir(parents=True, exist_ok=True)
+        root.chmod(0o700)  # mkdir's mode does not reach parents created on the way, and umask applies
+    return root
+
+
 def scratch_dir(prefix: str) -> Path:
     """A new private directory under the cache (same filesystem as cached downloads)."""
-    root = cache_root() / "tmp"
+    root = private_root() / "tmp"
     root.mkdir(parents=True, exist_ok=True)
     return Path(tempfile.mkdtemp(prefix=prefix, dir=root))
 
@@ -63,6 +72,7 @@ def _lookup(manifest: dict, source: str) -> Path | None:
 
 
 def _install(tmp: Path, dest: Path) -> None:
+    private_root()
     dest.parent.mkdir(parents=True, exist_ok=True)
     try:
         os.rename(tmp, dest)
