@@ -5,6 +5,7 @@ RUN/                                   a local path or s3://bucket/prefix/RUN_ID
   run.json                             config, versions, seed, created
   lease.json                           which process drives the run now (pid, host, heartbeat)
   models/<content-hash>/               checkpoints, manifest.json written last
+  velocities/<content-hash>/           PSO particles' velocities (float32 checkpoints)
   recipes/<recipe-key>.json            recipe -> content hash, so a retried step reuses its model
   samples/gen-XX/<task>.jsonl          the optimisation set drawn for generation XX
   cache/scores/<content-hash>.parquet  every per-example score of a model
@@ -14,6 +15,7 @@ RUN/                                   a local path or s3://bucket/prefix/RUN_ID
           scores-<stage>.parquet       per-example results of the generation's evaluations
                                        (stage: archive, offspring; init/: init)
           metrics.json                 the generation's summary (GEN_METRICS keys)
+          swarm.parquet                PSO: each particle's position, velocity and bests
   compute/<kind>/<time>-<id>.json       one record per step attempt: seconds, CPU seconds, peak RSS
   final/ results.parquet, scores.parquet, best.json, compute.json, report.md, report.html, *.png
 ```
@@ -98,6 +100,10 @@ class RunLayout:
     def model(self, content_hash: str) -> str:
         return self._at("models", content_hash)
 
+    def velocity(self, content_hash: str) -> str:
+        """A PSO particle's velocity (SAE-SPEC §7), content-addressed like a model."""
+        return self._at("velocities", content_hash)
+
     def recipe(self, key: str) -> str:
         return self._at("recipes", f"{key}.json")
 
@@ -117,6 +123,10 @@ class RunLayout:
 
     def scores(self, generation: int | str, stage: str) -> str:
         return self._at(gen_name(generation), f"scores-{stage}.parquet")
+
+    def swarm(self, generation: int | str) -> str:
+        """PSO: the swarm after the step recorded as `generation` (``init``: step 0)."""
+        return self._at(gen_name(generation), "swarm.parquet")
 
     def metrics(self, generation: int | str) -> str:
         return self._at(gen_name(generation), "metrics.json")
