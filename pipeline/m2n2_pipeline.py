@@ -1,0 +1,123 @@
+# ruff: noqa: UP006, UP035 (kfp reads the annotations: typing.List)
+"""The M2N2 pipeline (SAE-SPEC §7, M2N2): SAE's comparator, the generation loop unrolled at compile time.
+
+```
+m2n2_init ─► ParallelFor(variants): prune ─► Collected ─► evaluate (GPU) ─► archive_update(-1)
+                                        (SAE's initial archive, built by SAE's own components)
+for t in 0..steps-1 (one nested pipeline per generation):
+  sample_optimisation_set(t) ─► evaluate(archive on sample) ─► m2n2_select (matings)
+  ─► ParallelFor(children): m2n2_crossover ─► Collected ─► evaluate(children) ─► m2n2_update(t)
+final_evaluate (GPU) ─► report
+```
+
+Sampling, evaluation, the final evaluation and the report are the shared components, so
+M2N2 and SAE are scored by the same evaluator on the same samples (the per-example cache
+makes re-scoring the archive cheap). Compile options and parameters work as in
+:mod:`saemerge.pipeline.sae_pipeline`; every value a crossover needs from upstream travels in
+its loop item (the mating order).
+"""
+
+from types import SimpleNamespace
+from typing import List
+
+from kfp import dsl
+
+from saemerge.components.archive_update import archive_update
+from saemerge.components.evaluate import evaluate
+from saemerge.components.final_evaluate import final_evaluate
+from saemerge.components.m2n2_crossover import m2n2_crossover
+from saemerge.components.m2n2_init import m2n2_init
+from saemerge.components.m2n2_select import m2n2_select
+from saemerge.components.m2n2_update import m2n2_update
+from saemerge.components.prune import prune
+from saemerge.components.report import report
+from saemerge.components.sample_optimisation_set import sample_optimisation_set
+from saemerge.config import M2N2, PARAMS
+from saemerge.pipeline.common import CompileOptions, Tasks, with_run_parameters
+
+PIPELINE_NAME = "saemerge-m2n2"
+DESCRIPTION = "M2N2 (competition and attraction, Abrantes et al. 2025): SAE's comparator, from SAE's initial archive."
+
+
+def build_pipeline(options: CompileOptions = CompileOptions(search=M2N2)):
+    """The M2N2 pipeline function for `options` (compile it, or call it under kfp.local)."""
+    tasks = Tasks(options)
+    cpu, gpu, with_s3, on_gpu, retried = tasks.cpu, tasks.gpu, tasks.with_s3, tasks.on_gpu, tasks.retried
+    c_init, c_sample, c_prune, c_update0 = cpu(m2n2_init), cpu(sample_optimisation_set), cpu(prune), cpu(archive_update)
+    c_select, c_cross, c_update, c_report = cpu(m2n2_select), cpu(m2n2_crossover), cpu(m2n2_update), cpu(report)
+    c_eval, c_final = gpu(evaluate), gpu(final_evaluate)
+
+    @dsl.pipeline(name="m2n2-generation", description="One M2N2 generation: rescore, mate, cross over, evaluate, compete.")
+    def m2n2_generation(
+        run_uri: str, generation: int, archive: List[dict], base_uri: str, data_uri: str, opt_sizes: dict, seed: int,
+        archive_size: int, gamma: float, measure: str, m2n2_children: int, m2n2_alpha: float, merge_device: str,
+        eval_device: str, eval_dtype: str, eval_batch_size: int,
+    ) -> List[dict]:
+        sample = with_s3(c_sample(run_uri=run_uri, generation=generation, data_uri=data_uri, opt_sizes=opt_sizes, seed=seed))
+        sample.set_display_name("sample optimisation set")
+        rescored = on_gpu(c_eval(
+            run_uri=run_uri, generation=generation, stage="archive", candidates=archive, sample_uri=sample.output,
+            gamma=gamma, device=eval_device, dtype=eval_dtype, batch_size=eval_batch_size,
+        )).set_display_name("evaluate archive")
+        matings = with_s3(c_select(
+            run_uri=run_uri, generation=generation, archive=rescored.outputs["Output"], sample_uri=sample.output,
+            m2n2_children=m2n2_children, m2n2_alpha=m2n2_alpha, seed=seed,
+        )).set_display_name("select parents")
+        with dsl.ParallelFor(items=matings.output, parallelism=options.merge_parallelism) as order:
+            child = retried(c_cross(
+                run_uri=run_uri, order=order, base_uri=base_uri, measure=measure, device=merge_device,
+            )).set_display_name("crossover")
+        scored = on_gpu(c_eval(
+            run_uri=run_uri, generation=generation, stage="offspring", candidates=dsl.Collected(child.outputs["Output"]),
+            sample_uri=sample.output, gamma=gamma, device=eval_device, dtype=eval_dtype, batch_size=eval_batch_size,
+        )).set_display_name("evaluate children")
+        update = with_s3(c_update(
+            run_uri=run_uri, generation=generation, archive=rescored.outputs["Output"],
+            children=scored.outputs["Output"], sample_uri=sample.output, archive_size=archive_size,
+            m2n2_alpha=m2n2_alpha,
+        )).set_display_name("archive update")
+        return update.outputs["Output"]
+
+    @dsl.pipeline(name=PIPELINE_NAME, description=DESCRIPTION)
+    @with_run_parameters(M2N2, DESCRIPTION)
+    def m2n2_pipeline(p: SimpleNamespace) -> List[dict]:
+        init = with_s3(c_init(
+            run_uri=p.run_uri, experts=p.experts, base_uri=p.base_uri, data_uri=p.data_uri, opt_sizes=p.opt_sizes,
+            test_sizes=p.test_sizes, steps=options.steps, archive_size=p.archive_size, s_min=p.s_min, s_max=p.s_max,
+            gamma=p.gamma, measure=p.measure, include_base=p.include_base, baselines=p.baselines, seed=p.seed,
+            merge_device=p.merge_device, eval_device=p.eval_device, eval_dtype=p.eval_dtype,
+            eval_batch_size=p.eval_batch_size, m2n2_children=p.m2n2_children, m2n2_alpha=p.m2n2_alpha,
+        )).set_display_name("init population")
+        # SAE's initial archive, with SAE's components (SAE-SPEC §6.1): every search starts from the same models.
+        with dsl.ParallelFor(items=init.outputs["Output"], parallelism=options.merge_parallelism) as variant:
+            pruned = retried(c_prune(
+                run_uri=p.run_uri, variant=variant, base_uri=p.base_uri, measure=p.measure, device=p.merge_device,
+            )).set_display_name("prune variant")
+        sample0 = with_s3(c_sample(run_uri=p.run_uri, generation=0, data_uri=p.data_uri, opt_sizes=p.opt_sizes,
+                                   seed=p.seed)).set_display_name("sample optimisation set")
+        scored0 = on_gpu(c_eval(
+            run_uri=p.run_uri, generation=-1, stage="init", candidates=dsl.Collected(pruned.outputs["Output"]),
+            sample_uri=sample0.output, gamma=p.gamma, device=p.eval_device, dtype=p.eval_dtype,
+            batch_size=p.eval_batch_size,
+        )).set_display_name("evaluate initial population")
+        archive = with_s3(c_update0(
+            run_uri=p.run_uri, generation=-1, s_t=0.0, archive=[], offspring=scored0.outputs["Output"],
+            archive_size=p.archive_size, competition=PARAMS["competition"].default,  # unused for the initial archive
+        )).set_display_name("initial archive").outputs["Output"]
+        for t in range(options.steps):
+            gen = m2n2_generation(
+                run_uri=p.run_uri, generation=t, archive=archive, base_uri=p.base_uri, data_uri=p.data_uri,
+                opt_sizes=p.opt_sizes, seed=p.seed, archive_size=p.archive_size, gamma=p.gamma, measure=p.measure,
+                m2n2_children=p.m2n2_children, m2n2_alpha=p.m2n2_alpha, merge_device=p.merge_device,
+                eval_device=p.eval_device, eval_dtype=p.eval_dtype, eval_batch_size=p.eval_batch_size,
+            ).set_display_name(f"generation {t:02d}")
+            archive = gen.output
+        final = on_gpu(c_final(
+            run_uri=p.run_uri, archive=archive, experts=p.experts, base_uri=p.base_uri, data_uri=p.data_uri,
+            test_sizes=p.test_sizes, baselines=p.baselines, seed=p.seed, gamma=p.gamma, device=p.eval_device,
+            dtype=p.eval_dtype, batch_size=p.eval_batch_size,
+        )).set_display_name("final evaluate")
+        with_s3(c_report(run_uri=p.run_uri, results=final.outputs["Output"])).set_display_name("report")
+        return final.outputs["Output"]
+
+    return m2n2_pipeline
