@@ -2,6 +2,9 @@
 
 Plots (PNG): fitness per generation (best and mean of the archive), the sparsity schedule
 with the archive's mean sparsity, and sparsity against score for every individual scored.
+Both the Markdown and the HTML report carry the plots inline (``data:`` URIs): the Kubeflow
+UI shows a Markdown artifact on its own and cannot load files next to it. The PNG files are
+written beside the reports as well, for S3 browsers and notebooks.
 """
 
 from __future__ import annotations
@@ -109,6 +112,11 @@ def make_plots(metrics: Sequence[Mapping], people: Sequence[Mapping]) -> dict[st
     return plots
 
 
+def data_uri(png: bytes) -> str:
+    """A PNG as a ``data:`` URI, so a report shows it without the file beside it."""
+    return "data:image/png;base64," + base64.b64encode(png).decode()
+
+
 def render(run: str, results: Sequence[Mapping], metrics: Sequence[Mapping], plots: Mapping[str, bytes],
            compute: Mapping | None = None) -> tuple[str, str]:
     layout = runlog.RunLayout(run)
@@ -133,14 +141,11 @@ def render(run: str, results: Sequence[Mapping], metrics: Sequence[Mapping], plo
         md.append("\n## Compute\n")
         md += [f"- {line}" for line in summary_lines(compute)]
     md.append("\n## Plots\n")
-    md += [f"![{name}]({name})" for name in plots]
+    md += [f"![{name}]({data_uri(data)})\n" for name, data in plots.items()]
     if cfg:
         md.append("\n## Configuration\n\n```json\n" + json.dumps(cfg, indent=1, sort_keys=True) + "\n```")
     md_text = "\n".join(md) + "\n"
-    imgs = "".join(
-        f'<figure><img alt="{name}" src="data:image/png;base64,{base64.b64encode(data).decode()}"/></figure>'
-        for name, data in plots.items()
-    )
+    imgs = "".join(f'<figure><img alt="{name}" src="{data_uri(data)}"/></figure>' for name, data in plots.items())
     table = _html_table(results)
     html_text = (
         f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title>"

@@ -1,0 +1,26 @@
+"""The Markdown report embeds its plots: the Kubeflow UI shows it without the PNG files beside it."""
+
+import base64
+import re
+
+from saemerge.report import make_plots, render
+
+RESULTS = [{"method": "sae", "scores": {"saebench_math": 0.5}, "macro": 0.5, "sparsity": 0.3}]
+METRICS = [
+    {"generation": -1, "s_t": 0.0, "best_fitness": 0.4, "mean_fitness": 0.3, "best_score": 0.4, "mean_sparsity": 0.1,
+     "accepted": 4, "offspring": 4},
+    {"generation": 0, "s_t": 0.2, "best_fitness": 0.5, "mean_fitness": 0.4, "best_score": 0.5, "mean_sparsity": 0.2,
+     "accepted": 1, "offspring": 2},
+]
+
+
+def test_markdown_and_html_carry_every_plot_inline(tmp_path):
+    people = [{"sparsity": 0.2, "score": 0.5, "born": 0, "status": "accepted"}]
+    plots = make_plots(METRICS, people)
+    md, html = render(str(tmp_path / "run"), RESULTS, METRICS, plots)
+    embedded = dict(re.findall(r"!\[([^\]]+)\]\(data:image/png;base64,([A-Za-z0-9+/=]+)\)", md))
+    assert set(embedded) == set(plots)
+    for name, data in plots.items():
+        assert base64.b64decode(embedded[name]) == data  # the PNG itself, not a link to a file
+        assert f"]({name})" not in md
+    assert html.count("data:image/png;base64,") == len(plots)
