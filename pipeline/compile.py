@@ -97,6 +97,51 @@ def canonicalize(spec: dict, platform: dict | None) -> None:
     spec["deploymentSpec"]["executors"] = new_executors
     if platform:
         platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"] = new_pexec
+    share_identical_components(spec)
+
+
+def _dags(spec: dict):
+    yield spec["root"]["dag"]
+    for comp in spec["components"].values():
+        if "dag" in comp:
+            yield comp["dag"]
+
+
+def share_identical_components(spec: dict) -> None:
+    """Let tasks share one component where kfp emitted identical copies.
+
+    kfp gives every call of a component its own copy (comp-evaluate, comp-evaluate-2, ...),
+    and every call of the generation pipeline its own copy of the whole generation DAG, so
+    the spec (and the Argo Workflow the backend makes of it, one template per component)
+    grows with every generation. The IR lets many tasks reference one component (the
+    backend's compiler visits each component once: backend/src/v2/compiler/visitor.go), so
+    identical copies are merged, leaves first; a generation DAG whose tasks now reference
+    the same components as the first generation's is then merged with it too.
+    """
+    components = spec["components"]
+    while True:
+        first_by_content: dict[str, str] = {}
+        alias: dict[str, str] = {}
+        for name in sorted(components, key=_name_order):
+            key = json.dumps(components[name], sort_keys=True)
+            if key in first_by_content:
+                alias[name] = first_by_content[key]
+            else:
+                first_by_content[key] = name
+        if not alias:
+            return
+        for dag in _dags(spec):
+            for task in dag.get("tasks", {}).values():
+                ref = task["componentRef"]
+                ref["name"] = alias.get(ref["name"], ref["name"])
+        for name in alias:
+            del components[name]
+
+
+def _name_order(name: str) -> tuple[str, int]:
+    """comp-x, comp-x-2, comp-x-3, ...: the first copy first."""
+    m = re.match(r"^(.*?)(?:-(\d+))?$", name)
+    return (m.group(1), int(m.group(2) or 1))
 
 
 def _sorted_header(text: str) -> str:

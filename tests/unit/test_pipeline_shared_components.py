@@ -1,0 +1,39 @@
+"""Identical components are shared: the compiled pipeline does not grow a copy of every step per generation."""
+
+import yaml
+
+from saemerge.pipeline.common import CompileOptions
+from saemerge.pipeline.compile import compile_pipeline, share_identical_components
+
+
+def _spec(path):
+    return next(yaml.safe_load_all(path.read_text()))
+
+
+def test_every_generation_runs_one_shared_generation_component(tmp_path):
+    sizes = {}
+    for steps in (2, 12):
+        out = tmp_path / f"p{steps}.yaml"
+        stats = compile_pipeline(out, CompileOptions(steps=steps))
+        spec = _spec(out)
+        root = spec["root"]["dag"]["tasks"]
+        generation_refs = {t["componentRef"]["name"] for name, t in root.items() if name.startswith("sae-generation")}
+        assert len([n for n in root if n.startswith("sae-generation")]) == steps
+        assert generation_refs == {"comp-sae-generation"}
+        sizes[steps] = (stats["components"], stats["bytes"])
+    assert sizes[12][0] == sizes[2][0]  # no component per generation
+    assert sizes[12][1] - sizes[2][1] < 10 * 2_000  # ~1 KB of root task per generation
+
+
+def test_sharing_merges_leaves_first_then_the_dags_that_use_them():
+    leaf = {"executorLabel": "exec-a", "inputDefinitions": {"parameters": {"x": {"parameterType": "STRING"}}}}
+    dag = lambda ref: {"dag": {"tasks": {"a": {"componentRef": {"name": ref}, "taskInfo": {"name": "a"}}}}}  # noqa: E731
+    spec = {
+        "components": {"comp-a": dict(leaf), "comp-a-2": dict(leaf), "comp-g": dag("comp-a"), "comp-g-2": dag("comp-a-2"),
+                       "comp-b": {"executorLabel": "exec-b"}},
+        "root": {"dag": {"tasks": {"g1": {"componentRef": {"name": "comp-g"}}, "g2": {"componentRef": {"name": "comp-g-2"}},
+                                   "b": {"componentRef": {"name": "comp-b"}}}}},
+    }
+    share_identical_components(spec)
+    assert sorted(spec["components"]) == ["comp-a", "comp-b", "comp-g"]
+    assert {t["componentRef"]["name"] for t in spec["root"]["dag"]["tasks"].values()} == {"comp-g", "comp-b"}
