@@ -45,7 +45,7 @@ def test_first_submit_uploads_creates_experiment_and_run_and_follows_it(capsys, 
                     "--cpu-image", "reg.example/sae-cpu:abc", "--gpu-image", "reg.example/sae-gpu:abc",
                     "--service-account", "saemerge-pipeline-runner", "--pipeline-root", "s3://saemerge/root",
                     *REQUIRED, "--param", "seed=7", "--param", "s_max=0.5", "--param", "reverse=true",
-                    "--param", 'opt_sizes={"saebench_math": 8}')
+                    "--param", 'opt_sizes={"saebench_math": 8}', "--param", 'test_sizes={"saebench_math": 16}')
     out, err = capsys.readouterr()
     assert rc == 0, err
     # every call carried the token; the token was printed nowhere
@@ -77,7 +77,7 @@ def test_first_submit_uploads_creates_experiment_and_run_and_follows_it(capsys, 
         "pipeline_root": "s3://saemerge/root",
         "parameters": {"run_uri": "s3://saemerge/runs/r1", "experts": ["s3://m/math", "s3://m/ml"],
                        "base_uri": "s3://m/base", "data_uri": "s3://saemerge/data", "seed": 7, "s_max": 0.5,
-                       "reverse": True, "opt_sizes": {"saebench_math": 8}},
+                       "reverse": True, "opt_sizes": {"saebench_math": 8}, "test_sizes": {"saebench_math": 16}},
     }
 
     # --wait printed each state change once and the tasks; --json summarised it
