@@ -152,8 +152,8 @@ class RunConfig:
         """Parse and validate parameters (missing ones take their defaults).
 
         Args:
-            values: parameter name -> value; numbers may arrive as floats (kfp.local passes
-                every int as a float) or strings of JSON are not parsed here.
+            values: parameter name -> typed value (JSON text is parsed by the caller); an int
+                may arrive as a whole float (kfp.local passes every int as a float).
             label: how to name a parameter in messages (``param_name`` or ``flag_name``).
 
         Raises:
