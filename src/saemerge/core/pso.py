@@ -9,7 +9,9 @@ with ``r1, r2 = coefficients(seed, particle, k)``; then the new positions, the p
 and the global best are scored on step k's own sample and :func:`update_bests` compares them
 there. The output is the last global best.
 
-Everything here is pure: tensors and plain values in, tensors and values out.
+Everything here is pure: tensors and plain values in, tensors and values out. Only
+:func:`pso_step` needs torch, and imports it: the rest is the swarm's bookkeeping, which runs
+in light pipeline steps that never touch a tensor (importing torch costs them seconds).
 """
 
 from __future__ import annotations
@@ -17,8 +19,10 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 BASE = "base"
 
@@ -46,6 +50,8 @@ def pso_step(
         ``(x' in x.dtype, v' in float32)``: velocities stay float32 whatever the model dtype
         (SAE-SPEC §7), so a bf16 model does not round its momentum at every step.
     """
+    import torch
+
     fx = x.to(torch.float32)
     vel = torch.zeros_like(fx) if v is None else w * v.to(device=x.device, dtype=torch.float32)
     vel = vel + (c1 * r1) * (pbest.to(device=x.device, dtype=torch.float32) - fx)
