@@ -8,9 +8,10 @@ its signature, so its parameters are its search's rows of the one parameter tabl
 
 import dataclasses
 import inspect
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import SimpleNamespace
-from typing import Any, Callable, List, Optional, Tuple
+from typing import Any, NamedTuple
 
 from kfp import dsl, kubernetes
 
@@ -20,7 +21,7 @@ from saemerge.config import PARAMS, SAE, pipeline_docstring
 # Keys of the Kubernetes secret that hold the S3 endpoint and credentials.
 S3_SECRET_KEYS = ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")
 # The IR types of run parameters (kfp reads the annotations of the pipeline's signature).
-_ANNOTATIONS = {str: str, int: int, float: float, bool: bool, list: List[str], dict: dict}
+_ANNOTATIONS = {str: str, int: int, float: float, bool: bool, list: list[str], dict: dict}
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,7 @@ class CompileOptions:
     """
 
     search: str = SAE
-    steps: Optional[int] = None
+    steps: int | None = None
     cpu_image: str = f"ghcr.io/saemerge/saemerge-cpu:{__version__}"
     gpu_image: str = f"ghcr.io/saemerge/saemerge-gpu:{__version__}"
     gpu_resource: str = "nvidia.com/gpu"
@@ -40,8 +41,8 @@ class CompileOptions:
     merge_parallelism: int = 4
     retries: int = 2
     # GPU pods: tolerate the usual taint of GPU nodes, and optionally pin them to labelled nodes.
-    gpu_tolerations: Tuple[str, ...] = ("nvidia.com/gpu",)
-    gpu_node_selector: Tuple[Tuple[str, str], ...] = ()
+    gpu_tolerations: tuple[str, ...] = ("nvidia.com/gpu",)
+    gpu_node_selector: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         from saemerge.pipeline.searches import get_search
@@ -89,8 +90,17 @@ class Tasks:
         return self.with_s3(task)
 
 
-def with_run_parameters(search: str, description: str) -> Callable[[Callable[[SimpleNamespace], Any]], Callable[..., Any]]:
+# A search's pipeline outputs: the results rows and its best model as a Kubeflow Model artifact.
+SearchOutputs = NamedTuple("SearchOutputs", [("results", list[dict]), ("best_model", dsl.Model)])  # noqa: UP014
+
+
+def with_run_parameters(search: str, description: str,
+                        returns: Any = list[dict]) -> Callable[[Callable[[SimpleNamespace], Any]], Callable[..., Any]]:
     """A decorator: the pipeline function whose parameters are :class:`RunConfig`'s parameters of `search`.
+
+    `returns` is the pipeline's output annotation: the results rows (``List[dict]``), or
+    :data:`SearchOutputs` for a pipeline that also returns its best model
+    (``SearchOutputs(results=final.outputs["Output"], best_model=final.outputs["best_model"])``).
 
     kfp builds the pipeline's inputs from the function's signature (types and defaults) and
     copies the docstring's ``Args:`` into their descriptions, which the Kubeflow run form
@@ -102,7 +112,7 @@ def with_run_parameters(search: str, description: str) -> Callable[[Callable[[Si
         inspect.Parameter(p.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=_ANNOTATIONS[p.type],
                           **({} if p.required else {"default": p.default}))
         for p in params
-    ], return_annotation=List[dict])
+    ], return_annotation=returns)
 
     def decorate(body: Callable[[SimpleNamespace], Any]) -> Callable[..., Any]:
         def pipeline_func(*args, **kwargs):

@@ -9,6 +9,9 @@ for t in 0..steps-1 (one nested pipeline per generation):
 final_evaluate (GPU) ─► report
 ```
 
+The pipeline's outputs: ``results`` (the test-set rows) and ``best_model``, the search's best
+model as a Kubeflow Model artifact (a pointer to its checkpoint under ``RUN/models/``).
+
 Images, the GPU resource name, the S3 secret and the merge parallelism are compile options
 (:func:`build_pipeline`); everything else is a pipeline parameter, generated from
 :class:`saemerge.config.RunConfig` (types, the paper's defaults, descriptions).
@@ -35,7 +38,7 @@ from saemerge.components.report import report
 from saemerge.components.sample_optimisation_set import sample_optimisation_set
 from saemerge.components.schedule_step import schedule_step
 from saemerge.config import SAE
-from saemerge.pipeline.common import S3_SECRET_KEYS, CompileOptions, Tasks, with_run_parameters
+from saemerge.pipeline.common import S3_SECRET_KEYS, CompileOptions, SearchOutputs, Tasks, with_run_parameters
 
 __all__ = ["PIPELINE_NAME", "S3_SECRET_KEYS", "CompileOptions", "build_pipeline"]
 
@@ -85,8 +88,8 @@ def build_pipeline(options: CompileOptions = CompileOptions()):
         return update.outputs["Output"]
 
     @dsl.pipeline(name=PIPELINE_NAME, description=DESCRIPTION)
-    @with_run_parameters(SAE, DESCRIPTION)
-    def sae_pipeline(p: SimpleNamespace) -> List[dict]:
+    @with_run_parameters(SAE, DESCRIPTION, returns=SearchOutputs)
+    def sae_pipeline(p: SimpleNamespace) -> SearchOutputs:
         run_uri, experts, base_uri, data_uri, opt_sizes, test_sizes = (
             p.run_uri, p.experts, p.base_uri, p.data_uri, p.opt_sizes, p.test_sizes)
         archive_size, s_min, s_max, t0, t_mult, reverse = p.archive_size, p.s_min, p.s_max, p.t0, p.t_mult, p.reverse
@@ -131,7 +134,7 @@ def build_pipeline(options: CompileOptions = CompileOptions()):
             test_sizes=test_sizes, baselines=baselines, seed=seed, gamma=gamma, device=eval_device,
             dtype=eval_dtype, batch_size=eval_batch_size,
         )).set_display_name("final evaluate")
-        rep = with_s3(c_report(run_uri=run_uri, results=final.outputs["Output"])).set_display_name("report")
-        return final.outputs["Output"]
+        with_s3(c_report(run_uri=run_uri, results=final.outputs["Output"])).set_display_name("report")
+        return SearchOutputs(results=final.outputs["Output"], best_model=final.outputs["best_model"])
 
     return sae_pipeline

@@ -9,8 +9,11 @@ counting once a split holds enough). On the tiny test models it takes millisecon
 
 What is checked, in this order:
 
-1. Every expert and the base exists: a local directory, or a *published* ``s3://``
-   directory (one with ``manifest.json``, which is what the steps will download).
+1. Every expert and the base exists: a local directory, or an ``s3://`` directory, either
+   *published* (with ``manifest.json``: its files are what the manifest lists) or, for the
+   experts and the base, *plain* (a user's HF checkpoint: its files are the objects under the
+   prefix; the steps read it the same way, :mod:`saemerge.storage.plain`). ``data_uri`` in
+   S3 must be published (``saemerge upload --data``).
 2. No input carries code: a ``*.py``/``*.pyc`` file anywhere in it, or ``auto_map`` in its
    ``config.json`` or ``tokenizer_config.json`` (custom classes loaded with
    ``trust_remote_code``, which saemerge never turns on), is refused, naming the file.
@@ -53,6 +56,8 @@ from saemerge.errors import SaeMergeError
 
 log = logging.getLogger(__name__)
 
+# Inputs that may be plain s3:// directories (a user's HF checkpoint without manifest.json).
+PLAIN_ROLES = ("expert", "base", "checkpoint")
 CODE_SUFFIXES = (".py", ".pyc")
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 SINGLE_FILE = "model.safetensors"
@@ -88,7 +93,7 @@ def check_inputs(
     """Refuse a run whose inputs cannot work, in seconds, before any heavy step.
 
     Args:
-        experts: expert checkpoint URIs (local directories or published ``s3://`` ones).
+        experts: expert checkpoint URIs (local directories or ``s3://`` ones, published or plain).
         base_uri: the base checkpoint's URI.
         data_uri: the data root (or a tiny-benchmark directory holding ``data/``).
         opt_sizes: optimisation-set examples per task and generation.
@@ -107,10 +112,21 @@ def check_inputs(
     _check_data(_Source.open(data_uri, "data_uri"), opt_sizes, test_sizes)
 
 
-# -- reading local and published s3:// directories --------------------------------------------
+def check_model(uri: str, role: str = "model") -> None:
+    """One checkpoint on its own: it exists, ships no code, and has readable safetensors weights.
+
+    What ``saemerge upload`` checks before publishing a copy (the same checks as
+    :func:`check_inputs`, less the comparisons between models).
+    """
+    src = _Source.open(uri, role)
+    _check_no_code(src)
+    _tensors(src)
+
+
+# -- reading local and s3:// directories (published or plain) ----------------------------------
 @dataclass(frozen=True)
 class _Source:
-    """A local directory or a published ``s3://`` directory, read one file (or range) at a time."""
+    """A local or ``s3://`` directory (published or plain), read one file (or range) at a time."""
 
     uri: str
     role: str  # "expert", "base" or "data_uri": the start of every message about it
@@ -123,14 +139,20 @@ class _Source:
     @classmethod
     def open(cls, uri: str, role: str) -> _Source:
         loc = storage.parse_uri(uri)
-        if loc.path is None:  # s3://: what the steps download is what the manifest lists
+        if loc.path is None:  # s3://: what the steps download: the manifest's files, else every object
             manifest = storage.read_manifest(loc.uri)
-            if manifest is None:
+            if manifest is not None:
+                files = [f["path"] for f in manifest["files"]]
+            elif role not in PLAIN_ROLES:  # the steps read data only when published
                 raise SaeMergeError(
-                    f"{role} {loc.uri}: no published directory there "
-                    "(no manifest.json: missing, or its upload did not finish)"
-                )
-            files = [f["path"] for f in manifest["files"]]
+                    f"{role} {loc.uri}: no published directory there (no manifest.json: missing, or its "
+                    "upload did not finish); publish it with `saemerge upload --data SRC DEST`")
+            else:
+                prefix = loc.uri.rstrip("/") + "/"
+                files = [u[len(prefix):] for u in storage.list_uris(loc.uri) if not u.endswith("/")]
+                if not files:
+                    raise SaeMergeError(f"{role} {loc.uri}: no such directory (no objects under this prefix)")
+                log.info("%s %s has no manifest.json: a plain directory of %d objects", role, loc.uri, len(files))
         else:
             if not loc.path.is_dir():
                 raise SaeMergeError(f"{role} {loc.uri}: no such directory")

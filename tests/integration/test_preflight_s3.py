@@ -84,8 +84,8 @@ def test_a_mismatched_base_in_s3_is_named(s3_prefix, s3_inputs, tiny_family_shar
     assert str(err.value) == f"base {uri}: tensor {name} has shape [128, 32], the experts have [64, 32]"
 
 
-def test_an_unpublished_prefix_and_a_short_split_are_named(s3_prefix, s3_inputs):
-    with pytest.raises(SaeMergeError, match=r"^expert s3://.*/nothing: no published directory there"):
+def test_an_empty_prefix_and_a_short_split_are_named(s3_prefix, s3_inputs):
+    with pytest.raises(SaeMergeError, match=r"^expert s3://.*/nothing: no such directory \(no objects under this prefix\)"):
         _check({**s3_inputs, "expert1": f"{s3_prefix}/nothing"})
     with pytest.raises(SaeMergeError) as err:
         _check(s3_inputs, opt=11)

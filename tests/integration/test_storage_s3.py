@@ -174,14 +174,23 @@ def test_reader_refuses_tampered_object(s3_prefix, tiny_family):
             pass
 
 
-def test_unpublished_prefix_is_refused(s3_prefix):
+def test_a_prefix_without_manifest_is_read_only_once_identified_as_plain(s3_prefix):
     uri = storage.join(s3_prefix, "half")
     storage.write_bytes(storage.join(uri, "model.safetensors"), b"partial")
     assert not storage.exists(uri)
     assert storage.read_manifest(uri) is None
     with pytest.raises(SaeMergeError, match="has no manifest.json"):
+        with storage.local_input(uri, require_manifest=True):
+            pass
+    with pytest.raises(SaeMergeError, match="has no manifest.json"):  # a half-finished upload, say
         with storage.local_input(uri):
             pass
+    # a plain directory is read once identified as one (a run's inputs: test_plain_inputs.py)
+    assert storage.identify(uri)["kind"] == "plain"
+    with storage.local_input(uri) as local:
+        assert (local / "model.safetensors").read_bytes() == b"partial"
+    with pytest.raises(SaeMergeError, match="no such directory"):
+        storage.identify(storage.join(s3_prefix, "nothing"))
 
 
 def test_exception_inside_local_output_publishes_nothing(s3_prefix):

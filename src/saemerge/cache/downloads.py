@@ -1,11 +1,13 @@
-"""The download cache: local copies of published remote directories, keyed by their files hash.
+"""The download cache: local copies of remote directories, keyed by their content.
 
-An entry is ``<cache>/objects/<files hash>/`` holding the directory's files and its
-``manifest.json``; it is verified when stored, read-only by convention, and shared by every
-read of the same content (whatever its URI). In-flight downloads and uploads live in private
-directories under ``<cache>/tmp/``, on the same filesystem, so an entry appears by one
-rename. The cache is ``$SAEMERGE_CACHE`` or ``~/.cache/saemerge``; :mod:`saemerge.cache.prune`
-sizes and prunes it.
+An entry is ``<cache>/objects/<key>/`` holding the directory's files and its ``manifest.json``:
+the key of a published directory is its files hash, that of a plain one (a user's checkpoint
+without a manifest, :mod:`saemerge.storage.plain`) its listing hash. An entry is verified
+when stored, read-only by convention, and shared by every read of the same content (whatever
+its URI). In-flight downloads and uploads live in private directories under ``<cache>/tmp/``,
+on the same filesystem, so an entry appears by one rename. The cache is ``$SAEMERGE_CACHE``
+or ``~/.cache/saemerge``; :mod:`saemerge.cache.prune` sizes and prunes it, and
+:mod:`saemerge.cache.budget` keeps it within ``$SAEMERGE_CACHE_MAX_SIZE`` as entries are added.
 
 This module does not know where the files come from: :func:`fetch` is given a function that
 downloads a manifest's files into a directory (the S3 backend of :mod:`saemerge.storage`).
@@ -54,14 +56,19 @@ def entry_dir(manifest: dict) -> Path:
     return cache_root() / "objects" / manifest["files_hash"]
 
 
-def _lookup(manifest: dict, source: str) -> Path | None:
-    """The entry for ``manifest``, marked used; None when absent or damaged (then removed)."""
-    dest = entry_dir(manifest)
+def _lookup(key: str, source: str, manifest: dict | None) -> Path | None:
+    """The entry ``key``, marked used; None when absent or damaged (then removed).
+
+    Checked against ``manifest`` when given, else against the manifest stored in the entry.
+    """
+    dest = cache_root() / "objects" / key
     if not dest.is_dir():
         return None
     try:  # entries are verified when stored; re-check presence and sizes only
+        if manifest is None:
+            manifest = mf.loads((dest / MANIFEST_NAME).read_bytes(), str(dest / MANIFEST_NAME))
         mf.verify_dir(dest, manifest, str(dest), check_hashes=False)
-    except SaeMergeError as exc:
+    except (SaeMergeError, OSError) as exc:
         log.warning("cache entry is damaged (%s); downloading again", exc)
         shutil.rmtree(dest, ignore_errors=True)
         return None
@@ -92,15 +99,37 @@ def fetch(manifest: dict, source: str, download: Callable[[Path], None]) -> Path
     Returns:
         the entry's directory; treat it as read-only.
     """
-    cached = _lookup(manifest, source)
+    def fill(tmp: Path) -> dict:
+        download(tmp)
+        return manifest
+
+    return fetch_keyed(manifest["files_hash"], source, fill, manifest, size=manifest["total_size"])
+
+
+def fetch_keyed(key: str, source: str, download: Callable[[Path], dict], manifest: dict | None = None,
+                size: int = 0) -> Path:
+    """The cache entry ``key``, made by ``download`` when the cache lacks it.
+
+    For directories whose manifest is known only after the download (plain directories,
+    keyed by their listing: :mod:`saemerge.storage.plain`).
+
+    Args:
+        download: fills a given empty directory, verifies it, and returns its manifest.
+        manifest: the expected manifest when known beforehand (checked on lookup).
+        size: bytes the entry will take (room is made for them: :mod:`saemerge.cache.budget`).
+    """
+    from saemerge.cache import budget
+
+    cached = _lookup(key, source, manifest)
     if cached is not None:
         return cached
-    dest = entry_dir(manifest)
+    dest = cache_root() / "objects" / key
+    budget.make_room(key, size)
     tmp = scratch_dir("in-")
     try:
-        download(tmp)
-        mf.verify_dir(tmp, manifest, source, check_hashes=False)
-        (tmp / MANIFEST_NAME).write_bytes(mf.dumps(manifest))
+        made = download(tmp)
+        mf.verify_dir(tmp, made, source, check_hashes=False)
+        (tmp / MANIFEST_NAME).write_bytes(mf.dumps(made))
         _install(tmp, dest)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -113,7 +142,10 @@ def adopt(tmp: Path, manifest: dict) -> None:
     A later read of what was uploaded then needs no download. ``tmp`` moves into the cache,
     unless an entry for the same content is already there.
     """
+    from saemerge.cache import budget
+
     (tmp / MANIFEST_NAME).write_bytes(mf.dumps(manifest))
     dest = entry_dir(manifest)
     if not dest.exists():
+        budget.make_room(dest.name, manifest["total_size"])
         _install(tmp, dest)

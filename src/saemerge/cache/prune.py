@@ -20,6 +20,7 @@ import os
 import secrets
 import shutil
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -102,7 +103,8 @@ def _remove(path: Path) -> None:
 
 
 def prune(max_bytes: int | None = None, *, min_idle_s: float = 600.0, temp_idle_s: float = 3600.0,
-          root: Path | None = None, dry_run: bool = False, now: float | None = None) -> Pruned:
+          root: Path | None = None, dry_run: bool = False, now: float | None = None,
+          keep: Collection[str] = ()) -> Pruned:
     """Remove stale temp directories, then least recently used entries above ``max_bytes``.
 
     Args:
@@ -113,6 +115,7 @@ def prune(max_bytes: int | None = None, *, min_idle_s: float = 600.0, temp_idle_
         temp_idle_s: temp directories untouched for this long belong to dead processes
             (a live download or upload keeps writing into its directory).
         dry_run: report what would go, remove nothing.
+        keep: names of entries never to remove (the ones this process is reading).
     """
     if max_bytes is not None and max_bytes < 0:
         raise SaeMergeError(f"--max-size {max_bytes}: must be >= 0")
@@ -132,6 +135,8 @@ def prune(max_bytes: int | None = None, *, min_idle_s: float = 600.0, temp_idle_
             break
         if now - e.last_used < min_idle_s:
             break  # every later entry is more recent still
+        if e.path.name in keep:
+            continue
         total -= e.bytes
         result.removed_entries += 1
         result.freed_bytes += e.bytes

@@ -12,7 +12,10 @@ A directory is published with :func:`local_output` (written into a temp dir, the
 ``manifest.json`` last) and read with :func:`local_input` (manifest verified; S3 directories
 are downloaded once into a cache keyed by their files hash, ``$SAEMERGE_CACHE`` or
 ``~/.cache/saemerge``: :mod:`saemerge.cache.downloads`). See :mod:`saemerge.manifest` for the
-manifest format.
+manifest format. A *plain* directory (a user's HF checkpoint without a manifest) is read as
+well, and :func:`identify` names what identifies any directory: see
+:mod:`saemerge.storage.plain`. :func:`publish_dir` publishes a copy of a local directory
+(``saemerge upload``).
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from saemerge import manifest as mf
+from saemerge.cache import budget
 from saemerge.cache.downloads import cache_root, scratch_dir
 from saemerge.errors import SaeMergeError
 from saemerge.manifest import MANIFEST_NAME
@@ -33,8 +38,8 @@ from saemerge.storage.s3_conn import s3_client, transfer_config
 from saemerge.storage.uri import Location, join, parse_uri
 
 __all__ = [  # and `list`, left out here so that `import *` keeps the builtin
-    "Backend", "Location", "backend_for", "cache_root", "exists", "ensure_bucket", "get_file",
-    "is_s3", "join", "list_uris", "local_input", "local_output", "parse_uri", "put_file",
+    "Backend", "Location", "backend_for", "cache_root", "exists", "ensure_bucket", "get_file", "identify",
+    "is_s3", "join", "list_uris", "local_input", "local_output", "parse_uri", "publish_dir", "put_file",
     "read_bytes", "read_manifest", "s3_client", "scratch_dir", "transfer_config", "write_bytes",
 ]
 
@@ -110,6 +115,30 @@ def read_manifest(uri: str | os.PathLike) -> dict | None:
     return backend.read_manifest(loc)
 
 
+# Plain s3:// directories identified in this process (URI -> listing hash): the ones
+# local_input reads without a manifest, and only while their listing still gives that hash.
+_IDENTIFIED_PLAIN: dict[str, str] = {}
+
+
+def identify(uri: str | os.PathLike) -> dict:
+    """What identifies the directory at ``uri``, for recipes and the run's record of its inputs.
+
+    A plain ``s3://`` directory identified here may then be read by :func:`local_input`
+    (a run's inputs are identified first: :func:`saemerge.steps.records.input_identity`);
+    the read checks that it still has the identity found here.
+
+    Returns:
+        {"uri", "kind", "identity", "files", "total_size"}: kind "published" (identity: the
+        manifest's content hash) or "plain" (S3: the listing hash; local: the files hash;
+        :mod:`saemerge.storage.plain`).
+    """
+    backend, loc = backend_for(uri)
+    info = backend.identify(loc)
+    if info["kind"] == "plain" and loc.is_s3:
+        _IDENTIFIED_PLAIN[loc.uri] = info["identity"]
+    return info
+
+
 @contextmanager
 def local_input(uri: str | os.PathLike, *, verify: bool = True,
                 require_manifest: bool = False) -> Iterator[Path]:
@@ -117,11 +146,18 @@ def local_input(uri: str | os.PathLike, *, verify: bool = True,
 
     Local paths are used in place (verified against their manifest when they have one; a
     directory without one, such as a user's HF checkpoint, is accepted unless
-    ``require_manifest``). An s3:// directory must be published; it is downloaded into the
-    cache (once per content) and verified.
+    ``require_manifest``). An s3:// directory is downloaded into the cache (once per content)
+    and verified against its manifest. Without one it is refused (a half-finished upload of a
+    published directory has none yet), unless :func:`identify` found it to be a plain
+    directory in this process: then it is read and verified against its listing
+    (:mod:`saemerge.storage.plain`). While the block runs, the cache entry is pinned: the
+    cache budget (:mod:`saemerge.cache.budget`) never removes it from under the reader.
     """
     backend, loc = backend_for(uri)
-    yield backend.fetch(loc, verify=verify, require_manifest=require_manifest)
+    plain_identity = None if require_manifest else _IDENTIFIED_PLAIN.get(loc.uri)
+    fetched = backend.fetch(loc, verify=verify, require_manifest=require_manifest, plain_identity=plain_identity)
+    with budget.in_use(fetched) as path:
+        yield path
 
 
 @contextmanager
@@ -149,3 +185,52 @@ def local_output(
         backend.publish(tmp, loc, content_hash)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def publish_dir(src: str | os.PathLike, uri: str | os.PathLike, *, replace: bool = False,
+                exclude: Callable[[str], bool] = lambda rel: False) -> tuple[dict, bool]:
+    """Publish a copy of the local directory ``src`` at ``uri`` (files, then ``manifest.json``).
+
+    ``src`` itself is not changed, moved or linked into the cache: the files are read through
+    a staging directory of symbolic links (S3) or copied (a local destination).
+
+    Args:
+        replace: replace a published directory with other content there (else an error).
+        exclude: relative paths to leave out (``manifest.json`` always is: it is reserved).
+
+    Returns:
+        (the published manifest, whether anything was written: False when ``uri`` already
+        held the same content).
+    """
+    src = Path(src)
+    if not src.is_dir():
+        raise SaeMergeError(f"{src}: no such directory")
+    backend, loc = backend_for(uri)
+    rels = [r for r in mf.list_files(src) if not exclude(r)]
+    if not rels:
+        raise SaeMergeError(f"{src}: nothing to publish (no files)")
+    staging = backend.output_dir(loc)  # S3: in the cache (checks the bucket); local: beside the destination
+    try:
+        for rel in rels:
+            (staging / rel).parent.mkdir(parents=True, exist_ok=True)
+            if loc.is_s3:
+                (staging / rel).symlink_to((src / rel).resolve())
+            else:
+                shutil.copy2(src / rel, staging / rel)
+        old = read_manifest(loc.uri)
+        if old is not None:
+            new = mf.build_manifest(staging)
+            if mf.same_content(old, new):
+                return old, False
+            if not replace:
+                raise SaeMergeError(f"{loc.uri} already holds another published directory "
+                                    f"(content {old['content_hash'][:16]}); pass --replace to replace it")
+        if loc.is_s3:
+            _S3.upload_published(staging, loc, None)  # not adopted: the cache would hold links
+        else:
+            backend.publish(staging, loc, None)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    manifest = read_manifest(loc.uri)
+    assert manifest is not None
+    return manifest, True

@@ -41,8 +41,12 @@ class Backend(Protocol):
     def read_manifest(self, loc: Location) -> dict | None:
         """The manifest of the published directory at ``loc``, or None when there is none."""
 
-    def fetch(self, loc: Location, *, verify: bool, require_manifest: bool) -> Path:
-        """A local directory holding the directory at ``loc``, verified against its manifest."""
+    def identify(self, loc: Location) -> dict:
+        """{"uri", "kind" (published or plain), "identity", "files", "total_size"} of the directory ``loc``."""
+
+    def fetch(self, loc: Location, *, verify: bool, require_manifest: bool, plain_identity: str | None) -> Path:
+        """A local directory holding the directory at ``loc``, verified against its manifest
+        (or, for a plain directory identified as ``plain_identity``, against its listing)."""
 
     def output_dir(self, loc: Location) -> Path:
         """A new empty local directory to write what will be published at ``loc``."""

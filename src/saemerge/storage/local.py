@@ -9,8 +9,10 @@ import shutil
 from pathlib import Path
 
 from saemerge import manifest as mf
+from saemerge.cache.downloads import cache_root
 from saemerge.errors import SaeMergeError
 from saemerge.manifest import MANIFEST_NAME
+from saemerge.storage import plain
 from saemerge.storage.uri import Location
 
 log = logging.getLogger(__name__)
@@ -74,7 +76,17 @@ class LocalBackend:
     def read_manifest(self, loc: Location) -> dict | None:
         return _read_manifest(loc.path)
 
-    def fetch(self, loc: Location, *, verify: bool, require_manifest: bool) -> Path:
+    def identify(self, loc: Location) -> dict:
+        """Its manifest's content hash, else its files hash (remembered in the cache per stat)."""
+        if not loc.path.is_dir():
+            raise SaeMergeError(f"{loc.uri}: no such directory")
+        manifest = self.read_manifest(loc)
+        if manifest is not None:
+            return {"uri": loc.uri, "kind": "published", "identity": manifest["content_hash"],
+                    "files": len(manifest["files"]), "total_size": manifest["total_size"]}
+        return {"uri": loc.uri, "kind": "plain", **plain.local_identity(loc.path, cache_root() / "hashes")}
+
+    def fetch(self, loc: Location, *, verify: bool, require_manifest: bool, plain_identity: str | None) -> Path:
         """The directory itself, used in place; one without a manifest (a user's HF checkpoint)
         is accepted unless ``require_manifest``."""
         if not loc.path.is_dir():

@@ -2,7 +2,8 @@
 
 A published directory is its files under ``s3://bucket/prefix/`` plus ``manifest.json``,
 uploaded last. A read downloads it once into the content-keyed cache
-(:mod:`saemerge.cache.downloads`). Connection, settings and error messages are
+(:mod:`saemerge.cache.downloads`). A plain directory (no manifest: a user's HF checkpoint) is
+read too, keyed and verified by its listing (:mod:`saemerge.storage.plain`). Connection, settings and error messages are
 :mod:`saemerge.storage.s3_conn`'s.
 """
 
@@ -18,6 +19,7 @@ from saemerge import manifest as mf
 from saemerge.cache import downloads
 from saemerge.errors import SaeMergeError
 from saemerge.manifest import MANIFEST_NAME
+from saemerge.storage import plain
 from saemerge.storage.s3_conn import MIB, conn, is_missing, s3_errors, transfer_config
 from saemerge.storage.uri import Location
 
@@ -90,13 +92,51 @@ class S3Backend:
         data = self._get_bytes(target)
         return None if data is None else mf.loads(data, target.uri)
 
-    def fetch(self, loc: Location, *, verify: bool, require_manifest: bool) -> Path:
-        """The cache's copy of the published directory (downloaded once per content)."""
+    def listing(self, loc: Location) -> list[dict]:
+        """Every object under the directory ``loc``: [{"path" (relative), "size", "etag"}], sorted."""
+        c = conn()
+        prefix = f"{loc.key}/" if loc.key else ""
+        out = []
+        with s3_errors(c, "LIST", loc.uri):
+            for page in c.client.get_paginator("list_objects_v2").paginate(Bucket=loc.bucket, Prefix=prefix):
+                for o in page.get("Contents", []):
+                    rel = o["Key"][len(prefix):]
+                    if rel and not rel.endswith("/"):  # "folder" marker objects hold nothing
+                        out.append({"path": rel, "size": int(o["Size"]), "etag": str(o.get("ETag", "")).strip('"')})
+        return sorted(out, key=lambda e: e["path"])
+
+    def identify(self, loc: Location) -> dict:
+        """What identifies the directory: its manifest's content hash, else its listing hash."""
         manifest = self.read_manifest(loc)
-        if manifest is None:  # required on S3, whatever `require_manifest` says
-            raise SaeMergeError(
-                f"{loc.uri} has no {MANIFEST_NAME}: not a published directory "
-                "(missing, or its upload did not finish)")
+        if manifest is not None:
+            return {"uri": loc.uri, "kind": "published", "identity": manifest["content_hash"],
+                    "files": len(manifest["files"]), "total_size": manifest["total_size"]}
+        entries = self._plain_listing(loc)
+        return {"uri": loc.uri, "kind": "plain", "identity": plain.listing_hash(entries), "files": len(entries),
+                "total_size": sum(e["size"] for e in entries)}
+
+    def _plain_listing(self, loc: Location) -> list[dict]:
+        entries = self.listing(loc)
+        if not entries:
+            raise SaeMergeError(f"{loc.uri}: no such directory (no objects under this prefix)")
+        plain.check_paths(entries, loc.uri)
+        return entries
+
+    def fetch(self, loc: Location, *, verify: bool, require_manifest: bool, plain_identity: str | None) -> Path:
+        """The cache's copy of the directory (downloaded once per content).
+
+        A published directory is checked against its manifest; a plain one (no manifest) is
+        read only when identified beforehand (``plain_identity``, its listing hash then) and
+        checked against its listing (:mod:`saemerge.storage.plain`).
+        """
+        manifest = self.read_manifest(loc)
+        if manifest is None:
+            if require_manifest or plain_identity is None:
+                raise SaeMergeError(
+                    f"{loc.uri} has no {MANIFEST_NAME}: not a published directory "
+                    "(missing, or its upload did not finish; a plain checkpoint is read as a run's "
+                    "expert or base only)")
+            return self._fetch_plain(loc, plain_identity)
 
         def download(tmp: Path) -> None:
             files = manifest["files"]
@@ -107,6 +147,25 @@ class S3Backend:
 
         return downloads.fetch(manifest, loc.uri, download)
 
+    def _fetch_plain(self, loc: Location, identity: str) -> Path:
+        entries = self._plain_listing(loc)
+        key = plain.listing_hash(entries)
+        if key != identity:
+            raise SaeMergeError(f"{loc.uri}: objects changed since it was identified ({identity[:16]} -> "
+                                f"{key[:16]}); an input must not change during a run")
+
+        def download(tmp: Path) -> dict:
+            log.info("%s has no %s: reading it as a plain directory (identity %s from its listing)",
+                     loc.uri, MANIFEST_NAME, key[:16])
+            _download([(loc.child(e["path"]), tmp / e["path"]) for e in entries],
+                      sizes={tmp / e["path"]: e["size"] for e in entries}, desc=loc.uri)
+            digests = plain.verify_download(tmp, entries, loc.uri)
+            if plain.listing_hash(self.listing(loc)) != key:
+                raise SaeMergeError(f"{loc.uri}: objects changed while it was read; read it again")
+            return mf.build_manifest(tmp, content_hash=key, known_sha256=digests)
+
+        return downloads.fetch_keyed(key, loc.uri, download, size=sum(e["size"] for e in entries))
+
     def output_dir(self, loc: Location) -> Path:
         """A directory in the cache (it becomes the cache entry once uploaded)."""
         self.ensure_bucket(loc, create=False)  # fail before the caller does the work
@@ -114,10 +173,11 @@ class S3Backend:
 
     def publish(self, tmp: Path, loc: Location, content_hash: str | None) -> None:
         """Upload files, then the manifest; keep ``tmp`` as the cache entry of its content."""
-        manifest = self._upload_published(tmp, loc, content_hash)
+        manifest = self.upload_published(tmp, loc, content_hash)
         downloads.adopt(tmp, manifest)  # a later local_input of this URI needs no download
 
-    def _upload_published(self, tmp: Path, loc: Location, content_hash: str | None) -> dict:
+    def upload_published(self, tmp: Path, loc: Location, content_hash: str | None) -> dict:
+        """Upload the files under ``tmp`` (links followed), then the manifest; return it."""
         try:
             old = self.read_manifest(loc)
         except SaeMergeError as exc:  # a corrupt manifest is replaced like any other content
