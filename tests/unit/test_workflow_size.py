@@ -1,0 +1,286 @@
+"""The Workflow-size model: the compiler replay, the fitted compiled size, the end-of-run nodes.
+
+The model is described in saemerge.pipeline.workflow_size; the SAE pipeline's numbers are in
+the docstrings of the tests at the end.
+"""
+
+import copy
+import json
+
+import pytest
+import yaml
+
+from saemerge.pipeline import workflow_size as ws
+from saemerge.pipeline.common import CompileOptions
+from saemerge.pipeline.compile import compile_pipeline
+
+HALF = ws.ETCD_LIMIT // 2
+
+
+# ---------------------------------------------------------------- hand-made specs
+
+
+def _component(name: str, body: str = "print(1)") -> tuple[dict, dict]:
+    comp = {
+        "executorLabel": f"exec-{name}",
+        "inputDefinitions": {"parameters": {"x": {"parameterType": "STRING"}}},
+        "outputDefinitions": {"parameters": {"Output": {"parameterType": "STRING"}}},
+    }
+    impl = {"container": {"image": "python:3.11", "command": ["sh", "-c", body], "args": ["--executor_input", "{{$}}"]}}
+    return comp, impl
+
+
+def _task(ref: str, name: str, after: str | None = None) -> dict:
+    x = (
+        {"taskOutputParameter": {"producerTask": after, "outputParameterKey": "Output"}}
+        if after
+        else {"componentInputParameter": "x"}
+    )
+    return {
+        "componentRef": {"name": ref},
+        "inputs": {"parameters": {"x": x}},
+        "taskInfo": {"name": name},
+        "cachingOptions": {"enableCache": True},
+    }
+
+
+def _spec(tasks: int, components: int, *, k8s: bool = False, bodies: bool = True) -> tuple[dict, dict | None]:
+    """`tasks` chained tasks over `components` container components (distinct bodies unless
+    ``bodies=False``: then copies, as kfp emits comp-x, comp-x-2, ...)."""
+    comps, execs, dag = {}, {}, {}
+    for c in range(components):
+        comp, impl = _component(f"c{c}", f"print({c})" if bodies else "print(0)")
+        comps[f"comp-c{c}"], execs[f"exec-c{c}"] = comp, impl
+    for t in range(tasks):
+        dag[f"t{t}"] = _task(f"comp-c{t % components}", f"t{t}", f"t{t - 1}" if t else None)
+    spec = {
+        "components": comps,
+        "deploymentSpec": {"executors": execs},
+        "pipelineInfo": {"name": "toy"},
+        "root": {
+            "dag": {"tasks": dag},
+            "inputDefinitions": {"parameters": {"x": {"parameterType": "STRING", "defaultValue": "hi"}}},
+        },
+        "schemaVersion": "2.1.0",
+        "sdkVersion": "kfp-2.17.0",
+    }
+    platform = None
+    if k8s:
+        secret = {
+            "secretAsEnv": [{"secretName": "s3", "keyToEnv": [{"envVar": "K", "secretKey": "K"}]}],
+            "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+        }
+        platform = {"platforms": {"kubernetes": {"deploymentSpec": {"executors": {e: secret for e in execs}}}}}
+    return spec, platform
+
+
+def _with_subdag(tasks: int, shared: bool) -> dict:
+    """`tasks` root tasks each running a two-step sub-DAG: one shared DAG component, or a copy each."""
+    spec, _ = _spec(2, 2)
+    body = {
+        "dag": {"tasks": copy.deepcopy(spec["root"]["dag"]["tasks"])},
+        "inputDefinitions": {"parameters": {"x": {"parameterType": "STRING"}}},
+    }
+    root = {}
+    for t in range(tasks):
+        ref = "comp-body" if shared else f"comp-body-{t}"
+        spec["components"][ref] = copy.deepcopy(body)
+        root[f"g{t}"] = {
+            "componentRef": {"name": ref},
+            "taskInfo": {"name": f"g{t}"},
+            "inputs": {"parameters": {"x": {"componentInputParameter": "x"}}},
+        }
+    spec["root"]["dag"]["tasks"] = root
+    return spec
+
+
+def test_go_json_conventions():
+    assert ws.gojson({"b": 2.0, "a": "<x & y>"}) == '{"a":"\\u003cx \\u0026 y\\u003e","b":2}'
+    assert ws.glen('{"a":1}') == len('"{\\"a\\":1}"')
+
+
+def test_replay_stores_one_spec_and_implementation_per_container():
+    spec, _ = _spec(4, 2, bodies=False)  # two copies of one container
+    args = ws.compile_replay(spec).arguments
+    assert sorted(k.split("-")[0] for k in args) == ["components", "components", "implementations"]
+    assert "components-root" in args
+    assert all(len(k.split("-", 1)[1]) == 64 for k in args if k != "components-root")  # sha256 keys
+
+
+def test_compiled_size_grows_with_tasks_and_components():
+    by_tasks = [ws.estimate_compiled(*_spec(n, 1))["bytes"] for n in range(1, 7)]
+    assert by_tasks == sorted(by_tasks) and len(set(by_tasks)) == 6
+    by_components = [ws.estimate_compiled(*_spec(6, c))["bytes"] for c in range(1, 7)]
+    assert by_components == sorted(by_components) and len(set(by_components)) == 6
+    per_task = (by_tasks[-1] - by_tasks[0]) / 5
+    assert 500 < per_task < 3_000, per_task  # driver + executor task entries, the task spec copied in
+
+
+def test_one_shared_component_costs_less_than_copies():
+    for tasks in (2, 8):
+        shared = ws.estimate_compiled(*_spec(tasks, 1, k8s=True))["bytes"]
+        copies = ws.estimate_compiled(*_spec(tasks, tasks, k8s=True, bodies=False))["bytes"]
+        assert shared < copies
+    dag_shared = ws.estimate_compiled(_with_subdag(8, shared=True))["bytes"]
+    dag_copies = ws.estimate_compiled(_with_subdag(8, shared=False))["bytes"]
+    assert dag_shared < dag_copies - 7 * 1_000  # each copy: a DAG template and its spec as an argument
+
+
+def test_fit_is_recorded_with_its_commit():
+    assert ws.COMPILED_FIT["commit"] == ws.BACKEND_COMMIT
+    assert ws.COMPILED_FIT["pairs"] >= 140 and ws.COMPILED_FIT["mean_rel_error"] < 0.01
+    assert ws.COMPILED_FIT["holdout"]["mean_rel_error"] < 0.01
+    for term in ("argument_bytes", "task_bytes"):  # the replay's bytes are the compiler's bytes
+        assert ws.COMPILED_COEFFICIENTS[term] == pytest.approx(1.0, abs=0.02)
+
+
+# ---------------------------------------------------------------- the run
+
+
+def _write_run(tmp_path, items: int):
+    """A kfp.local-like run: the producer step returned `items` records."""
+    root = tmp_path / f"run{items}" / "kfp-root" / "toy-2026"
+    (root / "make-items").mkdir(parents=True)
+    (root / "make-items" / "executor_output.json").write_text(
+        json.dumps({"parameterValues": {"Output": [{"id": i, "uri": f"s3://b/{i}"} for i in range(items)]}})
+    )
+    return tmp_path / f"run{items}"
+
+
+def _loop_spec() -> dict:
+    """make-items -> ParallelFor(items): consume(item)."""
+    spec, _ = _spec(1, 1)
+    make, impl = _component("make-items")
+    make["outputDefinitions"]["parameters"]["Output"]["parameterType"] = "LIST"
+    spec["components"] = {"comp-make-items": make, "comp-c0": spec["components"]["comp-c0"]}
+    spec["deploymentSpec"]["executors"]["exec-make-items"] = impl
+    spec["components"]["comp-for-loop-1"] = {
+        "dag": {
+            "tasks": {
+                "c0": {
+                    "componentRef": {"name": "comp-c0"},
+                    "taskInfo": {"name": "c0"},
+                    "inputs": {"parameters": {"x": {"componentInputParameter": "item"}}},
+                }
+            }
+        },
+        "inputDefinitions": {"parameters": {"items": {"parameterType": "LIST"}, "item": {"parameterType": "STRUCT"}}},
+    }
+    spec["root"]["dag"]["tasks"] = {
+        "make-items": _task("comp-make-items", "make-items"),
+        "for-loop-1": {
+            "componentRef": {"name": "comp-for-loop-1"},
+            "taskInfo": {"name": "for-loop-1"},
+            "dependentTasks": ["make-items"],
+            "inputs": {
+                "parameters": {
+                    "items": {"taskOutputParameter": {"producerTask": "make-items", "outputParameterKey": "Output"}}
+                }
+            },
+            "parameterIterator": {"itemInput": "item", "items": {"inputParameter": "items"}},
+        },
+    }
+    return spec
+
+
+def test_nodes_per_task_follow_the_backend():
+    """Container task: driver pod, executor DAG, launcher pod; each in a Retry node (KFP's
+    manifests give every template a retry strategy). Plus entrypoint, root driver, root DAG."""
+    spec, _ = _spec(1, 1)
+    assert ws.estimate_runtime(spec, retries=False)["nodes"] == 3 + 3
+    assert ws.estimate_runtime(spec)["nodes"] == 2 * (3 + 3)
+
+
+def test_parallel_for_iterations_come_from_the_measured_list(tmp_path):
+    """Per iteration: iteration DAG, body driver, body DAG and the body's container task (3)."""
+    spec = _loop_spec()
+    small = ws.estimate_runtime(spec, run_root=_write_run(tmp_path, 2), retries=False)
+    large = ws.estimate_runtime(spec, run_root=_write_run(tmp_path, 5), retries=False)
+    assert large["nodes"] - small["nodes"] == 3 * (3 + 3)
+    assert large["container_tasks"] - small["container_tasks"] == 3
+    assert large["bytes"] > small["bytes"] > large["compiled_bytes"]
+
+
+def test_payloads_measured_from_a_local_run(tmp_path):
+    profile = ws.measure_payloads(_write_run(tmp_path, 4))
+    assert profile["make-items"]["parameters"]["Output"][0] == {"id": 0, "uri": "s3://b/0"}
+    with pytest.raises(FileNotFoundError):
+        ws.measure_payloads(tmp_path / "nothing")
+
+
+def test_larger_payloads_make_larger_nodes():
+    spec, _ = _spec(3, 1)
+    plain = ws.estimate_runtime(spec)
+    wide = ws.estimate_runtime(spec, params={"x": "y" * 5_000})
+    # the root parameter reaches the first task's executor input: twice in its pod-spec-patch,
+    # which is written six times (driver output and Retry copy, executor DAG and launcher inputs
+    # and their Retry nodes), each time JSON-escaped once more than in the patch
+    assert wide["bytes"] - plain["bytes"] > 6 * 2 * 5_000
+
+
+# ---------------------------------------------------------------- the SAE pipeline
+
+
+@pytest.fixture(scope="module")
+def sae(tmp_path_factory):
+    out = {}
+    for steps in (12, 24):
+        path = tmp_path_factory.mktemp("sae") / f"sae{steps}.yaml"
+        compile_pipeline(path, CompileOptions(steps=steps))
+        out[steps] = tuple(yaml.safe_load_all(path.read_text()))
+    return out
+
+
+def test_sae_compiled_workflow_stays_under_half_the_limit(sae):
+    """Compiled SAE Workflow (backend 7b70c7b): ~150 KB at 12 generations, ~199 KB at 24
+    (~4 KB per generation: one root task entry with its 25 input wirings, and a driver)."""
+    sizes = {steps: ws.estimate_compiled(*docs)["bytes"] for steps, docs in sae.items()}
+    for steps, size in sizes.items():
+        assert size < HALF, f"{steps} generations: compiled Workflow ~{size} B, over half of {ws.ETCD_LIMIT}"
+    per_generation = (sizes[24] - sizes[12]) / 12
+    assert per_generation < 8_000, per_generation
+
+
+def test_sae_runtime_estimate(sae):
+    """End of a run, archive 8, 2 experts (step outputs of a micro run, lists stretched), every
+    node in a Retry node (KFP's Argo defaults), no cache hits:
+      12 generations: ~12.4 MB uncompressed, 1259 nodes, 134 container tasks; ~1.12 MB as Argo
+        stores it (status.nodes gzipped above 1 MiB) -- over Argo's own 1 MiB MAX_WORKFLOW_SIZE;
+      24 generations: ~23.6 MB, 2375 nodes, 254 container tasks; ~2.03 MB stored.
+    With URIs instead of record lists between steps: ~8.1 MB / ~0.78 MB stored (12), ~15.2 MB /
+    ~1.34 MB stored (24). Most of a node's bytes are the pod-spec-patch (executor input twice,
+    component spec, the step's source), written 6 times per container task.
+    """
+    r12 = ws.estimate_runtime(*sae[12], archive_size=8)
+    r24 = ws.estimate_runtime(*sae[24], archive_size=8)
+    r12_small = ws.estimate_runtime(*sae[12], archive_size=4)
+    assert r12["container_tasks"] == 6 + 2 * 4 + 12 * (
+        6 + 8 // 2
+    )  # 6 root steps, 4 prunes per expert, 12 x (6 + 4 merges)
+    assert r24["bytes"] > r12["bytes"] > r12_small["bytes"]
+    assert r12["with_uris_bytes"] < r12["bytes"]
+    summary = {n: (r["bytes"], r["stored_bytes"], r["nodes"]) for n, r in ((12, r12), (24, r24))}
+    assert r12["stored_bytes"] < r12["bytes"], summary
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="end of run at 24 generations, archive 8: ~23.6 MB uncompressed (~15.2 MB with URIs instead of "
+    "record lists), ~2.03 MB stored gzipped (~1.34 MB with URIs): over half of 1.5 MB; reported to the lead",
+)
+def test_sae_runtime_workflow_stays_under_half_the_limit(sae):
+    run = ws.estimate_runtime(*sae[24], archive_size=8)
+    assert run["bytes"] < HALF, (
+        f"24 generations, archive 8: end-of-run Workflow ~{run['bytes'] / 1e6:.1f} MB uncompressed "
+        f"({run['nodes']} nodes, {run['container_tasks']} container tasks), ~{run['stored_bytes'] / 1e6:.2f} MB "
+        f"as Argo stores it; with URIs instead of record lists ~{run['with_uris_bytes'] / 1e6:.1f} MB"
+    )
+
+
+def test_report(sae):
+    rep = ws.report(*sae[12])
+    assert rep["compiled_bytes"] == ws.estimate_compiled(*sae[12])["bytes"]
+    assert rep["backend_commit"] == ws.BACKEND_COMMIT and rep["limit"] == ws.ETCD_LIMIT
+    assert rep["nested_dags"] == 12
+    assert rep["text"].startswith("Argo Workflow (KFP backend 7b70c7b): compiled ~")
+    assert "\n" not in rep["text"]
