@@ -157,8 +157,13 @@ def _sorted_header(text: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def compile_pipeline(out: Path, options: CompileOptions = CompileOptions()) -> dict:
-    """Write the compiled pipeline to `out` (deterministic bytes); return its size and task counts."""
+def compile_pipeline(out: Path, options: CompileOptions = CompileOptions(), *, workflow_size: bool = False) -> dict:
+    """Write the compiled pipeline to `out` (deterministic bytes); return its size and task counts.
+
+    Args:
+        workflow_size: also estimate the Argo Workflow the KFP backend makes of it, compiled and
+            at the end of a run (:mod:`saemerge.pipeline.workflow_size`; a few seconds).
+    """
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     compiler.Compiler().compile(get_search(options.search).build(options), str(out))
@@ -169,10 +174,17 @@ def compile_pipeline(out: Path, options: CompileOptions = CompileOptions()) -> d
     body = yaml.safe_dump_all([d for d in (spec, platform) if d is not None], sort_keys=True, width=10_000)
     out.write_text(_sorted_header(raw) + body)
     size = out.stat().st_size
-    return {
+    stats = {
         "bytes": size,
         "share_of_argo_limit": round(size / ARGO_OBJECT_LIMIT, 3),
         "search": options.search,
         "generations": options.steps,
         **task_counts(spec),
     }
+    if workflow_size:
+        from saemerge.pipeline.workflow_size import report
+
+        estimate = report(spec, platform)
+        stats["workflow"] = {k: estimate[k] for k in ("compiled_bytes", "runtime_bytes", "stored_bytes", "backend_commit")}
+        stats["workflow_text"] = estimate["text"]
+    return stats
