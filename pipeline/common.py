@@ -2,26 +2,26 @@
 
 A search's pipeline module (``sae_pipeline``, ``pso_pipeline``, ``m2n2_pipeline``) defines
 ``build_pipeline(options)`` and uses :class:`Tasks` for its components, so the S3 secret,
-GPU placement and retries are the same in every search, and :func:`with_run_parameters` for
+GPU placement, retries, resources and the cache volume are the same in every search, and :func:`with_run_parameters` for
 its signature, so its parameters are its search's rows of the one parameter table.
 """
 
 import dataclasses
 import inspect
-from collections.abc import Callable
 from dataclasses import dataclass
 from types import SimpleNamespace
-from typing import Any, NamedTuple
+from typing import Any, Callable, List, NamedTuple, Optional, Tuple  # noqa: UP035 -- kfp reads typing.List
 
 from kfp import dsl, kubernetes
 
 from saemerge import __version__
 from saemerge.config import PARAMS, SAE, pipeline_docstring
+from saemerge.pipeline import resources
 
 # Keys of the Kubernetes secret that hold the S3 endpoint and credentials.
 S3_SECRET_KEYS = ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")
 # The IR types of run parameters (kfp reads the annotations of the pipeline's signature).
-_ANNOTATIONS = {str: str, int: int, float: float, bool: bool, list: list[str], dict: dict}
+_ANNOTATIONS = {str: str, int: int, float: float, bool: bool, list: List[str], dict: dict}  # noqa: UP006
 
 
 @dataclass(frozen=True)
@@ -29,11 +29,15 @@ class CompileOptions:
     """What is fixed when a pipeline is compiled (the rest are run parameters).
 
     ``steps`` is the search's number of generations (PSO: update steps); None takes the
-    search's default (:mod:`saemerge.pipeline.searches`).
+    search's default (:mod:`saemerge.pipeline.searches`). ``model_size``, ``resources``
+    (``--resource`` overrides: (kind, name, value)) and ``cache_volume`` size the pods
+    (:mod:`saemerge.pipeline.resources`). ``gpu_merges`` puts the prune and merge steps on
+    the GPU image with a GPU; without it they run on the CPU image, and ``merge_device=cuda``
+    is refused (the pods carry ``SAEMERGE_GPU_MERGES=false``).
     """
 
     search: str = SAE
-    steps: int | None = None
+    steps: Optional[int] = None  # noqa: UP045
     cpu_image: str = f"ghcr.io/saemerge/saemerge-cpu:{__version__}"
     gpu_image: str = f"ghcr.io/saemerge/saemerge-gpu:{__version__}"
     gpu_resource: str = "nvidia.com/gpu"
@@ -41,8 +45,12 @@ class CompileOptions:
     merge_parallelism: int = 4
     retries: int = 2
     # GPU pods: tolerate the usual taint of GPU nodes, and optionally pin them to labelled nodes.
-    gpu_tolerations: tuple[str, ...] = ("nvidia.com/gpu",)
-    gpu_node_selector: tuple[tuple[str, str], ...] = ()
+    gpu_tolerations: Tuple[str, ...] = ("nvidia.com/gpu",)  # noqa: UP006
+    gpu_node_selector: Tuple[Tuple[str, str], ...] = ()  # noqa: UP006
+    model_size: str = "7b"
+    resources: Tuple[Tuple[str, str, str], ...] = ()  # noqa: UP006
+    cache_volume: str = "emptydir"
+    gpu_merges: bool = False
 
     def __post_init__(self) -> None:
         from saemerge.pipeline.searches import get_search
@@ -52,13 +60,21 @@ class CompileOptions:
             object.__setattr__(self, "steps", search.default_steps)
         if self.steps < 1:
             raise ValueError(f"steps must be >= 1, got {self.steps}")
+        resources.check_cache_volume(self.cache_volume)
+        for kind in resources.STEP_KINDS:  # a bad size or override fails here, naming it
+            self.step_resources(kind)
+
+    def step_resources(self, kind: str) -> "resources.StepResources":
+        """Requests, limits and cache size of one kind of step (small, merge, evaluate)."""
+        return resources.resolve(kind, self.model_size, self.resources)
 
     def replace(self, **changes: Any) -> "CompileOptions":
         return dataclasses.replace(self, **changes)
 
 
 class Tasks:
-    """The components of a pipeline as CPU or GPU tasks, with the S3 secret, retries and GPU placement."""
+    """The components of a pipeline as tasks of one kind (small, merge, evaluate): the S3
+    secret, resources and the cache volume, retries, and GPU placement."""
 
     def __init__(self, options: CompileOptions):
         self.options = options
@@ -69,33 +85,52 @@ class Tasks:
     def gpu(self, func: Callable) -> Any:
         return dsl.component(func, base_image=self.options.gpu_image, install_kfp_package=False)
 
+    def small(self, task: dsl.PipelineTask) -> dsl.PipelineTask:
+        """A small CPU step's resources (one that touches no S3, such as schedule_step)."""
+        return self._sized(task, "small")
+
     def with_s3(self, task: dsl.PipelineTask) -> dsl.PipelineTask:
-        return kubernetes.use_secret_as_env(task, self.options.s3_secret, {k: k for k in S3_SECRET_KEYS})
+        """A small CPU step with S3."""
+        return self._secret(self._sized(task, "small"))
 
     def on_gpu(self, task: dsl.PipelineTask) -> dsl.PipelineTask:
-        """One GPU, the GPU label and tolerations, retried (a GPU node may be preempted)."""
+        """An evaluate step: one GPU, the GPU label and tolerations, retried (a GPU node may be preempted)."""
+        task.set_retry(num_retries=self.options.retries, backoff_duration="60s", backoff_factor=2.0)
+        return self._secret(self._sized(self._gpu(task), "evaluate"))
+
+    def retried(self, task: dsl.PipelineTask) -> dsl.PipelineTask:
+        """A model-making step (prune, merge): retried (a pod may be lost), with S3; on the GPU
+        image with a GPU when compiled with ``gpu_merges``."""
+        task.set_retry(num_retries=self.options.retries, backoff_duration="30s", backoff_factor=2.0)
+        if self.options.gpu_merges:
+            task.set_container_image(self.options.gpu_image)
+            self._gpu(task)
+        return self._secret(self._sized(task, "merge"))
+
+    def _gpu(self, task: dsl.PipelineTask) -> dsl.PipelineTask:
         opts = self.options
         task.set_accelerator_type(opts.gpu_resource).set_accelerator_limit(1)
-        task.set_retry(num_retries=opts.retries, backoff_duration="60s", backoff_factor=2.0)
         kubernetes.add_pod_label(task, "saemerge.io/accelerator", "gpu")
         for key in opts.gpu_tolerations:
             kubernetes.add_toleration(task, key=key, operator="Exists", effect="NoSchedule")
         for key, value in opts.gpu_node_selector:
             kubernetes.add_node_selector(task, key, value)
-        return self.with_s3(task)
+        return task
 
-    def retried(self, task: dsl.PipelineTask) -> dsl.PipelineTask:
-        """A model-making CPU step: retried (a pod may be lost), with S3."""
-        task.set_retry(num_retries=self.options.retries, backoff_duration="30s", backoff_factor=2.0)
-        return self.with_s3(task)
+    def _sized(self, task: dsl.PipelineTask, kind: str) -> dsl.PipelineTask:
+        opts = self.options
+        return resources.apply(task, opts.step_resources(kind), opts.cache_volume, opts.gpu_merges)
+
+    def _secret(self, task: dsl.PipelineTask) -> dsl.PipelineTask:
+        return kubernetes.use_secret_as_env(task, self.options.s3_secret, {k: k for k in S3_SECRET_KEYS})
 
 
 # A search's pipeline outputs: the results rows and its best model as a Kubeflow Model artifact.
-SearchOutputs = NamedTuple("SearchOutputs", [("results", list[dict]), ("best_model", dsl.Model)])  # noqa: UP014
+SearchOutputs = NamedTuple("SearchOutputs", [("results", List[dict]), ("best_model", dsl.Model)])  # noqa: UP006, UP014
 
 
 def with_run_parameters(search: str, description: str,
-                        returns: Any = list[dict]) -> Callable[[Callable[[SimpleNamespace], Any]], Callable[..., Any]]:
+                        returns: Any = List[dict]) -> Callable[[Callable[[SimpleNamespace], Any]], Callable[..., Any]]:  # noqa: UP006
     """A decorator: the pipeline function whose parameters are :class:`RunConfig`'s parameters of `search`.
 
     `returns` is the pipeline's output annotation: the results rows (``List[dict]``), or

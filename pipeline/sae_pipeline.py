@@ -12,9 +12,11 @@ final_evaluate (GPU) ─► report
 The pipeline's outputs: ``results`` (the test-set rows) and ``best_model``, the search's best
 model as a Kubeflow Model artifact (a pointer to its checkpoint under ``RUN/models/``).
 
-Images, the GPU resource name, the S3 secret and the merge parallelism are compile options
-(:func:`build_pipeline`); everything else is a pipeline parameter, generated from
-:class:`saemerge.config.RunConfig` (types, the paper's defaults, descriptions).
+Images, the GPU resource name, the S3 secret, the merge parallelism, each kind of step's
+resources and cache volume, and whether merges run on GPUs are compile options
+(:func:`build_pipeline`, :mod:`saemerge.pipeline.resources`); everything else is a pipeline
+parameter, generated from :class:`saemerge.config.RunConfig` (types, the paper's defaults,
+descriptions).
 
 A note on loops: every value a task inside a ParallelFor needs from upstream tasks travels
 in its loop item (the pair or variant dict), never as a separate task output. This keeps the
@@ -62,7 +64,8 @@ def build_pipeline(options: CompileOptions = CompileOptions()):
         archive_size: int, competition: str, scoring: str, beta: float, gamma: float, attraction: str,
         measure: str, granularity: str, merge_device: str, eval_device: str, eval_dtype: str, eval_batch_size: int,
     ) -> List[dict]:
-        s_t = c_schedule(generation=generation, steps=steps, s_min=s_min, s_max=s_max, t0=t0, t_mult=t_mult, reverse=reverse)
+        s_t = tasks.small(c_schedule(
+            generation=generation, steps=steps, s_min=s_min, s_max=s_max, t0=t0, t_mult=t_mult, reverse=reverse))
         s_t.set_display_name("schedule step").set_caching_options(True)
         sample = with_s3(c_sample(run_uri=run_uri, generation=generation, data_uri=data_uri, opt_sizes=opt_sizes, seed=seed))
         sample.set_display_name("sample optimisation set")

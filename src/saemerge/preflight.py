@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import struct
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -110,6 +111,20 @@ def check_inputs(
     _check_same_tensors([(m.label, _tensors(m)) for m in models])
     _check_tokenizers(models)
     _check_data(_Source.open(data_uri, "data_uri"), opt_sizes, test_sizes)
+
+
+def check_merge_device(merge_device: str) -> None:
+    """Refuse ``merge_device=cuda`` in a pipeline compiled without ``--gpu-merges``.
+
+    Such a pipeline runs its prune and merge steps on the CPU image without a GPU; its pods
+    carry ``SAEMERGE_GPU_MERGES=false`` (:mod:`saemerge.pipeline.resources`). Outside those pods
+    (``saemerge run --local``, tests) the variable is unset and any device is allowed.
+    """
+    if os.environ.get("SAEMERGE_GPU_MERGES") == "false" and str(merge_device).startswith("cuda"):
+        raise SaeMergeError(
+            f"merge_device {merge_device}: this pipeline was compiled without --gpu-merges, so its prune and "
+            "merge steps run on the CPU image without a GPU; recompile with `saemerge compile --gpu-merges` "
+            "or run with merge_device=cpu")
 
 
 def check_model(uri: str, role: str = "model") -> None:

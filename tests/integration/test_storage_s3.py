@@ -327,3 +327,21 @@ def test_aws_debug_logs_stay_off_when_everything_is_debug(s3_prefix, monkeypatch
     assert botocore_debug_records("7")
     monkeypatch.delenv("SAEMERGE_AWS_DEBUG")
     assert botocore_debug_records("6") == []
+
+
+def test_reading_models_one_after_another_keeps_the_cache_within_its_budget(s3_prefix, tiny_family, monkeypatch):
+    """What an evaluate step does with a cache volume: each model read once, the disk bounded."""
+    uris = [storage.join(s3_prefix, name) for name in ("base", "expert0", "expert1")]
+    for name, uri in zip(("base", "expert0", "expert1"), uris):
+        _publish(tiny_family[name], uri)
+    shutil.rmtree(storage.cache_root())  # publishing adopted the uploads into the cache
+    size = storage.read_manifest(uris[0])["total_size"]
+    monkeypatch.setenv("SAEMERGE_CACHE_MAX_SIZE", str(int(1.5 * size)))
+    monkeypatch.setenv("SAEMERGE_CACHE_MIN_IDLE_S", "0")
+    objects = storage.cache_root() / "objects"
+    for uri in uris:
+        with storage.local_input(uri) as local:
+            assert (local / "config.json").is_file()
+            assert [p.name for p in objects.iterdir()] == [local.name]  # the one being read, no more
+    with storage.local_input(uris[0]), storage.local_input(uris[1]) as second:  # both pinned: over budget, kept
+        assert (second / "config.json").is_file() and len(list(objects.iterdir())) == 2

@@ -1,15 +1,18 @@
-"""The compiled pipeline: golden YAML, 12 generations, GPU and images, the S3 secret on every S3 step."""
+"""The compiled pipeline: golden YAML, 12 generations, GPU and images, the S3 secret on every S3 step,
+resources per kind of step, the cache volume and its environment, GPU merges."""
 
+import json
 import re
 
 import pytest
 import yaml
 
-from saemerge.pipeline.compile import GOLDEN, compile_pipeline
 from saemerge.pipeline.common import S3_SECRET_KEYS, CompileOptions
+from saemerge.pipeline.compile import GOLDEN, compile_pipeline
 
 GPU_STEPS = ("evaluate", "final-evaluate")
 NO_S3_STEPS = ("schedule-step",)
+MERGE_STEPS = ("prune", "pair-and-merge")
 
 
 def _strip_version(text: str) -> str:
@@ -69,7 +72,7 @@ def test_s3_secret_is_wired_into_every_step_that_touches_s3(compiled):
     platform_execs = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
     for name in spec["deploymentSpec"]["executors"]:
         if _base(name) in NO_S3_STEPS:
-            assert name not in platform_execs
+            assert "secretAsEnv" not in platform_execs.get(name, {})
             continue
         (secret,) = platform_execs[name]["secretAsEnv"]
         assert secret["secretName"] == "saemerge-s3"
@@ -85,7 +88,7 @@ def test_compile_options_change_images_and_secret(tmp_path):
     assert images == {"reg/cpu:1", "reg/gpu:1"}
     assert stats["generations"] == 2
     secrets = {s["secretName"] for e in platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"].values()
-               for s in e["secretAsEnv"]}
+               for s in e.get("secretAsEnv", [])}
     assert secrets == {"other"}
     assert "amd.com/gpu" in out.read_text()
 
@@ -99,10 +102,124 @@ def test_gpu_pods_are_labelled_and_tolerate_the_gpu_taint(compiled, tmp_path):
             assert conf["podMetadata"]["labels"] == {"saemerge.io/accelerator": "gpu"}
             assert conf["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
         else:
-            assert "tolerations" not in conf and "podMetadata" not in conf
+            assert "tolerations" not in conf and "labels" not in conf.get("podMetadata", {})
     out = tmp_path / "sel.yaml"
     compile_pipeline(out, CompileOptions(steps=1, gpu_node_selector=(("gpu-type", "h100"),)))
     _, plat = yaml.safe_load_all(out.read_text())
     selectors = [e["nodeSelector"] for e in plat["platforms"]["kubernetes"]["deploymentSpec"]["executors"].values()
                  if "nodeSelector" in e]
     assert selectors and all(s["labels"] == {"gpu-type": "h100"} for s in selectors)
+
+
+def _kind(executor: str) -> str:
+    base = _base(executor)
+    return "evaluate" if base in GPU_STEPS else "merge" if base in MERGE_STEPS else "small"
+
+
+def test_every_step_requests_cpu_and_memory_sized_by_kind(compiled):
+    _, _, spec, _ = compiled
+    opts = CompileOptions()
+    assert opts.model_size == "7b"
+    kinds = set()
+    for name, executor in spec["deploymentSpec"]["executors"].items():
+        kind = _kind(name)
+        kinds.add(kind)
+        want = opts.step_resources(kind)
+        res = executor["container"]["resources"]
+        assert res["resourceCpuRequest"] == want.cpu, name
+        assert res["resourceMemoryRequest"] == want.memory and res["resourceMemoryLimit"] == want.memory_limit, name
+        assert "resourceCpuLimit" not in res  # a CPU limit only throttles
+    assert kinds == {"small", "merge", "evaluate"}
+    # the sizing rule at 7B (B = 14e9 bytes): merge 2Gi + B / 2Gi + 2B, evaluate 4Gi + B / 4Gi + 2B
+    assert (opts.step_resources("merge").memory, opts.step_resources("merge").memory_limit) == ("16Gi", "29Gi")
+    assert (opts.step_resources("evaluate").memory, opts.step_resources("evaluate").cpu) == ("18Gi", "4")
+    assert opts.step_resources("small").memory == "1Gi"
+
+
+def test_the_cache_volume_is_mounted_with_its_environment(compiled):
+    _, _, spec, platform = compiled
+    opts = CompileOptions()
+    platform_execs = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    for name in spec["deploymentSpec"]["executors"]:
+        conf, want = platform_execs[name], opts.step_resources(_kind(name))
+        (mount,) = conf["emptyDirMounts"]
+        assert mount == {"volumeName": "saemerge-cache", "mountPath": "/saemerge-cache", "sizeLimit": want.storage}
+        # env from pod annotations (Downward API): the cluster's pods only; kfp.local ignores this config
+        env = {e["name"]: e["fieldPath"] for e in conf["fieldPathAsEnv"]}
+        notes = conf["podMetadata"]["annotations"]
+        values = {var: notes[re.fullmatch(r"metadata\.annotations\['(.+)'\]", path).group(1)] for var, path in env.items()}
+        assert values["SAEMERGE_CACHE"] == "/saemerge-cache" and values["SAEMERGE_GPU_MERGES"] == "false"
+        if want.budget_bytes:
+            assert values["SAEMERGE_CACHE_MAX_SIZE"] == str(want.budget_bytes)
+            assert values["SAEMERGE_CACHE_MIN_IDLE_S"] == "0"
+        # nothing reaches kfp.local's environment
+        assert not [e for e in spec["deploymentSpec"]["executors"][name]["container"].get("env", [])
+                    if e["name"].startswith("SAEMERGE_")]
+    merge = opts.step_resources("merge")
+    assert merge.storage == "81Gi" and merge.budget_bytes == 81 * 2**30 - 2 * 14e9
+
+
+def _platform_of(tmp_path, **options):
+    out = tmp_path / "p.yaml"
+    compile_pipeline(out, CompileOptions(steps=1, **options))
+    spec, platform = yaml.safe_load_all(out.read_text())
+    return spec, platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+
+
+def test_model_size_overrides_and_other_cache_volumes(tmp_path):
+    spec, pexecs = _platform_of(tmp_path, model_size="tiny", resources=(("evaluate", "memory", "48Gi"),
+                                                                        ("merge", "cpu_limit", "2"),
+                                                                        ("small", "memory_limit", "none")),
+                                cache_volume="ephemeral:fast-ssd")
+    execs = spec["deploymentSpec"]["executors"]
+    assert execs["exec-evaluate"]["container"]["resources"]["resourceMemoryRequest"] == "48Gi"
+    assert execs["exec-prune"]["container"]["resources"]["resourceCpuLimit"] == "2"
+    assert execs["exec-prune"]["container"]["resources"]["resourceMemoryRequest"] == "3Gi"  # tiny: 2Gi + 0.2 GB
+    assert "resourceMemoryLimit" not in execs["exec-report"]["container"]["resources"]
+    (vol,) = pexecs["exec-prune"]["genericEphemeralVolume"]
+    assert vol["mountPath"] == "/saemerge-cache" and vol["storageClassName"] == "fast-ssd"
+    assert vol["size"] == CompileOptions(model_size="tiny").step_resources("merge").storage
+    _, pexecs = _platform_of(tmp_path, cache_volume="pvc:saemerge-models", resources=(("merge", "storage", "500Gi"),))
+    (claim,) = pexecs["exec-prune"]["pvcMount"]
+    assert claim["mountPath"] == "/saemerge-cache"
+    assert "saemerge-models" in json.dumps(claim)
+    assert pexecs["exec-prune"]["podMetadata"]["annotations"]["saemerge.io/cache-min-idle-s"] == "600"
+    _, pexecs = _platform_of(tmp_path, cache_volume="none")
+    assert all("emptyDirMounts" not in e and "SAEMERGE_CACHE" not in json.dumps(e.get("fieldPathAsEnv"))
+               for e in pexecs.values())
+
+
+@pytest.mark.parametrize("options,message", [
+    ({"model_size": "huge"}, "--model-size 'huge'"),
+    ({"resources": (("merge", "storage", "1Gi"),)}, "smaller than two models"),
+    ({"cache_volume": "hostpath:/x"}, "--cache-volume 'hostpath:/x'"),
+])
+def test_bad_sizes_are_refused_when_the_options_are_made(options, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        CompileOptions(**options)
+
+
+def test_gpu_merges_put_prune_and_merge_on_the_gpu_image_with_a_gpu(tmp_path):
+    spec, pexecs = _platform_of(tmp_path, gpu_merges=True)
+    opts = CompileOptions()
+    for name, executor in spec["deploymentSpec"]["executors"].items():
+        container = executor["container"]
+        if _base(name) in MERGE_STEPS:
+            assert container["image"] == opts.gpu_image
+            assert container["resources"]["accelerator"]["resourceCount"] == "1"
+            assert pexecs[name]["tolerations"][0]["key"] == "nvidia.com/gpu"
+        assert pexecs[name]["podMetadata"]["annotations"]["saemerge.io/gpu-merges"] == "true"
+
+
+def test_merge_device_cuda_is_refused_in_pods_compiled_without_gpu_merges(monkeypatch):
+    from saemerge import preflight
+    from saemerge.errors import SaeMergeError
+
+    monkeypatch.setenv("SAEMERGE_GPU_MERGES", "false")
+    with pytest.raises(SaeMergeError, match="compiled without --gpu-merges"):
+        preflight.check_merge_device("cuda:0")
+    preflight.check_merge_device("cpu")
+    monkeypatch.setenv("SAEMERGE_GPU_MERGES", "true")
+    preflight.check_merge_device("cuda")
+    monkeypatch.delenv("SAEMERGE_GPU_MERGES")  # saemerge run --local: any device
+    preflight.check_merge_device("cuda")

@@ -23,17 +23,26 @@ def compile_options(args: argparse.Namespace):
         if not sep or not key:
             raise SaeMergeError(f"--gpu-node-selector {item!r}: expected LABEL=VALUE")
         selector.append((key, value))
-    return CompileOptions(
-        search=args.search,
-        steps=args.steps,
-        cpu_image=args.cpu_image or os.environ.get("SAEMERGE_CPU_IMAGE") or defaults.cpu_image,
-        gpu_image=args.gpu_image or os.environ.get("SAEMERGE_GPU_IMAGE") or defaults.gpu_image,
-        gpu_resource=args.gpu_resource or defaults.gpu_resource,
-        s3_secret=args.s3_secret or defaults.s3_secret,
-        merge_parallelism=args.merge_parallelism or defaults.merge_parallelism,
-        gpu_tolerations=tuple(args.gpu_toleration) if args.gpu_toleration is not None else defaults.gpu_tolerations,
-        gpu_node_selector=tuple(selector),
-    )
+    from saemerge.pipeline.resources import parse_override
+
+    try:
+        return CompileOptions(
+            search=args.search,
+            steps=args.steps,
+            cpu_image=args.cpu_image or os.environ.get("SAEMERGE_CPU_IMAGE") or defaults.cpu_image,
+            gpu_image=args.gpu_image or os.environ.get("SAEMERGE_GPU_IMAGE") or defaults.gpu_image,
+            gpu_resource=args.gpu_resource or defaults.gpu_resource,
+            s3_secret=args.s3_secret or defaults.s3_secret,
+            merge_parallelism=args.merge_parallelism or defaults.merge_parallelism,
+            gpu_tolerations=tuple(args.gpu_toleration) if args.gpu_toleration is not None else defaults.gpu_tolerations,
+            gpu_node_selector=tuple(selector),
+            model_size=args.model_size or defaults.model_size,
+            resources=tuple(parse_override(item) for item in args.resource or []),
+            cache_volume=args.cache_volume or defaults.cache_volume,
+            gpu_merges=bool(args.gpu_merges),
+        )
+    except ValueError as exc:  # a bad size, quantity or volume: one line naming the flag
+        raise SaeMergeError(str(exc)) from None
 
 
 def _add_search_flags(p: argparse.ArgumentParser) -> None:
@@ -57,6 +66,19 @@ def add_compile_flags(p: argparse.ArgumentParser) -> None:
                    help="taint key GPU pods tolerate (NoSchedule), repeatable (default nvidia.com/gpu)")
     p.add_argument("--gpu-node-selector", action="append", metavar="LABEL=VALUE",
                    help="node label GPU pods must run on, repeatable")
+    p.add_argument("--model-size", metavar="SIZE",
+                   help="size of the checkpoints, for the pods' default CPU, memory and cache requests: tiny, 3b, 7b, "
+                        "1.5b, 500m or a parameter count (default 7b; rule in saemerge.pipeline.resources)")
+    p.add_argument("--resource", action="append", metavar="KIND.NAME=VALUE",
+                   help="override one figure, repeatable: KIND small|merge|evaluate, NAME cpu|cpu_limit|memory|"
+                        "memory_limit|storage (the cache volume), VALUE a Kubernetes quantity or none; "
+                        "e.g. evaluate.memory=48Gi")
+    p.add_argument("--cache-volume", metavar="SPEC",
+                   help="the download cache's volume: emptydir (default; sizeLimit = storage), ephemeral[:STORAGECLASS] "
+                        "(a per-pod PVC), pvc:NAME (an existing shared claim) or none")
+    p.add_argument("--gpu-merges", action="store_true",
+                   help="run prune/merge steps on the GPU image with one GPU each (needed for merge_device=cuda, "
+                        "which is refused otherwise)")
 
 
 def cmd_compile(args: argparse.Namespace) -> int:

@@ -1,0 +1,223 @@
+"""What each pod of a search asks Kubernetes for: CPU, memory, and the disk of its download cache.
+
+Three kinds of steps (:data:`STEP_KINDS`):
+
+- ``small``: init, schedule, sample, pair, archive update, report (CPU image; headers, JSON, Parquet);
+- ``merge``: prune and merge steps (CPU image, or the GPU image with ``--gpu-merges``), which read
+  two or three checkpoints and write one, streamed tensor by tensor;
+- ``evaluate``: evaluate and final evaluate (GPU image), which load one model at a time
+  (the final step also merges the baselines: every expert and the base at once).
+
+**Sizing rule.** From the ``--model-size`` compile option, P parameters (``tiny`` = 10⁸, ``3b``,
+``7b``, ``70b``, ``1.5b``, ``500m``, or a count such as ``7e9``) and B = 2·P bytes (a bf16
+checkpoint); every quantity rounded up to whole Gi:
+
+============  ==============  ==============  ===============  ===============  ==============
+kind          CPU request     memory request  memory limit     cache volume     cache budget
+============  ==============  ==============  ===============  ===============  ==============
+small         0.5             1 Gi            4 Gi             4 Gi             (none)
+merge         ⌈P/2·10⁹⌉, 1–8  2 Gi + B        2 Gi + 2·B       2 Gi + 6·B       volume − 2·B
+evaluate      ⌈P/2·10⁹⌉, 2–8  4 Gi + B        4 Gi + 2·B       2 Gi + 6·B       volume − 2·B
+============  ==============  ==============  ===============  ===============  ==============
+
+No CPU limits by default (a CPU limit only throttles; the request reserves). At 7B (B = 13 GiB):
+merge 4 CPUs, 16/29 Gi memory, an 81 Gi cache (budget 55 Gi); evaluate 4 CPUs, 18/31 Gi, the
+same cache; small steps as in the table at every size. Why: a merge streams
+tensors, so its memory is a small multiple of the largest tensor (an embedding, up to ~7 % of
+P in fp32, a few copies in flight) plus the page cache of its shards, bounded here by about B;
+its disk holds the two parents, the base, the child being written and one download in flight.
+The evaluator holds the model on the GPU and its weights pass through host memory once.
+Override any figure with ``--resource KIND.NAME=VALUE`` (NAME: cpu, cpu_limit, memory,
+memory_limit, storage; VALUE a Kubernetes quantity, or ``none`` to leave it out).
+
+**Disk.** KFP has no field for ephemeral-storage requests (neither the pipeline IR's resource
+spec nor kfp-kubernetes), so a step's disk is its cache volume, mounted at
+:data:`CACHE_MOUNT` and named to saemerge by ``SAEMERGE_CACHE`` (``--cache-volume``):
+
+- ``emptydir`` (default): an emptyDir with ``sizeLimit`` = the cache size. The kubelet evicts
+  a pod whose volume grows past it; the scheduler does not reserve it, so nodes need the disk;
+- ``ephemeral[:STORAGECLASS]``: a generic ephemeral volume, a PVC of the cache size made for
+  the pod and deleted with it: reserved by the storage provisioner (the volume must be
+  writable by the image's user, uid 1000, gid 0);
+- ``pvc:NAME``: an existing claim shared by every step (ReadWriteMany for parallel merges),
+  so models downloaded once serve later steps; give its size as ``--resource KIND.storage``
+  (the budget is that less two models) and the budget keeps entries another pod used in the
+  last 10 minutes;
+- ``none``: no volume; the cache lives on the container's disk, unbounded.
+
+Inside the volume ``SAEMERGE_CACHE_MAX_SIZE`` (the budget) makes a step drop the least
+recently used models it no longer reads before downloading another
+(:mod:`saemerge.cache.budget`), so an evaluate step over 8 candidates at 7B keeps about the
+budget on disk, not 8 × 15 GB.
+
+The environment reaches the container through pod annotations and the Downward API
+(``saemerge.io/*`` → env), i.e. only through the Kubernetes platform config: ``kfp.local``
+ignores that config, so a local run of the same compiled YAML keeps its own cache. The KFP
+backend must be 2.3 or newer (emptyDir mounts in the driver).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Optional
+
+from kfp import dsl, kubernetes
+
+STEP_KINDS = ("small", "merge", "evaluate")
+RESOURCE_NAMES = ("cpu", "cpu_limit", "memory", "memory_limit", "storage")
+CACHE_MOUNT = "/saemerge-cache"
+CACHE_VOLUME = "saemerge-cache"
+GIB = 1 << 30
+# Env var -> pod annotation it is read from (Downward API).
+ANNOTATED_ENV = {
+    "SAEMERGE_CACHE": "saemerge.io/cache-dir",
+    "SAEMERGE_CACHE_MAX_SIZE": "saemerge.io/cache-max-size",
+    "SAEMERGE_CACHE_MIN_IDLE_S": "saemerge.io/cache-min-idle-s",
+    "SAEMERGE_GPU_MERGES": "saemerge.io/gpu-merges",
+}
+_NAMED_SIZES = {"tiny": 1e8}
+_SUFFIX = {"": 1, "k": 1e3, "m": 1e6, "b": 1e9, "t": 1e12}
+_CPU = re.compile(r"^([0-9]*[.])?[0-9]+m?$")  # kfp's own check of CPU strings
+_QUANTITY = re.compile(r"^[0-9]+(E|Ei|P|Pi|T|Ti|G|Gi|M|Mi|K|Ki)?$")  # and of memory strings
+
+
+def parameter_count(model_size: str) -> float:
+    """``tiny``, ``7b``, ``1.5B``, ``500m``, ``7e9`` or ``7000000000`` -> parameters.
+
+    Raises:
+        ValueError: anything else, or not positive.
+    """
+    text = str(model_size).strip().lower()
+    if text in _NAMED_SIZES:
+        return _NAMED_SIZES[text]
+    m = re.fullmatch(r"([0-9]*\.?[0-9]+(?:e[0-9]+)?)\s*([kmbt]?)", text)
+    if not m or float(m.group(1)) <= 0:
+        raise ValueError(f"--model-size {model_size!r}: expected tiny, a size such as 3b, 7b, 1.5b, 500m, "
+                         "or a parameter count such as 7e9")
+    return float(m.group(1)) * _SUFFIX[m.group(2)]
+
+
+def _gi(nbytes: float) -> str:
+    return f"{max(1, math.ceil(nbytes / GIB))}Gi"
+
+
+@dataclass(frozen=True)
+class StepResources:
+    """One kind's requests and limits (Kubernetes quantities; None: not set)."""
+
+    cpu: Optional[str] = None  # noqa: UP045 -- kept like CompileOptions' fields
+    cpu_limit: Optional[str] = None  # noqa: UP045
+    memory: Optional[str] = None  # noqa: UP045
+    memory_limit: Optional[str] = None  # noqa: UP045
+    storage: Optional[str] = None  # noqa: UP045 -- the cache volume's size
+    budget_bytes: Optional[int] = None  # noqa: UP045 -- SAEMERGE_CACHE_MAX_SIZE
+
+
+def default_resources(kind: str, model_size: str) -> StepResources:
+    """The sizing rule of the module doc for one kind of step."""
+    p = parameter_count(model_size)
+    b = 2 * p
+    cpus = math.ceil(p / 2e9)
+    if kind == "small":
+        return StepResources(cpu="500m", memory="1Gi", memory_limit="4Gi", storage="4Gi")
+    if kind == "merge":
+        cache = 2 * GIB + 6 * b
+        return StepResources(cpu=str(min(8, max(1, cpus))), memory=_gi(2 * GIB + b), memory_limit=_gi(2 * GIB + 2 * b),
+                             storage=_gi(cache), budget_bytes=int(math.ceil(cache / GIB) * GIB - 2 * b))
+    if kind == "evaluate":
+        cache = 2 * GIB + 6 * b
+        return StepResources(cpu=str(min(8, max(2, cpus))), memory=_gi(4 * GIB + b), memory_limit=_gi(4 * GIB + 2 * b),
+                             storage=_gi(cache), budget_bytes=int(math.ceil(cache / GIB) * GIB - 2 * b))
+    raise ValueError(f"unknown step kind {kind!r}; expected one of {', '.join(STEP_KINDS)}")
+
+
+def parse_override(item: str) -> tuple[str, str, str]:
+    """``KIND.NAME=VALUE`` (``--resource``) -> (kind, name, value), checked.
+
+    Raises:
+        ValueError: an unknown kind or name, or a value that is not a Kubernetes quantity.
+    """
+    key, sep, value = item.partition("=")
+    kind, dot, name = key.strip().partition(".")
+    name = name.replace("-", "_")
+    if name == "ephemeral_storage":
+        name = "storage"
+    if not sep or not dot or kind not in STEP_KINDS or name not in RESOURCE_NAMES:
+        raise ValueError(f"--resource {item!r}: expected KIND.NAME=VALUE with KIND one of {', '.join(STEP_KINDS)} "
+                         f"and NAME one of {', '.join(RESOURCE_NAMES)}, e.g. merge.memory=32Gi")
+    value = value.strip()
+    pattern = _CPU if name.startswith("cpu") else _QUANTITY
+    if value != "none" and not pattern.match(value):
+        what = "a number of CPUs such as 2, 0.5 or 500m" if name.startswith("cpu") else "a quantity such as 32Gi"
+        raise ValueError(f"--resource {item!r}: {value!r} is not {what} (or none)")
+    return kind, name, value
+
+
+def resolve(kind: str, model_size: str, overrides: tuple[tuple[str, str, str], ...]) -> StepResources:
+    """The defaults of ``kind`` with the ``--resource`` overrides applied (``none`` removes a figure).
+
+    A changed storage size moves the cache budget with it (the volume less two models).
+    """
+    res = default_resources(kind, model_size)
+    values = {n: getattr(res, n) for n in RESOURCE_NAMES}
+    for k, name, value in overrides:
+        if k == kind:
+            values[name] = None if value == "none" else value
+    budget = res.budget_bytes
+    if values["storage"] != res.storage and budget is not None:
+        b = 2 * parameter_count(model_size)
+        budget = int(_bytes(values["storage"]) - 2 * b) if values["storage"] else None
+        if budget is not None and budget <= 0:
+            raise ValueError(f"--resource {kind}.storage={values['storage']}: smaller than two models of "
+                             f"--model-size {model_size} ({_gi(2 * b)}); the step could not hold its inputs")
+    return StepResources(**values, budget_bytes=budget)
+
+
+def _bytes(quantity: str) -> int:
+    m = re.fullmatch(r"([0-9]+)([EPTGMK]i?)?", quantity)
+    assert m, quantity
+    unit = m.group(2) or ""
+    powers = "KMGTPE"
+    base = 1024 if unit.endswith("i") else 1000
+    return int(m.group(1)) * (base ** (powers.index(unit[0]) + 1) if unit else 1)
+
+
+def check_cache_volume(spec: str) -> None:
+    """``emptydir``, ``ephemeral``, ``ephemeral:STORAGECLASS``, ``pvc:NAME`` or ``none``."""
+    kind, _, arg = spec.partition(":")
+    ok = (kind in ("emptydir", "none") and not arg) or kind == "ephemeral" or (kind == "pvc" and arg)
+    if not ok:
+        raise ValueError(f"--cache-volume {spec!r}: expected emptydir, ephemeral[:STORAGECLASS], pvc:NAME or none")
+
+
+def apply(task: dsl.PipelineTask, res: StepResources, cache_volume: str, gpu_merges: bool) -> dsl.PipelineTask:
+    """Set ``res`` on ``task``: requests and limits, the cache volume and its environment."""
+    if res.cpu:
+        task.set_cpu_request(res.cpu)
+    if res.cpu_limit:
+        task.set_cpu_limit(res.cpu_limit)
+    if res.memory:
+        task.set_memory_request(res.memory)
+    if res.memory_limit:
+        task.set_memory_limit(res.memory_limit)
+    env = {"SAEMERGE_GPU_MERGES": "true" if gpu_merges else "false"}
+    kind, _, arg = cache_volume.partition(":")
+    if kind != "none" and res.storage:
+        if kind == "emptydir":
+            kubernetes.empty_dir_mount(task, volume_name=CACHE_VOLUME, mount_path=CACHE_MOUNT, size_limit=res.storage)
+        elif kind == "ephemeral":
+            kubernetes.add_ephemeral_volume(task, volume_name=CACHE_VOLUME, mount_path=CACHE_MOUNT,
+                                            access_modes=["ReadWriteOnce"], size=res.storage,
+                                            storage_class_name=arg or None)
+        else:
+            kubernetes.mount_pvc(task, pvc_name=arg, mount_path=CACHE_MOUNT)
+        env["SAEMERGE_CACHE"] = CACHE_MOUNT
+        if res.budget_bytes:
+            env["SAEMERGE_CACHE_MAX_SIZE"] = str(res.budget_bytes)
+            env["SAEMERGE_CACHE_MIN_IDLE_S"] = "600" if kind == "pvc" else "0"  # one pod's volume: nobody else reads it
+    for name, value in env.items():
+        kubernetes.add_pod_annotation(task, ANNOTATED_ENV[name], value)
+        kubernetes.use_field_path_as_env(task, name, f"metadata.annotations['{ANNOTATED_ENV[name]}']")
+    return task
