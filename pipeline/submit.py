@@ -8,9 +8,23 @@ optionally follow the run until it ends::
     result = submit(req)          # SubmitResult; result.state is the final run state
 
 Versions are content-addressed: the version name carries the SHA-256 of the compiled YAML,
-so submitting an unchanged pipeline reuses its version instead of piling up copies.
+so submitting an unchanged pipeline reuses its version instead of piling up copies. On a
+multi-user cluster the pipeline lives in the user's namespace (a namespaced pipeline: KFP
+2.x), found and uploaded there; a single-user cluster has shared pipelines only.
 Credentials: a bearer token (``token``, never logged) or, without one, what ``kfp.Client``
 finds itself (kube config context through the API server proxy, or in-cluster credentials).
+
+Each run writes under its own ``run_uri``. Without one, it is ``RUN_ROOT/{{workflow.uid}}``:
+the KFP API server replaces ``{{workflow.uid}}`` anywhere in a run's compiled workflow,
+runtime parameters included, with the run's id (``ReplaceUID`` in
+``backend/src/apiserver/template/v2_template.go``, since KFP 2.0), and the scheduled-workflow
+controller does the same for every run a recurring run starts (``NewWorkflow`` in
+``backend/src/crd/controller/scheduledworkflow/util/scheduled_workflow.go``). kfp's
+``dsl.PIPELINE_JOB_ID_PLACEHOLDER`` (``{{$.pipeline_job_uuid}}``) does not serve here: the
+driver substitutes it only as a whole task input written into the pipeline at compile time
+(``backend/src/v2/driver/resolve.go``), not inside a run parameter, and ``[[RunUUID]]`` only
+in standalone runs on backends 2.16 and newer. A recurring run with a fixed ``run_uri``
+would write (and resume, and hit KFP's cache for) every firing in one prefix: refused.
 """
 
 from __future__ import annotations
@@ -21,9 +35,10 @@ import logging
 import tempfile
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import yaml
 
@@ -37,6 +52,13 @@ log = logging.getLogger(__name__)
 SUCCEEDED = "SUCCEEDED"
 FAILED_STATES = {"FAILED", "CANCELED", "SKIPPED"}
 TERMINAL_STATES = FAILED_STATES | {SUCCEEDED}
+# Non-final states that need a word while --wait keeps polling (V2beta1RuntimeState).
+WAITING_HINTS = {
+    "PAUSED": "paused (resume it in the Kubeflow UI or with kfp.Client; --timeout still applies)",
+    "CANCELING": "being canceled",
+}
+RUN_ID_PLACEHOLDER = "{{workflow.uid}}"
+DEFAULT_RUN_ROOT = "s3://saemerge/runs"
 # Consecutive polling errors (restarts of the API server, expired proxies) tolerated while waiting.
 MAX_POLL_ERRORS = 5
 
@@ -61,6 +83,7 @@ class SubmitRequest:
     enable_caching: bool | None = None
     options: CompileOptions = field(default_factory=CompileOptions)
     dry_run: bool = False
+    run_root: str = DEFAULT_RUN_ROOT  # run_uri = RUN_ROOT/<run id> when params has none
 
 
 @dataclass
@@ -76,6 +99,7 @@ class SubmitResult:
     state: str | None = None
     compiled_bytes: int = 0
     params: dict[str, Any] = field(default_factory=dict)
+    timed_out: bool = False  # --wait gave up (--timeout) while the run went on
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -187,8 +211,26 @@ def _eq_filter(key: str, value: str) -> str:
     return json.dumps({"predicates": [{"operation": "EQUALS", "key": key, "stringValue": value}]})
 
 
-def connect(req: SubmitRequest):
-    """A ``kfp.Client`` for `req`, checked with one healthz call (no silent 25 s retry loop)."""
+def default_run_uri(params: dict[str, Any], run_root: str, schedule: str | None) -> str | None:
+    """Give `params` its run_uri when it has none (RUN_ROOT/{{workflow.uid}}); return the one added.
+
+    Raises:
+        SaeMergeError: a recurring run with a run_uri that names no run id.
+    """
+    if "run_uri" not in params:
+        params["run_uri"] = f"{run_root.rstrip('/')}/{RUN_ID_PLACEHOLDER}"
+        return params["run_uri"]
+    if schedule and RUN_ID_PLACEHOLDER not in str(params["run_uri"]):
+        raise SaeMergeError(
+            f"--param run_uri={params['run_uri']}: a recurring run would write every run into this one prefix "
+            f"(and find the first run's work there); leave run_uri out (each run gets {run_root}/<run id>) "
+            f"or put {RUN_ID_PLACEHOLDER} in it")
+    return None
+
+
+def connect(req: SubmitRequest) -> tuple[Any, bool]:
+    """A ``kfp.Client`` for `req`, checked with one healthz call (no silent 25 s retry loop),
+    and whether the cluster is multi-user."""
     import kfp
     import kfp_server_api
 
@@ -211,17 +253,35 @@ def connect(req: SubmitRequest):
         raise SaeMergeError(f"KFP API at {where} answered HTTP {exc.status} {exc.reason}{hint}") from None
     except Exception as exc:  # connection refused, DNS, TLS: urllib3 errors of many kinds
         raise SaeMergeError(f"cannot reach the KFP API at {where}: {type(exc).__name__}: {exc}") from None
-    if getattr(health, "multi_user", False) and not req.namespace:
+    multi_user = bool(getattr(health, "multi_user", False))
+    if multi_user and not req.namespace:
         raise SaeMergeError(f"KFP at {where} is multi-user: give --namespace (your Kubeflow profile namespace)")
-    return client
+    return client, multi_user
 
 
-def ensure_version(client, package: Path, version_name: str, search: str = "sae") -> tuple[str, str, bool]:
-    """(pipeline_id, version_id, uploaded): upload the search's pipeline, or a version of it if new."""
+def find_pipeline(client, name: str, namespace: str | None) -> str | None:
+    """The id of the pipeline called `name` (in `namespace`: a namespaced pipeline), or None."""
+    found = client.list_pipelines(filter=_eq_filter("display_name", name), namespace=namespace, page_size=2)
+    pipelines = found.pipelines or []
+    if len(pipelines) > 1:
+        raise SaeMergeError(f"two pipelines are called {name}{f' in namespace {namespace}' if namespace else ''}; "
+                            "delete one (names must be unique)")
+    return pipelines[0].pipeline_id if pipelines else None
+
+
+def ensure_version(client, package: Path, version_name: str, search: str = "sae",
+                   namespace: str | None = None) -> tuple[str, str, bool]:
+    """(pipeline_id, version_id, uploaded): upload the search's pipeline, or a version of it if new.
+
+    Args:
+        namespace: the user's namespace on a multi-user cluster (the pipeline is found and
+            uploaded there), None for a shared pipeline.
+    """
     spec = get_search(search)
-    pipeline_id = client.get_pipeline_id(spec.pipeline_name)
+    pipeline_id = find_pipeline(client, spec.pipeline_name, namespace)
     if pipeline_id is None:
-        pipeline = client.upload_pipeline(str(package), pipeline_name=spec.pipeline_name, description=spec.summary)
+        pipeline = client.upload_pipeline(str(package), pipeline_name=spec.pipeline_name, description=spec.summary,
+                                          namespace=namespace)
         # The upload created the pipeline's first version; run exactly that one.
         versions = client.list_pipeline_versions(pipeline.pipeline_id, page_size=1, sort_by="created_at desc")
         (version,) = versions.pipeline_versions
@@ -259,7 +319,8 @@ def wait_for_run(client, run_id: str, *, poll_interval: float, timeout: float | 
                     task_states[name] = tstate
                     out(f"  task {name}: {tstate}")
             if state != last_state:
-                out(f"run {run_id}: {state}")
+                hint = WAITING_HINTS.get(state)
+                out(f"run {run_id}: {state}" + (f": {hint}" if hint else ""))
                 last_state = state
             if state in TERMINAL_STATES:
                 if state != SUCCEEDED and run.error is not None and run.error.message:
@@ -281,37 +342,47 @@ def compile_package(options: CompileOptions, directory: Path) -> tuple[Path, dic
 def submit(req: SubmitRequest, out: Callable[[str], None] = print) -> SubmitResult:
     """Compile, upload (or reuse) the version, and start a run or a recurring run.
 
+    Args:
+        out: where progress lines go (``saemerge submit --json`` sends them to stderr).
+
     Raises:
         SaeMergeError: bad parameters or schedule, an unreachable or refusing API.
-        TimeoutError: ``wait`` with ``timeout`` and the run did not end in time.
+        WaitTimeout: ``wait`` with ``timeout`` and the run did not end in time.
     """
     cron = normalize_cron(req.schedule) if req.schedule else None
     if cron and req.wait:
         raise SaeMergeError("--wait follows one run; it cannot be combined with --schedule")
+    raw = dict(req.params)
+    added = default_run_uri(raw, req.run_root, cron)
     with tempfile.TemporaryDirectory(prefix="saemerge-submit-") as tmp:
         package, stats = compile_package(req.options, Path(tmp))
         compiled = package.read_bytes()
         spec = next(yaml.safe_load_all(compiled))
-        params = coerce_params(req.params, spec)
+        params = coerce_params(raw, spec)
+        if not req.options.gpu_merges and str(params.get("merge_device", "")).startswith("cuda"):
+            raise SaeMergeError(f"--param merge_device={params['merge_device']}: the pipeline is compiled without "
+                                "--gpu-merges, so prune and merge steps have no GPU; add --gpu-merges")
         # values, not only types
         RunConfig.from_params({**params, "steps": req.options.steps, "search": req.options.search})
         name = get_search(req.options.search).pipeline_name
         result = SubmitResult(version_name=version_name_for(name, compiled), compiled_bytes=len(compiled), params=params)
         out(f"compiled {name}: {req.options.steps} generations, {stats.get('tasks_in_run', '?')} tasks, "
             f"{len(compiled):,} bytes")
+        if added:
+            out(f"run_uri: {added} ({RUN_ID_PLACEHOLDER} becomes the KFP run id: each run writes its own prefix)")
         if req.dry_run:
             out(f"dry run: would submit version {result.version_name} with {json.dumps(params, sort_keys=True)}")
             return result
-        client = connect(req)
+        client, multi_user = connect(req)
         result.pipeline_id, result.version_id, result.version_uploaded = ensure_version(
-            client, package, result.version_name, req.options.search)
+            client, package, result.version_name, req.options.search, req.namespace if multi_user else None)
     out(f"pipeline {name} ({result.pipeline_id}): version {result.version_id} "
         f"{'uploaded' if result.version_uploaded else 'already there, reused'}")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
         experiment = client.create_experiment(req.experiment, namespace=req.namespace)
     result.experiment_id = experiment.experiment_id
-    run_name = req.run_name or time.strftime("sae-%Y%m%d-%H%M%S")
+    run_name = req.run_name or time.strftime(f"{req.options.search}-%Y%m%d-%H%M%S")
     common = dict(experiment_id=result.experiment_id, job_name=run_name, params=params,
                   pipeline_id=result.pipeline_id, version_id=result.version_id,
                   pipeline_root=req.pipeline_root, enable_caching=req.enable_caching,
@@ -327,5 +398,18 @@ def submit(req: SubmitRequest, out: Callable[[str], None] = print) -> SubmitResu
         result.run_url = f"{req.host.rstrip('/')}/#/runs/details/{run.run_id}"
     out(f"run {run_name} ({run.run_id}) started" + (f": {result.run_url}" if result.run_url else ""))
     if req.wait:
-        result.state = wait_for_run(client, run.run_id, poll_interval=req.poll_interval, timeout=req.timeout, out=out)
+        try:
+            result.state = wait_for_run(client, run.run_id, poll_interval=req.poll_interval, timeout=req.timeout,
+                                        out=out)
+        except TimeoutError as exc:
+            result.timed_out = True
+            raise WaitTimeout(str(exc), result) from None
     return result
+
+
+class WaitTimeout(TimeoutError):
+    """``--wait --timeout`` ran out; ``result`` says what was submitted."""
+
+    def __init__(self, message: str, result: SubmitResult):
+        super().__init__(message)
+        self.result = result

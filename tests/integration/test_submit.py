@@ -80,12 +80,12 @@ def test_first_submit_uploads_creates_experiment_and_run_and_follows_it(capsys, 
                        "reverse": True, "opt_sizes": {"saebench_math": 8}, "test_sizes": {"saebench_math": 16}},
     }
 
-    # --wait printed each state change once and the tasks; --json summarised it
+    # --wait printed each state change once and the tasks (to stderr: --json); stdout is the JSON alone
     run_id = run_req_id(kfp)
-    assert [line for line in out.splitlines() if line.startswith(f"run {run_id}:")] == [
+    assert [line for line in err.splitlines() if line.startswith(f"run {run_id}:")] == [
         f"run {run_id}: PENDING", f"run {run_id}: RUNNING", f"run {run_id}: SUCCEEDED"]
-    assert "  task init population: SUCCEEDED" in out
-    summary = json.loads(out[out.index("{"):])
+    assert "  task init population: SUCCEEDED" in err
+    summary = json.loads(out)
     assert summary["state"] == "SUCCEEDED" and summary["run_id"] == run_id
     assert summary["run_url"] == f"{kfp.url}/#/runs/details/{run_id}"
     assert summary["version_uploaded"] is True
@@ -134,9 +134,14 @@ def test_wait_gives_up_after_the_timeout_with_exit_3(capsys):
     assert "still RUNNING after 0.2 s" in capsys.readouterr().err
 
 
+WITHOUT_RUN_URI = REQUIRED[2:]  # each run then writes under --run-root/{{workflow.uid}}
+assert REQUIRED[1].startswith("run_uri=")
+
+
 def test_schedule_creates_a_recurring_run_with_kfps_six_field_cron(capsys):
     with FakeKfp() as kfp:
-        rc = submit("--host", kfp.url, "--schedule", "0 3 * * 1", "--run-name", "weekly", "--no-cache", *REQUIRED)
+        rc = submit("--host", kfp.url, "--schedule", "0 3 * * 1", "--run-name", "weekly", "--no-cache",
+                    "--run-root", "s3://team-bucket/nightly", *WITHOUT_RUN_URI)
     assert rc == 0, capsys.readouterr().err
     assert not kfp.calls("POST", f"{API}/runs")
     (req,) = kfp.calls("POST", f"{API}/recurringruns")
@@ -144,7 +149,8 @@ def test_schedule_creates_a_recurring_run_with_kfps_six_field_cron(capsys):
     assert body["trigger"] == {"cron_schedule": {"cron": "0 0 3 * * 1"}}
     assert body["display_name"] == "weekly" and body["mode"] == "ENABLE"
     assert int(body["max_concurrency"]) == 1 and body["no_catchup"] is True
-    assert body["runtime_config"]["parameters"]["run_uri"] == "s3://saemerge/runs/r1"
+    # every firing writes its own prefix: KFP's scheduled-workflow controller replaces {{workflow.uid}}
+    assert body["runtime_config"]["parameters"]["run_uri"] == "s3://team-bucket/nightly/{{workflow.uid}}"
     version = kfp.versions[upload_pipeline_id(kfp)][0]
     assert body["pipeline_version_reference"]["pipeline_version_id"] == version["pipeline_version_id"]
 
@@ -158,6 +164,66 @@ def test_multi_user_cluster_needs_a_namespace_and_gets_it(capsys):
     (exp,) = kfp.calls("POST", f"{API}/experiments")
     assert exp.body["namespace"] == "team-a"
     assert all(r.query.get("namespace") == "team-a" for r in kfp.calls("GET", f"{API}/experiments"))
+    # the pipeline is the user's: looked up and uploaded in the namespace
+    (upload,) = kfp.calls("POST", f"{API}/pipelines/upload")
+    assert upload.query["namespace"] == "team-a"
+    assert [r.query.get("namespace") for r in kfp.calls("GET", f"{API}/pipelines")] == ["team-a"]
+
+
+def test_single_user_cluster_gets_a_shared_pipeline(capsys):
+    with FakeKfp() as kfp:
+        assert submit("--host", kfp.url, "--namespace", "kubeflow", *REQUIRED) == 0
+    (upload,) = kfp.calls("POST", f"{API}/pipelines/upload")
+    assert "namespace" not in upload.query
+
+
+def test_json_prints_only_json_on_stdout(capsys):
+    with FakeKfp(task_names=["init population"]) as kfp:
+        rc = submit("--host", kfp.url, "--json", "--wait", *WITHOUT_RUN_URI)
+    out, err = capsys.readouterr()
+    assert rc == 0, err
+    summary = json.loads(out)  # the whole of stdout; kfp.Client's "Experiment details: ..." went to stderr
+    assert summary["state"] == "SUCCEEDED"
+    assert summary["params"]["run_uri"] == "s3://saemerge/runs/{{workflow.uid}}"
+    assert "details:" in err and "run_uri: s3://saemerge/runs/{{workflow.uid}}" in err
+    (run_req,) = kfp.calls("POST", f"{API}/runs")
+    assert run_req.body["runtime_config"]["parameters"]["run_uri"] == "s3://saemerge/runs/{{workflow.uid}}"
+
+
+def test_a_recurring_run_with_a_fixed_run_uri_is_refused(capsys):
+    with FakeKfp() as kfp:
+        rc = submit("--host", kfp.url, "--schedule", "0 3 * * *", *REQUIRED)
+        assert rc == 2 and "a recurring run would write every run into this one prefix" in capsys.readouterr().err
+        assert not [r for r in kfp.requests if r.method == "POST"]
+        rc = submit("--host", kfp.url, "--schedule", "0 3 * * *", "--param", "run_uri=s3://b/r/{{workflow.uid}}",
+                    *WITHOUT_RUN_URI)
+    assert rc == 0, capsys.readouterr().err
+
+
+def test_wait_follows_a_paused_run_to_its_end(capsys):
+    with FakeKfp(run_states=["RUNNING", "PAUSED", "PAUSED", "RUNNING", "SUCCEEDED"]) as kfp:
+        rc = submit("--host", kfp.url, "--wait", *REQUIRED)
+    out = capsys.readouterr().out
+    assert rc == 0
+    states = [line.split(": ", 1)[1] for line in out.splitlines() if line.startswith("run run-")]
+    assert states[0] == "RUNNING" and states[1].startswith("PAUSED: paused (resume it") and states[-1] == "SUCCEEDED"
+    assert len(states) == 4  # each change once
+
+
+def test_a_run_still_paused_at_the_timeout_exits_3_with_its_json(capsys):
+    with FakeKfp(run_states=["PAUSED"]) as kfp:
+        rc = submit("--host", kfp.url, "--wait", "--timeout", "0.2", "--json", *REQUIRED)
+    out, err = capsys.readouterr()
+    assert rc == 3 and "still PAUSED after 0.2 s" in err
+    summary = json.loads(out)
+    assert summary["timed_out"] is True and summary["run_id"] == run_req_id(kfp)
+
+
+def test_merge_device_cuda_needs_gpu_merges(capsys):
+    with FakeKfp() as kfp:
+        assert submit("--host", kfp.url, "--param", "merge_device=cuda", *REQUIRED) == 2
+        assert "compiled without --gpu-merges" in capsys.readouterr().err
+        assert submit("--host", kfp.url, "--param", "merge_device=cuda", "--gpu-merges", *REQUIRED) == 0
 
 
 @pytest.mark.parametrize("args,message", [

@@ -6,6 +6,8 @@
 
 Authentication: a bearer token from --token or KFP_TOKEN (never printed); without one,
 kfp.Client's own credentials (kube config context, or in-cluster service account).
+Without --param run_uri, each run writes under RUN_ROOT/<KFP run id> (--run-root).
+With --json, stdout holds one JSON object and nothing else; progress goes to stderr.
 Exit codes: 0 submitted (with --wait: succeeded), 1 the run failed or was canceled,
 2 bad input or the API refused, 3 --timeout passed while waiting.
 """
@@ -13,6 +15,7 @@ Exit codes: 0 submitted (with --wait: succeeded), 1 the run failed or was cancel
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -45,14 +48,18 @@ def register(subparsers) -> None:
     p.add_argument("--service-account", help="Kubernetes service account of the run's pods (default: the server's)")
     p.add_argument("--pipeline-root", help="s3://... for KFP's own artifacts (default: kfp-launcher's)")
     p.add_argument("--no-cache", action="store_true", help="disable KFP's step cache for this run")
+    p.add_argument("--run-root", default=os.environ.get("SAEMERGE_RUN_ROOT", "s3://saemerge/runs"), metavar="URI",
+                   help="without --param run_uri, each run writes under URI/<KFP run id> (env SAEMERGE_RUN_ROOT; "
+                        "default s3://saemerge/runs)")
     p.add_argument("--dry-run", action="store_true", help="compile and check the parameters; contact nothing")
-    p.add_argument("--json", action="store_true", help="print a JSON summary (ids, state) at the end")
+    p.add_argument("--json", action="store_true",
+                   help="print only a JSON summary (ids, state) on stdout; progress goes to stderr")
     add_compile_flags(p)
     p.set_defaults(func=cmd_submit)
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
-    from saemerge.pipeline.submit import SUCCEEDED, SubmitRequest, parse_param_args, submit
+    from saemerge.pipeline.submit import SUCCEEDED, SubmitRequest, WaitTimeout, parse_param_args, submit
 
     if args.timeout is not None and not args.wait:
         raise SaeMergeError("--timeout applies only with --wait")
@@ -75,11 +82,18 @@ def cmd_submit(args: argparse.Namespace) -> int:
         enable_caching=False if args.no_cache else None,
         options=compile_options(args),
         dry_run=args.dry_run,
+        run_root=args.run_root,
     )
+    # --json: stdout is the JSON alone. Progress, and whatever kfp.Client prints ("Experiment
+    # details: ..."), goes to stderr.
+    quiet = contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext()
     try:
-        result = submit(req)
-    except TimeoutError as exc:
+        with quiet:
+            result = submit(req, out=lambda line: print(line, flush=True))
+    except WaitTimeout as exc:
         print(f"saemerge: {exc}", file=sys.stderr)
+        if args.json:
+            print(json.dumps(exc.result.to_dict(), indent=2, sort_keys=True))
         return 3
     if args.json:
         print(json.dumps(result.to_dict(), indent=2, sort_keys=True))
