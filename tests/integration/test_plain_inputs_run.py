@@ -1,5 +1,7 @@
 """A whole `saemerge run --local` (micro bench, one generation) whose experts and base are plain
-HF checkpoints in the embedded store: no manifest.json, uploaded object by object."""
+HF checkpoints in the embedded store: no manifest.json, uploaded object by object. The run also
+shows, under kfp.local, that Model artifacts stay where the launcher put them (pointer files)
+and that the pipeline returns its best model."""
 
 import json
 import subprocess
@@ -44,3 +46,11 @@ def test_a_micro_run_on_plain_experts_and_base(s3_env, micro_bench, tmp_path):
     best = runlog.read_json(layout.final("best.json"))
     with storage.local_input(best["uri"]) as model_dir:
         assert ModelCard.load(model_dir / "README.md").data.base_model == f"{plain}/base"
+    # kfp.local kept every Model artifact where its launcher put it (under the local pipeline
+    # root), holding a pointer to the checkpoint; the pipeline's best_model points at the best
+    root = workdir / "runs" / run_id / "kfp-root"
+    pointers = {p: json.loads(p.read_text()) for p in root.rglob("*") if p.name in ("model", "child", "best_model")}
+    assert pointers and all(set(v) == {"uri", "content_hash", "id"} for v in pointers.values())
+    assert all(storage.exists(v["uri"]) for v in pointers.values())
+    (best_pointer,) = [v for p, v in pointers.items() if p.name == "best_model"]
+    assert best_pointer == {"uri": best["uri"], "content_hash": best["content_hash"], "id": best["id"]}
