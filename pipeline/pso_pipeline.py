@@ -11,7 +11,8 @@ final_evaluate (GPU) on [gbest] ─► report
 ```
 
 The shared components (sample, evaluate, final evaluate, report) are SAE's. Fitness is the
-macro accuracy (γ = 0). The swarm travels as ``pso_update``'s output: a list with one state
+macro accuracy (γ = 0). The outputs, as every search's: ``results`` (the test-set rows) and
+``best_model`` (the global best as a Kubeflow Model artifact). The swarm travels as ``pso_update``'s output: a list with one state
 per particle, which is also the next step's loop items, so a move needs nothing but its item
 and run parameters (see the note on loops in :mod:`saemerge.pipeline.sae_pipeline`).
 """
@@ -31,7 +32,7 @@ from saemerge.components.pso_update import pso_update
 from saemerge.components.report import report
 from saemerge.components.sample_optimisation_set import sample_optimisation_set
 from saemerge.config import PSO
-from saemerge.pipeline.common import CompileOptions, Tasks, with_run_parameters
+from saemerge.pipeline.common import CompileOptions, SearchOutputs, Tasks, with_run_parameters
 
 __all__ = ["PIPELINE_NAME", "build_pipeline"]
 
@@ -62,7 +63,7 @@ def build_pipeline(options: CompileOptions = CompileOptions(search=PSO)):
                 run_uri=run_uri, particle=particle, step=step, base_uri=base_uri, seed=seed, w=pso_w, c1=pso_c1,
                 c2=pso_c2, device=merge_device,
             )).set_display_name("move particle")
-        cands = c_candidates(moved=dsl.Collected(moved.outputs["Output"]), swarm=swarm)
+        cands = tasks.small(c_candidates(moved=dsl.Collected(moved.outputs["Output"]), swarm=swarm))
         cands.set_display_name("positions + bests")
         scored = on_gpu(c_eval(
             run_uri=run_uri, generation=generation, stage="swarm", candidates=cands.output, sample_uri=sample.output,
@@ -75,8 +76,8 @@ def build_pipeline(options: CompileOptions = CompileOptions(search=PSO)):
         return PsoState(update.outputs["swarm"], update.outputs["gbest"])
 
     @dsl.pipeline(name=PIPELINE_NAME, description=DESCRIPTION)
-    @with_run_parameters(PSO, DESCRIPTION)
-    def pso_pipeline(p: SimpleNamespace) -> List[dict]:
+    @with_run_parameters(PSO, DESCRIPTION, returns=SearchOutputs)
+    def pso_pipeline(p: SimpleNamespace) -> SearchOutputs:
         init = with_s3(c_init(
             run_uri=p.run_uri, experts=p.experts, base_uri=p.base_uri, data_uri=p.data_uri, opt_sizes=p.opt_sizes,
             test_sizes=p.test_sizes, steps=options.steps, baselines=p.baselines, seed=p.seed,
@@ -89,7 +90,7 @@ def build_pipeline(options: CompileOptions = CompileOptions(search=PSO)):
             made.set_display_name("make particle")
         sample0 = with_s3(c_sample(run_uri=p.run_uri, generation=0, data_uri=p.data_uri, opt_sizes=p.opt_sizes,
                                    seed=p.seed)).set_display_name("sample optimisation set")
-        cands0 = c_candidates(moved=dsl.Collected(made.outputs["Output"]), swarm=[])
+        cands0 = tasks.small(c_candidates(moved=dsl.Collected(made.outputs["Output"]), swarm=[]))
         cands0.set_display_name("initial positions")
         scored0 = on_gpu(c_eval(
             run_uri=p.run_uri, generation=-1, stage="init", candidates=cands0.output, sample_uri=sample0.output,
@@ -114,6 +115,6 @@ def build_pipeline(options: CompileOptions = CompileOptions(search=PSO)):
             dtype=p.eval_dtype, batch_size=p.eval_batch_size,
         )).set_display_name("final evaluate")
         with_s3(c_report(run_uri=p.run_uri, results=final.outputs["Output"])).set_display_name("report")
-        return final.outputs["Output"]
+        return SearchOutputs(results=final.outputs["Output"], best_model=final.outputs["best_model"])
 
     return pso_pipeline

@@ -93,13 +93,24 @@ def test_evaluate_runs_on_gpu_and_the_s3_secret_reaches_every_step_that_needs_it
         else:
             assert container["image"] == opts.cpu_image and "accelerator" not in container.get("resources", {})
         if base in NO_S3_STEPS:
-            assert name not in platform_execs
+            assert "secretAsEnv" not in platform_execs.get(name, {})
         else:
             (secret,) = platform_execs[name]["secretAsEnv"]
             assert secret["secretName"] == "saemerge-s3"
             assert sorted(k["envVar"] for k in secret["keyToEnv"]) == sorted(S3_SECRET_KEYS)
     assert {"pso-init", "pso-particle", "pso-move", "pso-candidates", "pso-update", "sample-optimisation-set",
             "evaluate", "final-evaluate", "report"} == seen
+
+
+def test_steps_are_sized_by_kind(compiled):
+    """Moves and particles are merge-sized (they stream whole checkpoints), evaluation evaluate-sized, the rest small."""
+    _, _, spec, _ = compiled
+    opts = CompileOptions(search="pso")
+    for name, executor in spec["deploymentSpec"]["executors"].items():
+        base = _base(name)
+        kind = "evaluate" if base in GPU_STEPS else "merge" if base in RETRIED else "small"
+        want, res = opts.step_resources(kind), executor["container"]["resources"]
+        assert res["resourceCpuRequest"] == want.cpu and res["resourceMemoryRequest"] == want.memory, name
 
 
 def test_steps_is_a_compile_option(tmp_path):

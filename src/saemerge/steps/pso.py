@@ -124,9 +124,10 @@ def move_particle(run: str, state: Mapping, step: int, *, base_uri: str, seed: i
     velocity = state.get("velocity") or {}
     r1, r2 = coefficients(seed, particle, step)
     params = dict(r1=r1, r2=r2, w=float(w), c1=float(c1), c2=float(c2))
-    key, record = find_recipe(run, op="pso_move", x=x["content_hash"], v=velocity.get("content_hash", "zero"),
-                              pbest=pbest["content_hash"], gbest=gbest["content_hash"],
-                              base=input_identity(base_uri), **params)
+    inputs = dict(x=x["content_hash"], pbest=pbest["content_hash"], gbest=gbest["content_hash"])
+    if velocity:  # no "v" in the recipe: v0 = 0
+        inputs["v"] = velocity["content_hash"]
+    key, record = find_recipe(run, op="pso_move", **inputs, base=input_identity(base_uri), **params)
     if record is not None and not storage.exists(record["velocity"]["uri"]):
         record = None
     if record is None:
