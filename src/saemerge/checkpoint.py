@@ -22,6 +22,8 @@ temporary directory and publishes it, manifest last, only on success.
 
 from __future__ import annotations
 
+import io
+
 import json
 import math
 import shutil
@@ -155,7 +157,7 @@ class CheckpointReader:
         if not self.path.is_dir():
             raise SaeMergeError(f"{self.path}: no such checkpoint directory")
         self._infos = self._scan()
-        self._handles: dict[str, object] = {}
+        self._handles: dict[str, io.BufferedReader] = {}
 
     def _scan(self) -> dict[str, TensorInfo]:
         files = self._weight_files()
@@ -383,7 +385,7 @@ class _ShardFile:
     def write(self, name: str, tensor: torch.Tensor, byte_start: int = 0) -> None:
         self.file.seek(self.data_start + self.offsets[name] + byte_start)
         flat = tensor.detach().to("cpu").contiguous().reshape(-1)
-        self.file.write(memoryview(flat.view(torch.uint8).numpy()))
+        self.file.write(flat.view(torch.uint8).numpy().data)
 
     def close(self) -> None:
         self.file.close()

@@ -16,7 +16,7 @@ import resource
 import secrets
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
 from saemerge import runlog, storage
@@ -99,7 +99,7 @@ def summarize(layout: RunLayout) -> dict:
     }
 
 
-def summary_lines(summary: dict) -> list[str]:
+def summary_lines(summary: Mapping) -> list[str]:
     """A few readable lines (the report and `saemerge inspect`)."""
     mib = summary["merge_peak_rss_bytes"] / 2**20
     return [

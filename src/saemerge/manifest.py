@@ -111,7 +111,9 @@ def loads(data: bytes, where: str) -> dict:
 
 
 def same_content(a: dict | None, b: dict | None) -> bool:
-    return bool(a and b) and a["files_hash"] == b["files_hash"] and a["content_hash"] == b["content_hash"]
+    if not a or not b:
+        return False
+    return a["files_hash"] == b["files_hash"] and a["content_hash"] == b["content_hash"]
 
 
 def verify_dir(root: str | os.PathLike, manifest: dict, where: str, *, check_hashes: bool = True,

@@ -120,8 +120,9 @@ def _allocate_ports() -> dict[str, int]:
 
     def take(*candidates: int) -> bool:
         got = [_bind(p) for p in candidates]
-        if all(got):
-            socks.extend(got)
+        bound = [s for s in got if s is not None]
+        if len(bound) == len(got):
+            socks.extend(bound)
             ports.extend(candidates)
             return True
         for s in got:

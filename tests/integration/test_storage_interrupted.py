@@ -83,7 +83,7 @@ def test_killed_uploader_leaves_no_checkpoint_and_retry_succeeds(s3_prefix, chec
     try:
         line = child.stdout.readline().strip()
         assert line == "STALLED", f"child did not reach the big file's 2nd part: {line!r}"
-        uploaded = storage.list(uri)
+        uploaded = storage.list_uris(uri)
         assert uploaded, "some files should be complete before the kill"
         child.send_signal(signal.SIGKILL)
         child.wait(30)
@@ -92,7 +92,7 @@ def test_killed_uploader_leaves_no_checkpoint_and_retry_succeeds(s3_prefix, chec
             child.kill()
             child.wait()
     assert child.returncode == -signal.SIGKILL
-    assert storage.join(uri, BIG) not in storage.list(uri)
+    assert storage.join(uri, BIG) not in storage.list_uris(uri)
     _assert_invisible(uri)
 
     with storage.local_output(uri) as out:  # the retry

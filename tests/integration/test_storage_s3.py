@@ -157,7 +157,7 @@ def test_replacing_content_removes_stale_files(s3_prefix, tiny_family, tmp_path)
     new.mkdir()
     (new / "config.json").write_text("{}")
     _publish(new, uri)
-    assert storage.list(uri) == [storage.join(uri, "config.json"), storage.join(uri, "manifest.json")]
+    assert storage.list_uris(uri) == [storage.join(uri, "config.json"), storage.join(uri, "manifest.json")]
     with storage.local_input(uri) as local:
         assert (local / "config.json").read_text() == "{}"
 
@@ -199,7 +199,7 @@ def test_exception_inside_local_output_publishes_nothing(s3_prefix):
         with storage.local_output(uri) as out:
             (out / "a.bin").write_bytes(b"x")
             raise RuntimeError("merge failed")
-    assert storage.list(uri) == []
+    assert storage.list_uris(uri) == []
     assert not out.exists()
 
 
@@ -213,8 +213,8 @@ def test_small_objects_list_and_files(s3_prefix, tmp_path):
     assert storage.read_bytes(storage.join(s3_prefix, "gen-00", "metrics.json")) == b'{"a": 1}'
     assert storage.exists(storage.join(s3_prefix, "gen-00", "metrics.json"))
     assert not storage.exists(storage.join(s3_prefix, "gen-00", "nope.json"))
-    assert storage.list(s3_prefix, recursive=False) == [storage.join(s3_prefix, "gen-00") + "/"]
-    assert storage.list(storage.join(s3_prefix, "gen-00")) == [
+    assert storage.list_uris(s3_prefix, recursive=False) == [storage.join(s3_prefix, "gen-00") + "/"]
+    assert storage.list_uris(storage.join(s3_prefix, "gen-00")) == [
         storage.join(s3_prefix, "gen-00", "metrics.json"), storage.join(s3_prefix, "gen-00", "t.parquet")]
     with pytest.raises(SaeMergeError, match="no such object"):
         storage.read_bytes(storage.join(s3_prefix, "missing.json"))
@@ -278,7 +278,7 @@ def test_no_credentials_in_debug_logs(s3_prefix, s3_store, tiny_family, caplog):
     shutil.rmtree(storage.cache_root())
     with storage.local_input(uri):
         pass
-    storage.list(s3_prefix)
+    storage.list_uris(s3_prefix)
     assert any(r.name.startswith("botocore") for r in caplog.records)  # debug capture was live
     text = caplog.text + "".join(repr(r.args) for r in caplog.records)
     for secret in (s3_store.admin.secret_key, s3_store.readonly.secret_key):

@@ -203,9 +203,9 @@ def test_bytes_files_and_listing(tmp_path):
     storage.put_file(tmp_path / "run" / "gen-00" / "metrics.json", tmp_path / "copy" / "m.json")
     storage.get_file(tmp_path / "copy" / "m.json", tmp_path / "back.json")
     assert (tmp_path / "back.json").read_bytes() == b"{}"
-    assert storage.list(tmp_path / "run") == [str(tmp_path / "run" / "gen-00" / "metrics.json")]
-    assert storage.list(tmp_path / "run", recursive=False) == [str(tmp_path / "run" / "gen-00") + "/"]
-    assert storage.list(tmp_path / "nothing") == []
+    assert storage.list_uris(tmp_path / "run") == [str(tmp_path / "run" / "gen-00" / "metrics.json")]
+    assert storage.list_uris(tmp_path / "run", recursive=False) == [str(tmp_path / "run" / "gen-00") + "/"]
+    assert storage.list_uris(tmp_path / "nothing") == []
     with pytest.raises(SaeMergeError, match="no such file"):
         storage.read_bytes(tmp_path / "nope")
     assert not any(p.name.startswith(".") for p in (tmp_path / "run" / "gen-00").iterdir())

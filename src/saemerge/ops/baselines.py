@@ -7,6 +7,8 @@ blocks above (:mod:`saemerge.ops.blockmerge`).
 
 from __future__ import annotations
 
+from typing import Any
+
 import logging
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
@@ -44,7 +46,7 @@ def _rankmean_block_weights(readers, base_reader, device, spans) -> dict[int, li
     return baselines.rankmean_weights(dict(deltas))
 
 
-def resolve_params(spec: baselines.MethodSpec, given: Mapping[str, object]) -> dict[str, object]:
+def resolve_params(spec: baselines.MethodSpec, given: Mapping[str, Any]) -> dict[str, Any]:
     """The method's parameters: its defaults, overridden by the ones given (None = not given).
 
     A parameter the method does not take is an error rather than silently ignored.

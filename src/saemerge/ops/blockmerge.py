@@ -47,18 +47,20 @@ class BlockSource:
         return [self.expert(k, span) for k in range(len(self.readers))]
 
     def base(self, span: tuple[int, int]) -> torch.Tensor:
+        assert self.base_reader is not None, "methods with a base are opened with one"
         return self.base_reader.get_rows(self.name, *span).to(self.device)
 
 
 def merge_blocks(spec: baselines.MethodSpec, src: BlockSource, kwargs: dict, seed: int) -> Iterator[tuple[int, torch.Tensor]]:
     """``(row_start, merged block)`` in row order for one tensor; ``kwargs`` as for ``spec.fn``."""
-    method = spec.name
+    method, fn = spec.name, spec.fn
+    assert fn is not None, "sae is not a one-shot merge"
     if method == "linear":
         for span in src.spans:
-            yield span[0], spec.fn(src.experts(span), **kwargs)
+            yield span[0], fn(src.experts(span), **kwargs)
     elif method in ("task_arithmetic", "rankmean"):
         for span in src.spans:
-            yield span[0], spec.fn(src.base(span), src.experts(span), **kwargs)
+            yield span[0], fn(src.base(span), src.experts(span), **kwargs)
     elif method in ("ties", "dare_linear", "dare_ties"):
         yield from _ties_dare_blocks(method, src, kwargs, seed)
     else:
@@ -103,7 +105,7 @@ def _ties_dare_blocks(method: str, src: BlockSource, kwargs: dict, seed: int) ->
     def tau(e: int, span, f0: torch.Tensor, gen) -> torch.Tensor:
         """Expert e's task-vector block (as ``_deltas``), dropped and rescaled for DARE (as ``dare``)."""
         d = src.expert(e, span).to(dtype=torch.float32) - f0
-        return baselines.dare_drop(d, drop_p, gen) if gen is not None else d
+        return baselines.dare_drop(d, drop_p, gen) if gen is not None and drop_p is not None else d
 
     def stream(e: int) -> Callable[[], Iterator[torch.Tensor]]:
         def blocks() -> Iterator[torch.Tensor]:

@@ -133,12 +133,15 @@ def prune_checkpoint(
     spans = {i.name: tensor_spans(i, block) for i in reader.infos}
     prunable = [i.name for i in reader.infos if is_prunable(i.name, i.shape)]
 
-    def rows(r: CheckpointReader | None, name: str, span) -> torch.Tensor | None:
-        return read_span(r, name, span, len(spans[name]) == 1, dev) if r is not None else None
+    def rows(r: CheckpointReader, name: str, span) -> torch.Tensor:
+        return read_span(r, name, span, len(spans[name]) == 1, dev)
+
+    def base_rows(name: str, span) -> torch.Tensor | None:
+        return rows(base_reader, name, span) if base_reader is not None else None
 
     def deltas(name: str):
         for span in spans[name]:
-            b = rows(base_reader, name, span)
+            b = base_rows(name, span)
             x = rows(reader, name, span).float()
             yield x - b.float() if b is not None else x
 
@@ -154,7 +157,7 @@ def prune_checkpoint(
     def pruned_blocks(name: str, cut: TensorCut | None):
         for span in spans[name]:
             x = rows(reader, name, span)
-            b = rows(base_reader, name, span)
+            b = base_rows(name, span)
             x = pruner(x, b, cut)
             measured.add(x.float() - b.float() if b is not None else x)
             yield span[0], x

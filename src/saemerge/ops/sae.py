@@ -88,16 +88,19 @@ def sae_merge_checkpoints(
     prunable = [n for n in names if is_prunable(n, ra.info(n).shape)]
     prunable_set = set(prunable)
 
-    def rows(reader: CheckpointReader | None, name: str, span) -> torch.Tensor | None:
+    def rows(reader: CheckpointReader, name: str, span) -> torch.Tensor:
         """A tensor processed whole, or one row block of it."""
-        return read_span(reader, name, span, len(spans[name]) == 1, dev) if reader is not None else None
+        return read_span(reader, name, span, len(spans[name]) == 1, dev)
+
+    def base_rows(name: str, span) -> torch.Tensor | None:
+        return rows(base_reader, name, span) if base_reader is not None else None
 
     def as_space(x: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
         return x.float() - b.float() if b is not None else x.float()
 
     def deltas(reader: CheckpointReader, name: str):
         """One tensor's values in the pruning space, block by block (called again for each pass)."""
-        return lambda: (as_space(rows(reader, name, sp), rows(base_reader, name, sp)) for sp in spans[name])
+        return lambda: (as_space(rows(reader, name, sp), base_rows(name, sp)) for sp in spans[name])
 
     def all_deltas(reader: CheckpointReader):
         return lambda: (d for n in prunable for d in deltas(reader, n)())
@@ -124,7 +127,7 @@ def sae_merge_checkpoints(
             if cut is not None:
                 cut.restart()
         for span in spans[name]:
-            a, b, base_t = rows(ra, name, span), rows(rb, name, span), rows(base_reader, name, span)
+            a, b, base_t = rows(ra, name, span), rows(rb, name, span), base_rows(name, span)
             if name in prunable_set:
                 a, b = prune_a(a, base_t, cut_a), prune_b(b, base_t, cut_b)
             yield span, a, b, base_t

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pathlib import Path
 
 import torch
@@ -50,7 +52,7 @@ def checkpoint_sparsity(
         rho = acc.end()
         if per_tensor:
             tensors[name] = rho
-    result = {"measure": measure, "space": "delta" if base_reader else "weight", "global": acc.value()}
+    result: dict[str, Any] = {"measure": measure, "space": "delta" if base_reader else "weight", "global": acc.value()}
     if per_tensor:
         result["tensors"] = tensors
     return result

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from contextlib import ExitStack
+from typing import Any
 
 from saemerge import storage
 from saemerge.ops import checkpoint_sparsity, prune_checkpoint, sae_merge_checkpoints
@@ -67,7 +68,9 @@ def pair_and_merge(
     """
     a, b = pair["a"], pair["b"]
     s_t, generation = float(pair["s_t"]), int(pair["generation"])
-    params = dict(scoring=scoring, beta=float(beta), attraction=attraction, measure=measure, granularity=granularity)
+    params: dict[str, Any] = dict(
+        scoring=scoring, beta=float(beta), attraction=attraction, measure=measure, granularity=granularity
+    )
     key, record = find_recipe(
         run, op="sae", a=a["content_hash"], b=b["content_hash"], score_a=float(a["score"]), score_b=float(b["score"]),
         base=input_identity(base_uri), sparsity=s_t, **params,

@@ -37,7 +37,7 @@ from saemerge.storage.s3 import S3Backend
 from saemerge.storage.s3_conn import s3_client, transfer_config
 from saemerge.storage.uri import Location, join, parse_uri
 
-__all__ = [  # and `list`, left out here so that `import *` keeps the builtin
+__all__ = [
     "Backend", "Location", "backend_for", "cache_root", "exists", "ensure_bucket", "get_file", "identify",
     "is_s3", "join", "list_uris", "local_input", "local_output", "parse_uri", "publish_dir", "put_file",
     "read_bytes", "read_manifest", "s3_client", "scratch_dir", "transfer_config", "write_bytes",
@@ -99,7 +99,6 @@ def list_uris(uri: str | os.PathLike, *, recursive: bool = True) -> list[str]:
     return backend.list_uris(loc, recursive=recursive)
 
 
-list = list_uris  # noqa: A001 -- the name callers use; this module never calls the builtin
 
 
 def ensure_bucket(uri: str | os.PathLike, create: bool = False) -> None:
