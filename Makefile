@@ -51,8 +51,9 @@ bench: venv
 compile: venv
 	$(VENV)/bin/saemerge compile --out sae_pipeline.yaml
 
+# The checked-in compiled pipeline of every search (tests compare them with a fresh compile).
 golden: venv
-	$(VENV)/bin/saemerge compile --out pipeline/sae_pipeline.yaml
+	for search in sae pso m2n2; do $(VENV)/bin/saemerge compile --search $$search --out pipeline/$${search}_pipeline.yaml || exit 1; done
 
 images:
 	images/build.sh

@@ -1,4 +1,3 @@
-# ruff: noqa: UP006, UP035  (kfp reads the annotations: keep typing.List, as components/ do)
 """The PSO-Merging pipeline (SAE-SPEC §7): SAE's comparator, its update steps unrolled at compile time.
 
 ```
