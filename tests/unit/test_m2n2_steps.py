@@ -116,3 +116,18 @@ def test_crossover_is_content_addressed_and_discards_a_copy_of_a_member(tiny_fam
     copy = crossover(root, dict(order, t=0.0, split_u=0.0, archive_hashes=[b["content_hash"]]),
                      base_uri=str(tiny_family["base"]))
     assert copy["content_hash"] == b["content_hash"] and copy["status"] == "discarded"
+
+
+def test_a_child_replaced_by_a_later_sibling_says_so(run):
+    root, sample = run
+    archive = [_record(root, k, v) for k, v in S.items()]
+    first = dict(_record(root, "4", [0, 0, 1, 1]), index=0, born=0, generation=0)
+    # over m1, first, m3 and itself: z = [2, 2, 3, 3], f = [4/3, 2/3, 5/6] and 7/6 > 2/3
+    second = dict(_record(root, "5", [1, 0, 1, 1]), index=1, born=0, generation=0)
+    new, summary = archive_update(root, 0, archive, [second, first], sample, archive_size=3, alpha=1.0)
+    assert [r["id"] for r in new] == [archive[0]["id"], archive[2]["id"], second["id"]]
+    kids = {r["id"]: r for r in RunLayout(root).read_population(0, "offspring")}
+    assert kids[first["id"]]["status"] == "accepted" and kids[second["id"]]["status"] == "accepted"
+    assert kids[first["id"]]["reason"].endswith(f"; later replaced by {second['id']}")
+    assert kids[second["id"]]["reason"] == f"replaced {first['id']}: shared fitness 1.1667 > 0.6667"
+    assert summary["accepted"] == 2

@@ -158,6 +158,9 @@ def archive_update(
                 members = _by_id([*members[:c.replaced], child, *members[c.replaced + 1:]])
                 child.update(status="accepted", reason=f"replaced {worst}: shared fitness {c.child_fitness:.4f} "
                                                        f"> {c.worst_fitness:.4f}")
+                for sibling in evaluated:  # an earlier child of this generation can lose its place again
+                    if sibling["id"] == worst:
+                        sibling["reason"] += f"; later replaced by {child['id']}"
         log.info("generation %d: child %s %s (%s)", generation, child["id"], child["status"], child["reason"])
     new_archive = [dict(r, generation=generation, status="member") for r in members]
     where = gen_name(generation)
