@@ -1,4 +1,3 @@
-# ruff: noqa: UP006, UP035 (kfp reads the annotations: typing.List)
 """The M2N2 pipeline (SAE-SPEC §7, M2N2): SAE's comparator, the generation loop unrolled at compile time.
 
 ```
@@ -9,6 +8,9 @@ for t in 0..steps-1 (one nested pipeline per generation):
   ─► ParallelFor(children): m2n2_crossover ─► Collected ─► evaluate(children) ─► m2n2_update(t)
 final_evaluate (GPU) ─► report
 ```
+
+The pipeline's outputs, as every search's: ``results`` (the test-set rows) and ``best_model``
+(a Kubeflow Model artifact pointing at the best archive member's checkpoint).
 
 Sampling, evaluation, the final evaluation and the report are the shared components, so
 M2N2 and SAE are scored by the same evaluator on the same samples (the per-example cache
@@ -33,7 +35,7 @@ from saemerge.components.prune import prune
 from saemerge.components.report import report
 from saemerge.components.sample_optimisation_set import sample_optimisation_set
 from saemerge.config import M2N2, PARAMS
-from saemerge.pipeline.common import CompileOptions, Tasks, with_run_parameters
+from saemerge.pipeline.common import CompileOptions, SearchOutputs, Tasks, with_run_parameters
 
 PIPELINE_NAME = "saemerge-m2n2"
 DESCRIPTION = "M2N2 (competition and attraction, Abrantes et al. 2025): SAE's comparator, from SAE's initial archive."
@@ -79,8 +81,8 @@ def build_pipeline(options: CompileOptions = CompileOptions(search=M2N2)):
         return update.outputs["Output"]
 
     @dsl.pipeline(name=PIPELINE_NAME, description=DESCRIPTION)
-    @with_run_parameters(M2N2, DESCRIPTION)
-    def m2n2_pipeline(p: SimpleNamespace) -> List[dict]:
+    @with_run_parameters(M2N2, DESCRIPTION, returns=SearchOutputs)
+    def m2n2_pipeline(p: SimpleNamespace) -> SearchOutputs:
         init = with_s3(c_init(
             run_uri=p.run_uri, experts=p.experts, base_uri=p.base_uri, data_uri=p.data_uri, opt_sizes=p.opt_sizes,
             test_sizes=p.test_sizes, steps=options.steps, archive_size=p.archive_size, s_min=p.s_min, s_max=p.s_max,
@@ -118,6 +120,6 @@ def build_pipeline(options: CompileOptions = CompileOptions(search=M2N2)):
             dtype=p.eval_dtype, batch_size=p.eval_batch_size,
         )).set_display_name("final evaluate")
         with_s3(c_report(run_uri=p.run_uri, results=final.outputs["Output"])).set_display_name("report")
-        return final.outputs["Output"]
+        return SearchOutputs(results=final.outputs["Output"], best_model=final.outputs["best_model"])
 
     return m2n2_pipeline

@@ -95,3 +95,24 @@ def test_parameters_are_m2n2s_rows_of_the_table(compiled):
 def test_steps_option_sets_the_generations(tmp_path):
     stats = compile_pipeline(tmp_path / "p.yaml", CompileOptions(search="m2n2", steps=2))
     assert stats["generations"] == 2 and stats["search"] == "m2n2"
+
+
+def test_steps_are_sized_by_kind_and_model_steps_retried(compiled):
+    """Crossovers and prunes stream checkpoints (merge-sized, retried), evaluation is evaluate-sized, the rest small."""
+    _, _, spec, _ = compiled
+    opts = CompileOptions(search="m2n2")
+    for name, executor in spec["deploymentSpec"]["executors"].items():
+        base = _base(name)
+        kind = "evaluate" if base in GPU_STEPS else "merge" if base in ("m2n2-crossover", "prune") else "small"
+        want, res = opts.step_resources(kind), executor["container"]["resources"]
+        assert res["resourceCpuRequest"] == want.cpu and res["resourceMemoryRequest"] == want.memory, name
+    tasks = [t for c in spec["components"].values() for t in c.get("dag", {}).get("tasks", {}).values()]
+    for task in tasks:
+        if task["taskInfo"]["name"] in ("crossover", "prune variant"):
+            assert task["retryPolicy"]["maxRetryCount"] == opts.retries
+
+
+def test_outputs_are_the_results_and_the_best_model(compiled):
+    _, _, spec, _ = compiled
+    outputs = spec["root"]["outputDefinitions"]
+    assert set(outputs["parameters"]) == {"results"} and set(outputs["artifacts"]) == {"best_model"}
