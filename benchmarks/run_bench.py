@@ -1,0 +1,312 @@
+"""Where the time of a local SAE run goes, and how close its evaluate steps come to the model's speed.
+
+    python benchmarks/run_bench.py                          # a tiny run of 3 generations, then the report
+    python benchmarks/run_bench.py --bench-size micro --steps 1   # a quick check
+    python benchmarks/run_bench.py --run-dir .saemerge/runs/<id>  # report on an existing local run
+
+Prints the machine (cores, load average), then from the run's own ``kfp.log`` (kfp.local's
+"Executing task" / "Task ... finished" lines) a per-component breakdown of wall time (count,
+total, mean, max seconds), and for each evaluate step, from the run's score tables
+(``gen-XX/scores-<stage>.parquet``, whose ``fresh`` column marks the (model, example) pairs the
+step evaluated itself): the examples scored fresh, the step's throughput (fresh examples per
+second of the step's wall time), and the throughput of the same models on the same examples in
+ONE warm in-process evaluator built here (the ceiling: no process start, no imports, no S3, the
+evaluator and the first model already loaded). ``step/ceiling`` is the share of the ceiling the
+step reached; the issue's target is >= 80 %.
+
+The ceiling runs with the thread count of the steps (``OMP_NUM_THREADS`` as the local run sets
+it) unless ``--threads`` says otherwise. No timed assertions: figures to read and compare.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_LINE = re.compile(r"^(\d\d:\d\d:\d\d\.\d{3}) - \w+ - (?:Executing task '([^']+)'|Task '([^']+)' finished with status (\w+))")
+
+
+@dataclass
+class Task:
+    name: str
+    start: float
+    end: float | None = None
+    status: str = ""
+    lines: list[str] = field(default_factory=list)
+
+    @property
+    def component(self) -> str:
+        return re.sub(r"-\d+$", "", self.name)
+
+    @property
+    def seconds(self) -> float:
+        return (self.end or self.start) - self.start
+
+
+def machine() -> str:
+    cores = os.cpu_count()
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else cores
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    return f"{cores} cores ({usable} usable), load average {load} (1/5/15 min)"
+
+
+def _seconds(stamp: str) -> float:
+    t = dt.datetime.strptime(stamp, "%H:%M:%S.%f")
+    return t.hour * 3600 + t.minute * 60 + t.second + t.microsecond / 1e6
+
+
+def parse_kfp_log(text: str) -> list[Task]:
+    """Every task kfp.local ran, in start order, with the log lines it streamed.
+
+    Timestamps have no date: a time well before the previous one is taken as the next day.
+    A task started again (a resumed run appends to the same log) counts as another task.
+    """
+    open_: dict[str, list[Task]] = defaultdict(list)  # ParallelFor runs several tasks of one name at once
+    done: list[Task] = []
+    day, last = 0.0, 0.0
+    for raw in _ANSI.sub("", text).splitlines():
+        m = _LINE.match(raw)
+        if not m:
+            for ts in open_.values():
+                for t in ts:
+                    t.lines.append(raw)
+            continue
+        now = _seconds(m.group(1)) + day
+        if now < last - 43200:  # past midnight
+            day += 86400.0
+            now += 86400.0
+        last = now
+        if m.group(2):
+            open_[m.group(2)].append(Task(m.group(2), now))
+        elif open_[m.group(3)]:
+            # same-named tasks end first in, first out: the sum of their times is exact, each one's is not
+            task = open_[m.group(3)].pop(0)
+            task.end, task.status = now, m.group(4)
+            done.append(task)
+    return sorted(done, key=lambda t: t.start)
+
+
+def breakdown(tasks: list[Task]) -> str:
+    by: dict[str, list[float]] = defaultdict(list)
+    for t in tasks:
+        by[t.component].append(t.seconds)
+    total = sum(sum(v) for v in by.values())
+    lines = [f"{'component':<26}{'count':>6}{'total s':>10}{'mean s':>9}{'max s':>9}{'share':>8}"]
+    for name, secs in sorted(by.items(), key=lambda kv: -sum(kv[1])):
+        lines.append(f"{name:<26}{len(secs):>6}{sum(secs):>10.1f}{statistics.mean(secs):>9.2f}{max(secs):>9.2f}"
+                     f"{sum(secs) / total:>8.0%}")
+    lines.append(f"{'all tasks (sequential sum)':<26}{len(tasks):>6}{total:>10.1f}")
+    return "\n".join(lines)
+
+
+_EXEC_TIME = re.compile(r"\[KFP Executor \S+ (\d\d:\d\d:\d\d),(\d{3}) \w+\]: (.*)$")
+_SCORED = re.compile(r"\((\d+) evaluated in ([\d.]+) s\)$")
+
+
+def inside(task: Task) -> tuple[float, float]:
+    """(seconds from the step's start to its first model being scored, seconds spent in
+    ``Evaluator.score`` calls) from the evaluator's own log lines: the same moment's conditions
+    as the step, so their split is robust to a machine whose load changes."""
+    first, scoring = None, 0.0
+    for line in task.lines:
+        m = _EXEC_TIME.search(line)
+        if not m:
+            continue
+        if first is None and m.group(3).startswith("scoring "):
+            first = _seconds(f"{m.group(1)}.{m.group(2)}000") % 86400 - task.start % 86400
+        if s := _SCORED.search(m.group(3)):
+            scoring += float(s.group(2))
+    return (first if first is not None else float("nan")), scoring
+
+
+def executor_input(task: Task) -> dict:
+    """The executor input kfp's executor logged for the task ("Got executor_input:" + JSON)."""
+    for i, line in enumerate(task.lines):
+        if line.rstrip().endswith("Got executor_input:"):
+            body = []
+            for more in task.lines[i + 1 :]:
+                body.append(more)
+                if more.strip() == "}" and len(more) - len(more.lstrip()) <= len(body[0]) - len(body[0].lstrip()):
+                    try:
+                        return json.loads("\n".join(body))
+                    except json.JSONDecodeError:
+                        return {}
+    return {}
+
+
+def evaluate_steps(tasks: list[Task]) -> list[tuple[Task, int, str, str]]:
+    """(task, generation, stage, sample URI) of every evaluate step, from its executor input."""
+    out = []
+    for t in tasks:
+        if t.component == "evaluate":
+            p = executor_input(t).get("inputs", {}).get("parameterValues", {})
+            if "stage" in p:
+                out.append((t, int(p["generation"]), p["stage"], p["sample_uri"]))
+    return out
+
+
+def fresh_work(layout, generation: int, stage: str) -> dict[str, set[tuple[str, str]]]:
+    """{content_hash: {(task, example_id)}} the step evaluated itself (``fresh``)."""
+    from saemerge import runlog, storage
+
+    uri = layout.scores(generation, stage)
+    if not storage.exists(uri):
+        return {}
+    out: dict[str, set[tuple[str, str]]] = defaultdict(set)
+    for r in runlog.read_table(uri).select(["content_hash", "task", "example_id", "fresh"]).to_pylist():
+        if r["fresh"]:
+            out[r["content_hash"]].add((r["task"], r["example_id"]))
+    return dict(out)
+
+
+def ceiling(layout, steps: list[tuple[Task, int, str, str, dict]], threads: int | None) -> dict[int, float]:
+    """Seconds one warm in-process evaluator takes for each step's fresh work, by step index."""
+    import torch
+
+    from saemerge import storage
+    from saemerge.evaluate.evaluator import Evaluator
+    from saemerge.steps.evaluation import read_sample
+
+    if threads:
+        torch.set_num_threads(threads)
+    cfg = layout.read_config()
+    work = [(i, uri, w) for i, (_, _, _, uri, w) in enumerate(steps) if w]
+    if not work:
+        return {}
+    out: dict[int, float] = {}
+    with ExitStack() as stack:
+        models: dict[str, Path] = {}  # downloads are not part of the ceiling
+        for _, _, w in work:
+            for digest in w:
+                if digest not in models:
+                    models[digest] = stack.enter_context(storage.local_input(layout.model(digest)))
+        samples = {}
+        for _, uri, _ in work:
+            if uri not in samples:
+                samples[uri] = read_sample(stack.enter_context(storage.local_input(uri)))
+        tasks = sorted({t for s in samples.values() for t in s})
+        ev = stack.enter_context(Evaluator(tasks, device=cfg.get("eval_device", "auto"),
+                                           dtype=cfg.get("eval_dtype", "auto"),
+                                           batch_size=cfg.get("eval_batch_size", 16)))
+        warm = next(iter(work[0][2]))
+        ev.score(models[warm], {t: ds[:2] for t, ds in samples[work[0][1]].items()})  # warm-up: load, first batch
+        for i, uri, w in work:
+            docs = samples[uri]
+            start = time.perf_counter()
+            for digest, keys in w.items():
+                todo = {t: [d for d in ds if (t, str(d["id"])) in keys] for t, ds in docs.items()}
+                ev.score(models[digest], {t: ds for t, ds in todo.items() if ds})
+            out[i] = time.perf_counter() - start
+    return out
+
+
+def report(run_dir: Path, workdir: Path, threads: int | None, with_ceiling: bool) -> None:
+    from saemerge.cli.pipeline import local_store_if_needed
+    from saemerge.runlog import RunLayout
+
+    tasks = parse_kfp_log((run_dir / "kfp.log").read_text(errors="replace"))
+    if not tasks:
+        raise SystemExit(f"{run_dir / 'kfp.log'}: no finished kfp.local tasks in the log")
+    args = json.loads((run_dir / "arguments.json").read_text())
+    run_uri = args["run_uri"]
+    wall = max(t.end for t in tasks) - min(t.start for t in tasks)
+    print(f"\nrun {run_uri} ({run_dir})")
+    print(f"pipeline wall time (first task start to last task end): {wall:.1f} s\n")
+    print(breakdown(tasks))
+    gens = [t for t in tasks if t.component == "sae-generation"]
+    if gens:
+        secs = [t.seconds for t in gens]
+        print(f"\ngenerations: {len(secs)}, mean {statistics.mean(secs):.1f} s, min {min(secs):.1f} s, "
+              f"max {max(secs):.1f} s")
+
+    with local_store_if_needed(run_uri, workdir / "store"):
+        layout = RunLayout(run_uri)
+        steps = [(t, g, s, uri, fresh_work(layout, g, s)) for t, g, s, uri in evaluate_steps(tasks)]
+        ceil = ceiling(layout, steps, threads) if with_ceiling else {}
+    print("\nevaluate steps, inside (from the evaluator's log): start = step start to the first model scored "
+          "(process, imports, evaluator, downloads); score = in Evaluator.score; rest = the remainder")
+    print(f"{'generation':<11}{'stage':<10}{'step s':>8}{'start s':>9}{'score s':>9}{'rest s':>8}{'score/step':>11}")
+    sums = [0.0, 0.0, 0.0]
+    for t, g, s, _, w in steps:
+        if not w:
+            continue
+        start, scoring = inside(t)
+        rest = t.seconds - start - scoring
+        sums = [sums[0] + t.seconds, sums[1] + start, sums[2] + scoring]
+        print(f"{('init' if g < 0 else g)!s:<11}{s:<10}{t.seconds:>8.1f}{start:>9.1f}{scoring:>9.1f}{rest:>8.1f}"
+              f"{scoring / t.seconds:>11.0%}")
+    if sums[0]:
+        print(f"{'all':<21}{sums[0]:>8.1f}{sums[1]:>9.1f}{sums[2]:>9.1f}{sums[0] - sums[1] - sums[2]:>8.1f}"
+              f"{sums[2] / sums[0]:>11.0%}")
+    print(f"\nevaluate steps (ceiling: one warm in-process evaluator, {threads or 'default'} torch threads)")
+    print(f"{'generation':<11}{'stage':<10}{'models':>7}{'fresh':>7}{'step s':>8}{'ex/s':>8}"
+          f"{'ceil s':>8}{'ceil ex/s':>10}{'step/ceil':>10}")
+    tot_n = tot_s = tot_c = 0.0
+    for i, (t, g, s, _, w) in enumerate(steps):
+        n = sum(map(len, w.values()))
+        c = ceil.get(i)
+        rate = n / t.seconds if t.seconds else float("nan")
+        crate = n / c if c else float("nan")
+        print(f"{('init' if g < 0 else g)!s:<11}{s:<10}{len(w):>7}{n:>7}{t.seconds:>8.1f}{rate:>8.1f}"
+              f"{(c or float('nan')):>8.1f}{crate:>10.1f}{(rate / crate if c else float('nan')):>10.0%}")
+        tot_n += n
+        tot_s += t.seconds
+        tot_c += c or 0.0
+    if tot_n:
+        rate, crate = tot_n / tot_s, (tot_n / tot_c if tot_c else float("nan"))
+        print(f"{'all':<21}{'':>7}{int(tot_n):>7}{tot_s:>8.1f}{rate:>8.1f}{tot_c:>8.1f}{crate:>10.1f}"
+              f"{(rate / crate if tot_c else float('nan')):>10.0%}")
+    print(f"\nmachine: {machine()}")
+
+
+def run_local(args: argparse.Namespace) -> Path:
+    run_id = args.run_id or time.strftime("bench-%Y%m%d-%H%M%S")
+    cmd = [str(Path(sys.executable).with_name("saemerge")), "run", "--local", "--run-id", run_id,
+           "--bench-size", args.bench_size, "--steps", str(args.steps), "--workdir", str(args.workdir)]
+    for p in args.param or []:
+        cmd += ["--param", p]
+    print(f"machine: {machine()}\n$ {' '.join(cmd)}", flush=True)
+    start = time.perf_counter()
+    subprocess.run(cmd, check=True)
+    print(f"saemerge run --local: {time.perf_counter() - start:.1f} s wall", flush=True)
+    return args.workdir / "runs" / run_id
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--run-dir", type=Path, help="report on this existing local run (.saemerge/runs/<id>)")
+    p.add_argument("--bench-size", default="tiny", help="bench of the new run: tiny (default) or micro")
+    p.add_argument("--steps", type=int, default=3, help="generations of the new run (default 3)")
+    p.add_argument("--param", action="append", help="NAME=VALUE passed to saemerge run (repeatable)")
+    p.add_argument("--run-id", help="id of the new run (default bench-<time>)")
+    p.add_argument("--workdir", type=Path, default=Path(".saemerge"), help="the local runs' directory")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch threads of the ceiling (default: OMP_NUM_THREADS as the local steps get it)")
+    p.add_argument("--no-ceiling", action="store_true", help="skip the in-process ceiling")
+    args = p.parse_args()
+    if args.threads is None:
+        from saemerge.pipeline.local import step_environment
+
+        args.threads = int(step_environment().get("OMP_NUM_THREADS") or 0) or None
+    run_dir = args.run_dir or run_local(args)
+    report(run_dir, args.workdir, args.threads, not args.no_ceiling)
+
+
+if __name__ == "__main__":
+    main()
