@@ -63,9 +63,11 @@ class CountingEvaluator:
         with Evaluator(tasks, model=self.model_name, device="cpu") as ev:
             real = ev.score
 
-            def score(model_dir, samples):
-                self.scored += [(t, str(d["id"])) for t, ds in samples.items() for d in ds]
-                return real(model_dir, samples)
+            def score(model_dir, samples, *, already_scored=None):
+                seen = {(r.task, r.example_id) for r in already_scored.per_example} if already_scored else set()
+                self.scored += [(t, str(d["id"])) for t, ds in samples.items() for d in ds
+                                if (t, str(d["id"])) not in seen]
+                return real(model_dir, samples, already_scored=already_scored)
 
             ev.score = score
             yield ev
@@ -123,6 +125,39 @@ def test_evaluate_candidates_scores_through_the_cache(run_with_models, scripted_
     evaluator.scored.clear()
     evaluate_candidates(run, 1, "archive", [good], sample1, gamma=0.5, evaluator=evaluator)
     assert evaluator.scored == [] and evaluator.opened == 2  # all cached: opened, never asked
+
+
+def test_an_evaluate_step_builds_its_lm_eval_tasks_once(run_with_models, scripted_lm, monkeypatch):
+    """Several models, each lacking a different part of the sample: one TaskManager.load per step."""
+    from lm_eval.tasks import TaskManager
+
+    run, data, good, bad = run_with_models
+    half = publish_answer_key(str(run) + "-models/half", data, right=0.5)
+    loads = []
+    real_load = TaskManager.load
+    monkeypatch.setattr(TaskManager, "load", lambda self, *a, **k: loads.append(a) or real_load(self, *a, **k))
+    evaluator = CountingEvaluator(scripted_lm)
+    sample0 = sample_optimisation_set(run, 0, str(data), {t: 4 for t in TASKS}, seed=0)
+    evaluate_candidates(run, 0, "archive", [good], sample0, gamma=0.5, evaluator=evaluator)
+    evaluate_candidates(run, 0, "offspring", [bad], sample0, gamma=0.5, evaluator=evaluator)
+    assert len(loads) == 2  # one per step
+    # the next step: good lacks the new examples only, bad too, half lacks all of them
+    sample1 = sample_optimisation_set(run, 1, str(data), {t: 6 for t in TASKS}, seed=0)
+    loads.clear()
+    evaluator.scored.clear()
+    scored = evaluate_candidates(run, 1, "archive", [good, bad, half], sample1, gamma=0.5, evaluator=evaluator)
+    assert len(loads) == 1
+    ids0 = {(t, str(d["id"])) for t, ds in _docs(sample0).items() for d in ds}
+    ids1 = {(t, str(d["id"])) for t, ds in _docs(sample1).items() for d in ds}
+    assert len(evaluator.scored) == 2 * len(ids1 - ids0) + len(ids1)
+    assert [c["score"] for c in scored][:2] == [1.0, 0.0]
+    # each model's rows are its own answers: half is right exactly where its answer key is
+    with storage.local_input(half["uri"]) as d:
+        key = json.loads((d / ANSWER_KEY).read_text())
+    gold = {(t, str(d["id"])): gold_answer(d) for t, ds in _docs(sample1).items() for d in ds}
+    table = runlog.read_table(RunLayout(run).scores(1, "archive")).to_pylist()
+    rows = {(r["task"], r["example_id"]): r["correct"] for r in table if r["model_id"] == half["id"]}
+    assert rows == {k: key[k[1]] == g for k, g in gold.items()} and 0 < sum(rows.values()) < len(rows)
 
 
 def test_score_models_merges_duplicate_models(run_with_models, scripted_lm):

@@ -28,9 +28,9 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from saemerge.evaluate.formats import LETTERS
 from saemerge.bench.lexicon import Language, build_languages, english_words, pseudo_words
 from saemerge.errors import SaeMergeError
+from saemerge.evaluate.formats import LETTERS
 
 # Each relation's answer set, in the fixed order its options are listed (4 to 10 options).
 COLORS = ("red", "blue", "green", "yellow", "black", "white", "brown", "gray", "orange", "purple")

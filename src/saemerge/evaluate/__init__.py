@@ -14,6 +14,6 @@ importing one part (e.g. the sampling) does not load lm-eval or torch:
   ``saebench_multilingual`` and the real ``gsm8k_sae`` and ``mmlu_prox_sae``;
 - :mod:`~saemerge.evaluate.formats`: the tiny benchmark's prompt and answer formats;
 - :mod:`~saemerge.evaluate.taskfns`: the functions the task YAMLs under ``tasks/`` call;
-- :mod:`~saemerge.evaluate.overlay`, :mod:`~saemerge.evaluate.hf`: per-call task YAMLs, and
+- :mod:`~saemerge.evaluate.overlay`, :mod:`~saemerge.evaluate.hf`: per-sample task YAMLs, and
   one HF model whose weights are swapped per checkpoint.
 """

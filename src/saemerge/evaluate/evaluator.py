@@ -3,27 +3,37 @@
 :class:`Evaluator` is built once per process: it indexes the shipped task YAMLs once
 (``include_defaults=False``, so lm-eval's own ~10k configs are never scanned) and keeps one
 model loaded, swapping each checkpoint's weights into it (:mod:`saemerge.evaluate.hf`).
-:meth:`Evaluator.score` writes the docs still to be scored to a scratch directory, runs
-lm-eval's ``evaluate`` with ``log_samples=True`` and maps every logged doc back to its
-``id``. Earlier rows passed as ``already_scored`` are reused, not re-run (SAE-SPEC §4: scores
-are cached per model content hash and example id; the caller keys the cache by model).
+
+:meth:`Evaluator.score` runs lm-eval's ``evaluate`` with ``log_samples=True`` and maps every
+logged doc back to its ``id``. Earlier rows passed as ``already_scored`` are reused, not re-run
+(SAE-SPEC §4: scores are cached per model content hash and example id; the caller keys the
+cache by model).
+
+A step scores many models on one sample, so the lm-eval task objects (an overlay YAML and a
+``datasets`` table per task) are built once per sample, not once per model
+(:class:`_TaskSet`): later calls on the same docs reuse them and pass lm-eval the indices of
+the docs still to be scored (``evaluate(samples=...)``). Prompts, requests, filters and
+metrics are lm-eval's own either way, so the per-example answers are the same.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
 import shutil
 import tempfile
 import time
+from collections import defaultdict
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
 
 from saemerge.errors import SaeMergeError, unknown_name
-from saemerge.evaluate.overlay import LmTask, write_overlays
+from saemerge.evaluate.overlay import LmTask, docs_digest, write_overlays
 from saemerge.evaluate.results import EvalResult, ExampleResult, index_results
 from saemerge.evaluate.taskspec import TASKS_DIR, TaskSpec, check_rows, get_task, parse_tasks, read_jsonl
 
@@ -108,6 +118,27 @@ def _row(task: str, sample: dict, choices: list[str] | None) -> ExampleResult:
     )
 
 
+@dataclass
+class _TaskSet:
+    """lm-eval task objects built for one set of docs, reused for every model scored on them.
+
+    Attributes:
+        key: identifies the docs (and the generation length) the tasks were built for.
+        scratch: the overlay YAMLs, JSONL files and ``datasets`` cache of these tasks.
+        lm_tasks: the lm-eval tasks (one per ``split_by`` value of a task).
+        loaded: what ``TaskManager.load`` returned for them.
+        where: (task, example id) -> (lm-eval task name, index among that task's docs).
+        sizes: lm-eval task name -> number of docs.
+    """
+
+    key: str
+    scratch: Path
+    lm_tasks: list[LmTask]
+    loaded: Mapping[str, Any]
+    where: dict[tuple[str, str], tuple[str, int]]
+    sizes: dict[str, int]
+
+
 class Evaluator:
     """Scores checkpoints on the given tasks.
 
@@ -157,6 +188,8 @@ class Evaluator:
         self._own_workdir = workdir is None
         self.workdir = Path(tempfile.mkdtemp(prefix="saemerge-eval-") if workdir is None else workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
+        self._tasks: _TaskSet | None = None
+        self.task_loads = 0  # lm-eval task sets built (TaskManager.load calls), for tests and logs
 
     # -- public -------------------------------------------------------------------------
     def score(
@@ -188,7 +221,7 @@ class Evaluator:
         fresh: dict[tuple[str, str], ExampleResult] = {}
         if n_todo:
             log.info("scoring %s: %d examples (%d already scored)", model_dir, n_todo, n_all - n_todo)
-            fresh = self._evaluate(Path(model_dir), {t: ds for t, ds in todo.items() if ds})
+            fresh = self._evaluate(Path(model_dir), docs, {t: ds for t, ds in todo.items() if ds})
         seconds = time.perf_counter() - start
         rows = [fresh.get((t, d["id"])) or cached[(t, d["id"])] for t, ds in docs.items() for d in ds]
         result = EvalResult(
@@ -205,10 +238,11 @@ class Evaluator:
 
     def close(self) -> None:
         self.backend = None
+        self._drop_tasks()
         if self._own_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
-    def __enter__(self) -> "Evaluator":
+    def __enter__(self) -> Evaluator:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -234,28 +268,70 @@ class Evaluator:
             return self.backend.lm_for(model_dir)
         return _lm_eval_model(self.model, model_dir, self.model_args, self.batch_size, self.device)
 
-    def _evaluate(self, model_dir: Path, todo: dict[str, list[dict]]) -> dict[tuple[str, str], ExampleResult]:
+    def _task_set(self, docs: dict[str, list[dict]]) -> _TaskSet:
+        """The lm-eval tasks for exactly these docs: built on the first call, then reused."""
+        h = hashlib.sha256(f"max_gen_toks={self.max_gen_toks}".encode())
+        for task, ds in docs.items():
+            h.update(f"{task}:{docs_digest(ds)};".encode())
+        key = h.hexdigest()[:16]
+        if self._tasks is not None and self._tasks.key == key:
+            return self._tasks
+        self._drop_tasks()
+        start = time.perf_counter()
+        scratch = Path(tempfile.mkdtemp(prefix=f"tasks-{key}-", dir=self.workdir))
+        lm_tasks: list[LmTask] = []
+        for task, ds in docs.items():
+            lm_tasks += write_overlays(get_task(task), ds, scratch, max_gen_toks=self.max_gen_toks)
+        try:
+            loaded = self.task_manager.load([str(t.yaml) for t in lm_tasks])
+        except BaseException:
+            shutil.rmtree(scratch, ignore_errors=True)
+            raise
+        self.task_loads += 1
+        where, sizes = {}, {}
+        for t in lm_tasks:
+            ids = [str(d["id"]) for d in loaded["tasks"][t.name].eval_docs]
+            sizes[t.name] = len(ids)
+            where.update({(t.task, i): (t.name, n) for n, i in enumerate(ids)})
+        self._tasks = _TaskSet(key, scratch, lm_tasks, loaded, where, sizes)
+        log.info("built %d lm-eval tasks for %d examples in %.1f s", len(lm_tasks), len(where),
+                 time.perf_counter() - start)
+        return self._tasks
+
+    def _drop_tasks(self) -> None:
+        if self._tasks is not None:
+            shutil.rmtree(self._tasks.scratch, ignore_errors=True)
+            self._tasks = None
+
+    def _evaluate(self, model_dir: Path, docs: dict[str, list[dict]],
+                  todo: dict[str, list[dict]]) -> dict[tuple[str, str], ExampleResult]:
+        """Score the docs of `todo` (a subset of `docs`) with lm-eval tasks built for all of `docs`."""
         from lm_eval.evaluator import evaluate
 
+        tasks = self._task_set(docs)
+        picked: dict[str, list[int]] = defaultdict(list)
+        for task, ds in todo.items():
+            for d in ds:
+                name, index = tasks.where[(task, str(d["id"]))]
+                picked[name].append(index)
+        names = [t.name for t in tasks.lm_tasks if picked[t.name]]
+        # lm-eval scores every doc of a task left out of `samples`; the others only at these indices
+        subset = {n: sorted(picked[n]) for n in names if len(picked[n]) < tasks.sizes[n]}
+        task_objs = {n: tasks.loaded["tasks"][n] for n in names}
         lm = self._lm_for(model_dir)
-        scratch = Path(tempfile.mkdtemp(prefix="score-", dir=self.workdir))
-        try:
-            lm_tasks: list[LmTask] = []
-            for task, docs in todo.items():
-                lm_tasks += write_overlays(get_task(task), docs, scratch, max_gen_toks=self.max_gen_toks)
-            loaded = self.task_manager.load([str(t.yaml) for t in lm_tasks])
-            self._check_lengths(lm, loaded["tasks"])
-            out = evaluate(lm=lm, task_dict=loaded, bootstrap_iters=0, log_samples=True)
-        finally:
-            shutil.rmtree(scratch, ignore_errors=True)
+        self._check_lengths(lm, task_objs)
+        out = evaluate(lm=lm, task_dict={"tasks": task_objs}, samples=subset or None, bootstrap_iters=0,
+                       log_samples=True)
         rows = {}
-        for t in lm_tasks:
-            task_obj = loaded["tasks"][t.name]
+        for t in tasks.lm_tasks:
+            if t.name not in task_objs:
+                continue
+            task_obj = task_objs[t.name]
             mc = task_obj.OUTPUT_TYPE == "multiple_choice"
             for sample in out["samples"][t.name]:
                 row = _row(t.task, sample, task_obj.doc_to_choice(sample["doc"]) if mc else None)
                 rows[(t.task, row.example_id)] = row
-        missing = [(t, d["id"]) for t, ds in todo.items() for d in ds if (t, d["id"]) not in rows]
+        missing = [(t, d["id"]) for t, ds in todo.items() for d in ds if (t, str(d["id"])) not in rows]
         if missing:
             raise RuntimeError(f"lm-eval returned no result for {len(missing)} examples, e.g. {missing[0]}")
         return rows

@@ -1,9 +1,8 @@
 """Run-time task configs: a shipped task YAML pointed at this call's JSONL file.
 
 The shipped YAMLs under ``tasks/`` leave ``data_files.test`` empty, because the file
-changes with every generation (and with every model, once already-scored examples are left
-out). For each call the evaluator writes, into a scratch directory, the docs to score and a
-small YAML that ``include``\\ s the shipped one and sets ``data_files``. lm-eval loads that
+changes with every generation. For each sample the evaluator writes, into a scratch directory,
+the docs to score and a small YAML that ``include``\\ s the shipped one and sets ``data_files``. lm-eval loads that
 file by path through the same TaskManager, so nothing is re-indexed.
 
 A task with ``split_by`` (MMLU-ProX: the language) becomes one lm-eval task per value,
@@ -37,7 +36,8 @@ class LmTask:
     yaml: Path
 
 
-def _digest(docs: list[dict]) -> str:
+def docs_digest(docs: list[dict]) -> str:
+    """A short digest of docs (their content and order)."""
     h = hashlib.sha256()
     for d in docs:
         h.update(json.dumps(d, sort_keys=True, ensure_ascii=False).encode())
@@ -76,7 +76,7 @@ def write_overlays(
     for key in sorted(groups, key=str):
         part = groups[key]
         name = spec.name if key is None else f"{spec.name}_{key}"
-        data = write_jsonl(workdir / f"{name}-{_digest(part)}.jsonl", part)
+        data = write_jsonl(workdir / f"{name}-{docs_digest(part)}.jsonl", part)
         cfg: dict[str, Any] = {
             "include": str(spec.yaml),
             "task": name,

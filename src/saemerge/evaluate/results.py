@@ -89,7 +89,7 @@ class EvalResult:
         return pa.Table.from_pylist([asdict(r) for r in self.per_example], schema=SCHEMA)
 
     @classmethod
-    def from_table(cls, table: pa.Table, model: str = "") -> "EvalResult":
+    def from_table(cls, table: pa.Table, model: str = "") -> EvalResult:
         cols = [f.name for f in SCHEMA]
         rows = table.select([c for c in cols if c in table.column_names]).to_pylist()
         return cls([ExampleResult(**r) for r in rows], model=model)

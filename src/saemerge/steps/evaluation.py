@@ -33,9 +33,13 @@ Docs = Mapping[str, Sequence[dict]]  # task -> the docs of a sample (each with a
 
 
 class Scorer(Protocol):
-    """What steps need of an evaluator (:class:`saemerge.evaluate.evaluator.Evaluator`)."""
+    """What steps need of an evaluator (:class:`saemerge.evaluate.evaluator.Evaluator`).
 
-    def score(self, model_dir: str | Path, samples: Docs) -> EvalResult: ...
+    ``score`` returns a row for every doc of ``samples``, evaluating only those without a row
+    in ``already_scored`` (the model's cached rows), whose rows it returns as they were.
+    """
+
+    def score(self, model_dir: str | Path, samples: Docs, *, already_scored: EvalResult | None = None) -> EvalResult: ...
 
 
 # tasks -> a context manager giving a Scorer for those tasks
@@ -118,6 +122,8 @@ def score_models(
     """Per-example results of each record's model on `docs`, evaluating only what the cache lacks.
 
     The evaluator is opened once, on the first model that needs scoring, and serves them all.
+    Every model is given the same docs with its cached rows, so the evaluator builds its tasks
+    for the sample once and evaluates for each model only the examples it lacks.
 
     Returns:
         {content_hash: (EvalResult on exactly the docs' examples, the (task, example_id) keys
@@ -136,7 +142,7 @@ def score_models(
                 if scorer is None:
                     scorer = stack.enter_context(evaluator(list(docs)))
                 with storage.local_input(record["uri"]) as model_dir:
-                    fresh = cache.add(digest, scorer.score(model_dir, todo))
+                    fresh = cache.add(digest, scorer.score(model_dir, docs, already_scored=cache.get(digest)))
             else:
                 log.info("%s: all %d examples already scored", record["id"], sum(map(len, docs.values())))
             out[digest] = (cache.on(digest, docs, model=record["uri"]), fresh)
@@ -161,6 +167,7 @@ def evaluate_candidates(
     """
     layout = RunLayout(run)
     todo = [c for c in candidates if c.get("status") != "discarded" and c.get("uri")]
+    log.info("evaluate step: generation %d, stage %s: %d candidates to score", generation, stage, len(todo))
     results = {}
     if todo:
         with storage.local_input(sample) as sample_dir:
