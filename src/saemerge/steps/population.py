@@ -19,17 +19,15 @@ from saemerge.steps.records import to_member
 log = logging.getLogger(__name__)
 
 
-def init_population(config: RunConfig) -> list[dict]:
-    """Check the inputs (:func:`saemerge.preflight.check_inputs`), write run.json, and list the
-    initial variants (SAE-SPEC §6.1).
+def start_run(config: RunConfig) -> None:
+    """Check the inputs and record the run (``run.json``); on a resume, check it is the same run.
 
-    Each expert is expanded at sparsities {0, s_min, (s_min+s_max)/2, s_max}. The base, when
-    `config.include_base`, is one variant: its task vector is zero, so pruning cannot change it.
-    A run id already holding a run.json must have been started with the same configuration
-    (that is a resume); anything else is an error rather than a mixed run.
+    Every search's first step calls this. Everything deterministic is checked before any heavy
+    work (:func:`saemerge.preflight.check_inputs`: headers and line counts only): an error
+    here can never go away, and would otherwise fail every retried step after it. A run id
+    already holding a run.json must have been started with the same configuration (that is a
+    resume); anything else is an error rather than a mixed run.
     """
-    # Everything deterministic is checked before any heavy work (headers and line counts only):
-    # an error here can never go away, and would otherwise fail every retried prune.
     check_inputs(config.experts, config.base_uri, config.data_uri, config.opt_sizes, config.test_sizes)
     layout = RunLayout(config.run_uri)
     info = {
@@ -45,6 +43,15 @@ def init_population(config: RunConfig) -> list[dict]:
         log.info("resuming run %s", config.run_uri)
     else:
         runlog.write_json(layout.run_json, {**info, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+
+
+def init_population(config: RunConfig) -> list[dict]:
+    """Start the run (:func:`start_run`) and list the initial variants (SAE-SPEC §6.1).
+
+    Each expert is expanded at sparsities {0, s_min, (s_min+s_max)/2, s_max}. The base, when
+    `config.include_base`, is one variant: its task vector is zero, so pruning cannot change it.
+    """
+    start_run(config)
     levels = config.levels
     variants = [
         {"source": uri, "name": f"expert:{model_name(uri)}", "sparsity": s} for uri in config.experts for s in levels

@@ -15,21 +15,19 @@ local progress lines read a PSO run as they read SAE's. Step k's optimisation se
 from __future__ import annotations
 
 import logging
-import platform
 import shutil
-import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import pyarrow as pa
 
-from saemerge import __version__, runlog, storage
+from saemerge import runlog, storage
 from saemerge.config import RunConfig, model_name
 from saemerge.core.pso import Scored, coefficients, initial_particles, update_bests
 from saemerge.errors import SaeMergeError
-from saemerge.preflight import check_inputs
 from saemerge.runlog import RunLayout, gen_name
+from saemerge.steps.population import start_run as start_run_record
 from saemerge.steps.records import find_recipe, input_identity, make_record, publish_model
 
 log = logging.getLogger(__name__)
@@ -69,17 +67,7 @@ def start_run(config: RunConfig) -> list[dict]:
     """
     if config.search != "pso":
         raise SaeMergeError(f"search {config.search!r}: the PSO steps run the pso search only")
-    check_inputs(config.experts, config.base_uri, config.data_uri, config.opt_sizes, config.test_sizes)
-    layout = RunLayout(config.run_uri)
-    info = {"config": config.to_json(), "experts": list(config.experts), "base": config.base_uri,
-            "versions": {"saemerge": __version__, "python": platform.python_version()}}
-    if storage.exists(layout.run_json):
-        previous = runlog.read_json(layout.run_json)
-        if previous.get("config") != info["config"] or previous.get("experts") != info["experts"]:
-            raise SaeMergeError(f"{layout.run_json}: this run was started with another configuration; use a new run id")
-        log.info("resuming run %s", config.run_uri)
-    else:
-        runlog.write_json(layout.run_json, {**info, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+    start_run_record(config)
     specs = initial_particles(config.base_uri if config.pso_include_base else None,
                               [(model_name(e), e) for e in config.experts], config.pso_dare_copies,
                               config.pso_drop_p, config.seed)
