@@ -97,6 +97,10 @@ class RunLayout:
         """Who drives the run now (:mod:`saemerge.lease`)."""
         return self._at("lease.json")
 
+    def input_record(self, identity: str) -> str:
+        """What the run read as an input (expert or base): URI, kind, files, size."""
+        return self._at("inputs", f"{identity}.json")
+
     def model(self, content_hash: str) -> str:
         return self._at("models", content_hash)
 

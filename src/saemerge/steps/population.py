@@ -12,7 +12,7 @@ from saemerge import __version__, runlog, storage
 from saemerge.config import RunConfig, model_name
 from saemerge.core.archive import initial_archive, random_pairs, update_archive
 from saemerge.errors import SaeMergeError
-from saemerge.preflight import check_inputs
+from saemerge.preflight import check_inputs, check_merge_device
 from saemerge.runlog import RunLayout, gen_name
 from saemerge.steps.records import to_member
 
@@ -29,6 +29,7 @@ def start_run(config: RunConfig) -> None:
     resume); anything else is an error rather than a mixed run.
     """
     check_inputs(config.experts, config.base_uri, config.data_uri, config.opt_sizes, config.test_sizes)
+    check_merge_device(config.merge_device)
     layout = RunLayout(config.run_uri)
     info = {
         "config": config.to_json(),

@@ -97,7 +97,7 @@ def record_inputs(run: str, recipe: Mapping) -> None:
     """Write ``RUN/inputs/<identity>.json`` for each input identity the recipe names (once)."""
     for value in recipe.values():
         for ident in _identities(value):
-            uri = storage.join(run, "inputs", f"{ident}.json")
+            uri = RunLayout(run).input_record(ident)
             if not storage.exists(uri):
                 runlog.write_json(uri, _INPUTS[ident])
 
