@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import json
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -85,8 +86,11 @@ def cmd_compile(args: argparse.Namespace) -> int:
     from saemerge.pipeline.compile import compile_pipeline
 
     opts = compile_options(args)
-    stats = compile_pipeline(Path(args.out), opts)
+    stats = compile_pipeline(Path(args.out), opts, workflow_size=not args.no_workflow_size)
+    text = stats.pop("workflow_text", None)
     print(json.dumps({"out": args.out, **stats}, indent=2))
+    if text:
+        print(text, file=sys.stderr)
     return 0
 
 
@@ -148,6 +152,8 @@ def register(sub) -> None:
     p = sub.add_parser("compile", help="compile the kfp pipeline to YAML (upload it in the Kubeflow UI)")
     add_compile_flags(p)
     p.add_argument("--out", default="sae_pipeline.yaml", help="output file (default sae_pipeline.yaml)")
+    p.add_argument("--no-workflow-size", action="store_true",
+                   help="skip the estimate of the Argo Workflow the KFP backend makes of it (a few seconds)")
     p.set_defaults(func=cmd_compile)
 
     p = sub.add_parser("run", help="run the pipeline: --local runs it under kfp.local on the embedded S3 store")
