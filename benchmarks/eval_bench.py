@@ -50,8 +50,13 @@ def run(device: str, args: argparse.Namespace, tmp: Path) -> None:
     data = _data(args.bench, tmp, args.n)
     samples = draw_test_set(["saebench_math", "saebench_multilingual"], args.n, data=data, seed=0, out_dir=tmp / "s")
     print(f"\n== {device}: {what}; batch size {args.batch_size}, max_gen_toks {args.max_gen_toks}")
-    with Evaluator(list(samples), device=device, batch_size=args.batch_size, max_gen_toks=args.max_gen_toks,
-                   workdir=tmp / f"work-{device}") as ev:
+    with Evaluator(
+        list(samples),
+        device=device,
+        batch_size=args.batch_size,
+        max_gen_toks=args.max_gen_toks,
+        workdir=tmp / f"work-{device}",
+    ) as ev:
         t = time.perf_counter()
         ev.score(base, samples, limit=2)
         print(f"first load + 4 examples: {time.perf_counter() - t:6.2f} s")
@@ -63,8 +68,10 @@ def run(device: str, args: argparse.Namespace, tmp: Path) -> None:
             for _ in range(args.repeats):
                 res = ev.score(base, {task: samples[task]})
                 best = max(best, res.stats["examples_per_s"])
-            print(f"{task:<24} {res.stats['evaluated']:>5} examples  {best:8.1f} examples/s  "
-                  f"(accuracy {res.per_task[task]:.3f})")
+            print(
+                f"{task:<24} {res.stats['evaluated']:>5} examples  {best:8.1f} examples/s  "
+                f"(accuracy {res.per_task[task]:.3f})"
+            )
 
 
 def main() -> None:
@@ -81,8 +88,10 @@ def main() -> None:
     import torch
 
     devices = args.device or (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads"
-          + (f", {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ", no CUDA"))
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads"
+        + (f", {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ", no CUDA")
+    )
     with tempfile.TemporaryDirectory(prefix="eval-bench-") as tmp:
         for device in devices:
             run(device, args, Path(tmp))

@@ -132,8 +132,15 @@ def measure(cmd: list[str], env: dict[str, str], log: Path, interval: float = 0.
         poller.join()
         proc.returncode = os.waitstatus_to_exitcode(status)
     tail = log.read_text(errors="replace")[-2000:]
-    return Run(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss * 1024.0,
-               peaks["anon"], peaks["file"], proc.returncode, tail)
+    return Run(
+        wall,
+        usage.ru_utime + usage.ru_stime,
+        usage.ru_maxrss * 1024.0,
+        peaks["anon"],
+        peaks["file"],
+        proc.returncode,
+        tail,
+    )
 
 
 def summarise(runs: list[Run], stat: str) -> Run:
@@ -141,8 +148,14 @@ def summarise(runs: list[Run], stat: str) -> Run:
     if stat == "best":
         return min(runs, key=lambda r: r.wall)
     med = statistics.median
-    return Run(med(r.wall for r in runs), med(r.cpu for r in runs), med(r.peak_rss for r in runs),
-               med(r.peak_anon for r in runs), med(r.peak_file for r in runs), runs[-1].rc)
+    return Run(
+        med(r.wall for r in runs),
+        med(r.cpu for r in runs),
+        med(r.peak_rss for r in runs),
+        med(r.peak_anon for r in runs),
+        med(r.peak_file for r in runs),
+        runs[-1].rc,
+    )
 
 
 # ----------------------------------------------------------------------------- checkpoints
@@ -189,8 +202,10 @@ def build_family(root: Path, shape: dict, dtype_name: str, seed: int = 0) -> dic
     spec = {**shape, "dtype": dtype_name, "seed": seed, "version": 2}
     paths = {k: root / k for k in ("base", "expert0", "expert1")}
     spec_file = root / "spec.json"
-    if spec_file.is_file() and json.loads(spec_file.read_text()) == spec and all(
-        (p / "model.safetensors").is_file() for p in paths.values()
+    if (
+        spec_file.is_file()
+        and json.loads(spec_file.read_text()) == spec
+        and all((p / "model.safetensors").is_file() for p in paths.values())
     ):
         return paths
     shutil.rmtree(root, ignore_errors=True)
@@ -421,17 +436,50 @@ def saemerge_ops(paths: dict[str, Path], outdir: Path, args) -> list[Op]:
     shard = ["--max-shard-size", args.shard_size]
     e0, e1, base = (str(paths[k]) for k in ("expert0", "expert1", "base"))
     ops = {
-        "prune": Op("prune", "saemerge",
-                    py + ["prune", e0, "--base", base, "--sparsity", str(args.sparsity)] + shard, outdir / "sm-prune"),
-        "sae": Op("merge sae", "saemerge",
-                  py + ["merge", "--method", "sae", "--models", e0, e1, "--base", base, "--scores", "0.6", "0.4",
-                        "--sparsity", str(args.sparsity)] + shard, outdir / "sm-sae"),
-        "ties": Op("merge ties", "saemerge",
-                   py + ["merge", "--method", "ties", "--models", e0, e1, "--base", base,
-                         "--density", str(args.density)] + shard, outdir / "sm-ties", pair="mk-ties"),
-        "linear": Op("merge linear", "saemerge",
-                     py + ["merge", "--method", "linear", "--models", e0, e1] + shard, outdir / "sm-linear",
-                     pair="mk-linear"),
+        "prune": Op(
+            "prune",
+            "saemerge",
+            py + ["prune", e0, "--base", base, "--sparsity", str(args.sparsity)] + shard,
+            outdir / "sm-prune",
+        ),
+        "sae": Op(
+            "merge sae",
+            "saemerge",
+            py
+            + [
+                "merge",
+                "--method",
+                "sae",
+                "--models",
+                e0,
+                e1,
+                "--base",
+                base,
+                "--scores",
+                "0.6",
+                "0.4",
+                "--sparsity",
+                str(args.sparsity),
+            ]
+            + shard,
+            outdir / "sm-sae",
+        ),
+        "ties": Op(
+            "merge ties",
+            "saemerge",
+            py
+            + ["merge", "--method", "ties", "--models", e0, e1, "--base", base, "--density", str(args.density)]
+            + shard,
+            outdir / "sm-ties",
+            pair="mk-ties",
+        ),
+        "linear": Op(
+            "merge linear",
+            "saemerge",
+            py + ["merge", "--method", "linear", "--models", e0, e1] + shard,
+            outdir / "sm-linear",
+            pair="mk-linear",
+        ),
     }
     for op in ops.values():
         op.cmd += ["--out", str(op.out)]
@@ -447,8 +495,17 @@ def mergekit_ops(exe: Path, paths: dict[str, Path], outdir: Path, args) -> list[
         # JSON is YAML: no pyyaml needed on this side.
         cfg.write_text(json.dumps(mergekit_config(method, paths, args.density, args.dtype), indent=1))
         out = outdir / f"mk-{method}"
-        cmd = [str(exe), str(cfg), str(out), "--lazy-unpickle", "--quiet", "--device", "cpu",
-               "--out-shard-size", str(parse_size(args.shard_size, what="--shard-size"))]
+        cmd = [
+            str(exe),
+            str(cfg),
+            str(out),
+            "--lazy-unpickle",
+            "--quiet",
+            "--device",
+            "cpu",
+            "--out-shard-size",
+            str(parse_size(args.shard_size, what="--shard-size")),
+        ]
         if args.threads:
             cmd += ["--num-threads", str(args.threads)]
         ops.append(Op(f"merge {method}", f"mergekit", cmd, out, pair=f"sm-{method}"))
@@ -456,8 +513,13 @@ def mergekit_ops(exe: Path, paths: dict[str, Path], outdir: Path, args) -> list[
 
 
 def child_env(args) -> dict[str, str]:
-    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TRANSFORMERS_OFFLINE="1",
-               TOKENIZERS_PARALLELISM="false")
+    env = dict(
+        os.environ,
+        HF_HUB_OFFLINE="1",
+        HF_DATASETS_OFFLINE="1",
+        TRANSFORMERS_OFFLINE="1",
+        TOKENIZERS_PARALLELISM="false",
+    )
     if args.threads:
         for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
             env[var] = str(args.threads)
@@ -481,8 +543,11 @@ def run_ops(ops: list[Op], env: dict[str, str], logs: Path, repeat: int) -> None
             run = measure(op.cmd, env, logs / f"{op.tool}-{op.name.replace(' ', '-')}-{r}.log")
             op.runs.append(run)
             status = "ok" if run.rc == 0 else f"FAILED rc={run.rc}"
-            print(f"#  run {r + 1}/{repeat} {op.tool:9s} {op.name:13s} {run.wall:7.2f} s  "
-                  f"{run.peak_rss / MB:8.1f} MB  {status}", flush=True)
+            print(
+                f"#  run {r + 1}/{repeat} {op.tool:9s} {op.name:13s} {run.wall:7.2f} s  "
+                f"{run.peak_rss / MB:8.1f} MB  {status}",
+                flush=True,
+            )
             if run.rc != 0:
                 print("#  " + run.tail.replace("\n", "\n#  "), flush=True)
 
@@ -504,21 +569,53 @@ def print_table(rows: list[tuple], header: tuple) -> None:
 def report(ops: list[Op], bases: dict[str, Run], ckpt_bytes: int, stat: str) -> dict:
     """Print the table and the verdicts; return the figures (also written as JSON)."""
     summary = {op.tool + ":" + op.name: summarise(op.runs, stat) for op in ops if op.runs}
-    header = ("operation", "tool", "wall s", "cpu s", "peak RSS MB", "anon MB", "file MB",
-              "above baseline MB", "checkpoint MB", "RSS range MB")
+    header = (
+        "operation",
+        "tool",
+        "wall s",
+        "cpu s",
+        "peak RSS MB",
+        "anon MB",
+        "file MB",
+        "above baseline MB",
+        "checkpoint MB",
+        "RSS range MB",
+    )
     rows = []
     for label, b in bases.items():
-        rows.append((f"baseline ({label})", label.split(":")[0], f"{b.wall:.2f}", f"{b.cpu:.2f}",
-                     f"{b.peak_rss / MB:.1f}", f"{b.peak_anon / MB:.1f}", f"{b.peak_file / MB:.1f}", "-", "-", "-"))
+        rows.append(
+            (
+                f"baseline ({label})",
+                label.split(":")[0],
+                f"{b.wall:.2f}",
+                f"{b.cpu:.2f}",
+                f"{b.peak_rss / MB:.1f}",
+                f"{b.peak_anon / MB:.1f}",
+                f"{b.peak_file / MB:.1f}",
+                "-",
+                "-",
+                "-",
+            )
+        )
     for op in ops:
         if not op.runs:
             continue
         s = summary[op.tool + ":" + op.name]
         ref = bases["saemerge: import torch, safetensors" if op.tool == "saemerge" else "mergekit: import its stack"]
-        rows.append((op.name, op.tool, f"{s.wall:.2f}", f"{s.cpu:.2f}", f"{s.peak_rss / MB:.1f}",
-                     f"{s.peak_anon / MB:.1f}", f"{s.peak_file / MB:.1f}",
-                     f"{(s.peak_rss - ref.peak_rss) / MB:.1f}", f"{ckpt_bytes / MB:.1f}",
-                     f"{min(r.peak_rss for r in op.runs) / MB:.0f}-{max(r.peak_rss for r in op.runs) / MB:.0f}"))
+        rows.append(
+            (
+                op.name,
+                op.tool,
+                f"{s.wall:.2f}",
+                f"{s.cpu:.2f}",
+                f"{s.peak_rss / MB:.1f}",
+                f"{s.peak_anon / MB:.1f}",
+                f"{s.peak_file / MB:.1f}",
+                f"{(s.peak_rss - ref.peak_rss) / MB:.1f}",
+                f"{ckpt_bytes / MB:.1f}",
+                f"{min(r.peak_rss for r in op.runs) / MB:.0f}-{max(r.peak_rss for r in op.runs) / MB:.0f}",
+            )
+        )
     print()
     print_table(rows, header)
     print()
@@ -531,9 +628,11 @@ def report(ops: list[Op], bases: dict[str, Run], ckpt_bytes: int, stat: str) -> 
             continue
         s = summary["saemerge:" + op.name]
         ok = s.peak_rss <= limit and all(r.rc == 0 for r in op.runs)
-        verdicts.append(f"RSS  {op.name:13s} {'PASS' if ok else 'FAIL'}: peak {s.peak_rss / MB:.0f} MB vs target "
-                        f"{limit / MB:.0f} MB (torch baseline {torch_base / MB:.0f} + half a checkpoint "
-                        f"{ckpt_bytes / 2 / MB:.0f})")
+        verdicts.append(
+            f"RSS  {op.name:13s} {'PASS' if ok else 'FAIL'}: peak {s.peak_rss / MB:.0f} MB vs target "
+            f"{limit / MB:.0f} MB (torch baseline {torch_base / MB:.0f} + half a checkpoint "
+            f"{ckpt_bytes / 2 / MB:.0f})"
+        )
     mk_ties = by_key.get("mk-ties")
     for op in ops:
         if op.tool != "saemerge" or not op.runs:
@@ -542,18 +641,26 @@ def report(ops: list[Op], bases: dict[str, Run], ckpt_bytes: int, stat: str) -> 
         other = by_key.get(op.pair) if op.pair else None
         if other is not None:
             o = summary["mergekit:" + other.name]
-            verdicts.append(f"WALL {op.name:13s} {'PASS' if s.wall <= o.wall else 'FAIL'}: saemerge {s.wall:.2f} s "
-                            f"vs mergekit {o.wall:.2f} s (x{s.wall / o.wall:.2f}; cpu {s.cpu:.1f} vs {o.cpu:.1f} s); "
-                            f"RSS {s.peak_rss / MB:.0f} "
-                            f"vs {o.peak_rss / MB:.0f} MB")
+            verdicts.append(
+                f"WALL {op.name:13s} {'PASS' if s.wall <= o.wall else 'FAIL'}: saemerge {s.wall:.2f} s "
+                f"vs mergekit {o.wall:.2f} s (x{s.wall / o.wall:.2f}; cpu {s.cpu:.1f} vs {o.cpu:.1f} s); "
+                f"RSS {s.peak_rss / MB:.0f} "
+                f"vs {o.peak_rss / MB:.0f} MB"
+            )
         elif mk_ties is not None and op.name in ("merge sae", "prune"):
             o = summary["mergekit:" + mk_ties.name]
-            verdicts.append(f"INFO {op.name:13s} mergekit has no equivalent; beside mergekit ties: "
-                            f"{s.wall:.2f} s vs {o.wall:.2f} s (x{s.wall / o.wall:.2f})")
+            verdicts.append(
+                f"INFO {op.name:13s} mergekit has no equivalent; beside mergekit ties: "
+                f"{s.wall:.2f} s vs {o.wall:.2f} s (x{s.wall / o.wall:.2f})"
+            )
     for v in verdicts:
         print(v)
-    return {"summary": {k: vars(v) | {"tail": ""} for k, v in summary.items()}, "verdicts": verdicts,
-            "baselines": {k: vars(v) | {"tail": ""} for k, v in bases.items()}, "rss_limit": limit}
+    return {
+        "summary": {k: vars(v) | {"tail": ""} for k, v in summary.items()},
+        "verdicts": verdicts,
+        "baselines": {k: vars(v) | {"tail": ""} for k, v in bases.items()},
+        "rss_limit": limit,
+    }
 
 
 def agreement(ops: list[Op], paths: dict[str, Path], density: float) -> dict:
@@ -564,21 +671,34 @@ def agreement(ops: list[Op], paths: dict[str, Path], density: float) -> dict:
     for name in sorted(set(sm) & set(mk)):
         extra = []
         if name == "merge ties":
-            extra = [json.dumps({"base": str(paths["base"]), "density": density,
-                                 "experts": [str(paths["expert0"]), str(paths["expert1"])]})]
+            extra = [
+                json.dumps(
+                    {
+                        "base": str(paths["base"]),
+                        "density": density,
+                        "experts": [str(paths["expert0"]), str(paths["expert1"])],
+                    }
+                )
+            ]
         res = in_worker("compare", str(sm[name].out), str(mk[name].out), *extra)
         out[name] = res
         if "error" in res:
             print(f"AGREE {name}: {res['error']}")
             continue
-        print(f"AGREE {name:13s} max |saemerge - mergekit| = {res['max_abs_diff']:.3g} "
-              f"(worst: {res['worst_tensor'] or '-'}); {res['differing_entries']} of {res['entries']} entries differ"
-              + (f" ({res['differing_at_trim_ties']} at a trim-threshold tie, {res['differing_at_zero_sum_election']}"
-                 f" at a zero-sum sign election, {res['differing_unexplained']} unexplained)"
-                 if res["differing_at_trim_ties"] is not None else "") + "; "
-              f"{res['bit_equal_tensors']}/{res['tensors']} tensors bit-identical; dtypes {','.join(res['dtypes'])}"
-              + (f"; only in saemerge: {res['only_in_first'][:3]}" if res["only_in_first"] else "")
-              + (f"; only in mergekit: {res['only_in_second'][:3]}" if res["only_in_second"] else ""))
+        print(
+            f"AGREE {name:13s} max |saemerge - mergekit| = {res['max_abs_diff']:.3g} "
+            f"(worst: {res['worst_tensor'] or '-'}); {res['differing_entries']} of {res['entries']} entries differ"
+            + (
+                f" ({res['differing_at_trim_ties']} at a trim-threshold tie, {res['differing_at_zero_sum_election']}"
+                f" at a zero-sum sign election, {res['differing_unexplained']} unexplained)"
+                if res["differing_at_trim_ties"] is not None
+                else ""
+            )
+            + "; "
+            f"{res['bit_equal_tensors']}/{res['tensors']} tensors bit-identical; dtypes {','.join(res['dtypes'])}"
+            + (f"; only in saemerge: {res['only_in_first'][:3]}" if res["only_in_first"] else "")
+            + (f"; only in mergekit: {res['only_in_second'][:3]}" if res["only_in_second"] else "")
+        )
     return out
 
 
@@ -599,24 +719,35 @@ def profile_ops(ops: list[Op], env: dict[str, str], logs: Path, top: int) -> Non
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--params", default="100M", help="approximate parameters per checkpoint (default 100M)")
     p.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32")
     p.add_argument("--workdir", type=Path, help="where checkpoints and outputs go (default: a temp dir)")
     p.add_argument("--keep", action="store_true", help="keep the workdir (checkpoints are reused next time)")
     p.add_argument("--skip-mergekit", action="store_true", help="measure saemerge only")
-    p.add_argument("--mergekit", type=Path, default=Path(os.environ.get("SAEMERGE_BENCH_MERGEKIT", DEFAULT_MERGEKIT_VENV)),
-                   help=f"mergekit venv (created if missing) or mergekit-yaml executable (default {DEFAULT_MERGEKIT_VENV})")
+    p.add_argument(
+        "--mergekit",
+        type=Path,
+        default=Path(os.environ.get("SAEMERGE_BENCH_MERGEKIT", DEFAULT_MERGEKIT_VENV)),
+        help=f"mergekit venv (created if missing) or mergekit-yaml executable (default {DEFAULT_MERGEKIT_VENV})",
+    )
     p.add_argument("--mergekit-spec", default=MERGEKIT_SPEC, help=f"what pip installs (default {MERGEKIT_SPEC})")
     p.add_argument("--repeat", type=int, default=1, help="runs per operation (default 1)")
-    p.add_argument("--stat", choices=("best", "median"), default="best",
-                   help="summary over repeats (default best: least disturbed by a shared CPU)")
+    p.add_argument(
+        "--stat",
+        choices=("best", "median"),
+        default="best",
+        help="summary over repeats (default best: least disturbed by a shared CPU)",
+    )
     p.add_argument("--threads", type=int, help="torch/OMP threads for every tool (default: torch's own)")
     p.add_argument("--sparsity", type=float, default=0.5, help="prune and SAE sparsity s_t (default 0.5)")
     p.add_argument("--density", type=float, default=0.2, help="TIES density (default 0.2)")
     p.add_argument("--shard-size", default="5GB", help="output shard size for both tools (default 5GB: one file)")
-    p.add_argument("--ops", nargs="+", default=["prune", "sae", "ties", "linear"],
-                   choices=("prune", "sae", "ties", "linear"))
+    p.add_argument(
+        "--ops", nargs="+", default=["prune", "sae", "ties", "linear"], choices=("prune", "sae", "ties", "linear")
+    )
     p.add_argument("--profile", action="store_true", help="also run each saemerge op under cProfile")
     p.add_argument("--json", type=Path, help="also write the figures here")
     return p.parse_args(argv)
@@ -661,28 +792,38 @@ def main(argv=None) -> int:
             if exe is not None:
                 mk_version = mergekit_version(exe)
         t0 = time.perf_counter()
-        paths = {k: Path(v) for k, v in in_worker("build", str(workdir / "ckpt"), json.dumps(shape), args.dtype).items()}
+        paths = {
+            k: Path(v) for k, v in in_worker("build", str(workdir / "ckpt"), json.dumps(shape), args.dtype).items()
+        }
         ckpt_bytes = weights_bytes(paths["expert0"])
-        print(f"# checkpoints: LLaMA, {shape['params'] / 1e6:.1f}M params each (hidden {shape['hidden']}, "
-              f"intermediate {shape['intermediate']}, {shape['layers']} layers, vocab {shape['vocab']}), "
-              f"{args.dtype}, {ckpt_bytes / MB:.1f} MB of safetensors each; ready in "
-              f"{time.perf_counter() - t0:.1f} s under {workdir / 'ckpt'}")
+        print(
+            f"# checkpoints: LLaMA, {shape['params'] / 1e6:.1f}M params each (hidden {shape['hidden']}, "
+            f"intermediate {shape['intermediate']}, {shape['layers']} layers, vocab {shape['vocab']}), "
+            f"{args.dtype}, {ckpt_bytes / MB:.1f} MB of safetensors each; ready in "
+            f"{time.perf_counter() - t0:.1f} s under {workdir / 'ckpt'}"
+        )
         ti = torch_info()
-        print(f"# host: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at start; torch "
-              f"{ti['version']}, threads {args.threads or 'default (%d)' % ti['threads']}; "
-              f"mergekit {mk_version or 'not run'}; {args.repeat} run(s) per op, {args.stat} reported; "
-              f"MB = 10^6 bytes")
+        print(
+            f"# host: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at start; torch "
+            f"{ti['version']}, threads {args.threads or 'default (%d)' % ti['threads']}; "
+            f"mergekit {mk_version or 'not run'}; {args.repeat} run(s) per op, {args.stat} reported; "
+            f"MB = 10^6 bytes"
+        )
         warm_cache(paths)
         own = _proc_rss(os.getpid())
         print(f"# this launcher's RSS {sum(own) / MB:.0f} MB (a floor under every child's ru_maxrss)")
-        bases = {"saemerge: import torch, safetensors":
-                 baseline([sys.executable, "-c", "import torch, safetensors"], env, logs, "torch", args.repeat),
-                 "saemerge: CLI --help": baseline([sys.executable, "-m", "saemerge", "--help"], env, logs, "cli", 1)}
+        bases = {
+            "saemerge: import torch, safetensors": baseline(
+                [sys.executable, "-c", "import torch, safetensors"], env, logs, "torch", args.repeat
+            ),
+            "saemerge: CLI --help": baseline([sys.executable, "-m", "saemerge", "--help"], env, logs, "cli", 1),
+        }
         ops = saemerge_ops(paths, outdir, args)
         if exe is not None:
             stack = "import torch, safetensors, transformers, mergekit.merge, mergekit.config, mergekit.options"
-            bases["mergekit: import its stack"] = baseline([str(exe.parent / "python"), "-c", stack], env, logs,
-                                                           "mergekit", args.repeat)
+            bases["mergekit: import its stack"] = baseline(
+                [str(exe.parent / "python"), "-c", stack], env, logs, "mergekit", args.repeat
+            )
             ops += mergekit_ops(exe, paths, outdir, args)
         run_ops(ops, env, logs, args.repeat)
         figures = report(ops, bases, ckpt_bytes, args.stat)

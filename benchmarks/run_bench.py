@@ -39,7 +39,9 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
-_LINE = re.compile(r"^(\d\d:\d\d:\d\d\.\d{3}) - \w+ - (?:Executing task '([^']+)'|Task '([^']+)' finished with status (\w+))")
+_LINE = re.compile(
+    r"^(\d\d:\d\d:\d\d\.\d{3}) - \w+ - (?:Executing task '([^']+)'|Task '([^']+)' finished with status (\w+))"
+)
 
 
 @dataclass
@@ -109,8 +111,10 @@ def breakdown(tasks: list[Task]) -> str:
     total = sum(sum(v) for v in by.values())
     lines = [f"{'component':<26}{'count':>6}{'total s':>10}{'mean s':>9}{'max s':>9}{'share':>8}"]
     for name, secs in sorted(by.items(), key=lambda kv: -sum(kv[1])):
-        lines.append(f"{name:<26}{len(secs):>6}{sum(secs):>10.1f}{statistics.mean(secs):>9.2f}{max(secs):>9.2f}"
-                     f"{sum(secs) / total:>8.0%}")
+        lines.append(
+            f"{name:<26}{len(secs):>6}{sum(secs):>10.1f}{statistics.mean(secs):>9.2f}{max(secs):>9.2f}"
+            f"{sum(secs) / total:>8.0%}"
+        )
     lines.append(f"{'all tasks (sequential sum)':<26}{len(tasks):>6}{total:>10.1f}")
     return "\n".join(lines)
 
@@ -201,9 +205,14 @@ def ceiling(layout, steps: list[tuple[Task, int, str, str, dict]], threads: int 
             if uri not in samples:
                 samples[uri] = read_sample(stack.enter_context(storage.local_input(uri)))
         tasks = sorted({t for s in samples.values() for t in s})
-        ev = stack.enter_context(Evaluator(tasks, device=cfg.get("eval_device", "auto"),
-                                           dtype=cfg.get("eval_dtype", "auto"),
-                                           batch_size=cfg.get("eval_batch_size", 16)))
+        ev = stack.enter_context(
+            Evaluator(
+                tasks,
+                device=cfg.get("eval_device", "auto"),
+                dtype=cfg.get("eval_dtype", "auto"),
+                batch_size=cfg.get("eval_batch_size", 16),
+            )
+        )
         warm = next(iter(work[0][2]))
         ev.score(models[warm], {t: ds[:2] for t, ds in samples[work[0][1]].items()})  # warm-up: load, first batch
         for i, uri, w in work:
@@ -232,15 +241,19 @@ def report(run_dir: Path, workdir: Path, threads: int | None, with_ceiling: bool
     gens = [t for t in tasks if t.component == "sae-generation"]
     if gens:
         secs = [t.seconds for t in gens]
-        print(f"\ngenerations: {len(secs)}, mean {statistics.mean(secs):.1f} s, min {min(secs):.1f} s, "
-              f"max {max(secs):.1f} s")
+        print(
+            f"\ngenerations: {len(secs)}, mean {statistics.mean(secs):.1f} s, min {min(secs):.1f} s, "
+            f"max {max(secs):.1f} s"
+        )
 
     with local_store_if_needed(run_uri, workdir / "store"):
         layout = RunLayout(run_uri)
         steps = [(t, g, s, uri, fresh_work(layout, g, s)) for t, g, s, uri in evaluate_steps(tasks)]
         ceil = ceiling(layout, steps, threads) if with_ceiling else {}
-    print("\nevaluate steps, inside (from the evaluator's log): start = step start to the first model scored "
-          "(process, imports, evaluator, downloads); score = in Evaluator.score; rest = the remainder")
+    print(
+        "\nevaluate steps, inside (from the evaluator's log): start = step start to the first model scored "
+        "(process, imports, evaluator, downloads); score = in Evaluator.score; rest = the remainder"
+    )
     print(f"{'generation':<11}{'stage':<10}{'step s':>8}{'start s':>9}{'score s':>9}{'rest s':>8}{'score/step':>11}")
     sums = [0.0, 0.0, 0.0]
     for t, g, s, _, w in steps:
@@ -249,36 +262,57 @@ def report(run_dir: Path, workdir: Path, threads: int | None, with_ceiling: bool
         start, scoring = inside(t)
         rest = t.seconds - start - scoring
         sums = [sums[0] + t.seconds, sums[1] + start, sums[2] + scoring]
-        print(f"{('init' if g < 0 else g)!s:<11}{s:<10}{t.seconds:>8.1f}{start:>9.1f}{scoring:>9.1f}{rest:>8.1f}"
-              f"{scoring / t.seconds:>11.0%}")
+        print(
+            f"{('init' if g < 0 else g)!s:<11}{s:<10}{t.seconds:>8.1f}{start:>9.1f}{scoring:>9.1f}{rest:>8.1f}"
+            f"{scoring / t.seconds:>11.0%}"
+        )
     if sums[0]:
-        print(f"{'all':<21}{sums[0]:>8.1f}{sums[1]:>9.1f}{sums[2]:>9.1f}{sums[0] - sums[1] - sums[2]:>8.1f}"
-              f"{sums[2] / sums[0]:>11.0%}")
+        print(
+            f"{'all':<21}{sums[0]:>8.1f}{sums[1]:>9.1f}{sums[2]:>9.1f}{sums[0] - sums[1] - sums[2]:>8.1f}"
+            f"{sums[2] / sums[0]:>11.0%}"
+        )
     print(f"\nevaluate steps (ceiling: one warm in-process evaluator, {threads or 'default'} torch threads)")
-    print(f"{'generation':<11}{'stage':<10}{'models':>7}{'fresh':>7}{'step s':>8}{'ex/s':>8}"
-          f"{'ceil s':>8}{'ceil ex/s':>10}{'step/ceil':>10}")
+    print(
+        f"{'generation':<11}{'stage':<10}{'models':>7}{'fresh':>7}{'step s':>8}{'ex/s':>8}"
+        f"{'ceil s':>8}{'ceil ex/s':>10}{'step/ceil':>10}"
+    )
     tot_n = tot_s = tot_c = 0.0
     for i, (t, g, s, _, w) in enumerate(steps):
         n = sum(map(len, w.values()))
         c = ceil.get(i)
         rate = n / t.seconds if t.seconds else float("nan")
         crate = n / c if c else float("nan")
-        print(f"{('init' if g < 0 else g)!s:<11}{s:<10}{len(w):>7}{n:>7}{t.seconds:>8.1f}{rate:>8.1f}"
-              f"{(c or float('nan')):>8.1f}{crate:>10.1f}{(rate / crate if c else float('nan')):>10.0%}")
+        print(
+            f"{('init' if g < 0 else g)!s:<11}{s:<10}{len(w):>7}{n:>7}{t.seconds:>8.1f}{rate:>8.1f}"
+            f"{(c or float('nan')):>8.1f}{crate:>10.1f}{(rate / crate if c else float('nan')):>10.0%}"
+        )
         tot_n += n
         tot_s += t.seconds
         tot_c += c or 0.0
     if tot_n:
         rate, crate = tot_n / tot_s, (tot_n / tot_c if tot_c else float("nan"))
-        print(f"{'all':<21}{'':>7}{int(tot_n):>7}{tot_s:>8.1f}{rate:>8.1f}{tot_c:>8.1f}{crate:>10.1f}"
-              f"{(rate / crate if tot_c else float('nan')):>10.0%}")
+        print(
+            f"{'all':<21}{'':>7}{int(tot_n):>7}{tot_s:>8.1f}{rate:>8.1f}{tot_c:>8.1f}{crate:>10.1f}"
+            f"{(rate / crate if tot_c else float('nan')):>10.0%}"
+        )
     print(f"\nmachine: {machine()}")
 
 
 def run_local(args: argparse.Namespace) -> Path:
     run_id = args.run_id or time.strftime("bench-%Y%m%d-%H%M%S")
-    cmd = [str(Path(sys.executable).with_name("saemerge")), "run", "--local", "--run-id", run_id,
-           "--bench-size", args.bench_size, "--steps", str(args.steps), "--workdir", str(args.workdir)]
+    cmd = [
+        str(Path(sys.executable).with_name("saemerge")),
+        "run",
+        "--local",
+        "--run-id",
+        run_id,
+        "--bench-size",
+        args.bench_size,
+        "--steps",
+        str(args.steps),
+        "--workdir",
+        str(args.workdir),
+    ]
     for p in args.param or []:
         cmd += ["--param", p]
     print(f"machine: {machine()}\n$ {' '.join(cmd)}", flush=True)
@@ -296,8 +330,12 @@ def main() -> None:
     p.add_argument("--param", action="append", help="NAME=VALUE passed to saemerge run (repeatable)")
     p.add_argument("--run-id", help="id of the new run (default bench-<time>)")
     p.add_argument("--workdir", type=Path, default=Path(".saemerge"), help="the local runs' directory")
-    p.add_argument("--threads", type=int, default=None,
-                   help="torch threads of the ceiling (default: OMP_NUM_THREADS as the local steps get it)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch threads of the ceiling (default: OMP_NUM_THREADS as the local steps get it)",
+    )
     p.add_argument("--no-ceiling", action="store_true", help="skip the in-process ceiling")
     args = p.parse_args()
     if args.threads is None:

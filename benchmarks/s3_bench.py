@@ -102,9 +102,11 @@ def main(argv: list[str] | None = None) -> int:
                         client.download_file(BUCKET, f"{raw_prefix}/{p.name}", str(dest / p.name))
 
                 uploads = [("saemerge upload", sae_upload), ("boto3 upload", raw_upload)]
-                downloads = [("saemerge download", sae_download),
-                             ("saemerge download (verify=False)", lambda: sae_download(False)),
-                             ("boto3 download", raw_download)]
+                downloads = [
+                    ("saemerge download", sae_download),
+                    ("saemerge download (verify=False)", lambda: sae_download(False)),
+                    ("boto3 download", raw_download),
+                ]
                 if run % 2:
                     uploads.reverse()
                     downloads.reverse()
@@ -112,9 +114,13 @@ def main(argv: list[str] | None = None) -> int:
                     record(name, fn)
                     print(f"  run {run}: {name:34s} {results[name][-1]:6.2f} s", file=sys.stderr)
 
-        print(f"\n{total / 2**20:.0f} MiB in {len(files)} files, {args.repeat} run(s); "
-              f"{os.cpu_count()} CPUs, load avg {os.getloadavg()[0]:.1f}")
-        print(f"{'method':34s} {'best s':>7s} {'MB/s':>7s} {'vs boto3':>8s} {'median s':>9s} {'MB/s':>7s} {'vs boto3':>8s}")
+        print(
+            f"\n{total / 2**20:.0f} MiB in {len(files)} files, {args.repeat} run(s); "
+            f"{os.cpu_count()} CPUs, load avg {os.getloadavg()[0]:.1f}"
+        )
+        print(
+            f"{'method':34s} {'best s':>7s} {'MB/s':>7s} {'vs boto3':>8s} {'median s':>9s} {'MB/s':>7s} {'vs boto3':>8s}"
+        )
         for name, times in results.items():
             base = results["boto3 " + name.split()[1]]
             row = f"{name:34s}"

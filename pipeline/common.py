@@ -129,8 +129,9 @@ class Tasks:
 SearchOutputs = NamedTuple("SearchOutputs", [("results", List[dict]), ("best_model", dsl.Model)])  # noqa: UP006, UP014
 
 
-def with_run_parameters(search: str, description: str,
-                        returns: Any = List[dict]) -> Callable[[Callable[[SimpleNamespace], Any]], Callable[..., Any]]:  # noqa: UP006
+def with_run_parameters(
+    search: str, description: str, returns: Any = List[dict]
+) -> Callable[[Callable[[SimpleNamespace], Any]], Callable[..., Any]]:  # noqa: UP006
     """A decorator: the pipeline function whose parameters are :class:`RunConfig`'s parameters of `search`.
 
     `returns` is the pipeline's output annotation: the results rows (``List[dict]``), or
@@ -143,11 +144,18 @@ def with_run_parameters(search: str, description: str,
     function with one argument per parameter, in signature order; `body` gets them by name.
     """
     params = [p for p in PARAMS.values() if p.takes(search)]
-    signature = inspect.Signature([
-        inspect.Parameter(p.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=_ANNOTATIONS[p.type],
-                          **({} if p.required else {"default": p.default}))
-        for p in params
-    ], return_annotation=returns)
+    signature = inspect.Signature(
+        [
+            inspect.Parameter(
+                p.name,
+                inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                annotation=_ANNOTATIONS[p.type],
+                **({} if p.required else {"default": p.default}),
+            )
+            for p in params
+        ],
+        return_annotation=returns,
+    )
 
     def decorate(body: Callable[[SimpleNamespace], Any]) -> Callable[..., Any]:
         def pipeline_func(*args, **kwargs):

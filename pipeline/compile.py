@@ -185,6 +185,8 @@ def compile_pipeline(out: Path, options: CompileOptions = CompileOptions(), *, w
         from saemerge.pipeline.workflow_size import report
 
         estimate = report(spec, platform)
-        stats["workflow"] = {k: estimate[k] for k in ("compiled_bytes", "runtime_bytes", "stored_bytes", "backend_commit")}
+        stats["workflow"] = {
+            k: estimate[k] for k in ("compiled_bytes", "runtime_bytes", "stored_bytes", "backend_commit")
+        }
         stats["workflow_text"] = estimate["text"]
     return stats

@@ -82,16 +82,18 @@ class LocalRun:
                 raise SaeMergeError(f"--param {name}: give it as {flag}")
         bench = self.bench_uri
         steps = self.steps if self.steps is not None else get_search(self.search).default_steps
-        return RunConfig.from_params({
-            "run_uri": self.run_uri,
-            "experts": [f"{bench}/models/math", f"{bench}/models/multilingual"],
-            "base_uri": f"{bench}/models/base",
-            "data_uri": f"{bench}/data",
-            "seed": self.seed,
-            "search": self.search,
-            "steps": steps,
-            **self.params,
-        })
+        return RunConfig.from_params(
+            {
+                "run_uri": self.run_uri,
+                "experts": [f"{bench}/models/math", f"{bench}/models/multilingual"],
+                "base_uri": f"{bench}/models/base",
+                "data_uri": f"{bench}/data",
+                "seed": self.seed,
+                "search": self.search,
+                "steps": steps,
+                **self.params,
+            }
+        )
 
 
 def bench_uri(bucket: str, size: str, seed: int) -> str:
@@ -179,6 +181,7 @@ def stop_with_parent(parent: int, interval: float = 0.5) -> None:
     The child runs in its own session, so a SIGKILL of `saemerge run` would otherwise leave it
     running steps against the store or the user's S3.
     """
+
     def watch() -> None:
         while os.getppid() == parent:
             time.sleep(interval)
@@ -211,8 +214,9 @@ def failure_reason(log_text: str) -> tuple[str | None, str | None, bool]:
     return step, (message if permanent else f"{kind}: {message}"), not permanent
 
 
-def _follow(run: LocalRun, steps: int, proc: subprocess.Popen, phases: Phases, started: float, lease: RunLease,
-            log_from: int) -> None:
+def _follow(
+    run: LocalRun, steps: int, proc: subprocess.Popen, phases: Phases, started: float, lease: RunLease, log_from: int
+) -> None:
     """Print one line per finished generation while the kfp.local child runs."""
     seen: set[str] = set()
     last = started
@@ -229,8 +233,11 @@ def _follow(run: LocalRun, steps: int, proc: subprocess.Popen, phases: Phases, s
             per_task = ", ".join(f"{k[5:]} {v:.3f}" for k, v in sorted(m.items()) if k.startswith("best."))
             label = "initial population" if name == "init" else f"generation {m['generation']:2d} (s_t={m['s_t']:.4f})"
             phases.done(f"{label}", last)
-            print(f"           best fitness {m['best_fitness']:.4f}  mean {m['mean_fitness']:.4f}  [{per_task}]  "
-                  f"mean ρ {m['mean_sparsity']:.3f}  accepted {m['accepted']}/{m['offspring']}", flush=True)
+            print(
+                f"           best fitness {m['best_fitness']:.4f}  mean {m['mean_fitness']:.4f}  [{per_task}]  "
+                f"mean ρ {m['mean_sparsity']:.3f}  accepted {m['accepted']}/{m['offspring']}",
+                flush=True,
+            )
             last = time.perf_counter()
         if finished:
             break
@@ -241,8 +248,11 @@ def _follow(run: LocalRun, steps: int, proc: subprocess.Popen, phases: Phases, s
             f.seek(log_from)
             step, reason, resumable = failure_reason(f.read().decode(errors="replace"))
         where = f"step {step!r} failed" if step else f"the pipeline failed (exit {proc.returncode})"
-        hint = (f"; resume with: saemerge run --local --resume {run.run_id}" if resumable
-                else "; fix the input and start a new run")
+        hint = (
+            f"; resume with: saemerge run --local --resume {run.run_id}"
+            if resumable
+            else "; fix the input and start a new run"
+        )
         raise SaeMergeError(f"{where}: {reason or 'see the log'} (log: {run.run_dir / 'kfp.log'}){hint}")
     phases.done("final evaluation + report", last)
 
@@ -285,14 +295,28 @@ def run_local(run: LocalRun) -> list[dict]:
         ensure_bench(run.workdir, run.bench_size, run.seed, run.bucket)
         phases.done("benchmark (built once, cached)", t)
         (run.run_dir / "arguments.json").write_text(json.dumps(config.pipeline_arguments(), indent=1))
-        print(f"run {run.run_id}: {run.run_uri} ({config.steps} generations); kfp log: {run.run_dir / 'kfp.log'}", flush=True)
+        print(
+            f"run {run.run_id}: {run.run_uri} ({config.steps} generations); kfp log: {run.run_dir / 'kfp.log'}",
+            flush=True,
+        )
         t = time.perf_counter()
         with open(run.run_dir / "kfp.log", "ab") as logf:
             log_from = logf.tell()
             proc = subprocess.Popen(
-                [sys.executable, "-m", "saemerge.pipeline.local", config.search, str(config.steps),
-                 str(run.run_dir / "kfp-root"), str(run.run_dir / "arguments.json"), str(os.getpid())],
-                stdout=logf, stderr=subprocess.STDOUT, start_new_session=True, env=step_environment(),
+                [
+                    sys.executable,
+                    "-m",
+                    "saemerge.pipeline.local",
+                    config.search,
+                    str(config.steps),
+                    str(run.run_dir / "kfp-root"),
+                    str(run.run_dir / "arguments.json"),
+                    str(os.getpid()),
+                ],
+                stdout=logf,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                env=step_environment(),
             )
             try:
                 _follow(run, config.steps, proc, phases, t, lease, log_from)

@@ -46,73 +46,166 @@ def build_pipeline(options: CompileOptions = CompileOptions(search=PSO)):
     tasks = Tasks(options)
     cpu, gpu, with_s3, on_gpu, retried = tasks.cpu, tasks.gpu, tasks.with_s3, tasks.on_gpu, tasks.retried
     c_init, c_particle, c_move = cpu(pso_init), cpu(pso_particle), cpu(pso_move)
-    c_candidates, c_update, c_sample, c_report = cpu(pso_candidates), cpu(pso_update), cpu(sample_optimisation_set), cpu(report)
+    c_candidates, c_update, c_sample, c_report = (
+        cpu(pso_candidates),
+        cpu(pso_update),
+        cpu(sample_optimisation_set),
+        cpu(report),
+    )
     c_eval, c_final = gpu(evaluate), gpu(final_evaluate)
 
     @dsl.pipeline(name="pso-step", description="One PSO step: move every particle, evaluate, update the bests.")
     def pso_step(
-        run_uri: str, step: int, generation: int, swarm: List[dict], base_uri: str, data_uri: str, opt_sizes: dict, seed: int,
-        pso_w: float, pso_c1: float, pso_c2: float, merge_device: str, eval_device: str, eval_dtype: str,
+        run_uri: str,
+        step: int,
+        generation: int,
+        swarm: List[dict],
+        base_uri: str,
+        data_uri: str,
+        opt_sizes: dict,
+        seed: int,
+        pso_w: float,
+        pso_c1: float,
+        pso_c2: float,
+        merge_device: str,
+        eval_device: str,
+        eval_dtype: str,
         eval_batch_size: int,
     ) -> PsoState:
         sample = with_s3(c_sample(run_uri=run_uri, generation=step, data_uri=data_uri, opt_sizes=opt_sizes, seed=seed))
         sample.set_display_name("sample optimisation set")
         with dsl.ParallelFor(items=swarm, parallelism=options.merge_parallelism) as particle:
-            moved = retried(c_move(
-                run_uri=run_uri, particle=particle, step=step, base_uri=base_uri, seed=seed, w=pso_w, c1=pso_c1,
-                c2=pso_c2, device=merge_device,
-            )).set_display_name("move particle")
+            moved = retried(
+                c_move(
+                    run_uri=run_uri,
+                    particle=particle,
+                    step=step,
+                    base_uri=base_uri,
+                    seed=seed,
+                    w=pso_w,
+                    c1=pso_c1,
+                    c2=pso_c2,
+                    device=merge_device,
+                )
+            ).set_display_name("move particle")
         cands = tasks.small(c_candidates(moved=dsl.Collected(moved.outputs["Output"]), swarm=swarm))
         cands.set_display_name("positions + bests")
-        scored = on_gpu(c_eval(
-            run_uri=run_uri, generation=generation, stage="swarm", candidates=cands.output, sample_uri=sample.output,
-            gamma=GAMMA, device=eval_device, dtype=eval_dtype, batch_size=eval_batch_size,
-        )).set_display_name("evaluate swarm")
-        update = with_s3(c_update(
-            run_uri=run_uri, step=step, swarm=swarm, moved=dsl.Collected(moved.outputs["Output"]),
-            scored=scored.outputs["Output"],
-        )).set_display_name("update bests")
+        scored = on_gpu(
+            c_eval(
+                run_uri=run_uri,
+                generation=generation,
+                stage="swarm",
+                candidates=cands.output,
+                sample_uri=sample.output,
+                gamma=GAMMA,
+                device=eval_device,
+                dtype=eval_dtype,
+                batch_size=eval_batch_size,
+            )
+        ).set_display_name("evaluate swarm")
+        update = with_s3(
+            c_update(
+                run_uri=run_uri,
+                step=step,
+                swarm=swarm,
+                moved=dsl.Collected(moved.outputs["Output"]),
+                scored=scored.outputs["Output"],
+            )
+        ).set_display_name("update bests")
         return PsoState(update.outputs["swarm"], update.outputs["gbest"])
 
     @dsl.pipeline(name=PIPELINE_NAME, description=DESCRIPTION)
     @with_run_parameters(PSO, DESCRIPTION, returns=SearchOutputs)
     def pso_pipeline(p: SimpleNamespace) -> SearchOutputs:
-        init = with_s3(c_init(
-            run_uri=p.run_uri, experts=p.experts, base_uri=p.base_uri, data_uri=p.data_uri, opt_sizes=p.opt_sizes,
-            test_sizes=p.test_sizes, steps=options.steps, baselines=p.baselines, seed=p.seed,
-            merge_device=p.merge_device, eval_device=p.eval_device, eval_dtype=p.eval_dtype,
-            eval_batch_size=p.eval_batch_size, pso_w=p.pso_w, pso_c1=p.pso_c1, pso_c2=p.pso_c2,
-            pso_drop_p=p.pso_drop_p, pso_dare_copies=p.pso_dare_copies, pso_include_base=p.pso_include_base,
-        )).set_display_name("init swarm")
+        init = with_s3(
+            c_init(
+                run_uri=p.run_uri,
+                experts=p.experts,
+                base_uri=p.base_uri,
+                data_uri=p.data_uri,
+                opt_sizes=p.opt_sizes,
+                test_sizes=p.test_sizes,
+                steps=options.steps,
+                baselines=p.baselines,
+                seed=p.seed,
+                merge_device=p.merge_device,
+                eval_device=p.eval_device,
+                eval_dtype=p.eval_dtype,
+                eval_batch_size=p.eval_batch_size,
+                pso_w=p.pso_w,
+                pso_c1=p.pso_c1,
+                pso_c2=p.pso_c2,
+                pso_drop_p=p.pso_drop_p,
+                pso_dare_copies=p.pso_dare_copies,
+                pso_include_base=p.pso_include_base,
+            )
+        ).set_display_name("init swarm")
         with dsl.ParallelFor(items=init.outputs["Output"], parallelism=options.merge_parallelism) as spec:
             made = retried(c_particle(run_uri=p.run_uri, particle=spec, base_uri=p.base_uri, device=p.merge_device))
             made.set_display_name("make particle")
-        sample0 = with_s3(c_sample(run_uri=p.run_uri, generation=0, data_uri=p.data_uri, opt_sizes=p.opt_sizes,
-                                   seed=p.seed)).set_display_name("sample optimisation set")
+        sample0 = with_s3(
+            c_sample(run_uri=p.run_uri, generation=0, data_uri=p.data_uri, opt_sizes=p.opt_sizes, seed=p.seed)
+        ).set_display_name("sample optimisation set")
         cands0 = tasks.small(c_candidates(moved=dsl.Collected(made.outputs["Output"]), swarm=[]))
         cands0.set_display_name("initial positions")
-        scored0 = on_gpu(c_eval(
-            run_uri=p.run_uri, generation=-1, stage="init", candidates=cands0.output, sample_uri=sample0.output,
-            gamma=GAMMA, device=p.eval_device, dtype=p.eval_dtype, batch_size=p.eval_batch_size,
-        )).set_display_name("evaluate initial swarm")
-        state = with_s3(c_update(
-            run_uri=p.run_uri, step=0, swarm=[], moved=dsl.Collected(made.outputs["Output"]),
-            scored=scored0.outputs["Output"],
-        )).set_display_name("initial bests")
+        scored0 = on_gpu(
+            c_eval(
+                run_uri=p.run_uri,
+                generation=-1,
+                stage="init",
+                candidates=cands0.output,
+                sample_uri=sample0.output,
+                gamma=GAMMA,
+                device=p.eval_device,
+                dtype=p.eval_dtype,
+                batch_size=p.eval_batch_size,
+            )
+        ).set_display_name("evaluate initial swarm")
+        state = with_s3(
+            c_update(
+                run_uri=p.run_uri,
+                step=0,
+                swarm=[],
+                moved=dsl.Collected(made.outputs["Output"]),
+                scored=scored0.outputs["Output"],
+            )
+        ).set_display_name("initial bests")
         swarm, gbest = state.outputs["swarm"], state.outputs["gbest"]
         for k in range(1, options.steps + 1):
             step = pso_step(
-                run_uri=p.run_uri, step=k, generation=k - 1, swarm=swarm, base_uri=p.base_uri, data_uri=p.data_uri,
-                opt_sizes=p.opt_sizes, seed=p.seed, pso_w=p.pso_w, pso_c1=p.pso_c1, pso_c2=p.pso_c2,
-                merge_device=p.merge_device, eval_device=p.eval_device, eval_dtype=p.eval_dtype,
+                run_uri=p.run_uri,
+                step=k,
+                generation=k - 1,
+                swarm=swarm,
+                base_uri=p.base_uri,
+                data_uri=p.data_uri,
+                opt_sizes=p.opt_sizes,
+                seed=p.seed,
+                pso_w=p.pso_w,
+                pso_c1=p.pso_c1,
+                pso_c2=p.pso_c2,
+                merge_device=p.merge_device,
+                eval_device=p.eval_device,
+                eval_dtype=p.eval_dtype,
                 eval_batch_size=p.eval_batch_size,
             ).set_display_name(f"step {k}")
             swarm, gbest = step.outputs["swarm"], step.outputs["gbest"]
-        final = on_gpu(c_final(
-            run_uri=p.run_uri, archive=gbest, experts=p.experts, base_uri=p.base_uri, data_uri=p.data_uri,
-            test_sizes=p.test_sizes, baselines=p.baselines, seed=p.seed, gamma=GAMMA, device=p.eval_device,
-            dtype=p.eval_dtype, batch_size=p.eval_batch_size,
-        )).set_display_name("final evaluate")
+        final = on_gpu(
+            c_final(
+                run_uri=p.run_uri,
+                archive=gbest,
+                experts=p.experts,
+                base_uri=p.base_uri,
+                data_uri=p.data_uri,
+                test_sizes=p.test_sizes,
+                baselines=p.baselines,
+                seed=p.seed,
+                gamma=GAMMA,
+                device=p.eval_device,
+                dtype=p.eval_dtype,
+                batch_size=p.eval_batch_size,
+            )
+        ).set_display_name("final evaluate")
         with_s3(c_report(run_uri=p.run_uri, results=final.outputs["Output"])).set_display_name("report")
         return SearchOutputs(results=final.outputs["Output"], best_model=final.outputs["best_model"])
 

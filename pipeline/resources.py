@@ -94,8 +94,10 @@ def parameter_count(model_size: str) -> float:
         return _NAMED_SIZES[text]
     m = re.fullmatch(r"([0-9]*\.?[0-9]+(?:e[0-9]+)?)\s*([kmbt]?)", text)
     if not m or float(m.group(1)) <= 0:
-        raise ValueError(f"--model-size {model_size!r}: expected tiny, a size such as 3b, 7b, 1.5b, 500m, "
-                         "or a parameter count such as 7e9")
+        raise ValueError(
+            f"--model-size {model_size!r}: expected tiny, a size such as 3b, 7b, 1.5b, 500m, "
+            "or a parameter count such as 7e9"
+        )
     return float(m.group(1)) * _SUFFIX[m.group(2)]
 
 
@@ -124,12 +126,22 @@ def default_resources(kind: str, model_size: str) -> StepResources:
         return StepResources(cpu="500m", memory="1Gi", memory_limit="4Gi", storage="4Gi")
     if kind == "merge":
         cache = 2 * GIB + 6 * b
-        return StepResources(cpu=str(min(8, max(1, cpus))), memory=_gi(2 * GIB + b), memory_limit=_gi(2 * GIB + 2 * b),
-                             storage=_gi(cache), budget_bytes=int(math.ceil(cache / GIB) * GIB - 2 * b))
+        return StepResources(
+            cpu=str(min(8, max(1, cpus))),
+            memory=_gi(2 * GIB + b),
+            memory_limit=_gi(2 * GIB + 2 * b),
+            storage=_gi(cache),
+            budget_bytes=int(math.ceil(cache / GIB) * GIB - 2 * b),
+        )
     if kind == "evaluate":
         cache = 2 * GIB + 6 * b
-        return StepResources(cpu=str(min(8, max(2, cpus))), memory=_gi(4 * GIB + b), memory_limit=_gi(4 * GIB + 2 * b),
-                             storage=_gi(cache), budget_bytes=int(math.ceil(cache / GIB) * GIB - 2 * b))
+        return StepResources(
+            cpu=str(min(8, max(2, cpus))),
+            memory=_gi(4 * GIB + b),
+            memory_limit=_gi(4 * GIB + 2 * b),
+            storage=_gi(cache),
+            budget_bytes=int(math.ceil(cache / GIB) * GIB - 2 * b),
+        )
     raise ValueError(f"unknown step kind {kind!r}; expected one of {', '.join(STEP_KINDS)}")
 
 
@@ -145,8 +157,10 @@ def parse_override(item: str) -> tuple[str, str, str]:
     if name == "ephemeral_storage":
         name = "storage"
     if not sep or not dot or kind not in STEP_KINDS or name not in RESOURCE_NAMES:
-        raise ValueError(f"--resource {item!r}: expected KIND.NAME=VALUE with KIND one of {', '.join(STEP_KINDS)} "
-                         f"and NAME one of {', '.join(RESOURCE_NAMES)}, e.g. merge.memory=32Gi")
+        raise ValueError(
+            f"--resource {item!r}: expected KIND.NAME=VALUE with KIND one of {', '.join(STEP_KINDS)} "
+            f"and NAME one of {', '.join(RESOURCE_NAMES)}, e.g. merge.memory=32Gi"
+        )
     value = value.strip()
     pattern = _CPU if name.startswith("cpu") else _QUANTITY
     if value != "none" and not pattern.match(value):
@@ -170,8 +184,10 @@ def resolve(kind: str, model_size: str, overrides: tuple[tuple[str, str, str], .
         b = 2 * parameter_count(model_size)
         budget = int(_bytes(values["storage"]) - 2 * b) if values["storage"] else None
         if budget is not None and budget <= 0:
-            raise ValueError(f"--resource {kind}.storage={values['storage']}: smaller than two models of "
-                             f"--model-size {model_size} ({_gi(2 * b)}); the step could not hold its inputs")
+            raise ValueError(
+                f"--resource {kind}.storage={values['storage']}: smaller than two models of "
+                f"--model-size {model_size} ({_gi(2 * b)}); the step could not hold its inputs"
+            )
     return StepResources(**values, budget_bytes=budget)
 
 
@@ -208,9 +224,14 @@ def apply(task: dsl.PipelineTask, res: StepResources, cache_volume: str, gpu_mer
         if kind == "emptydir":
             kubernetes.empty_dir_mount(task, volume_name=CACHE_VOLUME, mount_path=CACHE_MOUNT, size_limit=res.storage)
         elif kind == "ephemeral":
-            kubernetes.add_ephemeral_volume(task, volume_name=CACHE_VOLUME, mount_path=CACHE_MOUNT,
-                                            access_modes=["ReadWriteOnce"], size=res.storage,
-                                            storage_class_name=arg or None)
+            kubernetes.add_ephemeral_volume(
+                task,
+                volume_name=CACHE_VOLUME,
+                mount_path=CACHE_MOUNT,
+                access_modes=["ReadWriteOnce"],
+                size=res.storage,
+                storage_class_name=arg or None,
+            )
         else:
             kubernetes.mount_pvc(task, pvc_name=arg, mount_path=CACHE_MOUNT)
         env["SAEMERGE_CACHE"] = CACHE_MOUNT

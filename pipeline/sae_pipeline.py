@@ -59,84 +59,244 @@ def build_pipeline(options: CompileOptions = CompileOptions()):
 
     @dsl.pipeline(name="sae-generation", description="One SAE generation: rescore, pair, merge, evaluate, compete.")
     def sae_generation(
-        run_uri: str, generation: int, archive: List[dict], base_uri: str, data_uri: str, opt_sizes: dict,
-        steps: int, s_min: float, s_max: float, t0: int, t_mult: int, reverse: bool, seed: int,
-        archive_size: int, competition: str, scoring: str, beta: float, gamma: float, attraction: str,
-        measure: str, granularity: str, merge_device: str, eval_device: str, eval_dtype: str, eval_batch_size: int,
+        run_uri: str,
+        generation: int,
+        archive: List[dict],
+        base_uri: str,
+        data_uri: str,
+        opt_sizes: dict,
+        steps: int,
+        s_min: float,
+        s_max: float,
+        t0: int,
+        t_mult: int,
+        reverse: bool,
+        seed: int,
+        archive_size: int,
+        competition: str,
+        scoring: str,
+        beta: float,
+        gamma: float,
+        attraction: str,
+        measure: str,
+        granularity: str,
+        merge_device: str,
+        eval_device: str,
+        eval_dtype: str,
+        eval_batch_size: int,
     ) -> List[dict]:
-        s_t = tasks.small(c_schedule(
-            generation=generation, steps=steps, s_min=s_min, s_max=s_max, t0=t0, t_mult=t_mult, reverse=reverse))
+        s_t = tasks.small(
+            c_schedule(
+                generation=generation, steps=steps, s_min=s_min, s_max=s_max, t0=t0, t_mult=t_mult, reverse=reverse
+            )
+        )
         s_t.set_display_name("schedule step").set_caching_options(True)
-        sample = with_s3(c_sample(run_uri=run_uri, generation=generation, data_uri=data_uri, opt_sizes=opt_sizes, seed=seed))
+        sample = with_s3(
+            c_sample(run_uri=run_uri, generation=generation, data_uri=data_uri, opt_sizes=opt_sizes, seed=seed)
+        )
         sample.set_display_name("sample optimisation set")
-        rescored = on_gpu(c_eval(
-            run_uri=run_uri, generation=generation, stage="archive", candidates=archive, sample_uri=sample.output,
-            gamma=gamma, device=eval_device, dtype=eval_dtype, batch_size=eval_batch_size,
-        )).set_display_name("evaluate archive")
-        pairs = with_s3(c_pair(run_uri=run_uri, generation=generation, archive=rescored.outputs["Output"], s_t=s_t.output, seed=seed))
+        rescored = on_gpu(
+            c_eval(
+                run_uri=run_uri,
+                generation=generation,
+                stage="archive",
+                candidates=archive,
+                sample_uri=sample.output,
+                gamma=gamma,
+                device=eval_device,
+                dtype=eval_dtype,
+                batch_size=eval_batch_size,
+            )
+        ).set_display_name("evaluate archive")
+        pairs = with_s3(
+            c_pair(
+                run_uri=run_uri, generation=generation, archive=rescored.outputs["Output"], s_t=s_t.output, seed=seed
+            )
+        )
         pairs.set_display_name("pair parents")
         with dsl.ParallelFor(items=pairs.output, parallelism=options.merge_parallelism) as pair:
-            child = retried(c_merge(
-                run_uri=run_uri, pair=pair, base_uri=base_uri, scoring=scoring, beta=beta, attraction=attraction,
-                measure=measure, granularity=granularity, device=merge_device,
-            )).set_display_name("prune + merge")
-        scored = on_gpu(c_eval(
-            run_uri=run_uri, generation=generation, stage="offspring", candidates=dsl.Collected(child.outputs["Output"]),
-            sample_uri=sample.output, gamma=gamma, device=eval_device, dtype=eval_dtype, batch_size=eval_batch_size,
-        )).set_display_name("evaluate offspring")
-        update = with_s3(c_update(
-            run_uri=run_uri, generation=generation, s_t=s_t.output, archive=rescored.outputs["Output"],
-            offspring=scored.outputs["Output"], archive_size=archive_size, competition=competition,
-        )).set_display_name("archive update")
+            child = retried(
+                c_merge(
+                    run_uri=run_uri,
+                    pair=pair,
+                    base_uri=base_uri,
+                    scoring=scoring,
+                    beta=beta,
+                    attraction=attraction,
+                    measure=measure,
+                    granularity=granularity,
+                    device=merge_device,
+                )
+            ).set_display_name("prune + merge")
+        scored = on_gpu(
+            c_eval(
+                run_uri=run_uri,
+                generation=generation,
+                stage="offspring",
+                candidates=dsl.Collected(child.outputs["Output"]),
+                sample_uri=sample.output,
+                gamma=gamma,
+                device=eval_device,
+                dtype=eval_dtype,
+                batch_size=eval_batch_size,
+            )
+        ).set_display_name("evaluate offspring")
+        update = with_s3(
+            c_update(
+                run_uri=run_uri,
+                generation=generation,
+                s_t=s_t.output,
+                archive=rescored.outputs["Output"],
+                offspring=scored.outputs["Output"],
+                archive_size=archive_size,
+                competition=competition,
+            )
+        ).set_display_name("archive update")
         return update.outputs["Output"]
 
     @dsl.pipeline(name=PIPELINE_NAME, description=DESCRIPTION)
     @with_run_parameters(SAE, DESCRIPTION, returns=SearchOutputs)
     def sae_pipeline(p: SimpleNamespace) -> SearchOutputs:
         run_uri, experts, base_uri, data_uri, opt_sizes, test_sizes = (
-            p.run_uri, p.experts, p.base_uri, p.data_uri, p.opt_sizes, p.test_sizes)
+            p.run_uri,
+            p.experts,
+            p.base_uri,
+            p.data_uri,
+            p.opt_sizes,
+            p.test_sizes,
+        )
         archive_size, s_min, s_max, t0, t_mult, reverse = p.archive_size, p.s_min, p.s_max, p.t0, p.t_mult, p.reverse
         beta, gamma, scoring, attraction, competition = p.beta, p.gamma, p.scoring, p.attraction, p.competition
-        measure, granularity, include_base, baselines, seed = p.measure, p.granularity, p.include_base, p.baselines, p.seed
-        merge_device, eval_device, eval_dtype, eval_batch_size = p.merge_device, p.eval_device, p.eval_dtype, p.eval_batch_size
-        init = with_s3(c_init(
-            run_uri=run_uri, experts=experts, base_uri=base_uri, data_uri=data_uri, opt_sizes=opt_sizes,
-            test_sizes=test_sizes, steps=options.steps, archive_size=archive_size, s_min=s_min, s_max=s_max, t0=t0,
-            t_mult=t_mult, reverse=reverse, beta=beta, gamma=gamma, scoring=scoring, attraction=attraction,
-            competition=competition, measure=measure, granularity=granularity, include_base=include_base,
-            baselines=baselines, seed=seed, merge_device=merge_device, eval_device=eval_device, eval_dtype=eval_dtype,
-            eval_batch_size=eval_batch_size,
-        )).set_display_name("init population")
+        measure, granularity, include_base, baselines, seed = (
+            p.measure,
+            p.granularity,
+            p.include_base,
+            p.baselines,
+            p.seed,
+        )
+        merge_device, eval_device, eval_dtype, eval_batch_size = (
+            p.merge_device,
+            p.eval_device,
+            p.eval_dtype,
+            p.eval_batch_size,
+        )
+        init = with_s3(
+            c_init(
+                run_uri=run_uri,
+                experts=experts,
+                base_uri=base_uri,
+                data_uri=data_uri,
+                opt_sizes=opt_sizes,
+                test_sizes=test_sizes,
+                steps=options.steps,
+                archive_size=archive_size,
+                s_min=s_min,
+                s_max=s_max,
+                t0=t0,
+                t_mult=t_mult,
+                reverse=reverse,
+                beta=beta,
+                gamma=gamma,
+                scoring=scoring,
+                attraction=attraction,
+                competition=competition,
+                measure=measure,
+                granularity=granularity,
+                include_base=include_base,
+                baselines=baselines,
+                seed=seed,
+                merge_device=merge_device,
+                eval_device=eval_device,
+                eval_dtype=eval_dtype,
+                eval_batch_size=eval_batch_size,
+            )
+        ).set_display_name("init population")
         with dsl.ParallelFor(items=init.outputs["Output"], parallelism=options.merge_parallelism) as variant:
-            pruned = retried(c_prune(
-                run_uri=run_uri, variant=variant, base_uri=base_uri, measure=measure, device=merge_device,
-            ))
+            pruned = retried(
+                c_prune(
+                    run_uri=run_uri,
+                    variant=variant,
+                    base_uri=base_uri,
+                    measure=measure,
+                    device=merge_device,
+                )
+            )
             pruned.set_display_name("prune variant")
         sample0 = with_s3(c_sample(run_uri=run_uri, generation=0, data_uri=data_uri, opt_sizes=opt_sizes, seed=seed))
         sample0.set_display_name("sample optimisation set")
-        scored0 = on_gpu(c_eval(
-            run_uri=run_uri, generation=-1, stage="init", candidates=dsl.Collected(pruned.outputs["Output"]),
-            sample_uri=sample0.output, gamma=gamma, device=eval_device, dtype=eval_dtype, batch_size=eval_batch_size,
-        )).set_display_name("evaluate initial population")
-        archive = with_s3(c_update(
-            run_uri=run_uri, generation=-1, s_t=0.0, archive=[], offspring=scored0.outputs["Output"],
-            archive_size=archive_size, competition=competition,
-        )).set_display_name("initial archive").outputs["Output"]
+        scored0 = on_gpu(
+            c_eval(
+                run_uri=run_uri,
+                generation=-1,
+                stage="init",
+                candidates=dsl.Collected(pruned.outputs["Output"]),
+                sample_uri=sample0.output,
+                gamma=gamma,
+                device=eval_device,
+                dtype=eval_dtype,
+                batch_size=eval_batch_size,
+            )
+        ).set_display_name("evaluate initial population")
+        archive = (
+            with_s3(
+                c_update(
+                    run_uri=run_uri,
+                    generation=-1,
+                    s_t=0.0,
+                    archive=[],
+                    offspring=scored0.outputs["Output"],
+                    archive_size=archive_size,
+                    competition=competition,
+                )
+            )
+            .set_display_name("initial archive")
+            .outputs["Output"]
+        )
         for t in range(options.steps):
             gen = sae_generation(
-                run_uri=run_uri, generation=t, archive=archive, base_uri=base_uri, data_uri=data_uri,
-                opt_sizes=opt_sizes, steps=options.steps, s_min=s_min, s_max=s_max, t0=t0, t_mult=t_mult,
-                reverse=reverse, seed=seed, archive_size=archive_size, competition=competition, scoring=scoring,
-                beta=beta, gamma=gamma, attraction=attraction, measure=measure, granularity=granularity,
-                merge_device=merge_device, eval_device=eval_device, eval_dtype=eval_dtype,
+                run_uri=run_uri,
+                generation=t,
+                archive=archive,
+                base_uri=base_uri,
+                data_uri=data_uri,
+                opt_sizes=opt_sizes,
+                steps=options.steps,
+                s_min=s_min,
+                s_max=s_max,
+                t0=t0,
+                t_mult=t_mult,
+                reverse=reverse,
+                seed=seed,
+                archive_size=archive_size,
+                competition=competition,
+                scoring=scoring,
+                beta=beta,
+                gamma=gamma,
+                attraction=attraction,
+                measure=measure,
+                granularity=granularity,
+                merge_device=merge_device,
+                eval_device=eval_device,
+                eval_dtype=eval_dtype,
                 eval_batch_size=eval_batch_size,
             ).set_display_name(f"generation {t:02d}")
             archive = gen.output
-        final = on_gpu(c_final(
-            run_uri=run_uri, archive=archive, experts=experts, base_uri=base_uri, data_uri=data_uri,
-            test_sizes=test_sizes, baselines=baselines, seed=seed, gamma=gamma, device=eval_device,
-            dtype=eval_dtype, batch_size=eval_batch_size,
-        )).set_display_name("final evaluate")
+        final = on_gpu(
+            c_final(
+                run_uri=run_uri,
+                archive=archive,
+                experts=experts,
+                base_uri=base_uri,
+                data_uri=data_uri,
+                test_sizes=test_sizes,
+                baselines=baselines,
+                seed=seed,
+                gamma=gamma,
+                device=eval_device,
+                dtype=eval_dtype,
+                batch_size=eval_batch_size,
+            )
+        ).set_display_name("final evaluate")
         with_s3(c_report(run_uri=run_uri, results=final.outputs["Output"])).set_display_name("report")
         return SearchOutputs(results=final.outputs["Output"], best_model=final.outputs["best_model"])
 

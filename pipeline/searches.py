@@ -35,12 +35,23 @@ class Search:
 SEARCHES = {
     s.name: s
     for s in [
-        Search("sae", "saemerge-sae", 12, "saemerge.pipeline.sae_pipeline",
-               "Sparsity-Aware Evolution (arXiv 2602.08218)"),
-        Search("pso", "saemerge-pso", 5, "saemerge.pipeline.pso_pipeline",
-               "PSO-Merging (arXiv 2508.19839), SAE's main comparator"),
-        Search("m2n2", "saemerge-m2n2", 12, "saemerge.pipeline.m2n2_pipeline",
-               "M2N2: competition and attraction (Abrantes et al. 2025)"),
+        Search(
+            "sae", "saemerge-sae", 12, "saemerge.pipeline.sae_pipeline", "Sparsity-Aware Evolution (arXiv 2602.08218)"
+        ),
+        Search(
+            "pso",
+            "saemerge-pso",
+            5,
+            "saemerge.pipeline.pso_pipeline",
+            "PSO-Merging (arXiv 2508.19839), SAE's main comparator",
+        ),
+        Search(
+            "m2n2",
+            "saemerge-m2n2",
+            12,
+            "saemerge.pipeline.m2n2_pipeline",
+            "M2N2: competition and attraction (Abrantes et al. 2025)",
+        ),
     ]
 }
 

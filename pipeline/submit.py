@@ -128,6 +128,7 @@ def pipeline_parameters(spec: dict) -> dict[str, dict]:
 
 def _typed(name: str, text: Any, ptype: str) -> Any:
     """Convert a --param value to the parameter's IR type; non-strings pass through checked."""
+
     def fail(expect: str) -> SaeMergeError:
         return SaeMergeError(f"--param {name}={text!r}: pipeline parameter {name} takes {expect}")
 
@@ -224,7 +225,8 @@ def default_run_uri(params: dict[str, Any], run_root: str, schedule: str | None)
         raise SaeMergeError(
             f"--param run_uri={params['run_uri']}: a recurring run would write every run into this one prefix "
             f"(and find the first run's work there); leave run_uri out (each run gets {run_root}/<run id>) "
-            f"or put {RUN_ID_PLACEHOLDER} in it")
+            f"or put {RUN_ID_PLACEHOLDER} in it"
+        )
     return None
 
 
@@ -264,13 +266,16 @@ def find_pipeline(client, name: str, namespace: str | None) -> str | None:
     found = client.list_pipelines(filter=_eq_filter("display_name", name), namespace=namespace, page_size=2)
     pipelines = found.pipelines or []
     if len(pipelines) > 1:
-        raise SaeMergeError(f"two pipelines are called {name}{f' in namespace {namespace}' if namespace else ''}; "
-                            "delete one (names must be unique)")
+        raise SaeMergeError(
+            f"two pipelines are called {name}{f' in namespace {namespace}' if namespace else ''}; "
+            "delete one (names must be unique)"
+        )
     return pipelines[0].pipeline_id if pipelines else None
 
 
-def ensure_version(client, package: Path, version_name: str, search: str = "sae",
-                   namespace: str | None = None) -> tuple[str, str, bool]:
+def ensure_version(
+    client, package: Path, version_name: str, search: str = "sae", namespace: str | None = None
+) -> tuple[str, str, bool]:
     """(pipeline_id, version_id, uploaded): upload the search's pipeline, or a version of it if new.
 
     Args:
@@ -280,8 +285,9 @@ def ensure_version(client, package: Path, version_name: str, search: str = "sae"
     spec = get_search(search)
     pipeline_id = find_pipeline(client, spec.pipeline_name, namespace)
     if pipeline_id is None:
-        pipeline = client.upload_pipeline(str(package), pipeline_name=spec.pipeline_name, description=spec.summary,
-                                          namespace=namespace)
+        pipeline = client.upload_pipeline(
+            str(package), pipeline_name=spec.pipeline_name, description=spec.summary, namespace=namespace
+        )
         # The upload created the pipeline's first version; run exactly that one.
         versions = client.list_pipeline_versions(pipeline.pipeline_id, page_size=1, sort_by="created_at desc")
         (version,) = versions.pipeline_versions
@@ -289,13 +295,15 @@ def ensure_version(client, package: Path, version_name: str, search: str = "sae"
     found = client.list_pipeline_versions(pipeline_id, page_size=1, filter=_eq_filter("display_name", version_name))
     if found.pipeline_versions:
         return pipeline_id, found.pipeline_versions[0].pipeline_version_id, False
-    version = client.upload_pipeline_version(str(package), version_name, pipeline_id=pipeline_id,
-                                             description="saemerge submit")
+    version = client.upload_pipeline_version(
+        str(package), version_name, pipeline_id=pipeline_id, description="saemerge submit"
+    )
     return pipeline_id, version.pipeline_version_id, True
 
 
-def wait_for_run(client, run_id: str, *, poll_interval: float, timeout: float | None,
-                 out: Callable[[str], None] = print) -> str:
+def wait_for_run(
+    client, run_id: str, *, poll_interval: float, timeout: float | None, out: Callable[[str], None] = print
+) -> str:
     """Poll the run until it ends, printing its and its tasks' state changes; return the state."""
     import kfp_server_api
 
@@ -360,14 +368,20 @@ def submit(req: SubmitRequest, out: Callable[[str], None] = print) -> SubmitResu
         spec = next(yaml.safe_load_all(compiled))
         params = coerce_params(raw, spec)
         if not req.options.gpu_merges and str(params.get("merge_device", "")).startswith("cuda"):
-            raise SaeMergeError(f"--param merge_device={params['merge_device']}: the pipeline is compiled without "
-                                "--gpu-merges, so prune and merge steps have no GPU; add --gpu-merges")
+            raise SaeMergeError(
+                f"--param merge_device={params['merge_device']}: the pipeline is compiled without "
+                "--gpu-merges, so prune and merge steps have no GPU; add --gpu-merges"
+            )
         # values, not only types
         RunConfig.from_params({**params, "steps": req.options.steps, "search": req.options.search})
         name = get_search(req.options.search).pipeline_name
-        result = SubmitResult(version_name=version_name_for(name, compiled), compiled_bytes=len(compiled), params=params)
-        out(f"compiled {name}: {req.options.steps} generations, {stats.get('tasks_in_run', '?')} tasks, "
-            f"{len(compiled):,} bytes")
+        result = SubmitResult(
+            version_name=version_name_for(name, compiled), compiled_bytes=len(compiled), params=params
+        )
+        out(
+            f"compiled {name}: {req.options.steps} generations, {stats.get('tasks_in_run', '?')} tasks, "
+            f"{len(compiled):,} bytes"
+        )
         if added:
             out(f"run_uri: {added} ({RUN_ID_PLACEHOLDER} becomes the KFP run id: each run writes its own prefix)")
         if req.dry_run:
@@ -375,18 +389,27 @@ def submit(req: SubmitRequest, out: Callable[[str], None] = print) -> SubmitResu
             return result
         client, multi_user = connect(req)
         result.pipeline_id, result.version_id, result.version_uploaded = ensure_version(
-            client, package, result.version_name, req.options.search, req.namespace if multi_user else None)
-    out(f"pipeline {name} ({result.pipeline_id}): version {result.version_id} "
-        f"{'uploaded' if result.version_uploaded else 'already there, reused'}")
+            client, package, result.version_name, req.options.search, req.namespace if multi_user else None
+        )
+    out(
+        f"pipeline {name} ({result.pipeline_id}): version {result.version_id} "
+        f"{'uploaded' if result.version_uploaded else 'already there, reused'}"
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
         experiment = client.create_experiment(req.experiment, namespace=req.namespace)
     result.experiment_id = experiment.experiment_id
     run_name = req.run_name or time.strftime(f"{req.options.search}-%Y%m%d-%H%M%S")
-    common = dict(experiment_id=result.experiment_id, job_name=run_name, params=params,
-                  pipeline_id=result.pipeline_id, version_id=result.version_id,
-                  pipeline_root=req.pipeline_root, enable_caching=req.enable_caching,
-                  service_account=req.service_account)
+    common = dict(
+        experiment_id=result.experiment_id,
+        job_name=run_name,
+        params=params,
+        pipeline_id=result.pipeline_id,
+        version_id=result.version_id,
+        pipeline_root=req.pipeline_root,
+        enable_caching=req.enable_caching,
+        service_account=req.service_account,
+    )
     if cron:
         recurring = client.create_recurring_run(cron_expression=cron, max_concurrency=1, no_catchup=True, **common)
         result.recurring_run_id = recurring.recurring_run_id
@@ -399,8 +422,9 @@ def submit(req: SubmitRequest, out: Callable[[str], None] = print) -> SubmitResu
     out(f"run {run_name} ({run.run_id}) started" + (f": {result.run_url}" if result.run_url else ""))
     if req.wait:
         try:
-            result.state = wait_for_run(client, run.run_id, poll_interval=req.poll_interval, timeout=req.timeout,
-                                        out=out)
+            result.state = wait_for_run(
+                client, run.run_id, poll_interval=req.poll_interval, timeout=req.timeout, out=out
+            )
         except TimeoutError as exc:
             result.timed_out = True
             raise WaitTimeout(str(exc), result) from None

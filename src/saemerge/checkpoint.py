@@ -42,13 +42,30 @@ PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 # The side files an output takes from its source checkpoint: config, generation config,
 # tokenizer and chat template, and license notices (a derived model must carry them). An
 # allow-list, so no code (``*.py`` for trust_remote_code), pickle or model card travels.
-SIDE_FILES = frozenset({
-    "config.json", "generation_config.json",
-    "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
-    "tokenizer.model", "spiece.model", "sentencepiece.bpe.model", "vocab.json", "vocab.txt", "merges.txt",
-    "chat_template.jinja", "chat_template.json",
-    "LICENSE", "LICENSE.txt", "LICENSE.md", "NOTICE", "NOTICE.txt", "USE_POLICY.md",
-})
+SIDE_FILES = frozenset(
+    {
+        "config.json",
+        "generation_config.json",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "special_tokens_map.json",
+        "added_tokens.json",
+        "tokenizer.model",
+        "spiece.model",
+        "sentencepiece.bpe.model",
+        "vocab.json",
+        "vocab.txt",
+        "merges.txt",
+        "chat_template.jinja",
+        "chat_template.json",
+        "LICENSE",
+        "LICENSE.txt",
+        "LICENSE.md",
+        "NOTICE",
+        "NOTICE.txt",
+        "USE_POLICY.md",
+    }
+)
 DEFAULT_MAX_SHARD_BYTES = 2 * 1024**3
 
 _DTYPE_CODES = {
@@ -124,7 +141,9 @@ def _check_spans(path: Path, spans: list[tuple[int, int, str]], data_bytes: int)
     end, prev = 0, None
     for begin, stop, name in sorted(spans):
         if begin < end:
-            raise SaeMergeError(f"{path}: tensors {prev} and {name} overlap in the data section (offsets {begin} < {end})")
+            raise SaeMergeError(
+                f"{path}: tensors {prev} and {name} overlap in the data section (offsets {begin} < {end})"
+            )
         if begin > end:
             after = f"after tensor {prev}" if prev else "at the start of the data section"
             raise SaeMergeError(f"{path}: {begin - end} bytes {after} belong to no tensor (data_offsets leave a gap)")
@@ -177,8 +196,9 @@ class CheckpointReader:
                     raise SaeMergeError(f"{self.path / file}: tensor {name} has unsupported dtype {meta['dtype']}")
                 if name in infos:
                     raise SaeMergeError(f"{self.path}: tensor {name} appears in two shards")
-                info = TensorInfo(name, tuple(meta["shape"]), _CODE_DTYPES[meta["dtype"]], file,
-                                  data_start + meta["data_offsets"][0])
+                info = TensorInfo(
+                    name, tuple(meta["shape"]), _CODE_DTYPES[meta["dtype"]], file, data_start + meta["data_offsets"][0]
+                )
                 if meta["data_offsets"][1] - meta["data_offsets"][0] != info.nbytes:
                     raise SaeMergeError(f"{self.path / file}: tensor {name} has a size that does not match its shape")
                 infos[name] = info
@@ -331,8 +351,10 @@ def copy_side_files(src: Path, dst: Path) -> None:
             except (ValueError, TypeError):
                 raise SaeMergeError(f"{path}: not valid JSON") from None
             if custom:
-                raise SaeMergeError(f"{path}: has auto_map (custom code loaded with trust_remote_code); "
-                                    "refused, saemerge never runs or copies a checkpoint's code")
+                raise SaeMergeError(
+                    f"{path}: has auto_map (custom code loaded with trust_remote_code); "
+                    "refused, saemerge never runs or copies a checkpoint's code"
+                )
     for item in src.iterdir():
         if item.name in SIDE_FILES and item.is_file():
             shutil.copy2(item, Path(dst) / item.name)
@@ -450,7 +472,11 @@ class CheckpointWriter:
         exactly once (an overlap is refused here, a gap by :meth:`close`).
         """
         info = self._info(name)
-        if block.dtype != info.dtype or tuple(block.shape[1:]) != info.shape[1:] or block.dim() != max(len(info.shape), 1):
+        if (
+            block.dtype != info.dtype
+            or tuple(block.shape[1:]) != info.shape[1:]
+            or block.dim() != max(len(info.shape), 1)
+        ):
             raise SaeMergeError(
                 f"tensor {name}: output block has shape {list(block.shape)} {block.dtype}, "
                 f"expected rows of shape {list(info.shape[1:])} {info.dtype}"
@@ -486,7 +512,9 @@ class CheckpointWriter:
             name = missing[0]
             done = sum(b - a for a, b in self._rows_written.get(name, []))
             if done:
-                raise SaeMergeError(f"{self.out_dir}: tensor {name} was only partly written ({done} of {self.layout[name].rows} rows)")
+                raise SaeMergeError(
+                    f"{self.out_dir}: tensor {name} was only partly written ({done} of {self.layout[name].rows} rows)"
+                )
             raise SaeMergeError(f"{self.out_dir}: tensor {name} was never written")
 
     def __enter__(self) -> "CheckpointWriter":

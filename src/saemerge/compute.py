@@ -50,9 +50,15 @@ def measured(run: str, kind: str, label: str = "") -> Iterator[dict]:
         ok = True
     finally:
         record = {
-            "kind": kind, "label": label, "ok": ok, "seconds": time.perf_counter() - wall,
-            "cpu_seconds": time.process_time() - cpu, "peak_rss_bytes": peak_rss_bytes(), "pid": os.getpid(),
-            "finished": time.time(), **extra,
+            "kind": kind,
+            "label": label,
+            "ok": ok,
+            "seconds": time.perf_counter() - wall,
+            "cpu_seconds": time.process_time() - cpu,
+            "peak_rss_bytes": peak_rss_bytes(),
+            "pid": os.getpid(),
+            "finished": time.time(),
+            **extra,
         }
         name = f"{time.strftime('%Y%m%dT%H%M%S')}-{secrets.token_hex(4)}"
         try:

@@ -63,9 +63,17 @@ def flag_name(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-def _param(default: Any = REQUIRED, *, help: str, spec: str = "—", choices: tuple[str, ...] = (),
-           minimum: float | None = None, below: float | None = None, pipeline: bool = True,
-           searches: tuple[str, ...] = SEARCHES) -> Any:
+def _param(
+    default: Any = REQUIRED,
+    *,
+    help: str,
+    spec: str = "—",
+    choices: tuple[str, ...] = (),
+    minimum: float | None = None,
+    below: float | None = None,
+    pipeline: bool = True,
+    searches: tuple[str, ...] = SEARCHES,
+) -> Any:
     """A RunConfig field with its description (``help``), source (``spec``) and constraints.
 
     Args:
@@ -73,8 +81,15 @@ def _param(default: Any = REQUIRED, *, help: str, spec: str = "—", choices: tu
         pipeline: False for a compile-time setting that is not a pipeline parameter.
         searches: the searches whose pipelines take this parameter.
     """
-    meta = {"help": help, "spec": spec, "choices": choices, "minimum": minimum, "below": below, "pipeline": pipeline,
-            "searches": searches}
+    meta = {
+        "help": help,
+        "spec": spec,
+        "choices": choices,
+        "minimum": minimum,
+        "below": below,
+        "pipeline": pipeline,
+        "searches": searches,
+    }
     if isinstance(default, (dict, list)):
         frozen = json.loads(json.dumps(default))
         return field(default_factory=lambda: json.loads(json.dumps(frozen)), metadata=meta)
@@ -96,55 +111,139 @@ class RunConfig:
     )
     test_sizes: dict = _param(
         {"saebench_math": 200, "saebench_multilingual": 192},
-        help="test-set size per task (paper: 1,319 and 1,000, language-stratified; the tiny bench's whole "
-             "test splits)", spec="§4",
+        help="test-set size per task (paper: 1,319 and 1,000, language-stratified; the tiny bench's whole test splits)",
+        spec="§4",
     )
-    archive_size: int = _param(8, help="most members the archive holds", spec="§3.6, SAE-SPEC §4", minimum=2, searches=EVOLUTION)
-    s_min: float = _param(0.1, help="lowest sparsity of the schedule", spec="§3.7, SAE-SPEC §5", minimum=0.0, below=1.0, searches=EVOLUTION)
-    s_max: float = _param(0.6, help="highest sparsity of the schedule", spec="§3.7, SAE-SPEC §5", minimum=0.0, below=1.0, searches=EVOLUTION)
+    archive_size: int = _param(
+        8, help="most members the archive holds", spec="§3.6, SAE-SPEC §4", minimum=2, searches=EVOLUTION
+    )
+    s_min: float = _param(
+        0.1,
+        help="lowest sparsity of the schedule",
+        spec="§3.7, SAE-SPEC §5",
+        minimum=0.0,
+        below=1.0,
+        searches=EVOLUTION,
+    )
+    s_max: float = _param(
+        0.6,
+        help="highest sparsity of the schedule",
+        spec="§3.7, SAE-SPEC §5",
+        minimum=0.0,
+        below=1.0,
+        searches=EVOLUTION,
+    )
     t0: int = _param(3, help="length of the first schedule cycle", spec="§3.7, SAE-SPEC §5", minimum=1, searches=(SAE,))
-    t_mult: int = _param(2, help="growth of the cycle length per restart (1 = no grow)", spec="§3.7, SAE-SPEC §5",
-                         minimum=1, searches=(SAE,))
+    t_mult: int = _param(
+        2,
+        help="growth of the cycle length per restart (1 = no grow)",
+        spec="§3.7, SAE-SPEC §5",
+        minimum=1,
+        searches=(SAE,),
+    )
     reverse: bool = _param(False, help="cycles run from s_max down to s_min", spec="SAE-SPEC §5", searches=(SAE,))
-    beta: float = _param(1.0, help="weight of sparsity in the mixing ratio", spec="§3.4, SAE-SPEC §3", minimum=0.0, searches=(SAE,))
-    gamma: float = _param(0.05, help="weight of sparsity in fitness", spec="SAE-SPEC §4", minimum=0.0, searches=EVOLUTION)
-    scoring: str = _param("global", help="sparsity score per model (global) or per tensor (local)",
-                          spec="Table 1 SAE (Global/Local), SAE-SPEC §3", choices=SCORINGS, searches=(SAE,))
-    attraction: str = _param("linear", help="linear: the formula literally; fill: where one parent is pruned, "
-                             "the child takes the other's value unscaled", spec="§3.5, SAE-SPEC §3", choices=ATTRACTIONS, searches=(SAE,))
-    competition: str = _param("local_then_global", help="an offspring replaces its worse parent (local), the "
-                              "archive's worst member (global), or tries local then global", spec="§3.6, SAE-SPEC §4",
-                              choices=COMPETITIONS, searches=(SAE,))
-    measure: str = _param("zero_count", help="sparsity measure ρ", spec="§3.3, SAE-SPEC §2", choices=MEASURES, searches=EVOLUTION)
-    granularity: str = _param("tensor", help="pruning threshold per tensor or one over the model",
-                              spec="SAE-SPEC §1", choices=GRANULARITIES, searches=(SAE,))
-    include_base: bool = _param(False, help="put the base in the initial population", spec="SAE-SPEC §6.1", searches=EVOLUTION)
-    baselines: list = _param(["weight_average", "task_arithmetic", "ties"], help="one-shot merges evaluated "
-                             "beside SAE's best model", spec="SAE-SPEC §7", choices=tuple(BASELINES))
+    beta: float = _param(
+        1.0, help="weight of sparsity in the mixing ratio", spec="§3.4, SAE-SPEC §3", minimum=0.0, searches=(SAE,)
+    )
+    gamma: float = _param(
+        0.05, help="weight of sparsity in fitness", spec="SAE-SPEC §4", minimum=0.0, searches=EVOLUTION
+    )
+    scoring: str = _param(
+        "global",
+        help="sparsity score per model (global) or per tensor (local)",
+        spec="Table 1 SAE (Global/Local), SAE-SPEC §3",
+        choices=SCORINGS,
+        searches=(SAE,),
+    )
+    attraction: str = _param(
+        "linear",
+        help="linear: the formula literally; fill: where one parent is pruned, "
+        "the child takes the other's value unscaled",
+        spec="§3.5, SAE-SPEC §3",
+        choices=ATTRACTIONS,
+        searches=(SAE,),
+    )
+    competition: str = _param(
+        "local_then_global",
+        help="an offspring replaces its worse parent (local), the "
+        "archive's worst member (global), or tries local then global",
+        spec="§3.6, SAE-SPEC §4",
+        choices=COMPETITIONS,
+        searches=(SAE,),
+    )
+    measure: str = _param(
+        "zero_count", help="sparsity measure ρ", spec="§3.3, SAE-SPEC §2", choices=MEASURES, searches=EVOLUTION
+    )
+    granularity: str = _param(
+        "tensor",
+        help="pruning threshold per tensor or one over the model",
+        spec="SAE-SPEC §1",
+        choices=GRANULARITIES,
+        searches=(SAE,),
+    )
+    include_base: bool = _param(
+        False, help="put the base in the initial population", spec="SAE-SPEC §6.1", searches=EVOLUTION
+    )
+    baselines: list = _param(
+        ["weight_average", "task_arithmetic", "ties"],
+        help="one-shot merges evaluated beside SAE's best model",
+        spec="SAE-SPEC §7",
+        choices=tuple(BASELINES),
+    )
     seed: int = _param(0, help="seeds sampling, pairing and DARE", minimum=0)
     merge_device: str = _param("cpu", help="device of the prune and merge steps (cpu, cuda, cuda:N)")
     eval_device: str = _param("auto", help="device of evaluation (auto: CUDA when present)")
     eval_dtype: str = _param("auto", help="dtype of evaluation", choices=EVAL_DTYPES)
     eval_batch_size: int = _param(16, help="evaluation batch size", minimum=1)
     pso_w: float = _param(0.2, help="PSO inertia w", spec="SAE-SPEC §7 (PSO-Merging)", minimum=0.0, searches=(PSO,))
-    pso_c1: float = _param(2.0, help="PSO pull towards the particle's own best c1", spec="SAE-SPEC §7 (PSO-Merging)",
-                           minimum=0.0, searches=(PSO,))
-    pso_c2: float = _param(2.0, help="PSO pull towards the swarm's best c2", spec="SAE-SPEC §7 (PSO-Merging)",
-                           minimum=0.0, searches=(PSO,))
-    pso_drop_p: float = _param(0.8, help="DARE drop rate of the sparsified expert particles",
-                               spec="SAE-SPEC §7 (PSO-Merging)", minimum=0.0, below=1.0, searches=(PSO,))
-    pso_dare_copies: int = _param(1, help="DARE-sparsified particles per expert (each its own seed)",
-                                  spec="SAE-SPEC §7 (PSO-Merging)", minimum=0, searches=(PSO,))
-    pso_include_base: bool = _param(True, help="the base is a particle", spec="SAE-SPEC §7 (PSO-Merging)",
-                                    searches=(PSO,))
-    m2n2_children: int = _param(4, help="children per generation (default: SAE's offspring per generation, "
-                                "archive_size / 2)", spec="SAE-SPEC §7 (M2N2)", minimum=1, searches=(M2N2,))
-    m2n2_alpha: float = _param(1.0, help="resource-sharing exponent α", spec="SAE-SPEC §7 (M2N2)", minimum=0.0,
-                               searches=(M2N2,))
-    search: str = _param(SAE, help="the search: SAE, or a comparator (fixed when compiled: `--search`)",
-                         choices=SEARCHES, pipeline=False)
-    steps: int = _param(12, help="generations of SAE and M2N2, update steps of PSO (fixed when compiled: "
-                        "`--steps`; PSO's default is 5)", spec="§3.7, SAE-SPEC §7", minimum=1, pipeline=False)
+    pso_c1: float = _param(
+        2.0,
+        help="PSO pull towards the particle's own best c1",
+        spec="SAE-SPEC §7 (PSO-Merging)",
+        minimum=0.0,
+        searches=(PSO,),
+    )
+    pso_c2: float = _param(
+        2.0, help="PSO pull towards the swarm's best c2", spec="SAE-SPEC §7 (PSO-Merging)", minimum=0.0, searches=(PSO,)
+    )
+    pso_drop_p: float = _param(
+        0.8,
+        help="DARE drop rate of the sparsified expert particles",
+        spec="SAE-SPEC §7 (PSO-Merging)",
+        minimum=0.0,
+        below=1.0,
+        searches=(PSO,),
+    )
+    pso_dare_copies: int = _param(
+        1,
+        help="DARE-sparsified particles per expert (each its own seed)",
+        spec="SAE-SPEC §7 (PSO-Merging)",
+        minimum=0,
+        searches=(PSO,),
+    )
+    pso_include_base: bool = _param(
+        True, help="the base is a particle", spec="SAE-SPEC §7 (PSO-Merging)", searches=(PSO,)
+    )
+    m2n2_children: int = _param(
+        4,
+        help="children per generation (default: SAE's offspring per generation, archive_size / 2)",
+        spec="SAE-SPEC §7 (M2N2)",
+        minimum=1,
+        searches=(M2N2,),
+    )
+    m2n2_alpha: float = _param(
+        1.0, help="resource-sharing exponent α", spec="SAE-SPEC §7 (M2N2)", minimum=0.0, searches=(M2N2,)
+    )
+    search: str = _param(
+        SAE, help="the search: SAE, or a comparator (fixed when compiled: `--search`)", choices=SEARCHES, pipeline=False
+    )
+    steps: int = _param(
+        12,
+        help="generations of SAE and M2N2, update steps of PSO (fixed when compiled: `--steps`; PSO's default is 5)",
+        spec="§3.7, SAE-SPEC §7",
+        minimum=1,
+        pipeline=False,
+    )
 
     # -- parsing ------------------------------------------------------------------------------
     @classmethod
@@ -251,13 +350,23 @@ def _params() -> dict[str, Param]:
     out = {}
     for f in dataclasses.fields(RunConfig):
         default = f.default if f.default_factory is REQUIRED else f.default_factory()
-        out[f.name] = Param(f.name, _TYPES[f.name], default, f.metadata["help"], f.metadata["spec"],
-                            f.metadata["choices"], f.metadata["pipeline"], f.metadata["searches"])
+        out[f.name] = Param(
+            f.name,
+            _TYPES[f.name],
+            default,
+            f.metadata["help"],
+            f.metadata["spec"],
+            f.metadata["choices"],
+            f.metadata["pipeline"],
+            f.metadata["searches"],
+        )
     return out
 
 
-_TYPES = {f.name: {"str": str, "int": int, "float": float, "bool": bool, "list": list, "dict": dict}[str(f.type)]
-          for f in dataclasses.fields(RunConfig)}
+_TYPES = {
+    f.name: {"str": str, "int": int, "float": float, "bool": bool, "list": list, "dict": dict}[str(f.type)]
+    for f in dataclasses.fields(RunConfig)
+}
 PARAMS: dict[str, Param] = _params()
 
 
@@ -338,8 +447,11 @@ def _check_task(label: str, task: str) -> None:
 
 def _check_device(label: str, device: str, *, allow_auto: bool) -> None:
     kind, _, index = device.partition(":")
-    ok = (kind == "cpu" and not index) or (kind == "cuda" and (not index or index.isdigit())) or (
-        allow_auto and device == "auto")
+    ok = (
+        (kind == "cpu" and not index)
+        or (kind == "cuda" and (not index or index.isdigit()))
+        or (allow_auto and device == "auto")
+    )
     if not ok:
         allowed = "auto, cpu, cuda or cuda:N" if allow_auto else "cpu, cuda or cuda:N"
         raise SaeMergeError(f"{label} {device!r}: expected {allowed}")

@@ -39,8 +39,13 @@ class RunLease:
     _renewed: float = 0.0
 
     def _record(self, state: str = "held") -> dict:
-        return {"token": self.token, "pid": os.getpid(), "host": socket.gethostname(), "state": state,
-                "heartbeat": time.time()}
+        return {
+            "token": self.token,
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "state": state,
+            "heartbeat": time.time(),
+        }
 
     def _current(self) -> dict | None:
         if not storage.exists(self.uri):
@@ -74,8 +79,10 @@ class RunLease:
             return
         current = self._current()
         if current and current.get("token") != self.token:
-            raise SaeMergeError(f"run {self.run or self.uri}: another driver (pid {current.get('pid')} on "
-                                f"{current.get('host')}) took the lease; stopping")
+            raise SaeMergeError(
+                f"run {self.run or self.uri}: another driver (pid {current.get('pid')} on "
+                f"{current.get('host')}) took the lease; stopping"
+            )
         storage.write_bytes(self.uri, json.dumps(self._record()).encode())
         self._renewed = time.monotonic()
 

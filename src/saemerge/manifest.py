@@ -57,8 +57,13 @@ def _hash_all(root: Path, rels: list[str], workers: int) -> list[str]:
         return [*pool.map(lambda rel: sha256_file(root / rel), rels)]
 
 
-def build_manifest(root: str | os.PathLike, *, content_hash: str | None = None,
-                   known_sha256: dict[str, str] | None = None, workers: int = 4) -> dict:
+def build_manifest(
+    root: str | os.PathLike,
+    *,
+    content_hash: str | None = None,
+    known_sha256: dict[str, str] | None = None,
+    workers: int = 4,
+) -> dict:
     """The manifest of every file under ``root`` (not written).
 
     Args:
@@ -94,8 +99,8 @@ def loads(data: bytes, where: str) -> dict:
         manifest = json.loads(data)
         files = manifest["files"]
         ok = manifest.get("format") == FORMAT and all(
-            isinstance(f["path"], str) and isinstance(f["size"], int) and len(f["sha256"]) == 64
-            for f in files)
+            isinstance(f["path"], str) and isinstance(f["size"], int) and len(f["sha256"]) == 64 for f in files
+        )
     except (ValueError, KeyError, TypeError):
         ok = False
     if not ok:
@@ -116,8 +121,9 @@ def same_content(a: dict | None, b: dict | None) -> bool:
     return a["files_hash"] == b["files_hash"] and a["content_hash"] == b["content_hash"]
 
 
-def verify_dir(root: str | os.PathLike, manifest: dict, where: str, *, check_hashes: bool = True,
-               workers: int = 4) -> None:
+def verify_dir(
+    root: str | os.PathLike, manifest: dict, where: str, *, check_hashes: bool = True, workers: int = 4
+) -> None:
     """Raise SaeMergeError unless ``root`` holds exactly the manifest's files with its sizes/sha256.
 
     Args:

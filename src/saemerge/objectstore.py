@@ -50,11 +50,16 @@ LOCK_NAME = "store.lock"
 REGION = "us-east-1"
 # Port names, in the order they are allocated; each becomes a `weed mini` flag.
 PORT_FLAGS = {
-    "master": "master.port", "master_grpc": "master.port.grpc",
-    "volume": "volume.port", "volume_grpc": "volume.port.grpc",
-    "filer": "filer.port", "filer_grpc": "filer.port.grpc",
-    "s3": "s3.port", "s3_grpc": "s3.port.grpc",
-    "admin": "admin.port", "admin_grpc": "admin.port.grpc",
+    "master": "master.port",
+    "master_grpc": "master.port.grpc",
+    "volume": "volume.port",
+    "volume_grpc": "volume.port.grpc",
+    "filer": "filer.port",
+    "filer_grpc": "filer.port.grpc",
+    "s3": "s3.port",
+    "s3_grpc": "s3.port.grpc",
+    "admin": "admin.port",
+    "admin_grpc": "admin.port.grpc",
 }
 _KEY_ALPHABET = string.ascii_uppercase + string.digits
 
@@ -184,8 +189,9 @@ class Store:
         startup_timeout: seconds to wait for the S3 API to answer.
     """
 
-    def __init__(self, root: str | os.PathLike, *, buckets: tuple[str, ...] | list[str] = (),
-                 startup_timeout: float = 90.0) -> None:
+    def __init__(
+        self, root: str | os.PathLike, *, buckets: tuple[str, ...] | list[str] = (), startup_timeout: float = 90.0
+    ) -> None:
         self.root = Path(root).absolute()
         self.buckets = tuple(buckets)
         self.startup_timeout = startup_timeout
@@ -213,10 +219,12 @@ class Store:
             creds = [{"accessKey": i.access_key, "secretKey": i.secret_key}]
             return {"name": i.name, "credentials": creds, "actions": actions}
 
-        config = {"identities": [
-            ident(self.admin, ["Admin", "Read", "List", "Tagging", "Write"]),
-            ident(self.readonly, ["Read", "List"]),
-        ]}
+        config = {
+            "identities": [
+                ident(self.admin, ["Admin", "Read", "List", "Tagging", "Write"]),
+                ident(self.readonly, ["Read", "List"]),
+            ]
+        }
         path = self.root / "s3.json"
         _write_private(path, config)
         return path
@@ -248,18 +256,26 @@ class Store:
     def _build_command(self, s3_config: Path) -> list[str]:
         flags = {
             "dir": str(self.root / "data"),
-            "ip": HOST, "ip.bind": HOST,
+            "ip": HOST,
+            "ip.bind": HOST,
             "master.telemetry": "false",
-            "admin.ui": "false", "webdav": "false",
-            "s3.port.iceberg": "0", "s3.port.lance": "0",
+            "admin.ui": "false",
+            "webdav": "false",
+            "s3.port.iceberg": "0",
+            "s3.port.lance": "0",
             "s3.autoCreateBucket": "false",
             "s3.config": str(s3_config),
             **{flag: str(self.ports[name]) for name, flag in PORT_FLAGS.items()},
         }
         # -logtostderr keeps glog files out of /tmp; -config_dir keeps a stray
         # ./security.toml or ~/.seaweedfs from changing the server.
-        return [find_weed(), "-logtostderr", f"-config_dir={self.root}", "mini",
-                *(f"-{k}={v}" for k, v in flags.items())]
+        return [
+            find_weed(),
+            "-logtostderr",
+            f"-config_dir={self.root}",
+            "mini",
+            *(f"-{k}={v}" for k, v in flags.items()),
+        ]
 
     def start(self, *, detach: bool = False) -> Store:
         """Start the server and wait until its S3 API answers.
@@ -289,7 +305,8 @@ class Store:
             os.close(fd)
             raise SaeMergeError(
                 f"an object store already runs under {self.root} (pid {holder}); "
-                "use Store.attach() / `saemerge store env`, or `saemerge store stop` first") from None
+                "use Store.attach() / `saemerge store env`, or `saemerge store stop` first"
+            ) from None
         except BaseException:
             os.close(fd)
             raise
@@ -316,8 +333,12 @@ class Store:
             with os.fdopen(log_fd, "ab") as logf:
                 main_thread = threading.current_thread() is threading.main_thread()
                 self._proc = subprocess.Popen(
-                    self.command, stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
-                    start_new_session=True, pass_fds=(lock_fd,),  # the server inherits the lock
+                    self.command,
+                    stdin=subprocess.DEVNULL,
+                    stdout=logf,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                    pass_fds=(lock_fd,),  # the server inherits the lock
                     preexec_fn=None if detach or not main_thread else _die_with_parent,
                 )
             self.pid = self._proc.pid
@@ -332,8 +353,7 @@ class Store:
                 break
             self._terminate()
             if attempt == 2:
-                raise SaeMergeError(
-                    f"SeaweedFS did not start under {self.root}; see {self.root / 'weed.log'}")
+                raise SaeMergeError(f"SeaweedFS did not start under {self.root}; see {self.root / 'weed.log'}")
         self._create_buckets()
         self._write_state()
         log.info("object store ready at %s (pid %d)", self.endpoint, self.pid)
@@ -344,10 +364,17 @@ class Store:
         from botocore.config import Config
 
         return boto3.client(
-            "s3", endpoint_url=self.endpoint, region_name=REGION,
-            aws_access_key_id=self.admin.access_key, aws_secret_access_key=self.admin.secret_key,
-            config=Config(retries={"mode": "standard", "total_max_attempts": 1},
-                          connect_timeout=2, read_timeout=10, s3={"addressing_style": "path"}),
+            "s3",
+            endpoint_url=self.endpoint,
+            region_name=REGION,
+            aws_access_key_id=self.admin.access_key,
+            aws_secret_access_key=self.admin.secret_key,
+            config=Config(
+                retries={"mode": "standard", "total_max_attempts": 1},
+                connect_timeout=2,
+                read_timeout=10,
+                s3={"addressing_style": "path"},
+            ),
         )
 
     def _wait_ready(self) -> bool:
@@ -375,7 +402,8 @@ class Store:
             time.sleep(0.3)
         raise SaeMergeError(
             f"SeaweedFS did not answer at {self.endpoint} within {self.startup_timeout:.0f} s; "
-            f"see {self.root / 'weed.log'}")
+            f"see {self.root / 'weed.log'}"
+        )
 
     @staticmethod
     def _accepts(port: int) -> bool:
@@ -397,10 +425,16 @@ class Store:
         return sorted(b["Name"] for b in self._client().list_buckets().get("Buckets", []))
 
     def _write_state(self) -> None:
-        _write_private(self.root / "state.json", {
-            "pid": self.pid, "ports": self.ports, "endpoint": self.endpoint,
-            "command": self.command, "log": str(self.root / "weed.log"),
-        })
+        _write_private(
+            self.root / "state.json",
+            {
+                "pid": self.pid,
+                "ports": self.ports,
+                "endpoint": self.endpoint,
+                "command": self.command,
+                "log": str(self.root / "weed.log"),
+            },
+        )
 
     def _refuse_second_server(self) -> None:
         """Two servers on one data directory would corrupt it."""
@@ -411,11 +445,13 @@ class Store:
         if other.running():
             raise SaeMergeError(
                 f"an object store already runs under {self.root} (pid {other.pid}, {other.endpoint}); "
-                "use Store.attach() / `saemerge store env`, or `saemerge store stop` first")
+                "use Store.attach() / `saemerge store env`, or `saemerge store stop` first"
+            )
 
     @classmethod
-    def attach_or_start(cls, root: str | os.PathLike, *, buckets: tuple[str, ...] | list[str] = (),
-                        detach: bool = True) -> Store:
+    def attach_or_start(
+        cls, root: str | os.PathLike, *, buckets: tuple[str, ...] | list[str] = (), detach: bool = True
+    ) -> Store:
         """The store running under ``root`` (its buckets ensured), or a newly started one."""
         try:
             store = cls.attach(root)

@@ -124,7 +124,8 @@ def check_merge_device(merge_device: str) -> None:
         raise SaeMergeError(
             f"merge_device {merge_device}: this pipeline was compiled without --gpu-merges, so its prune and "
             "merge steps run on the CPU image without a GPU; recompile with `saemerge compile --gpu-merges` "
-            "or run with merge_device=cpu")
+            "or run with merge_device=cpu"
+        )
 
 
 def check_model(uri: str, role: str = "model") -> None:
@@ -161,10 +162,11 @@ class _Source:
             elif role not in PLAIN_ROLES:  # the steps read data only when published
                 raise SaeMergeError(
                     f"{role} {loc.uri}: no published directory there (no manifest.json: missing, or its "
-                    "upload did not finish); publish it with `saemerge upload --data SRC DEST`")
+                    "upload did not finish); publish it with `saemerge upload --data SRC DEST`"
+                )
             else:
                 prefix = loc.uri.rstrip("/") + "/"
-                files = [u[len(prefix):] for u in storage.list_uris(loc.uri) if not u.endswith("/")]
+                files = [u[len(prefix) :] for u in storage.list_uris(loc.uri) if not u.endswith("/")]
                 if not files:
                     raise SaeMergeError(f"{role} {loc.uri}: no such directory (no objects under this prefix)")
                 log.info("%s %s has no manifest.json: a plain directory of %d objects", role, loc.uri, len(files))

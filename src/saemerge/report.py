@@ -51,7 +51,8 @@ def results_text(results: Sequence[Mapping]) -> str:
     for r in results:
         rho = "" if r.get("sparsity") is None else f"{r['sparsity']:.3f}"
         lines.append(
-            f"{r['method']:<{width}}" + "".join(f"{r['scores'].get(t, float('nan')):>24.3f}" for t in tasks)
+            f"{r['method']:<{width}}"
+            + "".join(f"{r['scores'].get(t, float('nan')):>24.3f}" for t in tasks)
             + f"{r['macro']:>11.3f}{rho:>10}"
         )
     return "\n".join(lines)
@@ -79,8 +80,11 @@ def make_plots(metrics: Sequence[Mapping], people: Sequence[Mapping]) -> dict[st
         ax.axhline(metrics[0]["best_fitness"], color="grey", ls=":", label="initial best")
     ax.plot(x, [m["best_fitness"] for m in gens], "o-", label="best fitness")
     ax.plot(x, [m["mean_fitness"] for m in gens], "s--", label="mean fitness")
-    ax.set(xlabel="generation", ylabel="fitness = score + γ·ρ",
-           title="Archive fitness per generation (each on its own optimisation set)")
+    ax.set(
+        xlabel="generation",
+        ylabel="fitness = score + γ·ρ",
+        title="Archive fitness per generation (each on its own optimisation set)",
+    )
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.legend()
     plots["fitness.png"] = _png(fig)
@@ -97,14 +101,25 @@ def make_plots(metrics: Sequence[Mapping], people: Sequence[Mapping]) -> dict[st
 
     fig, ax = plt.subplots(figsize=(6, 4))
     if people:
-        sc = ax.scatter([p["sparsity"] for p in people], [p["score"] for p in people],
-                        c=[p.get("born", -1) for p in people], cmap="viridis", s=22)
+        sc = ax.scatter(
+            [p["sparsity"] for p in people],
+            [p["score"] for p in people],
+            c=[p.get("born", -1) for p in people],
+            cmap="viridis",
+            s=22,
+        )
         bar = fig.colorbar(sc, ax=ax, label="generation born (-1: initial)")
         bar.locator = MaxNLocator(integer=True)
         bar.update_ticks()
         acc = [p for p in people if p.get("status") in ("accepted", "member")]
-        ax.scatter([p["sparsity"] for p in acc], [p["score"] for p in acc], facecolors="none", edgecolors="red",
-                   s=60, label="entered the archive")
+        ax.scatter(
+            [p["sparsity"] for p in acc],
+            [p["score"] for p in acc],
+            facecolors="none",
+            edgecolors="red",
+            s=60,
+            label="entered the archive",
+        )
         ax.legend(loc="lower left")
     ax.set(xlabel="sparsity ρ", ylabel="score (optimisation set)", title="Population: sparsity vs score")
     plots["sparsity_vs_score.png"] = _png(fig)
@@ -117,8 +132,13 @@ def data_uri(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode()
 
 
-def render(run: str, results: Sequence[Mapping], metrics: Sequence[Mapping], plots: Mapping[str, bytes],
-           compute: Mapping | None = None) -> tuple[str, str]:
+def render(
+    run: str,
+    results: Sequence[Mapping],
+    metrics: Sequence[Mapping],
+    plots: Mapping[str, bytes],
+    compute: Mapping | None = None,
+) -> tuple[str, str]:
     layout = runlog.RunLayout(run)
     cfg = layout.read_config() if storage.exists(layout.run_json) else {}
     title = f"{str(cfg.get('search', 'sae')).upper()} run report"

@@ -61,7 +61,16 @@ POPULATION_SCHEMA = pa.schema(
     ]
 )
 SCORE_PREFIX = "score."
-GEN_METRICS = ("generation", "s_t", "best_fitness", "mean_fitness", "best_score", "mean_sparsity", "accepted", "offspring")
+GEN_METRICS = (
+    "generation",
+    "s_t",
+    "best_fitness",
+    "mean_fitness",
+    "best_score",
+    "mean_sparsity",
+    "accepted",
+    "offspring",
+)
 
 
 def gen_name(generation: int | str) -> str:
@@ -189,8 +198,14 @@ class RunLayout:
     def read_results(self) -> list[dict]:
         """The rows of ``final/results.parquet`` with per-task scores under "scores"."""
         return [
-            {"method": r["method"], "id": r["id"], "uri": r["uri"], "sparsity": r["sparsity"], "macro": r["macro"],
-             "scores": {k[len(SCORE_PREFIX):]: v for k, v in r.items() if k.startswith(SCORE_PREFIX)}}
+            {
+                "method": r["method"],
+                "id": r["id"],
+                "uri": r["uri"],
+                "sparsity": r["sparsity"],
+                "macro": r["macro"],
+                "scores": {k[len(SCORE_PREFIX) :]: v for k, v in r.items() if k.startswith(SCORE_PREFIX)},
+            }
             for r in read_table(self.final("results.parquet")).to_pylist()
         ]
 
@@ -227,7 +242,7 @@ def table_to_rows(table: pa.Table) -> list[dict]:
     """The inverse of :func:`rows_to_table`."""
     rows = []
     for rec in table.to_pylist():
-        scores = {k[len(SCORE_PREFIX):]: rec.pop(k) for k in list(rec) if k.startswith(SCORE_PREFIX)}
+        scores = {k[len(SCORE_PREFIX) :]: rec.pop(k) for k in list(rec) if k.startswith(SCORE_PREFIX)}
         rec["scores"] = {k: v for k, v in scores.items() if v is not None}
         rows.append(rec)
     return rows

@@ -39,15 +39,23 @@ def _matches(item: dict, filter_json: str | None) -> bool:
         return True
     for pred in json.loads(filter_json).get("predicates", []):
         # protojson accepts the enum by name or by number (kfp.Client sends 1)
-        if pred.get("operation") not in ("EQUALS", 1) or item.get(pred["key"]) != pred.get("stringValue", pred.get("string_value")):
+        if pred.get("operation") not in ("EQUALS", 1) or item.get(pred["key"]) != pred.get(
+            "stringValue", pred.get("string_value")
+        ):
             return False
     return True
 
 
 class FakeKfp:
-    def __init__(self, *, multi_user: bool = False, token: str | None = None,
-                 run_states: list[str] | None = None, run_error: str | None = None,
-                 task_names: list[str] | None = None):
+    def __init__(
+        self,
+        *,
+        multi_user: bool = False,
+        token: str | None = None,
+        run_states: list[str] | None = None,
+        run_error: str | None = None,
+        task_names: list[str] | None = None,
+    ):
         self.multi_user = multi_user
         self.token = token  # when set, every request must carry "Authorization: Bearer <token>"
         self.run_states = run_states or ["PENDING", "RUNNING", "SUCCEEDED"]
@@ -102,8 +110,11 @@ class FakeKfp:
             versions = versions[: int(q.get("page_size", 100))]
             return 200, {"pipeline_versions": versions, "total_size": len(versions)} if versions else {}
         if req.method == "GET" and p == f"{API}/experiments":
-            items = [x for x in self.experiments.values() if _matches(x, q.get("filter"))
-                     and (not q.get("namespace") or x.get("namespace") == q["namespace"])]
+            items = [
+                x
+                for x in self.experiments.values()
+                if _matches(x, q.get("filter")) and (not q.get("namespace") or x.get("namespace") == q["namespace"])
+            ]
             return 200, {"experiments": items, "total_size": len(items)} if items else {}
         if req.method == "POST" and p == f"{API}/experiments":
             if self.multi_user and not req.body.get("namespace"):
@@ -129,8 +140,12 @@ class FakeKfp:
         name = req.query["name"]
         if any(x["display_name"] == name for x in self.pipelines.values()):
             return 409, {"error": f"pipeline {name} already exists", "code": 6}
-        pipe = {"pipeline_id": self._id("pipe"), "display_name": name,
-                "description": req.query.get("description", ""), "namespace": req.query.get("namespace", "")}
+        pipe = {
+            "pipeline_id": self._id("pipe"),
+            "display_name": name,
+            "description": req.query.get("description", ""),
+            "namespace": req.query.get("namespace", ""),
+        }
         self.pipelines[pipe["pipeline_id"]] = pipe
         # KFP creates the first version together with the pipeline, named like it
         self.versions[pipe["pipeline_id"]] = [self._version(pipe["pipeline_id"], name, req.files["uploadfile"])]
@@ -147,8 +162,12 @@ class FakeKfp:
         return 200, version
 
     def _version(self, pid: str, name: str, package: bytes) -> dict:
-        return {"pipeline_id": pid, "pipeline_version_id": self._id("ver"), "display_name": name,
-                "package_bytes": len(package)}
+        return {
+            "pipeline_id": pid,
+            "pipeline_version_id": self._id("ver"),
+            "display_name": name,
+            "package_bytes": len(package),
+        }
 
     def _create_run(self, req: Request) -> tuple[int, dict]:
         body = req.body
@@ -167,9 +186,12 @@ class FakeKfp:
         self._polls[run_id] = i + 1
         run = dict(self.runs[run_id], state=self.run_states[i])
         if self.task_names:
-            run["run_details"] = {"task_details": [
-                {"task_id": f"t{k}", "display_name": n, "state": "SUCCEEDED" if i > k else "RUNNING"}
-                for k, n in enumerate(self.task_names)]}
+            run["run_details"] = {
+                "task_details": [
+                    {"task_id": f"t{k}", "display_name": n, "state": "SUCCEEDED" if i > k else "RUNNING"}
+                    for k, n in enumerate(self.task_names)
+                ]
+            }
         if self.run_states[i] == "FAILED" and self.run_error:
             run["error"] = {"code": 2, "message": self.run_error}
         return run
@@ -192,7 +214,8 @@ class FakeKfp:
                 ctype = self.headers.get("Content-Type", "")
                 if ctype.startswith("multipart/form-data"):
                     msg = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
-                        f"Content-Type: {ctype}\r\n\r\n".encode() + raw)
+                        f"Content-Type: {ctype}\r\n\r\n".encode() + raw
+                    )
                     for part in msg.iter_parts():
                         req.files[part.get_param("name", header="content-disposition")] = part.get_payload(decode=True)
                 elif raw:

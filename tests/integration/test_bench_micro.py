@@ -37,7 +37,9 @@ def _digest(path):
 
 def _hashed_files(root):
     """Every file of a build except bench.json (which records the build time)."""
-    return {str(p.relative_to(root)): _digest(p) for p in sorted(root.rglob("*")) if p.is_file() and p.name != "bench.json"}
+    return {
+        str(p.relative_to(root)): _digest(p) for p in sorted(root.rglob("*")) if p.is_file() and p.name != "bench.json"
+    }
 
 
 def test_bench_json_follows_the_data_contract(micro):
@@ -125,7 +127,13 @@ def test_tokenizer_keeps_prompts_as_prefixes_and_letters_as_single_tokens(micro)
         whole = tok(prompt + formats.math_target(x["answer"]), add_special_tokens=False)["input_ids"]
         assert whole[: len(head)] == head
     assert all(len(tok(c, add_special_tokens=False)["input_ids"]) == 1 for c in formats.mc_choices(10))
-    assert [tok.decode([i]) for i in tok("12 + 34", add_special_tokens=False)["input_ids"]] == ["1", "2", " +", " 3", "4"]
+    assert [tok.decode([i]) for i in tok("12 + 34", add_special_tokens=False)["input_ids"]] == [
+        "1",
+        "2",
+        " +",
+        " 3",
+        "4",
+    ]
 
 
 def test_mc_fast_path_matches_per_choice_scoring(micro):

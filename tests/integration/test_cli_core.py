@@ -42,8 +42,20 @@ def test_every_method_writes_a_loadable_checkpoint(request, capsys, tmp_path, fa
     out = tmp_path / "merged"
     extra = ["--scores", "0.4", "0.6", "--sparsity", "0.3"] if method == "sae" else []
     code, stdout, err = run_cli(
-        capsys, "merge", "--method", method, "--models", fam["expert0"], fam["expert1"],
-        "--base", fam["base"], "--max-shard-size", "20KB" if "sharded" in family else "2GB", "--out", out, *extra,
+        capsys,
+        "merge",
+        "--method",
+        method,
+        "--models",
+        fam["expert0"],
+        fam["expert1"],
+        "--base",
+        fam["base"],
+        "--max-shard-size",
+        "20KB" if "sharded" in family else "2GB",
+        "--out",
+        out,
+        *extra,
     )
     assert code == 0, err
     summary = json.loads(stdout)
@@ -59,8 +71,19 @@ def test_every_method_writes_a_loadable_checkpoint(request, capsys, tmp_path, fa
 def test_sharded_and_unsharded_inputs_give_identical_merges(capsys, tmp_path, tiny_family, tiny_family_sharded):
     hashes = []
     for fam in (tiny_family, tiny_family_sharded):
-        code, out, err = run_cli(capsys, "merge", "--method", "ties", "--models", fam["expert0"], fam["expert1"],
-                                 "--base", fam["base"], "--out", tmp_path / str(len(hashes)))
+        code, out, err = run_cli(
+            capsys,
+            "merge",
+            "--method",
+            "ties",
+            "--models",
+            fam["expert0"],
+            fam["expert1"],
+            "--base",
+            fam["base"],
+            "--out",
+            tmp_path / str(len(hashes)),
+        )
         assert code == 0, err
         hashes.append(json.loads(out)["content_hash"])
     assert hashes[0] == hashes[1]
@@ -69,8 +92,22 @@ def test_sharded_and_unsharded_inputs_give_identical_merges(capsys, tmp_path, ti
 def test_sae_child_is_pruned_to_the_generation_sparsity(capsys, tmp_path, tiny_family):
     out = tmp_path / "child"
     code, stdout, err = run_cli(
-        capsys, "merge", "--method", "sae", "--models", tiny_family["expert0"], tiny_family["expert1"],
-        "--base", tiny_family["base"], "--scores", "0.2", "0.9", "--sparsity", "0.55", "--out", out,
+        capsys,
+        "merge",
+        "--method",
+        "sae",
+        "--models",
+        tiny_family["expert0"],
+        tiny_family["expert1"],
+        "--base",
+        tiny_family["base"],
+        "--scores",
+        "0.2",
+        "0.9",
+        "--sparsity",
+        "0.55",
+        "--out",
+        out,
     )
     assert code == 0, err
     summary = json.loads(stdout)
@@ -85,10 +122,14 @@ def test_sae_child_is_pruned_to_the_generation_sparsity(capsys, tmp_path, tiny_f
 
 def test_prune_keeps_non_prunable_tensors_and_hits_the_sparsity(capsys, tmp_path, tiny_family):
     out = tmp_path / "pruned"
-    code, stdout, err = run_cli(capsys, "prune", tiny_family["expert0"], "--sparsity", "0.7",
-                                "--base", tiny_family["base"], "--out", out)
+    code, stdout, err = run_cli(
+        capsys, "prune", tiny_family["expert0"], "--sparsity", "0.7", "--base", tiny_family["base"], "--out", out
+    )
     assert code == 0, err
-    pruned, expert = load_file(str(out / "model.safetensors")), load_file(str(tiny_family["expert0"] / "model.safetensors"))
+    pruned, expert = (
+        load_file(str(out / "model.safetensors")),
+        load_file(str(tiny_family["expert0"] / "model.safetensors")),
+    )
     base = load_file(str(tiny_family["base"] / "model.safetensors"))
     for name, t in pruned.items():
         if is_prunable(name, tuple(t.shape)):
@@ -104,8 +145,19 @@ def test_prune_keeps_non_prunable_tensors_and_hits_the_sparsity(capsys, tmp_path
 
 
 def test_global_granularity_and_weight_space(capsys, tmp_path, tiny_family):
-    code, stdout, err = run_cli(capsys, "prune", tiny_family["expert0"], "--sparsity", "0.4", "--space", "weight",
-                                "--granularity", "global", "--out", tmp_path / "g")
+    code, stdout, err = run_cli(
+        capsys,
+        "prune",
+        tiny_family["expert0"],
+        "--sparsity",
+        "0.4",
+        "--space",
+        "weight",
+        "--granularity",
+        "global",
+        "--out",
+        tmp_path / "g",
+    )
     assert code == 0, err
     code, stdout, _ = run_cli(capsys, "sparsity", tmp_path / "g", "--per-tensor")
     report = json.loads(stdout)
@@ -118,7 +170,19 @@ def test_schedule_prints_the_paper_schedule(capsys):
     code, stdout, _ = run_cli(capsys, "schedule")
     assert code == 0
     assert [round(v, 4) for v in json.loads(stdout)] == [
-        0.1, 0.225, 0.475, 0.1, 0.1335, 0.225, 0.35, 0.475, 0.5665, 0.1, 0.1085, 0.1335]
+        0.1,
+        0.225,
+        0.475,
+        0.1,
+        0.1335,
+        0.225,
+        0.35,
+        0.475,
+        0.5665,
+        0.1,
+        0.1085,
+        0.1335,
+    ]
 
 
 # -- bad input: one line naming the input, exit 2, nothing left behind ---------------------------
@@ -155,8 +219,9 @@ def test_bad_merge_inputs(capsys, tmp_path, tiny_family, case, change, argv_extr
     other = _copy_with(tiny_family["expert1"], tmp_path / case, change) if change else tiny_family["expert1"]
     out = tmp_path / "out"
     method = argv_extra or ["--method", "ties"]
-    code, _, err = run_cli(capsys, "merge", *method, "--models", tiny_family["expert0"], other,
-                           "--base", tiny_family["base"], "--out", out)
+    code, _, err = run_cli(
+        capsys, "merge", *method, "--models", tiny_family["expert0"], other, "--base", tiny_family["base"], "--out", out
+    )
     assert code == 2
     assert message in err
     assert len(err.strip().splitlines()) == 1
@@ -166,20 +231,43 @@ def test_bad_merge_inputs(capsys, tmp_path, tiny_family, case, change, argv_extr
 def test_bad_dtype_pickle_and_flags(capsys, tmp_path, tiny_family, tiny_family_bf16):
     out = tmp_path / "out"
     cases = [
-        (["merge", "--method", "linear", "--models", tiny_family["expert0"], tiny_family_bf16["expert1"]],
-         "dtype bfloat16"),
+        (
+            ["merge", "--method", "linear", "--models", tiny_family["expert0"], tiny_family_bf16["expert1"]],
+            "dtype bfloat16",
+        ),
         (["prune", tiny_family["expert0"], "--sparsity", "1.0"], "--sparsity 1.0: sparsity must lie in [0, 1)"),
         (["prune", tiny_family["expert0"], "--sparsity", "-0.1"], "--sparsity -0.1"),
-        (["merge", "--method", "sae", "--models", tiny_family["expert0"], tiny_family["expert1"],
-          "--scores", "0.5", "0.5", "--sparsity", "1.5"], "--sparsity 1.5"),
+        (
+            [
+                "merge",
+                "--method",
+                "sae",
+                "--models",
+                tiny_family["expert0"],
+                tiny_family["expert1"],
+                "--scores",
+                "0.5",
+                "0.5",
+                "--sparsity",
+                "1.5",
+            ],
+            "--sparsity 1.5",
+        ),
         (["prune", tiny_family["expert0"], "--sparsity", "0.5", "--space", "delta"], "--space delta needs --base"),
-        (["merge", "--method", "ties", "--models", tiny_family["expert0"], tiny_family["expert1"]], "--base is required"),
+        (
+            ["merge", "--method", "ties", "--models", tiny_family["expert0"], tiny_family["expert1"]],
+            "--base is required",
+        ),
     ]
     pickle_dir = tmp_path / "pickled"
     shutil.copytree(tiny_family["expert1"], pickle_dir)
     (pickle_dir / "model.safetensors").rename(pickle_dir / "pytorch_model.bin")
-    cases.append((["merge", "--method", "linear", "--models", tiny_family["expert0"], pickle_dir],
-                  "pytorch_model.bin: pickle weights are refused"))
+    cases.append(
+        (
+            ["merge", "--method", "linear", "--models", tiny_family["expert0"], pickle_dir],
+            "pytorch_model.bin: pickle weights are refused",
+        )
+    )
     for argv, message in cases:
         code, _, err = run_cli(capsys, *argv, "--out", out)
         assert code == 2, argv
@@ -191,7 +279,8 @@ def test_bad_dtype_pickle_and_flags(capsys, tmp_path, tiny_family, tiny_family_b
 def test_schedule_flag_errors_exit_nonzero_in_a_real_process():
     proc = subprocess.run(
         [sys.executable, "-m", "saemerge", "schedule", "--s-min", "0.7", "--s-max", "0.6"],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [proc.stderr.strip()]
@@ -203,9 +292,26 @@ def test_cuda_matches_cpu(capsys, tmp_path, tiny_family):
     hashes = {}
     for device in ("cpu", "cuda"):
         out = tmp_path / device
-        code, _, err = run_cli(capsys, "merge", "--method", "sae", "--models", tiny_family["expert0"],
-                               tiny_family["expert1"], "--base", tiny_family["base"], "--scores", "0.3", "0.6",
-                               "--sparsity", "0.4", "--device", device, "--out", out)
+        code, _, err = run_cli(
+            capsys,
+            "merge",
+            "--method",
+            "sae",
+            "--models",
+            tiny_family["expert0"],
+            tiny_family["expert1"],
+            "--base",
+            tiny_family["base"],
+            "--scores",
+            "0.3",
+            "0.6",
+            "--sparsity",
+            "0.4",
+            "--device",
+            device,
+            "--out",
+            out,
+        )
         assert code == 0, err
         hashes[device] = load_file(str(out / "model.safetensors"))
     for name, t in hashes["cpu"].items():
@@ -223,11 +329,38 @@ def test_core_verbs_read_and_write_s3(capsys, s3_prefix, tmp_path, tiny_family_s
             for f in tiny_family_sharded[name].iterdir():
                 shutil.copy2(f, out / f.name)
     pruned, merged = f"{s3_prefix}/out/pruned", f"{s3_prefix}/out/sae"
-    code, stdout, err = run_cli(capsys, "prune", uris["expert0"], "--sparsity", "0.5", "--base", uris["base"],
-                                "--max-shard-size", "20KB", "--out", pruned)
+    code, stdout, err = run_cli(
+        capsys,
+        "prune",
+        uris["expert0"],
+        "--sparsity",
+        "0.5",
+        "--base",
+        uris["base"],
+        "--max-shard-size",
+        "20KB",
+        "--out",
+        pruned,
+    )
     assert code == 0, err
-    code, stdout, err = run_cli(capsys, "merge", "--method", "sae", "--models", pruned, uris["expert1"],
-                                "--base", uris["base"], "--scores", "0.5", "0.5", "--sparsity", "0.2", "--out", merged)
+    code, stdout, err = run_cli(
+        capsys,
+        "merge",
+        "--method",
+        "sae",
+        "--models",
+        pruned,
+        uris["expert1"],
+        "--base",
+        uris["base"],
+        "--scores",
+        "0.5",
+        "0.5",
+        "--sparsity",
+        "0.2",
+        "--out",
+        merged,
+    )
     assert code == 0, err
     digest = json.loads(stdout)["content_hash"]
     assert storage.read_manifest(merged)["content_hash"] == digest

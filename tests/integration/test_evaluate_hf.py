@@ -97,23 +97,44 @@ def test_embedding_smaller_than_tokenizer(family, samples, tmp_path):
     odd = tmp_path / "odd"
     shutil.copytree(family["base"], odd)
     write_tokenizer(odd, vocab_size=400)  # more tokens than the 320 embedding rows
-    with Evaluator(TASKS, device="cpu") as ev, pytest.raises(
-        SaeMergeError, match="vocabulary mismatch: the embedding has 320 rows but the tokenizer has 3[2-9][0-9] tokens"
+    with (
+        Evaluator(TASKS, device="cpu") as ev,
+        pytest.raises(
+            SaeMergeError,
+            match="vocabulary mismatch: the embedding has 320 rows but the tokenizer has 3[2-9][0-9] tokens",
+        ),
     ):
         ev.score(odd, samples)
 
 
 def test_generation_longer_than_the_context_is_refused(family, samples):
-    with Evaluator(TASKS, device="cpu", max_gen_toks=300) as ev, pytest.raises(
-        SaeMergeError, match="max_gen_toks 300 leaves no room for the prompt in the model's 256-token context"
+    with (
+        Evaluator(TASKS, device="cpu", max_gen_toks=300) as ev,
+        pytest.raises(
+            SaeMergeError, match="max_gen_toks 300 leaves no room for the prompt in the model's 256-token context"
+        ),
     ):
         ev.score(family["base"], samples)
 
 
 def test_cli_scores_and_writes_parquet(family, bench, tmp_path, capsys):
     out = tmp_path / "results.parquet"
-    rc = main(["evaluate", str(family["expert0"]), "--data", str(bench), "--size", "4", "--device", "cpu",
-               "--batch-size", "4", "--out", str(out)])
+    rc = main(
+        [
+            "evaluate",
+            str(family["expert0"]),
+            "--data",
+            str(bench),
+            "--size",
+            "4",
+            "--device",
+            "cpu",
+            "--batch-size",
+            "4",
+            "--out",
+            str(out),
+        ]
+    )
     assert rc == 0
     printed = capsys.readouterr().out
     assert "saebench_math" in printed and "saebench_multilingual" in printed and "macro average" in printed

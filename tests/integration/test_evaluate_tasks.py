@@ -34,8 +34,9 @@ def samples(tmp_path_factory):
     root = tmp_path_factory.mktemp("evaldata")
     bench = write_bench_data(root / "bench")
     real = write_real_data(root / "real")
-    out = sample_optimisation_set(["saebench_math", "saebench_multilingual"], 12, data=bench, seed=1,
-                                  generation=0, out_dir=root / "gen-00")
+    out = sample_optimisation_set(
+        ["saebench_math", "saebench_multilingual"], 12, data=bench, seed=1, generation=0, out_dir=root / "gen-00"
+    )
     out |= draw_test_set(["gsm8k_sae", "mmlu_prox_sae"], {"mmlu_prox_sae": 9}, data=real, seed=1, out_dir=root / "test")
     return out
 
@@ -100,8 +101,12 @@ def test_gsm8k_sae_prompt_equals_lm_eval_gsm8k(task_manager, tmp_path):
     doc = {"question": "What is 5 plus 6?", "answer": "5 + 6 = 11\n#### 11"}
     write_jsonl(tmp_path / "train.jsonl", [shot])
     write_jsonl(tmp_path / "test.jsonl", [doc])
-    builtin = _builtin(task_manager, LM_EVAL_TASKS / "gsm8k" / "gsm8k.yaml",
-                       {"train": str(tmp_path / "train.jsonl"), "test": str(tmp_path / "test.jsonl")}, num_fewshot=1)
+    builtin = _builtin(
+        task_manager,
+        LM_EVAL_TASKS / "gsm8k" / "gsm8k.yaml",
+        {"train": str(tmp_path / "train.jsonl"), "test": str(tmp_path / "test.jsonl")},
+        num_fewshot=1,
+    )
     ours = _build(task_manager, "gsm8k_sae", [{**doc, "id": "d", "fewshot": [shot]}], tmp_path / "ours")["gsm8k_sae"]
     assert ours.instances[0].args == builtin.instances[0].args  # prompt and generation settings
     assert ours.instances[0].args[0].startswith("Question: Tom has 3 apples")
@@ -114,13 +119,18 @@ def test_gsm8k_sae_prompt_equals_lm_eval_gsm8k(task_manager, tmp_path):
 def test_mmlu_prox_sae_prompt_equals_lm_eval_mmlu_prox(task_manager, tmp_path):
     real = write_real_data(tmp_path / "real", languages={"de": 2, "en": 1})
     val = read_jsonl(real / "mmlu_prox" / "validation.jsonl")
-    test = read_jsonl(draw_test_set(["mmlu_prox_sae"], None, data=real, seed=0, out_dir=tmp_path / "s")["mmlu_prox_sae"])
+    test = read_jsonl(
+        draw_test_set(["mmlu_prox_sae"], None, data=real, seed=0, out_dir=tmp_path / "s")["mmlu_prox_sae"]
+    )
     doc = next(d for d in test if d["language"] == "de" and d["category"] == "math")
     assert len(doc["fewshot"]) == 5
     write_jsonl(tmp_path / "val.jsonl", [r for r in val if r["language"] == "de"])
     write_jsonl(tmp_path / "test.jsonl", [{k: v for k, v in doc.items() if k not in ("id", "fewshot")}])
-    builtin = _builtin(task_manager, LM_EVAL_TASKS / "mmlu_prox" / "de" / "mmlu_prox_de_math.yaml",
-                       {"validation": str(tmp_path / "val.jsonl"), "test": str(tmp_path / "test.jsonl")})
+    builtin = _builtin(
+        task_manager,
+        LM_EVAL_TASKS / "mmlu_prox" / "de" / "mmlu_prox_de_math.yaml",
+        {"validation": str(tmp_path / "val.jsonl"), "test": str(tmp_path / "test.jsonl")},
+    )
     ours = _build(task_manager, "mmlu_prox_sae", [doc], tmp_path / "ours")["mmlu_prox_sae_de"]
     assert ours.instances[0].args == builtin.instances[0].args
     assert ours.config.filter_list == builtin.config.filter_list
@@ -151,8 +161,12 @@ def test_already_scored_examples_are_not_evaluated_again(scripted_lm, samples, a
         first = ev.score(answer_key, {t: samples[t] for t in ALL}, limit=4)
         assert (first.stats["evaluated"], first.stats["cached"]) == (16, 0)
         # a stale row for an already-seen example is returned as it was, proving it was not re-run
-        seen = [r if r.example_id != first.per_example[0].example_id
-                else type(r)(r.task, r.example_id, False, "stale", r.target) for r in first.per_example]
+        seen = [
+            r
+            if r.example_id != first.per_example[0].example_id
+            else type(r)(r.task, r.example_id, False, "stale", r.target)
+            for r in first.per_example
+        ]
         second = ev.score(answer_key, samples, already_scored=seen)
     total = sum(len(read_jsonl(samples[t])) for t in ALL)
     assert second.stats["evaluated"] == total - 16 and second.stats["cached"] == 16
@@ -180,10 +194,13 @@ def test_bad_samples_are_one_line_errors(scripted_lm, samples, answer_key, tmp_p
             ev.score(answer_key, {"saebench_math": samples["saebench_math"]})
 
 
-@pytest.mark.parametrize(("field", "value", "message"), [
-    ("category", "astrology", "category 'astrology': not an MMLU-ProX subject"),
-    ("language", "xx", "unknown MMLU-ProX language 'xx'"),
-])
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("category", "astrology", "category 'astrology': not an MMLU-ProX subject"),
+        ("language", "xx", "unknown MMLU-ProX language 'xx'"),
+    ],
+)
 def test_mmlu_prox_doc_with_unknown_subject_or_language(scripted_lm, samples, tmp_path, field, value, message):
     docs = read_jsonl(samples["mmlu_prox_sae"])
     docs[0][field] = value

@@ -22,9 +22,23 @@ def tiny_disk(tmp_path):
 def test_prune_onto_a_full_disk_says_so_in_one_line(tiny_family, tiny_disk, tmp_path):
     out = tiny_disk / "pruned"
     done = subprocess.run(
-        [sys.executable, "-m", "saemerge", "prune", str(tiny_family["expert0"]), "--base", str(tiny_family["base"]),
-         "--sparsity", "0.5", "--out", str(out)],
-        capture_output=True, text=True, timeout=120, env={**__import__("os").environ, "SAEMERGE_CACHE": str(tmp_path)},
+        [
+            sys.executable,
+            "-m",
+            "saemerge",
+            "prune",
+            str(tiny_family["expert0"]),
+            "--base",
+            str(tiny_family["base"]),
+            "--sparsity",
+            "0.5",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**__import__("os").environ, "SAEMERGE_CACHE": str(tmp_path)},
     )
     assert done.returncode == 2, done.stderr[-3000:]
     lines = [line for line in done.stderr.splitlines() if line.startswith("saemerge:") or "Traceback" in line]

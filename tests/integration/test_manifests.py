@@ -34,8 +34,19 @@ NAMESPACE = "kubeflow-user-example-com"
 # Kubeflow 1.9/1.10 support Kubernetes 1.29+; the newest schemas the validator ships.
 K8S_VERSIONS = ("1.29.0", "latest")
 # Fields of PodDefaultSpec (kubeflow admission-webhook, settings/v1alpha1).
-PODDEFAULT_FIELDS = {"selector", "desc", "serviceAccountName", "automountServiceAccountToken", "env",
-                     "envFrom", "volumes", "volumeMounts", "annotations", "labels", "tolerations"}
+PODDEFAULT_FIELDS = {
+    "selector",
+    "desc",
+    "serviceAccountName",
+    "automountServiceAccountToken",
+    "env",
+    "envFrom",
+    "volumes",
+    "volumeMounts",
+    "annotations",
+    "labels",
+    "tolerations",
+}
 # Fields KFP's launcher reads from providers.s3.default (backend/src/v2/config/s3.go).
 S3_PROVIDER_FIELDS = {"endpoint", "credentials", "region", "disableSSL", "forcePathStyle", "maxRetries"}
 
@@ -62,14 +73,21 @@ def base() -> list[dict]:
 def _overlay(directory: Path, components: list[str], **extra) -> list[dict]:
     """An overlay of the user's own (outside manifests/): these components, namespace team-a."""
     rel = os.path.relpath(MANIFESTS, directory)
-    (directory / "kustomization.yaml").write_text(yaml.safe_dump({
-        "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
-        "namespace": "team-a",
-        "resources": [rel],
-        "components": [f"{rel}/components/{c}" for c in components],
-        "images": [{"name": "ghcr.io/saemerge/saemerge-cpu", "newName": "registry.example/sae-cpu", "newTag": "t1"}],
-        **extra,
-    }))
+    (directory / "kustomization.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "kustomize.config.k8s.io/v1beta1",
+                "kind": "Kustomization",
+                "namespace": "team-a",
+                "resources": [rel],
+                "components": [f"{rel}/components/{c}" for c in components],
+                "images": [
+                    {"name": "ghcr.io/saemerge/saemerge-cpu", "newName": "registry.example/sae-cpu", "newTag": "t1"}
+                ],
+                **extra,
+            }
+        )
+    )
     return _kustomize(directory)
 
 
@@ -95,8 +113,11 @@ def generated(tmp_path_factory) -> list[dict]:
     """A private overlay generating the secret from an env file, as the README shows."""
     directory = tmp_path_factory.mktemp("generated")
     (directory / "s3.env").write_text((MANIFESTS / "s3.env.example").read_text())
-    return _overlay(directory, [], secretGenerator=[
-        {"name": "saemerge-s3", "envs": ["s3.env"], "options": {"disableNameSuffixHash": True}}])
+    return _overlay(
+        directory,
+        [],
+        secretGenerator=[{"name": "saemerge-s3", "envs": ["s3.env"], "options": {"disableNameSuffixHash": True}}],
+    )
 
 
 def _one(objects: list[dict], kind: str, name: str) -> dict:
@@ -112,8 +133,10 @@ def _validate_strict(obj: dict) -> None:
         try:
             kubernetes_validate.validate(obj, v, strict=True)
         except kubernetes_validate.ValidationError as exc:
-            raise AssertionError(f"{obj['kind']}/{obj['metadata']['name']} invalid for Kubernetes {v}: "
-                                 f"{'.'.join(map(str, exc.path))}: {exc.message}") from None
+            raise AssertionError(
+                f"{obj['kind']}/{obj['metadata']['name']} invalid for Kubernetes {v}: "
+                f"{'.'.join(map(str, exc.path))}: {exc.message}"
+            ) from None
 
 
 def _validate_poddefault(obj: dict) -> None:
@@ -122,10 +145,14 @@ def _validate_poddefault(obj: dict) -> None:
     assert set(spec) <= PODDEFAULT_FIELDS, set(spec) - PODDEFAULT_FIELDS
     assert spec["selector"].get("matchLabels") or spec["selector"].get("matchExpressions")
     # the embedded core types, checked by the core schemas through a carrier object
-    _validate_strict({
-        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "carrier", "labels": spec["selector"]["matchLabels"]},
-        "spec": {"containers": [{"name": "c", "image": "x"}], "tolerations": spec.get("tolerations", [])},
-    })
+    _validate_strict(
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "carrier", "labels": spec["selector"]["matchLabels"]},
+            "spec": {"containers": [{"name": "c", "image": "x"}], "tolerations": spec.get("tolerations", [])},
+        }
+    )
 
 
 @pytest.mark.parametrize("which", ["base", "full", "templated", "generated"])
@@ -134,8 +161,12 @@ def test_every_rendered_object_validates_against_the_kubernetes_schemas(which, r
     kinds = sorted({o["kind"] for o in objects})
     core = {"ConfigMap", "Role", "RoleBinding", "ServiceAccount"}
     in_cluster = {"Deployment", "Job", "PersistentVolumeClaim", "PodDefault", "Service"}
-    expected = {"base": core, "full": core | in_cluster, "templated": core | in_cluster | {"Secret"},
-                "generated": core | {"Secret"}}[which]
+    expected = {
+        "base": core,
+        "full": core | in_cluster,
+        "templated": core | in_cluster | {"Secret"},
+        "generated": core | {"Secret"},
+    }[which]
     assert set(kinds) == expected
     for obj in objects:
         if obj["kind"] == "PodDefault":
@@ -157,10 +188,16 @@ def test_the_render_holds_no_secret_unless_asked(base, full, templated, generate
 def test_schema_validation_rejects_what_an_api_server_would():
     """The validator is not a no-op: a typo'd field and a wrong type both fail."""
     deployment = {
-        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "x"},
-        "spec": {"selector": {"matchLabels": {"a": "b"}},
-                 "template": {"metadata": {"labels": {"a": "b"}},
-                              "spec": {"containers": [{"name": "c", "image": "i", "imagePullPolicey": "Always"}]}}},
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "x"},
+        "spec": {
+            "selector": {"matchLabels": {"a": "b"}},
+            "template": {
+                "metadata": {"labels": {"a": "b"}},
+                "spec": {"containers": [{"name": "c", "image": "i", "imagePullPolicey": "Always"}]},
+            },
+        },
     }
     with pytest.raises(AssertionError, match="imagePullPolicey"):
         _validate_strict(deployment)
@@ -184,8 +221,10 @@ def test_namespaced_objects_and_rbac_references_resolve(which, namespace, reques
 
 
 def _role_allows(role: dict, resource: str, verb: str, name: str) -> bool:
-    return any(resource in r["resources"] and verb in r["verbs"]
-               and ("resourceNames" not in r or name in r["resourceNames"]) for r in role["rules"])
+    return any(
+        resource in r["resources"] and verb in r["verbs"] and ("resourceNames" not in r or name in r["resourceNames"])
+        for r in role["rules"]
+    )
 
 
 def test_secret_matches_what_the_compiled_pipeline_reads(base_templated, tmp_path):
@@ -297,19 +336,30 @@ def test_seaweedfs_component_serves_s3_with_the_secrets_credentials(full, templa
 
     # 2. the server with the manifest's flags; ports, paths and the S3 bind moved to this machine
     ports = _allocate_ports()
-    moved = {"-dir": str(tmp_path / "data"), "-s3.config": str(config), "-s3.ip.bind": "127.0.0.1",
-             "-master.port": ports["master"], "-volume.port": ports["volume"], "-filer.port": ports["filer"],
-             "-s3.port": ports["s3"]}
+    moved = {
+        "-dir": str(tmp_path / "data"),
+        "-s3.config": str(config),
+        "-s3.ip.bind": "127.0.0.1",
+        "-master.port": ports["master"],
+        "-volume.port": ports["volume"],
+        "-filer.port": ports["filer"],
+        "-s3.port": ports["s3"],
+    }
     args = []
     for arg in server["args"]:
         flag, eq, _ = arg.partition("=")
         args.append(f"{flag}={moved[flag]}" if eq and flag in moved else arg)
-    args += [f"-master.port.grpc={ports['master_grpc']}", f"-volume.port.grpc={ports['volume_grpc']}",
-             f"-filer.port.grpc={ports['filer_grpc']}", f"-s3.port.grpc={ports['s3_grpc']}"]
+    args += [
+        f"-master.port.grpc={ports['master_grpc']}",
+        f"-volume.port.grpc={ports['volume_grpc']}",
+        f"-filer.port.grpc={ports['filer_grpc']}",
+        f"-s3.port.grpc={ports['s3_grpc']}",
+    ]
     (tmp_path / "data").mkdir()
     log = open(tmp_path / "weed.log", "wb")
-    proc = subprocess.Popen([find_weed(), *args], stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        [find_weed(), *args], stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path, start_new_session=True
+    )
     try:
         endpoint = f"http://127.0.0.1:{ports['s3']}"
         # 3. the bucket Job's script with the secret's environment (endpoint moved to loopback)
@@ -317,8 +367,13 @@ def test_seaweedfs_component_serves_s3_with_the_secrets_credentials(full, templa
         (jc,) = job["spec"]["template"]["spec"]["containers"]
         job_env = {**os.environ, **_env(jc, secret, AWS_ENDPOINT_URL=endpoint)}
         for attempt in range(60):  # the Job retries (restartPolicy OnFailure) until the server answers
-            done = subprocess.run([sys.executable, *jc["command"][1:], *jc["args"]], env=job_env,
-                                  capture_output=True, text=True, timeout=120)
+            done = subprocess.run(
+                [sys.executable, *jc["command"][1:], *jc["args"]],
+                env=job_env,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
             if done.returncode == 0:
                 break
             assert proc.poll() is None, (tmp_path / "weed.log").read_text()[-3000:]
@@ -326,12 +381,22 @@ def test_seaweedfs_component_serves_s3_with_the_secrets_credentials(full, templa
         assert done.returncode == 0, done.stderr[-3000:]
         assert "bucket ready: s3://saemerge" in done.stdout
 
-        client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
-                              aws_access_key_id="AKIDTEST0123", aws_secret_access_key="s3cr3t/Key+value=")
+        client = boto3.client(
+            "s3",
+            endpoint_url=endpoint,
+            region_name="us-east-1",
+            aws_access_key_id="AKIDTEST0123",
+            aws_secret_access_key="s3cr3t/Key+value=",
+        )
         client.put_object(Bucket="saemerge", Key="pipeline-root/probe", Body=b"ok")
         assert client.get_object(Bucket="saemerge", Key="pipeline-root/probe")["Body"].read() == b"ok"
-        stranger = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
-                                aws_access_key_id="AKIDOTHER", aws_secret_access_key="wrong")
+        stranger = boto3.client(
+            "s3",
+            endpoint_url=endpoint,
+            region_name="us-east-1",
+            aws_access_key_id="AKIDOTHER",
+            aws_secret_access_key="wrong",
+        )
         with pytest.raises(Exception, match="InvalidAccessKeyId|AccessDenied|SignatureDoesNotMatch"):
             stranger.get_object(Bucket="saemerge", Key="pipeline-root/probe")
     finally:

@@ -35,8 +35,13 @@ def test_listens_on_loopback_only_and_sends_no_telemetry(s3_store):
         if c.raddr:
             assert ipaddress.ip_address(c.raddr.ip).is_loopback, c
     cmdline = psutil.Process(s3_store.pid).cmdline()
-    for flag in ("-master.telemetry=false", "-admin.ui=false", "-ip.bind=127.0.0.1",
-                 "-webdav=false", "-s3.autoCreateBucket=false"):
+    for flag in (
+        "-master.telemetry=false",
+        "-admin.ui=false",
+        "-ip.bind=127.0.0.1",
+        "-webdav=false",
+        "-s3.autoCreateBucket=false",
+    ):
         assert flag in cmdline
 
 
@@ -61,9 +66,13 @@ def test_stop_ends_process_and_removes_sockets_and_restart_keeps_data(tmp_path):
     store = Store(tmp_path / "store", buckets=["keep"]).start()
     pid, ports = store.pid, dict(store.ports)
     env = store.env()
-    boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"], aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-                 aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"], region_name="us-east-1",
-                 ).put_object(Bucket="keep", Key="a/b.txt", Body=b"kept")
+    boto3.client(
+        "s3",
+        endpoint_url=env["AWS_ENDPOINT_URL"],
+        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+        region_name="us-east-1",
+    ).put_object(Bucket="keep", Key="a/b.txt", Body=b"kept")
     assert list(Path("/tmp").glob(f"seaweedfs-*-{ports['s3']}.sock"))
     store.stop()
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
@@ -75,16 +84,22 @@ def test_stop_ends_process_and_removes_sockets_and_restart_keeps_data(tmp_path):
     try:
         assert again.admin == store.admin
         env = again.env()
-        client = boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"], aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-                              aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"], region_name="us-east-1")
+        client = boto3.client(
+            "s3",
+            endpoint_url=env["AWS_ENDPOINT_URL"],
+            aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+            region_name="us-east-1",
+        )
         assert client.get_object(Bucket="keep", Key="a/b.txt")["Body"].read() == b"kept"
     finally:
         again.stop()
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "saemerge", "store", *args],
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "saemerge", "store", *args], capture_output=True, text=True, timeout=120
+    )
 
 
 def test_cli_start_env_status_stop(tmp_path):
@@ -104,16 +119,25 @@ def test_cli_start_env_status_stop(tmp_path):
         env_out = _cli("env", "--dir", d).stdout
         exported = dict(line.removeprefix("export ").split("=", 1) for line in env_out.splitlines())
         assert exported["AWS_ENDPOINT_URL"] == state["endpoint"]
-        assert set(exported) == {"AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
-                                 "AWS_DEFAULT_REGION"}
+        assert set(exported) == {"AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION"}
         # the exported variables work for saemerge.storage in a fresh process
         probe = subprocess.run(
-            [sys.executable, "-c", "from saemerge import storage; storage.write_bytes('s3://runs/x', b'1');"
-             "print(storage.read_bytes('s3://runs/x'))"],
-            capture_output=True, text=True, env={**os.environ, **exported}, timeout=120)
+            [
+                sys.executable,
+                "-c",
+                "from saemerge import storage; storage.write_bytes('s3://runs/x', b'1');"
+                "print(storage.read_bytes('s3://runs/x'))",
+            ],
+            capture_output=True,
+            text=True,
+            env={**os.environ, **exported},
+            timeout=120,
+        )
         assert probe.stdout.strip() == "b'1'", probe.stderr
-        ro = dict(line.removeprefix("export ").split("=", 1)
-                  for line in _cli("env", "--dir", d, "--readonly").stdout.splitlines())
+        ro = dict(
+            line.removeprefix("export ").split("=", 1)
+            for line in _cli("env", "--dir", d, "--readonly").stdout.splitlines()
+        )
         assert ro["AWS_ACCESS_KEY_ID"] != exported["AWS_ACCESS_KEY_ID"]
     finally:
         stopped = _cli("stop", "--dir", d)

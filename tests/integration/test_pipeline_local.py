@@ -15,15 +15,33 @@ from saemerge.runlog import RunLayout
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 PARAMS = [
-    "--param", 'opt_sizes={"saebench_math": 6, "saebench_multilingual": 6}',
-    "--param", 'test_sizes={"saebench_math": 8, "saebench_multilingual": 8}',
-    "--param", "archive_size=4",
+    "--param",
+    'opt_sizes={"saebench_math": 6, "saebench_multilingual": 6}',
+    "--param",
+    'test_sizes={"saebench_math": 8, "saebench_multilingual": 8}',
+    "--param",
+    "archive_size=4",
 ]
 
 
 def _run_args(workdir, bucket, *extra):
-    return [sys.executable, "-m", "saemerge", "run", "--local", "--workdir", str(workdir), "--bench-size", "micro",
-            "--steps", "2", "--bucket", bucket, *PARAMS, *extra]
+    return [
+        sys.executable,
+        "-m",
+        "saemerge",
+        "run",
+        "--local",
+        "--workdir",
+        str(workdir),
+        "--bench-size",
+        "micro",
+        "--steps",
+        "2",
+        "--bucket",
+        bucket,
+        *PARAMS,
+        *extra,
+    ]
 
 
 def _cached_rows(run_uri: str) -> set:
@@ -47,8 +65,9 @@ def test_interrupted_run_resumes_and_finishes_without_rescoring(s3_env, micro_be
     run_uri = f"s3://{bucket}/runs/{run_id}"
 
     # 1. start, and interrupt (SIGINT, as Ctrl-C) once the run reports generation 0
-    proc = subprocess.Popen(_run_args(workdir, bucket, "--run-id", run_id), stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        _run_args(workdir, bucket, "--run-id", run_id), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     seen = []
     for line in proc.stdout:
         seen.append(line)
@@ -73,9 +92,19 @@ def test_interrupted_run_resumes_and_finishes_without_rescoring(s3_env, micro_be
     assert "phases:" in done.stdout
 
     # 3. the run is complete in S3 ...
-    for part in ("run.json", "init/population.parquet", "gen-00/population.parquet", "gen-01/population.parquet",
-                 "gen-01/offspring.parquet", "gen-01/metrics.json", "final/results.parquet", "final/report.md",
-                 "final/fitness.png", "final/schedule.png", "final/sparsity_vs_score.png"):
+    for part in (
+        "run.json",
+        "init/population.parquet",
+        "gen-00/population.parquet",
+        "gen-01/population.parquet",
+        "gen-01/offspring.parquet",
+        "gen-01/metrics.json",
+        "final/results.parquet",
+        "final/report.md",
+        "final/fitness.png",
+        "final/schedule.png",
+        "final/sparsity_vs_score.png",
+    ):
         assert storage.exists(f"{run_uri}/{part}"), part
     population = RunLayout(run_uri).read_population(1)
     assert 1 <= len(population) <= 4

@@ -94,8 +94,9 @@ def test_plain_experts_and_base_pass_preflight_and_make_models(plain_family, s3_
     data = tmp_path / "data" / "math"
     data.mkdir(parents=True)
     for split in ("train", "validation", "test"):
-        (data / f"{split}.jsonl").write_text("".join(json.dumps({"question": str(i), "answer": str(i)}) + "\n"
-                                                     for i in range(5)))
+        (data / f"{split}.jsonl").write_text(
+            "".join(json.dumps({"question": str(i), "answer": str(i)}) + "\n" for i in range(5))
+        )
     experts, base = [plain_family["expert0"], plain_family["expert1"]], plain_family["base"]
     put_plain(tmp_path / "data", f"{s3_prefix}/plain/data")  # data must be published: the steps need it so
     with pytest.raises(SaeMergeError, match=r"data_uri .*: no published directory there .*saemerge upload --data"):
@@ -106,8 +107,14 @@ def test_plain_experts_and_base_pass_preflight_and_make_models(plain_family, s3_
     run = f"{s3_prefix}/run"
     a = prune_variant(run, {"source": experts[0], "name": "expert:expert0", "sparsity": 0.1}, base_uri=base)
     b = prune_variant(run, {"source": experts[1], "name": "expert:expert1", "sparsity": 0.1}, base_uri=base)
-    pair = {"generation": 0, "index": 0, "s_t": 0.3, "a": dict(a, score=0.4), "b": dict(b, score=0.6),
-            "archive_hashes": []}
+    pair = {
+        "generation": 0,
+        "index": 0,
+        "s_t": 0.3,
+        "a": dict(a, score=0.4),
+        "b": dict(b, score=0.6),
+        "archive_hashes": [],
+    }
     child = pair_and_merge(run, pair, base_uri=base)
     assert storage.exists(child["uri"]) and child["parents"] == [a["id"], b["id"]]
     # the run records what it read: each plain input once, by identity
@@ -130,9 +137,15 @@ def test_upload_publishes_a_local_checkpoint_with_a_manifest(s3_prefix, tiny_fam
     assert main(["upload", str(src), dest, "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
     manifest = storage.read_manifest(dest)
-    assert summary["content_hash"] == manifest["content_hash"] == mf.build_manifest(tiny_family["expert1"])["files_hash"]
+    assert (
+        summary["content_hash"] == manifest["content_hash"] == mf.build_manifest(tiny_family["expert1"])["files_hash"]
+    )
     assert summary["uploaded"] is True and not any(f["path"].startswith(".") for f in manifest["files"])
-    assert storage.identify(dest) == {**storage.identify(dest), "kind": "published", "identity": manifest["content_hash"]}
+    assert storage.identify(dest) == {
+        **storage.identify(dest),
+        "kind": "published",
+        "identity": manifest["content_hash"],
+    }
     assert src.is_dir() and (src / "config.json").is_file()  # the source is left as it was
 
     assert main(["upload", str(src), dest]) == 0

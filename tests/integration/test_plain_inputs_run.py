@@ -27,12 +27,35 @@ def test_a_micro_run_on_plain_experts_and_base(s3_env, micro_bench, tmp_path):
     (workdir / "bench").mkdir(parents=True)
     (workdir / "bench" / "micro-seed0").symlink_to(micro_bench)  # the bench's data (published by the run)
     run_id = "plain-inputs"
-    args = [sys.executable, "-m", "saemerge", "run", "--local", "--workdir", str(workdir), "--bench-size", "micro",
-            "--steps", "1", "--bucket", bucket, "--run-id", run_id,
-            "--param", f'experts={json.dumps([f"{plain}/math", f"{plain}/multilingual"])}',
-            "--param", f"base_uri={plain}/base", "--param", "archive_size=2", "--param", "baselines=[]",
-            "--param", 'opt_sizes={"saebench_math": 4, "saebench_multilingual": 4}',
-            "--param", 'test_sizes={"saebench_math": 4, "saebench_multilingual": 4}']
+    args = [
+        sys.executable,
+        "-m",
+        "saemerge",
+        "run",
+        "--local",
+        "--workdir",
+        str(workdir),
+        "--bench-size",
+        "micro",
+        "--steps",
+        "1",
+        "--bucket",
+        bucket,
+        "--run-id",
+        run_id,
+        "--param",
+        f"experts={json.dumps([f'{plain}/math', f'{plain}/multilingual'])}",
+        "--param",
+        f"base_uri={plain}/base",
+        "--param",
+        "archive_size=2",
+        "--param",
+        "baselines=[]",
+        "--param",
+        'opt_sizes={"saebench_math": 4, "saebench_multilingual": 4}',
+        "--param",
+        'test_sizes={"saebench_math": 4, "saebench_multilingual": 4}',
+    ]
     done = subprocess.run(args, capture_output=True, text=True, timeout=1500)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     for method in ("base", "expert:math", "expert:multilingual", "sae"):

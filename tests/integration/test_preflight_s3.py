@@ -85,7 +85,9 @@ def test_a_mismatched_base_in_s3_is_named(s3_prefix, s3_inputs, tiny_family_shar
 
 
 def test_an_empty_prefix_and_a_short_split_are_named(s3_prefix, s3_inputs):
-    with pytest.raises(SaeMergeError, match=r"^expert s3://.*/nothing: no such directory \(no objects under this prefix\)"):
+    with pytest.raises(
+        SaeMergeError, match=r"^expert s3://.*/nothing: no such directory \(no objects under this prefix\)"
+    ):
         _check({**s3_inputs, "expert1": f"{s3_prefix}/nothing"})
     with pytest.raises(SaeMergeError) as err:
         _check(s3_inputs, opt=11)

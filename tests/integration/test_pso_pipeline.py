@@ -17,16 +17,37 @@ pytestmark = pytest.mark.integration
 
 # Small and fast: 4 particles (the two experts and one DARE copy of each), no baseline merges.
 PARAMS = [
-    "--param", 'opt_sizes={"saebench_math": 6, "saebench_multilingual": 6}',
-    "--param", 'test_sizes={"saebench_math": 8, "saebench_multilingual": 8}',
-    "--param", "pso_include_base=false",
-    "--param", "baselines=[]",
+    "--param",
+    'opt_sizes={"saebench_math": 6, "saebench_multilingual": 6}',
+    "--param",
+    'test_sizes={"saebench_math": 8, "saebench_multilingual": 8}',
+    "--param",
+    "pso_include_base=false",
+    "--param",
+    "baselines=[]",
 ]
 
 
 def _run_args(workdir, bucket, *extra):
-    return [sys.executable, "-m", "saemerge", "run", "--local", "--search", "pso", "--workdir", str(workdir),
-            "--bench-size", "micro", "--steps", "2", "--bucket", bucket, *PARAMS, *extra]
+    return [
+        sys.executable,
+        "-m",
+        "saemerge",
+        "run",
+        "--local",
+        "--search",
+        "pso",
+        "--workdir",
+        str(workdir),
+        "--bench-size",
+        "micro",
+        "--steps",
+        "2",
+        "--bucket",
+        bucket,
+        *PARAMS,
+        *extra,
+    ]
 
 
 def _cached_rows(run_uri: str) -> set:
@@ -42,7 +63,11 @@ def _fresh_rows(run_uri: str) -> set:
     rows = set()
     for uri in storage.list_uris(run_uri):
         if "/scores-" in uri and uri.endswith(".parquet"):
-            rows |= {(r["content_hash"], r["task"], r["example_id"]) for r in runlog.read_table(uri).to_pylist() if r["fresh"]}
+            rows |= {
+                (r["content_hash"], r["task"], r["example_id"])
+                for r in runlog.read_table(uri).to_pylist()
+                if r["fresh"]
+            }
     return rows
 
 
@@ -56,8 +81,9 @@ def test_pso_run_is_interrupted_resumed_and_rescores_nothing(s3_env, micro_bench
     layout = RunLayout(run_uri)
 
     # 1. start, and interrupt (SIGINT, as Ctrl-C) once the run reports its first update step
-    proc = subprocess.Popen(_run_args(workdir, bucket, "--run-id", run_id), stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        _run_args(workdir, bucket, "--run-id", run_id), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     seen = []
     for line in proc.stdout:
         seen.append(line)
@@ -86,8 +112,12 @@ def test_pso_run_is_interrupted_resumed_and_rescores_nothing(s3_env, micro_bench
         for part in ("swarm.parquet", "population.parquet", "offspring.parquet", "metrics.json"):
             assert storage.exists(f"{run_uri}/{where}/{part}"), f"{where}/{part}"
     swarm = runlog.read_table(layout.swarm(1)).to_pylist()
-    assert [r["particle"] for r in swarm] == ["expert:math", "expert:multilingual", "expert:math~dare1",
-                                              "expert:multilingual~dare1"]
+    assert [r["particle"] for r in swarm] == [
+        "expert:math",
+        "expert:multilingual",
+        "expert:math~dare1",
+        "expert:multilingual~dare1",
+    ]
     assert all(r["step"] == 2 and storage.exists(r["velocity_uri"]) for r in swarm)
     best = runlog.read_json(layout.final("best.json"))
     assert best["id"] == swarm[0]["gbest_id"]
@@ -110,12 +140,35 @@ def test_pso_run_is_interrupted_resumed_and_rescores_nothing(s3_env, micro_bench
 
 def test_a_swarm_of_one_particle_is_refused_before_anything_starts(tmp_path):
     workdir = tmp_path / "work"
-    out = subprocess.run([sys.executable, "-m", "saemerge", "run", "--local", "--search", "pso", "--workdir",
-                          str(workdir), "--param", "pso_dare_copies=0", "--param", "pso_include_base=false",
-                          "--param", 'experts=["s3://nowhere/models/math"]', "--param", "base_uri=s3://nowhere/base",
-                          "--param", "data_uri=/nonexistent/data"], capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "saemerge",
+            "run",
+            "--local",
+            "--search",
+            "pso",
+            "--workdir",
+            str(workdir),
+            "--param",
+            "pso_dare_copies=0",
+            "--param",
+            "pso_include_base=false",
+            "--param",
+            'experts=["s3://nowhere/models/math"]',
+            "--param",
+            "base_uri=s3://nowhere/base",
+            "--param",
+            "data_uri=/nonexistent/data",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 2, out.stdout + out.stderr
-    assert out.stderr.strip() == ("saemerge: error: pso_dare_copies 0, pso_include_base false: 1 particle; "
-                                  "a swarm needs at least 2")
+    assert out.stderr.strip() == (
+        "saemerge: error: pso_dare_copies 0, pso_include_base false: 1 particle; a swarm needs at least 2"
+    )
     assert out.stdout == ""
     assert not workdir.exists()  # no store started, no bench built, nothing written

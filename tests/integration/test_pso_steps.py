@@ -28,8 +28,13 @@ def test_a_swarm_for_two_steps(tmp_path, tiny_family):
     specs = [
         {"particle": "base", "index": 0, "source": base, "drop_p": 0.0, "seed": 0},
         {"particle": "expert:e0", "index": 1, "source": str(tiny_family["expert0"]), "drop_p": 0.0, "seed": 0},
-        {"particle": "expert:e0~dare1", "index": 2, "source": str(tiny_family["expert0"]), "drop_p": 0.8,
-         "seed": float(dare_seed(0, "e0", 1))},  # kfp carries numbers as doubles
+        {
+            "particle": "expert:e0~dare1",
+            "index": 2,
+            "source": str(tiny_family["expert0"]),
+            "drop_p": 0.8,
+            "seed": float(dare_seed(0, "e0", 1)),
+        },  # kfp carries numbers as doubles
     ]
     made = [make_particle(run, s, base_uri=base) for s in specs]
     assert [make_particle(run, s, base_uri=base) for s in specs] == made  # the recipes answer

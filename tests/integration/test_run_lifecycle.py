@@ -15,18 +15,38 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def _run_args(workdir, bucket, run_id):
-    return [sys.executable, "-m", "saemerge", "run", "--local", "--workdir", str(workdir), "--bench-size", "micro",
-            "--steps", "2", "--bucket", bucket, "--run-id", run_id,
-            "--param", 'opt_sizes={"saebench_math": 6, "saebench_multilingual": 6}',
-            "--param", 'test_sizes={"saebench_math": 8, "saebench_multilingual": 8}', "--param", "archive_size=4"]
+    return [
+        sys.executable,
+        "-m",
+        "saemerge",
+        "run",
+        "--local",
+        "--workdir",
+        str(workdir),
+        "--bench-size",
+        "micro",
+        "--steps",
+        "2",
+        "--bucket",
+        bucket,
+        "--run-id",
+        run_id,
+        "--param",
+        'opt_sizes={"saebench_math": 6, "saebench_multilingual": 6}',
+        "--param",
+        'test_sizes={"saebench_math": 8, "saebench_multilingual": 8}',
+        "--param",
+        "archive_size=4",
+    ]
 
 
 def test_second_driver_refused_and_sigkill_stops_the_whole_run(s3_env, micro_bench, tmp_path):
     workdir = tmp_path / "work"
     shutil.copytree(micro_bench, workdir / "bench" / "micro-seed0")
     bucket, run_id = "saemerge-life", f"life-{os.getpid()}"
-    driver = subprocess.Popen(_run_args(workdir, bucket, run_id), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                              text=True)
+    driver = subprocess.Popen(
+        _run_args(workdir, bucket, run_id), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     try:
         seen = []
         for line in driver.stdout:
@@ -57,8 +77,13 @@ def test_sigkill_stops_the_embedded_store_too(micro_bench, tmp_path):
     workdir = tmp_path / "work"
     shutil.copytree(micro_bench, workdir / "bench" / "micro-seed0")
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    driver = subprocess.Popen(_run_args(workdir, "saemerge", f"own-{os.getpid()}"), stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True, env=env)
+    driver = subprocess.Popen(
+        _run_args(workdir, "saemerge", f"own-{os.getpid()}"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
     try:
         seen = []
         for line in driver.stdout:

@@ -29,7 +29,14 @@ def test_pair_and_merge_records_lineage_and_discards_a_twin_of_the_archive(tmp_p
     a = prune_variant(run, {"source": str(tiny_family["expert0"]), "name": "e0", "sparsity": 0.1}, base_uri=base)
     b = prune_variant(run, {"source": str(tiny_family["expert1"]), "name": "e1", "sparsity": 0.1}, base_uri=base)
     a, b = dict(a, score=0.4), dict(b, score=0.6)
-    pair = {"generation": 2, "index": 0, "s_t": 0.3, "a": a, "b": b, "archive_hashes": [a["content_hash"], b["content_hash"]]}
+    pair = {
+        "generation": 2,
+        "index": 0,
+        "s_t": 0.3,
+        "a": a,
+        "b": b,
+        "archive_hashes": [a["content_hash"], b["content_hash"]],
+    }
     child = pair_and_merge(run, pair, base_uri=base)
     assert child["parents"] == [a["id"], b["id"]] and child["born"] == 2 and child["origin"] == "sae"
     assert child["sparsity"] == pytest.approx(0.3, abs=0.01)

@@ -65,8 +65,9 @@ class CountingEvaluator:
 
             def score(model_dir, samples, *, already_scored=None):
                 seen = {(r.task, r.example_id) for r in already_scored.per_example} if already_scored else set()
-                self.scored += [(t, str(d["id"])) for t, ds in samples.items() for d in ds
-                                if (t, str(d["id"])) not in seen]
+                self.scored += [
+                    (t, str(d["id"])) for t, ds in samples.items() for d in ds if (t, str(d["id"])) not in seen
+                ]
                 return real(model_dir, samples, already_scored=already_scored)
 
             ev.score = score
@@ -90,7 +91,8 @@ def test_score_cache_adds_and_restricts_without_lm_eval(tmp_path):
     assert cache.add("h", EvalResult([row(example_id="a", correct=True)])) == {("saebench_math", "a")}
     assert cache.missing("h", docs) == {"saebench_math": [{"id": "b"}]}
     assert cache.add("h", EvalResult([row(example_id="a", correct=True), row(example_id="b", correct=False)])) == {
-        ("saebench_math", "b")}
+        ("saebench_math", "b")
+    }
     again = ScoreCache(RunLayout(str(tmp_path / "run")))  # read back from the run, not from memory
     assert again.missing("h", docs) == {}
     assert [r.correct for r in again.on("h", docs).per_example] == [True, False]
@@ -102,8 +104,9 @@ def test_evaluate_candidates_scores_through_the_cache(run_with_models, scripted_
     run, data, good, bad = run_with_models
     evaluator = CountingEvaluator(scripted_lm)
     sample0 = sample_optimisation_set(run, 0, str(data), {t: 4 for t in TASKS}, seed=0)
-    scored = evaluate_candidates(run, 0, "archive", [good, bad, dict(bad, status="discarded", uri="")], sample0,
-                                 gamma=0.5, evaluator=evaluator)
+    scored = evaluate_candidates(
+        run, 0, "archive", [good, bad, dict(bad, status="discarded", uri="")], sample0, gamma=0.5, evaluator=evaluator
+    )
     assert evaluator.opened == 1  # one evaluator serves every model of the step
     assert len(evaluator.scored) == 2 * 8
     assert scored[0]["score"] == 1.0 and scored[0]["fitness"] == pytest.approx(1.0 + 0.5 * 0.2)
@@ -178,8 +181,18 @@ def test_final_evaluate_writes_the_results_table(run_with_models, scripted_lm):
     half = publish_answer_key(str(run_with_models[0]) + "-models/half", data, right=0.5)
     sample0 = sample_optimisation_set(run, 0, str(data), {t: 4 for t in TASKS}, seed=0)
     archive = evaluate_candidates(run, 0, "archive", [half, good], sample0, gamma=0.05, evaluator=evaluator)
-    rows = final_evaluate(run, archive, [bad["uri"], half["uri"]], good["uri"], str(data), {t: 5 for t in TASKS}, [],
-                          seed=0, gamma=0.05, evaluator=evaluator)
+    rows = final_evaluate(
+        run,
+        archive,
+        [bad["uri"], half["uri"]],
+        good["uri"],
+        str(data),
+        {t: 5 for t in TASKS},
+        [],
+        seed=0,
+        gamma=0.05,
+        evaluator=evaluator,
+    )
     by_method = {r["method"]: r for r in rows}
     assert list(by_method) == ["base", "expert:bad", "expert:half", "sae"]
     assert by_method["base"]["macro"] == 1.0 and by_method["expert:bad"]["macro"] == 0.0

@@ -78,8 +78,9 @@ def _assert_round_trip(src, uri: str) -> None:
 
 def test_killed_uploader_leaves_no_checkpoint_and_retry_succeeds(s3_prefix, checkpoint, small_parts):
     uri = storage.join(s3_prefix, "model")
-    child = subprocess.Popen([sys.executable, "-c", CHILD, str(checkpoint), uri],
-                             stdout=subprocess.PIPE, text=True, env=os.environ.copy())
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(checkpoint), uri], stdout=subprocess.PIPE, text=True, env=os.environ.copy()
+    )
     try:
         line = child.stdout.readline().strip()
         assert line == "STALLED", f"child did not reach the big file's 2nd part: {line!r}"
@@ -102,9 +103,11 @@ def test_killed_uploader_leaves_no_checkpoint_and_retry_succeeds(s3_prefix, chec
 
 
 def test_server_stopped_mid_upload_leaves_no_checkpoint_and_retry_succeeds(
-        tmp_path, checkpoint, small_parts, monkeypatch):
+    tmp_path, checkpoint, small_parts, monkeypatch
+):
     store = Store(tmp_path / "store", buckets=["interrupted"]).start()
     try:
+
         def use_store():
             for key, value in store.env().items():
                 monkeypatch.setenv(key, value)

@@ -35,6 +35,7 @@ def s3_events():
 @pytest.fixture
 def count_calls(s3_events):
     """count_calls(operation=None) -> a list that records each S3 request sent (retries too)."""
+
     def start(operation: str | None = None) -> list[str]:
         seen: list[str] = []
 
@@ -59,6 +60,7 @@ class _Body:
 
 def _assert_same_tree(a: Path, b: Path, ignore: set[str] = frozenset()) -> None:
     """Same relative file names and byte-identical contents (names in ``ignore`` skipped)."""
+
     def names(root: Path) -> list[str]:
         rels = (p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
         return sorted(r for r in rels if r not in ignore)
@@ -75,7 +77,8 @@ def _publish(src: Path, uri: str, **kwargs) -> None:
 
 
 def test_sharded_checkpoint_round_trips_byte_identical_with_multipart(
-        s3_prefix, tiny_family_sharded, tmp_path, monkeypatch):
+    s3_prefix, tiny_family_sharded, tmp_path, monkeypatch
+):
     monkeypatch.setenv("SAEMERGE_S3_MULTIPART_THRESHOLD", "1K")
     monkeypatch.setenv("SAEMERGE_S3_MULTIPART_CHUNKSIZE", "5M")  # S3's minimum part size
     src = tmp_path / "ckpt"
@@ -215,7 +218,9 @@ def test_small_objects_list_and_files(s3_prefix, tmp_path):
     assert not storage.exists(storage.join(s3_prefix, "gen-00", "nope.json"))
     assert storage.list_uris(s3_prefix, recursive=False) == [storage.join(s3_prefix, "gen-00") + "/"]
     assert storage.list_uris(storage.join(s3_prefix, "gen-00")) == [
-        storage.join(s3_prefix, "gen-00", "metrics.json"), storage.join(s3_prefix, "gen-00", "t.parquet")]
+        storage.join(s3_prefix, "gen-00", "metrics.json"),
+        storage.join(s3_prefix, "gen-00", "t.parquet"),
+    ]
     with pytest.raises(SaeMergeError, match="no such object"):
         storage.read_bytes(storage.join(s3_prefix, "missing.json"))
 
@@ -234,8 +239,7 @@ def test_missing_bucket_is_a_clear_error_or_created(s3_env):
     assert storage.read_bytes("s3://created-on-demand/run/a.json") == b"{}"
 
 
-def test_wrong_secret_fails_once_naming_endpoint_and_key_id(s3_prefix, s3_store, monkeypatch, caplog,
-                                                            count_calls):
+def test_wrong_secret_fails_once_naming_endpoint_and_key_id(s3_prefix, s3_store, monkeypatch, caplog, count_calls):
     uri = storage.join(s3_prefix, "m")
     storage.write_bytes(storage.join(uri, "x"), b"1")
     wrong = "definitely-not-the-secret-0123456789"
@@ -305,8 +309,10 @@ def test_transient_errors_are_retried_with_backoff(s3_prefix, s3_events, monkeyp
 
     monkeypatch.setenv("SAEMERGE_S3_MAX_ATTEMPTS", "3")  # a new client with this retry budget
     sends.clear()
-    s3_events("before-send.s3.GetObject",
-              lambda request, **kw: sends.append(request.url) or AWSResponse(request.url, 503, {}, _Body(busy)))
+    s3_events(
+        "before-send.s3.GetObject",
+        lambda request, **kw: sends.append(request.url) or AWSResponse(request.url, 503, {}, _Body(busy)),
+    )
     with pytest.raises(SaeMergeError, match="after 3 attempts: SlowDown"):
         storage.read_bytes(uri)
     assert len(sends) == 3

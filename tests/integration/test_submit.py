@@ -19,8 +19,16 @@ from saemerge.pipeline.submit import coerce_params, normalize_cron
 
 pytestmark = pytest.mark.integration
 
-REQUIRED = ["--param", "run_uri=s3://saemerge/runs/r1", "--param", 'experts=["s3://m/math","s3://m/ml"]',
-            "--param", "base_uri=s3://m/base", "--param", "data_uri=s3://saemerge/data"]
+REQUIRED = [
+    "--param",
+    "run_uri=s3://saemerge/runs/r1",
+    "--param",
+    'experts=["s3://m/math","s3://m/ml"]',
+    "--param",
+    "base_uri=s3://m/base",
+    "--param",
+    "data_uri=s3://saemerge/data",
+]
 FAST = ["--steps", "1", "--poll-interval", "0.01"]
 
 
@@ -41,11 +49,35 @@ def submit(*args: str) -> int:
 def test_first_submit_uploads_creates_experiment_and_run_and_follows_it(capsys, monkeypatch):
     monkeypatch.setenv("KFP_TOKEN", "tok-3f9a1c")
     with FakeKfp(token="tok-3f9a1c", task_names=["init population", "report"]) as kfp:
-        rc = submit("--host", kfp.url, "--experiment", "ci-nightly", "--run-name", "r1", "--wait", "--json",
-                    "--cpu-image", "reg.example/sae-cpu:abc", "--gpu-image", "reg.example/sae-gpu:abc",
-                    "--service-account", "saemerge-pipeline-runner", "--pipeline-root", "s3://saemerge/root",
-                    *REQUIRED, "--param", "seed=7", "--param", "s_max=0.5", "--param", "reverse=true",
-                    "--param", 'opt_sizes={"saebench_math": 8}', "--param", 'test_sizes={"saebench_math": 16}')
+        rc = submit(
+            "--host",
+            kfp.url,
+            "--experiment",
+            "ci-nightly",
+            "--run-name",
+            "r1",
+            "--wait",
+            "--json",
+            "--cpu-image",
+            "reg.example/sae-cpu:abc",
+            "--gpu-image",
+            "reg.example/sae-gpu:abc",
+            "--service-account",
+            "saemerge-pipeline-runner",
+            "--pipeline-root",
+            "s3://saemerge/root",
+            *REQUIRED,
+            "--param",
+            "seed=7",
+            "--param",
+            "s_max=0.5",
+            "--param",
+            "reverse=true",
+            "--param",
+            'opt_sizes={"saebench_math": 8}',
+            "--param",
+            'test_sizes={"saebench_math": 16}',
+        )
     out, err = capsys.readouterr()
     assert rc == 0, err
     # every call carried the token; the token was printed nowhere
@@ -70,20 +102,33 @@ def test_first_submit_uploads_creates_experiment_and_run_and_follows_it(capsys, 
     assert run_req.body["display_name"] == "r1"
     assert run_req.body["experiment_id"] == next(iter(kfp.experiments))
     assert run_req.body["pipeline_version_reference"] == {
-        "pipeline_id": version["pipeline_id"], "pipeline_version_id": version["pipeline_version_id"]}
+        "pipeline_id": version["pipeline_id"],
+        "pipeline_version_id": version["pipeline_version_id"],
+    }
     assert "pipeline_spec" not in run_req.body  # the run references the version, not an inline copy
     assert run_req.body["service_account"] == "saemerge-pipeline-runner"
     assert run_req.body["runtime_config"] == {
         "pipeline_root": "s3://saemerge/root",
-        "parameters": {"run_uri": "s3://saemerge/runs/r1", "experts": ["s3://m/math", "s3://m/ml"],
-                       "base_uri": "s3://m/base", "data_uri": "s3://saemerge/data", "seed": 7, "s_max": 0.5,
-                       "reverse": True, "opt_sizes": {"saebench_math": 8}, "test_sizes": {"saebench_math": 16}},
+        "parameters": {
+            "run_uri": "s3://saemerge/runs/r1",
+            "experts": ["s3://m/math", "s3://m/ml"],
+            "base_uri": "s3://m/base",
+            "data_uri": "s3://saemerge/data",
+            "seed": 7,
+            "s_max": 0.5,
+            "reverse": True,
+            "opt_sizes": {"saebench_math": 8},
+            "test_sizes": {"saebench_math": 16},
+        },
     }
 
     # --wait printed each state change once and the tasks (to stderr: --json); stdout is the JSON alone
     run_id = run_req_id(kfp)
     assert [line for line in err.splitlines() if line.startswith(f"run {run_id}:")] == [
-        f"run {run_id}: PENDING", f"run {run_id}: RUNNING", f"run {run_id}: SUCCEEDED"]
+        f"run {run_id}: PENDING",
+        f"run {run_id}: RUNNING",
+        f"run {run_id}: SUCCEEDED",
+    ]
     assert "  task init population: SUCCEEDED" in err
     summary = json.loads(out)
     assert summary["state"] == "SUCCEEDED" and summary["run_id"] == run_id
@@ -103,9 +148,9 @@ def run_req_id(kfp: FakeKfp) -> str:
 
 def test_resubmitting_reuses_the_version_and_a_changed_spec_adds_one(capsys):
     with FakeKfp() as kfp:
-        assert submit("--host", kfp.url, *REQUIRED) == 0                       # creates pipeline + version 1
-        assert submit("--host", kfp.url, *REQUIRED) == 0                       # adds the content-named version
-        assert submit("--host", kfp.url, *REQUIRED) == 0                       # same spec: reused
+        assert submit("--host", kfp.url, *REQUIRED) == 0  # creates pipeline + version 1
+        assert submit("--host", kfp.url, *REQUIRED) == 0  # adds the content-named version
+        assert submit("--host", kfp.url, *REQUIRED) == 0  # same spec: reused
         assert submit("--host", kfp.url, "--gpu-image", "x/gpu:2", *REQUIRED) == 0  # new spec: new version
     out = capsys.readouterr().out
     assert len(kfp.calls("POST", f"{API}/pipelines/upload")) == 1
@@ -140,8 +185,18 @@ assert REQUIRED[1].startswith("run_uri=")
 
 def test_schedule_creates_a_recurring_run_with_kfps_six_field_cron(capsys):
     with FakeKfp() as kfp:
-        rc = submit("--host", kfp.url, "--schedule", "0 3 * * 1", "--run-name", "weekly", "--no-cache",
-                    "--run-root", "s3://team-bucket/nightly", *WITHOUT_RUN_URI)
+        rc = submit(
+            "--host",
+            kfp.url,
+            "--schedule",
+            "0 3 * * 1",
+            "--run-name",
+            "weekly",
+            "--no-cache",
+            "--run-root",
+            "s3://team-bucket/nightly",
+            *WITHOUT_RUN_URI,
+        )
     assert rc == 0, capsys.readouterr().err
     assert not kfp.calls("POST", f"{API}/runs")
     (req,) = kfp.calls("POST", f"{API}/recurringruns")
@@ -195,8 +250,15 @@ def test_a_recurring_run_with_a_fixed_run_uri_is_refused(capsys):
         rc = submit("--host", kfp.url, "--schedule", "0 3 * * *", *REQUIRED)
         assert rc == 2 and "a recurring run would write every run into this one prefix" in capsys.readouterr().err
         assert not [r for r in kfp.requests if r.method == "POST"]
-        rc = submit("--host", kfp.url, "--schedule", "0 3 * * *", "--param", "run_uri=s3://b/r/{{workflow.uid}}",
-                    *WITHOUT_RUN_URI)
+        rc = submit(
+            "--host",
+            kfp.url,
+            "--schedule",
+            "0 3 * * *",
+            "--param",
+            "run_uri=s3://b/r/{{workflow.uid}}",
+            *WITHOUT_RUN_URI,
+        )
     assert rc == 0, capsys.readouterr().err
 
 
@@ -226,15 +288,18 @@ def test_merge_device_cuda_needs_gpu_merges(capsys):
         assert submit("--host", kfp.url, "--param", "merge_device=cuda", "--gpu-merges", *REQUIRED) == 0
 
 
-@pytest.mark.parametrize("args,message", [
-    (["--param", "run_url=s3://x"], "unknown pipeline parameter 'run_url'; did you mean 'run_uri'?"),
-    (["--param", "seed=abc"], "--param seed='abc': pipeline parameter seed takes an integer"),
-    (["--param", "baselines=ties"], "pipeline parameter baselines takes a JSON list"),
-    (["--param", "run_uri=s3://again"], "--param run_uri: given twice"),
-    (["--param", "seed"], "--param 'seed': expected NAME=VALUE"),
-    (["--schedule", "every day"], "--schedule 'every day': expected a cron expression"),
-    (["--schedule", "0 3 * * *", "--wait"], "--wait follows one run; it cannot be combined with --schedule"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--param", "run_url=s3://x"], "unknown pipeline parameter 'run_url'; did you mean 'run_uri'?"),
+        (["--param", "seed=abc"], "--param seed='abc': pipeline parameter seed takes an integer"),
+        (["--param", "baselines=ties"], "pipeline parameter baselines takes a JSON list"),
+        (["--param", "run_uri=s3://again"], "--param run_uri: given twice"),
+        (["--param", "seed"], "--param 'seed': expected NAME=VALUE"),
+        (["--schedule", "every day"], "--schedule 'every day': expected a cron expression"),
+        (["--schedule", "0 3 * * *", "--wait"], "--wait follows one run; it cannot be combined with --schedule"),
+    ],
+)
 def test_bad_input_is_refused_before_anything_is_sent(args, message, capsys):
     with FakeKfp() as kfp:
         rc = submit("--host", kfp.url, *REQUIRED, *args)
@@ -278,12 +343,28 @@ def test_dry_run_compiles_and_checks_but_contacts_nothing(capsys):
 
 
 def test_param_typing_and_cron_rules():
-    spec = {"root": {"inputDefinitions": {"parameters": {
-        "s": {"parameterType": "STRING"}, "i": {"parameterType": "NUMBER_INTEGER", "defaultValue": 1},
-        "f": {"parameterType": "NUMBER_DOUBLE", "defaultValue": 0.5}, "b": {"parameterType": "BOOLEAN", "defaultValue": False},
-        "l": {"parameterType": "LIST", "defaultValue": []}, "d": {"parameterType": "STRUCT", "defaultValue": {}}}}}}
+    spec = {
+        "root": {
+            "inputDefinitions": {
+                "parameters": {
+                    "s": {"parameterType": "STRING"},
+                    "i": {"parameterType": "NUMBER_INTEGER", "defaultValue": 1},
+                    "f": {"parameterType": "NUMBER_DOUBLE", "defaultValue": 0.5},
+                    "b": {"parameterType": "BOOLEAN", "defaultValue": False},
+                    "l": {"parameterType": "LIST", "defaultValue": []},
+                    "d": {"parameterType": "STRUCT", "defaultValue": {}},
+                }
+            }
+        }
+    }
     assert coerce_params({"s": "123", "i": "3", "f": "2", "b": "False", "l": "[1]", "d": '{"a": 1}'}, spec) == {
-        "s": "123", "i": 3, "f": 2.0, "b": False, "l": [1], "d": {"a": 1}}
+        "s": "123",
+        "i": 3,
+        "f": 2.0,
+        "b": False,
+        "l": [1],
+        "d": {"a": 1},
+    }
     assert coerce_params({"s": '"quoted"'}, spec) == {"s": "quoted"}
     with pytest.raises(Exception, match="takes an integer"):
         coerce_params({"s": "x", "i": "2.5"}, spec)

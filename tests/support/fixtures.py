@@ -52,10 +52,17 @@ def write_bench_data(root: str | Path, sizes: dict[str, int] | None = None, seed
         mc_rows = []
         for i, lang in enumerate(_languages(rng, n, BENCH_LANGUAGES)):
             q, options, index = _mc(rng, rng.choice([4, 6, 10]))
-            mc_rows.append({
-                "id": f"ml-{split}-{i}", "question": q, "options": options, "answer": LETTERS[index],
-                "answer_index": index, "category": rng.choice(["math", "other"]), "language": lang,
-            })
+            mc_rows.append(
+                {
+                    "id": f"ml-{split}-{i}",
+                    "question": q,
+                    "options": options,
+                    "answer": LETTERS[index],
+                    "answer_index": index,
+                    "category": rng.choice(["math", "other"]),
+                    "language": lang,
+                }
+            )
         write_jsonl(data / "multilingual" / f"{split}.jsonl", mc_rows)
     return Path(root)
 
@@ -68,19 +75,27 @@ def _mmlu_prox_row(rng: random.Random, qid: int, lang: str, category: str, with_
     row.update({f"option_{i}": options[i] if i < len(options) else None for i in range(10)})
     cot_prefix = _lang_utils(lang).lang_dict[4]  # "A: Let's think step by step." in the language
     answer_phrase = _lang_utils(lang).lang_dict[5].format(LETTERS[index])
-    row.update({
-        "answer": LETTERS[index],
-        "answer_index": index,
-        "cot_content": f"{cot_prefix} {q} {options[index]}. {answer_phrase}." if with_cot else "",
-        "category": category,
-        "src": "hand-made",
-        "language": lang,
-    })
+    row.update(
+        {
+            "answer": LETTERS[index],
+            "answer_index": index,
+            "cot_content": f"{cot_prefix} {q} {options[index]}. {answer_phrase}." if with_cot else "",
+            "category": category,
+            "src": "hand-made",
+            "language": lang,
+        }
+    )
     return row
 
 
-def write_real_data(root: str | Path, *, gsm8k: dict[str, int] | None = None, languages: dict[str, int] | None = None,
-                    categories: tuple[str, ...] = ("math", "computer science"), seed: int = 0) -> Path:
+def write_real_data(
+    root: str | Path,
+    *,
+    gsm8k: dict[str, int] | None = None,
+    languages: dict[str, int] | None = None,
+    categories: tuple[str, ...] = ("math", "computer science"),
+    seed: int = 0,
+) -> Path:
     """``root/gsm8k/{train,test}.jsonl`` and ``root/mmlu_prox/{validation,test}.jsonl``.
 
     GSM8K rows have only ``question`` and ``answer`` (ids are assigned on reading, as for

@@ -85,7 +85,9 @@ class ScriptedLM(LM):
             gold = self._gold(req)
             if gold in LETTERS and "language" in req.doc:  # MMLU-ProX: "the answer is (X)" in the doc's language
                 letter = gold if self.right else _wrong_letter(gold)
-                pattern = mmlu_prox_language_overrides(req.doc["language"])["filter_list"][0]["filter"][0]["regex_pattern"]
+                pattern = mmlu_prox_language_overrides(req.doc["language"])["filter_list"][0]["filter"][0][
+                    "regex_pattern"
+                ]
                 phrase = pattern.replace(_LETTER_GROUP, f"({letter})")
                 out.append("Let's think step by step. " + re.sub(r"\\(.)", r"\1", phrase) + ".")
             else:

@@ -40,9 +40,7 @@ def write_tokenizer(out: Path, vocab_size: int = 320) -> int:
         show_progress=False,
     )
     tok.train_from_iterator(_CORPUS, trainer=trainer)
-    fast = PreTrainedTokenizerFast(
-        tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>"
-    )
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>")
     fast.save_pretrained(str(out))
     return len(fast)
 
@@ -79,7 +77,9 @@ def random_state_dict(config, seed: int, dtype: torch.dtype = torch.float32) -> 
     return out
 
 
-def expert_state_dict(base: dict[str, torch.Tensor], seed: int, scale: float = 0.01, density: float = 0.5) -> dict[str, torch.Tensor]:
+def expert_state_dict(
+    base: dict[str, torch.Tensor], seed: int, scale: float = 0.01, density: float = 0.5
+) -> dict[str, torch.Tensor]:
     """base + a seeded task vector with about `density` of its entries non-zero."""
     gen = torch.Generator().manual_seed(seed)
     out = {}

@@ -107,8 +107,14 @@ def test_train_lowers_the_loss_on_a_repetitive_text():
     from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(0)
-    cfg = LlamaConfig(vocab_size=32, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
-                      num_attention_heads=2, num_key_value_heads=2)
+    cfg = LlamaConfig(
+        vocab_size=32,
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+    )
     model = LlamaForCausalLM(cfg)
     examples = [Example(tuple([3, 4, 5, 6] * 4), n_masked=1) for _ in range(8)]
     losses = train(model, examples, steps=30, batch_size=4, lr=1e-2, warmup=3, seed=0, pad_id=0)
@@ -119,8 +125,14 @@ def test_train_lowers_the_loss_on_a_repetitive_text():
 def test_anchor_decay_keeps_fine_tuned_weights_near_their_start():
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    cfg = LlamaConfig(vocab_size=32, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
-                      num_attention_heads=2, num_key_value_heads=2)
+    cfg = LlamaConfig(
+        vocab_size=32,
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+    )
     torch.manual_seed(0)
     start = LlamaForCausalLM(cfg).state_dict()
     examples = [Example(tuple([3, 4, 5, 6] * 4), n_masked=1) for _ in range(8)]
@@ -128,8 +140,18 @@ def test_anchor_decay_keeps_fine_tuned_weights_near_their_start():
     for anchor in (0.0, 50.0):
         model = LlamaForCausalLM(cfg)
         model.load_state_dict(start)
-        train(model, examples, steps=30, batch_size=4, lr=1e-2, warmup=3, seed=0, pad_id=0,
-              weight_decay=0.0, anchor_decay=anchor)
+        train(
+            model,
+            examples,
+            steps=30,
+            batch_size=4,
+            lr=1e-2,
+            warmup=3,
+            seed=0,
+            pad_id=0,
+            weight_decay=0.0,
+            anchor_decay=anchor,
+        )
         drift[anchor] = sum(float((v - start[k]).norm() ** 2) for k, v in model.state_dict().items()) ** 0.5
     assert 0 < drift[50.0] < drift[0.0] / 2
 
@@ -137,8 +159,14 @@ def test_anchor_decay_keeps_fine_tuned_weights_near_their_start():
 def _tiny_llama():
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    cfg = LlamaConfig(vocab_size=32, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
-                      num_attention_heads=2, num_key_value_heads=2)
+    cfg = LlamaConfig(
+        vocab_size=32,
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+    )
     torch.manual_seed(0)
     return LlamaForCausalLM(cfg)
 
@@ -157,8 +185,18 @@ def test_scale_cycle_trains_the_skill_to_hold_at_half_the_task_vector():
     trained = {}
     for cycle in ((), (1.0,), (1.0, 0.5)):
         model = _tiny_llama()
-        train(model, examples, steps=100, batch_size=4, lr=1e-2, warmup=3, seed=0, pad_id=0,
-              weight_decay=0.0, scale_cycle=cycle)
+        train(
+            model,
+            examples,
+            steps=100,
+            batch_size=4,
+            lr=1e-2,
+            warmup=3,
+            seed=0,
+            pad_id=0,
+            weight_decay=0.0,
+            scale_cycle=cycle,
+        )
         trained[cycle] = model
     # a cycle of only 1.0 is plain training, bit for bit
     plain, ones = trained[()].state_dict(), trained[(1.0,)].state_dict()
@@ -173,8 +211,17 @@ def test_scale_cycle_trains_the_skill_to_hold_at_half_the_task_vector():
 
 def test_scale_cycle_refuses_non_positive_scales():
     with pytest.raises(ValueError, match="scale_cycle"):
-        train(_tiny_llama(), [Example((3, 4, 5))], steps=1, batch_size=1, lr=1e-3, warmup=1, seed=0, pad_id=0,
-              scale_cycle=(1.0, 0.0))
+        train(
+            _tiny_llama(),
+            [Example((3, 4, 5))],
+            steps=1,
+            batch_size=1,
+            lr=1e-3,
+            warmup=1,
+            seed=0,
+            pad_id=0,
+            scale_cycle=(1.0, 0.0),
+        )
 
 
 def test_training_text_ends_where_generation_stops():

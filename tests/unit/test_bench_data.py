@@ -63,7 +63,9 @@ def test_ciphers_cover_the_vocabulary_and_differ_per_language():
     assert len(set(outs.values())) == 3
     for out in outs.values():
         assert out[0].isupper() and out.endswith(" 12?")  # case, digits and punctuation kept
-    assert build_languages(["qaa"], ["of"], seed=0)["qaa"].words == build_languages(["qaa"], ["of"], seed=0)["qaa"].words
+    assert (
+        build_languages(["qaa"], ["of"], seed=0)["qaa"].words == build_languages(["qaa"], ["of"], seed=0)["qaa"].words
+    )
 
 
 @pytest.fixture(scope="module")
@@ -132,7 +134,11 @@ def test_check_disjoint_names_the_offending_item():
 
 
 def test_jsonl_round_trip_and_ids(tmp_path):
-    splits = {"train": [{"question": "x", "answer": "#### 1"}], "validation": [], "test": [{"question": "y", "answer": "#### 2"}]}
+    splits = {
+        "train": [{"question": "x", "answer": "#### 1"}],
+        "validation": [],
+        "test": [{"question": "y", "answer": "#### 2"}],
+    }
     counts = write_splits(tmp_path, "math", splits)
     assert counts == {"train": 1, "validation": 0, "test": 1}
     rows = read_jsonl(tmp_path / "math" / "test.jsonl")

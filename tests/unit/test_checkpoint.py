@@ -6,7 +6,14 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from saemerge.checkpoint import CheckpointReader, CheckpointWriter, TensorInfo, check_compatible, parse_size, plan_shards
+from saemerge.checkpoint import (
+    CheckpointReader,
+    CheckpointWriter,
+    TensorInfo,
+    check_compatible,
+    parse_size,
+    plan_shards,
+)
 from saemerge.errors import SaeMergeError
 
 

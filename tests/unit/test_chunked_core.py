@@ -15,7 +15,13 @@ from saemerge.core.baselines import dare_drop, tensor_generator
 from saemerge.core.blocks import BlockSparsity, TensorMoments, parse_block_size, row_blocks
 from saemerge.core.hashing import TensorHasher
 from saemerge.core.prune import (
-    GlobalCutState, apply_global_cut, keep_count, magnitude_mask, select_cut, select_global_cut, top_k_mask,
+    GlobalCutState,
+    apply_global_cut,
+    keep_count,
+    magnitude_mask,
+    select_cut,
+    select_global_cut,
+    top_k_mask,
 )
 from saemerge.core.sparsity import SparsityAccumulator, moments
 from saemerge.errors import SaeMergeError

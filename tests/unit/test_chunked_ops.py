@@ -16,7 +16,11 @@ from saemerge.checkpoint import CheckpointReader
 from saemerge.cli import main
 from saemerge.core.blocks import row_blocks
 from saemerge.ops import (
-    checkpoint_content_hash, checkpoint_sparsity, merge_checkpoints, prune_checkpoint, sae_merge_checkpoints,
+    checkpoint_content_hash,
+    checkpoint_sparsity,
+    merge_checkpoints,
+    prune_checkpoint,
+    sae_merge_checkpoints,
 )
 
 WHOLE = 10**9  # above every tensor: the whole-tensor path
@@ -74,13 +78,24 @@ def test_the_block_sizes_really_split_the_tensors(tiny_family):
 
 
 @pytest.mark.parametrize("family", FAMILIES, indirect=True)
-@pytest.mark.parametrize("space,granularity", [("delta", "tensor"), ("delta", "global"), ("weight", "tensor"), ("weight", "global")])
+@pytest.mark.parametrize(
+    "space,granularity", [("delta", "tensor"), ("delta", "global"), ("weight", "tensor"), ("weight", "global")]
+)
 def test_prune_blockwise_equals_whole(family, tmp_path, space, granularity):
     base = family["base"] if space == "delta" else None
     for sparsity in (0.5, 0.9):
-        got = _same(lambda dst, b: prune_checkpoint(family["expert0"], dst / str(sparsity), sparsity, base=base,
-                                                    space=space, granularity=granularity, block_elems=b),
-                    tmp_path)
+        got = _same(
+            lambda dst, b: prune_checkpoint(
+                family["expert0"],
+                dst / str(sparsity),
+                sparsity,
+                base=base,
+                space=space,
+                granularity=granularity,
+                block_elems=b,
+            ),
+            tmp_path,
+        )
         assert got["sparsity"] >= sparsity - 0.01
 
 
@@ -102,13 +117,20 @@ MERGES = [
 def test_every_baseline_merge_blockwise_equals_whole(family, tmp_path, method, params):
     experts = _experts(family)
     params = {k: ([0.3, 0.7, 1.7][: len(experts)] if v == "w" else v) for k, v in params.items()}
-    _same(lambda dst, b: merge_checkpoints(method, experts, dst, base=family["base"], seed=3, block_elems=b, **params),
-          tmp_path)
+    _same(
+        lambda dst, b: merge_checkpoints(method, experts, dst, base=family["base"], seed=3, block_elems=b, **params),
+        tmp_path,
+    )
 
 
 SAE_CASES = [
     # scoring, attraction, granularity, measure, with base, sparsity
-    *[(s, a, g, "zero_count", True, 0.5) for s in ("global", "local") for a in ("linear", "fill") for g in ("tensor", "global")],
+    *[
+        (s, a, g, "zero_count", True, 0.5)
+        for s in ("global", "local")
+        for a in ("linear", "fill")
+        for g in ("tensor", "global")
+    ],
     ("local", "fill", "tensor", "hoyer", True, 0.5),
     ("global", "linear", "global", "hoyer", True, 0.3),
     ("local", "fill", "global", "zero_count", False, 0.5),
@@ -119,19 +141,47 @@ SAE_CASES = [
 @pytest.mark.parametrize("case", SAE_CASES, ids=["-".join(map(str, c)) for c in SAE_CASES])
 def test_sae_merge_blockwise_equals_whole(tiny_family, tmp_path, case):
     scoring, attraction, granularity, measure, with_base, sparsity = case
-    got = _same(lambda dst, b: sae_merge_checkpoints(
-        tiny_family["expert0"], tiny_family["expert1"], 0.6, 0.4, dst, base=tiny_family["base"] if with_base else None,
-        sparsity=sparsity, scoring=scoring, attraction=attraction, granularity=granularity, measure=measure,
-        block_elems=b), tmp_path)
+    got = _same(
+        lambda dst, b: sae_merge_checkpoints(
+            tiny_family["expert0"],
+            tiny_family["expert1"],
+            0.6,
+            0.4,
+            dst,
+            base=tiny_family["base"] if with_base else None,
+            sparsity=sparsity,
+            scoring=scoring,
+            attraction=attraction,
+            granularity=granularity,
+            measure=measure,
+            block_elems=b,
+        ),
+        tmp_path,
+    )
     assert len(set(got["lambdas"].values())) > (1 if scoring == "local" else 0)
 
 
 @pytest.mark.parametrize("family", ["tiny_family_bf16", "tied_family"], indirect=True)
-@pytest.mark.parametrize("scoring,attraction,granularity", [("local", "fill", "tensor"), ("global", "linear", "global")])
+@pytest.mark.parametrize(
+    "scoring,attraction,granularity", [("local", "fill", "tensor"), ("global", "linear", "global")]
+)
 def test_sae_merge_blockwise_equals_whole_bf16_and_ties(family, tmp_path, scoring, attraction, granularity):
-    _same(lambda dst, b: sae_merge_checkpoints(
-        family["expert0"], family["expert1"], 0.3, 0.7, dst, base=family["base"], sparsity=0.6,
-        scoring=scoring, attraction=attraction, granularity=granularity, block_elems=b), tmp_path)
+    _same(
+        lambda dst, b: sae_merge_checkpoints(
+            family["expert0"],
+            family["expert1"],
+            0.3,
+            0.7,
+            dst,
+            base=family["base"],
+            sparsity=0.6,
+            scoring=scoring,
+            attraction=attraction,
+            granularity=granularity,
+            block_elems=b,
+        ),
+        tmp_path,
+    )
 
 
 @pytest.mark.parametrize("measure", ["zero_count", "hoyer"])
@@ -147,13 +197,27 @@ def test_sparsity_and_content_hash_blockwise_equal_whole(tied_family, measure):
 def test_cli_block_size_flag(capsys, tmp_path, tiny_family):
     hashes = []
     for flag in ([], ["--block-size", "100"], ["--block-size", "1K"]):
-        code = main(["merge", "--method", "ties", "--models", str(tiny_family["expert0"]), str(tiny_family["expert1"]),
-                     "--base", str(tiny_family["base"]), "--out", str(tmp_path / f"o{len(hashes)}"), *flag])
+        code = main(
+            [
+                "merge",
+                "--method",
+                "ties",
+                "--models",
+                str(tiny_family["expert0"]),
+                str(tiny_family["expert1"]),
+                "--base",
+                str(tiny_family["base"]),
+                "--out",
+                str(tmp_path / f"o{len(hashes)}"),
+                *flag,
+            ]
+        )
         out, err = capsys.readouterr()
         assert code == 0, err
         hashes.append(json.loads(out)["content_hash"])
     assert len(set(hashes)) == 1
-    code = main(["prune", str(tiny_family["expert0"]), "--sparsity", "0.5", "--block-size", "0",
-                 "--out", str(tmp_path / "bad")])
+    code = main(
+        ["prune", str(tiny_family["expert0"]), "--sparsity", "0.5", "--block-size", "0", "--out", str(tmp_path / "bad")]
+    )
     _, err = capsys.readouterr()
     assert code != 0 and "--block-size '0'" in err and not (tmp_path / "bad").exists()

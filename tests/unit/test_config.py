@@ -9,8 +9,9 @@ from saemerge import config as cfg
 from saemerge.config import PARAMS, RunConfig, flag_name, typed
 from saemerge.errors import SaeMergeError
 
-REQUIRED = dict(run_uri="s3://b/runs/r", experts=["s3://b/m/math", "s3://b/m/ml"], base_uri="s3://b/m/base",
-                data_uri="s3://b/data")
+REQUIRED = dict(
+    run_uri="s3://b/runs/r", experts=["s3://b/m/math", "s3://b/m/ml"], base_uri="s3://b/m/base", data_uri="s3://b/data"
+)
 README = Path(__file__).resolve().parents[2] / "README.md"
 
 
@@ -22,8 +23,15 @@ def test_defaults_are_the_papers():
 
 
 def test_kfp_local_floats_become_ints_and_dicts_are_typed():
-    c = RunConfig.from_params({**REQUIRED, "seed": 3.0, "archive_size": 4.0, "opt_sizes": {"saebench_math": 8.0},
-                               "test_sizes": {"saebench_math": 16}})
+    c = RunConfig.from_params(
+        {
+            **REQUIRED,
+            "seed": 3.0,
+            "archive_size": 4.0,
+            "opt_sizes": {"saebench_math": 8.0},
+            "test_sizes": {"saebench_math": 16},
+        }
+    )
     assert (c.seed, c.archive_size, c.opt_sizes) == (3, 4, {"saebench_math": 8})
     assert isinstance(c.seed, int) and isinstance(c.opt_sizes["saebench_math"], int)
     assert typed(seed=2.0, s_min=0) == {"seed": 2, "s_min": 0.0}
@@ -35,28 +43,31 @@ def test_round_trip_through_run_json():
     assert "steps" not in c.pipeline_arguments() and c.pipeline_arguments()["scoring"] == "local"
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"s_min": 0.7}, "s_min 0.7 is greater than s_max 0.6"),
-    ({"scoring": "bogus"}, "unknown scoring 'bogus'"),
-    ({"scoring": "globl"}, "did you mean 'global'"),
-    ({"competition": "loc"}, "unknown competition 'loc'"),
-    ({"measure": "hoier"}, "unknown measure 'hoier'; did you mean 'hoyer'"),
-    ({"archive_size": 1}, "archive_size 1: must be at least 2"),
-    ({"gamma": -1}, "gamma -1: must be at least 0"),
-    ({"s_max": 1.0}, "s_max 1.0: must be below 1"),
-    ({"t0": 2.5}, "t0 2.5: expected a whole number"),
-    ({"reverse": "yes"}, "reverse 'yes': expected true or false"),
-    ({"opt_sizes": {}}, "opt_sizes: no task given"),
-    ({"opt_sizes": {"saebench_mth": 4}}, "did you mean 'saebench_math'"),
-    ({"opt_sizes": {"saebench_math": 0}, "test_sizes": {"saebench_math": 4}}, "saebench_math has size 0"),
-    ({"test_sizes": {"saebench_multilingual": 4}}, "name different tasks"),
-    ({"baselines": ["ties", "tie"]}, "unknown baselines 'tie'"),
-    ({"experts": []}, "experts: at least one expert"),
-    ({"experts": ["s3://a/math", "s3://b/math"]}, "two experts share the name 'math'"),
-    ({"eval_device": "gpu"}, "eval_device 'gpu': expected auto, cpu, cuda or cuda:N"),
-    ({"merge_device": "auto"}, "merge_device 'auto': expected cpu, cuda or cuda:N"),
-    ({"sedd": 1}, "unknown run parameter 'sedd'; did you mean 'seed'"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"s_min": 0.7}, "s_min 0.7 is greater than s_max 0.6"),
+        ({"scoring": "bogus"}, "unknown scoring 'bogus'"),
+        ({"scoring": "globl"}, "did you mean 'global'"),
+        ({"competition": "loc"}, "unknown competition 'loc'"),
+        ({"measure": "hoier"}, "unknown measure 'hoier'; did you mean 'hoyer'"),
+        ({"archive_size": 1}, "archive_size 1: must be at least 2"),
+        ({"gamma": -1}, "gamma -1: must be at least 0"),
+        ({"s_max": 1.0}, "s_max 1.0: must be below 1"),
+        ({"t0": 2.5}, "t0 2.5: expected a whole number"),
+        ({"reverse": "yes"}, "reverse 'yes': expected true or false"),
+        ({"opt_sizes": {}}, "opt_sizes: no task given"),
+        ({"opt_sizes": {"saebench_mth": 4}}, "did you mean 'saebench_math'"),
+        ({"opt_sizes": {"saebench_math": 0}, "test_sizes": {"saebench_math": 4}}, "saebench_math has size 0"),
+        ({"test_sizes": {"saebench_multilingual": 4}}, "name different tasks"),
+        ({"baselines": ["ties", "tie"]}, "unknown baselines 'tie'"),
+        ({"experts": []}, "experts: at least one expert"),
+        ({"experts": ["s3://a/math", "s3://b/math"]}, "two experts share the name 'math'"),
+        ({"eval_device": "gpu"}, "eval_device 'gpu': expected auto, cpu, cuda or cuda:N"),
+        ({"merge_device": "auto"}, "merge_device 'auto': expected cpu, cuda or cuda:N"),
+        ({"sedd": 1}, "unknown run parameter 'sedd'; did you mean 'seed'"),
+    ],
+)
 def test_bad_parameters_fail_with_one_line_naming_them(change, message):
     with pytest.raises(SaeMergeError) as err:
         RunConfig.from_params({**REQUIRED, **change})
@@ -120,7 +131,8 @@ def test_compiled_parameters_carry_the_configs_defaults_and_descriptions(tmp_pat
     golden = Path(cfg.__file__).resolve().parents[2] / "pipeline" / "sae_pipeline.yaml"
     golden_params = next(yaml.safe_load_all(golden.read_text()))["root"]["inputDefinitions"]["parameters"]
     assert {k: v.get("description") for k, v in golden_params.items()} == {
-        k: v.get("description") for k, v in params.items()}, "golden YAML drifted: run `make golden`"
+        k: v.get("description") for k, v in params.items()
+    }, "golden YAML drifted: run `make golden`"
 
 
 def test_docstring_lists_every_pipeline_parameter():
@@ -133,6 +145,7 @@ def test_docstring_lists_every_pipeline_parameter():
 
 def test_pso_needs_two_particles():
     with pytest.raises(SaeMergeError, match="1 particle; a swarm needs at least 2"):
-        RunConfig.from_params({**REQUIRED, "experts": ["/m/math"], "search": "pso", "pso_dare_copies": 0,
-                               "pso_include_base": False})
+        RunConfig.from_params(
+            {**REQUIRED, "experts": ["/m/math"], "search": "pso", "pso_dare_copies": 0, "pso_include_base": False}
+        )
     assert RunConfig.from_params({**REQUIRED, "search": "pso"}).pipeline_arguments()["pso_w"] == 0.2

@@ -19,8 +19,9 @@ from saemerge.errors import SaeMergeError
 
 
 def M(id, fit, h=None, parents=(), gen=0):
-    return Member(id=id, content_hash=h or f"h-{id}", fitness=fit, score=fit, sparsity=0.0,
-                  parents=tuple(parents), generation=gen)
+    return Member(
+        id=id, content_hash=h or f"h-{id}", fitness=fit, score=fit, sparsity=0.0, parents=tuple(parents), generation=gen
+    )
 
 
 # ------------------------------------------------------------------ initial archive
@@ -90,7 +91,7 @@ def test_random_pairs_avoids_identical_when_possible():
     # odd: X, X, Y -> the pair must be (X, Y) and an X sits out
     odd = members[:3]
     for seed in range(40):
-        (a, b), = random_pairs(odd, seed)
+        ((a, b),) = random_pairs(odd, seed)
         assert {a.content_hash, b.content_hash} == {"X", "Y"}
 
 

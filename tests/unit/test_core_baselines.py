@@ -207,9 +207,7 @@ def test_rankmean_tensor_weights_and_merge():
 
 
 def test_registry_names_and_lookup():
-    assert set(MERGE_METHODS) == {
-        "linear", "task_arithmetic", "ties", "dare_linear", "dare_ties", "rankmean", "sae"
-    }
+    assert set(MERGE_METHODS) == {"linear", "task_arithmetic", "ties", "dare_linear", "dare_ties", "rankmean", "sae"}
     assert get_method("ties").params["density"] == 0.2
     assert get_method("linear").needs_base is False
     assert get_method("sae").fn is None

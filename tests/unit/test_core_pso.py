@@ -66,11 +66,17 @@ def test_two_steps_with_bests_compared_on_each_steps_sample():
             pb, gb = models[bests.pbest[p].model], models[bests.gbest.model]
             x[p], v[p] = pso_step(x[p], v[p], pb, gb, *rs[step][p], w=w, c1=c1, c2=c2)
             models[f"{p}@{step}"] = x[p]
-            assert v[p].item() == pytest.approx(expected_v[step][p]) and x[p].item() == pytest.approx(expected_x[step][p])
+            assert v[p].item() == pytest.approx(expected_v[step][p]) and x[p].item() == pytest.approx(
+                expected_x[step][p]
+            )
         f = samples[step]
         on_sample = {m: Scored(m, f(t.item())) for m, t in models.items()}  # every model re-scored on this sample
-        bests = update_bests(["A", "B"], {p: on_sample[f"{p}@{step}"] for p in "AB"},
-                             {p: on_sample[bests.pbest[p].model] for p in "AB"}, on_sample[bests.gbest.model])
+        bests = update_bests(
+            ["A", "B"],
+            {p: on_sample[f"{p}@{step}"] for p in "AB"},
+            {p: on_sample[bests.pbest[p].model] for p in "AB"},
+            on_sample[bests.gbest.model],
+        )
         if step == 1:
             assert bests.pbest == {"A": Scored("A@1", -2.0), "B": Scored("B@0", -1.0)}
             assert bests.gbest == Scored("B@0", -1.0) and bests.improved == ("A",)
@@ -82,11 +88,19 @@ def test_bests_ties_keep_the_incumbent_then_particle_order():
     # step 0: a tie for the global best goes to the first particle in order
     assert update_bests(["b", "a"], {"a": Scored("a0", 0.5), "b": Scored("b0", 0.5)}).gbest == Scored("b0", 0.5)
     # later: a challenger equal to the incumbent does not replace it; among equal challengers, the first
-    bests = update_bests(["a", "b", "c"], {"a": Scored("a1", 0.7), "b": Scored("b1", 0.7), "c": Scored("c1", 0.1)},
-                         {"a": Scored("a0", 0.1), "b": Scored("b0", 0.1), "c": Scored("c0", 0.7)}, Scored("c0", 0.7))
+    bests = update_bests(
+        ["a", "b", "c"],
+        {"a": Scored("a1", 0.7), "b": Scored("b1", 0.7), "c": Scored("c1", 0.1)},
+        {"a": Scored("a0", 0.1), "b": Scored("b0", 0.1), "c": Scored("c0", 0.7)},
+        Scored("c0", 0.7),
+    )
     assert bests.gbest == Scored("c0", 0.7) and bests.improved == ("a", "b")
-    bests = update_bests(["a", "b"], {"a": Scored("a1", 0.8), "b": Scored("b1", 0.8)},
-                         {"a": Scored("a0", 0.1), "b": Scored("b0", 0.1)}, Scored("b0", 0.1))
+    bests = update_bests(
+        ["a", "b"],
+        {"a": Scored("a1", 0.8), "b": Scored("b1", 0.8)},
+        {"a": Scored("a0", 0.1), "b": Scored("b0", 0.1)},
+        Scored("b0", 0.1),
+    )
     assert bests.gbest == Scored("a1", 0.8)
     with pytest.raises(KeyError, match="'b'"):
         update_bests(["a", "b"], {"a": Scored("a1", 0.8)})
@@ -109,7 +123,11 @@ def test_velocity_is_float32_whatever_the_model_dtype(dtype):
 def test_coefficients_seeded_stable_in_unit_interval():
     r = coefficients(7, "expert:math", 1)
     assert r == coefficients(7, "expert:math", 1)
-    assert r != coefficients(7, "expert:math", 2) and r != coefficients(7, "base", 1) and r != coefficients(8, "expert:math", 1)
+    assert (
+        r != coefficients(7, "expert:math", 2)
+        and r != coefficients(7, "base", 1)
+        and r != coefficients(8, "expert:math", 1)
+    )
     vals = [v for p in ("base", "e0") for t in range(50) for v in coefficients(7, p, t)]
     assert all(0.0 <= v < 1.0 for v in vals)
     assert 0.35 < sum(vals) / len(vals) < 0.65
@@ -118,16 +136,29 @@ def test_coefficients_seeded_stable_in_unit_interval():
 
 
 def test_initial_particles_and_their_dare_seeds():
-    specs = initial_particles("s3://b/base", [("math", "s3://b/math"), ("ml", "s3://b/ml")], copies=2, drop_p=0.8, seed=3)
-    assert [s.name for s in specs] == ["base", "expert:math", "expert:ml", "expert:math~dare1", "expert:math~dare2",
-                                       "expert:ml~dare1", "expert:ml~dare2"]
+    specs = initial_particles(
+        "s3://b/base", [("math", "s3://b/math"), ("ml", "s3://b/ml")], copies=2, drop_p=0.8, seed=3
+    )
+    assert [s.name for s in specs] == [
+        "base",
+        "expert:math",
+        "expert:ml",
+        "expert:math~dare1",
+        "expert:math~dare2",
+        "expert:ml~dare1",
+        "expert:ml~dare2",
+    ]
     assert specs[0] == ParticleSpec("base", "s3://b/base", 0.0, 0)
     assert specs[1] == ParticleSpec("expert:math", "s3://b/math", 0.0, 0)
     assert [s.source for s in specs[3:]] == ["s3://b/math"] * 2 + ["s3://b/ml"] * 2
     assert all(s.drop_p == 0.8 for s in specs[3:])
     # each copy its own seed, from (run seed, expert, copy)
-    assert [s.seed for s in specs[3:]] == [dare_seed(3, "math", 1), dare_seed(3, "math", 2), dare_seed(3, "ml", 1),
-                                           dare_seed(3, "ml", 2)]
+    assert [s.seed for s in specs[3:]] == [
+        dare_seed(3, "math", 1),
+        dare_seed(3, "math", 2),
+        dare_seed(3, "ml", 1),
+        dare_seed(3, "ml", 2),
+    ]
     seeds = {dare_seed(s, e, c) for s in (0, 1) for e in ("math", "ml") for c in (1, 2)}
     assert len(seeds) == 8
     # exact in a double (kfp carries numbers as doubles), and fixed: a new derivation changes every PSO run

@@ -83,4 +83,3 @@ def test_merge_validation():
         sae_merge_tensor(torch.ones(2), torch.ones(2), 0.5, attraction="fil")
     with pytest.raises(SaeMergeError, match="wq: parents have different shapes"):
         sae_merge_tensor(torch.ones(2), torch.ones(3), 0.5, name="wq")
-

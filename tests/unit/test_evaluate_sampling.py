@@ -22,8 +22,9 @@ def bench(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def real(tmp_path_factory):
-    return write_real_data(tmp_path_factory.mktemp("real"), gsm8k={"train": 12, "test": 5},
-                           languages={"en": 4, "de": 2, "zh": 1})
+    return write_real_data(
+        tmp_path_factory.mktemp("real"), gsm8k={"train": 12, "test": 5}, languages={"en": 4, "de": 2, "zh": 1}
+    )
 
 
 def ids(path):
@@ -72,8 +73,11 @@ def test_optimisation_set_never_touches_test(bench, tmp_path):
 
 def test_optimisation_set_is_seeded_by_run_seed_and_generation(bench, tmp_path):
     def draw(seed, gen, name):
-        return ids(sample_optimisation_set(["saebench_math"], 10, data=bench, seed=seed, generation=gen,
-                                           out_dir=tmp_path / name)["saebench_math"])
+        return ids(
+            sample_optimisation_set(
+                ["saebench_math"], 10, data=bench, seed=seed, generation=gen, out_dir=tmp_path / name
+            )["saebench_math"]
+        )
 
     first = draw(1, 0, "a")
     assert draw(1, 0, "b") == first
@@ -83,8 +87,11 @@ def test_optimisation_set_is_seeded_by_run_seed_and_generation(bench, tmp_path):
 
 def test_optimisation_set_rows_are_the_source_rows(bench, tmp_path):
     out = sample_optimisation_set(["saebench_multilingual"], 5, data=bench, seed=0, generation=0, out_dir=tmp_path)
-    pool = {r["id"]: r for r in load_split(get_task("saebench_multilingual"), bench / "data", "train")
-            + load_split(get_task("saebench_multilingual"), bench / "data", "validation")}
+    pool = {
+        r["id"]: r
+        for r in load_split(get_task("saebench_multilingual"), bench / "data", "train")
+        + load_split(get_task("saebench_multilingual"), bench / "data", "validation")
+    }
     for row in read_jsonl(out["saebench_multilingual"]):
         assert row == pool[row["id"]]  # the bench is zero-shot: nothing attached
 
@@ -105,7 +112,8 @@ def test_draw_test_set_is_stratified_by_language(bench, tmp_path):
     assert len(rows) == 20
     assert all(r["id"].startswith("ml-test-") for r in rows)
     assert dict(Counter(r["language"] for r in rows)) == {
-        k: v for k, v in proportional_allocation(counts, 20).items() if v}
+        k: v for k, v in proportional_allocation(counts, 20).items() if v
+    }
     # the draw within strata is seeded
     again = draw_test_set(["saebench_multilingual"], 20, data=bench, seed=5, out_dir=tmp_path / "again")
     other = draw_test_set(["saebench_multilingual"], 20, data=bench, seed=6, out_dir=tmp_path / "other")
@@ -121,8 +129,11 @@ def test_draw_test_set_without_size_is_the_whole_test_split(bench, tmp_path):
 
 # -- few-shot examples for the real tasks -------------------------------------------------
 def test_gsm8k_shots_come_from_train_and_never_the_doc_itself(real, tmp_path):
-    opt = read_jsonl(sample_optimisation_set(["gsm8k_sae"], 12, data=real, seed=0, generation=0,
-                                             out_dir=tmp_path / "opt")["gsm8k_sae"])
+    opt = read_jsonl(
+        sample_optimisation_set(["gsm8k_sae"], 12, data=real, seed=0, generation=0, out_dir=tmp_path / "opt")[
+            "gsm8k_sae"
+        ]
+    )
     assert [d["id"] for d in opt] == [f"gsm8k_sae-train-{i}" for i in range(12)]  # ids assigned on reading
     for doc in opt:
         shot_ids = [s["id"] for s in doc["fewshot"]]
@@ -130,8 +141,11 @@ def test_gsm8k_shots_come_from_train_and_never_the_doc_itself(real, tmp_path):
         assert doc["id"] not in shot_ids
         assert all(s.startswith("gsm8k_sae-train-") for s in shot_ids)
     # a doc's shots depend on the run seed and its id, not on the generation that drew it
-    again = read_jsonl(sample_optimisation_set(["gsm8k_sae"], 12, data=real, seed=0, generation=7,
-                                               out_dir=tmp_path / "g7")["gsm8k_sae"])
+    again = read_jsonl(
+        sample_optimisation_set(["gsm8k_sae"], 12, data=real, seed=0, generation=7, out_dir=tmp_path / "g7")[
+            "gsm8k_sae"
+        ]
+    )
     assert {d["id"]: d["fewshot"] for d in again} == {d["id"]: d["fewshot"] for d in opt}
 
 
@@ -142,8 +156,11 @@ def test_mmlu_prox_shots_are_first_n_of_same_language_and_subject(real, tmp_path
         same = [r["id"] for r in val if (r["language"], r["category"]) == (doc["language"], doc["category"])]
         assert [s["id"] for s in doc["fewshot"]] == same[:5]
     # drawn from validation (the shot pool), a doc gets the other four of its group
-    opt = read_jsonl(sample_optimisation_set(["mmlu_prox_sae"], 30, data=real, seed=0, generation=0,
-                                             out_dir=tmp_path / "opt")["mmlu_prox_sae"])
+    opt = read_jsonl(
+        sample_optimisation_set(["mmlu_prox_sae"], 30, data=real, seed=0, generation=0, out_dir=tmp_path / "opt")[
+            "mmlu_prox_sae"
+        ]
+    )
     for doc in opt:
         assert doc["id"] not in [s["id"] for s in doc["fewshot"]]
         assert len(doc["fewshot"]) == 4
@@ -165,16 +182,26 @@ def test_unknown_task_suggests_close_names():
 @pytest.mark.parametrize(
     ("call", "message"),
     [
-        (lambda d, o: sample_optimisation_set(["saebench_math"], 51, data=d, seed=0, generation=0, out_dir=o),
-         "asks for 51 examples but train\\+validation"),
-        (lambda d, o: sample_optimisation_set(["saebench_math"], 0, data=d, seed=0, generation=0, out_dir=o),
-         "need at least 1"),
-        (lambda d, o: sample_optimisation_set(["gsm8k_sae"], 3, data=d, seed=0, generation=0, out_dir=o),
-         "gsm8k_sae has none of train.jsonl"),
-        (lambda d, o: draw_test_set(["saebench_math"], {"saebench_multilingual": 3}, data=d, seed=0, out_dir=o),
-         "not among the tasks sampled"),
-        (lambda d, o: draw_test_set(["saebench_math"], None, data=d / "nope", seed=0, out_dir=o),
-         "no such data directory"),
+        (
+            lambda d, o: sample_optimisation_set(["saebench_math"], 51, data=d, seed=0, generation=0, out_dir=o),
+            "asks for 51 examples but train\\+validation",
+        ),
+        (
+            lambda d, o: sample_optimisation_set(["saebench_math"], 0, data=d, seed=0, generation=0, out_dir=o),
+            "need at least 1",
+        ),
+        (
+            lambda d, o: sample_optimisation_set(["gsm8k_sae"], 3, data=d, seed=0, generation=0, out_dir=o),
+            "gsm8k_sae has none of train.jsonl",
+        ),
+        (
+            lambda d, o: draw_test_set(["saebench_math"], {"saebench_multilingual": 3}, data=d, seed=0, out_dir=o),
+            "not among the tasks sampled",
+        ),
+        (
+            lambda d, o: draw_test_set(["saebench_math"], None, data=d / "nope", seed=0, out_dir=o),
+            "no such data directory",
+        ),
     ],
 )
 def test_bad_sampling_input_is_one_line(bench, tmp_path, call, message):

@@ -12,9 +12,17 @@ from saemerge import runlog
 from saemerge.runlog import RunLayout
 from saemerge.steps.records import describe_best, describe_model
 
-RECORD = {"id": "m-0123456789ab", "content_hash": "0123456789ab" + "c" * 52, "uri": "s3://runs/r1/models/0123",
-          "origin": "sae", "sparsity": 0.31, "s_t": 0.3, "lambda_mean": 0.42, "parents": ["m-a", "m-b"],
-          "status": "candidate"}
+RECORD = {
+    "id": "m-0123456789ab",
+    "content_hash": "0123456789ab" + "c" * 52,
+    "uri": "s3://runs/r1/models/0123",
+    "origin": "sae",
+    "sparsity": 0.31,
+    "s_t": 0.3,
+    "lambda_mean": 0.42,
+    "parents": ["m-a", "m-b"],
+    "status": "candidate",
+}
 
 
 def test_describe_model_keeps_the_launchers_uri_and_writes_a_pointer(tmp_path):

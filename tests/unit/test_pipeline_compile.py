@@ -42,7 +42,9 @@ def test_golden_yaml_matches(compiled):
 
 def test_twelve_generations_unrolled(compiled):
     _, stats, spec, _ = compiled
-    gens = [t for t in spec["root"]["dag"]["tasks"].values() if t["componentRef"]["name"].startswith("comp-sae-generation")]
+    gens = [
+        t for t in spec["root"]["dag"]["tasks"].values() if t["componentRef"]["name"].startswith("comp-sae-generation")
+    ]
     assert len(gens) == 12 == stats["generations"]
     names = sorted(t["taskInfo"]["name"] for t in gens)
     assert names == sorted(f"generation {t:02d}" for t in range(12))
@@ -80,15 +82,20 @@ def test_s3_secret_is_wired_into_every_step_that_touches_s3(compiled):
 
 
 def test_compile_options_change_images_and_secret(tmp_path):
-    opts = CompileOptions(steps=2, cpu_image="reg/cpu:1", gpu_image="reg/gpu:1", s3_secret="other", gpu_resource="amd.com/gpu")
+    opts = CompileOptions(
+        steps=2, cpu_image="reg/cpu:1", gpu_image="reg/gpu:1", s3_secret="other", gpu_resource="amd.com/gpu"
+    )
     out = tmp_path / "p.yaml"
     stats = compile_pipeline(out, opts)
     spec, platform = yaml.safe_load_all(out.read_text())
     images = {e["container"]["image"] for e in spec["deploymentSpec"]["executors"].values()}
     assert images == {"reg/cpu:1", "reg/gpu:1"}
     assert stats["generations"] == 2
-    secrets = {s["secretName"] for e in platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"].values()
-               for s in e.get("secretAsEnv", [])}
+    secrets = {
+        s["secretName"]
+        for e in platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"].values()
+        for s in e.get("secretAsEnv", [])
+    }
     assert secrets == {"other"}
     assert "amd.com/gpu" in out.read_text()
 
@@ -106,8 +113,11 @@ def test_gpu_pods_are_labelled_and_tolerate_the_gpu_taint(compiled, tmp_path):
     out = tmp_path / "sel.yaml"
     compile_pipeline(out, CompileOptions(steps=1, gpu_node_selector=(("gpu-type", "h100"),)))
     _, plat = yaml.safe_load_all(out.read_text())
-    selectors = [e["nodeSelector"] for e in plat["platforms"]["kubernetes"]["deploymentSpec"]["executors"].values()
-                 if "nodeSelector" in e]
+    selectors = [
+        e["nodeSelector"]
+        for e in plat["platforms"]["kubernetes"]["deploymentSpec"]["executors"].values()
+        if "nodeSelector" in e
+    ]
     assert selectors and all(s["labels"] == {"gpu-type": "h100"} for s in selectors)
 
 
@@ -147,14 +157,19 @@ def test_the_cache_volume_is_mounted_with_its_environment(compiled):
         # env from pod annotations (Downward API): the cluster's pods only; kfp.local ignores this config
         env = {e["name"]: e["fieldPath"] for e in conf["fieldPathAsEnv"]}
         notes = conf["podMetadata"]["annotations"]
-        values = {var: notes[re.fullmatch(r"metadata\.annotations\['(.+)'\]", path).group(1)] for var, path in env.items()}
+        values = {
+            var: notes[re.fullmatch(r"metadata\.annotations\['(.+)'\]", path).group(1)] for var, path in env.items()
+        }
         assert values["SAEMERGE_CACHE"] == "/saemerge-cache" and values["SAEMERGE_GPU_MERGES"] == "false"
         if want.budget_bytes:
             assert values["SAEMERGE_CACHE_MAX_SIZE"] == str(want.budget_bytes)
             assert values["SAEMERGE_CACHE_MIN_IDLE_S"] == "0"
         # nothing reaches kfp.local's environment
-        assert not [e for e in spec["deploymentSpec"]["executors"][name]["container"].get("env", [])
-                    if e["name"].startswith("SAEMERGE_")]
+        assert not [
+            e
+            for e in spec["deploymentSpec"]["executors"][name]["container"].get("env", [])
+            if e["name"].startswith("SAEMERGE_")
+        ]
     merge = opts.step_resources("merge")
     assert merge.storage == "81Gi" and merge.budget_bytes == 81 * 2**30 - 2 * 14e9
 
@@ -167,10 +182,12 @@ def _platform_of(tmp_path, **options):
 
 
 def test_model_size_overrides_and_other_cache_volumes(tmp_path):
-    spec, pexecs = _platform_of(tmp_path, model_size="tiny", resources=(("evaluate", "memory", "48Gi"),
-                                                                        ("merge", "cpu_limit", "2"),
-                                                                        ("small", "memory_limit", "none")),
-                                cache_volume="ephemeral:fast-ssd")
+    spec, pexecs = _platform_of(
+        tmp_path,
+        model_size="tiny",
+        resources=(("evaluate", "memory", "48Gi"), ("merge", "cpu_limit", "2"), ("small", "memory_limit", "none")),
+        cache_volume="ephemeral:fast-ssd",
+    )
     execs = spec["deploymentSpec"]["executors"]
     assert execs["exec-evaluate"]["container"]["resources"]["resourceMemoryRequest"] == "48Gi"
     assert execs["exec-prune"]["container"]["resources"]["resourceCpuLimit"] == "2"
@@ -185,15 +202,20 @@ def test_model_size_overrides_and_other_cache_volumes(tmp_path):
     assert "saemerge-models" in json.dumps(claim)
     assert pexecs["exec-prune"]["podMetadata"]["annotations"]["saemerge.io/cache-min-idle-s"] == "600"
     _, pexecs = _platform_of(tmp_path, cache_volume="none")
-    assert all("emptyDirMounts" not in e and "SAEMERGE_CACHE" not in json.dumps(e.get("fieldPathAsEnv"))
-               for e in pexecs.values())
+    assert all(
+        "emptyDirMounts" not in e and "SAEMERGE_CACHE" not in json.dumps(e.get("fieldPathAsEnv"))
+        for e in pexecs.values()
+    )
 
 
-@pytest.mark.parametrize("options,message", [
-    ({"model_size": "huge"}, "--model-size 'huge'"),
-    ({"resources": (("merge", "storage", "1Gi"),)}, "smaller than two models"),
-    ({"cache_volume": "hostpath:/x"}, "--cache-volume 'hostpath:/x'"),
-])
+@pytest.mark.parametrize(
+    "options,message",
+    [
+        ({"model_size": "huge"}, "--model-size 'huge'"),
+        ({"resources": (("merge", "storage", "1Gi"),)}, "smaller than two models"),
+        ({"cache_volume": "hostpath:/x"}, "--cache-volume 'hostpath:/x'"),
+    ],
+)
 def test_bad_sizes_are_refused_when_the_options_are_made(options, message):
     with pytest.raises(ValueError, match=re.escape(message)):
         CompileOptions(**options)

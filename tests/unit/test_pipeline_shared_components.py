@@ -29,10 +29,22 @@ def test_sharing_merges_leaves_first_then_the_dags_that_use_them():
     leaf = {"executorLabel": "exec-a", "inputDefinitions": {"parameters": {"x": {"parameterType": "STRING"}}}}
     dag = lambda ref: {"dag": {"tasks": {"a": {"componentRef": {"name": ref}, "taskInfo": {"name": "a"}}}}}  # noqa: E731
     spec = {
-        "components": {"comp-a": dict(leaf), "comp-a-2": dict(leaf), "comp-g": dag("comp-a"), "comp-g-2": dag("comp-a-2"),
-                       "comp-b": {"executorLabel": "exec-b"}},
-        "root": {"dag": {"tasks": {"g1": {"componentRef": {"name": "comp-g"}}, "g2": {"componentRef": {"name": "comp-g-2"}},
-                                   "b": {"componentRef": {"name": "comp-b"}}}}},
+        "components": {
+            "comp-a": dict(leaf),
+            "comp-a-2": dict(leaf),
+            "comp-g": dag("comp-a"),
+            "comp-g-2": dag("comp-a-2"),
+            "comp-b": {"executorLabel": "exec-b"},
+        },
+        "root": {
+            "dag": {
+                "tasks": {
+                    "g1": {"componentRef": {"name": "comp-g"}},
+                    "g2": {"componentRef": {"name": "comp-g-2"}},
+                    "b": {"componentRef": {"name": "comp-b"}},
+                }
+            }
+        },
     }
     share_identical_components(spec)
     assert sorted(spec["components"]) == ["comp-a", "comp-b", "comp-g"]

@@ -32,8 +32,9 @@ def test_a_plain_particle_is_its_checkpoint(family, tmp_path):
 def test_a_dare_particle_is_dare_of_its_expert_alone(family, tmp_path):
     seed = dare_seed(0, "expert0", 1)
     out = init_particle_checkpoint(family["expert0"], tmp_path / "d", base=family["base"], drop_p=0.8, seed=seed)
-    blocks = init_particle_checkpoint(family["expert0"], tmp_path / "db", base=family["base"], drop_p=0.8, seed=seed,
-                                      block_elems=BLOCK)
+    blocks = init_particle_checkpoint(
+        family["expert0"], tmp_path / "db", base=family["base"], drop_p=0.8, seed=seed, block_elems=BLOCK
+    )
     assert blocks == out  # row blocks draw the whole tensor's mask
     base, expert, got = (CheckpointReader(p) for p in (family["base"], family["expert0"], tmp_path / "d"))
     for name in expert.names:  # every tensor, embeddings included (SAE-SPEC §7)
@@ -41,17 +42,27 @@ def test_a_dare_particle_is_dare_of_its_expert_alone(family, tmp_path):
         assert torch.equal(got.get(name), want), name
     assert out["sparsity"] == pytest.approx(checkpoint_sparsity(tmp_path / "d", base=family["base"])["global"])
     assert 0.85 < out["sparsity"] < 0.95  # the tiny experts' deltas are half zeros already; 0.5 + 0.5*0.8 = 0.9
-    other = init_particle_checkpoint(family["expert0"], tmp_path / "d2", base=family["base"], drop_p=0.8,
-                                     seed=dare_seed(0, "expert0", 2))
+    other = init_particle_checkpoint(
+        family["expert0"], tmp_path / "d2", base=family["base"], drop_p=0.8, seed=dare_seed(0, "expert0", 2)
+    )
     assert other["content_hash"] != out["content_hash"]  # another copy, another mask
 
 
 def test_a_dare_particle_matches_the_dare_linear_baseline_of_one_expert(tiny_family, tmp_path):
     seed = dare_seed(0, "expert0", 1)
-    got = init_particle_checkpoint(tiny_family["expert0"], tmp_path / "d", base=tiny_family["base"], drop_p=0.8, seed=seed)
+    got = init_particle_checkpoint(
+        tiny_family["expert0"], tmp_path / "d", base=tiny_family["base"], drop_p=0.8, seed=seed
+    )
     # dare_linear needs two models: weigh the second 0 (it draws after the first, so the first's mask is unchanged)
-    ref = merge_checkpoints("dare_linear", [tiny_family["expert0"], tiny_family["expert1"]], tmp_path / "ref",
-                            base=tiny_family["base"], seed=seed, drop_p=0.8, weights=[1.0, 0.0])
+    ref = merge_checkpoints(
+        "dare_linear",
+        [tiny_family["expert0"], tiny_family["expert1"]],
+        tmp_path / "ref",
+        base=tiny_family["base"],
+        seed=seed,
+        drop_p=0.8,
+        weights=[1.0, 0.0],
+    )
     assert got["content_hash"] == ref["content_hash"]
 
 
@@ -60,7 +71,9 @@ def test_two_moves_stream_the_update_with_float32_velocities(family, tmp_path):
     kw = dict(base=b, w=0.2, c1=2.0, c2=2.0)
     # step 1: x = e0, v0 = 0, pbest = e0, gbest = e1
     one = pso_move_checkpoint(e0, e0, e1, tmp_path / "x1", tmp_path / "v1", r1=0.3, r2=0.6, **kw)
-    one_blocks = pso_move_checkpoint(e0, e0, e1, tmp_path / "x1b", tmp_path / "v1b", r1=0.3, r2=0.6, block_elems=BLOCK, **kw)
+    one_blocks = pso_move_checkpoint(
+        e0, e0, e1, tmp_path / "x1b", tmp_path / "v1b", r1=0.3, r2=0.6, block_elems=BLOCK, **kw
+    )
     assert one_blocks == one
     x0, x1, v1, g = (CheckpointReader(p) for p in (e0, tmp_path / "x1", tmp_path / "v1", e1))
     for name in x0.names:
@@ -73,10 +86,29 @@ def test_two_moves_stream_the_update_with_float32_velocities(family, tmp_path):
     assert one["content_hash"] == checkpoint_content_hash(tmp_path / "x1")
     assert (tmp_path / "x1" / "config.json").exists() and not (tmp_path / "v1" / "config.json").exists()
     # step 2: from x1 with v1, pbest = x1, gbest = e1
-    two = pso_move_checkpoint(tmp_path / "x1", tmp_path / "x1", e1, tmp_path / "x2", tmp_path / "v2", velocity=tmp_path / "v1",
-                              r1=0.9, r2=0.1, **kw)
-    two_blocks = pso_move_checkpoint(tmp_path / "x1", tmp_path / "x1", e1, tmp_path / "x2b", tmp_path / "v2b",
-                                     velocity=tmp_path / "v1", r1=0.9, r2=0.1, block_elems=BLOCK, **kw)
+    two = pso_move_checkpoint(
+        tmp_path / "x1",
+        tmp_path / "x1",
+        e1,
+        tmp_path / "x2",
+        tmp_path / "v2",
+        velocity=tmp_path / "v1",
+        r1=0.9,
+        r2=0.1,
+        **kw,
+    )
+    two_blocks = pso_move_checkpoint(
+        tmp_path / "x1",
+        tmp_path / "x1",
+        e1,
+        tmp_path / "x2b",
+        tmp_path / "v2b",
+        velocity=tmp_path / "v1",
+        r1=0.9,
+        r2=0.1,
+        block_elems=BLOCK,
+        **kw,
+    )
     assert two_blocks == two
     x2, v2 = CheckpointReader(tmp_path / "x2"), CheckpointReader(tmp_path / "v2")
     for name in x0.names:
@@ -90,5 +122,6 @@ def test_a_velocity_must_be_float32_of_the_positions_shapes(tiny_family, tiny_fa
 
     b, e0 = tiny_family["base"], tiny_family["expert0"]
     with pytest.raises(SaeMergeError, match="expected .* float32"):
-        pso_move_checkpoint(e0, e0, e0, tmp_path / "x", tmp_path / "v", base=b, velocity=tiny_family_bf16["expert0"],
-                            r1=0.1, r2=0.1)
+        pso_move_checkpoint(
+            e0, e0, e0, tmp_path / "x", tmp_path / "v", base=b, velocity=tiny_family_bf16["expert0"], r1=0.1, r2=0.1
+        )

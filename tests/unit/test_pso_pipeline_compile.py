@@ -71,8 +71,11 @@ def test_pipeline_parameters_are_psos_rows_of_the_table(compiled):
 def test_moves_run_in_a_loop_and_model_steps_are_retried(compiled):
     _, _, spec, _ = compiled
     loops = [comp for _, comp, _ in _tasks(spec) if comp.startswith("comp-for-loop")]
-    inside = {c for loop in set(loops) for c in
-              (t["componentRef"]["name"] for t in spec["components"][loop]["dag"]["tasks"].values())}
+    inside = {
+        c
+        for loop in set(loops)
+        for c in (t["componentRef"]["name"] for t in spec["components"][loop]["dag"]["tasks"].values())
+    }
     assert {"comp-pso-particle", "comp-pso-move"} <= inside
     for name, comp, task in _tasks(spec):
         if _base(comp.removeprefix("comp-")) in RETRIED:
@@ -89,7 +92,9 @@ def test_evaluate_runs_on_gpu_and_the_s3_secret_reaches_every_step_that_needs_it
         seen.add(base)
         container = executor["container"]
         if base in GPU_STEPS:
-            assert container["image"] == opts.gpu_image and container["resources"]["accelerator"]["resourceCount"] == "1"
+            assert (
+                container["image"] == opts.gpu_image and container["resources"]["accelerator"]["resourceCount"] == "1"
+            )
         else:
             assert container["image"] == opts.cpu_image and "accelerator" not in container.get("resources", {})
         if base in NO_S3_STEPS:
@@ -98,8 +103,17 @@ def test_evaluate_runs_on_gpu_and_the_s3_secret_reaches_every_step_that_needs_it
             (secret,) = platform_execs[name]["secretAsEnv"]
             assert secret["secretName"] == "saemerge-s3"
             assert sorted(k["envVar"] for k in secret["keyToEnv"]) == sorted(S3_SECRET_KEYS)
-    assert {"pso-init", "pso-particle", "pso-move", "pso-candidates", "pso-update", "sample-optimisation-set",
-            "evaluate", "final-evaluate", "report"} == seen
+    assert {
+        "pso-init",
+        "pso-particle",
+        "pso-move",
+        "pso-candidates",
+        "pso-update",
+        "sample-optimisation-set",
+        "evaluate",
+        "final-evaluate",
+        "report",
+    } == seen
 
 
 def test_steps_are_sized_by_kind(compiled):

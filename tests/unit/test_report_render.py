@@ -7,10 +7,26 @@ from saemerge.report import make_plots, render
 
 RESULTS = [{"method": "sae", "scores": {"saebench_math": 0.5}, "macro": 0.5, "sparsity": 0.3}]
 METRICS = [
-    {"generation": -1, "s_t": 0.0, "best_fitness": 0.4, "mean_fitness": 0.3, "best_score": 0.4, "mean_sparsity": 0.1,
-     "accepted": 4, "offspring": 4},
-    {"generation": 0, "s_t": 0.2, "best_fitness": 0.5, "mean_fitness": 0.4, "best_score": 0.5, "mean_sparsity": 0.2,
-     "accepted": 1, "offspring": 2},
+    {
+        "generation": -1,
+        "s_t": 0.0,
+        "best_fitness": 0.4,
+        "mean_fitness": 0.3,
+        "best_score": 0.4,
+        "mean_sparsity": 0.1,
+        "accepted": 4,
+        "offspring": 4,
+    },
+    {
+        "generation": 0,
+        "s_t": 0.2,
+        "best_fitness": 0.5,
+        "mean_fitness": 0.4,
+        "best_score": 0.5,
+        "mean_sparsity": 0.2,
+        "accepted": 1,
+        "offspring": 2,
+    },
 ]
 
 

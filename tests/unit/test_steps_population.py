@@ -9,11 +9,24 @@ from saemerge.errors import SaeMergeError
 from saemerge.runlog import RunLayout
 from saemerge.steps.population import archive_update, pair_parents
 
+
 def record(i: int, fitness: float, sparsity: float = 0.1, parents=(), born=-1) -> dict:
     digest = f"{i:02d}" * 32
-    return {"id": runlog.member_id(digest), "content_hash": digest, "uri": f"/models/{digest}", "parents": list(parents),
-            "origin": "test", "born": born, "sparsity": sparsity, "s_t": sparsity, "score": fitness - 0.05 * sparsity,
-            "fitness": fitness, "scores": {"saebench_math": fitness}, "n_scored": 4, "status": "candidate"}
+    return {
+        "id": runlog.member_id(digest),
+        "content_hash": digest,
+        "uri": f"/models/{digest}",
+        "parents": list(parents),
+        "origin": "test",
+        "born": born,
+        "sparsity": sparsity,
+        "s_t": sparsity,
+        "score": fitness - 0.05 * sparsity,
+        "fitness": fitness,
+        "scores": {"saebench_math": fitness},
+        "n_scored": 4,
+        "status": "candidate",
+    }
 
 
 def test_pairs_are_self_contained_and_seeded():
@@ -32,7 +45,9 @@ def test_pairs_are_self_contained_and_seeded():
 
 def test_archive_update_records_the_generation(tmp_path):
     run = str(tmp_path / "run")
-    initial, summary = archive_update(run, -1, 0.0, [], [record(i, 0.1 * i) for i in range(1, 7)], 4, "local_then_global")
+    initial, summary = archive_update(
+        run, -1, 0.0, [], [record(i, 0.1 * i) for i in range(1, 7)], 4, "local_then_global"
+    )
     assert [r["fitness"] for r in initial] == pytest.approx([0.6, 0.5, 0.4, 0.3])
     assert summary["accepted"] == 4 and summary["offspring"] == 6
     child = record(9, 0.45, parents=(initial[0]["id"], initial[3]["id"]), born=0)

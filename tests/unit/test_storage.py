@@ -26,11 +26,14 @@ FILES = {"config.json": b"{}", "model.safetensors": b"\0" * 1000, "sub/tokenizer
 
 
 # -- URIs ---------------------------------------------------------------------------------------
-@pytest.mark.parametrize("uri, bucket, key", [
-    ("s3://b/run/models/x", "b", "run/models/x"),
-    ("s3://b/run//models/x/", "b", "run/models/x"),
-    ("s3://b", "b", ""),
-])
+@pytest.mark.parametrize(
+    "uri, bucket, key",
+    [
+        ("s3://b/run/models/x", "b", "run/models/x"),
+        ("s3://b/run//models/x/", "b", "run/models/x"),
+        ("s3://b", "b", ""),
+    ],
+)
 def test_parse_s3(uri, bucket, key):
     loc = storage.parse_uri(uri)
     assert (loc.is_s3, loc.bucket, loc.key) == (True, bucket, key)
@@ -104,7 +107,7 @@ def test_crashed_writer_leaves_no_directory_at_final_name(tmp_path):
     script = textwrap.dedent(f"""
         import os
         from saemerge import storage
-        with storage.local_output({str(tmp_path / 'm')!r}) as out:
+        with storage.local_output({str(tmp_path / "m")!r}) as out:
             (out / "model.safetensors").write_bytes(b"half")
             os._exit(9)  # a crash: no cleanup runs
     """)
@@ -160,13 +163,16 @@ def test_local_input_without_manifest(tmp_path):
             pass
 
 
-@pytest.mark.parametrize("damage, message", [
-    (lambda d: (d / "config.json").write_bytes(b"[]"), "does not match the sha256"),
-    (lambda d: (d / "config.json").write_bytes(b"{ }"), "has 3 bytes"),
-    (lambda d: (d / "sub" / "tokenizer.json").unlink(), "missing"),
-    (lambda d: (d / "stray.bin").write_bytes(b"x"), "not in its manifest"),
-    (lambda d: (d / "manifest.json").write_text("{"), "not a valid saemerge manifest"),
-])
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda d: (d / "config.json").write_bytes(b"[]"), "does not match the sha256"),
+        (lambda d: (d / "config.json").write_bytes(b"{ }"), "has 3 bytes"),
+        (lambda d: (d / "sub" / "tokenizer.json").unlink(), "missing"),
+        (lambda d: (d / "stray.bin").write_bytes(b"x"), "not in its manifest"),
+        (lambda d: (d / "manifest.json").write_text("{"), "not a valid saemerge manifest"),
+    ],
+)
 def test_local_input_refuses_mismatch(tmp_path, damage, message):
     dest = tmp_path / "m"
     with storage.local_output(dest) as out:
@@ -215,17 +221,21 @@ def test_bytes_files_and_listing(tmp_path):
 def _client_error(code: str, status: int):
     from botocore.exceptions import ClientError
 
-    return ClientError({"Error": {"Code": code, "Message": "m"}, "ResponseMetadata": {"HTTPStatusCode": status}},
-                       "GetObject")
+    return ClientError(
+        {"Error": {"Code": code, "Message": "m"}, "ResponseMetadata": {"HTTPStatusCode": status}}, "GetObject"
+    )
 
 
 def test_s3_errors_name_endpoint_and_key_id_not_secret(monkeypatch):
     secret = "s3cr3t-value-that-must-not-leak"
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", secret)
     conn = s3_conn.Conn(client=None, endpoint="http://127.0.0.1:9", access_key="AKIDEXAMPLE")
-    for code, hint in [("SignatureDoesNotMatch", "secret access key is wrong"),
-                       ("InvalidAccessKeyId", "not known"), ("NoSuchBucket", "does not exist"),
-                       ("AccessDenied", "access denied")]:
+    for code, hint in [
+        ("SignatureDoesNotMatch", "secret access key is wrong"),
+        ("InvalidAccessKeyId", "not known"),
+        ("NoSuchBucket", "does not exist"),
+        ("AccessDenied", "access denied"),
+    ]:
         err = s3_conn.translate(_client_error(code, 403), conn, "GET", "s3://b/k")
         msg = str(err)
         assert code in msg and hint in msg and "http://127.0.0.1:9" in msg and "AKIDEXAMPLE" in msg
@@ -266,8 +276,9 @@ def test_backends_implement_the_interface_with_its_signatures():
     assert {"exists", "read_bytes", "fetch", "output_dir", "publish"} <= set(methods)
     for impl in (LocalBackend, S3Backend):
         for name in methods:
-            assert inspect.signature(getattr(impl, name)) == inspect.signature(getattr(Backend, name)), \
+            assert inspect.signature(getattr(impl, name)) == inspect.signature(getattr(Backend, name)), (
                 f"{impl.__name__}.{name}"
+            )
 
 
 def test_one_dispatch_by_scheme(tmp_path):

@@ -77,8 +77,16 @@ def make_room(incoming: str, incoming_bytes: int = 0) -> None:
         keep = {*_PINS, incoming}
     result = prune(max(0, limit - incoming_bytes), min_idle_s=min_idle_s(), keep=keep)
     if result.removed_entries:
-        log.info("cache budget %s: removed %d least recently used model(s), %.1f MB",
-                 os.environ.get(MAX_SIZE_VAR), result.removed_entries, result.freed_bytes / 1e6)
+        log.info(
+            "cache budget %s: removed %d least recently used model(s), %.1f MB",
+            os.environ.get(MAX_SIZE_VAR),
+            result.removed_entries,
+            result.freed_bytes / 1e6,
+        )
     if result.kept_bytes + incoming_bytes > limit:
-        log.warning("cache budget %s exceeded: %.1f MB kept (in use or used recently) + %.1f MB incoming",
-                    os.environ.get(MAX_SIZE_VAR), result.kept_bytes / 1e6, incoming_bytes / 1e6)
+        log.warning(
+            "cache budget %s exceeded: %.1f MB kept (in use or used recently) + %.1f MB incoming",
+            os.environ.get(MAX_SIZE_VAR),
+            result.kept_bytes / 1e6,
+            incoming_bytes / 1e6,
+        )

@@ -99,6 +99,7 @@ def fetch(manifest: dict, source: str, download: Callable[[Path], None]) -> Path
     Returns:
         the entry's directory; treat it as read-only.
     """
+
     def fill(tmp: Path) -> dict:
         download(tmp)
         return manifest
@@ -106,8 +107,9 @@ def fetch(manifest: dict, source: str, download: Callable[[Path], None]) -> Path
     return fetch_keyed(manifest["files_hash"], source, fill, manifest, size=manifest["total_size"])
 
 
-def fetch_keyed(key: str, source: str, download: Callable[[Path], dict], manifest: dict | None = None,
-                size: int = 0) -> Path:
+def fetch_keyed(
+    key: str, source: str, download: Callable[[Path], dict], manifest: dict | None = None, size: int = 0
+) -> Path:
     """The cache entry ``key``, made by ``download`` when the cache lacks it.
 
     For directories whose manifest is known only after the download (plain directories,

@@ -102,9 +102,16 @@ def _remove(path: Path) -> None:
         doomed.unlink(missing_ok=True)
 
 
-def prune(max_bytes: int | None = None, *, min_idle_s: float = 600.0, temp_idle_s: float = 3600.0,
-          root: Path | None = None, dry_run: bool = False, now: float | None = None,
-          keep: Collection[str] = ()) -> Pruned:
+def prune(
+    max_bytes: int | None = None,
+    *,
+    min_idle_s: float = 600.0,
+    temp_idle_s: float = 3600.0,
+    root: Path | None = None,
+    dry_run: bool = False,
+    now: float | None = None,
+    keep: Collection[str] = (),
+) -> Pruned:
     """Remove stale temp directories, then least recently used entries above ``max_bytes``.
 
     Args:

@@ -73,8 +73,16 @@ def main(argv: list[str] | None = None) -> int:
 
 
 # OS errors that are the machine's or the user's to fix, not bugs: one line, exit 2.
-USER_OS_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOENT, errno.EISDIR,
-                  errno.ENOTDIR}
+USER_OS_ERRORS = {
+    errno.ENOSPC,
+    errno.EDQUOT,
+    errno.EACCES,
+    errno.EPERM,
+    errno.EROFS,
+    errno.ENOENT,
+    errno.EISDIR,
+    errno.ENOTDIR,
+}
 
 
 def environment_error(exc: BaseException, fallback: str | None = None) -> str | None:

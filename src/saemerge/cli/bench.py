@@ -1,7 +1,7 @@
 """``saemerge bench ...``: build the tiny benchmark and score checkpoints on it.
 
-    saemerge bench build --out DIR [--size micro|tiny|small] [--seed N] [--force] [--device cpu]
-    saemerge bench score --model DIR --data DIR [--split test] [--limit N]
+saemerge bench build --out DIR [--size micro|tiny|small] [--seed N] [--force] [--device cpu]
+saemerge bench score --model DIR --data DIR [--split test] [--limit N]
 """
 
 from __future__ import annotations
@@ -21,12 +21,18 @@ def register(subparsers) -> None:
     b.add_argument("--seed", type=int, default=0, help="seed for data, initialisation and batch order (default 0)")
     b.add_argument("--force", action="store_true", help="replace an earlier build's outputs in --out")
     b.add_argument("--device", default="cpu", help="torch device for training and scoring (default cpu)")
-    b.add_argument("--threads", type=int, default=1,
-                   help="torch CPU threads (default 1: on a busy machine 2 threads ran 12-24x slower); "
-                        "the same seed and thread count give the same bytes")
+    b.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch CPU threads (default 1: on a busy machine 2 threads ran 12-24x slower); "
+        "the same seed and thread count give the same bytes",
+    )
     b.set_defaults(func=_build)
 
-    s = verbs.add_parser("score", help="in-process accuracy of a checkpoint on a bench's data (cross-check for lm-eval)")
+    s = verbs.add_parser(
+        "score", help="in-process accuracy of a checkpoint on a bench's data (cross-check for lm-eval)"
+    )
     s.add_argument("--model", required=True, type=Path, help="HF checkpoint directory with tokenizer")
     s.add_argument("--data", required=True, type=Path, help="the bench's data/ directory")
     s.add_argument("--split", default="test", choices=("train", "validation", "test"))

@@ -1,7 +1,7 @@
 """``saemerge cache info|prune``: the local download cache (``$SAEMERGE_CACHE`` or ``~/.cache/saemerge``).
 
-    saemerge cache info                    # entries, sizes, stale temp directories
-    saemerge cache prune --max-size 20G    # sweep dead temp dirs, then least recently used entries
+saemerge cache info                    # entries, sizes, stale temp directories
+saemerge cache prune --max-size 20G    # sweep dead temp dirs, then least recently used entries
 """
 
 from __future__ import annotations
@@ -12,8 +12,9 @@ from pathlib import Path
 
 
 def _add_dir(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--dir", type=Path, default=None,
-                   help="the cache directory (default $SAEMERGE_CACHE or ~/.cache/saemerge)")
+    p.add_argument(
+        "--dir", type=Path, default=None, help="the cache directory (default $SAEMERGE_CACHE or ~/.cache/saemerge)"
+    )
 
 
 def register(subparsers) -> None:
@@ -22,18 +23,37 @@ def register(subparsers) -> None:
 
     p = verbs.add_parser("info", help="print the cache's entries and temp directories with sizes")
     _add_dir(p)
-    p.add_argument("--limit", type=int, default=20, metavar="N",
-                   help="list the N most recently used entries (default 20; 0 lists all)")
+    p.add_argument(
+        "--limit",
+        type=int,
+        default=20,
+        metavar="N",
+        help="list the N most recently used entries (default 20; 0 lists all)",
+    )
     p.set_defaults(func=_info)
 
     p = verbs.add_parser("prune", help="remove dead temp directories, then least recently used entries")
     _add_dir(p)
-    p.add_argument("--max-size", default=None, metavar="SIZE",
-                   help="keep the entries at or below this (e.g. 20G, 500M, 0); default: keep every entry")
-    p.add_argument("--min-idle", type=float, default=600.0, metavar="SECONDS",
-                   help="never remove an entry used within this many seconds (default 600)")
-    p.add_argument("--temp-idle", type=float, default=3600.0, metavar="SECONDS",
-                   help="a temp directory untouched this long belongs to a dead process (default 3600)")
+    p.add_argument(
+        "--max-size",
+        default=None,
+        metavar="SIZE",
+        help="keep the entries at or below this (e.g. 20G, 500M, 0); default: keep every entry",
+    )
+    p.add_argument(
+        "--min-idle",
+        type=float,
+        default=600.0,
+        metavar="SECONDS",
+        help="never remove an entry used within this many seconds (default 600)",
+    )
+    p.add_argument(
+        "--temp-idle",
+        type=float,
+        default=3600.0,
+        metavar="SECONDS",
+        help="a temp directory untouched this long belongs to a dead process (default 3600)",
+    )
     p.add_argument("--dry-run", action="store_true", help="say what would be removed, remove nothing")
     p.set_defaults(func=_prune)
 
@@ -69,8 +89,10 @@ def _prune(args: argparse.Namespace) -> int:
     root = args.dir if args.dir is not None else cache_root()
     r = prune(max_bytes, min_idle_s=args.min_idle, temp_idle_s=args.temp_idle, root=root, dry_run=args.dry_run)
     verb = "would remove" if args.dry_run else "removed"
-    print(f"{root}: {verb} {r.removed_entries} entries and {r.removed_temp} temp directories "
-          f"({human(r.freed_bytes)}); entries now {human(r.kept_bytes)}")
+    print(
+        f"{root}: {verb} {r.removed_entries} entries and {r.removed_temp} temp directories "
+        f"({human(r.freed_bytes)}); entries now {human(r.kept_bytes)}"
+    )
     if max_bytes is not None and r.kept_bytes > max_bytes:
         print(f"still above --max-size {args.max_size}: the rest was used within {args.min_idle:g} s")
     return 0

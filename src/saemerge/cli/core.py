@@ -26,9 +26,13 @@ def check_sparsity(flag: str, value: float) -> float:
 def _add_device(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
     p.add_argument("--max-shard-size", default="2GB", help="largest output shard, e.g. 500MB (default: 2GB)")
-    p.add_argument("--block-size", default=None, metavar="N",
-                   help="process tensors above N entries in row blocks of at most N (e.g. 4M, 1048576; "
-                        "K/M/G are binary; default 2M); outputs do not depend on it, peak memory does")
+    p.add_argument(
+        "--block-size",
+        default=None,
+        metavar="N",
+        help="process tensors above N entries in row blocks of at most N (e.g. 4M, 1048576; "
+        "K/M/G are binary; default 2M); outputs do not depend on it, peak memory does",
+    )
 
 
 def _block_elems(args: argparse.Namespace) -> int | None:
@@ -61,8 +65,14 @@ def cmd_prune(args: argparse.Namespace) -> int:
         summary: dict = {}
         with local_output(args.out, content_hash=lambda: summary["content_hash"]) as out:
             summary = prune_checkpoint(
-                src, out, args.sparsity, base=base, space=args.space,
-                granularity=args.granularity, device=args.device, max_shard_bytes=shard,
+                src,
+                out,
+                args.sparsity,
+                base=base,
+                space=args.space,
+                granularity=args.granularity,
+                device=args.device,
+                max_shard_bytes=shard,
                 block_elems=block,
             )
     _print_json({"out": args.out, **summary})
@@ -94,17 +104,37 @@ def cmd_merge(args: argparse.Namespace) -> int:
         with local_output(args.out, content_hash=lambda: summary["content_hash"]) as out:
             if args.method == "sae":
                 summary = sae_merge_checkpoints(
-                    models[0], models[1], args.scores[0], args.scores[1], out,
-                    base=base, sparsity=args.sparsity, scoring=args.scoring, beta=args.beta,
-                    attraction=args.attraction, measure=args.measure, granularity=args.granularity,
-                    device=args.device, max_shard_bytes=shard, block_elems=block,
+                    models[0],
+                    models[1],
+                    args.scores[0],
+                    args.scores[1],
+                    out,
+                    base=base,
+                    sparsity=args.sparsity,
+                    scoring=args.scoring,
+                    beta=args.beta,
+                    attraction=args.attraction,
+                    measure=args.measure,
+                    granularity=args.granularity,
+                    device=args.device,
+                    max_shard_bytes=shard,
+                    block_elems=block,
                 )
                 summary.pop("lambdas")
             else:
                 summary = merge_checkpoints(
-                    args.method, models, out, base=base, seed=args.seed, device=args.device,
-                    max_shard_bytes=shard, weights=args.weights, alpha=args.alpha,
-                    density=args.density, drop_p=args.drop_p, block_elems=block,
+                    args.method,
+                    models,
+                    out,
+                    base=base,
+                    seed=args.seed,
+                    device=args.device,
+                    max_shard_bytes=shard,
+                    weights=args.weights,
+                    alpha=args.alpha,
+                    density=args.density,
+                    drop_p=args.drop_p,
+                    block_elems=block,
                 )
     _print_json({"out": args.out, "method": args.method, **summary})
     return 0
@@ -114,8 +144,15 @@ def cmd_schedule(args: argparse.Namespace) -> int:
     from saemerge.config import check_sparsity_range, flag_name, typed
     from saemerge.core.schedule import cyclic_schedule
 
-    p = typed(label=flag_name, steps=args.steps, s_min=args.s_min, s_max=args.s_max, t0=args.t0, t_mult=args.t_mult,
-              reverse=args.reverse)
+    p = typed(
+        label=flag_name,
+        steps=args.steps,
+        s_min=args.s_min,
+        s_max=args.s_max,
+        t0=args.t0,
+        t_mult=args.t_mult,
+        reverse=args.reverse,
+    )
     check_sparsity_range(p["s_min"], p["s_max"], flag_name)
     values = cyclic_schedule(**p)
     print(json.dumps([round(v, 6) for v in values]))

@@ -26,10 +26,18 @@ def register(subparsers) -> None:
     p.add_argument("--tasks", help="comma-separated task names (default: those with data, or named by --samples)")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--data", metavar="DIR", help="data root, or a tiny-benchmark directory holding data/")
-    src.add_argument("--samples", nargs="+", metavar="[TASK=]FILE",
-                     help="JSONL samples; the task is TASK= or the file name's stem (saebench_math.jsonl)")
-    p.add_argument("--split", choices=("test", "opt"), default="test",
-                   help="with --data: the test split, or an optimisation set from train/validation")
+    src.add_argument(
+        "--samples",
+        nargs="+",
+        metavar="[TASK=]FILE",
+        help="JSONL samples; the task is TASK= or the file name's stem (saebench_math.jsonl)",
+    )
+    p.add_argument(
+        "--split",
+        choices=("test", "opt"),
+        default="test",
+        help="with --data: the test split, or an optimisation set from train/validation",
+    )
     p.add_argument("--size", type=int, help="with --data: examples per task (default: whole test split)")
     p.add_argument("--sample-seed", type=int, default=0, help="seed for drawing examples (default 0)")
     p.add_argument("--generation", type=int, default=0, help="with --split opt: the generation index")
@@ -72,12 +80,21 @@ def _draw(args: argparse.Namespace, out_dir: Path) -> dict[str, Path]:
     root = resolve_data_root(args.data)
     tasks = args.tasks or ",".join(t for t, s in TASKS.items() if (root / s.data).is_dir())
     if not tasks:
-        raise SaeMergeError(f"--data {args.data}: no task data found (expected {', '.join(s.data for s in TASKS.values())})")
+        raise SaeMergeError(
+            f"--data {args.data}: no task data found (expected {', '.join(s.data for s in TASKS.values())})"
+        )
     if args.split == "opt":
         if args.size is None:
             raise SaeMergeError("--split opt needs --size (examples per task)")
-        return sample_optimisation_set(tasks, args.size, data=root, seed=args.sample_seed,
-                                       generation=args.generation, out_dir=out_dir, shots=args.shots)
+        return sample_optimisation_set(
+            tasks,
+            args.size,
+            data=root,
+            seed=args.sample_seed,
+            generation=args.generation,
+            out_dir=out_dir,
+            shots=args.shots,
+        )
     return draw_test_set(tasks, args.size, data=root, seed=args.sample_seed, out_dir=out_dir, shots=args.shots)
 
 
@@ -106,10 +123,17 @@ def _evaluate(args: argparse.Namespace) -> int:
                 samples = {t: samples[t] for t in wanted}
         else:
             samples = _draw(args, Path(tmp) / "samples")
-        with storage.local_input(args.model) as model_dir, Evaluator(
-            list(samples), device=args.device, dtype=args.dtype, batch_size=batch_size,
-            max_gen_toks=args.max_gen_toks, workdir=Path(tmp) / "work",
-        ) as evaluator:
+        with (
+            storage.local_input(args.model) as model_dir,
+            Evaluator(
+                list(samples),
+                device=args.device,
+                dtype=args.dtype,
+                batch_size=batch_size,
+                max_gen_toks=args.max_gen_toks,
+                workdir=Path(tmp) / "work",
+            ) as evaluator,
+        ):
             result = evaluator.score(model_dir, samples, limit=args.limit)
         result.model = str(args.model)
         print(result.summary())

@@ -49,10 +49,17 @@ def compile_options(args: argparse.Namespace):
 def _add_search_flags(p: argparse.ArgumentParser) -> None:
     from saemerge.pipeline.searches import SEARCHES
 
-    p.add_argument("--search", default="sae", metavar="NAME",
-                   help=f"the search: {', '.join(SEARCHES)} (default sae; unknown names get suggestions)")
-    p.add_argument("--steps", type=int, help="generations (PSO: update steps), unrolled at compile time "
-                   "(default: the search's, 12; PSO 5)")
+    p.add_argument(
+        "--search",
+        default="sae",
+        metavar="NAME",
+        help=f"the search: {', '.join(SEARCHES)} (default sae; unknown names get suggestions)",
+    )
+    p.add_argument(
+        "--steps",
+        type=int,
+        help="generations (PSO: update steps), unrolled at compile time (default: the search's, 12; PSO 5)",
+    )
 
 
 def add_compile_flags(p: argparse.ArgumentParser) -> None:
@@ -63,23 +70,44 @@ def add_compile_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gpu-resource", help="accelerator resource of evaluate (default nvidia.com/gpu)")
     p.add_argument("--s3-secret", help="Kubernetes secret with the AWS_* keys (default saemerge-s3)")
     p.add_argument("--merge-parallelism", type=int, help="merges running at once per generation (default 4)")
-    p.add_argument("--gpu-toleration", action="append", metavar="TAINT_KEY",
-                   help="taint key GPU pods tolerate (NoSchedule), repeatable (default nvidia.com/gpu)")
-    p.add_argument("--gpu-node-selector", action="append", metavar="LABEL=VALUE",
-                   help="node label GPU pods must run on, repeatable")
-    p.add_argument("--model-size", metavar="SIZE",
-                   help="size of the checkpoints, for the pods' default CPU, memory and cache requests: tiny, 3b, 7b, "
-                        "1.5b, 500m or a parameter count (default 7b; rule in saemerge.pipeline.resources)")
-    p.add_argument("--resource", action="append", metavar="KIND.NAME=VALUE",
-                   help="override one figure, repeatable: KIND small|merge|evaluate, NAME cpu|cpu_limit|memory|"
-                        "memory_limit|storage (the cache volume), VALUE a Kubernetes quantity or none; "
-                        "e.g. evaluate.memory=48Gi")
-    p.add_argument("--cache-volume", metavar="SPEC",
-                   help="the download cache's volume: emptydir (default; sizeLimit = storage), ephemeral[:STORAGECLASS] "
-                        "(a per-pod PVC), pvc:NAME (an existing shared claim) or none")
-    p.add_argument("--gpu-merges", action="store_true",
-                   help="run prune/merge steps on the GPU image with one GPU each (needed for merge_device=cuda, "
-                        "which is refused otherwise)")
+    p.add_argument(
+        "--gpu-toleration",
+        action="append",
+        metavar="TAINT_KEY",
+        help="taint key GPU pods tolerate (NoSchedule), repeatable (default nvidia.com/gpu)",
+    )
+    p.add_argument(
+        "--gpu-node-selector",
+        action="append",
+        metavar="LABEL=VALUE",
+        help="node label GPU pods must run on, repeatable",
+    )
+    p.add_argument(
+        "--model-size",
+        metavar="SIZE",
+        help="size of the checkpoints, for the pods' default CPU, memory and cache requests: tiny, 3b, 7b, "
+        "1.5b, 500m or a parameter count (default 7b; rule in saemerge.pipeline.resources)",
+    )
+    p.add_argument(
+        "--resource",
+        action="append",
+        metavar="KIND.NAME=VALUE",
+        help="override one figure, repeatable: KIND small|merge|evaluate, NAME cpu|cpu_limit|memory|"
+        "memory_limit|storage (the cache volume), VALUE a Kubernetes quantity or none; "
+        "e.g. evaluate.memory=48Gi",
+    )
+    p.add_argument(
+        "--cache-volume",
+        metavar="SPEC",
+        help="the download cache's volume: emptydir (default; sizeLimit = storage), ephemeral[:STORAGECLASS] "
+        "(a per-pod PVC), pvc:NAME (an existing shared claim) or none",
+    )
+    p.add_argument(
+        "--gpu-merges",
+        action="store_true",
+        help="run prune/merge steps on the GPU image with one GPU each (needed for merge_device=cuda, "
+        "which is refused otherwise)",
+    )
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
@@ -110,8 +138,15 @@ def cmd_run(args: argparse.Namespace) -> int:
             params[key] = value
     run_id = args.resume or args.run_id or time.strftime(f"{args.search}-%Y%m%d-%H%M%S")
     run = LocalRun(
-        run_id=run_id, workdir=Path(args.workdir), bench_size=args.bench_size, seed=args.seed,
-        search=args.search, steps=args.steps, params=params, resume=bool(args.resume), bucket=args.bucket,
+        run_id=run_id,
+        workdir=Path(args.workdir),
+        bench_size=args.bench_size,
+        seed=args.seed,
+        search=args.search,
+        steps=args.steps,
+        params=params,
+        resume=bool(args.resume),
+        bucket=args.bucket,
     )
     run_local(run)
     return 0
@@ -132,7 +167,9 @@ def local_store_if_needed(uri: str, root: Path):
     runs, else start it for the duration of the command."""
     from saemerge.storage import parse_uri
 
-    configured = os.environ.get("AWS_ENDPOINT_URL") or os.environ.get("AWS_PROFILE") or os.environ.get("AWS_ACCESS_KEY_ID")
+    configured = (
+        os.environ.get("AWS_ENDPOINT_URL") or os.environ.get("AWS_PROFILE") or os.environ.get("AWS_ACCESS_KEY_ID")
+    )
     if not parse_uri(uri).is_s3 or configured or not (root / "credentials.json").exists():
         yield
         return
@@ -152,8 +189,11 @@ def register(sub) -> None:
     p = sub.add_parser("compile", help="compile the kfp pipeline to YAML (upload it in the Kubeflow UI)")
     add_compile_flags(p)
     p.add_argument("--out", default="sae_pipeline.yaml", help="output file (default sae_pipeline.yaml)")
-    p.add_argument("--no-workflow-size", action="store_true",
-                   help="skip the estimate of the Argo Workflow the KFP backend makes of it (a few seconds)")
+    p.add_argument(
+        "--no-workflow-size",
+        action="store_true",
+        help="skip the estimate of the Argo Workflow the KFP backend makes of it (a few seconds)",
+    )
     p.set_defaults(func=cmd_compile)
 
     p = sub.add_parser("run", help="run the pipeline: --local runs it under kfp.local on the embedded S3 store")
@@ -170,6 +210,9 @@ def register(sub) -> None:
 
     p = sub.add_parser("inspect", help="summarise a run: one row per generation and the best model's lineage")
     p.add_argument("run", metavar="RUN_URI", help="s3://bucket/prefix/RUN_ID or a local run directory")
-    p.add_argument("--workdir", default=".saemerge",
-                   help="without S3 settings in the environment, read s3:// from the embedded store of this workdir")
+    p.add_argument(
+        "--workdir",
+        default=".saemerge",
+        help="without S3 settings in the environment, read s3:// from the embedded store of this workdir",
+    )
     p.set_defaults(func=cmd_inspect)

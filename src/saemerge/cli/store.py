@@ -1,8 +1,8 @@
 """``saemerge store start|stop|status|env``: the embedded S3 server for local runs.
 
-    saemerge store start --bucket saemerge     # detached; state under .saemerge/store
-    eval "$(saemerge store env)"               # AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, ...
-    saemerge store stop
+saemerge store start --bucket saemerge     # detached; state under .saemerge/store
+eval "$(saemerge store env)"               # AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, ...
+saemerge store stop
 """
 
 from __future__ import annotations
@@ -14,8 +14,11 @@ DEFAULT_DIR = ".saemerge/store"
 
 
 def _add_dir(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--dir", default=DEFAULT_DIR,
-                   help=f"directory for the store's data, credentials and state (default {DEFAULT_DIR})")
+    p.add_argument(
+        "--dir",
+        default=DEFAULT_DIR,
+        help=f"directory for the store's data, credentials and state (default {DEFAULT_DIR})",
+    )
 
 
 def register(subparsers) -> None:
@@ -24,8 +27,7 @@ def register(subparsers) -> None:
 
     p = verbs.add_parser("start", help="start the server in the background")
     _add_dir(p)
-    p.add_argument("--bucket", action="append", default=[], metavar="NAME",
-                   help="create this bucket (repeatable)")
+    p.add_argument("--bucket", action="append", default=[], metavar="NAME", help="create this bucket (repeatable)")
     p.set_defaults(func=_start)
 
     p = verbs.add_parser("stop", help="stop the server started with `store start`")

@@ -45,26 +45,39 @@ def cmd_upload(args: argparse.Namespace) -> int:
         preflight.check_model(src, "checkpoint")
     manifest, written = storage.publish_dir(src, args.dest, replace=args.replace, exclude=_hidden)
     dest = storage.parse_uri(args.dest).uri
-    summary = {"uri": dest, "content_hash": manifest["content_hash"], "files": len(manifest["files"]),
-               "total_size": manifest["total_size"], "uploaded": written}
+    summary = {
+        "uri": dest,
+        "content_hash": manifest["content_hash"],
+        "files": len(manifest["files"]),
+        "total_size": manifest["total_size"],
+        "uploaded": written,
+    }
     if args.json:
         print(json.dumps(summary, indent=2, sort_keys=True))
     else:
         what = "published" if written else "already published (same content), nothing uploaded"
-        print(f"{dest}: {what}; {summary['files']} files, {summary['total_size'] / 1e9:.2f} GB, "
-              f"content {summary['content_hash'][:16]}")
+        print(
+            f"{dest}: {what}; {summary['files']} files, {summary['total_size'] / 1e9:.2f} GB, "
+            f"content {summary['content_hash'][:16]}"
+        )
     return 0
 
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
-        "upload", help="publish a local HF checkpoint directory (with a manifest) to s3:// or a local path",
-        description=__doc__.split("\n\n", 1)[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+        "upload",
+        help="publish a local HF checkpoint directory (with a manifest) to s3:// or a local path",
+        description=__doc__.split("\n\n", 1)[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("src", metavar="SRC", help="a local HF checkpoint directory (config.json, *.safetensors, tokenizer)")
     p.add_argument("dest", metavar="DEST", help="where to publish it: s3://BUCKET/PREFIX (or a local directory)")
     p.add_argument("--replace", action="store_true", help="replace a published checkpoint with other content at DEST")
     p.add_argument("--create-bucket", action="store_true", help="create DEST's bucket if it does not exist")
-    p.add_argument("--data", action="store_true",
-                   help="SRC is a data directory (task splits as JSONL), not a checkpoint: skip the checkpoint checks")
+    p.add_argument(
+        "--data",
+        action="store_true",
+        help="SRC is a data directory (task splits as JSONL), not a checkpoint: skip the checkpoint checks",
+    )
     p.add_argument("--json", action="store_true", help="print a JSON summary (uri, content_hash, files, size)")
     p.set_defaults(func=cmd_upload)

@@ -229,7 +229,12 @@ def update_archive(
         rule, victim = target
         arch[next(i for i, m in enumerate(arch) if m is victim)] = o
         events.append(
-            ArchiveEvent(o.id, "replaced", rule, victim.id,
-                         f"{rule}: fitness {o.fitness:.6g} > {victim.id} ({victim.fitness:.6g})")
+            ArchiveEvent(
+                o.id,
+                "replaced",
+                rule,
+                victim.id,
+                f"{rule}: fitness {o.fitness:.6g} > {victim.id} ({victim.fitness:.6g})",
+            )
         )
     return arch, events

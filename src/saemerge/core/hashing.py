@@ -57,9 +57,9 @@ class TensorHasher:
         self._last = name
         nbytes = math.prod(shape) * torch.empty((), dtype=dtype).element_size()
         header = json.dumps(
-            {"name": name, "dtype": str(dtype).removeprefix("torch."),
-             "shape": list(shape), "nbytes": nbytes},
-            sort_keys=True, separators=(",", ":"),
+            {"name": name, "dtype": str(dtype).removeprefix("torch."), "shape": list(shape), "nbytes": nbytes},
+            sort_keys=True,
+            separators=(",", ":"),
         ).encode()
         self._sha.update(len(header).to_bytes(8, "little"))
         self._sha.update(header)
@@ -113,6 +113,11 @@ def recipe_key(**parts: object) -> str:
     recipe gives the same key in any process; tuples count as lists. NaN/inf and
     non-JSON values raise (ValueError / TypeError) rather than hash ambiguously.
     """
-    text = json.dumps({"v": _RECIPE_VERSION, "parts": parts}, sort_keys=True,
-                      separators=(",", ":"), allow_nan=False, ensure_ascii=True)
+    text = json.dumps(
+        {"v": _RECIPE_VERSION, "parts": parts},
+        sort_keys=True,
+        separators=(",", ":"),
+        allow_nan=False,
+        ensure_ascii=True,
+    )
     return hashlib.sha256(text.encode()).hexdigest()

@@ -118,9 +118,7 @@ def _top_bin(hist: torch.Tensor, k: int) -> tuple[int, int]:
     return b, (int(above[b + 1]) if b + 1 < above.size else 0)
 
 
-def radix_select(
-    passes: Callable[[], Iterable[torch.Tensor]], keep: Callable[[int], int]
-) -> tuple[int, int, int, int]:
+def radix_select(passes: Callable[[], Iterable[torch.Tensor]], keep: Callable[[int], int]) -> tuple[int, int, int, int]:
     """Exact k-th largest magnitude over a stream of flat int32 magnitude-bit tensors.
 
     Args:

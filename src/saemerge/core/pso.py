@@ -68,8 +68,9 @@ def coefficients(seed: int, particle: str, step: int) -> tuple[float, float]:
 
     Stable across processes and versions (Python's ``hash`` is salted per process).
     """
-    return tuple(int.from_bytes(_digest(int(seed), particle, int(step), r)[:8], "little") / 2.0**64
-                 for r in ("r1", "r2"))  # type: ignore[return-value]
+    return tuple(
+        int.from_bytes(_digest(int(seed), particle, int(step), r)[:8], "little") / 2.0**64 for r in ("r1", "r2")
+    )  # type: ignore[return-value]
 
 
 def dare_seed(seed: int, expert: str, copy: int) -> int:

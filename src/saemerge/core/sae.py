@@ -75,4 +75,3 @@ def sae_merge_tensor(
         # Exactly one parent pruned here: the other one's value, unscaled.
         out = torch.where(za & ~zb, fb, torch.where(zb & ~za, fa, out))
     return out.to(a.dtype)
-

@@ -91,7 +91,9 @@ def _lm_eval_model(name: str, model_dir: Path, model_args: dict, batch_size, dev
         if name not in model_registry:
             raise unknown_name("lm-eval model", name, [*model_registry.keys(), *_EXTRA_MODELS])
         cls = get_model(name)
-    return cls.create_from_arg_obj({"pretrained": str(model_dir), **model_args}, {"batch_size": batch_size, "device": device})
+    return cls.create_from_arg_obj(
+        {"pretrained": str(model_dir), **model_args}, {"batch_size": batch_size, "device": device}
+    )
 
 
 def _target_text(target: Any, choices: list[str] | None) -> str:
@@ -227,12 +229,20 @@ class Evaluator:
         result = EvalResult(
             rows,
             model=str(model_dir),
-            stats={"evaluated": n_todo, "cached": n_all - n_todo, "seconds": seconds,
-                   "examples_per_s": n_todo / seconds if n_todo and seconds > 0 else float("nan")},
+            stats={
+                "evaluated": n_todo,
+                "cached": n_all - n_todo,
+                "seconds": seconds,
+                "examples_per_s": n_todo / seconds if n_todo and seconds > 0 else float("nan"),
+            },
         )
         log.info(
             "%s: %s; macro %.4f (%d evaluated in %.1f s)",
-            model_dir, ", ".join(f"{t} {a:.4f}" for t, a in result.per_task.items()), result.macro, n_todo, seconds,
+            model_dir,
+            ", ".join(f"{t} {a:.4f}" for t, a in result.per_task.items()),
+            result.macro,
+            n_todo,
+            seconds,
         )
         return result
 
@@ -257,7 +267,9 @@ class Evaluator:
         for task, src in samples.items():
             spec = get_task(task)
             if task not in wanted:
-                raise SaeMergeError(f"samples: task {task} is not one of this evaluator's tasks ({', '.join(sorted(wanted))})")
+                raise SaeMergeError(
+                    f"samples: task {task} is not one of this evaluator's tasks ({', '.join(sorted(wanted))})"
+                )
             rows = read_jsonl(src) if isinstance(src, (str, Path)) else [dict(d) for d in src]
             rows = check_rows(spec, rows, src if isinstance(src, (str, Path)) else f"sample of {task}")
             out[task] = rows[:limit] if limit else rows
@@ -294,8 +306,9 @@ class Evaluator:
             sizes[t.name] = len(ids)
             where.update({(t.task, i): (t.name, n) for n, i in enumerate(ids)})
         self._tasks = _TaskSet(key, scratch, lm_tasks, loaded, where, sizes)
-        log.info("built %d lm-eval tasks for %d examples in %.1f s", len(lm_tasks), len(where),
-                 time.perf_counter() - start)
+        log.info(
+            "built %d lm-eval tasks for %d examples in %.1f s", len(lm_tasks), len(where), time.perf_counter() - start
+        )
         return self._tasks
 
     def _drop_tasks(self) -> None:
@@ -303,8 +316,9 @@ class Evaluator:
             shutil.rmtree(self._tasks.scratch, ignore_errors=True)
             self._tasks = None
 
-    def _evaluate(self, model_dir: Path, docs: dict[str, list[dict]],
-                  todo: dict[str, list[dict]]) -> dict[tuple[str, str], ExampleResult]:
+    def _evaluate(
+        self, model_dir: Path, docs: dict[str, list[dict]], todo: dict[str, list[dict]]
+    ) -> dict[tuple[str, str], ExampleResult]:
         """Score the docs of `todo` (a subset of `docs`) with lm-eval tasks built for all of `docs`."""
         from lm_eval.evaluator import evaluate
 
@@ -320,8 +334,9 @@ class Evaluator:
         task_objs = {n: tasks.loaded["tasks"][n] for n in names}
         lm = self._lm_for(model_dir)
         self._check_lengths(lm, task_objs)
-        out = evaluate(lm=lm, task_dict={"tasks": task_objs}, samples=subset or None, bootstrap_iters=0,
-                       log_samples=True)
+        out = evaluate(
+            lm=lm, task_dict={"tasks": task_objs}, samples=subset or None, bootstrap_iters=0, log_samples=True
+        )
         rows = {}
         for t in tasks.lm_tasks:
             if t.name not in task_objs:

@@ -24,8 +24,14 @@ log = logging.getLogger(__name__)
 
 # config.json keys that may differ between checkpoints whose tensors are interchangeable
 _VOLATILE_CONFIG = {"_name_or_path", "dtype", "torch_dtype", "transformers_version", "use_cache"}
-_TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "tokenizer_config.json", "vocab.json", "merges.txt",
-                    "special_tokens_map.json")
+_TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer.model",
+    "tokenizer_config.json",
+    "vocab.json",
+    "merges.txt",
+    "special_tokens_map.json",
+)
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 
 
@@ -44,7 +50,9 @@ def check_model_dir(model_dir: Path) -> CheckpointReader:
     if not (model_dir / "config.json").is_file():
         raise SaeMergeError(f"{model_dir}: config.json is missing (not an HF checkpoint)")
     if not any((model_dir / f).is_file() for f in ("tokenizer.json", "tokenizer.model", "vocab.json")):
-        raise SaeMergeError(f"{model_dir}: no tokenizer (tokenizer.json, tokenizer.model or vocab.json) in the model directory")
+        raise SaeMergeError(
+            f"{model_dir}: no tokenizer (tokenizer.json, tokenizer.model or vocab.json) in the model directory"
+        )
     return CheckpointReader(model_dir)
 
 
@@ -63,7 +71,11 @@ def _identity(model_dir: Path, reader: CheckpointReader) -> str:
 
 def _embedding_rows(reader: CheckpointReader) -> int | None:
     for name in reader.names:
-        if name.endswith("embed_tokens.weight") or name.endswith("wte.weight") or name.endswith("word_embeddings.weight"):
+        if (
+            name.endswith("embed_tokens.weight")
+            or name.endswith("wte.weight")
+            or name.endswith("word_embeddings.weight")
+        ):
             return reader.info(name).shape[0]
     return reader.config.get("vocab_size")
 
@@ -93,8 +105,9 @@ class HFBackend:
         max_length: context length cap; default the model's.
     """
 
-    def __init__(self, device: str = "auto", dtype: str = "auto", batch_size: int | str = 16,
-                 max_length: int | None = None):
+    def __init__(
+        self, device: str = "auto", dtype: str = "auto", batch_size: int | str = 16, max_length: int | None = None
+    ):
         self.device = resolve_device(device)
         self.dtype = dtype
         self.batch_size = batch_size

@@ -101,7 +101,9 @@ def _attach_shots(spec: TaskSpec, docs: list[dict], data_root: Path, n: int, see
     return out
 
 
-def _write(spec: TaskSpec, docs: list[dict], out_dir: Path, data_root: Path, shots: int | None, seed: int, suffix: str) -> Path:
+def _write(
+    spec: TaskSpec, docs: list[dict], out_dir: Path, data_root: Path, shots: int | None, seed: int, suffix: str
+) -> Path:
     docs = _attach_shots(spec, docs, data_root, spec.shots if shots is None else shots, seed)
     path = write_jsonl(Path(out_dir) / f"{spec.name}{suffix}.jsonl", docs)
     log.info("%s: %d examples -> %s", spec.name, len(docs), path)

@@ -106,9 +106,7 @@ def mmlu_prox_description(language: str, category: str) -> str:
 
 def mmlu_prox_process_docs(dataset):
     """Adds each doc's per-language, per-subject description (the YAML's ``description`` field names it)."""
-    return dataset.map(
-        lambda doc: {DESCRIPTION_FIELD: mmlu_prox_description(doc["language"], doc["category"])}
-    )
+    return dataset.map(lambda doc: {DESCRIPTION_FIELD: mmlu_prox_description(doc["language"], doc["category"])})
 
 
 def mmlu_prox_language_overrides(language: str) -> dict[str, Any]:

@@ -20,7 +20,14 @@ from saemerge.core.hashing import TensorHasher
 from saemerge.errors import SaeMergeError
 from saemerge.ops.blockmerge import BLOCKWISE, BlockSource, merge_blocks
 from saemerge.ops.common import (
-    emit_tensor, open_compatible, progress, read_span, resolve_block_elems, resolve_device, tensor_spans, to_device,
+    emit_tensor,
+    open_compatible,
+    progress,
+    read_span,
+    resolve_block_elems,
+    resolve_device,
+    tensor_spans,
+    to_device,
 )
 
 log = logging.getLogger(__name__)
@@ -57,7 +64,9 @@ def resolve_params(spec: baselines.MethodSpec, given: Mapping[str, Any]) -> dict
             continue
         if key not in params:
             flag = "--" + key.replace("_", "-")
-            raise SaeMergeError(f"{flag} does not apply to --method {spec.name} (it takes: {', '.join(params) or 'nothing'})")
+            raise SaeMergeError(
+                f"{flag} does not apply to --method {spec.name} (it takes: {', '.join(params) or 'nothing'})"
+            )
         params[key] = value
     return params
 
@@ -112,7 +121,9 @@ def merge_checkpoints(
     block_weights = _rankmean_block_weights(readers, base_reader, dev, spans) if spec.per_block_weights else None
     hasher = TensorHasher()
     log.info("merging %d models with %s %s", len(readers), method, params)
-    with CheckpointWriter(dst, readers[0].infos, side_files_from=readers[0].path, max_shard_bytes=max_shard_bytes) as out:
+    with CheckpointWriter(
+        dst, readers[0].infos, side_files_from=readers[0].path, max_shard_bytes=max_shard_bytes
+    ) as out:
         for name in progress(readers[0].names, method):
             kwargs = dict(params, name=name)
             if block_weights is not None:

@@ -33,8 +33,14 @@ BLOCKWISE = frozenset({"linear", "task_arithmetic", "rankmean", "ties", "dare_li
 class BlockSource:
     """Row blocks of one tensor in every expert and in the base."""
 
-    def __init__(self, readers: Sequence[CheckpointReader], base_reader: CheckpointReader | None,
-                 name: str, spans: list[tuple[int, int]], device: torch.device):
+    def __init__(
+        self,
+        readers: Sequence[CheckpointReader],
+        base_reader: CheckpointReader | None,
+        name: str,
+        spans: list[tuple[int, int]],
+        device: torch.device,
+    ):
         self.readers, self.base_reader, self.name, self.spans, self.device = readers, base_reader, name, spans, device
         info = readers[0].info(name)
         self.numel, self.dtype = info.numel, info.dtype
@@ -51,7 +57,9 @@ class BlockSource:
         return self.base_reader.get_rows(self.name, *span).to(self.device)
 
 
-def merge_blocks(spec: baselines.MethodSpec, src: BlockSource, kwargs: dict, seed: int) -> Iterator[tuple[int, torch.Tensor]]:
+def merge_blocks(
+    spec: baselines.MethodSpec, src: BlockSource, kwargs: dict, seed: int
+) -> Iterator[tuple[int, torch.Tensor]]:
     """``(row_start, merged block)`` in row order for one tensor; ``kwargs`` as for ``spec.fn``."""
     method, fn = spec.name, spec.fn
     assert fn is not None, "sae is not a one-shot merge"
@@ -112,6 +120,7 @@ def _ties_dare_blocks(method: str, src: BlockSource, kwargs: dict, seed: int) ->
             gen = generator(e)
             for span in src.spans:
                 yield tau(e, span, src.base(span).to(torch.float32), gen)
+
         return blocks
 
     # TIES trim (and dare_ties' optional one): each expert's exact per-tensor top-k, over its blocks.
@@ -127,8 +136,10 @@ def _ties_dare_blocks(method: str, src: BlockSource, kwargs: dict, seed: int) ->
         f0 = base.to(torch.float32)
         ds = [tau(e, span, f0, gens[e]) for e in range(n_experts)]
         if combine == "ties":
-            ds = [d if cut is None else d.masked_fill_(~apply_global_cut(d, cut, st), 0.0)  # d is ours
-                  for d, cut, st in zip(ds, cuts, cut_states)]
+            ds = [
+                d if cut is None else d.masked_fill_(~apply_global_cut(d, cut, st), 0.0)  # d is ours
+                for d, cut, st in zip(ds, cuts, cut_states)
+            ]
             merged = baselines.ties_combine(ds, w, 1.0, name=src.name)  # density 1: trimmed above
         else:
             merged = torch.zeros_like(ds[0])

@@ -29,7 +29,9 @@ def resolve_device(device: str | None) -> torch.device:
     raise SaeMergeError(f"--device {device!r}: expected cpu, cuda or cuda:N")
 
 
-def open_compatible(paths: Sequence[str | Path], base: str | Path | None = None) -> tuple[list[CheckpointReader], CheckpointReader | None]:
+def open_compatible(
+    paths: Sequence[str | Path], base: str | Path | None = None
+) -> tuple[list[CheckpointReader], CheckpointReader | None]:
     """Open checkpoints (and the base) and require identical names, shapes and dtypes."""
     readers = [CheckpointReader(p) for p in paths]
     base_reader = CheckpointReader(base) if base is not None else None
@@ -65,13 +67,21 @@ def tensor_spans(info: TensorInfo, block_elems: int) -> list[tuple[int, int]]:
     return row_blocks(info.shape, block_elems)
 
 
-def read_span(reader: CheckpointReader, name: str, span: tuple[int, int], whole: bool, device: torch.device) -> torch.Tensor:
+def read_span(
+    reader: CheckpointReader, name: str, span: tuple[int, int], whole: bool, device: torch.device
+) -> torch.Tensor:
     """A tensor (``whole``) or its rows ``span``, on ``device``."""
     t = reader.get(name) if whole else reader.get_rows(name, *span)
     return to_device(t, device)
 
 
-def emit_tensor(out: CheckpointWriter, hasher: TensorHasher, info: TensorInfo, blocks: Iterable[tuple[int, torch.Tensor]], whole: bool) -> None:
+def emit_tensor(
+    out: CheckpointWriter,
+    hasher: TensorHasher,
+    info: TensorInfo,
+    blocks: Iterable[tuple[int, torch.Tensor]],
+    whole: bool,
+) -> None:
     """Write one output tensor and feed the hasher, from ``(row_start, block)`` pairs in row order.
 
     ``whole``: the single pair is the entire tensor (written with ``write``, as before blocks).

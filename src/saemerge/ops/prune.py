@@ -13,11 +13,23 @@ from saemerge.checkpoint import DEFAULT_MAX_SHARD_BYTES, CheckpointReader, Check
 from saemerge.core.blocks import BlockSparsity
 from saemerge.core.hashing import TensorHasher
 from saemerge.core.prune import (
-    GlobalCut, GlobalCutState, apply_global_cut, apply_mask, is_prunable, prune_tensor, select_global_cut,
+    GlobalCut,
+    GlobalCutState,
+    apply_global_cut,
+    apply_mask,
+    is_prunable,
+    prune_tensor,
+    select_global_cut,
 )
 from saemerge.errors import SaeMergeError
 from saemerge.ops.common import (
-    emit_tensor, open_compatible, progress, read_span, resolve_block_elems, resolve_device, tensor_spans,
+    emit_tensor,
+    open_compatible,
+    progress,
+    read_span,
+    resolve_block_elems,
+    resolve_device,
+    tensor_spans,
 )
 
 log = logging.getLogger(__name__)

@@ -131,8 +131,10 @@ def _velocity_reader(path: str | Path, like: CheckpointReader) -> CheckpointRead
     for name in like.names:
         info = reader.info(name)  # names the missing tensor
         if info.shape != like.info(name).shape or info.dtype != torch.float32:
-            raise SaeMergeError(f"{path}: velocity of {name} is {list(info.shape)} {info.dtype}, expected "
-                                f"{list(like.info(name).shape)} float32")
+            raise SaeMergeError(
+                f"{path}: velocity of {name} is {list(info.shape)} {info.dtype}, expected "
+                f"{list(like.info(name).shape)} float32"
+            )
     return reader
 
 
@@ -172,8 +174,10 @@ def pso_move_checkpoint(
     vr = _velocity_reader(velocity, xr) if velocity is not None else None
     v_layout = {i.name: TensorInfo(i.name, i.shape, torch.float32, "") for i in xr.infos}
     rho = _Delta()
-    with (CheckpointWriter(dst, xr.infos, side_files_from=xr.path, max_shard_bytes=max_shard_bytes) as out,
-          CheckpointWriter(velocity_dst, list(v_layout.values()), max_shard_bytes=max_shard_bytes) as v_out):
+    with (
+        CheckpointWriter(dst, xr.infos, side_files_from=xr.path, max_shard_bytes=max_shard_bytes) as out,
+        CheckpointWriter(velocity_dst, list(v_layout.values()), max_shard_bytes=max_shard_bytes) as v_out,
+    ):
         pos, vel = _Sink(out), _Sink(v_out)
         for name in progress(xr.names, "pso move"):
             info, spans = xr.info(name), tensor_spans(xr.info(name), block)
@@ -181,15 +185,20 @@ def pso_move_checkpoint(
             pos.begin(info, whole)
             vel.begin(v_layout[name], whole)
             rho.begin(info)
-            for span, (x1, v1, b) in zip(spans, _moved(xr, pr, gr, vr, base_reader, name, spans, dev, r1, r2, w, c1, c2)):
+            for span, (x1, v1, b) in zip(
+                spans, _moved(xr, pr, gr, vr, base_reader, name, spans, dev, r1, r2, w, c1, c2)
+            ):
                 rho.add(x1, b)
                 pos.put(span[0], x1)
                 vel.put(span[0], v1)
             rho.end()
             pos.end()
             vel.end()
-    return {"content_hash": pos.hasher.hexdigest(), "velocity_hash": vel.hasher.hexdigest(),
-            "sparsity": rho.measured.value()}
+    return {
+        "content_hash": pos.hasher.hexdigest(),
+        "velocity_hash": vel.hasher.hexdigest(),
+        "sparsity": rho.measured.value(),
+    }
 
 
 def _moved(xr, pr, gr, vr, base_reader, name, spans, dev, r1, r2, w, c1, c2) -> Iterator[tuple]:

@@ -26,12 +26,17 @@ from saemerge.core.prune import is_prunable
 from saemerge.core.sae import omega, sae_lambda, sae_merge_tensor
 from saemerge.errors import SaeMergeError
 from saemerge.ops.common import (
-    emit_tensor, open_compatible, progress, read_span, resolve_block_elems, resolve_device, tensor_spans,
+    emit_tensor,
+    open_compatible,
+    progress,
+    read_span,
+    resolve_block_elems,
+    resolve_device,
+    tensor_spans,
 )
 from saemerge.ops.prune import ModelPruner, global_pruner
 
 log = logging.getLogger(__name__)
-
 
 
 def _check_score(flag: str, value: float) -> float:

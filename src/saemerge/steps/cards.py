@@ -23,8 +23,12 @@ CARD_NAME = "README.md"
 TAGS = ("merge", "saemerge")
 # Record fields shown in the recipe table, in this order, with their labels.
 _FIELDS = (
-    ("origin", "method"), ("s_t", "s_t (target sparsity)"), ("sparsity", "sparsity ρ"),
-    ("lambda_min", "λ min"), ("lambda_mean", "λ mean"), ("lambda_max", "λ max"),
+    ("origin", "method"),
+    ("s_t", "s_t (target sparsity)"),
+    ("sparsity", "sparsity ρ"),
+    ("lambda_min", "λ min"),
+    ("lambda_mean", "λ mean"),
+    ("lambda_max", "λ max"),
     ("generation", "generation"),
 )
 # Recipe entries that are inputs' identities (shown as inputs, not as parameters).
@@ -81,7 +85,7 @@ def render_card(
     rows += [(f"parameter `{k}`", _value(v)) for k, v in sorted(params.items())]
     named = []
     for key in _INPUT_KEYS:
-        for ident in (recipe[key] if isinstance(recipe.get(key), list) else [recipe.get(key)]):
+        for ident in recipe[key] if isinstance(recipe.get(key), list) else [recipe.get(key)]:
             if ident is None:
                 continue
             ident = str(ident)
@@ -107,6 +111,15 @@ def render_card(
     ]
     if named:
         lines += ["", "Inputs:", "", *named]
-    lines += ["", "## Lineage", "", "```text", *(lineage or [f"{record['id']}  {record.get('origin', '')}"]), "```",
-              "", f"The whole run: `saemerge inspect {run}`.", ""]
+    lines += [
+        "",
+        "## Lineage",
+        "",
+        "```text",
+        *(lineage or [f"{record['id']}  {record.get('origin', '')}"]),
+        "```",
+        "",
+        f"The whole run: `saemerge inspect {run}`.",
+        "",
+    ]
     return "\n".join(lines)

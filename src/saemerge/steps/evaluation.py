@@ -39,7 +39,9 @@ class Scorer(Protocol):
     in ``already_scored`` (the model's cached rows), whose rows it returns as they were.
     """
 
-    def score(self, model_dir: str | Path, samples: Docs, *, already_scored: EvalResult | None = None) -> EvalResult: ...
+    def score(
+        self, model_dir: str | Path, samples: Docs, *, already_scored: EvalResult | None = None
+    ) -> EvalResult: ...
 
 
 # tasks -> a context manager giving a Scorer for those tasks

@@ -37,8 +37,13 @@ def best_overall(cache: ScoreCache, archive: Sequence[Mapping], gamma: float) ->
 def merge_baseline(run: str, method: str, experts: Sequence[str], base_uri: str, seed: int, **params) -> dict:
     """A baseline merge of the experts, content-addressed like every other model of the run."""
     key, record = find_recipe(
-        run, op="merge", method=method, experts=[input_identity(e) for e in experts],
-        base=input_identity(base_uri), seed=seed, **params,
+        run,
+        op="merge",
+        method=method,
+        experts=[input_identity(e) for e in experts],
+        base=input_identity(base_uri),
+        seed=seed,
+        **params,
     )
     if record is not None:
         return record
@@ -52,7 +57,10 @@ def merge_baseline(run: str, method: str, experts: Sequence[str], base_uri: str,
             return summary
 
     return publish_model(
-        run, key, compute, lambda s: make_record(s["content_hash"], s["uri"], origin=f"{method} {params}", sparsity=s["sparsity"])
+        run,
+        key,
+        compute,
+        lambda s: make_record(s["content_hash"], s["uri"], origin=f"{method} {params}", sparsity=s["sparsity"]),
     )
 
 
@@ -115,10 +123,19 @@ def final_evaluate(
                 with storage.local_input(record["uri"]) as model_dir:
                     result = scorer.score(model_dir, docs)
                 per_task = result.per_task
-                rows.append(without_none({
-                    "method": method, "id": record["id"], "uri": record["uri"], "sparsity": record.get("sparsity"),
-                    "scores": per_task, "macro": macro_average(per_task), "origin": record.get("origin", ""),
-                }))
+                rows.append(
+                    without_none(
+                        {
+                            "method": method,
+                            "id": record["id"],
+                            "uri": record["uri"],
+                            "sparsity": record.get("sparsity"),
+                            "scores": per_task,
+                            "macro": macro_average(per_task),
+                            "origin": record.get("origin", ""),
+                        }
+                    )
+                )
                 t = result.to_table()
                 tables.append(t.append_column("method", pa.array([method] * t.num_rows)))
     runlog.write_table(layout.final("scores.parquet"), pa.concat_tables(tables))
@@ -127,8 +144,9 @@ def final_evaluate(
     return rows
 
 
-def choose_task_arithmetic(run: str, experts: Sequence[str], base_uri: str, seed: int,
-                           evaluator: EvaluatorFactory) -> dict:
+def choose_task_arithmetic(
+    run: str, experts: Sequence[str], base_uri: str, seed: int, evaluator: EvaluatorFactory
+) -> dict:
     """Task arithmetic with α chosen on generation 0's optimisation set from {0.3, 0.5, 0.7, 1.0}."""
     layout = RunLayout(run)
     candidates = [merge_baseline(run, "task_arithmetic", experts, base_uri, seed, alpha=a) for a in TA_ALPHAS]

@@ -26,7 +26,11 @@ def prune_variant(
     sparsity = float(variant["sparsity"])
     origin = f"{variant['name']}@{sparsity:g}"
     key, record = find_recipe(
-        run, op="prune", source=input_identity(variant["source"]), base=input_identity(base_uri), sparsity=sparsity,
+        run,
+        op="prune",
+        source=input_identity(variant["source"]),
+        base=input_identity(base_uri),
+        sparsity=sparsity,
         measure=measure,
     )
     if record is not None:
@@ -42,8 +46,12 @@ def prune_variant(
             return summary
 
     return publish_model(
-        run, key, compute,
-        lambda s: make_record(s["content_hash"], s["uri"], origin=origin, sparsity=s["sparsity"], s_t=sparsity, born=-1),
+        run,
+        key,
+        compute,
+        lambda s: make_record(
+            s["content_hash"], s["uri"], origin=origin, sparsity=s["sparsity"], s_t=sparsity, born=-1
+        ),
     )
 
 
@@ -72,25 +80,51 @@ def pair_and_merge(
         scoring=scoring, beta=float(beta), attraction=attraction, measure=measure, granularity=granularity
     )
     key, record = find_recipe(
-        run, op="sae", a=a["content_hash"], b=b["content_hash"], score_a=float(a["score"]), score_b=float(b["score"]),
-        base=input_identity(base_uri), sparsity=s_t, **params,
+        run,
+        op="sae",
+        a=a["content_hash"],
+        b=b["content_hash"],
+        score_a=float(a["score"]),
+        score_b=float(b["score"]),
+        base=input_identity(base_uri),
+        sparsity=s_t,
+        **params,
     )
     if record is None:
+
         def compute(out):
             with ExitStack() as stack:
                 pa_ = stack.enter_context(storage.local_input(a["uri"]))
                 pb_ = stack.enter_context(storage.local_input(b["uri"]))
                 base = stack.enter_context(storage.local_input(base_uri))
                 return sae_merge_checkpoints(
-                    pa_, pb_, float(a["score"]), float(b["score"]), out, base=base, sparsity=s_t, device=device, **params
+                    pa_,
+                    pb_,
+                    float(a["score"]),
+                    float(b["score"]),
+                    out,
+                    base=base,
+                    sparsity=s_t,
+                    device=device,
+                    **params,
                 )
 
         record = publish_model(
-            run, key, compute,
+            run,
+            key,
+            compute,
             lambda s: make_record(
-                s["content_hash"], s["uri"], parents=[a["id"], b["id"]], origin="sae", born=generation,
-                generation=generation, sparsity=s["rho"], s_t=s_t, lambda_mean=s["lambda_mean"],
-                lambda_min=s["lambda_min"], lambda_max=s["lambda_max"],
+                s["content_hash"],
+                s["uri"],
+                parents=[a["id"], b["id"]],
+                origin="sae",
+                born=generation,
+                generation=generation,
+                sparsity=s["rho"],
+                s_t=s_t,
+                lambda_mean=s["lambda_mean"],
+                lambda_min=s["lambda_min"],
+                lambda_max=s["lambda_max"],
             ),
         )
     record = dict(record, born=generation, generation=generation)

@@ -59,7 +59,9 @@ def init_population(config: RunConfig) -> list[dict]:
     ]
     if config.include_base:
         variants.append({"source": config.base_uri, "name": "base", "sparsity": 0.0})
-    log.info("initial population: %d variants of %d experts at sparsities %s", len(variants), len(config.experts), levels)
+    log.info(
+        "initial population: %d variants of %d experts at sparsities %s", len(variants), len(config.experts), levels
+    )
     return variants
 
 
@@ -104,8 +106,10 @@ def archive_update(
         chosen = initial_archive([to_member(r) for r in evaluated], archive_size)
         kept = {m.id for m in chosen}
         for r in evaluated:
-            r.update(status="accepted" if r["id"] in kept else "rejected",
-                     reason="among the best by fitness" if r["id"] in kept else "not among the best by fitness")
+            r.update(
+                status="accepted" if r["id"] in kept else "rejected",
+                reason="among the best by fitness" if r["id"] in kept else "not among the best by fitness",
+            )
         new_ids = [m.id for m in chosen]
     else:
         new_members, events = update_archive(
@@ -135,6 +139,10 @@ def archive_update(
     runlog.write_json(layout.metrics(where), summary)
     log.info(
         "generation %s: best fitness %.4f, mean %.4f, %d/%d offspring accepted",
-        where, summary["best_fitness"], summary["mean_fitness"], summary["accepted"], len(offspring),
+        where,
+        summary["best_fitness"],
+        summary["mean_fitness"],
+        summary["accepted"],
+        len(offspring),
     )
     return new_archive, summary

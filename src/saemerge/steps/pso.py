@@ -32,24 +32,26 @@ from saemerge.steps.records import find_recipe, input_identity, make_record, pub
 
 log = logging.getLogger(__name__)
 
-SWARM_SCHEMA = pa.schema([
-    ("step", pa.int32()),  # PSO step (0: the initial positions)
-    ("generation", pa.int32()),  # where it is recorded (step − 1; -1 is init/)
-    ("particle", pa.string()),
-    ("position_id", pa.string()),  # the position after this step's move
-    ("position_uri", pa.string()),
-    ("position_fitness", pa.float64()),  # on this step's sample
-    ("velocity_hash", pa.string()),  # null at step 0 (v0 = 0)
-    ("velocity_uri", pa.string()),
-    ("r1", pa.float64()),  # the move's random scalars (null at step 0)
-    ("r2", pa.float64()),
-    ("pbest_id", pa.string()),  # the personal best after the update
-    ("pbest_uri", pa.string()),
-    ("pbest_fitness", pa.float64()),  # on this step's sample
-    ("improved", pa.bool_()),  # the position became the personal best
-    ("gbest_id", pa.string()),
-    ("gbest_fitness", pa.float64()),
-])
+SWARM_SCHEMA = pa.schema(
+    [
+        ("step", pa.int32()),  # PSO step (0: the initial positions)
+        ("generation", pa.int32()),  # where it is recorded (step − 1; -1 is init/)
+        ("particle", pa.string()),
+        ("position_id", pa.string()),  # the position after this step's move
+        ("position_uri", pa.string()),
+        ("position_fitness", pa.float64()),  # on this step's sample
+        ("velocity_hash", pa.string()),  # null at step 0 (v0 = 0)
+        ("velocity_uri", pa.string()),
+        ("r1", pa.float64()),  # the move's random scalars (null at step 0)
+        ("r2", pa.float64()),
+        ("pbest_id", pa.string()),  # the personal best after the update
+        ("pbest_uri", pa.string()),
+        ("pbest_fitness", pa.float64()),  # on this step's sample
+        ("improved", pa.bool_()),  # the position became the personal best
+        ("gbest_id", pa.string()),
+        ("gbest_fitness", pa.float64()),
+    ]
+)
 
 
 def step_where(step: int) -> str:
@@ -68,12 +70,18 @@ def start_run(config: RunConfig) -> list[dict]:
     if config.search != "pso":
         raise SaeMergeError(f"search {config.search!r}: the PSO steps run the pso search only")
     start_run_record(config)
-    specs = initial_particles(config.base_uri if config.pso_include_base else None,
-                              [(model_name(e), e) for e in config.experts], config.pso_dare_copies,
-                              config.pso_drop_p, config.seed)
+    specs = initial_particles(
+        config.base_uri if config.pso_include_base else None,
+        [(model_name(e), e) for e in config.experts],
+        config.pso_dare_copies,
+        config.pso_drop_p,
+        config.seed,
+    )
     log.info("swarm of %d particles: %s", len(specs), ", ".join(s.name for s in specs))
-    return [{"particle": s.name, "index": i, "source": s.source, "drop_p": s.drop_p, "seed": s.seed}
-            for i, s in enumerate(specs)]
+    return [
+        {"particle": s.name, "index": i, "source": s.source, "drop_p": s.drop_p, "seed": s.seed}
+        for i, s in enumerate(specs)
+    ]
 
 
 def make_particle(run: str, spec: Mapping, *, base_uri: str, device: str = "cpu") -> dict:
@@ -82,21 +90,44 @@ def make_particle(run: str, spec: Mapping, *, base_uri: str, device: str = "cpu"
 
     drop_p, seed = float(spec["drop_p"]), int(spec["seed"])
     origin = spec["particle"] + (f" (DARE p={drop_p:g})" if drop_p > 0 else "")
-    key, record = find_recipe(run, op="pso_particle", source=input_identity(spec["source"]),
-                              base=input_identity(base_uri), drop_p=drop_p, seed=seed)
+    key, record = find_recipe(
+        run,
+        op="pso_particle",
+        source=input_identity(spec["source"]),
+        base=input_identity(base_uri),
+        drop_p=drop_p,
+        seed=seed,
+    )
     if record is None:
+
         def compute(out):
             with storage.local_input(spec["source"]) as src, storage.local_input(base_uri) as base:
                 return init_particle_checkpoint(src, out, base=base, drop_p=drop_p, seed=seed, device=device)
 
-        record = publish_model(run, key, compute, lambda s: make_record(
-            s["content_hash"], s["uri"], origin=origin, sparsity=s["sparsity"], born=-1, generation=-1))
+        record = publish_model(
+            run,
+            key,
+            compute,
+            lambda s: make_record(
+                s["content_hash"], s["uri"], origin=origin, sparsity=s["sparsity"], born=-1, generation=-1
+            ),
+        )
     return dict(record, particle=spec["particle"], index=int(spec["index"]), origin=origin, step=0)
 
 
 # -- steps 1.. -------------------------------------------------------------------------------
-def move_particle(run: str, state: Mapping, step: int, *, base_uri: str, seed: int, w: float, c1: float,
-                  c2: float, device: str = "cpu") -> dict:
+def move_particle(
+    run: str,
+    state: Mapping,
+    step: int,
+    *,
+    base_uri: str,
+    seed: int,
+    w: float,
+    c1: float,
+    c2: float,
+    device: str = "cpu",
+) -> dict:
     """Move one particle (``v' = w v + c1 r1 (pbest − x) + c2 r2 (gbest − x)``, ``x' = x + v'``).
 
     The new position (model dtype) and velocity (float32) are published content-addressed,
@@ -127,8 +158,21 @@ def move_particle(run: str, state: Mapping, step: int, *, base_uri: str, seed: i
                 base = stack.enter_context(storage.local_input(base_uri))
                 v = stack.enter_context(storage.local_input(velocity["uri"])) if velocity else None
                 scratch = stack.enter_context(_scratch("velocity-"))
-                summary = pso_move_checkpoint(x_dir, p_dir, g_dir, out, scratch / "v", base=base, velocity=v, r1=r1, r2=r2,
-                                              w=float(w), c1=float(c1), c2=float(c2), device=device)
+                summary = pso_move_checkpoint(
+                    x_dir,
+                    p_dir,
+                    g_dir,
+                    out,
+                    scratch / "v",
+                    base=base,
+                    velocity=v,
+                    r1=r1,
+                    r2=r2,
+                    w=float(w),
+                    c1=float(c1),
+                    c2=float(c2),
+                    device=device,
+                )
                 v_uri = layout.velocity(summary["velocity_hash"])
                 if not storage.exists(v_uri):
                     with storage.local_output(v_uri, content_hash=summary["velocity_hash"]) as v_out:
@@ -136,11 +180,29 @@ def move_particle(run: str, state: Mapping, step: int, *, base_uri: str, seed: i
                             shutil.move(str(item), v_out / item.name)
                 return dict(summary, velocity={"uri": v_uri, "content_hash": summary["velocity_hash"]})
 
-        record = publish_model(run, key, compute, lambda s: make_record(
-            s["content_hash"], s["uri"], parents=[x["id"]], origin=f"pso {particle}", sparsity=s["sparsity"],
-            velocity=s["velocity"]))
-    return dict(record, particle=particle, index=int(state["index"]), step=step, born=step - 1,
-                generation=step - 1, r1=r1, r2=r2)
+        record = publish_model(
+            run,
+            key,
+            compute,
+            lambda s: make_record(
+                s["content_hash"],
+                s["uri"],
+                parents=[x["id"]],
+                origin=f"pso {particle}",
+                sparsity=s["sparsity"],
+                velocity=s["velocity"],
+            ),
+        )
+    return dict(
+        record,
+        particle=particle,
+        index=int(state["index"]),
+        step=step,
+        born=step - 1,
+        generation=step - 1,
+        r1=r1,
+        r2=r2,
+    )
 
 
 @contextmanager
@@ -191,7 +253,11 @@ def update_swarm(
         return dict(record, scores=s["scores"], score=s["score"], fitness=s["fitness"], n_scored=s["n_scored"])
 
     by_particle = {r["particle"]: rescored(r) for r in moved}
-    order = [s["particle"] for s in swarm] if swarm else [r["particle"] for r in sorted(moved, key=lambda r: int(r["index"]))]
+    order = (
+        [s["particle"] for s in swarm]
+        if swarm
+        else [r["particle"] for r in sorted(moved, key=lambda r: int(r["index"]))]
+    )
     if set(order) != set(by_particle):
         raise SaeMergeError(f"PSO step {step}: moved particles {sorted(by_particle)} are not the swarm's {order}")
     positions = {p: Scored(by_particle[p]["id"], by_particle[p]["fitness"]) for p in order}
@@ -202,8 +268,12 @@ def update_swarm(
         beaten = {p: r["fitness"] for p, r in old.items()}
         old_g = rescored(swarm[0]["gbest"])
         records.update({r["id"]: r for r in [*old.values(), old_g]})
-        bests = update_bests(order, positions, {p: Scored(r["id"], r["fitness"]) for p, r in old.items()},
-                             Scored(old_g["id"], old_g["fitness"]))
+        bests = update_bests(
+            order,
+            positions,
+            {p: Scored(r["id"], r["fitness"]) for p, r in old.items()},
+            Scored(old_g["id"], old_g["fitness"]),
+        )
     else:
         bests = update_bests(order, positions)
     pbest = {p: dict(records[bests.pbest[p].model], generation=generation) for p in order}
@@ -220,8 +290,15 @@ def update_swarm(
     _record(run, step, new_swarm, improved, beaten)
     summary = _summary(step, new_swarm, improved)
     runlog.write_json(RunLayout(run).metrics(where), summary)
-    log.info("PSO step %d (%s): gbest %s fitness %.4f; %d/%d personal bests improved", step, where, gbest["id"],
-             gbest["fitness"], len(improved), len(order))
+    log.info(
+        "PSO step %d (%s): gbest %s fitness %.4f; %d/%d personal bests improved",
+        step,
+        where,
+        gbest["id"],
+        gbest["fitness"],
+        len(improved),
+        len(order),
+    )
     return new_swarm, gbest, summary
 
 
@@ -238,9 +315,11 @@ def _record(run: str, step: int, swarm: Sequence[Mapping], improved: set[str], b
             x.update(status="accepted", reason="initial position")
         else:
             ok = s["particle"] in improved
-            x.update(status="accepted" if ok else "rejected",
-                     reason=f"{'beats' if ok else 'does not beat'} its personal best on this step's sample "
-                            f"({x['fitness']:.4f} vs {beaten[s['particle']]:.4f})")
+            x.update(
+                status="accepted" if ok else "rejected",
+                reason=f"{'beats' if ok else 'does not beat'} its personal best on this step's sample "
+                f"({x['fitness']:.4f} vs {beaten[s['particle']]:.4f})",
+            )
         positions.append(x)
     members, seen = [], set()
     for s in swarm:
@@ -250,14 +329,27 @@ def _record(run: str, step: int, swarm: Sequence[Mapping], improved: set[str], b
     layout.write_population(where, positions, name="offspring")
     layout.write_population(where, members)
     g = swarm[0]["gbest"]
-    rows = [{
-        "step": step, "generation": generation, "particle": s["particle"], "position_id": s["x"]["id"],
-        "position_uri": s["x"]["uri"], "position_fitness": s["x"]["fitness"],
-        "velocity_hash": (s.get("velocity") or {}).get("content_hash"), "velocity_uri": (s.get("velocity") or {}).get("uri"),
-        "r1": s["x"].get("r1"), "r2": s["x"].get("r2"), "pbest_id": s["pbest"]["id"], "pbest_uri": s["pbest"]["uri"],
-        "pbest_fitness": s["pbest"]["fitness"], "improved": s["particle"] in improved, "gbest_id": g["id"],
-        "gbest_fitness": g["fitness"],
-    } for s in swarm]
+    rows = [
+        {
+            "step": step,
+            "generation": generation,
+            "particle": s["particle"],
+            "position_id": s["x"]["id"],
+            "position_uri": s["x"]["uri"],
+            "position_fitness": s["x"]["fitness"],
+            "velocity_hash": (s.get("velocity") or {}).get("content_hash"),
+            "velocity_uri": (s.get("velocity") or {}).get("uri"),
+            "r1": s["x"].get("r1"),
+            "r2": s["x"].get("r2"),
+            "pbest_id": s["pbest"]["id"],
+            "pbest_uri": s["pbest"]["uri"],
+            "pbest_fitness": s["pbest"]["fitness"],
+            "improved": s["particle"] in improved,
+            "gbest_id": g["id"],
+            "gbest_fitness": g["fitness"],
+        }
+        for s in swarm
+    ]
     runlog.write_table(layout.swarm(where), pa.Table.from_pylist(rows, schema=SWARM_SCHEMA))
 
 

@@ -52,7 +52,13 @@ RECORD_DEFAULTS = {
 
 def make_record(content_hash: str, uri: str, **fields) -> dict:
     """A record; fields without a value are left out (kfp parameters cannot hold None)."""
-    record = {**RECORD_DEFAULTS, **fields, "id": runlog.member_id(content_hash), "content_hash": content_hash, "uri": uri}
+    record = {
+        **RECORD_DEFAULTS,
+        **fields,
+        "id": runlog.member_id(content_hash),
+        "content_hash": content_hash,
+        "uri": uri,
+    }
     record["parents"] = list(record["parents"])
     return without_none(record)
 
@@ -158,8 +164,9 @@ def write_card(model_dir: Path, run: str, record: Mapping, recipe: Mapping) -> N
             lineage += ["  " + line for line in runlog.lineage(layout, parent, people)]
     seed = recipe.get("seed", config.get("seed"))
     inputs = {ident: _INPUTS[ident]["uri"] for v in recipe.values() for ident in _identities(v)}
-    text = render_card(record, recipe, base_model=str(base or "unknown"), run=run, seed=seed, inputs=inputs,
-                       lineage=lineage)
+    text = render_card(
+        record, recipe, base_model=str(base or "unknown"), run=run, seed=seed, inputs=inputs, lineage=lineage
+    )
     (model_dir / CARD_NAME).write_text(text, encoding="utf-8")
 
 

@@ -38,9 +38,28 @@ from saemerge.storage.s3_conn import s3_client, transfer_config
 from saemerge.storage.uri import Location, join, parse_uri
 
 __all__ = [
-    "Backend", "Location", "backend_for", "cache_root", "exists", "ensure_bucket", "get_file", "identify",
-    "is_s3", "join", "list_uris", "local_input", "local_output", "parse_uri", "publish_dir", "put_file",
-    "read_bytes", "read_manifest", "s3_client", "scratch_dir", "transfer_config", "write_bytes",
+    "Backend",
+    "Location",
+    "backend_for",
+    "cache_root",
+    "exists",
+    "ensure_bucket",
+    "get_file",
+    "identify",
+    "is_s3",
+    "join",
+    "list_uris",
+    "local_input",
+    "local_output",
+    "parse_uri",
+    "publish_dir",
+    "put_file",
+    "read_bytes",
+    "read_manifest",
+    "s3_client",
+    "scratch_dir",
+    "transfer_config",
+    "write_bytes",
 ]
 
 _LOCAL = LocalBackend()
@@ -99,8 +118,6 @@ def list_uris(uri: str | os.PathLike, *, recursive: bool = True) -> list[str]:
     return backend.list_uris(loc, recursive=recursive)
 
 
-
-
 def ensure_bucket(uri: str | os.PathLike, create: bool = False) -> None:
     """Check that the bucket of an s3:// URI exists (create it when asked); no-op for local paths."""
     backend, loc = backend_for(uri)
@@ -139,8 +156,7 @@ def identify(uri: str | os.PathLike) -> dict:
 
 
 @contextmanager
-def local_input(uri: str | os.PathLike, *, verify: bool = True,
-                require_manifest: bool = False) -> Iterator[Path]:
+def local_input(uri: str | os.PathLike, *, verify: bool = True, require_manifest: bool = False) -> Iterator[Path]:
     """A local directory holding the directory at ``uri``; treat it as read-only.
 
     Local paths are used in place (verified against their manifest when they have one; a
@@ -160,9 +176,7 @@ def local_input(uri: str | os.PathLike, *, verify: bool = True,
 
 
 @contextmanager
-def local_output(
-    uri: str | os.PathLike, *, content_hash: str | Callable[[], str] | None = None
-) -> Iterator[Path]:
+def local_output(uri: str | os.PathLike, *, content_hash: str | Callable[[], str] | None = None) -> Iterator[Path]:
     """An empty local directory; on clean exit its files are published atomically at ``uri``.
 
     Files go first and ``manifest.json`` last, so readers see all or nothing. On an exception
@@ -186,8 +200,13 @@ def local_output(
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def publish_dir(src: str | os.PathLike, uri: str | os.PathLike, *, replace: bool = False,
-                exclude: Callable[[str], bool] = lambda rel: False) -> tuple[dict, bool]:
+def publish_dir(
+    src: str | os.PathLike,
+    uri: str | os.PathLike,
+    *,
+    replace: bool = False,
+    exclude: Callable[[str], bool] = lambda rel: False,
+) -> tuple[dict, bool]:
     """Publish a copy of the local directory ``src`` at ``uri`` (files, then ``manifest.json``).
 
     ``src`` itself is not changed, moved or linked into the cache: the files are read through
@@ -222,8 +241,10 @@ def publish_dir(src: str | os.PathLike, uri: str | os.PathLike, *, replace: bool
             if mf.same_content(old, new):
                 return old, False
             if not replace:
-                raise SaeMergeError(f"{loc.uri} already holds another published directory "
-                                    f"(content {old['content_hash'][:16]}); pass --replace to replace it")
+                raise SaeMergeError(
+                    f"{loc.uri} already holds another published directory "
+                    f"(content {old['content_hash'][:16]}); pass --replace to replace it"
+                )
         if loc.is_s3:
             _S3.upload_published(staging, loc, None)  # not adopted: the cache would hold links
         else:

@@ -82,8 +82,13 @@ class LocalBackend:
             raise SaeMergeError(f"{loc.uri}: no such directory")
         manifest = self.read_manifest(loc)
         if manifest is not None:
-            return {"uri": loc.uri, "kind": "published", "identity": manifest["content_hash"],
-                    "files": len(manifest["files"]), "total_size": manifest["total_size"]}
+            return {
+                "uri": loc.uri,
+                "kind": "published",
+                "identity": manifest["content_hash"],
+                "files": len(manifest["files"]),
+                "total_size": manifest["total_size"],
+            }
         return {"uri": loc.uri, "kind": "plain", **plain.local_identity(loc.path, cache_root() / "hashes")}
 
     def fetch(self, loc: Location, *, verify: bool, require_manifest: bool, plain_identity: str | None) -> Path:
@@ -114,19 +119,27 @@ class LocalBackend:
         if final.exists():
             old = _read_manifest(final) if final.is_dir() else None
             if mf.same_content(old, manifest):
-                log.info("%s already holds identical content (%s); nothing to publish",
-                         loc.uri, manifest["content_hash"][:16])
+                log.info(
+                    "%s already holds identical content (%s); nothing to publish",
+                    loc.uri,
+                    manifest["content_hash"][:16],
+                )
                 return
             if old is not None:
-                log.warning("replacing the published directory %s (content %s -> %s)",
-                            loc.uri, old["content_hash"][:16], manifest["content_hash"][:16])
+                log.warning(
+                    "replacing the published directory %s (content %s -> %s)",
+                    loc.uri,
+                    old["content_hash"][:16],
+                    manifest["content_hash"][:16],
+                )
                 aside = final.parent / f".{final.name}.old-{secrets.token_hex(4)}"
                 os.rename(final, aside)
             elif final.is_dir() and not any(final.iterdir()):
                 final.rmdir()
             else:
-                raise SaeMergeError(f"{loc.uri} exists and is not a published directory "
-                                    f"(no {MANIFEST_NAME}); refusing to replace it")
+                raise SaeMergeError(
+                    f"{loc.uri} exists and is not a published directory (no {MANIFEST_NAME}); refusing to replace it"
+                )
         (tmp / MANIFEST_NAME).write_bytes(mf.dumps(manifest))
         try:
             os.rename(tmp, final)
@@ -137,5 +150,10 @@ class LocalBackend:
             log.info("%s was published concurrently with identical content", loc.uri)
         if aside is not None:
             shutil.rmtree(aside, ignore_errors=True)
-        log.info("published %s (%d files, %.1f MB, content %s)", loc.uri, len(manifest["files"]),
-                 manifest["total_size"] / 1e6, manifest["content_hash"][:16])
+        log.info(
+            "published %s (%d files, %.1f MB, content %s)",
+            loc.uri,
+            len(manifest["files"]),
+            manifest["total_size"] / 1e6,
+            manifest["content_hash"][:16],
+        )

@@ -129,13 +129,19 @@ def verify_download(root: Path, entries: list[Mapping], where: str, workers: int
     unknown = []
     for e, (_sha, ok) in zip(entries, results):
         if ok is False:
-            raise SaeMergeError(f"{where}: {e['path']!r} does not match its ETag {e['etag']} "
-                                "(changed while downloading, or corrupted in transit)")
+            raise SaeMergeError(
+                f"{where}: {e['path']!r} does not match its ETag {e['etag']} "
+                "(changed while downloading, or corrupted in transit)"
+            )
         if ok is None:
             unknown.append(e["path"])
     if unknown:
-        log.warning("%s: %d file(s) checked by size only (ETag not an MD5 of a known layout), e.g. %s",
-                    where, len(unknown), unknown[0])
+        log.warning(
+            "%s: %d file(s) checked by size only (ETag not an MD5 of a known layout), e.g. %s",
+            where,
+            len(unknown),
+            unknown[0],
+        )
     return {e["path"]: sha for e, (sha, _ok) in zip(entries, results)}
 
 

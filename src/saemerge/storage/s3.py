@@ -79,11 +79,13 @@ class S3Backend:
         if not create:
             raise SaeMergeError(
                 f"bucket {loc.bucket!r} does not exist (endpoint {c.endpoint}, access key id "
-                f"{c.access_key}); create it, or pass create=True / --create-bucket")
+                f"{c.access_key}); create it, or pass create=True / --create-bucket"
+            )
         with s3_errors(c, "CREATE bucket", f"s3://{loc.bucket}"):
             region = c.client.meta.region_name
-            extra = {} if region in (None, "us-east-1") else {
-                "CreateBucketConfiguration": {"LocationConstraint": region}}
+            extra = (
+                {} if region in (None, "us-east-1") else {"CreateBucketConfiguration": {"LocationConstraint": region}}
+            )
             c.client.create_bucket(Bucket=loc.bucket, **extra)
         log.info("created bucket %s at %s", loc.bucket, c.endpoint)
 
@@ -100,7 +102,7 @@ class S3Backend:
         with s3_errors(c, "LIST", loc.uri):
             for page in c.client.get_paginator("list_objects_v2").paginate(Bucket=loc.bucket, Prefix=prefix):
                 for o in page.get("Contents", []):
-                    rel = o["Key"][len(prefix):]
+                    rel = o["Key"][len(prefix) :]
                     if rel and not rel.endswith("/"):  # "folder" marker objects hold nothing
                         out.append({"path": rel, "size": int(o["Size"]), "etag": str(o.get("ETag", "")).strip('"')})
         return sorted(out, key=lambda e: e["path"])
@@ -109,11 +111,21 @@ class S3Backend:
         """What identifies the directory: its manifest's content hash, else its listing hash."""
         manifest = self.read_manifest(loc)
         if manifest is not None:
-            return {"uri": loc.uri, "kind": "published", "identity": manifest["content_hash"],
-                    "files": len(manifest["files"]), "total_size": manifest["total_size"]}
+            return {
+                "uri": loc.uri,
+                "kind": "published",
+                "identity": manifest["content_hash"],
+                "files": len(manifest["files"]),
+                "total_size": manifest["total_size"],
+            }
         entries = self._plain_listing(loc)
-        return {"uri": loc.uri, "kind": "plain", "identity": plain.listing_hash(entries), "files": len(entries),
-                "total_size": sum(e["size"] for e in entries)}
+        return {
+            "uri": loc.uri,
+            "kind": "plain",
+            "identity": plain.listing_hash(entries),
+            "files": len(entries),
+            "total_size": sum(e["size"] for e in entries),
+        }
 
     def _plain_listing(self, loc: Location) -> list[dict]:
         entries = self.listing(loc)
@@ -135,15 +147,15 @@ class S3Backend:
                 raise SaeMergeError(
                     f"{loc.uri} has no {MANIFEST_NAME}: not a published directory "
                     "(missing, or its upload did not finish; a plain checkpoint is read as a run's "
-                    "expert or base only)")
+                    "expert or base only)"
+                )
             return self._fetch_plain(loc, plain_identity)
 
         def download(tmp: Path) -> None:
             files = manifest["files"]
             pairs = [(loc.child(f["path"]), tmp / f["path"]) for f in files]
             expected = {tmp / f["path"]: f["sha256"] for f in files} if verify else None
-            _download(pairs, sizes={tmp / f["path"]: f["size"] for f in files},
-                      expected_sha256=expected, desc=loc.uri)
+            _download(pairs, sizes={tmp / f["path"]: f["size"] for f in files}, expected_sha256=expected, desc=loc.uri)
 
         return downloads.fetch(manifest, loc.uri, download)
 
@@ -151,14 +163,23 @@ class S3Backend:
         entries = self._plain_listing(loc)
         key = plain.listing_hash(entries)
         if key != identity:
-            raise SaeMergeError(f"{loc.uri}: objects changed since it was identified ({identity[:16]} -> "
-                                f"{key[:16]}); an input must not change during a run")
+            raise SaeMergeError(
+                f"{loc.uri}: objects changed since it was identified ({identity[:16]} -> "
+                f"{key[:16]}); an input must not change during a run"
+            )
 
         def download(tmp: Path) -> dict:
-            log.info("%s has no %s: reading it as a plain directory (identity %s from its listing)",
-                     loc.uri, MANIFEST_NAME, key[:16])
-            _download([(loc.child(e["path"]), tmp / e["path"]) for e in entries],
-                      sizes={tmp / e["path"]: e["size"] for e in entries}, desc=loc.uri)
+            log.info(
+                "%s has no %s: reading it as a plain directory (identity %s from its listing)",
+                loc.uri,
+                MANIFEST_NAME,
+                key[:16],
+            )
+            _download(
+                [(loc.child(e["path"]), tmp / e["path"]) for e in entries],
+                sizes={tmp / e["path"]: e["size"] for e in entries},
+                desc=loc.uri,
+            )
             digests = plain.verify_download(tmp, entries, loc.uri)
             if plain.listing_hash(self.listing(loc)) != key:
                 raise SaeMergeError(f"{loc.uri}: objects changed while it was read; read it again")
@@ -188,24 +209,35 @@ class S3Backend:
         if old is not None:
             manifest = mf.build_manifest(tmp, content_hash=content_hash)
             if mf.same_content(old, manifest):
-                log.info("%s already holds identical content (%s); nothing to upload",
-                         loc.uri, manifest["content_hash"][:16])
+                log.info(
+                    "%s already holds identical content (%s); nothing to upload", loc.uri, manifest["content_hash"][:16]
+                )
                 return manifest
-            log.warning("replacing the published directory %s (content %s -> %s)",
-                        loc.uri, old["content_hash"][:16], manifest["content_hash"][:16])
+            log.warning(
+                "replacing the published directory %s (content %s -> %s)",
+                loc.uri,
+                old["content_hash"][:16],
+                manifest["content_hash"][:16],
+            )
             self._delete(loc.bucket, [loc.child(MANIFEST_NAME).key])  # invisible while replaced
             _upload(pairs, desc=loc.uri)
         else:
             # Hash while uploading: both read the same files, the page cache serves the second.
             digests = _upload(pairs, desc=loc.uri, hash_files=True)
-            manifest = mf.build_manifest(tmp, content_hash=content_hash,
-                                         known_sha256={rel: digests[tmp / rel] for rel in rels})
+            manifest = mf.build_manifest(
+                tmp, content_hash=content_hash, known_sha256={rel: digests[tmp / rel] for rel in rels}
+            )
         self.write_bytes(loc.child(MANIFEST_NAME), mf.dumps(manifest))
         if old is not None:
             stale = {f["path"] for f in old["files"]} - set(rels)
             self._delete(loc.bucket, [loc.child(rel).key for rel in sorted(stale)])
-        log.info("published %s (%d files, %.1f MB, content %s)", loc.uri, len(manifest["files"]),
-                 manifest["total_size"] / 1e6, manifest["content_hash"][:16])
+        log.info(
+            "published %s (%d files, %.1f MB, content %s)",
+            loc.uri,
+            len(manifest["files"]),
+            manifest["total_size"] / 1e6,
+            manifest["content_hash"][:16],
+        )
         return manifest
 
     def _head(self, loc: Location) -> bool:
@@ -233,10 +265,9 @@ class S3Backend:
     def _delete(self, bucket: str, keys: list[str]) -> None:
         c = conn()
         for start in range(0, len(keys), 1000):
-            batch = keys[start:start + 1000]
+            batch = keys[start : start + 1000]
             with s3_errors(c, "DELETE in", f"s3://{bucket}"):
-                c.client.delete_objects(
-                    Bucket=bucket, Delete={"Objects": [{"Key": k} for k in batch], "Quiet": True})
+                c.client.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in batch], "Quiet": True})
 
 
 # -- transfers -------------------------------------------------------------------------------
@@ -258,12 +289,20 @@ def _progress_bar(total: int, desc: str):
     from tqdm.auto import tqdm
 
     # Shown on a terminal for transfers worth watching; logs say the rest.
-    return tqdm(total=total, desc=desc, unit="B", unit_scale=True, unit_divisor=1024, leave=False,
-                disable=None if total >= 64 * MIB else True)
+    return tqdm(
+        total=total,
+        desc=desc,
+        unit="B",
+        unit_scale=True,
+        unit_divisor=1024,
+        leave=False,
+        disable=None if total >= 64 * MIB else True,
+    )
 
 
-def _upload(pairs: list[tuple[Path, Location]], *, desc: str | None = None,
-            hash_files: bool = False) -> dict[Path, str]:
+def _upload(
+    pairs: list[tuple[Path, Location]], *, desc: str | None = None, hash_files: bool = False
+) -> dict[Path, str]:
     """Upload local files (multipart above the threshold, files and parts concurrently).
 
     Returns:
@@ -276,10 +315,8 @@ def _upload(pairs: list[tuple[Path, Location]], *, desc: str | None = None,
     where = desc or (pairs[0][1].uri if pairs else "")
     log.info("uploading %d file(s), %.1f MB, to %s", len(pairs), total / 1e6, where)
     with _progress_bar(total, f"upload {where}") as bar, s3_errors(c, "upload to", where):
-        with create_transfer_manager(c.client, transfer_config()) as tm, \
-                ThreadPoolExecutor(max_workers=2) as hashers:
-            futures = [tm.upload(str(src), dst.bucket, dst.key, subscribers=_subscribers(bar))
-                       for src, dst in pairs]
+        with create_transfer_manager(c.client, transfer_config()) as tm, ThreadPoolExecutor(max_workers=2) as hashers:
+            futures = [tm.upload(str(src), dst.bucket, dst.key, subscribers=_subscribers(bar)) for src, dst in pairs]
             hashes = {src: hashers.submit(mf.sha256_file, src) for src, _ in pairs} if hash_files else {}
             for fut, (_src, dst) in zip(futures, pairs):
                 fut.result()
@@ -287,8 +324,13 @@ def _upload(pairs: list[tuple[Path, Location]], *, desc: str | None = None,
             return {src: h.result() for src, h in hashes.items()}
 
 
-def _download(pairs: list[tuple[Location, Path]], *, sizes: dict[Path, int] | None = None,
-              expected_sha256: dict[Path, str] | None = None, desc: str | None = None) -> None:
+def _download(
+    pairs: list[tuple[Location, Path]],
+    *,
+    sizes: dict[Path, int] | None = None,
+    expected_sha256: dict[Path, str] | None = None,
+    desc: str | None = None,
+) -> None:
     """Download objects to local paths; check each file's sha256 when ``expected_sha256`` is given.
 
     Hashing a finished file overlaps with the downloads still running.
@@ -303,11 +345,11 @@ def _download(pairs: list[tuple[Location, Path]], *, sizes: dict[Path, int] | No
     for _, dst in pairs:
         dst.parent.mkdir(parents=True, exist_ok=True)
     with _progress_bar(total, f"download {where}") as bar, s3_errors(c, "download from", where):
-        with create_transfer_manager(c.client, transfer_config()) as tm, \
-                ThreadPoolExecutor(max_workers=2) as hashers:
-            futures = [tm.download(src.bucket, src.key, str(dst),
-                                   subscribers=_subscribers(bar, sizes.get(dst)))
-                       for src, dst in pairs]
+        with create_transfer_manager(c.client, transfer_config()) as tm, ThreadPoolExecutor(max_workers=2) as hashers:
+            futures = [
+                tm.download(src.bucket, src.key, str(dst), subscribers=_subscribers(bar, sizes.get(dst)))
+                for src, dst in pairs
+            ]
             checks = []
             for fut, (src, dst) in zip(futures, pairs):
                 fut.result()
@@ -315,5 +357,6 @@ def _download(pairs: list[tuple[Location, Path]], *, sizes: dict[Path, int] | No
                     checks.append((src, hashers.submit(mf.sha256_file, dst), expected_sha256[dst]))
             for src, digest, want in checks:
                 if digest.result() != want:
-                    raise SaeMergeError(f"{src.uri} does not match the sha256 in its manifest "
-                                        "(changed after publishing?)")
+                    raise SaeMergeError(
+                        f"{src.uri} does not match the sha256 in its manifest (changed after publishing?)"
+                    )

@@ -26,9 +26,18 @@ from saemerge.units import parse_size
 MIB = 1 << 20
 # A client is cached per value of these, so a changed environment (tests, a second store)
 # gets a new client.
-_AWS_VARS = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
-             "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_DEFAULT_REGION", "AWS_REGION",
-             "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE")
+_AWS_VARS = (
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_S3",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_PROFILE",
+    "AWS_DEFAULT_REGION",
+    "AWS_REGION",
+    "AWS_CONFIG_FILE",
+    "AWS_SHARED_CREDENTIALS_FILE",
+)
 _CLIENTS: dict[tuple, Conn] = {}
 _CLIENTS_LOCK = threading.Lock()
 _MISSING = {"404", "NoSuchKey", "NotFound"}
@@ -100,14 +109,17 @@ def conn() -> Conn:
         session = boto3.session.Session()
         creds = session.get_credentials()
         if creds is None:
-            raise SaeMergeError("no S3 credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
-                                "(and AWS_ENDPOINT_URL), or AWS_PROFILE")
+            raise SaeMergeError(
+                "no S3 credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
+                "(and AWS_ENDPOINT_URL), or AWS_PROFILE"
+            )
         custom_endpoint = bool(os.environ.get("AWS_ENDPOINT_URL") or os.environ.get("AWS_ENDPOINT_URL_S3"))
         config = Config(
             # standard mode: retries throttling, 5xx and dropped connections with backoff,
             # never 4xx such as a bad signature.
             retries={"mode": "standard", "total_max_attempts": attempts},
-            connect_timeout=10, read_timeout=120,
+            connect_timeout=10,
+            read_timeout=120,
             max_pool_connections=max(10, 2 * concurrency),
             s3={"addressing_style": "path"} if custom_endpoint else None,
         )
@@ -148,8 +160,7 @@ def translate(exc: BaseException, conn: Conn, what: str, uri: str) -> SaeMergeEr
         tries = f" after {retries + 1} attempts" if retries else ""
         text = f"S3 {what} {uri} failed{tries}: {code}: {detail} {where}"
     elif conn_err := _find(exc, (ConnectionError, HTTPClientError)):
-        text = (f"S3 {what} {uri} failed: cannot reach the endpoint after retries "
-                f"({type(conn_err).__name__}) {where}")
+        text = f"S3 {what} {uri} failed: cannot reach the endpoint after retries ({type(conn_err).__name__}) {where}"
     elif other := _find(exc, (BotoCoreError, Boto3Error, RetriesExceededError)):
         text = f"S3 {what} {uri} failed: {str(other).splitlines()[0]} {where}"
     else:
