@@ -38,12 +38,33 @@ def m2n2_init(
     from saemerge.config import M2N2, RunConfig
     from saemerge.steps.population import init_population
 
-    variants = init_population(RunConfig.from_params(dict(
-        run_uri=run_uri, experts=experts, base_uri=base_uri, data_uri=data_uri, opt_sizes=opt_sizes,
-        test_sizes=test_sizes, steps=steps, archive_size=archive_size, s_min=s_min, s_max=s_max, gamma=gamma,
-        measure=measure, include_base=include_base, baselines=baselines, seed=seed, merge_device=merge_device,
-        eval_device=eval_device, eval_dtype=eval_dtype, eval_batch_size=eval_batch_size, m2n2_children=m2n2_children,
-        m2n2_alpha=m2n2_alpha, search=M2N2,
-    )))
+    variants = init_population(
+        RunConfig.from_params(
+            dict(
+                run_uri=run_uri,
+                experts=experts,
+                base_uri=base_uri,
+                data_uri=data_uri,
+                opt_sizes=opt_sizes,
+                test_sizes=test_sizes,
+                steps=steps,
+                archive_size=archive_size,
+                s_min=s_min,
+                s_max=s_max,
+                gamma=gamma,
+                measure=measure,
+                include_base=include_base,
+                baselines=baselines,
+                seed=seed,
+                merge_device=merge_device,
+                eval_device=eval_device,
+                eval_dtype=eval_dtype,
+                eval_batch_size=eval_batch_size,
+                m2n2_children=m2n2_children,
+                m2n2_alpha=m2n2_alpha,
+                search=M2N2,
+            )
+        )
+    )
     metrics.log_metric("variants", len(variants))
     return variants

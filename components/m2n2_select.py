@@ -2,7 +2,12 @@ from typing import List
 
 
 def m2n2_select(
-    run_uri: str, generation: int, archive: List[dict], sample_uri: str, m2n2_children: int, m2n2_alpha: float,
+    run_uri: str,
+    generation: int,
+    archive: List[dict],
+    sample_uri: str,
+    m2n2_children: int,
+    m2n2_alpha: float,
     seed: int,
 ) -> List[dict]:
     """Draw the generation's M2N2 matings (SAE-SPEC §7, M2N2), seeded by (seed, generation).
@@ -15,5 +20,6 @@ def m2n2_select(
     from saemerge.steps.m2n2 import select_parents
 
     p = typed(m2n2_children=m2n2_children, m2n2_alpha=m2n2_alpha, seed=seed)
-    return select_parents(run_uri, as_int("generation", generation), archive, sample_uri, p["m2n2_children"],
-                          p["m2n2_alpha"], p["seed"])
+    return select_parents(
+        run_uri, as_int("generation", generation), archive, sample_uri, p["m2n2_children"], p["m2n2_alpha"], p["seed"]
+    )

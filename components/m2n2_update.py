@@ -23,8 +23,9 @@ def m2n2_update(
     from saemerge.steps.m2n2 import archive_update
 
     p = typed(archive_size=archive_size, m2n2_alpha=m2n2_alpha)
-    new_archive, summary = archive_update(run_uri, as_int("generation", generation), archive, children, sample_uri,
-                                          p["archive_size"], p["m2n2_alpha"])
+    new_archive, summary = archive_update(
+        run_uri, as_int("generation", generation), archive, children, sample_uri, p["archive_size"], p["m2n2_alpha"]
+    )
     for key, value in summary.items():
         metrics.log_metric(key, value)
     return new_archive

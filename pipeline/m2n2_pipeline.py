@@ -49,76 +49,197 @@ def build_pipeline(options: CompileOptions = CompileOptions(search=M2N2)):
     c_select, c_cross, c_update, c_report = cpu(m2n2_select), cpu(m2n2_crossover), cpu(m2n2_update), cpu(report)
     c_eval, c_final = gpu(evaluate), gpu(final_evaluate)
 
-    @dsl.pipeline(name="m2n2-generation", description="One M2N2 generation: rescore, mate, cross over, evaluate, compete.")
+    @dsl.pipeline(
+        name="m2n2-generation", description="One M2N2 generation: rescore, mate, cross over, evaluate, compete."
+    )
     def m2n2_generation(
-        run_uri: str, generation: int, archive: List[dict], base_uri: str, data_uri: str, opt_sizes: dict, seed: int,
-        archive_size: int, gamma: float, measure: str, m2n2_children: int, m2n2_alpha: float, merge_device: str,
-        eval_device: str, eval_dtype: str, eval_batch_size: int,
+        run_uri: str,
+        generation: int,
+        archive: List[dict],
+        base_uri: str,
+        data_uri: str,
+        opt_sizes: dict,
+        seed: int,
+        archive_size: int,
+        gamma: float,
+        measure: str,
+        m2n2_children: int,
+        m2n2_alpha: float,
+        merge_device: str,
+        eval_device: str,
+        eval_dtype: str,
+        eval_batch_size: int,
     ) -> List[dict]:
-        sample = with_s3(c_sample(run_uri=run_uri, generation=generation, data_uri=data_uri, opt_sizes=opt_sizes, seed=seed))
+        sample = with_s3(
+            c_sample(run_uri=run_uri, generation=generation, data_uri=data_uri, opt_sizes=opt_sizes, seed=seed)
+        )
         sample.set_display_name("sample optimisation set")
-        rescored = on_gpu(c_eval(
-            run_uri=run_uri, generation=generation, stage="archive", candidates=archive, sample_uri=sample.output,
-            gamma=gamma, device=eval_device, dtype=eval_dtype, batch_size=eval_batch_size,
-        )).set_display_name("evaluate archive")
-        matings = with_s3(c_select(
-            run_uri=run_uri, generation=generation, archive=rescored.outputs["Output"], sample_uri=sample.output,
-            m2n2_children=m2n2_children, m2n2_alpha=m2n2_alpha, seed=seed,
-        )).set_display_name("select parents")
+        rescored = on_gpu(
+            c_eval(
+                run_uri=run_uri,
+                generation=generation,
+                stage="archive",
+                candidates=archive,
+                sample_uri=sample.output,
+                gamma=gamma,
+                device=eval_device,
+                dtype=eval_dtype,
+                batch_size=eval_batch_size,
+            )
+        ).set_display_name("evaluate archive")
+        matings = with_s3(
+            c_select(
+                run_uri=run_uri,
+                generation=generation,
+                archive=rescored.outputs["Output"],
+                sample_uri=sample.output,
+                m2n2_children=m2n2_children,
+                m2n2_alpha=m2n2_alpha,
+                seed=seed,
+            )
+        ).set_display_name("select parents")
         with dsl.ParallelFor(items=matings.output, parallelism=options.merge_parallelism) as order:
-            child = retried(c_cross(
-                run_uri=run_uri, order=order, base_uri=base_uri, measure=measure, device=merge_device,
-            )).set_display_name("crossover")
-        scored = on_gpu(c_eval(
-            run_uri=run_uri, generation=generation, stage="offspring", candidates=dsl.Collected(child.outputs["Output"]),
-            sample_uri=sample.output, gamma=gamma, device=eval_device, dtype=eval_dtype, batch_size=eval_batch_size,
-        )).set_display_name("evaluate children")
-        update = with_s3(c_update(
-            run_uri=run_uri, generation=generation, archive=rescored.outputs["Output"],
-            children=scored.outputs["Output"], sample_uri=sample.output, archive_size=archive_size,
-            m2n2_alpha=m2n2_alpha,
-        )).set_display_name("archive update")
+            child = retried(
+                c_cross(
+                    run_uri=run_uri,
+                    order=order,
+                    base_uri=base_uri,
+                    measure=measure,
+                    device=merge_device,
+                )
+            ).set_display_name("crossover")
+        scored = on_gpu(
+            c_eval(
+                run_uri=run_uri,
+                generation=generation,
+                stage="offspring",
+                candidates=dsl.Collected(child.outputs["Output"]),
+                sample_uri=sample.output,
+                gamma=gamma,
+                device=eval_device,
+                dtype=eval_dtype,
+                batch_size=eval_batch_size,
+            )
+        ).set_display_name("evaluate children")
+        update = with_s3(
+            c_update(
+                run_uri=run_uri,
+                generation=generation,
+                archive=rescored.outputs["Output"],
+                children=scored.outputs["Output"],
+                sample_uri=sample.output,
+                archive_size=archive_size,
+                m2n2_alpha=m2n2_alpha,
+            )
+        ).set_display_name("archive update")
         return update.outputs["Output"]
 
     @dsl.pipeline(name=PIPELINE_NAME, description=DESCRIPTION)
     @with_run_parameters(M2N2, DESCRIPTION, returns=SearchOutputs)
     def m2n2_pipeline(p: SimpleNamespace) -> SearchOutputs:
-        init = with_s3(c_init(
-            run_uri=p.run_uri, experts=p.experts, base_uri=p.base_uri, data_uri=p.data_uri, opt_sizes=p.opt_sizes,
-            test_sizes=p.test_sizes, steps=options.steps, archive_size=p.archive_size, s_min=p.s_min, s_max=p.s_max,
-            gamma=p.gamma, measure=p.measure, include_base=p.include_base, baselines=p.baselines, seed=p.seed,
-            merge_device=p.merge_device, eval_device=p.eval_device, eval_dtype=p.eval_dtype,
-            eval_batch_size=p.eval_batch_size, m2n2_children=p.m2n2_children, m2n2_alpha=p.m2n2_alpha,
-        )).set_display_name("init population")
+        init = with_s3(
+            c_init(
+                run_uri=p.run_uri,
+                experts=p.experts,
+                base_uri=p.base_uri,
+                data_uri=p.data_uri,
+                opt_sizes=p.opt_sizes,
+                test_sizes=p.test_sizes,
+                steps=options.steps,
+                archive_size=p.archive_size,
+                s_min=p.s_min,
+                s_max=p.s_max,
+                gamma=p.gamma,
+                measure=p.measure,
+                include_base=p.include_base,
+                baselines=p.baselines,
+                seed=p.seed,
+                merge_device=p.merge_device,
+                eval_device=p.eval_device,
+                eval_dtype=p.eval_dtype,
+                eval_batch_size=p.eval_batch_size,
+                m2n2_children=p.m2n2_children,
+                m2n2_alpha=p.m2n2_alpha,
+            )
+        ).set_display_name("init population")
         # SAE's initial archive, with SAE's components (SAE-SPEC §6.1): every search starts from the same models.
         with dsl.ParallelFor(items=init.outputs["Output"], parallelism=options.merge_parallelism) as variant:
-            pruned = retried(c_prune(
-                run_uri=p.run_uri, variant=variant, base_uri=p.base_uri, measure=p.measure, device=p.merge_device,
-            )).set_display_name("prune variant")
-        sample0 = with_s3(c_sample(run_uri=p.run_uri, generation=0, data_uri=p.data_uri, opt_sizes=p.opt_sizes,
-                                   seed=p.seed)).set_display_name("sample optimisation set")
-        scored0 = on_gpu(c_eval(
-            run_uri=p.run_uri, generation=-1, stage="init", candidates=dsl.Collected(pruned.outputs["Output"]),
-            sample_uri=sample0.output, gamma=p.gamma, device=p.eval_device, dtype=p.eval_dtype,
-            batch_size=p.eval_batch_size,
-        )).set_display_name("evaluate initial population")
-        archive = with_s3(c_update0(
-            run_uri=p.run_uri, generation=-1, s_t=0.0, archive=[], offspring=scored0.outputs["Output"],
-            archive_size=p.archive_size, competition=PARAMS["competition"].default,  # unused for the initial archive
-        )).set_display_name("initial archive").outputs["Output"]
+            pruned = retried(
+                c_prune(
+                    run_uri=p.run_uri,
+                    variant=variant,
+                    base_uri=p.base_uri,
+                    measure=p.measure,
+                    device=p.merge_device,
+                )
+            ).set_display_name("prune variant")
+        sample0 = with_s3(
+            c_sample(run_uri=p.run_uri, generation=0, data_uri=p.data_uri, opt_sizes=p.opt_sizes, seed=p.seed)
+        ).set_display_name("sample optimisation set")
+        scored0 = on_gpu(
+            c_eval(
+                run_uri=p.run_uri,
+                generation=-1,
+                stage="init",
+                candidates=dsl.Collected(pruned.outputs["Output"]),
+                sample_uri=sample0.output,
+                gamma=p.gamma,
+                device=p.eval_device,
+                dtype=p.eval_dtype,
+                batch_size=p.eval_batch_size,
+            )
+        ).set_display_name("evaluate initial population")
+        archive = (
+            with_s3(
+                c_update0(
+                    run_uri=p.run_uri,
+                    generation=-1,
+                    s_t=0.0,
+                    archive=[],
+                    offspring=scored0.outputs["Output"],
+                    archive_size=p.archive_size,
+                    competition=PARAMS["competition"].default,  # unused for the initial archive
+                )
+            )
+            .set_display_name("initial archive")
+            .outputs["Output"]
+        )
         for t in range(options.steps):
             gen = m2n2_generation(
-                run_uri=p.run_uri, generation=t, archive=archive, base_uri=p.base_uri, data_uri=p.data_uri,
-                opt_sizes=p.opt_sizes, seed=p.seed, archive_size=p.archive_size, gamma=p.gamma, measure=p.measure,
-                m2n2_children=p.m2n2_children, m2n2_alpha=p.m2n2_alpha, merge_device=p.merge_device,
-                eval_device=p.eval_device, eval_dtype=p.eval_dtype, eval_batch_size=p.eval_batch_size,
+                run_uri=p.run_uri,
+                generation=t,
+                archive=archive,
+                base_uri=p.base_uri,
+                data_uri=p.data_uri,
+                opt_sizes=p.opt_sizes,
+                seed=p.seed,
+                archive_size=p.archive_size,
+                gamma=p.gamma,
+                measure=p.measure,
+                m2n2_children=p.m2n2_children,
+                m2n2_alpha=p.m2n2_alpha,
+                merge_device=p.merge_device,
+                eval_device=p.eval_device,
+                eval_dtype=p.eval_dtype,
+                eval_batch_size=p.eval_batch_size,
             ).set_display_name(f"generation {t:02d}")
             archive = gen.output
-        final = on_gpu(c_final(
-            run_uri=p.run_uri, archive=archive, experts=p.experts, base_uri=p.base_uri, data_uri=p.data_uri,
-            test_sizes=p.test_sizes, baselines=p.baselines, seed=p.seed, gamma=p.gamma, device=p.eval_device,
-            dtype=p.eval_dtype, batch_size=p.eval_batch_size,
-        )).set_display_name("final evaluate")
+        final = on_gpu(
+            c_final(
+                run_uri=p.run_uri,
+                archive=archive,
+                experts=p.experts,
+                base_uri=p.base_uri,
+                data_uri=p.data_uri,
+                test_sizes=p.test_sizes,
+                baselines=p.baselines,
+                seed=p.seed,
+                gamma=p.gamma,
+                device=p.eval_device,
+                dtype=p.eval_dtype,
+                batch_size=p.eval_batch_size,
+            )
+        ).set_display_name("final evaluate")
         with_s3(c_report(run_uri=p.run_uri, results=final.outputs["Output"])).set_display_name("report")
         return SearchOutputs(results=final.outputs["Output"], best_model=final.outputs["best_model"])
 

@@ -18,18 +18,43 @@ from saemerge.runlog import RunLayout
 pytestmark = pytest.mark.integration
 
 PARAMS = [
-    "--param", 'opt_sizes={"saebench_math": 6, "saebench_multilingual": 6}',
-    "--param", 'test_sizes={"saebench_math": 8, "saebench_multilingual": 8}',
-    "--param", "archive_size=4",
-    "--param", "s_min=0.5", "--param", "s_max=0.5",  # 2 variants per expert, {0, 0.5}: a full archive of 4
-    "--param", "m2n2_children=2",
-    "--param", "baselines=[]",
+    "--param",
+    'opt_sizes={"saebench_math": 6, "saebench_multilingual": 6}',
+    "--param",
+    'test_sizes={"saebench_math": 8, "saebench_multilingual": 8}',
+    "--param",
+    "archive_size=4",
+    "--param",
+    "s_min=0.5",
+    "--param",
+    "s_max=0.5",  # 2 variants per expert, {0, 0.5}: a full archive of 4
+    "--param",
+    "m2n2_children=2",
+    "--param",
+    "baselines=[]",
 ]
 
 
 def _run_args(workdir, bucket, *extra):
-    return [sys.executable, "-m", "saemerge", "run", "--local", "--search", "m2n2", "--workdir", str(workdir),
-            "--bench-size", "micro", "--steps", "2", "--bucket", bucket, *PARAMS, *extra]
+    return [
+        sys.executable,
+        "-m",
+        "saemerge",
+        "run",
+        "--local",
+        "--search",
+        "m2n2",
+        "--workdir",
+        str(workdir),
+        "--bench-size",
+        "micro",
+        "--steps",
+        "2",
+        "--bucket",
+        bucket,
+        *PARAMS,
+        *extra,
+    ]
 
 
 def _cached_rows(run_uri: str) -> set:
@@ -44,8 +69,11 @@ def _fresh_rows(run_uri: str) -> set:
     fresh = set()
     for uri in storage.list_uris(run_uri):
         if "/scores-" in uri and uri.endswith(".parquet"):
-            fresh |= {(r["content_hash"], r["task"], r["example_id"]) for r in runlog.read_table(uri).to_pylist()
-                      if r["fresh"]}
+            fresh |= {
+                (r["content_hash"], r["task"], r["example_id"])
+                for r in runlog.read_table(uri).to_pylist()
+                if r["fresh"]
+            }
     return fresh
 
 
@@ -58,8 +86,9 @@ def test_m2n2_run_resumes_after_an_interruption_without_rescoring(s3_env, micro_
     run_uri = f"s3://{bucket}/runs/{run_id}"
 
     # 1. start, and interrupt (SIGINT, as Ctrl-C) once the run reports generation 0
-    proc = subprocess.Popen(_run_args(workdir, bucket, "--run-id", run_id), stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        _run_args(workdir, bucket, "--run-id", run_id), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     seen = []
     for line in proc.stdout:
         seen.append(line)
@@ -111,8 +140,24 @@ def test_m2n2_run_resumes_after_an_interruption_without_rescoring(s3_env, micro_
 
 def test_a_budget_below_one_generation_is_refused_before_anything_starts(tmp_path):
     workdir = tmp_path / "work"
-    out = subprocess.run([sys.executable, "-m", "saemerge", "run", "--local", "--search", "m2n2", "--workdir",
-                          str(workdir), "--param", "m2n2_children=0"], capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "saemerge",
+            "run",
+            "--local",
+            "--search",
+            "m2n2",
+            "--workdir",
+            str(workdir),
+            "--param",
+            "m2n2_children=0",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 2, out.stdout + out.stderr
     assert out.stderr.strip() == "saemerge: error: m2n2_children 0: must be at least 1"
     assert not workdir.exists()  # no store started, no bench built, nothing written
@@ -122,8 +167,15 @@ def test_the_init_step_refuses_it_too(tmp_path):
     from saemerge.components.m2n2_init import m2n2_init
     from saemerge.config import RunConfig
 
-    config = RunConfig.from_params({"run_uri": str(tmp_path / "run"), "experts": ["/m/math"], "base_uri": "/m/base",
-                                    "data_uri": "/data", "search": "m2n2"}).to_json()
+    config = RunConfig.from_params(
+        {
+            "run_uri": str(tmp_path / "run"),
+            "experts": ["/m/math"],
+            "base_uri": "/m/base",
+            "data_uri": "/data",
+            "search": "m2n2",
+        }
+    ).to_json()
     args = {name: config[name] for name in inspect.signature(m2n2_init).parameters if name in config}
     with pytest.raises(SaeMergeError) as err:
         m2n2_init(**{**args, "m2n2_children": 0.0}, metrics=None)

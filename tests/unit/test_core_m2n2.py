@@ -25,11 +25,13 @@ from saemerge.core.m2n2 import (
 from saemerge.errors import SaeMergeError
 
 # 3 members × 4 examples. Column sums z = [2, 2, 1, 1].
-S = np.array([
-    [1, 1, 1, 0],
-    [1, 0, 0, 0],
-    [0, 1, 0, 1],
-])
+S = np.array(
+    [
+        [1, 1, 1, 0],
+        [1, 0, 0, 0],
+        [0, 1, 0, 1],
+    ]
+)
 
 
 def test_resource_shared_fitness_by_hand():
@@ -108,7 +110,8 @@ def test_slerp_by_hand():
     assert slerp(2 * a, b, 0.5).tolist() == pytest.approx([2 * h, h])
     # 2-D tensors are flattened: the same as the vectors
     assert slerp(torch.eye(2), torch.tensor([[0.0, 1.0], [1.0, 0.0]]), 0.5).flatten().tolist() == pytest.approx(
-        [h, h, h, h])
+        [h, h, h, h]
+    )
 
 
 def test_slerp_falls_back_to_linear_on_colinear_opposite_and_zero_norm():
@@ -129,26 +132,40 @@ def test_slerp_keeps_dtype_and_blocks_give_the_same_coefficients():
     whole.add(a, b)
     blocks = SlerpStats()
     for start in range(0, 37, 4):
-        blocks.add(a[start:start + 4], b[start:start + 4])
+        blocks.add(a[start : start + 4], b[start : start + 4])
     assert whole.coefficients(0.3) == blocks.coefficients(0.3)
     assert slerp(a.bfloat16(), b.bfloat16(), 0.3).dtype == torch.bfloat16
 
 
 def test_tensor_order_is_natural_and_split_points_cover_every_tensor():
     names = ["model.layers.10.w", "model.layers.2.w", "model.embed", "lm_head", "model.layers.1.w"]
-    assert tensor_order(names) == ["lm_head", "model.embed", "model.layers.1.w", "model.layers.2.w",
-                                   "model.layers.10.w"]
+    assert tensor_order(names) == [
+        "lm_head",
+        "model.embed",
+        "model.layers.1.w",
+        "model.layers.2.w",
+        "model.layers.10.w",
+    ]
     assert [split_index(u, 4) for u in (0.0, 0.24, 0.25, 0.5, 0.999999)] == [0, 0, 1, 2, 3]
 
 
 def test_crossover_with_a_split_point_by_hand():
-    a = {"layers.10.w": torch.tensor([1.0, 0.0]), "layers.2.w": torch.tensor([1.0, 0.0]),
-         "embed": torch.tensor([1.0, 0.0]), "norm": torch.tensor([1.0, 2.0])}
-    b = {"layers.10.w": torch.tensor([0.0, 1.0]), "layers.2.w": torch.tensor([0.0, 1.0]),
-         "embed": torch.tensor([0.0, 1.0]), "norm": torch.tensor([2.0, 4.0])}
+    a = {
+        "layers.10.w": torch.tensor([1.0, 0.0]),
+        "layers.2.w": torch.tensor([1.0, 0.0]),
+        "embed": torch.tensor([1.0, 0.0]),
+        "norm": torch.tensor([1.0, 2.0]),
+    }
+    b = {
+        "layers.10.w": torch.tensor([0.0, 1.0]),
+        "layers.2.w": torch.tensor([0.0, 1.0]),
+        "embed": torch.tensor([0.0, 1.0]),
+        "norm": torch.tensor([2.0, 4.0]),
+    }
     # order: embed, layers.2.w, layers.10.w, norm; split 2: the first two get t, the rest 1 - t
     assert crossover_weights(list(a), 2, 1 / 3) == pytest.approx(
-        {"embed": 1 / 3, "layers.2.w": 1 / 3, "layers.10.w": 2 / 3, "norm": 2 / 3})
+        {"embed": 1 / 3, "layers.2.w": 1 / 3, "layers.10.w": 2 / 3, "norm": 2 / 3}
+    )
     child = crossover(a, b, 1 / 3, 2)
     r3 = math.sqrt(3) / 2
     assert child["embed"].tolist() == pytest.approx([r3, 0.5])  # SLERP(A, B, 1/3)

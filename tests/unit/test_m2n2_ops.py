@@ -41,8 +41,9 @@ def test_streamed_crossover_equals_the_in_memory_rule(request, family, tmp_path)
 def test_row_blocks_give_the_same_child(tiny_family, tmp_path, block):
     args = dict(t=0.71, split_u=0.55, base=tiny_family["base"], measure="hoyer")
     whole = m2n2_crossover_checkpoints(tiny_family["expert0"], tiny_family["expert1"], tmp_path / "w", **args)
-    blocks = m2n2_crossover_checkpoints(tiny_family["expert0"], tiny_family["expert1"], tmp_path / "b", block_elems=block,
-                                        **args)
+    blocks = m2n2_crossover_checkpoints(
+        tiny_family["expert0"], tiny_family["expert1"], tmp_path / "b", block_elems=block, **args
+    )
     assert blocks == whole
 
 

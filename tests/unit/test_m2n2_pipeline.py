@@ -49,8 +49,16 @@ def test_twelve_generations_of_sample_rescore_select_crossover_evaluate_update(c
     assert stats["bytes"] < 1_500_000
     body = spec["components"][gens[0]["componentRef"]["name"]]["dag"]["tasks"]
     names = sorted(t["taskInfo"]["name"] for t in body.values())
-    assert names == sorted(["sample optimisation set", "evaluate archive", "select parents", "for-loop-1",
-                            "evaluate children", "archive update"])
+    assert names == sorted(
+        [
+            "sample optimisation set",
+            "evaluate archive",
+            "select parents",
+            "for-loop-1",
+            "evaluate children",
+            "archive update",
+        ]
+    )
     loop = next(t for t in body.values() if t["taskInfo"]["name"] == "for-loop-1")
     inner = spec["components"][loop["componentRef"]["name"]]["dag"]["tasks"]
     assert [t["taskInfo"]["name"] for t in inner.values()] == ["crossover"]
@@ -59,13 +67,25 @@ def test_twelve_generations_of_sample_rescore_select_crossover_evaluate_update(c
 def test_initial_archive_is_built_by_sae_components(compiled):
     _, _, spec, _ = compiled
     root = {t["taskInfo"]["name"]: t for t in spec["root"]["dag"]["tasks"].values()}
-    assert {"init population", "evaluate initial population", "initial archive", "final evaluate", "report"} <= set(root)
+    assert {"init population", "evaluate initial population", "initial archive", "final evaluate", "report"} <= set(
+        root
+    )
     assert root["initial archive"]["componentRef"]["name"].startswith("comp-archive-update")
     gen_minus_one = root["initial archive"]["inputs"]["parameters"]["generation"]["runtimeValue"]["constant"]
     assert gen_minus_one == -1
     executors = {_base(n) for n in spec["deploymentSpec"]["executors"]}
-    assert executors == {"m2n2-init", "prune", "sample-optimisation-set", "evaluate", "archive-update", "m2n2-select",
-                         "m2n2-crossover", "m2n2-update", "final-evaluate", "report"}
+    assert executors == {
+        "m2n2-init",
+        "prune",
+        "sample-optimisation-set",
+        "evaluate",
+        "archive-update",
+        "m2n2-select",
+        "m2n2-crossover",
+        "m2n2-update",
+        "final-evaluate",
+        "report",
+    }
 
 
 def test_gpu_only_for_evaluation_and_s3_secret_everywhere(compiled):

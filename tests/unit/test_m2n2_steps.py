@@ -18,8 +18,12 @@ from saemerge.steps.m2n2 import archive_update, crossover, mating_seed, score_ma
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/unit/conftest.py
 
 # examples in sample order: math a, b; multilingual c, d
-EXAMPLES = [("saebench_math", "a"), ("saebench_math", "b"), ("saebench_multilingual", "c"),
-            ("saebench_multilingual", "d")]
+EXAMPLES = [
+    ("saebench_math", "a"),
+    ("saebench_math", "b"),
+    ("saebench_multilingual", "c"),
+    ("saebench_multilingual", "d"),
+]
 S = {"1": [1, 1, 1, 0], "2": [1, 0, 0, 0], "3": [0, 1, 0, 1]}  # the core test's matrix: f = [2, .5, 1.5]
 
 
@@ -38,12 +42,26 @@ def run(tmp_path):
 def _record(run: str, name: str, correct: list[int], sparsity: float = 0.1) -> dict:
     """A scored record whose per-example results are in the run's score cache."""
     digest = name * 64
-    ScoreCache(RunLayout(run)).add(digest, EvalResult([ExampleResult(t, i, bool(c)) for (t, i), c in zip(EXAMPLES, correct)]))
+    ScoreCache(RunLayout(run)).add(
+        digest, EvalResult([ExampleResult(t, i, bool(c)) for (t, i), c in zip(EXAMPLES, correct)])
+    )
     scores = {"saebench_math": sum(correct[:2]) / 2, "saebench_multilingual": sum(correct[2:]) / 2}
     score = sum(scores.values()) / 2
-    return {"id": runlog.member_id(digest), "content_hash": digest, "uri": f"/models/{name}", "scores": scores,
-            "score": score, "fitness": score + 0.05 * sparsity, "sparsity": sparsity, "parents": [], "origin": name,
-            "born": -1, "generation": -1, "status": "member", "reason": ""}
+    return {
+        "id": runlog.member_id(digest),
+        "content_hash": digest,
+        "uri": f"/models/{name}",
+        "scores": scores,
+        "score": score,
+        "fitness": score + 0.05 * sparsity,
+        "sparsity": sparsity,
+        "parents": [],
+        "origin": name,
+        "born": -1,
+        "generation": -1,
+        "status": "member",
+        "reason": "",
+    }
 
 
 def test_score_matrix_and_seeded_selection(run):
@@ -66,11 +84,23 @@ def test_score_matrix_and_seeded_selection(run):
 def test_archive_update_competes_child_by_child(run):
     root, sample = run
     archive = [_record(root, k, v) for k, v in S.items()]
-    winner = dict(_record(root, "4", [0, 0, 1, 1], sparsity=0.0), index=0, parents=[archive[0]["id"], archive[2]["id"]],
-                  born=0, generation=0, status="candidate")
+    winner = dict(
+        _record(root, "4", [0, 0, 1, 1], sparsity=0.0),
+        index=0,
+        parents=[archive[0]["id"], archive[2]["id"]],
+        born=0,
+        generation=0,
+        status="candidate",
+    )
     loser = dict(_record(root, "5", [1, 0, 0, 0]), index=1, born=0, generation=0, status="candidate")
-    dropped = dict(winner, id="m-666666666666", content_hash="6" * 64, index=2, status="discarded",
-                   reason="identical to an archive member; not evaluated")
+    dropped = dict(
+        winner,
+        id="m-666666666666",
+        content_hash="6" * 64,
+        index=2,
+        status="discarded",
+        reason="identical to an archive member; not evaluated",
+    )
     new, summary = archive_update(root, 0, archive, [loser, dropped, winner], sample, archive_size=3, alpha=1.0)
     # the winner (child 0) replaces member 2 (f = 0.5 < 1); then the loser (f = 0.5) does not beat 1.0
     assert [r["id"] for r in new] == sorted([archive[0]["id"], winner["id"], archive[2]["id"]])
@@ -86,7 +116,9 @@ def test_archive_update_competes_child_by_child(run):
     assert metrics == summary and set(GEN_METRICS) <= set(metrics)
     assert (metrics["accepted"], metrics["offspring"], metrics["s_t"]) == (1, 3, 0.0)
     best = max(new, key=lambda r: r["fitness"])
-    assert metrics["best_fitness"] == best["fitness"] and metrics["best.saebench_math"] == best["scores"]["saebench_math"]
+    assert (
+        metrics["best_fitness"] == best["fitness"] and metrics["best.saebench_math"] == best["scores"]["saebench_math"]
+    )
     # over the new archive [1,1,1,0], [0,0,1,1], [0,1,0,1]: z = [1, 2, 2, 2], f = [2, 1, 1]
     assert (metrics["best_shared_fitness"], metrics["mean_shared_fitness"]) == (2.0, 4 / 3)
 
@@ -102,8 +134,16 @@ def test_children_join_without_competing_while_the_archive_has_room(run):
 
 def test_crossover_is_content_addressed_and_discards_a_copy_of_a_member(tiny_family, tmp_path):
     root = str(tmp_path / "run")
-    a = {"id": "m-a", "content_hash": checkpoint_content_hash(tiny_family["expert0"]), "uri": str(tiny_family["expert0"])}
-    b = {"id": "m-b", "content_hash": checkpoint_content_hash(tiny_family["expert1"]), "uri": str(tiny_family["expert1"])}
+    a = {
+        "id": "m-a",
+        "content_hash": checkpoint_content_hash(tiny_family["expert0"]),
+        "uri": str(tiny_family["expert0"]),
+    }
+    b = {
+        "id": "m-b",
+        "content_hash": checkpoint_content_hash(tiny_family["expert1"]),
+        "uri": str(tiny_family["expert1"]),
+    }
     order = {"generation": 3.0, "index": 1.0, "a": a, "b": b, "t": 0.4, "split_u": 0.5, "archive_hashes": []}
     child = crossover(root, order, base_uri=str(tiny_family["base"]))
     assert child["parents"] == ["m-a", "m-b"] and (child["born"], child["generation"], child["index"]) == (3, 3, 1)
@@ -113,8 +153,9 @@ def test_crossover_is_content_addressed_and_discards_a_copy_of_a_member(tiny_fam
     again = crossover(root, order, base_uri=str(tiny_family["base"]))  # a retry reuses the recipe
     assert again == child and len(list((tmp_path / "run" / "recipes").iterdir())) == 1
     # t = 0 with split 0 is B itself: identical to an archive member, discarded before evaluation
-    copy = crossover(root, dict(order, t=0.0, split_u=0.0, archive_hashes=[b["content_hash"]]),
-                     base_uri=str(tiny_family["base"]))
+    copy = crossover(
+        root, dict(order, t=0.0, split_u=0.0, archive_hashes=[b["content_hash"]]), base_uri=str(tiny_family["base"])
+    )
     assert copy["content_hash"] == b["content_hash"] and copy["status"] == "discarded"
 
 

@@ -173,6 +173,7 @@ def tensor_order(names: Sequence[str]) -> list[str]:
     (``layers.2`` before ``layers.10``, which a plain sort would swap) and a split point
     cuts the network between two consecutive tensors of that order.
     """
+
     def key(name: str):
         return [(0, int(p), "") if p.isdigit() else (1, 0, p) for p in re.split(r"(\d+)", name) if p]
 
@@ -217,7 +218,9 @@ class SlerpStats:
 
     def coefficients(self, t: float) -> tuple[float, float, bool]:
         """(c_A, c_B, spherical): the child is ``c_A·A + c_B·B``; see :func:`slerp_coefficients`."""
-        return slerp_coefficients(math.fsum(self._dot), math.sqrt(math.fsum(self._aa)), math.sqrt(math.fsum(self._bb)), t)
+        return slerp_coefficients(
+            math.fsum(self._dot), math.sqrt(math.fsum(self._aa)), math.sqrt(math.fsum(self._bb)), t
+        )
 
 
 def slerp_coefficients(dot: float, norm_a: float, norm_b: float, t: float) -> tuple[float, float, bool]:
@@ -262,7 +265,9 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
     return combine(a, b, c_a, c_b)
 
 
-def crossover(a: Mapping[str, torch.Tensor], b: Mapping[str, torch.Tensor], t: float, split: int) -> dict[str, torch.Tensor]:
+def crossover(
+    a: Mapping[str, torch.Tensor], b: Mapping[str, torch.Tensor], t: float, split: int
+) -> dict[str, torch.Tensor]:
     """The M2N2 child of two state dicts: SLERP(A, B, t) before the split point, SLERP(B, A, t) after.
 
     Whole tensors in memory; :mod:`saemerge.ops.m2n2` streams the same rule.

@@ -114,7 +114,11 @@ def m2n2_crossover_checkpoints(
             info = ra.info(name)
             spans = tensor_spans(info, block)
             whole = len(spans) == 1
-            held = [(spans[0], read_span(ra, name, spans[0], True, dev), read_span(rb, name, spans[0], True, dev))] if whole else None
+            held = (
+                [(spans[0], read_span(ra, name, spans[0], True, dev), read_span(rb, name, spans[0], True, dev))]
+                if whole
+                else None
+            )
             stats = SlerpStats()
             for _, a, b in parents(name, spans, held):  # pass 1 (blocks) or the tensors in hand
                 stats.add(a, b)

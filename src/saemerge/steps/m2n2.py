@@ -70,12 +70,31 @@ def select_parents(
     for index in range(int(children)):
         m = draw_mating(scores, rng, alpha)
         a, b = members[m.a], members[m.b]
-        orders.append({
-            "generation": generation, "index": index, "a": a, "b": b, "t": m.t, "split_u": m.split_u,
-            "p_a": m.p_a, "p_b": m.p_b, "archive_hashes": hashes,
-        })
-        log.info("generation %d child %d: %s (f %.3f, p %.3f) x %s (p %.3f), t = %.3f, split at %.3f",
-                 generation, index, a["id"], fit[m.a], m.p_a, b["id"], m.p_b, m.t, m.split_u)
+        orders.append(
+            {
+                "generation": generation,
+                "index": index,
+                "a": a,
+                "b": b,
+                "t": m.t,
+                "split_u": m.split_u,
+                "p_a": m.p_a,
+                "p_b": m.p_b,
+                "archive_hashes": hashes,
+            }
+        )
+        log.info(
+            "generation %d child %d: %s (f %.3f, p %.3f) x %s (p %.3f), t = %.3f, split at %.3f",
+            generation,
+            index,
+            a["id"],
+            fit[m.a],
+            m.p_a,
+            b["id"],
+            m.p_b,
+            m.t,
+            m.split_u,
+        )
     return orders
 
 
@@ -89,23 +108,39 @@ def crossover(run: str, order: Mapping, *, base_uri: str, measure: str = "zero_c
     a, b = order["a"], order["b"]
     t, split_u, generation = float(order["t"]), float(order["split_u"]), int(order["generation"])
     key, record = find_recipe(
-        run, op="m2n2", a=a["content_hash"], b=b["content_hash"], t=t, split_u=split_u,
-        base=input_identity(base_uri), measure=measure,
+        run,
+        op="m2n2",
+        a=a["content_hash"],
+        b=b["content_hash"],
+        t=t,
+        split_u=split_u,
+        base=input_identity(base_uri),
+        measure=measure,
     )
     if record is None:
+
         def compute(out):
             with ExitStack() as stack:
                 pa_ = stack.enter_context(storage.local_input(a["uri"]))
                 pb_ = stack.enter_context(storage.local_input(b["uri"]))
                 base = stack.enter_context(storage.local_input(base_uri))
-                return m2n2_crossover_checkpoints(pa_, pb_, out, t=t, split_u=split_u, base=base, measure=measure,
-                                                  device=device)
+                return m2n2_crossover_checkpoints(
+                    pa_, pb_, out, t=t, split_u=split_u, base=base, measure=measure, device=device
+                )
 
         record = publish_model(
-            run, key, compute,
+            run,
+            key,
+            compute,
             lambda s: make_record(
-                s["content_hash"], s["uri"], parents=[a["id"], b["id"]], born=generation, generation=generation,
-                origin=f"m2n2 t={t:.3f} split {s['split']}/{s['n_tensors']}", sparsity=s["rho"], s_t=0.0,
+                s["content_hash"],
+                s["uri"],
+                parents=[a["id"], b["id"]],
+                born=generation,
+                generation=generation,
+                origin=f"m2n2 t={t:.3f} split {s['split']}/{s['n_tensors']}",
+                sparsity=s["rho"],
+                s_t=0.0,
             ),
         )
     record = dict(record, born=generation, generation=generation, index=int(order["index"]))
@@ -152,12 +187,17 @@ def archive_update(
             c = compete(np.array([row[m["id"]] for m in members]), row[child["id"]], alpha)
             worst = members[c.worst]["id"]
             if c.replaced is None:
-                child.update(status="rejected", reason=f"shared fitness {c.child_fitness:.4f} not above "
-                                                       f"{c.worst_fitness:.4f} of {worst}, the weakest member")
+                child.update(
+                    status="rejected",
+                    reason=f"shared fitness {c.child_fitness:.4f} not above "
+                    f"{c.worst_fitness:.4f} of {worst}, the weakest member",
+                )
             else:
-                members = _by_id([*members[:c.replaced], child, *members[c.replaced + 1:]])
-                child.update(status="accepted", reason=f"replaced {worst}: shared fitness {c.child_fitness:.4f} "
-                                                       f"> {c.worst_fitness:.4f}")
+                members = _by_id([*members[: c.replaced], child, *members[c.replaced + 1 :]])
+                child.update(
+                    status="accepted",
+                    reason=f"replaced {worst}: shared fitness {c.child_fitness:.4f} > {c.worst_fitness:.4f}",
+                )
                 for sibling in evaluated:  # an earlier child of this generation can lose its place again
                     if sibling["id"] == worst:
                         sibling["reason"] += f"; later replaced by {child['id']}"
@@ -183,6 +223,11 @@ def archive_update(
         **{f"best.{task}": acc for task, acc in best["scores"].items()},
     }
     runlog.write_json(layout.metrics(where), summary)
-    log.info("generation %s: best fitness %.4f, %d/%d children accepted", where, summary["best_fitness"],
-             summary["accepted"], len(ordered))
+    log.info(
+        "generation %s: best fitness %.4f, %d/%d children accepted",
+        where,
+        summary["best_fitness"],
+        summary["accepted"],
+        len(ordered),
+    )
     return new_archive, summary
