@@ -51,8 +51,12 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from saemerge.units import parse_size
+
+if TYPE_CHECKING:
+    import torch  # annotations only: this launcher stays torch-free, its workers import torch
 
 MB = 1e6
 VOCAB = 32000
@@ -330,7 +334,7 @@ def _tensor_files(ckpt: Path) -> dict[str, Path]:
     return out
 
 
-def _explain_ties(name: str, where: "torch.Tensor", ties: dict) -> tuple[int, int, int]:
+def _explain_ties(name: str, where: torch.Tensor, ties: dict) -> tuple[int, int, int]:
     """Classify the TIES entries `where` (flat indices) at which the two tools differ.
 
     Two documented differences of semantics, not errors:
@@ -508,7 +512,7 @@ def mergekit_ops(exe: Path, paths: dict[str, Path], outdir: Path, args) -> list[
         ]
         if args.threads:
             cmd += ["--num-threads", str(args.threads)]
-        ops.append(Op(f"merge {method}", f"mergekit", cmd, out, pair=f"sm-{method}"))
+        ops.append(Op(f"merge {method}", "mergekit", cmd, out, pair=f"sm-{method}"))
     return ops
 
 
@@ -803,9 +807,10 @@ def main(argv=None) -> int:
             f"{time.perf_counter() - t0:.1f} s under {workdir / 'ckpt'}"
         )
         ti = torch_info()
+        threads = args.threads or f"default ({ti['threads']})"
         print(
             f"# host: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at start; torch "
-            f"{ti['version']}, threads {args.threads or 'default (%d)' % ti['threads']}; "
+            f"{ti['version']}, threads {threads}; "
             f"mergekit {mk_version or 'not run'}; {args.repeat} run(s) per op, {args.stat} reported; "
             f"MB = 10^6 bytes"
         )

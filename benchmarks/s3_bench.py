@@ -16,6 +16,7 @@ Each is run --repeat times, alternating the order; the best and the median run a
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import shutil
 import statistics
@@ -76,36 +77,38 @@ def main(argv: list[str] | None = None) -> int:
             def record(name, fn):
                 results.setdefault(name, []).append(timed(fn))
 
+            def sae_upload(sae_uri):
+                with storage.local_output(sae_uri) as out:
+                    for p in files:  # hard links: the writer's cost is not measured
+                        os.link(p, out / p.name)
+
+            def raw_upload(raw_prefix):
+                for p in files:
+                    client.upload_file(str(p), BUCKET, f"{raw_prefix}/{p.name}")
+
+            def sae_download(sae_uri, verify=True):
+                shutil.rmtree(work / "cache", ignore_errors=True)
+                with storage.local_input(sae_uri, verify=verify):
+                    pass
+
+            def raw_download(raw_prefix):
+                dest = work / "raw-dl"
+                shutil.rmtree(dest, ignore_errors=True)
+                dest.mkdir()
+                for p in files:
+                    client.download_file(BUCKET, f"{raw_prefix}/{p.name}", str(dest / p.name))
+
             for run in range(args.repeat):
                 sae_uri = f"s3://{BUCKET}/sae-{run}/ckpt"
                 raw_prefix = f"raw-{run}/ckpt"
-
-                def sae_upload():
-                    with storage.local_output(sae_uri) as out:
-                        for p in files:  # hard links: the writer's cost is not measured
-                            os.link(p, out / p.name)
-
-                def raw_upload():
-                    for p in files:
-                        client.upload_file(str(p), BUCKET, f"{raw_prefix}/{p.name}")
-
-                def sae_download(verify=True):
-                    shutil.rmtree(work / "cache", ignore_errors=True)
-                    with storage.local_input(sae_uri, verify=verify):
-                        pass
-
-                def raw_download():
-                    dest = work / "raw-dl"
-                    shutil.rmtree(dest, ignore_errors=True)
-                    dest.mkdir()
-                    for p in files:
-                        client.download_file(BUCKET, f"{raw_prefix}/{p.name}", str(dest / p.name))
-
-                uploads = [("saemerge upload", sae_upload), ("boto3 upload", raw_upload)]
+                uploads = [
+                    ("saemerge upload", functools.partial(sae_upload, sae_uri)),
+                    ("boto3 upload", functools.partial(raw_upload, raw_prefix)),
+                ]
                 downloads = [
-                    ("saemerge download", sae_download),
-                    ("saemerge download (verify=False)", lambda: sae_download(False)),
-                    ("boto3 download", raw_download),
+                    ("saemerge download", functools.partial(sae_download, sae_uri)),
+                    ("saemerge download (verify=False)", functools.partial(sae_download, sae_uri, verify=False)),
+                    ("boto3 download", functools.partial(raw_download, raw_prefix)),
                 ]
                 if run % 2:
                     uploads.reverse()

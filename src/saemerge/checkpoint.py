@@ -23,7 +23,6 @@ temporary directory and publishes it, manifest last, only on success.
 from __future__ import annotations
 
 import io
-
 import json
 import math
 import shutil
@@ -33,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+
 from saemerge import units
 from saemerge.errors import SaeMergeError
 
@@ -303,7 +303,7 @@ class CheckpointReader:
             handle.close()
         self._handles.clear()
 
-    def __enter__(self) -> "CheckpointReader":
+    def __enter__(self) -> CheckpointReader:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -517,7 +517,7 @@ class CheckpointWriter:
                 )
             raise SaeMergeError(f"{self.out_dir}: tensor {name} was never written")
 
-    def __enter__(self) -> "CheckpointWriter":
+    def __enter__(self) -> CheckpointWriter:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:

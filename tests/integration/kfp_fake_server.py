@@ -74,7 +74,7 @@ class FakeKfp:
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
-    def __enter__(self) -> "FakeKfp":
+    def __enter__(self) -> FakeKfp:
         self._thread.start()
         return self
 

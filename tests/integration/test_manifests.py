@@ -366,7 +366,7 @@ def test_seaweedfs_component_serves_s3_with_the_secrets_credentials(full, templa
         job = _one(full, "Job", "saemerge-seaweedfs-create-bucket")
         (jc,) = job["spec"]["template"]["spec"]["containers"]
         job_env = {**os.environ, **_env(jc, secret, AWS_ENDPOINT_URL=endpoint)}
-        for attempt in range(60):  # the Job retries (restartPolicy OnFailure) until the server answers
+        for _attempt in range(60):  # the Job retries (restartPolicy OnFailure) until the server answers
             done = subprocess.run(
                 [sys.executable, *jc["command"][1:], *jc["args"]],
                 env=job_env,

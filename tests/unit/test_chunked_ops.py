@@ -83,19 +83,20 @@ def test_the_block_sizes_really_split_the_tensors(tiny_family):
 )
 def test_prune_blockwise_equals_whole(family, tmp_path, space, granularity):
     base = family["base"] if space == "delta" else None
-    for sparsity in (0.5, 0.9):
-        got = _same(
-            lambda dst, b: prune_checkpoint(
-                family["expert0"],
-                dst / str(sparsity),
-                sparsity,
-                base=base,
-                space=space,
-                granularity=granularity,
-                block_elems=b,
-            ),
-            tmp_path,
+
+    def prune_to(sparsity):
+        return lambda dst, b: prune_checkpoint(
+            family["expert0"],
+            dst / str(sparsity),
+            sparsity,
+            base=base,
+            space=space,
+            granularity=granularity,
+            block_elems=b,
         )
+
+    for sparsity in (0.5, 0.9):
+        got = _same(prune_to(sparsity), tmp_path)
         assert got["sparsity"] >= sparsity - 0.01
 
 

@@ -93,9 +93,9 @@ def test_messages_can_name_command_line_flags():
 
 def test_option_names_match_the_implementations():
     from saemerge.core.archive import COMPETITIONS
+    from saemerge.core.baselines import MERGE_METHODS
     from saemerge.core.sae import ATTRACTIONS
     from saemerge.core.sparsity import MEASURES
-    from saemerge.core.baselines import MERGE_METHODS
 
     assert tuple(COMPETITIONS) == cfg.COMPETITIONS
     assert tuple(MEASURES) == cfg.MEASURES
@@ -114,8 +114,8 @@ def test_readme_parameter_table_is_generated_from_the_config():
 def test_compiled_parameters_carry_the_configs_defaults_and_descriptions(tmp_path):
     import yaml
 
-    from saemerge.pipeline.compile import compile_pipeline
     from saemerge.pipeline.common import CompileOptions
+    from saemerge.pipeline.compile import compile_pipeline
 
     out = tmp_path / "p.yaml"
     compile_pipeline(out, CompileOptions(steps=1))

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from saemerge.evaluate import formats
 from saemerge.errors import SaeMergeError
+from saemerge.evaluate import formats
 
 
 def test_math_prompt_and_target_are_gsm8k_zero_shot():

@@ -247,7 +247,7 @@ def test_s3_errors_name_endpoint_and_key_id_not_secret(monkeypatch):
         try:
             raise _client_error("AccessDenied", 403)
         except Exception as inner:
-            raise S3UploadFailedError(f"Failed to upload: {inner}")
+            raise S3UploadFailedError(f"Failed to upload: {inner}")  # noqa: B904 -- as boto3 does: implicit chain (__context__)
     except S3UploadFailedError as wrapped:
         assert "AccessDenied" in str(s3_conn.translate(wrapped, conn, "upload to", "s3://b/k"))
     assert s3_conn.translate(OSError("disk full"), conn, "GET", "s3://b/k") is None

@@ -70,7 +70,7 @@ def _dir_bytes(path: Path) -> int:
 
 
 def _entries(directory: Path) -> list[Entry]:
-    out = []
+    out: list[Entry] = []
     if not directory.is_dir():
         return out
     for child in directory.iterdir():

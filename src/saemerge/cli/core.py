@@ -81,10 +81,9 @@ def cmd_prune(args: argparse.Namespace) -> int:
 
 def cmd_merge(args: argparse.Namespace) -> int:
     from saemerge.checkpoint import parse_size
+    from saemerge.core.baselines import get_method
     from saemerge.ops import merge_checkpoints, sae_merge_checkpoints
     from saemerge.storage import local_output
-
-    from saemerge.core.baselines import get_method
 
     get_method(args.method)  # unknown names fail here, with the closest ones suggested
     shard = parse_size(args.max_shard_size)

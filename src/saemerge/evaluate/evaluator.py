@@ -28,7 +28,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tqdm import tqdm
 
@@ -37,10 +37,13 @@ from saemerge.evaluate.overlay import LmTask, docs_digest, write_overlays
 from saemerge.evaluate.results import EvalResult, ExampleResult, index_results
 from saemerge.evaluate.taskspec import TASKS_DIR, TaskSpec, check_rows, get_task, parse_tasks, read_jsonl
 
+if TYPE_CHECKING:
+    from lm_eval.api.model import LM
+
 log = logging.getLogger(__name__)
 
 # lm-eval model classes added by register_model (name -> class), looked up before lm-eval's own.
-_EXTRA_MODELS: dict[str, type] = {}
+_EXTRA_MODELS: dict[str, type[LM]] = {}
 
 Samples = Mapping[str, str | Path | Iterable[dict]]
 
@@ -59,11 +62,12 @@ def quiet_lm_eval() -> None:
     # bars for the long request loops stay.
     import lm_eval.api.task as lm_task
 
+    quiet = functools.partial(tqdm, disable=True)
     if getattr(lm_task, "tqdm", None) is tqdm:
-        lm_task.tqdm = functools.partial(tqdm, disable=True)
+        lm_task.tqdm = quiet
 
 
-def register_model(name: str, cls: type) -> None:
+def register_model(name: str, cls: type[LM]) -> None:
     """Make an lm-eval model class available as ``Evaluator(model=name)``.
 
     For models lm-eval does not ship, e.g. the scripted model the tests score with. Called

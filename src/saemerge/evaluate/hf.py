@@ -14,11 +14,15 @@ import hashlib
 import json
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from saemerge.checkpoint import CheckpointReader
 from saemerge.errors import SaeMergeError
+
+if TYPE_CHECKING:
+    from lm_eval.models.huggingface import HFLM
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +116,7 @@ class HFBackend:
         self.dtype = dtype
         self.batch_size = batch_size
         self.max_length = max_length
-        self._lm = None
+        self._lm: HFLM | None = None
         self._identity: str | None = None
         self.loads = 0  # full HFLM builds, for tests and logs
         self.swaps = 0
@@ -162,6 +166,7 @@ class HFBackend:
 
     @torch.no_grad()
     def _swap_weights(self, reader: CheckpointReader) -> None:
+        assert self._lm is not None, "weights are swapped only into a model already built"
         model = self._lm.model
         # remove_duplicate=False: a tied lm_head.weight stored in the file still finds its place
         params = dict(model.named_parameters(remove_duplicate=False))

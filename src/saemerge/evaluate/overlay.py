@@ -83,6 +83,7 @@ def write_overlays(
             "dataset_kwargs": {"data_files": {"test": str(data)}, "cache_dir": str(workdir / "datasets-cache")},
         }
         if key is not None:
+            assert spec.split_by, "a group key is set only when the docs are split by a field"
             cfg.update(SPLIT_OVERRIDES[spec.split_by](key))
         if max_gen_toks is not None and base.get("output_type") == "generate_until":
             gen = dict(cfg.get("generation_kwargs") or base.get("generation_kwargs") or {})

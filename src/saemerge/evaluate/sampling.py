@@ -102,7 +102,7 @@ def _attach_shots(spec: TaskSpec, docs: list[dict], data_root: Path, n: int, see
 
 
 def _write(
-    spec: TaskSpec, docs: list[dict], out_dir: Path, data_root: Path, shots: int | None, seed: int, suffix: str
+    spec: TaskSpec, docs: list[dict], out_dir: str | Path, data_root: Path, shots: int | None, seed: int, suffix: str
 ) -> Path:
     docs = _attach_shots(spec, docs, data_root, spec.shots if shots is None else shots, seed)
     path = write_jsonl(Path(out_dir) / f"{spec.name}{suffix}.jsonl", docs)

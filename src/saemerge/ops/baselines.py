@@ -7,12 +7,11 @@ blocks above (:mod:`saemerge.ops.blockmerge`).
 
 from __future__ import annotations
 
-from typing import Any
-
 import logging
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from saemerge.checkpoint import DEFAULT_MAX_SHARD_BYTES, CheckpointWriter
 from saemerge.core import baselines

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -103,7 +104,7 @@ class ModelPruner:
         return apply_mask(x, apply_global_cut(delta, cut, state), base=b)
 
 
-def global_pruner(values: Callable[[], Iterator[torch.Tensor]], sparsity: float) -> "ModelPruner":
+def global_pruner(values: Callable[[], Iterator[torch.Tensor]], sparsity: float) -> ModelPruner:
     """A pruner with the exact model-wide cut over the task-vector values `values()` yields."""
     return ModelPruner(sparsity, select_global_cut(values, sparsity))
 
@@ -182,7 +183,7 @@ def prune_checkpoint(
         for name in progress(reader.names, "prune"):
             whole = len(spans[name]) == 1
             if is_prunable(name, reader.info(name).shape):
-                cut = None if whole else pruner.tensor_cut(lambda: deltas(name))
+                cut = None if whole else pruner.tensor_cut(functools.partial(deltas, name))
                 measured.begin()
                 emit_tensor(out, hasher, reader.info(name), pruned_blocks(name, cut), whole)
                 measured.end()

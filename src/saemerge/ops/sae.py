@@ -190,6 +190,10 @@ def sae_merge_checkpoints(
             yield span[0], child
             del child, base_t  # two large tensors (lm_head, embed_tokens) follow each other
 
+    def child_values(name: str):
+        """The child's values of `name` in the pruning space, block by block (called again for each pass)."""
+        return lambda: (as_space(c, bt) for _, c, bt in merged(name))
+
     with CheckpointWriter(dst, ra.infos, side_files_from=ra.path, max_shard_bytes=max_shard_bytes) as out:
         start_pass()
         prune_child.start_pass()
@@ -199,7 +203,7 @@ def sae_merge_checkpoints(
             cut = None
             if name in prunable_set:
                 if not whole:  # per-tensor granularity: the child's cut over its recomputed blocks
-                    cut = prune_child.tensor_cut(lambda: (as_space(c, bt) for _, c, bt in merged(name)))
+                    cut = prune_child.tensor_cut(child_values(name))
                 acc_child.begin()
             emit_tensor(out, hasher, ra.info(name), child_blocks(name, cut), whole)
             if name in prunable_set:

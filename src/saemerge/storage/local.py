@@ -23,6 +23,12 @@ def _temp_name(path: Path) -> Path:
     return path.with_name(f".{path.name}.tmp-{secrets.token_hex(4)}")
 
 
+def _local(loc: Location) -> Path:
+    """``loc``'s path: :func:`saemerge.storage.backend_for` gives this backend local locations only."""
+    assert loc.path is not None, f"{loc.uri} is not a local path"
+    return loc.path
+
+
 def _read_manifest(path: Path) -> dict | None:
     file = path / MANIFEST_NAME
     return mf.loads(file.read_bytes(), str(file)) if file.is_file() else None
@@ -32,53 +38,59 @@ class LocalBackend:
     """Local paths (``Location.path``)."""
 
     def exists(self, loc: Location) -> bool:
-        return loc.path.is_file() or (loc.path / MANIFEST_NAME).is_file()
+        path = _local(loc)
+        return path.is_file() or (path / MANIFEST_NAME).is_file()
 
     def read_bytes(self, loc: Location) -> bytes:
         try:
-            return loc.path.read_bytes()
+            return _local(loc).read_bytes()
         except FileNotFoundError:
             raise SaeMergeError(f"{loc.uri}: no such file") from None
 
     def write_bytes(self, loc: Location, data: bytes) -> None:
-        loc.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = _temp_name(loc.path)
+        path = _local(loc)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = _temp_name(path)
         try:
             tmp.write_bytes(data)
-            os.replace(tmp, loc.path)
+            os.replace(tmp, path)
         finally:
             tmp.unlink(missing_ok=True)
 
     def put_file(self, src: Path, loc: Location) -> None:
-        loc.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = _temp_name(loc.path)
+        path = _local(loc)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = _temp_name(path)
         try:
             shutil.copyfile(src, tmp)
-            os.replace(tmp, loc.path)
+            os.replace(tmp, path)
         finally:
             tmp.unlink(missing_ok=True)
 
     def get_file(self, loc: Location, dest: Path) -> None:
-        if not loc.path.is_file():
-            raise SaeMergeError(f"{loc.path}: no such file")
-        self.put_file(loc.path, Location(uri=str(dest), path=dest))
+        path = _local(loc)
+        if not path.is_file():
+            raise SaeMergeError(f"{path}: no such file")
+        self.put_file(path, Location(uri=str(dest), path=dest))
 
     def list_uris(self, loc: Location, *, recursive: bool) -> list[str]:
-        if not loc.path.is_dir():
+        path = _local(loc)
+        if not path.is_dir():
             return []
         if recursive:
-            return [str(loc.path / rel) for rel in mf.list_files(loc.path, keep_manifest=True)]
-        return sorted(str(p) + ("/" if p.is_dir() else "") for p in loc.path.iterdir())
+            return [str(path / rel) for rel in mf.list_files(path, keep_manifest=True)]
+        return sorted(str(p) + ("/" if p.is_dir() else "") for p in path.iterdir())
 
     def ensure_bucket(self, loc: Location, *, create: bool) -> None:
         """Nothing to check: a local directory is created when written."""
 
     def read_manifest(self, loc: Location) -> dict | None:
-        return _read_manifest(loc.path)
+        return _read_manifest(_local(loc))
 
     def identify(self, loc: Location) -> dict:
         """Its manifest's content hash, else its files hash (remembered in the cache per stat)."""
-        if not loc.path.is_dir():
+        path = _local(loc)
+        if not path.is_dir():
             raise SaeMergeError(f"{loc.uri}: no such directory")
         manifest = self.read_manifest(loc)
         if manifest is not None:
@@ -89,31 +101,33 @@ class LocalBackend:
                 "files": len(manifest["files"]),
                 "total_size": manifest["total_size"],
             }
-        return {"uri": loc.uri, "kind": "plain", **plain.local_identity(loc.path, cache_root() / "hashes")}
+        return {"uri": loc.uri, "kind": "plain", **plain.local_identity(path, cache_root() / "hashes")}
 
     def fetch(self, loc: Location, *, verify: bool, require_manifest: bool, plain_identity: str | None) -> Path:
         """The directory itself, used in place; one without a manifest (a user's HF checkpoint)
         is accepted unless ``require_manifest``."""
-        if not loc.path.is_dir():
+        path = _local(loc)
+        if not path.is_dir():
             raise SaeMergeError(f"{loc.uri}: no such directory")
         manifest = self.read_manifest(loc)
         if manifest is None and require_manifest:
             raise SaeMergeError(f"{loc.uri} has no {MANIFEST_NAME}: not a published directory")
         if manifest is not None and verify:
-            mf.verify_dir(loc.path, manifest, loc.uri)
-        return loc.path
+            mf.verify_dir(path, manifest, loc.uri)
+        return path
 
     def output_dir(self, loc: Location) -> Path:
         """A hidden sibling of the destination, renamed onto it by :meth:`publish`."""
-        loc.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = _temp_name(loc.path)
+        path = _local(loc)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = _temp_name(path)
         tmp.mkdir()
         return tmp
 
     def publish(self, tmp: Path, loc: Location, content_hash: str | None) -> None:
         """Rename ``tmp`` onto the destination; a published one with other content is set
         aside first and removed after, identical content is left as it is."""
-        final = loc.path
+        final = _local(loc)
         manifest = mf.build_manifest(tmp, content_hash=content_hash)
         aside = None
         if final.exists():

@@ -34,7 +34,7 @@ import json
 import logging
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -114,7 +114,7 @@ def digest_file(path: Path, etag: str | None) -> tuple[str, bool | None]:
     return sha.hexdigest(), None  # no known layout reproduces it: uneven parts, or SSE
 
 
-def verify_download(root: Path, entries: list[Mapping], where: str, workers: int = 2) -> dict[str, str]:
+def verify_download(root: Path, entries: Sequence[Mapping], where: str, workers: int = 2) -> dict[str, str]:
     """Check downloaded files against their listing (sizes, ETags); return their sha256 by path.
 
     Raises:

@@ -18,7 +18,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from saemerge.errors import SaeMergeError
 from saemerge.units import parse_size
@@ -134,7 +134,10 @@ def s3_client():
     return conn().client
 
 
-def _find(exc: BaseException | None, types) -> BaseException | None:
+_E = TypeVar("_E", bound=BaseException)
+
+
+def _find(exc: BaseException | None, types: type[_E] | tuple[type[_E], ...]) -> _E | None:
     """The first exception of ``types`` in exc's chain (cause, context, s3transfer's last_exception)."""
     seen = set()
     while exc is not None and id(exc) not in seen:
