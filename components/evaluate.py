@@ -31,7 +31,12 @@ def evaluate(
     generation = as_int("generation", generation)
     with measured(run_uri, "evaluate", f"gen {generation} {stage}"):
         scored = evaluate_candidates(
-            run_uri, generation, stage, candidates, sample_uri, gamma=p["gamma"],
+            run_uri,
+            generation,
+            stage,
+            candidates,
+            sample_uri,
+            gamma=p["gamma"],
             evaluator=lm_eval_evaluator(p["eval_device"], p["eval_dtype"], p["eval_batch_size"]),
         )
     for key, value in score_summary(scored).items():

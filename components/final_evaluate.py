@@ -34,12 +34,27 @@ def final_evaluate(
     from saemerge.steps.final import final_evaluate as final
     from saemerge.steps.records import describe_best
 
-    p = typed(test_sizes=test_sizes, baselines=baselines, seed=seed, gamma=gamma, eval_device=device,
-              eval_dtype=dtype, eval_batch_size=batch_size)
+    p = typed(
+        test_sizes=test_sizes,
+        baselines=baselines,
+        seed=seed,
+        gamma=gamma,
+        eval_device=device,
+        eval_dtype=dtype,
+        eval_batch_size=batch_size,
+    )
     with measured(run_uri, "final_evaluate"):
         rows = final(
-            run_uri, archive, experts, base_uri, data_uri, p["test_sizes"], p["baselines"], seed=p["seed"],
-            gamma=p["gamma"], evaluator=lm_eval_evaluator(p["eval_device"], p["eval_dtype"], p["eval_batch_size"]),
+            run_uri,
+            archive,
+            experts,
+            base_uri,
+            data_uri,
+            p["test_sizes"],
+            p["baselines"],
+            seed=p["seed"],
+            gamma=p["gamma"],
+            evaluator=lm_eval_evaluator(p["eval_device"], p["eval_dtype"], p["eval_batch_size"]),
         )
     for row in rows:
         metrics.log_metric(f"{row['method']}.macro", row["macro"])

@@ -44,14 +44,37 @@ def init_population(
     from saemerge.config import RunConfig
     from saemerge.steps.population import init_population as init
 
-    config = RunConfig.from_params(dict(
-        run_uri=run_uri, experts=experts, base_uri=base_uri, data_uri=data_uri, opt_sizes=opt_sizes,
-        test_sizes=test_sizes, steps=steps, archive_size=archive_size, s_min=s_min, s_max=s_max, t0=t0,
-        t_mult=t_mult, reverse=reverse, beta=beta, gamma=gamma, scoring=scoring, attraction=attraction,
-        competition=competition, measure=measure, granularity=granularity, include_base=include_base,
-        baselines=baselines, seed=seed, merge_device=merge_device, eval_device=eval_device, eval_dtype=eval_dtype,
-        eval_batch_size=eval_batch_size,
-    ))
+    config = RunConfig.from_params(
+        dict(
+            run_uri=run_uri,
+            experts=experts,
+            base_uri=base_uri,
+            data_uri=data_uri,
+            opt_sizes=opt_sizes,
+            test_sizes=test_sizes,
+            steps=steps,
+            archive_size=archive_size,
+            s_min=s_min,
+            s_max=s_max,
+            t0=t0,
+            t_mult=t_mult,
+            reverse=reverse,
+            beta=beta,
+            gamma=gamma,
+            scoring=scoring,
+            attraction=attraction,
+            competition=competition,
+            measure=measure,
+            granularity=granularity,
+            include_base=include_base,
+            baselines=baselines,
+            seed=seed,
+            merge_device=merge_device,
+            eval_device=eval_device,
+            eval_dtype=eval_dtype,
+            eval_batch_size=eval_batch_size,
+        )
+    )
     variants = init(config)
     metrics.log_metric("variants", len(variants))
     return variants

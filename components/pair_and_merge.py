@@ -26,8 +26,9 @@ def pair_and_merge(
     from saemerge.steps.models import pair_and_merge as merge
     from saemerge.steps.records import describe_model
 
-    p = typed(scoring=scoring, beta=beta, attraction=attraction, measure=measure, granularity=granularity,
-              merge_device=device)
+    p = typed(
+        scoring=scoring, beta=beta, attraction=attraction, measure=measure, granularity=granularity, merge_device=device
+    )
     with measured(run_uri, "merge", f"gen {pair['generation']} pair {pair['index']}"):
         record = merge(run_uri, pair, base_uri=base_uri, device=p.pop("merge_device"), **p)
     describe_model(child, record)

@@ -36,12 +36,30 @@ def pso_init(
     from saemerge.config import RunConfig
     from saemerge.steps.pso import start_run
 
-    config = RunConfig.from_params(dict(
-        search="pso", run_uri=run_uri, experts=experts, base_uri=base_uri, data_uri=data_uri, opt_sizes=opt_sizes,
-        test_sizes=test_sizes, steps=steps, baselines=baselines, seed=seed, merge_device=merge_device,
-        eval_device=eval_device, eval_dtype=eval_dtype, eval_batch_size=eval_batch_size, pso_w=pso_w, pso_c1=pso_c1,
-        pso_c2=pso_c2, pso_drop_p=pso_drop_p, pso_dare_copies=pso_dare_copies, pso_include_base=pso_include_base,
-    ))
+    config = RunConfig.from_params(
+        dict(
+            search="pso",
+            run_uri=run_uri,
+            experts=experts,
+            base_uri=base_uri,
+            data_uri=data_uri,
+            opt_sizes=opt_sizes,
+            test_sizes=test_sizes,
+            steps=steps,
+            baselines=baselines,
+            seed=seed,
+            merge_device=merge_device,
+            eval_device=eval_device,
+            eval_dtype=eval_dtype,
+            eval_batch_size=eval_batch_size,
+            pso_w=pso_w,
+            pso_c1=pso_c1,
+            pso_c2=pso_c2,
+            pso_drop_p=pso_drop_p,
+            pso_dare_copies=pso_dare_copies,
+            pso_include_base=pso_include_base,
+        )
+    )
     particles = start_run(config)
     metrics.log_metric("particles", len(particles))
     return particles

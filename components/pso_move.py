@@ -30,7 +30,16 @@ def pso_move(
     p = typed(seed=seed, pso_w=w, pso_c1=c1, pso_c2=c2, merge_device=device)
     step = as_int("step", step)
     with measured(run_uri, "pso_move", f"step {step} {particle['particle']}"):
-        record = move_particle(run_uri, particle, step, base_uri=base_uri, seed=p["seed"], w=p["pso_w"],
-                               c1=p["pso_c1"], c2=p["pso_c2"], device=p["merge_device"])
+        record = move_particle(
+            run_uri,
+            particle,
+            step,
+            base_uri=base_uri,
+            seed=p["seed"],
+            w=p["pso_w"],
+            c1=p["pso_c1"],
+            c2=p["pso_c2"],
+            device=p["merge_device"],
+        )
     describe_model(position, record)
     return record
