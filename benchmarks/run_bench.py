@@ -187,7 +187,8 @@ def ceiling(layout, steps: list[tuple[Task, int, str, str, dict]], threads: int 
     from saemerge.evaluate.evaluator import Evaluator
     from saemerge.steps.evaluation import read_sample
 
-    if threads:
+    if threads:  # as the steps get them (the evaluator keeps an OMP_NUM_THREADS it finds set)
+        os.environ["OMP_NUM_THREADS"] = str(threads)
         torch.set_num_threads(threads)
     cfg = layout.read_config()
     work = [(i, uri, w) for i, (_, _, _, uri, w) in enumerate(steps) if w]

@@ -7,6 +7,7 @@ import itertools
 import pytest
 import torch
 
+from saemerge.bench import numerics
 from saemerge.bench.build import END_OF_EXAMPLE, build_bench, prepare_out_dir, training_text
 from saemerge.bench.sizes import SIZES, get_size
 from saemerge.bench.training import IGNORE, Example, collate, encode_pairs, lr_at, train
@@ -248,3 +249,27 @@ def test_base_corpus_answers_no_task_item_and_frames_stories_as_a_textbook():
     assert sum("\n#### " in t for t in exam) == 5 and sum("\nOptions:\n" in t for t in exam) == len(mc["pretrain"])
     task_questions = {x["question"] for split in ("train", "test") for x in mc[split]}
     assert not any(q in t for q in task_questions for t in texts)
+
+
+def test_pinned_build_environment(monkeypatch):
+    monkeypatch.setattr(numerics, "_has_avx2", lambda: True)
+    env = numerics.pinned_env(3)
+    assert env == {"ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "AVX2", "OMP_NUM_THREADS": "3", "MKL_NUM_THREADS": "3"}
+    for key in env:
+        monkeypatch.delenv(key, raising=False)
+    assert not numerics.in_pinned_process(3)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    assert numerics.in_pinned_process(3) and not numerics.in_pinned_process(2)
+    monkeypatch.setattr(numerics, "_has_avx2", lambda: False)  # e.g. ARM: nothing to pin but the threads
+    assert set(numerics.pinned_env(1)) == {"OMP_NUM_THREADS", "MKL_NUM_THREADS"}
+
+
+def test_build_threads_are_the_free_cores_up_to_two(monkeypatch):
+    monkeypatch.setattr(numerics, "usable_cores", lambda: 4)
+    monkeypatch.setattr(numerics.os, "getloadavg", lambda: (1.2, 0.0, 0.0))
+    assert numerics.build_threads() == 2
+    monkeypatch.setattr(numerics.os, "getloadavg", lambda: (2.6, 0.0, 0.0))
+    assert numerics.build_threads() == 1
+    monkeypatch.setattr(numerics.os, "getloadavg", lambda: (6.0, 0.0, 0.0))
+    assert numerics.build_threads() == 1

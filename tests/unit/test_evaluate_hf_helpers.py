@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
 from saemerge.errors import SaeMergeError
-from saemerge.evaluate.hf import _torch_dtype, check_model_dir, resolve_device
+from saemerge.evaluate import hf
+from saemerge.evaluate.hf import _torch_dtype, check_model_dir, resolve_device, set_cpu_threads, usable_cores
 from tests.support.tinymodels import llama_config, random_state_dict, write_checkpoint
 
 
@@ -45,3 +48,18 @@ def test_model_directory_checks(bf16_model, tmp_path):
     (tmp_path / "empty" / "tokenizer.json").write_text((bf16_model / "tokenizer.json").read_text())
     with pytest.raises(SaeMergeError, match="no model.safetensors"):
         check_model_dir(tmp_path / "empty")
+
+
+def test_cpu_threads_follow_omp_num_threads_or_the_usable_cores(monkeypatch):
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.setattr(hf, "_cgroup_quota", lambda: 1.5)  # a container limited to 1.5 CPUs
+        assert usable_cores() == min(2, len(os.sched_getaffinity(0)))
+        monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+        assert set_cpu_threads() == usable_cores() == torch.get_num_threads()
+        torch.set_num_threads(1)
+        monkeypatch.setenv("OMP_NUM_THREADS", "1")
+        monkeypatch.setattr(hf, "_cgroup_quota", lambda: None)
+        assert set_cpu_threads() == 1  # a thread count the environment gives is kept
+    finally:
+        torch.set_num_threads(before)

@@ -11,9 +11,11 @@ Output (the data contract shared with the evaluator)::
                                          the contract; written for inspection)
 
 ``bench.json`` is written last: its presence marks a complete build. Everything else is
-a pure function of (size, seed, torch thread count, device, library versions): the same
-inputs give byte-identical data files, tokenizer files and weights. ``bench.json`` is the
-exception (it records the build time).
+a pure function of (size, seed, device, the CPU kernels, library versions): the same inputs
+give byte-identical data files, tokenizer files and weights. ``bench.json`` is the exception
+(it records the build time). On the CPU the build runs in a child process whose kernels are
+pinned (:mod:`saemerge.bench.numerics`), so any x86-64 machine with AVX2 builds the same
+bytes, with 1 or 2 threads (which give the same bytes).
 
 What each model learns, modelled on real LLM merging (a capable base, small
 fine-tunes on top of it, so that merges of the experts keep both skills):
@@ -42,9 +44,12 @@ import dataclasses
 import itertools
 import json
 import logging
+import os
 import platform
 import random
 import shutil
+import subprocess
+import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -54,6 +59,7 @@ import torch
 from saemerge.bench.checkpoints import llama_config, new_model, save_checkpoint
 from saemerge.bench.mathdata import iter_drills, iter_problems, worked_example
 from saemerge.bench.mcdata import make_items
+from saemerge.bench.numerics import build_threads, in_pinned_process, pinned_env, pinned_kernels
 from saemerge.bench.reference_scorer import accuracy, score_math, score_mc
 from saemerge.bench.sizes import get_size
 from saemerge.bench.splits import unique_by_question, write_jsonl, write_splits
@@ -186,7 +192,7 @@ def build_bench(
     *,
     force: bool = False,
     device: str = "cpu",
-    threads: int = 1,
+    threads: int | None = None,
     overrides: dict | None = None,
 ) -> dict:
     """Build the benchmark into ``out_dir`` and return the ``bench.json`` dict.
@@ -197,10 +203,10 @@ def build_bench(
         seed: seeds data, tokenizer corpus order, initialisation and batch order.
         force: replace an earlier build's outputs in ``out_dir``.
         device: torch device for training and scoring (``cpu``, ``cuda``).
-        threads: torch CPU threads (part of what makes the bytes reproducible). Default 1:
-            on a shared 2-core machine, 2 threads ran a training step 12-24x slower than
-            1 (OpenMP threads spin-waiting for a preempted sibling); on an idle machine
-            2 threads may be a little faster.
+        threads: torch CPU threads; default: 1 or 2, as cores are free (1 and 2 give the same
+            bytes, :func:`~saemerge.bench.numerics.build_threads`). On the CPU the
+            build runs in a child process started with pinned kernels and this many threads
+            (:mod:`saemerge.bench.numerics`), unless this process was started so.
         overrides: replace fields of the size's :class:`~saemerge.bench.sizes.BenchSize`
             (e.g. ``{"math_steps": 2000}``), for experiments.
 
@@ -216,12 +222,15 @@ def build_bench(
         spec = dataclasses.replace(spec, **overrides)
     if seed < 0:
         raise SaeMergeError(f"--seed {seed}: must be >= 0")
-    if threads < 1:
+    if threads is not None and threads < 1:
         raise SaeMergeError(f"--threads {threads}: must be >= 1")
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise SaeMergeError(f"--device {device}: CUDA is not available on this machine")
+    threads = threads or build_threads()
     out_dir = Path(out_dir)
     prepare_out_dir(out_dir, force)
+    if device == "cpu" and not in_pinned_process(threads):
+        return _build_in_child(out_dir, size, seed, threads, overrides)
     data_dir, models_dir = out_dir / "data", out_dir / "models"
     phase = _Phases()
     start = time.perf_counter()
@@ -291,7 +300,44 @@ def build_bench(
         "config": spec.to_dict(),
         "device": device,
         "threads": threads,
+        "kernels": pinned_kernels() if device == "cpu" else {},
         "versions": versions(),
     }
     (out_dir / "bench.json").write_text(json.dumps(bench, indent=2) + "\n", encoding="utf-8")
     return bench
+
+
+def _build_in_child(out_dir: Path, size: str, seed: int, threads: int, overrides: dict | None) -> dict:
+    """Run the build in a fresh process started with :func:`~saemerge.bench.numerics.pinned_env`."""
+    args = {"out_dir": str(out_dir), "size": size, "seed": seed, "threads": threads, "overrides": overrides,
+            "log_level": logging.getLogger("saemerge").getEffectiveLevel()}
+    env = {**os.environ, **pinned_env(threads)}
+    log.info("bench build: a worker process with %d thread(s), kernels %s", threads, pinned_kernels() or "unpinned")
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "saemerge.bench.build", json.dumps(args)], env=env)
+    if done.returncode != 0:
+        raise RuntimeError(f"the bench build's worker process failed (exit {done.returncode}); its error is above")
+    bench = json.loads((out_dir / "bench.json").read_text(encoding="utf-8"))
+    # the whole wall time, the worker's start (imports) included
+    total = time.perf_counter() - start
+    bench["phase_seconds"] = {"worker start": round(total - bench["build_seconds"], 2), **bench["phase_seconds"]}
+    bench["build_seconds"] = round(total, 2)
+    (out_dir / "bench.json").write_text(json.dumps(bench, indent=2) + "\n", encoding="utf-8")
+    return bench
+
+
+def _worker(argv: list[str]) -> int:
+    """The child process of :func:`_build_in_child`: ``python -m saemerge.bench.build ARGS_JSON``."""
+    args = json.loads(argv[0])
+    logging.basicConfig(level=args.pop("log_level"), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        # force: the parent prepared out_dir (only bench outputs were removed, and they are gone)
+        build_bench(Path(args.pop("out_dir")), force=True, **args)
+    except SaeMergeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_worker(sys.argv[1:]))

@@ -3,7 +3,10 @@
 - ``micro``: seconds; for the test suite (files, formats, determinism). Accuracies are noise.
 - ``tiny``: the default; a few minutes on a 2-core laptop CPU; the experts are clear specialists
   and merges of them keep much of both skills. Measured (seed 0, 1 thread, shared 2-core CPU):
-  252 s; test accuracy math / multilingual: base 0.000 / 0.182, math expert 0.725 / 0.156,
+  252 s; with 2 threads the same bytes, a training step 1.6x faster on an idle 2-core machine
+  (:mod:`saemerge.bench.numerics`); the accuracies below are from another machine's kernels,
+  a 2-core AMD EPYC (AVX2) builds a math expert of 0.665 / 0.193, base 0.000 / 0.162,
+  multilingual expert 0.000 / 0.740; test accuracy math / multilingual: base 0.000 / 0.182, math expert 0.725 / 0.156,
   multilingual expert 0.000 / 0.745; in ``make demo``: weight average 0.620 / 0.573, task
   arithmetic 0.550 / 0.677, TIES (density 0.2) 0.555 / 0.583. Batch 16 reached a given
   accuracy in less wall time than batch 32.

@@ -13,6 +13,8 @@ import gc
 import hashlib
 import json
 import logging
+import math
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -37,6 +39,40 @@ _TOKENIZER_FILES = (
     "special_tokens_map.json",
 )
 DTYPES = ("auto", "float32", "bfloat16", "float16")
+
+
+def usable_cores() -> int:
+    """CPU cores this process may use: its affinity, capped by a cgroup CPU quota (a pod's limit)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    quota = _cgroup_quota()
+    return max(1, min(cores, math.ceil(quota)) if quota else cores)
+
+
+def _cgroup_quota() -> float | None:
+    """CPUs allowed by the cgroup (v2 ``cpu.max`` or v1 ``cpu.cfs_quota_us``), None when unlimited."""
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+        return None if quota == "max" else int(quota) / int(period)
+    except (OSError, ValueError):
+        pass
+    try:
+        quota = int(Path("/sys/fs/cgroup/cpu/cpu.cfs_quota_us").read_text())
+        period = int(Path("/sys/fs/cgroup/cpu/cpu.cfs_period_us").read_text())
+        return None if quota <= 0 else quota / period
+    except (OSError, ValueError):
+        return None
+
+
+def set_cpu_threads() -> int:
+    """torch's CPU threads for evaluation: ``OMP_NUM_THREADS`` when set, else :func:`usable_cores`.
+
+    torch's own default is every core the process is allowed to run on, which in a container
+    with a CPU limit is the node's cores, not the pod's share: one thread per node core then
+    contend for a few cores' time. Returns the thread count in effect.
+    """
+    if not os.environ.get("OMP_NUM_THREADS"):
+        torch.set_num_threads(usable_cores())
+    return torch.get_num_threads()
 
 
 def resolve_device(device: str | None) -> str:
@@ -116,6 +152,7 @@ class HFBackend:
         self.dtype = dtype
         self.batch_size = batch_size
         self.max_length = max_length
+        self.threads = set_cpu_threads()
         self._lm: HFLM | None = None
         self._identity: str | None = None
         self.loads = 0  # full HFLM builds, for tests and logs
@@ -153,7 +190,7 @@ class HFBackend:
                 f"{model_dir}: vocabulary mismatch: the embedding has {rows} rows but the tokenizer has {len(tokenizer)} tokens"
             )
         dtype = _torch_dtype(self.dtype, reader, self.device)
-        log.info("loading %s on %s as %s", model_dir, self.device, dtype)
+        log.info("loading %s on %s as %s (%d CPU threads)", model_dir, self.device, dtype, self.threads)
         return HFLM(
             pretrained=str(model_dir),
             tokenizer=tokenizer,
