@@ -134,6 +134,16 @@ class RunLayout:
         """``population.parquet`` (the archive after the generation) or ``offspring.parquet``."""
         return self._at(gen_name(generation), f"{name}.parquet")
 
+    def new_scores(self, generation: int | str, stage: str) -> str:
+        """Where this attempt of a stage writes its per-example table: ``scores-<stage>.parquet``,
+        or ``scores-<stage>.attempt-N.parquet`` when an earlier attempt wrote one (its ``fresh``
+        flags record what that attempt evaluated; a rerun finds those rows cached)."""
+        uri, attempt = self.scores(generation, stage), 1
+        while storage.exists(uri):
+            attempt += 1
+            uri = self._at(gen_name(generation), f"scores-{stage}.attempt-{attempt}.parquet")
+        return uri
+
     def scores(self, generation: int | str, stage: str) -> str:
         return self._at(gen_name(generation), f"scores-{stage}.parquet")
 

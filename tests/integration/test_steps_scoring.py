@@ -128,6 +128,11 @@ def test_evaluate_candidates_scores_through_the_cache(run_with_models, scripted_
     evaluator.scored.clear()
     evaluate_candidates(run, 1, "archive", [good], sample1, gamma=0.5, evaluator=evaluator)
     assert evaluator.scored == [] and evaluator.opened == 2  # all cached: opened, never asked
+    # the rerun kept the first attempt's record of what it evaluated, and added its own
+    first = runlog.read_table(RunLayout(run).scores(1, "archive")).to_pylist()
+    assert {(r["task"], r["example_id"]) for r in first if r["fresh"]} == ids1 - ids0
+    again = runlog.read_table(f"{run}/gen-01/scores-archive.attempt-2.parquet").to_pylist()
+    assert len(again) == len(ids1) and not any(r["fresh"] for r in again)
 
 
 def test_an_evaluate_step_builds_its_lm_eval_tasks_once(run_with_models, scripted_lm, monkeypatch):

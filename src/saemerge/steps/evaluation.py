@@ -193,7 +193,7 @@ def evaluate_candidates(
             )
         scored.append(c)
     if tables:
-        runlog.write_table(layout.scores(generation, stage), pa.concat_tables(tables))
+        runlog.write_table(layout.new_scores(generation, stage), pa.concat_tables(tables))
     return scored
 
 
