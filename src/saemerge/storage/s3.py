@@ -30,7 +30,8 @@ class S3Backend:
     """``s3://bucket/key`` locations (``Location.bucket`` and ``.key``)."""
 
     def exists(self, loc: Location) -> bool:
-        return self._head(loc.child(MANIFEST_NAME)) or (bool(loc.key) and self._head(loc))
+        """An object at the key, or a published directory there; errors name `loc`, not its manifest."""
+        return (bool(loc.key) and self._head(loc)) or self._head(loc.child(MANIFEST_NAME), named=loc.uri)
 
     def read_bytes(self, loc: Location) -> bytes:
         data = self._get_bytes(loc)
@@ -240,9 +241,9 @@ class S3Backend:
         )
         return manifest
 
-    def _head(self, loc: Location) -> bool:
+    def _head(self, loc: Location, named: str | None = None) -> bool:
         c = conn()
-        with s3_errors(c, "HEAD", loc.uri):
+        with s3_errors(c, "HEAD", named or loc.uri):
             try:
                 c.client.head_object(Bucket=loc.bucket, Key=loc.key)
             except Exception as exc:
