@@ -66,4 +66,4 @@ def load_model(path: Path, device: str = "cpu"):
     if not (path / "config.json").is_file():
         raise SaeMergeError(f"{path}: not a checkpoint directory (no config.json)")
     model = AutoModelForCausalLM.from_pretrained(str(path), local_files_only=True, dtype=torch.float32)
-    return model.to(device).eval()
+    return model.to(device).eval()  # type: ignore[arg-type]  # transformers types .to() oddly

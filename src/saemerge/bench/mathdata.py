@@ -164,7 +164,8 @@ def iter_drills(seed: int) -> Iterator[dict[str, str]]:
     rng = random.Random(f"qa-drills-{seed}")
     while True:
         cur = rng.randint(2, 20)
-        steps, lines = [f"Start with {cur}."], []
+        steps: list[str] = [f"Start with {cur}."]
+        lines: list[str] = []
         n_ops = rng.choice((1, 2, 3))
         while len(lines) < n_ops:
             step = _next_op(rng, cur)

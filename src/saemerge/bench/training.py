@@ -156,6 +156,7 @@ def train(
         opt.step()
         opt.zero_grad(set_to_none=True)
         if anchor_decay:
+            assert start is not None  # kept whenever anchor_decay is set
             with torch.no_grad():
                 for p, p0 in zip(params, start):
                     p.sub_(p - p0, alpha=step_lr * anchor_decay)
