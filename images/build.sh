@@ -5,7 +5,7 @@
 #                   [--cpu-build-arg KEY=VALUE]... [--gpu-build-arg KEY=VALUE]...
 #
 # Image names come from SAEMERGE_CPU_IMAGE / SAEMERGE_GPU_IMAGE; their defaults are the
-# pipeline's compile defaults (CompileOptions in pipeline/sae_pipeline.py), so a default build
+# pipeline's compile defaults (CompileOptions in pipeline/common.py), so a default build
 # and a default `saemerge compile` agree. Give the same names to
 # `saemerge compile|submit --cpu-image ... --gpu-image ...` when you push elsewhere.
 #
@@ -26,7 +26,7 @@ die() { echo "images/build.sh: $1" >&2; exit "${2:-1}"; }
 # (their tag is the package version, written once in src/saemerge/__init__.py).
 version=$(sed -n 's/^__version__ = "\(.*\)"$/\1/p' "$root/src/saemerge/__init__.py")
 compile_default() {
-    sed -n "s/^ *$1: str = f\\{0,1\\}\"\\(.*\\)\"$/\\1/p" "$root/pipeline/sae_pipeline.py" | head -n 1 \
+    sed -n "s/^ *$1: str = f\\{0,1\\}\"\\(.*\\)\"$/\\1/p" "$root/pipeline/common.py" | head -n 1 \
         | sed "s/{__version__}/$version/"
 }
 
