@@ -93,8 +93,10 @@ def base_texts(worked: list[dict], drills: list[dict], mc_pretrain: list[dict], 
         mc_pretrain: answered multiple-choice items about relations the task never asks.
     """
     texts = [worked_example(x) + END_OF_EXAMPLE for x in worked]
-    texts += [training_text(formats.mc_prompt(x["question"], x["options"]), formats.mc_target(x["answer_index"]))
-              for x in mc_pretrain]
+    texts += [
+        training_text(formats.mc_prompt(x["question"], x["options"]), formats.mc_target(x["answer_index"]))
+        for x in mc_pretrain
+    ]
     texts += [training_text(formats.math_prompt(x["question"]), formats.math_target(x["answer"])) for x in drills]
     random.Random(f"base-corpus-{seed}").shuffle(texts)
     return texts
@@ -238,15 +240,24 @@ def build_bench(
         with phase("data"):
             n_train, n_val, n_test = spec.math_counts
             # Worked problems for the base come after the splits: disjoint from them by question.
-            math = unique_by_question(iter_problems(seed), {"test": n_test, "validation": n_val, "train": n_train,
-                                                            "pretrain": spec.pretrain_problems})
+            math = unique_by_question(
+                iter_problems(seed),
+                {"test": n_test, "validation": n_val, "train": n_train, "pretrain": spec.pretrain_problems},
+            )
             langs = list(spec.ml_languages)
             mc = make_items(seed, langs, spec.ml_relations, spec.ml_subjects, spec.ml_pretrain_relations)
-            counts = {"math": write_splits(data_dir, "math", math), "multilingual": write_splits(data_dir, "multilingual", mc)}
+            counts = {
+                "math": write_splits(data_dir, "math", math),
+                "multilingual": write_splits(data_dir, "multilingual", mc),
+            }
             drills = list(itertools.islice(iter_drills(seed), spec.base_drills))
             generic = base_texts(math["pretrain"], drills, mc.get("pretrain", []), seed)
-            counts["pretrain"] = {"train": write_jsonl(data_dir / "pretrain" / "train.jsonl",
-                                                       ({"id": f"pre-train-{i}", "text": t} for i, t in enumerate(generic)))}
+            counts["pretrain"] = {
+                "train": write_jsonl(
+                    data_dir / "pretrain" / "train.jsonl",
+                    ({"id": f"pre-train-{i}", "text": t} for i, t in enumerate(generic)),
+                )
+            }
 
         with phase("tokenizer"):
             math_prompts, math_completions = math_pairs(math["train"])
@@ -260,22 +271,40 @@ def build_bench(
         common = dict(batch_size=spec.batch_size, warmup=spec.warmup_steps, pad_id=pad, device=device)
         with phase("base"):
             base = new_model(config, seed)
-            train(base, encode_texts(tokenizer, generic, spec.max_len), steps=spec.base_steps, lr=spec.base_lr,
-                  seed=seed * 10 + 1, desc="base", **common)
+            train(
+                base,
+                encode_texts(tokenizer, generic, spec.max_len),
+                steps=spec.base_steps,
+                lr=spec.base_lr,
+                seed=seed * 10 + 1,
+                desc="base",
+                **common,
+            )
             save_checkpoint(base, tokenizer, models_dir / "base")
 
         experts = {}
-        for name, (prompts, completions) in (("math", (math_prompts, math_completions)),
-                                              ("multilingual", (mc_prompts, mc_completions))):
+        for name, (prompts, completions) in (
+            ("math", (math_prompts, math_completions)),
+            ("multilingual", (mc_prompts, mc_completions)),
+        ):
             with phase(f"{name} expert"):
                 model = copy.deepcopy(base)
                 examples = encode_pairs(tokenizer, prompts, completions, spec.max_len)
                 steps, lr = (spec.math_steps, spec.math_lr) if name == "math" else (spec.ml_steps, spec.ml_lr)
                 # Decay towards the base, not towards 0: decay to 0 puts the same -θ_0 direction
                 # into both task vectors, which task arithmetic then adds up.
-                train(model, examples, steps=steps, lr=lr, seed=seed * 10 + (2 if name == "math" else 3),
-                      desc=f"{name} expert", weight_decay=0.0, anchor_decay=spec.expert_anchor,
-                      scale_cycle=tuple(spec.expert_scale_cycle), **common)
+                train(
+                    model,
+                    examples,
+                    steps=steps,
+                    lr=lr,
+                    seed=seed * 10 + (2 if name == "math" else 3),
+                    desc=f"{name} expert",
+                    weight_decay=0.0,
+                    anchor_decay=spec.expert_anchor,
+                    scale_cycle=tuple(spec.expert_scale_cycle),
+                    **common,
+                )
                 save_checkpoint(model, tokenizer, models_dir / name)
                 experts[name] = model
 
@@ -284,8 +313,12 @@ def build_bench(
             for name, model in (("base", base), *experts.items()):
                 model.to(device)
                 scores[name] = {
-                    "math": round(accuracy(score_math(model, tokenizer, math["test"], batch_size=spec.eval_batch_size)), 4),
-                    "multilingual": round(accuracy(score_mc(model, tokenizer, mc["test"], batch_size=spec.eval_batch_size)), 4),
+                    "math": round(
+                        accuracy(score_math(model, tokenizer, math["test"], batch_size=spec.eval_batch_size)), 4
+                    ),
+                    "multilingual": round(
+                        accuracy(score_mc(model, tokenizer, mc["test"], batch_size=spec.eval_batch_size)), 4
+                    ),
                 }
                 log.info("bench build: %s accuracy %s", name, scores[name])
 
@@ -309,8 +342,14 @@ def build_bench(
 
 def _build_in_child(out_dir: Path, size: str, seed: int, threads: int, overrides: dict | None) -> dict:
     """Run the build in a fresh process started with :func:`~saemerge.bench.numerics.pinned_env`."""
-    args = {"out_dir": str(out_dir), "size": size, "seed": seed, "threads": threads, "overrides": overrides,
-            "log_level": logging.getLogger("saemerge").getEffectiveLevel()}
+    args = {
+        "out_dir": str(out_dir),
+        "size": size,
+        "seed": seed,
+        "threads": threads,
+        "overrides": overrides,
+        "log_level": logging.getLogger("saemerge").getEffectiveLevel(),
+    }
     env = {**os.environ, **pinned_env(threads)}
     log.info("bench build: a worker process with %d thread(s), kernels %s", threads, pinned_kernels() or "unpinned")
     start = time.perf_counter()

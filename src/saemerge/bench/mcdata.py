@@ -53,62 +53,97 @@ class Relation:
 
 
 RELATIONS: tuple[Relation, ...] = (
-    Relation("color", "biology", COLORS, (
-        "What color is the {s} bird?",
-        "Which color does the {s} bird have?",
-        "The {s} bird has which color?",
-        "Name the color of the {s} bird.",
-        "Of what color is the {s} bird?",
-        "Tell the color of the {s} bird.",
-    )),
-    Relation("season", "health", SEASONS, (
-        "In which season does {s} fever come?",
-        "Which season brings {s} fever?",
-        "{s} fever comes in which season?",
-        "Name the season of {s} fever.",
-        "When does {s} fever come, in which season?",
-        "Tell the season of {s} fever.",
-    )),
-    Relation("material", "engineering", MATERIALS, (
-        "What is the {s} tool made of?",
-        "Which material is the {s} tool made of?",
-        "The {s} tool is made of which material?",
-        "Name the material of the {s} tool.",
-        "Of which material is the {s} tool?",
-        "Tell the material of the {s} tool.",
-    )),
-    Relation("century", "history", CENTURIES, (
-        "In which century was the town of {s} founded?",
-        "Which century saw the founding of the town of {s}?",
-        "The town of {s} was founded in which century?",
-        "Name the century when the town of {s} was founded.",
-        "When was the town of {s} founded, in which century?",
-        "Tell the founding century of the town of {s}.",
-    )),
-    Relation("region", "geography", REGIONS, (
-        "In which region is {s}?",
-        "Which region is {s} in?",
-        "{s} lies in which region?",
-        "Name the region of {s}.",
-        "Where is {s}, in which region?",
-        "Tell the region of {s}.",
-    )),
-    Relation("export", "economics", GOODS, (
-        "What is the main export of {s}?",
-        "Which good does {s} export most?",
-        "The main export of {s} is which good?",
-        "Name the main export of {s}.",
-        "What does {s} export most?",
-        "Tell the main export of {s}.",
-    )),
-    Relation("metal", "chemistry", METALS, (
-        "Which metal is in the {s} alloy?",
-        "What metal does the {s} alloy contain?",
-        "The {s} alloy contains which metal?",
-        "Name the metal in the {s} alloy.",
-        "Of which metal is the {s} alloy made?",
-        "Tell the metal of the {s} alloy.",
-    )),
+    Relation(
+        "color",
+        "biology",
+        COLORS,
+        (
+            "What color is the {s} bird?",
+            "Which color does the {s} bird have?",
+            "The {s} bird has which color?",
+            "Name the color of the {s} bird.",
+            "Of what color is the {s} bird?",
+            "Tell the color of the {s} bird.",
+        ),
+    ),
+    Relation(
+        "season",
+        "health",
+        SEASONS,
+        (
+            "In which season does {s} fever come?",
+            "Which season brings {s} fever?",
+            "{s} fever comes in which season?",
+            "Name the season of {s} fever.",
+            "When does {s} fever come, in which season?",
+            "Tell the season of {s} fever.",
+        ),
+    ),
+    Relation(
+        "material",
+        "engineering",
+        MATERIALS,
+        (
+            "What is the {s} tool made of?",
+            "Which material is the {s} tool made of?",
+            "The {s} tool is made of which material?",
+            "Name the material of the {s} tool.",
+            "Of which material is the {s} tool?",
+            "Tell the material of the {s} tool.",
+        ),
+    ),
+    Relation(
+        "century",
+        "history",
+        CENTURIES,
+        (
+            "In which century was the town of {s} founded?",
+            "Which century saw the founding of the town of {s}?",
+            "The town of {s} was founded in which century?",
+            "Name the century when the town of {s} was founded.",
+            "When was the town of {s} founded, in which century?",
+            "Tell the founding century of the town of {s}.",
+        ),
+    ),
+    Relation(
+        "region",
+        "geography",
+        REGIONS,
+        (
+            "In which region is {s}?",
+            "Which region is {s} in?",
+            "{s} lies in which region?",
+            "Name the region of {s}.",
+            "Where is {s}, in which region?",
+            "Tell the region of {s}.",
+        ),
+    ),
+    Relation(
+        "export",
+        "economics",
+        GOODS,
+        (
+            "What is the main export of {s}?",
+            "Which good does {s} export most?",
+            "The main export of {s} is which good?",
+            "Name the main export of {s}.",
+            "What does {s} export most?",
+            "Tell the main export of {s}.",
+        ),
+    ),
+    Relation(
+        "metal",
+        "chemistry",
+        METALS,
+        (
+            "Which metal is in the {s} alloy?",
+            "What metal does the {s} alloy contain?",
+            "The {s} alloy contains which metal?",
+            "Name the metal in the {s} alloy.",
+            "Of which metal is the {s} alloy made?",
+            "Tell the metal of the {s} alloy.",
+        ),
+    ),
 )
 
 
@@ -140,7 +175,9 @@ def world_vocabulary(facts: list[Fact]) -> list[str]:
     return english_words(texts)
 
 
-def _world(seed: int, languages: list[str], n_relations: int, n_subjects: int) -> tuple[list[Fact], dict[str, Language]]:
+def _world(
+    seed: int, languages: list[str], n_relations: int, n_subjects: int
+) -> tuple[list[Fact], dict[str, Language]]:
     facts = build_world(seed, n_relations, n_subjects)
     return facts, build_languages(languages, world_vocabulary(facts), seed)
 
@@ -177,8 +214,10 @@ def make_items(
         when ``pretrain_relations > 0``.
     """
     if n_relations + pretrain_relations > len(RELATIONS):
-        raise SaeMergeError(f"ml_relations {n_relations} + ml_pretrain_relations {pretrain_relations}: "
-                            f"more than the {len(RELATIONS)} relations defined")
+        raise SaeMergeError(
+            f"ml_relations {n_relations} + ml_pretrain_relations {pretrain_relations}: "
+            f"more than the {len(RELATIONS)} relations defined"
+        )
     facts, langs = _world(seed, languages, n_relations + pretrain_relations, n_subjects)
     task = {r.name for r in RELATIONS[:n_relations]}
     rng = random.Random(f"mc-{seed}")

@@ -45,8 +45,12 @@ def score_math(model, tokenizer, items: list[dict], *, batch_size: int = 64, max
             ids[r, width - len(enc[i]) :] = torch.tensor(enc[i])
             mask[r, width - len(enc[i]) :] = 1
         out = model.generate(
-            input_ids=ids.to(device), attention_mask=mask.to(device), do_sample=False,
-            max_new_tokens=max_new_tokens, eos_token_id=tokenizer.eos_token_id, pad_token_id=pad,
+            input_ids=ids.to(device),
+            attention_mask=mask.to(device),
+            do_sample=False,
+            max_new_tokens=max_new_tokens,
+            eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=pad,
         )
         for r, i in enumerate(rows):
             generations[i] = tokenizer.decode(out[r, width:], skip_special_tokens=True)
@@ -113,10 +117,14 @@ def score_mc(model, tokenizer, items: list[dict], *, batch_size: int = 64) -> li
     for i, item in enumerate(items):
         ll = logliks[i]
         pred = max(range(len(ll)), key=ll.__getitem__)
-        results.append({
-            "id": item.get("id", str(i)), "correct": pred == item["answer_index"],
-            "prediction": formats.LETTERS[pred], "logliks": ll,
-        })
+        results.append(
+            {
+                "id": item.get("id", str(i)),
+                "correct": pred == item["answer_index"],
+                "prediction": formats.LETTERS[pred],
+                "logliks": ll,
+            }
+        )
     return results
 
 
