@@ -216,3 +216,37 @@ def _docs(sample_uri: str) -> dict:
 
     with storage.local_input(sample_uri) as d:
         return read_sample(d)
+
+
+def test_the_production_factory_keeps_its_evaluator_across_rounds(monkeypatch):
+    """final_evaluate opens the evaluator twice (task-arithmetic candidates, then the test set)."""
+    import saemerge.evaluate.evaluator as evaluator_module
+    from saemerge.steps.evaluation import lm_eval_evaluator
+
+    built, closed = [], []
+
+    class Stub:
+        def __init__(self, tasks, **kwargs):
+            built.append((tuple(tasks), kwargs))
+
+        def close(self):
+            closed.append(True)
+
+    monkeypatch.setattr(evaluator_module, "Evaluator", Stub)
+    factory = lm_eval_evaluator("cpu", "float32", 8)
+    with factory(TASKS) as first:
+        pass
+    with factory(TASKS) as second:
+        assert second is first
+    assert built == [(TASKS, {"device": "cpu", "dtype": "float32", "batch_size": 8})] and not closed
+    with factory(TASKS[:1]) as other:  # other tasks: a new evaluator, the old one closed
+        assert other is not first
+    assert len(built) == 2 and len(closed) == 1
+    with pytest.raises(RuntimeError), factory(TASKS[:1]):
+        raise RuntimeError("scoring failed")
+    assert len(closed) == 2  # an evaluator that failed is not handed out again
+    with factory(TASKS[:1]):
+        pass
+    assert len(built) == 3
+    del factory
+    assert len(closed) == 3  # collected with its factory

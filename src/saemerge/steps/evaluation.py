@@ -10,11 +10,11 @@ tests can give them the scripted model.
 
 from __future__ import annotations
 
-import functools
 import logging
 import math
-from collections.abc import Callable, Mapping, Sequence
-from contextlib import AbstractContextManager, ExitStack
+import weakref
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from pathlib import Path
 from typing import Protocol
 
@@ -50,9 +50,43 @@ EvaluatorFactory = Callable[[Sequence[str]], AbstractContextManager[Scorer]]
 
 def lm_eval_evaluator(device: str = "auto", dtype: str = "auto", batch_size: int = 16) -> EvaluatorFactory:
     """The production evaluator: lm-eval with the shipped task YAMLs, one model kept loaded."""
-    from saemerge.evaluate.evaluator import Evaluator
+    return _WarmEvaluator(device=device, dtype=dtype, batch_size=batch_size)
 
-    return functools.partial(Evaluator, device=device, dtype=dtype, batch_size=batch_size)
+
+class _WarmEvaluator:
+    """An evaluator factory that keeps the Evaluator it opened for the next ``with``.
+
+    A step that scores in rounds (the final evaluation: task-arithmetic candidates, then the
+    test set) then builds lm-eval's model and task index once. Another task list, or an
+    exception inside a ``with``, closes it; it is closed for good with :meth:`close` or when
+    the factory is collected (at the latest when the process ends).
+    """
+
+    def __init__(self, **kwargs):
+        self.kwargs = kwargs
+        self._evaluator = None
+        self._tasks: tuple[str, ...] = ()
+        self._finalizer: weakref.finalize | None = None
+
+    @contextmanager
+    def __call__(self, tasks: Sequence[str]) -> Iterator[Scorer]:
+        from saemerge.evaluate.evaluator import Evaluator
+
+        if self._evaluator is None or self._tasks != tuple(tasks):
+            self.close()
+            self._evaluator = Evaluator(list(tasks), **self.kwargs)
+            self._tasks = tuple(tasks)
+            self._finalizer = weakref.finalize(self, self._evaluator.close)
+        try:
+            yield self._evaluator
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        if self._finalizer is not None:
+            self._finalizer()  # Evaluator.close, once
+        self._evaluator, self._finalizer = None, None
 
 
 def sample_optimisation_set(run: str, generation: int, data_uri: str, opt_sizes: Mapping[str, int], seed: int) -> str:
