@@ -65,16 +65,19 @@ def _cached_rows(run_uri: str) -> set:
     return rows
 
 
-def _fresh_rows(run_uri: str) -> set:
-    fresh = set()
-    for uri in storage.list_uris(run_uri):
-        if "/scores-" in uri and uri.endswith(".parquet"):
-            fresh |= {
-                (r["content_hash"], r["task"], r["example_id"])
-                for r in runlog.read_table(uri).to_pylist()
-                if r["fresh"]
-            }
-    return fresh
+def _score_tables(run_uri: str) -> set:
+    return {u for u in storage.list_uris(run_uri) if "/scores-" in u and u.endswith(".parquet")}
+
+
+def _fresh_rows(run_uri: str, skip: set = frozenset()) -> set:
+    """Rows marked fresh in the stage tables, leaving out `skip` (tables an earlier attempt wrote:
+    a rerun keeps them and writes its own beside them)."""
+    rows = set()
+    for uri in sorted(_score_tables(run_uri) - set(skip)):
+        rows |= {
+            (r["content_hash"], r["task"], r["example_id"]) for r in runlog.read_table(uri).to_pylist() if r["fresh"]
+        }
+    return rows
 
 
 @pytest.mark.slow
@@ -102,6 +105,7 @@ def test_m2n2_run_resumes_after_an_interruption_without_rescoring(s3_env, micro_
     assert storage.exists(f"{run_uri}/gen-00/metrics.json")
     assert not storage.exists(f"{run_uri}/final/results.parquet")
     before = _cached_rows(run_uri)
+    tables_before = _score_tables(run_uri)
     assert before
 
     # 2. resume: finishes and prints the table with M2N2's row
@@ -128,7 +132,7 @@ def test_m2n2_run_resumes_after_an_interruption_without_rescoring(s3_env, micro_
     assert len(crossover_records) >= 2  # generation 1's children at least (generation 0's may be from before)
 
     # 4. nothing scored before the interruption was evaluated again
-    fresh_after = _fresh_rows(run_uri)
+    fresh_after = _fresh_rows(run_uri, skip=tables_before)
     assert fresh_after, "the resumed run evaluated nothing (generation 1 must have been scored after resuming)"
     assert not (fresh_after & before)
 

@@ -59,15 +59,18 @@ def _cached_rows(run_uri: str) -> set:
     return rows
 
 
-def _fresh_rows(run_uri: str) -> set:
+def _score_tables(run_uri: str) -> set:
+    return {u for u in storage.list_uris(run_uri) if "/scores-" in u and u.endswith(".parquet")}
+
+
+def _fresh_rows(run_uri: str, skip: set = frozenset()) -> set:
+    """Rows marked fresh in the stage tables, leaving out `skip` (tables an earlier attempt wrote:
+    a rerun keeps them and writes its own beside them)."""
     rows = set()
-    for uri in storage.list_uris(run_uri):
-        if "/scores-" in uri and uri.endswith(".parquet"):
-            rows |= {
-                (r["content_hash"], r["task"], r["example_id"])
-                for r in runlog.read_table(uri).to_pylist()
-                if r["fresh"]
-            }
+    for uri in sorted(_score_tables(run_uri) - set(skip)):
+        rows |= {
+            (r["content_hash"], r["task"], r["example_id"]) for r in runlog.read_table(uri).to_pylist() if r["fresh"]
+        }
     return rows
 
 
@@ -97,6 +100,7 @@ def test_pso_run_is_interrupted_resumed_and_rescores_nothing(s3_env, micro_bench
     assert any("initial population" in line for line in seen)
     assert storage.exists(layout.metrics(0)) and not storage.exists(layout.final("results.parquet"))
     before = _cached_rows(run_uri)
+    tables_before = _score_tables(run_uri)
     assert before
 
     # 2. resume: finishes, prints the results table with the search's row
@@ -127,7 +131,7 @@ def test_pso_run_is_interrupted_resumed_and_rescores_nothing(s3_env, micro_bench
     assert compute["by_kind"]["pso_move"]["steps"] >= 4 + 2 * 4  # particles + two steps of moves (+ resumed ones)
 
     # ... and nothing scored before the interruption was evaluated again
-    fresh_after = _fresh_rows(run_uri)
+    fresh_after = _fresh_rows(run_uri, skip=tables_before)
     assert fresh_after, "the resumed run evaluated nothing (step 2 must have been scored after resuming)"
     assert not (fresh_after & before)
 
