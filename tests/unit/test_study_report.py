@@ -1,0 +1,105 @@
+"""The study report on a small synthetic study: every file is written, the Markdown carries the
+methods, the deterministic note, the numbers of summary.parquet and its plots inline, and
+paired.parquet holds what paired_difference computes."""
+
+from __future__ import annotations
+
+import base64
+import re
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from saemerge.study.report import write_report
+from saemerge.study.stats import paired_difference
+
+ACCURACY = {"sae": 0.7, "pso": 0.6, "ties": 0.5}
+DETERMINISTIC = {"ties"}
+
+
+def study() -> tuple[pa.Table, list[dict]]:
+    rng = np.random.default_rng(0)
+    rows, runs = [], []
+    for bench in (0, 1):
+        for run in (0, 1):
+            for method, p in ACCURACY.items():
+                macro = []
+                for task in ("math", "code"):
+                    scores = (rng.random(50) < p).astype(float)
+                    macro.append(scores.mean())
+                    rows += [
+                        {"bench_seed": bench, "run_seed": run, "method": method, "task": task,
+                         "example_id": f"{task}/{i}", "score": s}
+                        for i, s in enumerate(scores)
+                    ]  # fmt: skip
+                search = method != "ties"
+                runs.append(
+                    {"bench_seed": bench, "run_seed": run, "method": method, "macro": float(np.mean(macro)),
+                     "opt_score": float(np.mean(macro)) + 0.05 if search else None,
+                     "compute_seconds": 100.0 + run if search else 5.0,
+                     "evaluated_examples": 4000 if search else None, "run_uri": f"s3://b/study/{method}/{bench}-{run}"}
+                )  # fmt: skip
+    return pa.Table.from_pylist(rows), runs
+
+
+def test_write_report(tmp_path):
+    examples, runs = study()
+    out = write_report(
+        tmp_path / "report",
+        examples,
+        runs,
+        title="Study: SAE vs PSO",
+        reference="sae",
+        deterministic=DETERMINISTIC,
+        header=["command: saemerge study run study.yaml", "machine: test", "wall time: 1 s"],
+        n_boot=300,
+    )
+    names = [
+        "report.md",
+        "report.html",
+        "summary.parquet",
+        "paired.parquet",
+        "runs.parquet",
+        "accuracy.png",
+        "paired.png",
+    ]
+    for name in names:
+        assert (tmp_path / "report" / name).stat().st_size > 0
+        assert out[name] == tmp_path / "report" / name
+
+    md = (tmp_path / "report" / "report.md").read_text()
+    for method in ACCURACY:
+        assert f"| {method} |" in md
+    assert "Deterministic methods (ties): evaluated once per bench seed; n counts bench seeds." in md
+    assert "## Paired differences: sae − X" in md
+    embedded = dict(re.findall(r"!\[([^\]]+)\]\(data:image/png;base64,([A-Za-z0-9+/=]+)\)", md))
+    assert base64.b64decode(embedded["accuracy.png"]) == (tmp_path / "report" / "accuracy.png").read_bytes()
+    assert "[paired.png](paired.png)" in md
+    html = (tmp_path / "report" / "report.html").read_text()
+    assert html.count("data:image/png;base64,") == 2 and "n counts bench seeds" in html
+
+    summary = pq.read_table(out["summary.parquet"]).to_pylist()
+    assert summary == out["summary"]
+    assert {(r["method"], r["task"]) for r in summary} == {(m, t) for m in ACCURACY for t in ("math", "code", "macro")}
+    for r in summary:
+        assert f"{r['mean']:.3f} ± [{r['low']:.3f}, {r['high']:.3f}] (n={r['n']})" in md
+        assert r["n"] == (2 if r["method"] == "ties" else 4)
+
+    paired = pq.read_table(out["paired.parquet"]).to_pylist()
+    for other in ("pso", "ties"):
+        expected = paired_difference(examples, "sae", other, DETERMINISTIC, n_boot=300)
+        mine = {r["task"]: r for r in paired if r["other"] == other}
+        assert set(mine) == set(expected)
+        for task, d in expected.items():
+            row = mine[task]
+            assert (row["mean"], row["low"], row["high"]) == (d.mean, d.low, d.high)
+            assert (row["wins"], row["ties"], row["n_units"]) == (d.wins, d.ties, d.n_units)
+    assert {r["reference"] for r in paired} == {"sae"}
+
+    assert pq.read_table(out["runs.parquet"]).to_pylist() == runs
+    # Compute and optimisation-vs-test tables: per-run means; ties has no optimisation score.
+    assert "| sae | 100.5 | 4000 | 4 |" in md
+    assert "| ties | 5.0 | – | 4 |" in md
+    gap_rows = md.split("## Optimisation vs test")[1].split("## Plots")[0]
+    assert "| sae |" in gap_rows and "+0.050" in gap_rows and "| ties |" not in gap_rows
