@@ -8,8 +8,9 @@ import json
 import pytest
 import torch
 
-from saemerge.bench.build import build_bench
+from saemerge.bench.build import BENCH_VERSION, build_bench
 from saemerge.bench.reference_scorer import choice_logliks, evaluate_checkpoint, score_mc
+from saemerge.bench.sizes import get_size
 from saemerge.bench.splits import SPLITS, TASKS, load_split, normalise_question
 from saemerge.cli import main
 from saemerge.evaluate import formats
@@ -45,6 +46,7 @@ def _hashed_files(root):
 def test_bench_json_follows_the_data_contract(micro):
     out, bench = micro
     assert bench["size"] == "micro" and bench["seed"] == 0 and bench["build_seconds"] > 0
+    assert bench["version"] == BENCH_VERSION
     assert set(bench["models"]) == {"base", "math", "multilingual"}
     for acc in bench["models"].values():
         assert set(acc) == {"math", "multilingual"}
@@ -71,11 +73,18 @@ def test_splits_are_disjoint_and_shaped_as_the_contract(micro):
             assert not test_questions & {normalise_question(x["question"]) for x in splits[split]}
         for split, items in splits.items():
             assert [x["id"] for x in items] == [f"{prefix}-{split}-{i}" for i in range(len(items))]
-    for x in load_split(out / "data", "math", "test"):
-        assert list(x) == ["id", "question", "answer"] and formats.gold_math_answer(x["answer"])
+    spec = get_size("micro")
+    math = load_split(out / "data", "math", "test")
+    assert len(math) == spec.math_counts[2] + spec.math_test_extra
+    for x in math:
+        assert list(x) == ["id", "question", "answer", "cluster"] and formats.gold_math_answer(x["answer"])
+        assert x["cluster"] == x["id"]
     ml = load_split(out / "data", "multilingual", "test")
-    assert list(ml[0]) == ["id", "question", "options", "answer", "answer_index", "category", "language"]
+    fields = ["id", "question", "options", "answer", "answer_index", "category", "language", "cluster"]
+    assert all(list(x) == fields for x in ml)
     assert len({x["language"] for x in ml}) >= 4
+    pairs = spec.ml_relations * spec.ml_subjects * len(spec.ml_languages)
+    assert len(ml) == pairs * (1 + spec.ml_test_extra) and len({x["cluster"] for x in ml}) == pairs
 
 
 def test_checkpoints_load_with_auto_classes_and_generate(micro):

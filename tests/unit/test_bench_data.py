@@ -8,9 +8,10 @@ import re
 
 import pytest
 
-from saemerge.bench.lexicon import LANGUAGE_CODES, build_languages
+from saemerge.bench.lexicon import LANGUAGE_CODES, build_languages, english_words
 from saemerge.bench.mathdata import MAX_VALUE, iter_problems
 from saemerge.bench.mcdata import RELATIONS, build_world, make_items
+from saemerge.bench.sizes import SIZES
 from saemerge.bench.splits import (
     check_disjoint,
     normalise_question,
@@ -75,8 +76,9 @@ def mc():
 
 def test_mc_items_have_mmlu_prox_fields(mc):
     counts = set()
+    fields = {"question", "options", "answer", "answer_index", "category", "language"}
     for item in mc["train"] + mc["test"]:
-        assert set(item) == {"question", "options", "answer", "answer_index", "category", "language"}
+        assert set(item) == fields | ({"cluster"} if item in mc["test"] else set())
         counts.add(len(item["options"]))
         assert len(set(item["options"])) == len(item["options"])
         assert item["answer"] == formats.LETTERS[item["answer_index"]]
@@ -88,6 +90,59 @@ def test_mc_items_have_mmlu_prox_fields(mc):
 def test_all_relations_give_4_to_10_options():
     assert sorted(len(r.values) for r in RELATIONS) == [4, 5, 6, 7, 8, 9, 10]
     assert all(len(r.templates) == 6 for r in RELATIONS)
+
+
+def test_test_only_phrasings_add_no_word_and_repeat_no_phrasing():
+    """New words would change the ciphers (and so every item and the trained models)."""
+    for r in RELATIONS:
+        assert len(r.extra_templates) >= max(s.ml_test_extra for s in SIZES.values())
+        assert set(english_words(list(r.extra_templates))) <= set(english_words(list(r.templates))), r.name
+        keys = [normalise_question(t) for t in r.templates + r.extra_templates]
+        assert len(set(keys)) == len(keys) and all(t.count("{s}") == 1 for t in r.extra_templates)
+
+
+@pytest.fixture(scope="module")
+def mc_extra():
+    return make_items(0, list(LANGUAGE_CODES[:4]), n_relations=3, n_subjects=8, pretrain_relations=1, test_extra=3)
+
+
+def test_extra_test_items_leave_every_other_item_and_the_order_unchanged(mc_extra):
+    plain = make_items(0, list(LANGUAGE_CODES[:4]), n_relations=3, n_subjects=8, pretrain_relations=1)
+    for split in ("train", "validation", "pretrain"):
+        assert mc_extra[split] == plain[split]
+    n = len(plain["test"])
+    assert mc_extra["test"][:n] == plain["test"]  # the original test items first, in their order
+    assert len(mc_extra["test"]) == n * (1 + 3)
+
+
+def test_extra_test_items_are_unseen_and_clustered_by_fact_and_language(mc_extra):
+    check_disjoint(mc_extra, "multilingual")
+    train_val = {normalise_question(x["question"]) for s in ("train", "validation") for x in mc_extra[s]}
+    test = [normalise_question(x["question"]) for x in mc_extra["test"]]
+    assert not set(test) & train_val and len(set(test)) == len(test)
+    clusters = {}
+    for x in mc_extra["test"]:
+        clusters.setdefault(x["cluster"], []).append(x)
+    assert len(clusters) == 3 * 8 * 4 and all(len(v) == 4 for v in clusters.values())
+    for cluster, items in clusters.items():
+        relation, subject, language = cluster.split(":")
+        assert {(x["language"], x["answer_index"], x["category"]) for x in items} == {
+            (language, items[0]["answer_index"], next(r.category for r in RELATIONS if r.name == relation))
+        }
+        if language == "en":
+            assert all(subject in x["question"] for x in items)
+    with pytest.raises(SaeMergeError, match="ml_test_extra 7"):
+        make_items(0, ["en"], n_relations=1, n_subjects=2, test_extra=7)
+
+
+def test_extra_math_test_problems_come_after_every_other_split():
+    counts = {"test": 5, "validation": 5, "train": 40, "pretrain": 20}
+    plain = unique_by_question(iter_problems(0), counts)
+    more = unique_by_question(iter_problems(0), {**counts, "test_extra": 7})
+    assert all(more[s] == plain[s] for s in counts) and len(more["test_extra"]) == 7
+    assert unique_by_question(iter_problems(0), {**counts, "test_extra": 0})["test_extra"] == []
+    splits = {"train": more["train"], "validation": more["validation"], "test": more["test"] + more["test_extra"]}
+    check_disjoint(splits, "math")
 
 
 def test_mc_test_questions_are_unseen_but_their_facts_are_learnable(mc):
@@ -142,8 +197,10 @@ def test_jsonl_round_trip_and_ids(tmp_path):
     counts = write_splits(tmp_path, "math", splits)
     assert counts == {"train": 1, "validation": 0, "test": 1}
     rows = read_jsonl(tmp_path / "math" / "test.jsonl")
-    assert rows == [{"id": "math-test-0", "question": "y", "answer": "#### 2"}]
-    assert list(rows[0]) == ["id", "question", "answer"]
+    # a test item without a cluster is its own cluster
+    assert rows == [{"id": "math-test-0", "question": "y", "answer": "#### 2", "cluster": "math-test-0"}]
+    assert list(rows[0]) == ["id", "question", "answer", "cluster"]
+    assert list(read_jsonl(tmp_path / "math" / "train.jsonl")[0]) == ["id", "question", "answer"]
     write_jsonl(tmp_path / "ml.jsonl", [{"question": "ĉu?", "options": ["ŝi"]}])
     assert "ĉu?" in (tmp_path / "ml.jsonl").read_text(encoding="utf-8")  # UTF-8, not \u escapes
 

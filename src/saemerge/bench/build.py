@@ -2,7 +2,7 @@
 
 Output (the data contract shared with the evaluator)::
 
-    OUT/bench.json                       size, seed, build_seconds, phase_seconds, models (accuracy
+    OUT/bench.json                       version (BENCH_VERSION), size, seed, build_seconds, phase_seconds, models (accuracy
                                          of every model on both test sets), tasks (counts), versions
     OUT/models/{base,math,multilingual}/ HF checkpoints (config.json, model.safetensors,
                                          generation_config.json, tokenizer files)
@@ -71,6 +71,13 @@ from saemerge.evaluate import formats
 log = logging.getLogger(__name__)
 
 MODELS = ("base", "math", "multilingual")
+
+#: The build's format and content version, recorded in ``bench.json`` as ``"version"``.
+#: Bump it whenever the same (size, seed) would give different bytes (data, tokenizer,
+#: weights), so that cached benches built by older code can be recognised and rebuilt.
+#: 2: bigger test sets (``math_test_extra``, ``ml_test_extra``) and a ``"cluster"`` per
+#: test item; the models and every other item are unchanged.
+BENCH_VERSION = 2
 _OUTPUTS = ("bench.json", "models", "data")  # what --force replaces
 
 #: Appended after every training target so the model learns to stop: the first of the
@@ -240,12 +247,22 @@ def build_bench(
         with phase("data"):
             n_train, n_val, n_test = spec.math_counts
             # Worked problems for the base come after the splits: disjoint from them by question.
+            # The extra test problems come after everything else, so no earlier split changes.
             math = unique_by_question(
                 iter_problems(seed),
-                {"test": n_test, "validation": n_val, "train": n_train, "pretrain": spec.pretrain_problems},
+                {
+                    "test": n_test,
+                    "validation": n_val,
+                    "train": n_train,
+                    "pretrain": spec.pretrain_problems,
+                    "test_extra": spec.math_test_extra,
+                },
             )
+            math["test"] += math.pop("test_extra")
             langs = list(spec.ml_languages)
-            mc = make_items(seed, langs, spec.ml_relations, spec.ml_subjects, spec.ml_pretrain_relations)
+            mc = make_items(
+                seed, langs, spec.ml_relations, spec.ml_subjects, spec.ml_pretrain_relations, spec.ml_test_extra
+            )
             counts = {
                 "math": write_splits(data_dir, "math", math),
                 "multilingual": write_splits(data_dir, "multilingual", mc),
@@ -323,6 +340,7 @@ def build_bench(
                 log.info("bench build: %s accuracy %s", name, scores[name])
 
     bench = {
+        "version": BENCH_VERSION,
         "size": spec.name,
         "seed": seed,
         "build_seconds": round(time.perf_counter() - start, 2),

@@ -15,7 +15,9 @@ steps to 0.75), far beyond the tiny benchmark's minutes of CPU.
 Splits are disjoint by question text and the knowledge still generalises: for every
 (fact, language) pair, one phrasing goes to test, one to validation and four to
 train. A test item asks a fact the model saw in training, in the same language, with a
-phrasing it never saw for that fact.
+phrasing it never saw for that fact. Test-only phrasings (``extra_templates``, words of
+the six phrasings in another order) give each pair more test items without changing any
+training item.
 
 Further relations of the same world can be answered items for the base model's corpus
 (``pretrain_relations``): the base learns the exam's format, lettered options and the
@@ -50,6 +52,9 @@ class Relation:
     category: str
     values: tuple[str, ...]
     templates: tuple[str, ...]
+    # Test-only phrasings (:func:`make_items`'s ``test_extra``). Their words are all words of
+    # ``templates``, so the world's vocabulary, and therefore every cipher, stays as it was.
+    extra_templates: tuple[str, ...] = ()
 
 
 RELATIONS: tuple[Relation, ...] = (
@@ -65,6 +70,14 @@ RELATIONS: tuple[Relation, ...] = (
             "Of what color is the {s} bird?",
             "Tell the color of the {s} bird.",
         ),
+        (
+            "Which color is the {s} bird?",
+            "What is the color of the {s} bird?",
+            "What color does the {s} bird have?",
+            "The {s} bird is which color?",
+            "Name the color the {s} bird has.",
+            "Tell what color the {s} bird has.",
+        ),
     ),
     Relation(
         "season",
@@ -77,6 +90,14 @@ RELATIONS: tuple[Relation, ...] = (
             "Name the season of {s} fever.",
             "When does {s} fever come, in which season?",
             "Tell the season of {s} fever.",
+        ),
+        (
+            "Which season does {s} fever come in?",
+            "Name the season when {s} fever comes.",
+            "Name the season which brings {s} fever.",
+            "Tell which season brings {s} fever.",
+            "When does {s} fever come?",
+            "Tell the season {s} fever comes in.",
         ),
     ),
     Relation(
@@ -91,6 +112,14 @@ RELATIONS: tuple[Relation, ...] = (
             "Of which material is the {s} tool?",
             "Tell the material of the {s} tool.",
         ),
+        (
+            "Which material is the {s} tool of?",
+            "What material is the {s} tool made of?",
+            "The {s} tool is of which material?",
+            "Tell what the {s} tool is made of.",
+            "Name what the {s} tool is made of.",
+            "What is the material of the {s} tool?",
+        ),
     ),
     Relation(
         "century",
@@ -103,6 +132,14 @@ RELATIONS: tuple[Relation, ...] = (
             "Name the century when the town of {s} was founded.",
             "When was the town of {s} founded, in which century?",
             "Tell the founding century of the town of {s}.",
+        ),
+        (
+            "Which century was the town of {s} founded in?",
+            "When was the town of {s} founded?",
+            "Name the founding century of the town of {s}.",
+            "Tell the century when the town of {s} was founded.",
+            "The founding of the town of {s} was in which century?",
+            "In which century was the founding of the town of {s}?",
         ),
     ),
     Relation(
@@ -117,6 +154,14 @@ RELATIONS: tuple[Relation, ...] = (
             "Where is {s}, in which region?",
             "Tell the region of {s}.",
         ),
+        (
+            "Which region is {s}?",
+            "Where is {s}?",
+            "{s} is in which region?",
+            "Name the region {s} lies in.",
+            "Tell which region {s} is in.",
+            "Where, in which region, is {s}?",
+        ),
     ),
     Relation(
         "export",
@@ -130,6 +175,14 @@ RELATIONS: tuple[Relation, ...] = (
             "What does {s} export most?",
             "Tell the main export of {s}.",
         ),
+        (
+            "What is the export of {s}?",
+            "Which good is the main export of {s}?",
+            "Name the good {s} does export most.",
+            "Tell what {s} does export most.",
+            "The good {s} does export most is which?",
+            "What good does {s} export most?",
+        ),
     ),
     Relation(
         "metal",
@@ -142,6 +195,14 @@ RELATIONS: tuple[Relation, ...] = (
             "Name the metal in the {s} alloy.",
             "Of which metal is the {s} alloy made?",
             "Tell the metal of the {s} alloy.",
+        ),
+        (
+            "What metal is in the {s} alloy?",
+            "Which metal does the {s} alloy contain?",
+            "Name the metal of the {s} alloy.",
+            "Tell the metal in the {s} alloy.",
+            "The {s} alloy is made of which metal?",
+            "Tell which metal the {s} alloy contains.",
         ),
     ),
 )
@@ -195,12 +256,24 @@ def _item(fact: Fact, template: str, lang: Language) -> dict:
 
 
 def make_items(
-    seed: int, languages: list[str], n_relations: int, n_subjects: int, pretrain_relations: int = 0
+    seed: int,
+    languages: list[str],
+    n_relations: int,
+    n_subjects: int,
+    pretrain_relations: int = 0,
+    test_extra: int = 0,
 ) -> dict[str, list[dict]]:
     """The multilingual items per split (without ids), shuffled.
 
     For every fact and language, the relation's six phrasings are shuffled: one goes to
-    test, one to validation, four to train.
+    test, one to validation, four to train. With ``test_extra``, each (fact, language)
+    pair also gets that many of the relation's test-only phrasings
+    (``Relation.extra_templates``), appended after the original test items in an order of
+    their own: they are drawn with a separate random stream, so every other item, and
+    the order of the original test items, is the same as without them.
+
+    Every test item has ``"cluster": "<relation>:<subject>:<language>"``: the items of one
+    (fact, language) pair ask the same fact and are correlated.
 
     Args:
         languages: language codes, e.g. ``["en", "qaa", "qab", "qac"]``.
@@ -208,6 +281,8 @@ def make_items(
         pretrain_relations: this many further relations (after the task's ones) give
             the ``"pretrain"`` items: every phrasing of their facts, for the base model's
             corpus. Their facts, subjects and options never occur in the task's splits.
+        test_extra: test-only phrasings per (fact, language) pair, at most
+            ``len(extra_templates)`` of each task relation.
 
     Returns:
         ``{"train": [...], "validation": [...], "test": [...]}``, plus ``"pretrain"``
@@ -218,10 +293,18 @@ def make_items(
             f"ml_relations {n_relations} + ml_pretrain_relations {pretrain_relations}: "
             f"more than the {len(RELATIONS)} relations defined"
         )
+    short = [r.name for r in RELATIONS[:n_relations] if len(r.extra_templates) < test_extra]
+    if test_extra < 0 or short:
+        raise SaeMergeError(
+            f"ml_test_extra {test_extra}: relation {short[0] if short else '-'} has fewer extra phrasings"
+        )
     facts, langs = _world(seed, languages, n_relations + pretrain_relations, n_subjects)
     task = {r.name for r in RELATIONS[:n_relations]}
     rng = random.Random(f"mc-{seed}")
+    # A stream of its own: the test-only phrasings leave ``rng``'s draws, and so every other item, as they were.
+    extra_rng = random.Random(f"mc-extra-{seed}")
     splits: dict[str, list[dict]] = {"train": [], "validation": [], "test": []}
+    extra: list[dict] = []
     pretrain: list[dict] = []
     for fact in facts:
         for code in languages:
@@ -231,11 +314,18 @@ def make_items(
             if fact.relation.name not in task:
                 pretrain += items
                 continue
-            splits["test"].append(items[0])
+            cluster = f"{fact.relation.name}:{fact.subject}:{code}"
+            splits["test"].append({**items[0], "cluster": cluster})
             splits["validation"].append(items[1])
             splits["train"] += items[2:]
+            if test_extra:
+                more = list(fact.relation.extra_templates)
+                extra_rng.shuffle(more)
+                extra += [{**_item(fact, t, langs[code]), "cluster": cluster} for t in more[:test_extra]]
     for items in splits.values():
         rng.shuffle(items)
+    extra_rng.shuffle(extra)
+    splits["test"] += extra
     if pretrain_relations:
         rng.shuffle(pretrain)
         splits["pretrain"] = pretrain

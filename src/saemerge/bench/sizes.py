@@ -65,6 +65,10 @@ class BenchSize:
     # task vector, so the skill survives the halving that a weight average (and SAE's λ ≈ 0.5) applies
     expert_scale_cycle: tuple[float, ...] = (1.0, 0.5)
     eval_batch_size: int = 64
+    # test items drawn after every other split (no training item changes): math problems
+    # appended to the test split, and test-only phrasings per (fact, language) pair
+    math_test_extra: int = 0
+    ml_test_extra: int = 0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -99,6 +103,8 @@ SIZES: dict[str, BenchSize] = {
             warmup_steps=2,
             expert_anchor=5.0,
             eval_batch_size=32,
+            math_test_extra=16,
+            ml_test_extra=2,
         ),
         BenchSize(
             name="tiny",
@@ -125,6 +131,8 @@ SIZES: dict[str, BenchSize] = {
             ml_lr=1e-3,
             warmup_steps=20,
             expert_anchor=5.0,
+            math_test_extra=800,
+            ml_test_extra=5,
         ),
         BenchSize(
             name="small",
@@ -151,6 +159,7 @@ SIZES: dict[str, BenchSize] = {
             ml_lr=8e-4,
             warmup_steps=50,
             expert_anchor=5.0,
+            ml_test_extra=1,
         ),
     )
 }

@@ -6,6 +6,12 @@ Layout (the data contract shared with the evaluator)::
     data/multilingual/{train,validation,test}.jsonl  {"id": "ml-<split>-<n>", "question", "options",
                                                       "answer", "answer_index", "category", "language"}
 
+Every test item also has ``"cluster"`` (last field): items of one cluster are correlated,
+independent of other clusters' items, for clustered standard errors. A math problem is
+its own cluster (its id); a multilingual item's cluster is its (fact, language) pair,
+``"<relation>:<subject>:<language>"`` (e.g. ``"color:Blorp:qaa"``), shared by the pair's
+phrasings.
+
 Test items never appear in train or validation, compared by normalised question text.
 """
 
@@ -42,6 +48,8 @@ def unique_by_question(stream: Iterable[dict], counts: dict[str, int]) -> dict[s
     it = iter(stream)
     for split, n in counts.items():
         out[split] = []
+        if n <= 0:
+            continue
         for item in it:
             key = normalise_question(item["question"])
             if key in seen:
@@ -111,7 +119,11 @@ def load_split(data_dir: Path, task: str, split: str, limit: int | None = None) 
 
 
 def write_splits(data_dir: Path, task: str, splits: dict[str, list[dict]]) -> dict[str, int]:
-    """Assign ids, check disjointness and write the three files; returns counts per split."""
+    """Assign ids, check disjointness and write the three files; returns counts per split.
+
+    A test item without a ``"cluster"`` gets its own id as its cluster.
+    """
     with_id = {split: with_ids(task, split, splits[split]) for split in SPLITS}
+    with_id["test"] = [x if "cluster" in x else {**x, "cluster": x["id"]} for x in with_id["test"]]
     check_disjoint(with_id, task)
     return {split: write_jsonl(split_path(data_dir, task, split), with_id[split]) for split in SPLITS}
