@@ -31,6 +31,7 @@ def init_population(
     eval_device: str,
     eval_dtype: str,
     eval_batch_size: int,
+    score_cache: str,
     metrics: Output[Metrics],
 ) -> List[dict]:
     """Validate every run parameter, write run.json, list the initial sparse variants (SAE-SPEC §6.1).
@@ -73,6 +74,7 @@ def init_population(
             eval_device=eval_device,
             eval_dtype=eval_dtype,
             eval_batch_size=eval_batch_size,
+            score_cache=score_cache,
         )
     )
     variants = init(config)

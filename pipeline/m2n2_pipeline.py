@@ -158,6 +158,7 @@ def build_pipeline(options: CompileOptions = CompileOptions(search=M2N2)):
                 eval_device=p.eval_device,
                 eval_dtype=p.eval_dtype,
                 eval_batch_size=p.eval_batch_size,
+                score_cache=p.score_cache,
                 m2n2_children=p.m2n2_children,
                 m2n2_alpha=p.m2n2_alpha,
             )

@@ -132,6 +132,7 @@ def build_pipeline(options: CompileOptions = CompileOptions(search=PSO)):
                 eval_device=p.eval_device,
                 eval_dtype=p.eval_dtype,
                 eval_batch_size=p.eval_batch_size,
+                score_cache=p.score_cache,
                 pso_w=p.pso_w,
                 pso_c1=p.pso_c1,
                 pso_c2=p.pso_c2,

@@ -209,6 +209,7 @@ def build_pipeline(options: CompileOptions = CompileOptions()):
                 eval_device=eval_device,
                 eval_dtype=eval_dtype,
                 eval_batch_size=eval_batch_size,
+                score_cache=p.score_cache,
             )
         ).set_display_name("init population")
         with dsl.ParallelFor(items=init.outputs["Output"], parallelism=options.merge_parallelism) as variant:

@@ -195,6 +195,11 @@ class RunConfig:
     eval_device: str = _param("auto", help="device of evaluation (auto: CUDA when present)")
     eval_dtype: str = _param("auto", help="dtype of evaluation", choices=EVAL_DTYPES)
     eval_batch_size: int = _param(16, help="evaluation batch size", minimum=1)
+    score_cache: str = _param(
+        "",
+        help="prefix of a score cache shared with other runs (a study's); empty: the run's own",
+        spec="SAE-SPEC §4",
+    )
     pso_w: float = _param(0.2, help="PSO inertia w", spec="SAE-SPEC §7 (PSO-Merging)", minimum=0.0, searches=(PSO,))
     pso_c1: float = _param(
         2.0,

@@ -250,3 +250,64 @@ def test_the_production_factory_keeps_its_evaluator_across_rounds(monkeypatch):
     assert len(built) == 3
     del factory
     assert len(closed) == 3  # collected with its factory
+
+
+def test_runs_sharing_a_score_cache_score_a_model_once_and_select_on_their_own_examples(
+    tmp_path, run_with_models, scripted_lm
+):
+    """Two runs (two seeds) with one `score_cache`: what run a scored, run b never evaluates again;
+    run b's choice of its best member counts only run b's optimisation examples, not run a's
+    samples nor the test rows that run a's final step wrote into the shared cache."""
+    from saemerge.config import RunConfig
+    from saemerge.steps.evaluation import cache_identity
+    from saemerge.steps.final import optimisation_keys
+
+    _, data, good, bad = run_with_models
+    half = publish_answer_key(str(tmp_path / "models" / "half"), data, right=0.5)
+    shared = str(tmp_path / "shared-cache")
+    evaluator = CountingEvaluator(scripted_lm)
+    finals = {}
+    for name, seed in (("a", 0), ("b", 1)):
+        run = str(tmp_path / name)
+        config = RunConfig.from_params(
+            {
+                "run_uri": run,
+                "experts": [bad["uri"], half["uri"]],
+                "base_uri": good["uri"],
+                "data_uri": str(data),
+                "seed": seed,
+                "score_cache": shared,
+                "opt_sizes": {t: 4 for t in TASKS},
+                "test_sizes": {t: 5 for t in TASKS},
+            }
+        )
+        runlog.write_json(RunLayout(run).run_json, {"config": config.to_json()})
+        sample = sample_optimisation_set(run, 0, str(data), config.opt_sizes, seed=seed)
+        evaluator.scored.clear()
+        archive = evaluate_candidates(run, 0, "archive", [half, good], sample, gamma=0.05, evaluator=evaluator)
+        opt_scored = list(evaluator.scored)
+        evaluator.scored.clear()
+        final_evaluate(
+            run, archive, config.experts, good["uri"], str(data), config.test_sizes, [],
+            seed=seed, gamma=0.05, evaluator=evaluator,
+        )  # fmt: skip
+        finals[name] = (set(opt_scored), set(evaluator.scored))
+        identity = cache_identity(config.to_json())
+
+    (a_opt, a_test), (b_opt, b_test) = finals["a"], finals["b"]
+    # The base and experts are the same models: run b scores only the test items run a's draw lacked
+    # (a study draws the whole test split, so there it scores none), and only new optimisation items.
+    assert a_test and not b_test & a_test
+    assert b_opt and not b_opt & a_opt
+    assert storage.exists(f"{shared}/{identity}/{half['content_hash']}.parquet")
+    assert not storage.exists(RunLayout(str(tmp_path / "b")).score_cache(half["content_hash"]))
+
+    layout_b = RunLayout(str(tmp_path / "b"))
+    keys_b = optimisation_keys(layout_b)
+    assert keys_b == {(t, str(d["id"])) for t, ds in _docs(layout_b.sample(0)).items() for d in ds}
+    own = ScoreCache.for_run(layout_b).on(half["content_hash"], _docs(layout_b.sample(0)))
+    best = runlog.read_json(layout_b.final("best.json"))
+    if best["id"] == half["id"]:
+        assert best["overall_score"] == pytest.approx(sum(own.per_task.values()) / len(own.per_task))
+    cached_half = ScoreCache.for_run(layout_b).get(half["content_hash"])
+    assert len(cached_half.per_example) > len(keys_b)  # the shared file holds more than run b's examples

@@ -10,6 +10,8 @@ tests can give them the scripted model.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import math
 import weakref
@@ -109,17 +111,62 @@ def read_sample(sample_dir: Path) -> dict[str, list[dict]]:
     return {task: read_jsonl(path) for task, path in files.items()}
 
 
-class ScoreCache:
-    """Every per-example result of each model of a run, and what is still to be scored."""
+def cache_identity(config: Mapping) -> str:
+    """What a cached score depends on besides (model content, task, example id): a short digest.
 
-    def __init__(self, layout: RunLayout):
+    The evaluator (lm-eval's version, the shipped task YAMLs of the run's tasks, dtype, device
+    and batch size: padding can flip a greedy answer) and the data the example ids refer to
+    (``data_uri``: example ids are only unique within one data set, so a data set rebuilt in
+    place must get a new URI). Tasks that draw few-shot examples at random add the run seed:
+    their prompts differ between seeds. Runs with the same identity can share a score cache.
+    """
+    from importlib.metadata import version
+
+    from saemerge.evaluate.taskspec import get_task
+
+    tasks = sorted(config["opt_sizes"])
+    parts: dict = {
+        "lm_eval": version("lm_eval"),
+        "tasks": {t: hashlib.sha256(get_task(t).yaml.read_bytes()).hexdigest() for t in tasks},
+        "eval_dtype": config.get("eval_dtype"),
+        "eval_device": config.get("eval_device"),
+        "eval_batch_size": config.get("eval_batch_size"),
+        "data_uri": config["data_uri"],
+    }
+    if any(get_task(t).shots and get_task(t).shot_order == "random" for t in tasks):
+        parts["seed"] = config.get("seed")
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
+
+
+class ScoreCache:
+    """Every per-example result of each model of a run, and what is still to be scored.
+
+    The rows live in the run (``RUN/cache/scores/``), or under a prefix shared by several runs
+    (the run parameter ``score_cache``, e.g. a study's): ``PREFIX/<cache_identity>/``, so two
+    runs that make the same model, or the same baseline merge, score it once. Concurrent
+    writers of one model's file may drop each other's new rows (the last write wins): those
+    examples are evaluated again later, never scored wrong.
+    """
+
+    def __init__(self, layout: RunLayout, root: str | None = None):
         self.layout = layout
+        self.root = root
         self._loaded: dict[str, EvalResult | None] = {}
+
+    @classmethod
+    def for_run(cls, layout: RunLayout) -> ScoreCache:
+        """The run's cache: the shared one its ``run.json`` names, else the run's own."""
+        config = layout.read_config() if storage.exists(layout.run_json) else {}
+        shared = config.get("score_cache")
+        return cls(layout, storage.join(shared, cache_identity(config)) if shared else None)
+
+    def uri(self, digest: str) -> str:
+        return storage.join(self.root, f"{digest}.parquet") if self.root else self.layout.score_cache(digest)
 
     def get(self, digest: str) -> EvalResult | None:
         """All cached rows of a model, or None when it was never scored."""
         if digest not in self._loaded:
-            uri = self.layout.score_cache(digest)
+            uri = self.uri(digest)
             self._loaded[digest] = EvalResult.from_table(runlog.read_table(uri)) if storage.exists(uri) else None
         return self._loaded[digest]
 
@@ -135,7 +182,7 @@ class ScoreCache:
         fresh = {(r.task, r.example_id) for r in result.per_example} - set(rows)
         rows.update({(r.task, r.example_id): r for r in result.per_example})
         merged = EvalResult(list(rows.values()))
-        runlog.write_table(self.layout.score_cache(digest), merged.to_table())
+        runlog.write_table(self.uri(digest), merged.to_table())
         self._loaded[digest] = merged
         return fresh
 
@@ -207,7 +254,7 @@ def evaluate_candidates(
     results = {}
     if todo:
         with storage.local_input(sample) as sample_dir:
-            results = score_models(ScoreCache(layout), todo, read_sample(sample_dir), evaluator)
+            results = score_models(ScoreCache.for_run(layout), todo, read_sample(sample_dir), evaluator)
     scored, tables = [], []
     for c in candidates:
         c = dict(c)

@@ -12,6 +12,7 @@ from saemerge import runlog, storage
 from saemerge.config import BASELINES, SAE, TA_ALPHAS, model_name
 from saemerge.core.fitness import fitness, macro_average
 from saemerge.errors import SaeMergeError
+from saemerge.evaluate.results import EvalResult
 from saemerge.ops import checkpoint_sparsity, merge_checkpoints
 from saemerge.runlog import RunLayout
 from saemerge.steps.evaluation import EvaluatorFactory, ScoreCache, read_sample, score_models
@@ -20,11 +21,32 @@ from saemerge.steps.records import find_recipe, input_identity, make_record, pub
 log = logging.getLogger(__name__)
 
 
-def best_overall(cache: ScoreCache, archive: Sequence[Mapping], gamma: float) -> dict:
-    """The member with the best fitness over every optimisation example it was scored on."""
+def optimisation_keys(layout: RunLayout) -> set[tuple[str, str]]:
+    """(task, example id) of every optimisation example the run drew (all its generations' samples)."""
+    keys: set[tuple[str, str]] = set()
+    generation = 0
+    while storage.exists(layout.sample(generation)):
+        with storage.local_input(layout.sample(generation)) as sample_dir:
+            keys |= {(t, str(d["id"])) for t, ds in read_sample(sample_dir).items() for d in ds}
+        generation += 1
+    return keys
+
+
+def best_overall(
+    cache: ScoreCache, archive: Sequence[Mapping], gamma: float, keys: set[tuple[str, str]] | None = None
+) -> dict:
+    """The member with the best fitness over every optimisation example it was scored on.
+
+    Args:
+        keys: the run's optimisation examples (:func:`optimisation_keys`); cached rows of other
+            examples do not count: a shared cache also holds other runs' samples and test rows.
+    """
     best, best_key = None, None
     for record in archive:
         cached = cache.get(record["content_hash"])
+        if cached is not None and keys is not None:
+            rows = [r for r in cached.per_example if (r.task, r.example_id) in keys]
+            cached = EvalResult(rows) if rows else None
         score = macro_average(cached.per_task) if cached else float(record["score"])
         key = (fitness(score, record["sparsity"], gamma), record["id"])
         if best_key is None or key[0] > best_key[0] or (key[0] == best_key[0] and key[1] < best_key[1]):
@@ -110,34 +132,36 @@ def final_evaluate(
             entries.append((name, choose_task_arithmetic(run, experts, base_uri, seed, evaluator)))
         else:
             entries.append((name, merge_baseline(run, method, experts, base_uri, seed, **params)))
-    best = best_overall(ScoreCache(layout), archive, gamma)
+    cache = ScoreCache.for_run(layout)
+    best = best_overall(cache, archive, gamma, optimisation_keys(layout))
     search = layout.read_config().get("search", SAE) if storage.exists(layout.run_json) else SAE
     entries.append((search, best))
 
     with storage.local_input(layout.test_sample) as test_dir:
         docs = {t.removesuffix(".test"): ds for t, ds in read_sample(test_dir).items()}
         docs = {t: ds for t, ds in docs.items() if t in tasks}
+        # Through the score cache: a resumed step, or another run sharing the cache, scores a
+        # model (the base, an expert, a baseline merge) on the test set once.
+        results = score_models(cache, [record for _, record in entries], docs, evaluator)
         rows, tables = [], []
-        with evaluator(tasks) as scorer:
-            for method, record in entries:
-                with storage.local_input(record["uri"]) as model_dir:
-                    result = scorer.score(model_dir, docs)
-                per_task = result.per_task
-                rows.append(
-                    without_none(
-                        {
-                            "method": method,
-                            "id": record["id"],
-                            "uri": record["uri"],
-                            "sparsity": record.get("sparsity"),
-                            "scores": per_task,
-                            "macro": macro_average(per_task),
-                            "origin": record.get("origin", ""),
-                        }
-                    )
+        for method, record in entries:
+            result = results[record["content_hash"]][0]
+            per_task = result.per_task
+            rows.append(
+                without_none(
+                    {
+                        "method": method,
+                        "id": record["id"],
+                        "uri": record["uri"],
+                        "sparsity": record.get("sparsity"),
+                        "scores": per_task,
+                        "macro": macro_average(per_task),
+                        "origin": record.get("origin", ""),
+                    }
                 )
-                t = result.to_table()
-                tables.append(t.append_column("method", pa.array([method] * t.num_rows)))
+            )
+            t = result.to_table()
+            tables.append(t.append_column("method", pa.array([method] * t.num_rows)))
     runlog.write_table(layout.final("scores.parquet"), pa.concat_tables(tables))
     layout.write_results(rows)
     runlog.write_json(layout.final("best.json"), best)
@@ -151,7 +175,7 @@ def choose_task_arithmetic(
     layout = RunLayout(run)
     candidates = [merge_baseline(run, "task_arithmetic", experts, base_uri, seed, alpha=a) for a in TA_ALPHAS]
     with storage.local_input(layout.sample(0)) as sample_dir:
-        results = score_models(ScoreCache(layout), candidates, read_sample(sample_dir), evaluator)
+        results = score_models(ScoreCache.for_run(layout), candidates, read_sample(sample_dir), evaluator)
     scored = [(macro_average(results[c["content_hash"]][0].per_task), -a, c) for a, c in zip(TA_ALPHAS, candidates)]
     score, neg_alpha, chosen = max(scored, key=lambda s: (s[0], s[1]))
     log.info("task arithmetic: alpha %.1f chosen (optimisation-set macro %.4f)", -neg_alpha, score)

@@ -42,7 +42,7 @@ def score_matrix(run: str, records: Sequence[Mapping], sample_uri: str) -> np.nd
     """
     with storage.local_input(sample_uri) as sample_dir:
         docs = read_sample(sample_dir)
-    cache = ScoreCache(RunLayout(run))
+    cache = ScoreCache.for_run(RunLayout(run))
     rows = [[float(r.correct) for r in cache.on(rec["content_hash"], docs).per_example] for rec in records]
     return np.array(rows, dtype=np.float64).reshape(len(records), -1)
 
