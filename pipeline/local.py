@@ -53,6 +53,7 @@ class LocalRun:
     workdir: Path = Path(".saemerge")
     bench_size: str = "tiny"
     seed: int = 0
+    bench_seed: int | None = None  # None: the run seed (a study varies them apart)
     search: str = "sae"
     steps: int | None = None  # None: the search's default
     params: dict = field(default_factory=dict)  # pipeline parameters overriding the defaults
@@ -68,8 +69,13 @@ class LocalRun:
         return f"s3://{self.bucket}/runs/{self.run_id}"
 
     @property
+    def bench(self) -> int:
+        """The bench's seed: ``bench_seed``, or the run seed when none is given."""
+        return self.seed if self.bench_seed is None else self.bench_seed
+
+    @property
     def bench_uri(self) -> str:
-        return bench_uri(self.bucket, self.bench_size, self.seed)
+        return bench_uri(self.bucket, self.bench_size, self.bench)
 
     def config(self) -> RunConfig:
         """The run's configuration: the bench's models and data, then the user's --param values.
@@ -96,8 +102,16 @@ class LocalRun:
         )
 
 
+def bench_version() -> int:
+    from saemerge.bench.build import BENCH_VERSION
+
+    return BENCH_VERSION
+
+
 def bench_uri(bucket: str, size: str, seed: int) -> str:
-    return f"s3://{bucket}/bench/{size}-seed{seed}"
+    """Where a bench is published; versioned, so a bench rebuilt by newer code gets a new URI
+    (example ids are only unique within one data set: score caches key on the data's URI)."""
+    return f"s3://{bucket}/bench/{size}-seed{seed}-v{bench_version()}"
 
 
 class Phases:
@@ -135,9 +149,15 @@ def ensure_bench(workdir: Path, size: str, seed: int, bucket: str) -> str:
     from saemerge.bench.build import build_bench
 
     local = workdir / "bench" / f"{size}-seed{seed}"
-    if not (local / "bench.json").exists():
-        print(f"building the {size} benchmark once (cached in {local}) ...", flush=True)
-        build_bench(local, size=size, seed=seed)
+    built = (
+        json.loads((local / "bench.json").read_text()).get("version", 1) if (local / "bench.json").exists() else None
+    )
+    if built != bench_version():
+        why = (
+            "once" if built is None else f"again: the cached one is version {built}, this code builds {bench_version()}"
+        )
+        print(f"building the {size} benchmark {why} (cached in {local}) ...", flush=True)
+        build_bench(local, size=size, seed=seed, force=built is not None)
     uri = bench_uri(bucket, size, seed)
     for part in [f"models/{m}" for m in BENCH_MODELS] + ["data"]:
         target = storage.join(uri, part)
@@ -292,7 +312,7 @@ def run_local(run: LocalRun) -> list[dict]:
             raise SaeMergeError(f"--resume {run.run_id}: no run at {run.run_uri}")
         lease = RunLease(layout.lease, run=run.run_id).acquire()
         t = time.perf_counter()
-        ensure_bench(run.workdir, run.bench_size, run.seed, run.bucket)
+        ensure_bench(run.workdir, run.bench_size, run.bench, run.bucket)
         phases.done("benchmark (built once, cached)", t)
         (run.run_dir / "arguments.json").write_text(json.dumps(config.pipeline_arguments(), indent=1))
         print(

@@ -142,6 +142,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         workdir=Path(args.workdir),
         bench_size=args.bench_size,
         seed=args.seed,
+        bench_seed=args.bench_seed,
         search=args.search,
         steps=args.steps,
         params=params,
@@ -202,7 +203,8 @@ def register(sub) -> None:
     p.add_argument("--resume", metavar="RUN_ID", help="continue this run from its last complete generation")
     _add_search_flags(p)
     p.add_argument("--bench-size", default="tiny", help="micro, tiny or small (default tiny)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="the run's seed (sampling, pairing, DARE); default 0")
+    p.add_argument("--bench-seed", type=int, help="seed of the bench built and used (default: --seed)")
     p.add_argument("--workdir", default=".saemerge", help="local state: store data, bench cache, run logs")
     p.add_argument("--bucket", default="saemerge", help="S3 bucket of the run and the bench (default saemerge)")
     p.add_argument("--param", action="append", metavar="NAME=VALUE", help="pipeline parameter (JSON value), repeatable")
