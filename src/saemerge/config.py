@@ -422,7 +422,7 @@ def _coerce(label: str, value: Any, f: dataclasses.Field) -> Any:
         if not isinstance(value, bool):
             raise SaeMergeError(f"{label} {value!r}: expected true or false")
     elif kind is str:
-        if not isinstance(value, str) or not value:
+        if not isinstance(value, str) or not (value or f.default == ""):
             raise SaeMergeError(f"{label} {value!r}: expected a non-empty string")
     elif kind is list:
         if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) and v for v in value):
