@@ -23,7 +23,7 @@ from saemerge.errors import SaeMergeError
 
 # Modules under saemerge.cli that add verbs. Imported lazily so `saemerge schedule`
 # does not pay for kfp or lm-eval imports.
-VERB_MODULES = ("core", "store", "cache", "bench", "evaluate", "pipeline", "submit", "upload")
+VERB_MODULES = ("core", "store", "cache", "bench", "evaluate", "pipeline", "submit", "upload", "study")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -62,9 +62,12 @@ def _add_search_flags(p: argparse.ArgumentParser) -> None:
     )
 
 
-def add_compile_flags(p: argparse.ArgumentParser) -> None:
-    """Compile options (shared with `saemerge submit`)."""
-    _add_search_flags(p)
+def add_compile_flags(p: argparse.ArgumentParser, search: bool = True) -> None:
+    """Compile options (shared with `saemerge submit`; a study's arms set search and steps themselves)."""
+    if search:
+        _add_search_flags(p)
+    else:
+        p.set_defaults(search="sae", steps=None)
     p.add_argument("--cpu-image", help="image of the CPU steps (env SAEMERGE_CPU_IMAGE)")
     p.add_argument("--gpu-image", help="image of the evaluate steps (env SAEMERGE_GPU_IMAGE)")
     p.add_argument("--gpu-resource", help="accelerator resource of evaluate (default nvidia.com/gpu)")

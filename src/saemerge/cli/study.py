@@ -1,0 +1,145 @@
+"""``saemerge study``: run a grid of runs (a preset or a YAML file), locally or on Kubeflow, and report on it.
+
+    saemerge study run --local scoring          # the embedded default; resumable: run it again to go on
+    saemerge study submit table1 --host URL     # one KFP run per grid entry, in the experiment study-<id>
+    saemerge study report scoring               # studies/<id>/report/: Markdown, HTML, Parquet, PNG
+    saemerge study status scoring
+
+Presets: table1 (the paper's Table 1), scoring, archive, range, measure, schedule (Tables 2-6)
+and optset (optimisation-set size). A study's record and report live under
+s3://BUCKET/studies/<id>/; its runs under s3://BUCKET/runs/<id>-<arm>-b<bench seed>-r<run seed>.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from saemerge.cli.pipeline import add_compile_flags, compile_options, local_store_if_needed
+from saemerge.errors import SaeMergeError
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from saemerge.study.runner import run_study_local
+    from saemerge.study.spec import load_spec
+
+    if not args.local:
+        raise SaeMergeError("study run: only --local is available; on a cluster use `saemerge study submit`")
+    if args.max_runs is not None and args.max_runs < 1:
+        raise SaeMergeError(f"--max-runs {args.max_runs}: must be at least 1")
+    spec = load_spec(args.study)  # a bad study file stops here, before the store starts
+    run_study_local(spec, study_id=args.id, workdir=Path(args.workdir), bucket=args.bucket, max_runs=args.max_runs)
+    return 0
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    from saemerge.pipeline.submit import SubmitRequest
+    from saemerge.study.runner import submit_study
+    from saemerge.study.spec import load_spec
+
+    spec = load_spec(args.study)
+    template = SubmitRequest(
+        host=args.host or None,
+        token=args.token or os.environ.get("KFP_TOKEN") or None,
+        kube_context=args.kube_context,
+        namespace=args.namespace or None,
+        timeout=args.timeout,
+        poll_interval=args.poll_interval,
+        service_account=args.service_account,
+        pipeline_root=args.pipeline_root,
+        enable_caching=False if args.no_cache else None,
+        options=compile_options(args),
+        dry_run=args.dry_run,
+    )
+    with local_store_if_needed(f"s3://{args.bucket}/studies", Path(args.workdir) / "store"):
+        record = submit_study(spec, template, study_id=args.id, bucket=args.bucket, wait=args.wait)
+    print(f"study {record.layout.study_id}: {record.counts()} ({record.layout.record})")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from saemerge.study.collect import report_study
+
+    with local_store_if_needed(f"s3://{args.bucket}/studies", Path(args.workdir) / "store"):
+        where = report_study(args.id, bucket=args.bucket, out_dir=Path(args.out) if args.out else None)
+    print(f"report: {where / 'report.md' if args.out else str(where) + '/report.md'}")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from saemerge.study.collect import study_status
+
+    with local_store_if_needed(f"s3://{args.bucket}/studies", Path(args.workdir) / "store"):
+        status = study_status(args.id, bucket=args.bucket)
+    if args.json:
+        print(json.dumps(status, indent=1))
+        return 0
+    print(f"study {status['study']}: {status['counts']}")
+    for e in status["entries"]:
+        extra = f"  {e['seconds']:.0f} s" if e.get("seconds") else ""
+        print(f"  {e['id']:<32} {e['status']:<10} {e['run_uri']}{extra}", file=sys.stdout)
+    return 0
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--bucket", default="saemerge", help="S3 bucket of the study and its runs (default saemerge)")
+    p.add_argument(
+        "--workdir",
+        default=".saemerge",
+        help="local state: the embedded store's data, the bench cache, run logs (default .saemerge)",
+    )
+
+
+def register(subparsers) -> None:
+    study = subparsers.add_parser(
+        "study",
+        help="run a grid of runs (a paper table or ablation) and report it with confidence intervals",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = study.add_subparsers(dest="study_verb", metavar="VERB", required=True)
+
+    p = sub.add_parser("run", help="run every unfinished run of a study here (kfp.local, embedded S3); resumable")
+    p.add_argument("study", metavar="PRESET|FILE", help="a preset (table1, scoring, ...) or a study YAML file")
+    p.add_argument("--local", action="store_true", help="run here with kfp.local (the only mode of `study run`)")
+    p.add_argument("--id", help="the study's id (default: its name); the same id continues the study")
+    p.add_argument("--max-runs", type=int, metavar="N", help="stop after starting N runs (run again to go on)")
+    _common(p)
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("submit", help="submit every run of a study to Kubeflow (one experiment, one run per entry)")
+    p.add_argument("study", metavar="PRESET|FILE", help="a preset (table1, scoring, ...) or a study YAML file")
+    p.add_argument("--id", help="the study's id (default: its name)")
+    p.add_argument(
+        "--host", default=os.environ.get("KF_PIPELINES_ENDPOINT"), help="KFP API URL (env KF_PIPELINES_ENDPOINT)"
+    )
+    p.add_argument("--token", help="bearer token (default env KFP_TOKEN); prefer the env: flags show in `ps`")
+    p.add_argument("--kube-context", help="kube config context to use when no --host is given")
+    p.add_argument("--namespace", default=os.environ.get("KFP_NAMESPACE"), help="Kubeflow profile namespace")
+    p.add_argument("--wait", action="store_true", help="follow every run until it ends; exit 2 unless all succeeded")
+    p.add_argument("--timeout", type=float, metavar="SECONDS", help="with --wait: give up on a run after this long")
+    p.add_argument("--poll-interval", type=float, default=30.0, metavar="SECONDS", help="with --wait (default 30)")
+    p.add_argument("--service-account", help="Kubernetes service account of the runs' pods")
+    p.add_argument("--pipeline-root", help="s3://... for KFP's own artifacts (default: kfp-launcher's)")
+    p.add_argument("--no-cache", action="store_true", help="disable KFP's step cache for these runs")
+    p.add_argument(
+        "--dry-run", action="store_true", help="compile and check every run; contact nothing, record nothing"
+    )
+    add_compile_flags(p, search=False)
+    _common(p)
+    p.set_defaults(func=cmd_submit)
+
+    p = sub.add_parser("report", help="aggregate the finished runs into studies/<id>/report/")
+    p.add_argument("id", metavar="ID", help="the study's id")
+    p.add_argument("--out", help="also write the report into this local directory")
+    _common(p)
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("status", help="the study's runs and their state")
+    p.add_argument("id", metavar="ID", help="the study's id")
+    p.add_argument("--json", action="store_true", help="print the record as JSON")
+    _common(p)
+    p.set_defaults(func=cmd_status)

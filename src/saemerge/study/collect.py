@@ -1,0 +1,179 @@
+"""Read a study's finished runs into the report's inputs, and publish the report under the study.
+
+Per finished run (``final/`` of each run, :class:`~saemerge.runlog.RunLayout`): the per-example
+test scores of every method (``final/scores.parquet``), the search's optimisation-set score
+(``final/best.json``) and its compute (``final/compute.json``). The search's row is named after
+its arm. The other rows (base, experts, one-shot merges) are the same in every arm's run of a
+(bench seed, run seed): they are taken from one run each.
+
+Items that are not independent are scored as clusters: a test doc with a ``cluster`` field
+(the tiny bench's multiple-choice items: six phrasings of one fact in one language) counts as
+one item of its cluster's mean score, so the bootstrap resamples facts, not phrasings, and the
+intervals do not pretend to more items than there are.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from saemerge import runlog, storage
+from saemerge.errors import SaeMergeError
+from saemerge.runlog import RunLayout
+from saemerge.steps.evaluation import read_sample
+from saemerge.study.runner import SUCCEEDED, StudyLayout, StudyRecord
+
+log = logging.getLogger(__name__)
+
+# Given a bench, these rows do not depend on the run seed (task arithmetic does: its alpha is
+# chosen on the run's first optimisation sample).
+DETERMINISTIC = ("base", "weight_average", "ties", "rankmean", "dare_linear", "dare_ties")
+
+
+def is_deterministic(method: str) -> bool:
+    return method in DETERMINISTIC or method.startswith("expert:")
+
+
+def _clusters(layout: RunLayout) -> dict[tuple[str, str], str]:
+    """(task, example id) -> cluster of the run's test docs (the id itself when a doc has none)."""
+    with storage.local_input(layout.test_sample) as test_dir:
+        docs = read_sample(test_dir)
+    return {
+        (t.removesuffix(".test"), str(d["id"])): str(d.get("cluster") or d["id"]) for t, ds in docs.items() for d in ds
+    }
+
+
+def _run_rows(state: dict, arm: str) -> tuple[list[dict], list[dict]]:
+    """(per-cluster score rows, per-method run rows) of one finished run."""
+    layout = RunLayout(state["run_uri"])
+    results = layout.read_results()
+    search = layout.read_config().get("search", "sae")
+    clusters = _clusters(layout)
+    table = runlog.read_table(layout.final("scores.parquet")).select(["method", "task", "example_id", "correct"])
+    sums: dict[tuple[str, str, str], list[float]] = defaultdict(list)
+    for r in table.to_pylist():
+        cluster = clusters.get((r["task"], r["example_id"]), r["example_id"])
+        sums[(r["method"], r["task"], cluster)].append(float(r["correct"]))
+    name = {search: arm}
+    scores = [
+        {
+            "bench_seed": state["bench_seed"],
+            "run_seed": state["run_seed"],
+            "method": name.get(method, method),
+            "task": task,
+            "example_id": cluster,
+            "score": sum(v) / len(v),
+        }
+        for (method, task, cluster), v in sums.items()
+    ]
+    compute = runlog.read_json(layout.final("compute.json")) if storage.exists(layout.final("compute.json")) else {}
+    best = runlog.read_json(layout.final("best.json")) if storage.exists(layout.final("best.json")) else {}
+    runs = []
+    for row in results:
+        mine = row["method"] == search
+        runs.append(
+            {
+                "bench_seed": state["bench_seed"],
+                "run_seed": state["run_seed"],
+                "method": name.get(row["method"], row["method"]),
+                "macro": row["macro"],
+                "opt_score": best.get("overall_score") if mine else None,
+                "compute_seconds": (
+                    compute.get("merge_prune_seconds", 0.0) + compute.get("evaluation_seconds", 0.0)
+                    if mine and compute
+                    else None
+                ),
+                "evaluated_examples": (
+                    compute.get("examples_fresh", 0) + compute.get("examples_cached", 0) if mine and compute else None
+                ),
+                "run_uri": state["run_uri"],
+            }
+        )
+    return scores, runs
+
+
+def collect(record: StudyRecord) -> tuple[pa.Table, list[dict], list[str]]:
+    """(per-item score table, run rows, the finished runs' ids) of every finished run.
+
+    Rows of methods other than the arms come from the first arm (in the study's order) with a
+    finished run of each (bench seed, run seed).
+    """
+    record.refresh()
+    arm_order = [a.name for a in record.spec.arms]
+    done = sorted(
+        (e for e in record.entries.values() if e["status"] == SUCCEEDED),
+        key=lambda e: (e["bench_seed"], e["run_seed"], arm_order.index(e["arm"])),
+    )
+    if not done:
+        raise SaeMergeError(f"study {record.layout.study_id}: no finished run to report on yet ({record.counts()})")
+    scores: list[dict] = []
+    runs: list[dict] = []
+    shared_from: set[tuple[int, int]] = set()
+    for state in done:
+        s, r = _run_rows(state, state["arm"])
+        unit = (state["bench_seed"], state["run_seed"])
+        first = unit not in shared_from
+        shared_from.add(unit)
+        scores += [x for x in s if x["method"] == state["arm"] or (first and x["method"] not in arm_order)]
+        runs += [x for x in r if x["method"] == state["arm"] or (first and x["method"] not in arm_order)]
+    return pa.Table.from_pylist(scores), runs, [e["id"] for e in done]
+
+
+def report_study(study_id: str, *, bucket: str = "saemerge", out_dir: Path | None = None, n_boot: int = 2000) -> Path:
+    """Aggregate the study's finished runs into ``studies/<id>/report/`` (and `out_dir` locally).
+
+    Raises:
+        SaeMergeError: no such study, or no finished run (nothing is written).
+    """
+    from saemerge.study.report import write_report
+
+    layout = StudyLayout(bucket, study_id)
+    record = StudyRecord.open(layout)
+    t = time.perf_counter()
+    scores, runs, finished = collect(record)
+    spec = record.spec
+    methods = sorted({r["method"] for r in runs})
+    deterministic = {m for m in methods if is_deterministic(m)}
+    total = len(record.entries)
+    header = [
+        f"Reproduce: `saemerge study run --local {spec.name}` then `saemerge study report {study_id}`",
+        f"Study: {spec.description or spec.name}",
+        f"Runs finished: {len(finished)} of {total} (arms {', '.join(a.name for a in spec.arms)}; "
+        f"bench seeds {list(spec.bench_seeds)}, run seeds {list(spec.run_seeds)})",
+        f"Runs' wall time (sum): {sum(e.get('seconds', 0.0) for e in record.entries.values()):.0f} s",
+        "Multiple-choice items are scored per fact and language (the mean over its phrasings): the "
+        "bootstrap resamples facts, not phrasings.",
+    ]
+    with tempfile.TemporaryDirectory(prefix="saemerge-study-report-") as tmp:
+        local = Path(out_dir) if out_dir else Path(tmp)
+        local.mkdir(parents=True, exist_ok=True)
+        write_report(
+            local,
+            scores,
+            runs,
+            title=f"Study {study_id}",
+            reference=spec.reference,
+            deterministic=deterministic,
+            header=header,
+            n_boot=n_boot,
+        )
+        with storage.local_output(layout.report) as out:
+            for path in local.iterdir():
+                if path.is_file():
+                    (out / path.name).write_bytes(path.read_bytes())
+    log.info(
+        "study %s: report of %d runs in %.1f s at %s", study_id, len(finished), time.perf_counter() - t, layout.report
+    )
+    return local if out_dir else Path(layout.report)
+
+
+def study_status(study_id: str, *, bucket: str = "saemerge") -> dict[str, Any]:
+    record = StudyRecord.open(StudyLayout(bucket, study_id))
+    record.refresh()
+    return {"study": study_id, "counts": record.counts(), "entries": list(record.entries.values())}

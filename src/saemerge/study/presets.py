@@ -1,0 +1,106 @@
+"""The studies that mirror the paper's tables (and one it does not have), as study dicts.
+
+Every preset runs on the tiny bench by default; the grid sizes are the smallest that give
+intervals worth reading (at least 3 run seeds), Table 1 with 5 run seeds on 2 benches.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+ONE_SHOT = ["weight_average", "task_arithmetic", "ties", "rankmean"]
+# The tiny bench's whole test splits (bench version 2): 1,000 math problems, 1,152 multiple-choice
+# items (192 facts x languages, 6 phrasings each). One binomial standard error <= 1.6 points.
+STUDY_TEST_SIZES = {"saebench_math": 1000, "saebench_multilingual": 1152}
+
+
+def _preset(name: str, description: str, arms: list[dict], **extra: Any) -> dict[str, Any]:
+    study = {
+        "name": name,
+        "description": description,
+        "bench": {"size": "tiny"},
+        "bench_seeds": [0],
+        "run_seeds": [0, 1, 2],
+        "params": {"test_sizes": STUDY_TEST_SIZES},
+        "arms": arms,
+    }
+    study.update(extra)
+    return study
+
+
+def _sae(name: str, **params: Any) -> dict[str, Any]:
+    return {"name": name, "search": "sae", "params": params}
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    p["name"]: p
+    for p in (
+        _preset(
+            "table1",
+            "Table 1: SAE (global and local scoring) against PSO-Merging, M2N2 and the one-shot merges",
+            [
+                _sae("sae-global", scoring="global"),
+                _sae("sae-local", scoring="local"),
+                {"name": "pso", "search": "pso", "params": {}},
+                {"name": "m2n2", "search": "m2n2", "params": {}},
+            ],
+            bench_seeds=[0, 1],
+            run_seeds=[0, 1, 2, 3, 4],
+            params={"baselines": ONE_SHOT, "test_sizes": STUDY_TEST_SIZES},
+        ),
+        _preset(
+            "scoring",
+            "Table 2: sparsity scoring (global vs local), no sparsity in the mixing ratio (beta 0) or "
+            "in fitness (gamma 0), and dense evolution (pruning off: s_min = s_max = 0)",
+            [
+                _sae("sae-global", scoring="global"),
+                _sae("sae-local", scoring="local"),
+                _sae("beta-0", beta=0.0),
+                _sae("gamma-0", gamma=0.0),
+                _sae("dense", s_min=0.0, s_max=0.0),
+            ],
+        ),
+        _preset(
+            "archive",
+            "Table 3: archive size 4 / 8 / 16 for SAE; swarm size for PSO (DARE copies per expert 0 / 1 / 3: "
+            "3, 5 and 9 particles with the base)",
+            [
+                *({"name": f"sae-archive-{n}", "search": "sae", "params": {"archive_size": n}} for n in (4, 8, 16)),
+                *({"name": f"pso-copies-{c}", "search": "pso", "params": {"pso_dare_copies": c}} for c in (0, 1, 3)),
+            ],
+            reference="sae-archive-8",
+        ),
+        _preset(
+            "range",
+            "Table 4: sparsity-rate range [s_min, s_max]: the default 0.1-0.6, narrower 0.2-0.4, wider 0.05-0.9",
+            [
+                _sae("range-10-60", s_min=0.1, s_max=0.6),
+                _sae("range-20-40", s_min=0.2, s_max=0.4),
+                _sae("range-5-90", s_min=0.05, s_max=0.9),
+            ],
+        ),
+        _preset(
+            "measure",
+            "Table 5: the sparsity measure rho: zero count against the Hoyer measure",
+            [_sae("zero-count", measure="zero_count"), _sae("hoyer", measure="hoyer")],
+        ),
+        _preset(
+            "schedule",
+            "Table 6 (s_min 0.05, s_max 0.9): T_0 3 (default) and 1, no grow (T_mult 1), and a constant "
+            "sparsity (s_min = s_max = 0.35)",
+            [
+                _sae("t0-3", t0=3),
+                _sae("t0-1", t0=1),
+                _sae("no-grow", t_mult=1),
+                _sae("constant", s_min=0.35, s_max=0.35),
+            ],
+            params={"s_min": 0.05, "s_max": 0.9, "test_sizes": STUDY_TEST_SIZES},
+        ),
+        _preset(
+            "optset",
+            "Optimisation-set size per task and generation: 48 (the demo), 200, 800 (the paper draws "
+            "1,319 + 200): does selection on few items over-fit them?",
+            [_sae(f"opt-{n}", opt_sizes={"saebench_math": n, "saebench_multilingual": n}) for n in (48, 200, 800)],
+        ),
+    )
+}

@@ -1,0 +1,284 @@
+"""Run a study: every grid entry as one run, on the embedded default or on Kubeflow; resumable.
+
+The study's record is ``s3://BUCKET/studies/<id>/study.yaml``: the spec and one entry per run
+with its run URI and status (``pending``, ``running``, ``succeeded``, ``failed``; and on a
+cluster the KFP run id). A run counts as finished when its ``final/results.parquet`` exists, so
+the record can never claim more than the runs hold. All runs of a study share one score cache,
+``studies/<id>/score-cache/``: the base, the experts and the one-shot merges of a bench are
+scored once for the whole study, not once per run.
+
+A study is a set of runs, never one workflow: Argo keeps a whole workflow in one Kubernetes
+object, and Kubeflow's scheduler is what spreads the runs over the cluster.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from saemerge import storage
+from saemerge.errors import SaeMergeError
+from saemerge.runlog import RunLayout
+from saemerge.study.spec import Entry, StudySpec, parse_spec
+
+log = logging.getLogger(__name__)
+
+PENDING, RUNNING, SUCCEEDED, FAILED = "pending", "running", "succeeded", "failed"
+
+
+@dataclass(frozen=True)
+class StudyLayout:
+    """Where a study lives: ``s3://BUCKET/studies/<id>/``."""
+
+    bucket: str
+    study_id: str
+
+    @property
+    def root(self) -> str:
+        return f"s3://{self.bucket}/studies/{self.study_id}"
+
+    @property
+    def record(self) -> str:
+        return f"{self.root}/study.yaml"
+
+    @property
+    def score_cache(self) -> str:
+        return f"{self.root}/score-cache"
+
+    @property
+    def report(self) -> str:
+        return f"{self.root}/report"
+
+    def run_id(self, entry: Entry) -> str:
+        return f"{self.study_id}-{entry.id}"
+
+    def run_uri(self, entry: Entry) -> str:
+        return f"s3://{self.bucket}/runs/{self.run_id(entry)}"
+
+
+def finished(run_uri: str) -> bool:
+    return storage.exists(RunLayout(run_uri).final("results.parquet"))
+
+
+class StudyRecord:
+    """``study.yaml``: the spec and the entries' state, written through on every change."""
+
+    def __init__(self, layout: StudyLayout, spec: StudySpec, entries: dict[str, dict[str, Any]]):
+        self.layout, self.spec, self.entries = layout, spec, entries
+
+    @classmethod
+    def open(cls, layout: StudyLayout, spec: StudySpec | None = None) -> StudyRecord:
+        """The study's record; a new one for `spec` when there is none.
+
+        Raises:
+            SaeMergeError: no study of that id (and no spec given), or a spec that differs from
+                the recorded one (a study's grid is fixed when it starts: use another --id).
+        """
+        if storage.exists(layout.record):
+            saved = yaml.safe_load(storage.read_bytes(layout.record))
+            recorded = parse_spec(saved["spec"])
+            if spec is not None and spec.to_dict() != recorded.to_dict():
+                raise SaeMergeError(
+                    f"study {layout.study_id} at {layout.root} was started with another grid; "
+                    "give the new one another --id"
+                )
+            entries = {e["id"]: e for e in saved["entries"]}
+            return cls(layout, recorded, entries)
+        if spec is None:
+            raise SaeMergeError(f"no study {layout.study_id!r} at {layout.root}")
+        record = cls.fresh(layout, spec)
+        record.save()
+        return record
+
+    @classmethod
+    def fresh(cls, layout: StudyLayout, spec: StudySpec) -> StudyRecord:
+        """A new record of `spec`, every entry pending (not written)."""
+        entries = {
+            e.id: {
+                "id": e.id,
+                "arm": e.arm.name,
+                "search": e.arm.search,
+                "bench_seed": e.bench_seed,
+                "run_seed": e.run_seed,
+                "run_id": layout.run_id(e),
+                "run_uri": layout.run_uri(e),
+                "status": PENDING,
+            }
+            for e in spec.entries
+        }
+        return cls(layout, spec, entries)
+
+    def save(self) -> None:
+        doc = {"study": self.layout.study_id, "spec": self.spec.to_dict(), "entries": list(self.entries.values())}
+        storage.write_bytes(self.layout.record, yaml.safe_dump(doc, sort_keys=False).encode())
+
+    def update(self, entry_id: str, **fields: Any) -> None:
+        self.entries[entry_id].update(fields)
+        self.save()
+
+    def refresh(self) -> None:
+        """Mark every run whose results exist as succeeded (a run may have finished unrecorded)."""
+        changed = False
+        for e in self.entries.values():
+            if e["status"] != SUCCEEDED and finished(e["run_uri"]):
+                e["status"], changed = SUCCEEDED, True
+        if changed:
+            self.save()
+
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for e in self.entries.values():
+            out[e["status"]] = out.get(e["status"], 0) + 1
+        return out
+
+
+def run_study_local(
+    spec: StudySpec,
+    *,
+    study_id: str | None = None,
+    workdir: Path = Path(".saemerge"),
+    bucket: str = "saemerge",
+    max_runs: int | None = None,
+    out: Callable[[str], None] = print,
+) -> StudyRecord:
+    """Run every unfinished entry with `saemerge run --local`, one after another.
+
+    Resumable: a finished run is skipped, an interrupted one resumed (its steps are
+    idempotent). A failed run is recorded and the study goes on; the call ends with an error
+    naming the failed runs. `max_runs` stops after that many runs were started (a budget).
+    """
+    from saemerge.pipeline.local import LocalRun, ensure_store, run_local
+
+    if spec.bench_uri:
+        raise SaeMergeError(
+            f"study {spec.name}: bench.uri is for `saemerge study submit`; `study run --local` builds its benches"
+        )
+    layout = StudyLayout(bucket, study_id or spec.name)
+    store = ensure_store(workdir, bucket)
+    started, failed = 0, []
+    t0 = time.perf_counter()
+    try:
+        record = StudyRecord.open(layout, spec)
+        record.refresh()
+        entries = {e.id: e for e in record.spec.entries}
+        out(f"study {layout.study_id}: {len(entries)} runs, {record.counts()} ({layout.root})")
+        for entry_id, state in record.entries.items():
+            if state["status"] == SUCCEEDED:
+                continue
+            if max_runs is not None and started >= max_runs:
+                out(f"study {layout.study_id}: stopping after {started} runs (--max-runs)")
+                break
+            entry = entries[entry_id]
+            config = record.spec.run_config(entry, state["run_uri"], bucket, layout.score_cache)
+            run = LocalRun(
+                run_id=state["run_id"],
+                workdir=workdir,
+                bench_size=record.spec.bench_size,
+                seed=entry.run_seed,
+                bench_seed=entry.bench_seed,
+                search=entry.arm.search,
+                steps=config.steps,
+                params={k: v for k, v in config.pipeline_arguments().items() if k in _given(record.spec, entry)},
+                resume=storage.exists(RunLayout(state["run_uri"]).run_json),
+                bucket=bucket,
+            )
+            out(f"\n=== study {layout.study_id}: run {entry_id} ({started + 1}; {record.counts()}) ===")
+            record.update(entry_id, status=RUNNING)
+            started += 1
+            t = time.perf_counter()
+            try:
+                run_local(run)
+            except SaeMergeError as exc:
+                record.update(entry_id, status=FAILED, error=str(exc))
+                failed.append(entry_id)
+                out(f"study {layout.study_id}: run {entry_id} failed: {exc}")
+                continue
+            except BaseException:
+                record.update(entry_id, status=PENDING)  # interrupted: the next call resumes it
+                raise
+            record.update(entry_id, status=SUCCEEDED, seconds=round(time.perf_counter() - t, 1))
+        out(f"\nstudy {layout.study_id}: {record.counts()} in {time.perf_counter() - t0:.0f} s")
+    finally:
+        if store is not None:
+            store.stop()
+    if failed:
+        raise SaeMergeError(f"study {layout.study_id}: {len(failed)} run(s) failed: {', '.join(failed)}")
+    return record
+
+
+def _given(spec: StudySpec, entry: Entry) -> set[str]:
+    """The parameters a study sets for a local run (the bench's inputs and run_uri come from the run)."""
+    return set(spec.params) | set(entry.arm.params) | {"score_cache"}
+
+
+def submit_study(
+    spec: StudySpec,
+    request_template: Any,
+    *,
+    study_id: str | None = None,
+    bucket: str = "saemerge",
+    wait: bool = False,
+    out: Callable[[str], None] = print,
+) -> StudyRecord:
+    """Submit every entry not yet submitted as one KFP run of the experiment ``study-<id>``.
+
+    Args:
+        request_template: a :class:`~saemerge.pipeline.submit.SubmitRequest` with the cluster's
+            settings (host, token, namespace, ...); its params, run name, experiment and compile
+            options are set per entry here.
+        wait: follow the runs until each one ends; a run that did not succeed fails the call.
+    """
+    import dataclasses
+
+    from saemerge.pipeline.submit import connect, submit, wait_for_run
+
+    layout = StudyLayout(bucket, study_id or spec.name)
+    dry = bool(request_template.dry_run)
+    # a dry run reads and records nothing
+    record = StudyRecord.fresh(layout, spec) if dry else StudyRecord.open(layout, spec)
+    if not dry:
+        record.refresh()
+    entries = {e.id: e for e in record.spec.entries}
+    experiment = f"study-{layout.study_id}"
+    for entry_id, state in record.entries.items():
+        if state["status"] == SUCCEEDED or state.get("kfp_run_id"):
+            continue
+        entry = entries[entry_id]
+        config = record.spec.run_config(entry, state["run_uri"], bucket, layout.score_cache)
+        req = dataclasses.replace(
+            request_template,
+            experiment=experiment,
+            run_name=state["run_id"],
+            params=config.pipeline_arguments(),
+            options=dataclasses.replace(request_template.options, search=entry.arm.search, steps=config.steps),
+            wait=False,
+        )
+        result = submit(req, out=out)
+        if req.dry_run:
+            continue
+        record.update(entry_id, status=RUNNING, kfp_run_id=result.run_id, experiment_id=result.experiment_id)
+    if wait and not request_template.dry_run:
+        client, _ = connect(request_template)
+        failed = []
+        for entry_id, state in record.entries.items():
+            if state["status"] != RUNNING or not state.get("kfp_run_id"):
+                continue
+            final = wait_for_run(
+                client,
+                state["kfp_run_id"],
+                poll_interval=request_template.poll_interval,
+                timeout=request_template.timeout,
+                out=out,
+            )
+            record.update(entry_id, status=SUCCEEDED if final == "SUCCEEDED" else FAILED, kfp_state=final)
+            if final != "SUCCEEDED":
+                failed.append(entry_id)
+        if failed:
+            raise SaeMergeError(f"study {layout.study_id}: {len(failed)} run(s) did not succeed: {', '.join(failed)}")
+    return record
