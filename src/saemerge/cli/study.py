@@ -56,7 +56,10 @@ def cmd_submit(args: argparse.Namespace) -> int:
     )
     with local_store_if_needed(f"s3://{args.bucket}/studies", Path(args.workdir) / "store"):
         record = submit_study(spec, template, study_id=args.id, bucket=args.bucket, wait=args.wait)
-    print(f"study {record.layout.study_id}: {record.counts()} ({record.layout.record})")
+    if args.dry_run:
+        print(f"study {record.layout.study_id}: {len(record.entries)} runs checked; nothing submitted or recorded")
+    else:
+        print(f"study {record.layout.study_id}: {record.counts()} ({record.layout.record})")
     return 0
 
 
