@@ -23,7 +23,7 @@ from saemerge.errors import SaeMergeError
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from saemerge.study.runner import run_study_local
+    from saemerge.study.local import run_study_local
     from saemerge.study.spec import load_spec
 
     if not args.local:
@@ -31,7 +31,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.max_runs is not None and args.max_runs < 1:
         raise SaeMergeError(f"--max-runs {args.max_runs}: must be at least 1")
     spec = load_spec(args.study)  # a bad study file stops here, before the store starts
-    run_study_local(spec, study_id=args.id, workdir=Path(args.workdir), bucket=args.bucket, max_runs=args.max_runs)
+    run_study_local(
+        spec,
+        study_id=args.id,
+        workdir=Path(args.workdir),
+        bucket=args.bucket,
+        parallel=args.parallel,
+        max_runs=args.max_runs,
+    )
     return 0
 
 
@@ -110,6 +117,9 @@ def register(subparsers) -> None:
     p.add_argument("--local", action="store_true", help="run here with kfp.local (the only mode of `study run`)")
     p.add_argument("--id", help="the study's id (default: its name); the same id continues the study")
     p.add_argument("--max-runs", type=int, metavar="N", help="stop after starting N runs (run again to go on)")
+    p.add_argument(
+        "--parallel", type=int, default=1, metavar="N", help="runs at once (default 1; 2 suits a 2-core machine)"
+    )
     _common(p)
     p.set_defaults(func=cmd_run)
 

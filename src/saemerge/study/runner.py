@@ -1,4 +1,4 @@
-"""Run a study: every grid entry as one run, on the embedded default or on Kubeflow; resumable.
+"""A study's record, and submitting it to Kubeflow (local execution: :mod:`saemerge.study.local`).
 
 The study's record is ``s3://BUCKET/studies/<id>/study.yaml``: the spec and one entry per run
 with its run URI and status (``pending``, ``running``, ``succeeded``, ``failed``; and on a
@@ -14,10 +14,8 @@ object, and Kubeflow's scheduler is what spreads the runs over the cluster.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import yaml
@@ -136,85 +134,6 @@ class StudyRecord:
         for e in self.entries.values():
             out[e["status"]] = out.get(e["status"], 0) + 1
         return out
-
-
-def run_study_local(
-    spec: StudySpec,
-    *,
-    study_id: str | None = None,
-    workdir: Path = Path(".saemerge"),
-    bucket: str = "saemerge",
-    max_runs: int | None = None,
-    out: Callable[[str], None] = print,
-) -> StudyRecord:
-    """Run every unfinished entry with `saemerge run --local`, one after another.
-
-    Resumable: a finished run is skipped, an interrupted one resumed (its steps are
-    idempotent). A failed run is recorded and the study goes on; the call ends with an error
-    naming the failed runs. `max_runs` stops after that many runs were started (a budget).
-    """
-    from saemerge.pipeline.local import LocalRun, ensure_store, run_local
-
-    if spec.bench_uri:
-        raise SaeMergeError(
-            f"study {spec.name}: bench.uri is for `saemerge study submit`; `study run --local` builds its benches"
-        )
-    layout = StudyLayout(bucket, study_id or spec.name)
-    store = ensure_store(workdir, bucket)
-    started, failed = 0, []
-    t0 = time.perf_counter()
-    try:
-        record = StudyRecord.open(layout, spec)
-        record.refresh()
-        entries = {e.id: e for e in record.spec.entries}
-        out(f"study {layout.study_id}: {len(entries)} runs, {record.counts()} ({layout.root})")
-        for entry_id, state in record.entries.items():
-            if state["status"] == SUCCEEDED:
-                continue
-            if max_runs is not None and started >= max_runs:
-                out(f"study {layout.study_id}: stopping after {started} runs (--max-runs)")
-                break
-            entry = entries[entry_id]
-            config = record.spec.run_config(entry, state["run_uri"], bucket, layout.score_cache)
-            run = LocalRun(
-                run_id=state["run_id"],
-                workdir=workdir,
-                bench_size=record.spec.bench_size,
-                seed=entry.run_seed,
-                bench_seed=entry.bench_seed,
-                search=entry.arm.search,
-                steps=config.steps,
-                params={k: v for k, v in config.pipeline_arguments().items() if k in _given(record.spec, entry)},
-                resume=storage.exists(RunLayout(state["run_uri"]).run_json),
-                bucket=bucket,
-            )
-            out(f"\n=== study {layout.study_id}: run {entry_id} ({started + 1}; {record.counts()}) ===")
-            record.update(entry_id, status=RUNNING)
-            started += 1
-            t = time.perf_counter()
-            try:
-                run_local(run)
-            except SaeMergeError as exc:
-                record.update(entry_id, status=FAILED, error=str(exc))
-                failed.append(entry_id)
-                out(f"study {layout.study_id}: run {entry_id} failed: {exc}")
-                continue
-            except BaseException:
-                record.update(entry_id, status=PENDING)  # interrupted: the next call resumes it
-                raise
-            record.update(entry_id, status=SUCCEEDED, seconds=round(time.perf_counter() - t, 1))
-        out(f"\nstudy {layout.study_id}: {record.counts()} in {time.perf_counter() - t0:.0f} s")
-    finally:
-        if store is not None:
-            store.stop()
-    if failed:
-        raise SaeMergeError(f"study {layout.study_id}: {len(failed)} run(s) failed: {', '.join(failed)}")
-    return record
-
-
-def _given(spec: StudySpec, entry: Entry) -> set[str]:
-    """The parameters a study sets for a local run (the bench's inputs and run_uri come from the run)."""
-    return set(spec.params) | set(entry.arm.params) | {"score_cache"}
 
 
 def submit_study(

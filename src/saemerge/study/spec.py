@@ -75,9 +75,9 @@ class StudySpec:
 
     @property
     def entries(self) -> list[Entry]:
-        """The grid, bench seed by bench seed and run seed by run seed, every arm in turn: a study
-        stopped early has whole blocks of paired runs."""
-        return [Entry(a, b, r) for b in self.bench_seeds for r in self.run_seeds for a in self.arms]
+        """The grid, run seed by run seed, each on every bench, every arm in turn: a study stopped
+        early has whole blocks of paired runs, on every bench."""
+        return [Entry(a, b, r) for r in self.run_seeds for b in self.bench_seeds for a in self.arms]
 
     def to_dict(self) -> dict[str, Any]:
         bench: dict[str, Any] = {"size": self.bench_size}
