@@ -74,8 +74,12 @@ def cmd_report(args: argparse.Namespace) -> int:
     from saemerge.study.collect import report_study
 
     with local_store_if_needed(f"s3://{args.bucket}/studies", Path(args.workdir) / "store"):
-        where = report_study(args.id, bucket=args.bucket, out_dir=Path(args.out) if args.out else None)
-    print(f"report: {where / 'report.md' if args.out else str(where) + '/report.md'}")
+        where, summary = report_study(args.id, bucket=args.bucket, out_dir=Path(args.out) if args.out else None)
+    print("test accuracy, macro average over tasks: mean [95 % CI] (n)")
+    for row in summary:
+        if row["task"] == "macro":
+            print(f"  {row['method']:<24} {row['mean']:.3f} [{row['low']:.3f}, {row['high']:.3f}] ({row['n']})")
+    print(f"report: {where}/report.md")
     return 0
 
 

@@ -125,8 +125,13 @@ def collect(record: StudyRecord) -> tuple[pa.Table, list[dict], list[str]]:
     return pa.Table.from_pylist(scores), runs, [e["id"] for e in done]
 
 
-def report_study(study_id: str, *, bucket: str = "saemerge", out_dir: Path | None = None, n_boot: int = 2000) -> Path:
+def report_study(
+    study_id: str, *, bucket: str = "saemerge", out_dir: Path | None = None, n_boot: int = 2000
+) -> tuple[str, list[dict]]:
     """Aggregate the study's finished runs into ``studies/<id>/report/`` (and `out_dir` locally).
+
+    Returns:
+        (where the report is: `out_dir`, else its S3 prefix; the summary rows per method and task).
 
     Raises:
         SaeMergeError: no such study, or no finished run (nothing is written).
@@ -153,7 +158,7 @@ def report_study(study_id: str, *, bucket: str = "saemerge", out_dir: Path | Non
     with tempfile.TemporaryDirectory(prefix="saemerge-study-report-") as tmp:
         local = Path(out_dir) if out_dir else Path(tmp)
         local.mkdir(parents=True, exist_ok=True)
-        write_report(
+        written = write_report(
             local,
             scores,
             runs,
@@ -170,7 +175,7 @@ def report_study(study_id: str, *, bucket: str = "saemerge", out_dir: Path | Non
     log.info(
         "study %s: report of %d runs in %.1f s at %s", study_id, len(finished), time.perf_counter() - t, layout.report
     )
-    return local if out_dir else Path(layout.report)
+    return (str(local) if out_dir else layout.report), written["summary"]
 
 
 def study_status(study_id: str, *, bucket: str = "saemerge") -> dict[str, Any]:
