@@ -40,6 +40,20 @@ def is_deterministic(method: str) -> bool:
     return method in DETERMINISTIC or method.startswith("expert:")
 
 
+# Step kinds that belong to the final evaluation (the test set, the one-shot merges and task
+# arithmetic's choice of alpha), not to the search.
+FINAL_KINDS = ("final_evaluate", "baseline")
+
+
+def search_seconds(compute: dict) -> float:
+    """Step seconds the search spent (prune, merge, evaluate, ...), without the final evaluation.
+
+    With a study's shared score cache, a run whose models another run already scored spends
+    less: compare searches by the examples they asked for as well.
+    """
+    return float(sum(k["seconds"] for kind, k in compute.get("by_kind", {}).items() if kind not in FINAL_KINDS))
+
+
 def _clusters(layout: RunLayout) -> dict[tuple[str, str], str]:
     """(task, example id) -> cluster of the run's test docs (the id itself when a doc has none)."""
     with storage.local_input(layout.test_sample) as test_dir:
@@ -84,11 +98,7 @@ def _run_rows(state: dict, arm: str) -> tuple[list[dict], list[dict]]:
                 "method": name.get(row["method"], row["method"]),
                 "macro": row["macro"],
                 "opt_score": best.get("overall_score") if mine else None,
-                "compute_seconds": (
-                    compute.get("merge_prune_seconds", 0.0) + compute.get("evaluation_seconds", 0.0)
-                    if mine and compute
-                    else None
-                ),
+                "compute_seconds": search_seconds(compute) if mine and compute else None,
                 "evaluated_examples": (
                     compute.get("examples_fresh", 0) + compute.get("examples_cached", 0) if mine and compute else None
                 ),

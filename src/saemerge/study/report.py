@@ -155,7 +155,10 @@ def report_blocks(
               f"wins: units where {reference} scored higher."),  # fmt: skip
         ("table", ["X", "task", "mean", "95 % CI", "wins/units"], rows),
         ("h2", "Compute"),
-        ("p", "Per run of each method: mean compute seconds and examples evaluated; n counts runs."),
+        ("p", "Per run of each search: the step seconds it spent (prune, merge, evaluate; without the final "
+              "evaluation) and the optimisation examples it scored (fresh or from the score cache); n counts runs. "
+              "Runs of a study share one score cache, so a run whose models another run had scored spends fewer "
+              "seconds: the examples are the fair measure of what a search asks for."),  # fmt: skip
         ("table", ["method", "compute s", "examples evaluated", "n"], _compute_rows(methods, runs)),
         ("h2", "Optimisation vs test"),
         ("p", "Per method whose optimisation-set score is known: means over those runs; gap = opt − test macro "
