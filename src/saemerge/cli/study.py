@@ -18,7 +18,7 @@ import os
 import sys
 from pathlib import Path
 
-from saemerge.cli.pipeline import add_compile_flags, compile_options, local_store_if_needed
+from saemerge.cli.pipeline import add_compile_flags, local_store_if_needed
 from saemerge.errors import SaeMergeError
 
 
@@ -43,24 +43,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
-    from saemerge.pipeline.submit import SubmitRequest
+    from saemerge.cli.submit import cluster_request
     from saemerge.study.runner import submit_study
     from saemerge.study.spec import load_spec
 
     spec = load_spec(args.study)
-    template = SubmitRequest(
-        host=args.host or None,
-        token=args.token or os.environ.get("KFP_TOKEN") or None,
-        kube_context=args.kube_context,
-        namespace=args.namespace or None,
-        timeout=args.timeout,
-        poll_interval=args.poll_interval,
-        service_account=args.service_account,
-        pipeline_root=args.pipeline_root,
-        enable_caching=False if args.no_cache else None,
-        options=compile_options(args),
-        dry_run=args.dry_run,
-    )
+    template = cluster_request(args)
     with local_store_if_needed(f"s3://{args.bucket}/studies", Path(args.workdir) / "store"):
         record = submit_study(spec, template, study_id=args.id, bucket=args.bucket, wait=args.wait)
     if args.dry_run:

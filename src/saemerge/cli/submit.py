@@ -79,23 +79,20 @@ def register(subparsers) -> None:
     p.set_defaults(func=cmd_submit)
 
 
-def cmd_submit(args: argparse.Namespace) -> int:
-    from saemerge.pipeline.submit import SUCCEEDED, SubmitRequest, WaitTimeout, parse_param_args, submit
+def cluster_request(args: argparse.Namespace, **fields):
+    """A SubmitRequest with the cluster settings of the flags every submitting verb shares
+    (`saemerge submit`, `saemerge study submit`); `fields` sets the rest."""
+    from saemerge.pipeline.submit import SubmitRequest
 
     if args.timeout is not None and not args.wait:
         raise SaeMergeError("--timeout applies only with --wait")
     if args.poll_interval <= 0:
         raise SaeMergeError(f"--poll-interval {args.poll_interval:g}: must be positive")
-    req = SubmitRequest(
+    return SubmitRequest(
         host=args.host or None,
         token=args.token or os.environ.get("KFP_TOKEN") or None,
         kube_context=args.kube_context,
         namespace=args.namespace or None,
-        experiment=args.experiment,
-        run_name=args.run_name,
-        params=parse_param_args(args.param),
-        schedule=args.schedule,
-        wait=args.wait,
         timeout=args.timeout,
         poll_interval=args.poll_interval,
         service_account=args.service_account,
@@ -103,6 +100,20 @@ def cmd_submit(args: argparse.Namespace) -> int:
         enable_caching=False if args.no_cache else None,
         options=compile_options(args),
         dry_run=args.dry_run,
+        **fields,
+    )
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    from saemerge.pipeline.submit import SUCCEEDED, WaitTimeout, parse_param_args, submit
+
+    req = cluster_request(
+        args,
+        experiment=args.experiment,
+        run_name=args.run_name,
+        params=parse_param_args(args.param),
+        schedule=args.schedule,
+        wait=args.wait,
         run_root=args.run_root,
     )
     # --json: stdout is the JSON alone. Progress, and whatever kfp.Client prints ("Experiment
