@@ -103,6 +103,26 @@ def test_study_runs_resumes_after_an_interrupt_and_reports(s3_env, micro_bench, 
     assert {r["other"] for r in paired} >= {"sae-local", "weight_average"}
     assert storage.exists(f"s3://{bucket}/studies/{study_id}/report/report.md")
 
+    # another study with one of these runs in its grid (same configuration, seed and bench)
+    # points at the finished run instead of running it again; a changed parameter does not
+    twin = {**STUDY, "name": "twin", "arms": [STUDY["arms"][0], {**STUDY["arms"][0], "name": "gamma-0"}]}
+    twin["arms"][1]["params"] = {"gamma": 0.0}
+    twin_path = tmp_path / "twin.yaml"
+    twin_path.write_text(yaml.safe_dump(twin))
+    twin_id = f"twin-{os.getpid()}"
+    cmd = [sys.executable, "-m", "saemerge", "study", "run", "--local", str(twin_path), "--id", twin_id]
+    cmd += ["--workdir", str(workdir), "--bucket", bucket, "--max-runs", "1"]
+    reused = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    assert reused.returncode == 0, reused.stdout[-3000:] + reused.stderr[-3000:]
+    assert f"sae-global-b0-r0 is run {study_id}/sae-global-b0-r0" in reused.stdout
+    assert "run gamma-0-b0-r0 (1;" in reused.stdout and "run sae-global-b0-r0 (" not in reused.stdout
+    entries = {
+        e["id"]: e for e in yaml.safe_load(storage.read_bytes(f"s3://{bucket}/studies/{twin_id}/study.yaml"))["entries"]
+    }
+    assert entries["sae-global-b0-r0"]["run_uri"] == f"s3://{bucket}/runs/{study_id}-sae-global-b0-r0"
+    assert entries["sae-global-b0-r0"]["reused_from"] == f"{study_id}/sae-global-b0-r0"
+    assert entries["gamma-0-b0-r0"]["status"] == "succeeded" and "reused_from" not in entries["gamma-0-b0-r0"]
+
 
 def test_report_of_a_study_without_a_finished_run_is_one_line(s3_env, tmp_path, capsys):
     from saemerge.study.runner import StudyLayout, StudyRecord

@@ -80,3 +80,23 @@ def test_unknown_preset_or_missing_file(tmp_path):
     (tmp_path / "bad.yaml").write_text("arms: [unclosed")
     with pytest.raises(SaeMergeError, match="not valid YAML"):
         load_spec(str(tmp_path / "bad.yaml"))
+
+
+def test_run_identity_is_what_decides_a_run_and_ablations_share_table1s_runs():
+    from saemerge.study.runner import run_identity
+
+    table1, scoring = load_spec("table1"), load_spec("scoring")
+    t1 = {e.id: run_identity(table1, e, "b") for e in table1.entries}
+    sc = {e.id: run_identity(scoring, e, "b") for e in scoring.entries}
+    # Table 2's global and local arms are Table 1's runs (same parameters, seed and bench)
+    for entry_id in ("sae-global-b0-r0", "sae-local-b0-r2"):
+        assert sc[entry_id] == t1[entry_id]
+    # the seed, the bench and any parameter change the run
+    assert len(set(t1.values())) == len(t1)
+    assert sc["gamma-0-b0-r0"] not in set(t1.values())
+    # where it writes and the cache it reads through do not
+    spec = parse_spec(GOOD)
+    entry = spec.entries[0]
+    base = run_identity(spec, entry, "b")
+    assert run_identity(parse_spec({**GOOD, "name": "other"}), entry, "b") == base
+    assert run_identity(parse_spec({**GOOD, "params": {"archive_size": 6}}), entry, "b") != base

@@ -38,6 +38,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         bucket=args.bucket,
         parallel=args.parallel,
         max_runs=args.max_runs,
+        reuse=not args.no_reuse,
     )
     return 0
 
@@ -50,7 +51,9 @@ def cmd_submit(args: argparse.Namespace) -> int:
     spec = load_spec(args.study)
     template = cluster_request(args)
     with local_store_if_needed(f"s3://{args.bucket}/studies", Path(args.workdir) / "store"):
-        record = submit_study(spec, template, study_id=args.id, bucket=args.bucket, wait=args.wait)
+        record = submit_study(
+            spec, template, study_id=args.id, bucket=args.bucket, wait=args.wait, reuse=not args.no_reuse
+        )
     if args.dry_run:
         print(f"study {record.layout.study_id}: {len(record.entries)} runs checked; nothing submitted or recorded")
     else:
@@ -82,8 +85,18 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(f"study {status['study']}: {status['counts']}")
     for e in status["entries"]:
         extra = f"  {e['seconds']:.0f} s" if e.get("seconds") else ""
+        extra += f"  (reused: {e['reused_from']})" if e.get("reused_from") else ""
         print(f"  {e['id']:<32} {e['status']:<10} {e['run_uri']}{extra}", file=sys.stdout)
     return 0
+
+
+def _reuse_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--no-reuse",
+        action="store_true",
+        help="run every entry, even one another study of the bucket already ran with the same "
+        "configuration, seed and bench (by default that run's results are used)",
+    )
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -112,6 +125,7 @@ def register(subparsers) -> None:
     p.add_argument(
         "--parallel", type=int, default=1, metavar="N", help="runs at once (default 1; 2 suits a 2-core machine)"
     )
+    _reuse_flag(p)
     _common(p)
     p.set_defaults(func=cmd_run)
 
@@ -134,6 +148,7 @@ def register(subparsers) -> None:
         "--dry-run", action="store_true", help="compile and check every run; contact nothing, record nothing"
     )
     add_compile_flags(p, search=False)
+    _reuse_flag(p)
     _common(p)
     p.set_defaults(func=cmd_submit)
 

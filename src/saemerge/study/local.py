@@ -26,7 +26,16 @@ from pathlib import Path
 from saemerge import storage
 from saemerge.errors import SaeMergeError
 from saemerge.runlog import RunLayout
-from saemerge.study.runner import FAILED, PENDING, RUNNING, SUCCEEDED, StudyLayout, StudyRecord, finished
+from saemerge.study.runner import (
+    FAILED,
+    PENDING,
+    RUNNING,
+    SUCCEEDED,
+    StudyLayout,
+    StudyRecord,
+    finished,
+    reuse_finished_runs,
+)
 from saemerge.study.spec import Entry, StudySpec
 
 
@@ -64,12 +73,16 @@ def run_study_local(
     bucket: str = "saemerge",
     parallel: int = 1,
     max_runs: int | None = None,
+    reuse: bool = True,
     out: Callable[[str], None] = print,
 ) -> StudyRecord:
     """Run every unfinished entry, `parallel` at a time, in the grid's order; see the module docstring.
 
     Args:
         max_runs: start at most this many runs in this call (a budget; call again to go on).
+        reuse: an entry that another study of the bucket already ran with the same run
+            identity (:func:`~saemerge.study.runner.run_identity`) points at that run instead of
+            running it again.
 
     Raises:
         SaeMergeError: one or more runs failed (the others ran); the record says which and why.
@@ -92,6 +105,8 @@ def run_study_local(
     try:
         record = StudyRecord.open(layout, spec)
         record.refresh()
+        if reuse:
+            reuse_finished_runs(record, bucket, out=out)
         entries = {e.id: e for e in record.spec.entries}
         todo = [i for i, s in record.entries.items() if s["status"] != SUCCEEDED]
         out(f"study {layout.study_id}: {len(entries)} runs, {record.counts()}, {parallel} at a time ({layout.root})")

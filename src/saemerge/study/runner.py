@@ -13,6 +13,8 @@ object, and Kubeflow's scheduler is what spreads the runs over the cluster.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -62,6 +64,57 @@ class StudyLayout:
 
 def finished(run_uri: str) -> bool:
     return storage.exists(RunLayout(run_uri).final("results.parquet"))
+
+
+# Where a run writes and the cache it reads through change nothing in its results.
+IDENTITY_IGNORES = ("run_uri", "score_cache")
+
+
+def run_identity(spec: StudySpec, entry: Entry, bucket: str) -> str:
+    """What decides an entry's results: its search, generations, bench and every run parameter
+    (seed included) but :data:`IDENTITY_IGNORES`. Two entries of any studies with the same
+    identity are the same run (the searches are seeded; scoring is deterministic)."""
+    config = spec.run_config(entry, f"s3://{bucket}/runs/identity", bucket)
+    params = {k: v for k, v in config.pipeline_arguments().items() if k not in IDENTITY_IGNORES}
+    doc = {"search": entry.arm.search, "steps": config.steps, "bench": spec.bench_root(entry.bench_seed, bucket)}
+    doc["params"] = params
+    return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def finished_runs(bucket: str, *, exclude: str = "") -> dict[str, dict[str, str]]:
+    """Every finished run the bucket's studies recorded (but study `exclude`), by run identity:
+    ``{identity: {"run_uri", "from"}}`` where "from" is ``<study>/<entry>``."""
+    found: dict[str, dict[str, str]] = {}
+    for folder in storage.list_uris(f"s3://{bucket}/studies", recursive=False):
+        layout = StudyLayout(bucket, folder.rstrip("/").rsplit("/", 1)[-1])
+        if layout.study_id == exclude or not storage.exists(layout.record):
+            continue
+        other = StudyRecord.open(layout)
+        entries = {e.id: e for e in other.spec.entries}
+        for entry_id, state in other.entries.items():
+            if state["status"] != SUCCEEDED or state.get("reused_from") or entry_id not in entries:
+                continue
+            identity = run_identity(other.spec, entries[entry_id], bucket)
+            found.setdefault(identity, {"run_uri": state["run_uri"], "from": f"{layout.study_id}/{entry_id}"})
+    return found
+
+
+def reuse_finished_runs(record: StudyRecord, bucket: str, out: Callable[[str], None] = print) -> int:
+    """Point every unfinished entry that another study of the bucket already ran (same
+    :func:`run_identity`, results present) at that run, marked ``reused_from``; return how many."""
+    todo = [e for e in record.spec.entries if record.entries[e.id]["status"] != SUCCEEDED]
+    if not todo:
+        return 0
+    known = finished_runs(bucket, exclude=record.layout.study_id)
+    reused = 0
+    for entry in todo:
+        twin = known.get(run_identity(record.spec, entry, bucket))
+        if twin is None or not finished(twin["run_uri"]):
+            continue
+        record.update(entry.id, status=SUCCEEDED, run_uri=twin["run_uri"], reused_from=twin["from"])
+        out(f"study {record.layout.study_id}: {entry.id} is run {twin['from']} ({twin['run_uri']}); reused")
+        reused += 1
+    return reused
 
 
 class StudyRecord:
@@ -143,6 +196,7 @@ def submit_study(
     study_id: str | None = None,
     bucket: str = "saemerge",
     wait: bool = False,
+    reuse: bool = True,
     out: Callable[[str], None] = print,
 ) -> StudyRecord:
     """Submit every entry not yet submitted as one KFP run of the experiment ``study-<id>``.
@@ -152,6 +206,8 @@ def submit_study(
             settings (host, token, namespace, ...); its params, run name, experiment and compile
             options are set per entry here.
         wait: follow the runs until each one ends; a run that did not succeed fails the call.
+        reuse: entries another study of the bucket already ran (same run identity) point at
+            that run and are not submitted.
     """
     import dataclasses
 
@@ -163,6 +219,8 @@ def submit_study(
     record = StudyRecord.fresh(layout, spec) if dry else StudyRecord.open(layout, spec)
     if not dry:
         record.refresh()
+        if reuse:
+            reuse_finished_runs(record, bucket, out=out)
     entries = {e.id: e for e in record.spec.entries}
     experiment = f"study-{layout.study_id}"
     for entry_id, state in record.entries.items():
