@@ -7,22 +7,25 @@ def archive_update(
     run_uri: str,
     generation: int,
     s_t: float,
-    archive: List[dict],
-    offspring: List[dict],
+    archive: List[str],
+    offspring: List[str],
     archive_size: int,
     competition: str,
     metrics: Output[Metrics],
-) -> List[dict]:
+) -> List[str]:
     """Let offspring compete for the archive (SAE-SPEC §4) and record the generation.
 
     Generation -1 builds the initial archive: the best `archive_size` variants by fitness.
-    Writes RUN/gen-XX/population.parquet, offspring.parquet and metrics.json.
+    Writes RUN/gen-XX/population.parquet, offspring.parquet and metrics.json. `archive`,
+    `offspring` and the new archive are handed over as URIs (RUN/gen-XX/handoff/archive.parquet).
     """
     from saemerge.config import as_int, typed
+    from saemerge.steps import handoff
     from saemerge.steps.population import archive_update as update
 
     p = typed(archive_size=archive_size, competition=competition)
-    new_archive, summary = update(run_uri, as_int("generation", generation), s_t, archive, offspring, **p)
+    generation = as_int("generation", generation)
+    new_archive, summary = update(run_uri, generation, s_t, handoff.load(archive), handoff.load(offspring), **p)
     for key, value in summary.items():
         metrics.log_metric(key, value)
-    return new_archive
+    return [handoff.save(run_uri, generation, "archive", new_archive)]

@@ -5,7 +5,7 @@ from kfp.dsl import Metrics, Model, Output
 
 def final_evaluate(
     run_uri: str,
-    archive: List[dict],
+    archive: List[str],
     experts: List[str],
     base_uri: str,
     data_uri: str,
@@ -30,6 +30,7 @@ def final_evaluate(
     """
     from saemerge.compute import measured
     from saemerge.config import typed
+    from saemerge.steps import handoff
     from saemerge.steps.evaluation import lm_eval_evaluator
     from saemerge.steps.final import final_evaluate as final
     from saemerge.steps.records import describe_best
@@ -46,7 +47,7 @@ def final_evaluate(
     with measured(run_uri, "final_evaluate"):
         rows = final(
             run_uri,
-            archive,
+            handoff.load(archive),
             experts,
             base_uri,
             data_uri,

@@ -1,22 +1,28 @@
 from kfp.dsl import Model, Output
 
 
-def m2n2_crossover(run_uri: str, order: dict, base_uri: str, measure: str, device: str, child: Output[Model]) -> dict:
+def m2n2_crossover(run_uri: str, order: str, base_uri: str, measure: str, device: str, child: Output[Model]) -> str:
     """SLERP crossover of two parents with a split point (SAE-SPEC §7, M2N2), in weight space.
 
     The child is published to RUN/models/<content-hash>/ (a retry or resume reuses it); a
     child identical to an archive member is discarded before evaluation.
 
+    Args:
+        order: the URI of the mating order (m2n2_select's handoff: parents' records, t, split).
+
     Returns:
-        The child's record, with "status" = "discarded" and a "reason" when discarded.
+        The URI of the child's record (RUN/gen-XX/handoff/child-<i>.parquet), with
+        "status" = "discarded" and a "reason" when discarded.
     """
     from saemerge.compute import measured
     from saemerge.config import typed
     from saemerge.steps.m2n2 import crossover
+    from saemerge.steps import handoff
     from saemerge.steps.records import describe_model
 
+    order = handoff.load_one(order)
     p = typed(measure=measure, merge_device=device)
     with measured(run_uri, "crossover", f"gen {order['generation']} child {order['index']}"):
         record = crossover(run_uri, order, base_uri=base_uri, measure=p["measure"], device=p["merge_device"])
     describe_model(child, record)
-    return record
+    return handoff.save(run_uri, order["generation"], f"child-{order['index']}", [record])

@@ -100,6 +100,36 @@ def canonicalize(spec: dict, platform: dict | None) -> None:
     share_identical_components(spec)
 
 
+def strip_step_docstrings(spec: dict) -> None:
+    """Drop the docstrings from the step sources kfp embeds in each executor's command.
+
+    A lightweight component carries its function's whole source, and the KFP backend copies
+    every task's command into the Argo Workflow's status several times (the pod spec patch of
+    its driver, Pod and Retry nodes, and the container input); the docstrings are for readers
+    of ``components/`` and change nothing the step does. Comments go too (the source is
+    re-printed from its syntax tree).
+    """
+    for executor in spec["deploymentSpec"]["executors"].values():
+        container = executor.get("container", {})
+        for key in ("command", "args"):
+            container[key] = [_without_docstrings(x) for x in container.get(key, [])]
+
+
+def _without_docstrings(text: str) -> str:
+    if "\ndef " not in text or "import kfp" not in text:
+        return text
+    try:
+        tree = ast.parse(text)
+    except SyntaxError:
+        return text
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.body:
+            first = node.body[0]
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str):
+                node.body = node.body[1:] or [ast.Pass()]
+    return "\n" + ast.unparse(tree) + "\n"
+
+
 def _dags(spec: dict):
     yield spec["root"]["dag"]
     for comp in spec["components"].values():
@@ -170,6 +200,7 @@ def compile_pipeline(out: Path, options: CompileOptions = CompileOptions(), *, w
     raw = out.read_text()
     docs = list(yaml.safe_load_all(raw))
     spec, platform = docs[0], (docs[1] if len(docs) > 1 else None)
+    strip_step_docstrings(spec)
     canonicalize(spec, platform)
     body = yaml.safe_dump_all([d for d in (spec, platform) if d is not None], sort_keys=True, width=10_000)
     out.write_text(_sorted_header(raw) + body)

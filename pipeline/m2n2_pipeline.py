@@ -55,7 +55,7 @@ def build_pipeline(options: CompileOptions = CompileOptions(search=M2N2)):
     def m2n2_generation(
         run_uri: str,
         generation: int,
-        archive: List[dict],
+        archive: List[str],
         base_uri: str,
         data_uri: str,
         opt_sizes: dict,
@@ -69,7 +69,7 @@ def build_pipeline(options: CompileOptions = CompileOptions(search=M2N2)):
         eval_device: str,
         eval_dtype: str,
         eval_batch_size: int,
-    ) -> List[dict]:
+    ) -> List[str]:
         sample = with_s3(
             c_sample(run_uri=run_uri, generation=generation, data_uri=data_uri, opt_sizes=opt_sizes, seed=seed)
         )

@@ -38,7 +38,7 @@ __all__ = ["PIPELINE_NAME", "build_pipeline"]
 PIPELINE_NAME = "saemerge-pso"
 DESCRIPTION = "PSO-Merging of LLM experts (arXiv 2508.19839), SAE's comparator."
 GAMMA = 0.0  # PSO's fitness is the macro accuracy on the optimisation set (SAE-SPEC §7)
-PsoState = NamedTuple("PsoState", [("swarm", List[dict]), ("gbest", List[dict])])  # noqa: UP014
+PsoState = NamedTuple("PsoState", [("swarm", List[str]), ("gbest", List[str])])  # noqa: UP014
 
 
 def build_pipeline(options: CompileOptions = CompileOptions(search=PSO)):
@@ -59,7 +59,7 @@ def build_pipeline(options: CompileOptions = CompileOptions(search=PSO)):
         run_uri: str,
         step: int,
         generation: int,
-        swarm: List[dict],
+        swarm: List[str],
         base_uri: str,
         data_uri: str,
         opt_sizes: dict,
@@ -88,7 +88,9 @@ def build_pipeline(options: CompileOptions = CompileOptions(search=PSO)):
                     device=merge_device,
                 )
             ).set_display_name("move particle")
-        cands = tasks.small(c_candidates(moved=dsl.Collected(moved.outputs["Output"]), swarm=swarm))
+        cands = with_s3(
+            c_candidates(run_uri=run_uri, step=step, moved=dsl.Collected(moved.outputs["Output"]), swarm=swarm)
+        )
         cands.set_display_name("positions + bests")
         scored = on_gpu(
             c_eval(
@@ -147,7 +149,9 @@ def build_pipeline(options: CompileOptions = CompileOptions(search=PSO)):
         sample0 = with_s3(
             c_sample(run_uri=p.run_uri, generation=0, data_uri=p.data_uri, opt_sizes=p.opt_sizes, seed=p.seed)
         ).set_display_name("sample optimisation set")
-        cands0 = tasks.small(c_candidates(moved=dsl.Collected(made.outputs["Output"]), swarm=[]))
+        cands0 = with_s3(
+            c_candidates(run_uri=p.run_uri, step=0, moved=dsl.Collected(made.outputs["Output"]), swarm=[])
+        )
         cands0.set_display_name("initial positions")
         scored0 = on_gpu(
             c_eval(

@@ -61,7 +61,7 @@ def build_pipeline(options: CompileOptions = CompileOptions()):
     def sae_generation(
         run_uri: str,
         generation: int,
-        archive: List[dict],
+        archive: List[str],
         base_uri: str,
         data_uri: str,
         opt_sizes: dict,
@@ -84,7 +84,7 @@ def build_pipeline(options: CompileOptions = CompileOptions()):
         eval_device: str,
         eval_dtype: str,
         eval_batch_size: int,
-    ) -> List[dict]:
+    ) -> List[str]:
         s_t = tasks.small(
             c_schedule(
                 generation=generation, steps=steps, s_min=s_min, s_max=s_max, t0=t0, t_mult=t_mult, reverse=reverse

@@ -16,6 +16,8 @@ RUN/                                   a local path or s3://bucket/prefix/RUN_ID
                                        (stage: archive, offspring; init/: init)
           metrics.json                 the generation's summary (GEN_METRICS keys)
           swarm.parquet                PSO: each particle's position, velocity and bests
+          handoff/<name>.parquet       what a step hands the next ones, passed by URI (records,
+                                       pairs, mating orders; init/handoff/ too)
   compute/<kind>/<time>-<id>.json       one record per step attempt: seconds, CPU seconds, peak RSS
   final/ results.parquet, scores.parquet, best.json, compute.json, report.md, report.html, *.png
 ```
@@ -133,6 +135,11 @@ class RunLayout:
     def population(self, generation: int | str, name: str = "population") -> str:
         """``population.parquet`` (the archive after the generation) or ``offspring.parquet``."""
         return self._at(gen_name(generation), f"{name}.parquet")
+
+    def handoff(self, generation: int | str, name: str) -> str:
+        """What a step hands the next ones (records, a pair, a mating order), passed by this URI:
+        ``<gen>/handoff/<name>.parquet`` (:mod:`saemerge.steps.handoff`)."""
+        return self._at(gen_name(generation), "handoff", f"{name}.parquet")
 
     def new_scores(self, generation: int | str, stage: str) -> str:
         """Where this attempt of a stage writes its per-example table: ``scores-<stage>.parquet``,
