@@ -243,13 +243,14 @@ def test_sae_compiled_workflow_stays_under_half_the_limit(sae):
 
 def test_sae_runtime_estimate(sae):
     """End of a run, archive 8, 2 experts (step outputs of a micro run, lists stretched), every
-    node in a Retry node (KFP's Argo defaults), no cache hits:
-      12 generations: ~12.4 MB uncompressed, 1259 nodes, 134 container tasks; ~1.12 MB as Argo
-        stores it (status.nodes gzipped above 1 MiB) -- over Argo's own 1 MiB MAX_WORKFLOW_SIZE;
-      24 generations: ~23.6 MB, 2375 nodes, 254 container tasks; ~2.03 MB stored.
-    With URIs instead of record lists between steps: ~8.1 MB / ~0.78 MB stored (12), ~15.2 MB /
-    ~1.34 MB stored (24). Most of a node's bytes are the pod-spec-patch (executor input twice,
-    component spec, the step's source), written 6 times per container task.
+    node in a Retry node (KFP's Argo defaults), no cache hits; records handed between steps as
+    Parquet URIs (steps/handoff.py), step docstrings stripped from the compiled commands:
+      12 generations: ~8.4 MB uncompressed, 1259 nodes, 134 container tasks; ~0.81 MB as Argo
+        stores it (status.nodes gzipped above 1 MiB): under Argo's 1 MiB and etcd's 1.5 MB;
+      24 generations: ~15.8 MB, 2375 nodes, 254 container tasks; ~1.39 MB stored.
+    (Before the handoff: ~12.4 MB / ~1.12 MB stored at 12, ~23.6 MB / ~2.03 MB at 24.) Most of a
+    node's bytes are now Argo's and KFP's own per-node fields and the pod-spec patch (the
+    executor input twice, the component spec, the step's source), written 6 times per task.
     """
     r12 = ws.estimate_runtime(*sae[12], archive_size=8)
     r24 = ws.estimate_runtime(*sae[24], archive_size=8)
@@ -258,22 +259,38 @@ def test_sae_runtime_estimate(sae):
         6 + 8 // 2
     )  # 6 root steps, 4 prunes per expert, 12 x (6 + 4 merges)
     assert r24["bytes"] > r12["bytes"] > r12_small["bytes"]
-    assert r12["with_uris_bytes"] < r12["bytes"]
+    assert r12["with_uris_bytes"] <= r12["bytes"]
     summary = {n: (r["bytes"], r["stored_bytes"], r["nodes"]) for n, r in ((12, r12), (24, r24))}
     assert r12["stored_bytes"] < r12["bytes"], summary
+    # a 12-generation run fits as Argo stores it: under its own 1 MiB and under etcd's limit
+    assert r12["stored_bytes"] < ws.ARGO_COMPRESS_ABOVE and r12["stored_bytes"] < ws.ETCD_LIMIT, summary
+
+
+def test_record_lists_travel_as_uris(sae):
+    """No step's input or output is a list of records: between steps they are handoff URIs."""
+    spec = sae[12][0]
+    payloads = ws.MEASURED_PAYLOADS
+    for step in ("evaluate", "archive-update", "pair-parents", "pair-and-merge", "prune"):
+        out = payloads[step]["parameters"]["Output"]
+        values = out if isinstance(out, list) else [out]
+        assert values and all(isinstance(v, str) and "/handoff/" in v for v in values), (step, out)
+    generation = next(c for name, c in spec["components"].items() if name.startswith("comp-sae-generation"))
+    assert generation["inputDefinitions"]["parameters"]["archive"]["parameterType"] == "LIST"
+    sources = [" ".join(e["container"]["command"]) for e in spec["deploymentSpec"]["executors"].values()]
+    assert not any('"""' in s for s in sources)  # docstrings stay in components/, not in every node
 
 
 @pytest.mark.xfail(
     strict=True,
-    reason="end of run at 24 generations, archive 8: ~23.6 MB uncompressed (~15.2 MB with URIs instead of "
-    "record lists), ~2.03 MB stored gzipped (~1.34 MB with URIs): over half of 1.5 MB; reported to the lead",
+    reason="end of run at 24 generations, archive 8: ~15.8 MB uncompressed, ~1.39 MB stored gzipped, with "
+    "records handed over by URI (was ~2.03 MB): over half of 1.5 MB; the rest is per-node fields of Argo and KFP",
 )
 def test_sae_runtime_workflow_stays_under_half_the_limit(sae):
     run = ws.estimate_runtime(*sae[24], archive_size=8)
-    assert run["bytes"] < HALF, (
+    assert run["stored_bytes"] < HALF, (
         f"24 generations, archive 8: end-of-run Workflow ~{run['bytes'] / 1e6:.1f} MB uncompressed "
         f"({run['nodes']} nodes, {run['container_tasks']} container tasks), ~{run['stored_bytes'] / 1e6:.2f} MB "
-        f"as Argo stores it; with URIs instead of record lists ~{run['with_uris_bytes'] / 1e6:.1f} MB"
+        "as Argo stores it"
     )
 
 
