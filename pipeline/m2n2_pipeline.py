@@ -16,7 +16,7 @@ Sampling, evaluation, the final evaluation and the report are the shared compone
 M2N2 and SAE are scored by the same evaluator on the same samples (the per-example cache
 makes re-scoring the archive cheap). Compile options and parameters work as in
 :mod:`saemerge.pipeline.sae_pipeline`; every value a crossover needs from upstream travels in
-its loop item (the mating order).
+its loop item (the URI of the mating order's handoff file).
 """
 
 from types import SimpleNamespace

@@ -11,8 +11,9 @@ final_evaluate (GPU) on [gbest] ─► report
 
 The shared components (sample, evaluate, final evaluate, report) are SAE's. Fitness is the
 macro accuracy (γ = 0). The outputs, as every search's: ``results`` (the test-set rows) and
-``best_model`` (the global best as a Kubeflow Model artifact). The swarm travels as ``pso_update``'s output: a list with one state
-per particle, which is also the next step's loop items, so a move needs nothing but its item
+``best_model`` (the global best as a Kubeflow Model artifact). The swarm travels as ``pso_update``'s output: a list with one
+state per particle (the URI of its handoff file), which is also the next step's loop items, so a
+move needs nothing but its item
 and run parameters (see the note on loops in :mod:`saemerge.pipeline.sae_pipeline`).
 """
 

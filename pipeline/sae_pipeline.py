@@ -18,10 +18,15 @@ resources and cache volume, and whether merges run on GPUs are compile options
 parameter, generated from :class:`saemerge.config.RunConfig` (types, the paper's defaults,
 descriptions).
 
+Records (archives, scored candidates, pairs, children) travel between steps as the URIs of
+the Parquet files the producing step wrote (:mod:`saemerge.steps.handoff`), not as parameter
+values: the KFP backend copies every parameter value into the Argo Workflow object several
+times per task, and that object must fit in etcd.
+
 A note on loops: every value a task inside a ParallelFor needs from upstream tasks travels
-in its loop item (the pair or variant dict), never as a separate task output. This keeps the
-loop body independent of the surrounding DAG, and it sidesteps kfp.local (2.17) resolving
-such inputs to the loop item itself.
+in its loop item (a pair's handoff URI, or a variant dict), never as a separate task output.
+This keeps the loop body independent of the surrounding DAG, and it sidesteps kfp.local
+(2.17) resolving such inputs to the loop item itself.
 """
 
 from types import SimpleNamespace
