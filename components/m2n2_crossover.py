@@ -16,8 +16,8 @@ def m2n2_crossover(run_uri: str, order: str, base_uri: str, measure: str, device
     """
     from saemerge.compute import measured
     from saemerge.config import typed
-    from saemerge.steps.m2n2 import crossover
     from saemerge.steps import handoff
+    from saemerge.steps.m2n2 import crossover
     from saemerge.steps.records import describe_model
 
     order = handoff.load_one(order)

@@ -27,8 +27,8 @@ def pair_and_merge(
     """
     from saemerge.compute import measured
     from saemerge.config import typed
-    from saemerge.steps.models import pair_and_merge as merge
     from saemerge.steps import handoff
+    from saemerge.steps.models import pair_and_merge as merge
     from saemerge.steps.records import describe_model
 
     pair = handoff.load_one(pair)

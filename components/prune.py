@@ -12,8 +12,8 @@ def prune(run_uri: str, variant: dict, base_uri: str, measure: str, device: str,
     """
     from saemerge.compute import measured
     from saemerge.config import typed
-    from saemerge.steps.models import prune_variant
     from saemerge.steps import handoff
+    from saemerge.steps.models import prune_variant
     from saemerge.steps.records import describe_model
 
     p = typed(measure=measure, merge_device=device)

@@ -29,8 +29,8 @@ def pso_move(
     """
     from saemerge.compute import measured
     from saemerge.config import as_int, typed
-    from saemerge.steps.pso import move_particle
     from saemerge.steps import handoff
+    from saemerge.steps.pso import move_particle
     from saemerge.steps.records import describe_model
 
     p = typed(seed=seed, pso_w=w, pso_c1=c1, pso_c2=c2, merge_device=device)

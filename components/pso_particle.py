@@ -13,8 +13,8 @@ def pso_particle(run_uri: str, particle: dict, base_uri: str, device: str, model
     """
     from saemerge.compute import measured
     from saemerge.config import typed
-    from saemerge.steps.pso import make_particle
     from saemerge.steps import handoff
+    from saemerge.steps.pso import make_particle
     from saemerge.steps.records import describe_model
 
     p = typed(merge_device=device)
