@@ -12,7 +12,7 @@ from saemerge.pipeline.searches import SEARCHES
 
 GOLDEN = SEARCHES["pso"].golden
 GPU_STEPS = ("evaluate", "final-evaluate")
-NO_S3_STEPS = ("pso-candidates",)  # list work only
+NO_S3_STEPS: tuple[str, ...] = ()  # pso-candidates reads and writes handoff files
 RETRIED = ("pso-particle", "pso-move")  # model-making steps (a pod may be lost)
 
 
