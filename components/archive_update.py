@@ -17,7 +17,7 @@ def archive_update(
 
     Generation -1 builds the initial archive: the best `archive_size` variants by fitness.
     Writes RUN/gen-XX/population.parquet, offspring.parquet and metrics.json. `archive`,
-    `offspring` and the new archive are handed over as URIs (RUN/gen-XX/handoff/archive.parquet).
+    `offspring` and the new archive are handed over as URIs (RUN/gen-XX/handoff/archive-<digest>.parquet).
     """
     from saemerge.config import as_int, typed
     from saemerge.steps import handoff

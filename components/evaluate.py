@@ -24,7 +24,7 @@ def evaluate(
         candidates: URIs of the candidates' records (handoff files, read in order).
 
     Returns:
-        [the URI of RUN/gen-XX/handoff/scored-<stage>.parquet]: the candidates with per-task
+        [the URI of RUN/gen-XX/handoff/scored-<stage>-<digest>.parquet]: the candidates with per-task
         scores, macro score and fitness = score + γ·ρ.
     """
     from saemerge.compute import measured

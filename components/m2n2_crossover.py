@@ -11,7 +11,7 @@ def m2n2_crossover(run_uri: str, order: str, base_uri: str, measure: str, device
         order: the URI of the mating order (m2n2_select's handoff: parents' records, t, split).
 
     Returns:
-        The URI of the child's record (RUN/gen-XX/handoff/child-<i>.parquet), with
+        The URI of the child's record (RUN/gen-XX/handoff/child-<i>-<digest>.parquet), with
         "status" = "discarded" and a "reason" when discarded.
     """
     from saemerge.compute import measured

@@ -15,7 +15,7 @@ def m2n2_select(
     Parent A by resource-shared fitness on this generation's sample, parent B by attraction
     to A, a SLERP weight t ~ U(0, 1) and a split point per child. Each order carries its
     parents' records, so the crossover inside the ParallelFor needs nothing but its loop item:
-    the URI of the order's handoff file, RUN/gen-XX/handoff/order-<i>.parquet.
+    the URI of the order's handoff file, RUN/gen-XX/handoff/order-<i>-<digest>.parquet.
     """
     from saemerge.config import as_int, typed
     from saemerge.steps import handoff

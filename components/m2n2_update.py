@@ -18,7 +18,7 @@ def m2n2_update(
     Each child, in child order, replaces the member with the lowest resource-shared fitness
     on this generation's sample if its own is higher. Writes RUN/gen-XX/population.parquet,
     offspring.parquet and metrics.json; the new archive is handed over as
-    [RUN/gen-XX/handoff/archive.parquet].
+    [RUN/gen-XX/handoff/archive-<digest>.parquet].
     """
     from saemerge.config import as_int, typed
     from saemerge.steps import handoff

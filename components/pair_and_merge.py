@@ -22,7 +22,7 @@ def pair_and_merge(
         pair: the URI of the pair (pair_parents' handoff: parents' records, s_t, index).
 
     Returns:
-        The URI of the child's record (RUN/gen-XX/handoff/child-<i>.parquet), with
+        The URI of the child's record (RUN/gen-XX/handoff/child-<i>-<digest>.parquet), with
         "status" = "discarded" and a "reason" when discarded.
     """
     from saemerge.compute import measured

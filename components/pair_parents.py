@@ -6,7 +6,7 @@ def pair_parents(run_uri: str, generation: int, archive: List[str], s_t: float, 
 
     Each pair carries its parents' records (with this generation's scores) and s_t, so the
     merge step inside the ParallelFor needs nothing but its loop item: the URI of the pair's
-    handoff file, RUN/gen-XX/handoff/pair-<i>.parquet (`archive` is handed over likewise).
+    handoff file, RUN/gen-XX/handoff/pair-<i>-<digest>.parquet (`archive` is handed over likewise).
     """
     from saemerge.config import as_int, typed
     from saemerge.steps import handoff

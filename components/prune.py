@@ -8,7 +8,7 @@ def prune(run_uri: str, variant: dict, base_uri: str, measure: str, device: str,
 
     Returns:
         The URI of the individual's record (id, content_hash, uri, origin, sparsity, ...):
-        RUN/init/handoff/prune-<member id>.parquet.
+        RUN/init/handoff/prune-<member id>-<digest>.parquet.
     """
     from saemerge.compute import measured
     from saemerge.config import typed

@@ -6,7 +6,7 @@ def pso_candidates(run_uri: str, step: int, moved: List[str], swarm: List[str]) 
 
     Scored together on the step's sample, so each position is compared with its personal
     best on the same examples (the per-example cache makes re-scoring a best cheap). Reads
-    and writes handoff files: [RUN/gen-XX/handoff/candidates.parquet], XX = step - 1.
+    and writes handoff files: [RUN/gen-XX/handoff/candidates-<digest>.parquet], XX = step - 1.
     """
     from saemerge.config import as_int
     from saemerge.steps import handoff

@@ -25,7 +25,7 @@ def pso_move(
 
     Returns:
         The URI of the new position's record, with "particle", "velocity", "r1" and "r2"
-        (RUN/gen-XX/handoff/position-<index>.parquet, XX = step - 1).
+        (RUN/gen-XX/handoff/position-<index>-<digest>.parquet, XX = step - 1).
     """
     from saemerge.compute import measured
     from saemerge.config import as_int, typed

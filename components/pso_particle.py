@@ -9,7 +9,7 @@ def pso_particle(run_uri: str, particle: dict, base_uri: str, device: str, model
 
     Returns:
         The URI of the position's record, with "particle" and "index"
-        (RUN/init/handoff/position-<index>.parquet).
+        (RUN/init/handoff/position-<index>-<digest>.parquet).
     """
     from saemerge.compute import measured
     from saemerge.config import typed

@@ -20,7 +20,7 @@ def pso_update(
 
     Returns:
         swarm: the particles' states (the next step's loop items), one handoff file each
-        (RUN/gen-XX/handoff/particle-<i>.parquet); gbest: [the global best's handoff file].
+        (RUN/gen-XX/handoff/particle-<i>-<digest>.parquet); gbest: [the global best's handoff file].
     """
     from collections import namedtuple
 

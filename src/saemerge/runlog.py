@@ -16,8 +16,8 @@ RUN/                                   a local path or s3://bucket/prefix/RUN_ID
                                        (stage: archive, offspring; init/: init)
           metrics.json                 the generation's summary (GEN_METRICS keys)
           swarm.parquet                PSO: each particle's position, velocity and bests
-          handoff/<name>.parquet       what a step hands the next ones, passed by URI (records,
-                                       pairs, mating orders; init/handoff/ too)
+          handoff/<name>-<digest>.parquet  what a step hands the next ones, passed by URI
+                                       (records, pairs, mating orders; init/handoff/ too)
   compute/<kind>/<time>-<id>.json       one record per step attempt: seconds, CPU seconds, peak RSS
   final/ results.parquet, scores.parquet, best.json, compute.json, report.md, report.html, *.png
 ```
@@ -138,7 +138,8 @@ class RunLayout:
 
     def handoff(self, generation: int | str, name: str) -> str:
         """What a step hands the next ones (records, a pair, a mating order), passed by this URI:
-        ``<gen>/handoff/<name>.parquet`` (:mod:`saemerge.steps.handoff`)."""
+        ``<gen>/handoff/<name>.parquet``, the name ending in the content's digest
+        (:mod:`saemerge.steps.handoff`)."""
         return self._at(gen_name(generation), "handoff", f"{name}.parquet")
 
     def new_scores(self, generation: int | str, stage: str) -> str:

@@ -20,8 +20,12 @@ RECORD = {
 
 def test_documents_round_trip_exactly(tmp_path):
     run = str(tmp_path / "run")
-    uri = handoff.save(run, 4, "archive", [RECORD, {"id": "m-x", "status": "discarded", "reason": "dup"}])
-    assert uri == runlog.RunLayout(run).handoff(4, "archive") and uri.endswith("gen-04/handoff/archive.parquet")
+    docs = [RECORD, {"id": "m-x", "status": "discarded", "reason": "dup"}]
+    uri = handoff.save(run, 4, "archive", docs)
+    assert "/gen-04/handoff/archive-" in uri and uri.endswith(".parquet")
+    # content-addressed: the same documents, the same file; other documents, another file
+    assert handoff.save(run, 4, "archive", docs) == uri
+    assert handoff.save(run, 4, "archive", docs[:1]) != uri
     back = handoff.load([uri])
     assert back[1] == {"id": "m-x", "status": "discarded", "reason": "dup"}  # absent keys stay absent
     first = back[0]
@@ -35,8 +39,8 @@ def test_documents_round_trip_exactly(tmp_path):
 def test_lists_of_uris_concatenate_in_order_and_dicts_pass_through(tmp_path):
     run = str(tmp_path / "run")
     pairs = handoff.save_each(run, -1, "pair", [{"index": 0}, {"index": 1}])
-    assert [u.rsplit("/", 2)[-2:] for u in pairs] == [["handoff", "pair-0.parquet"], ["handoff", "pair-1.parquet"]]
-    assert "/init/" in pairs[0]
+    assert [u.rsplit("/", 1)[-1].split("-")[:2] for u in pairs] == [["pair", "0"], ["pair", "1"]]
+    assert all("/init/handoff/" in u for u in pairs)
     assert handoff.load(pairs) == [{"index": 0}, {"index": 1}]
     assert handoff.load(list(reversed(pairs))) == [{"index": 1}, {"index": 0}]
     assert handoff.load_one(pairs[1]) == {"index": 1}

@@ -6,8 +6,10 @@ takes or gives is copied into that object several times (the executor input sits
 task's pod spec patch, and the inputs and outputs of its Pod, Retry and DAG nodes are kept in
 the status). Lists of records there grow the object by kilobytes per task until it no longer
 fits in etcd (`saemerge compile` prints the estimate). So a step writes what it hands on to
-``RUN/<gen>/handoff/<name>.parquet`` (:meth:`~saemerge.runlog.RunLayout.handoff`) and passes
-the URI; the next step reads it.
+``RUN/<gen>/handoff/<name>-<digest>.parquet`` (:meth:`~saemerge.runlog.RunLayout.handoff`) and
+passes the URI; the next step reads it. The digest is that of the content, as models are
+content-addressed: a retried step writes the same file again, and a URI names one content
+only, so KFP's step cache (keyed on input values) still sees a change upstream.
 
 A file holds one JSON document per row (column ``doc``, and ``id`` where the document is a
 record), so documents come back exactly as they were written: ints stay ints, absent keys stay
@@ -17,6 +19,7 @@ URI; documents themselves are accepted too, for tests and hand calls.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -31,13 +34,13 @@ SCHEMA = pa.schema([("id", pa.string()), ("doc", pa.string())])
 
 
 def save(run_uri: str, generation: int | str, name: str, docs: Iterable[Mapping[str, Any]]) -> str:
-    """Write `docs` to ``RUN/<gen>/handoff/<name>.parquet`` (whole, atomically); return its URI."""
+    """Write `docs` to ``RUN/<gen>/handoff/<name>-<digest>.parquet`` (whole, atomically; the
+    digest is the content's); return its URI."""
     docs = list(docs)
-    uri = RunLayout(run_uri).handoff(generation, name)
-    table = pa.table(
-        {"id": [str(d.get("id", "")) for d in docs], "doc": [json.dumps(d, sort_keys=True) for d in docs]},
-        schema=SCHEMA,
-    )
+    texts = [json.dumps(d, sort_keys=True) for d in docs]
+    digest = hashlib.sha256("\n".join(texts).encode()).hexdigest()[:12]
+    uri = RunLayout(run_uri).handoff(generation, f"{name}-{digest}")
+    table = pa.table({"id": [str(d.get("id", "")) for d in docs], "doc": texts}, schema=SCHEMA)
     runlog.write_table(uri, table)
     return uri
 

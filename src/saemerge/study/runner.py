@@ -70,46 +70,76 @@ def finished(run_uri: str) -> bool:
 IDENTITY_IGNORES = ("run_uri", "score_cache")
 
 
-def run_identity(spec: StudySpec, entry: Entry, bucket: str) -> str:
-    """What decides an entry's results: its search, generations, bench and every run parameter
-    (seed included) but :data:`IDENTITY_IGNORES`. Two entries of any studies with the same
-    identity are the same run (the searches are seeded; scoring is deterministic)."""
-    config = spec.run_config(entry, f"s3://{bucket}/runs/identity", bucket)
-    params = {k: v for k, v in config.pipeline_arguments().items() if k not in IDENTITY_IGNORES}
-    doc = {"search": entry.arm.search, "steps": config.steps, "bench": spec.bench_root(entry.bench_seed, bucket)}
-    doc["params"] = params
+def config_identity(config: dict[str, Any], version: str) -> str:
+    """What decides a run's results: its whole configuration as ``run.json`` records it (the
+    search, generations, the inputs' URIs, so the bench and its version, every parameter and
+    the seed) but :data:`IDENTITY_IGNORES`, and the saemerge version that ran it."""
+    doc = {"config": {k: v for k, v in config.items() if k not in IDENTITY_IGNORES}, "saemerge": version}
     return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def run_identity(spec: StudySpec, entry: Entry, bucket: str) -> str:
+    """The identity of the run an entry would start with this code (:func:`config_identity`).
+
+    Two runs with the same identity are the same run: the searches are seeded and scoring is
+    deterministic on one device. Devices left at ``auto`` compare as written, so a study
+    should not mix CPU and GPU runs in one bucket and expect reuse to tell them apart.
+    """
+    from saemerge import __version__
+
+    config = spec.run_config(entry, f"s3://{bucket}/runs/identity", bucket)
+    return config_identity(config.to_json(), __version__)
+
+
+def recorded_identity(run_uri: str) -> str | None:
+    """The identity of a run from what its ``run.json`` says it ran (None: no readable record)."""
+    try:
+        info = json.loads(storage.read_bytes(RunLayout(run_uri).run_json))
+        return config_identity(info["config"], str(info.get("versions", {}).get("saemerge", "")))
+    except (SaeMergeError, KeyError, TypeError, ValueError):
+        return None
+
+
 def finished_runs(bucket: str, *, exclude: str = "") -> dict[str, dict[str, str]]:
-    """Every finished run the bucket's studies recorded (but study `exclude`), by run identity:
-    ``{identity: {"run_uri", "from"}}`` where "from" is ``<study>/<entry>``."""
+    """Every finished run the bucket's studies recorded (but study `exclude`), by the identity
+    its ``run.json`` records: ``{identity: {"run_uri", "from"}}``, "from" being
+    ``<study>/<entry>``. A study whose record cannot be read is skipped with a warning."""
     found: dict[str, dict[str, str]] = {}
     for folder in storage.list_uris(f"s3://{bucket}/studies", recursive=False):
         layout = StudyLayout(bucket, folder.rstrip("/").rsplit("/", 1)[-1])
         if layout.study_id == exclude or not storage.exists(layout.record):
             continue
-        other = StudyRecord.open(layout)
-        entries = {e.id: e for e in other.spec.entries}
-        for entry_id, state in other.entries.items():
-            if state["status"] != SUCCEEDED or state.get("reused_from") or entry_id not in entries:
+        try:
+            entries = yaml.safe_load(storage.read_bytes(layout.record))["entries"]
+            candidates = [(e["id"], e["run_uri"]) for e in entries if not e.get("reused_from")]
+        except (SaeMergeError, KeyError, TypeError, yaml.YAMLError) as exc:
+            log.warning("study %s: record unreadable, its runs are not offered for reuse (%s)", layout.study_id, exc)
+            continue
+        for entry_id, run_uri in candidates:
+            if not finished(run_uri):
                 continue
-            identity = run_identity(other.spec, entries[entry_id], bucket)
-            found.setdefault(identity, {"run_uri": state["run_uri"], "from": f"{layout.study_id}/{entry_id}"})
+            identity = recorded_identity(run_uri)
+            if identity is not None:
+                found.setdefault(identity, {"run_uri": run_uri, "from": f"{layout.study_id}/{entry_id}"})
     return found
 
 
 def reuse_finished_runs(record: StudyRecord, bucket: str, out: Callable[[str], None] = print) -> int:
-    """Point every unfinished entry that another study of the bucket already ran (same
-    :func:`run_identity`, results present) at that run, marked ``reused_from``; return how many."""
-    todo = [e for e in record.spec.entries if record.entries[e.id]["status"] != SUCCEEDED]
+    """Point every entry not yet started elsewhere (pending or failed, no KFP run) that another
+    study of the bucket already ran (same :func:`run_identity` as the finished run's recorded
+    identity) at that run, marked ``reused_from``; return how many."""
+    todo = [
+        e
+        for e in record.spec.entries
+        if record.entries[e.id]["status"] in (PENDING, FAILED) and not record.entries[e.id].get("kfp_run_id")
+    ]
     if not todo:
         return 0
     known = finished_runs(bucket, exclude=record.layout.study_id)
     reused = 0
     for entry in todo:
         twin = known.get(run_identity(record.spec, entry, bucket))
-        if twin is None or not finished(twin["run_uri"]):
+        if twin is None:
             continue
         record.update(entry.id, status=SUCCEEDED, run_uri=twin["run_uri"], reused_from=twin["from"])
         out(f"study {record.layout.study_id}: {entry.id} is run {twin['from']} ({twin['run_uri']}); reused")
