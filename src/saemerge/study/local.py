@@ -142,7 +142,8 @@ def run_study_local(
                     out(f"study {layout.study_id}: run {entry_id} finished in {seconds:.0f} s")
                 else:
                     log = workdir / "runs" / state["run_id"] / "study-driver.log"
-                    record.update(entry_id, status=FAILED, error=_last_error(log))
+                    spent = seconds + state.get("seconds", 0.0)
+                    record.update(entry_id, status=FAILED, error=_last_error(log), seconds=spent)
                     failed.append(entry_id)
                     out(f"study {layout.study_id}: run {entry_id} failed: {_last_error(log)}")
         out(f"study {layout.study_id}: {record.counts()} in {time.perf_counter() - t0:.0f} s")
@@ -162,14 +163,16 @@ def _raise_interrupt(signum, frame):
 
 
 def _stop(running: dict[str, tuple[subprocess.Popen, float]], record: StudyRecord | None) -> None:
-    """Stop the running children (each stops its pipeline) and mark their entries pending."""
+    """Stop the running children (each stops its pipeline) and mark their entries pending; the
+    time they ran counts in their entries' seconds (a run's seconds are those of all attempts)."""
     for proc, _ in running.values():
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
-    for entry_id, (proc, _) in running.items():
+    for entry_id, (proc, started) in running.items():
         try:
             proc.wait(timeout=60)
         except subprocess.TimeoutExpired:
             proc.kill()
         if record is not None:
-            record.update(entry_id, status=PENDING)
+            spent = round(time.perf_counter() - started, 1) + record.entries[entry_id].get("seconds", 0.0)
+            record.update(entry_id, status=PENDING, seconds=spent)
