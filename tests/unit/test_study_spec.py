@@ -86,14 +86,18 @@ def test_run_identity_is_what_decides_a_run_and_ablations_share_table1s_runs():
     from saemerge.study.runner import run_identity
 
     table1, scoring = load_spec("table1"), load_spec("scoring")
-    t1 = {e.id: run_identity(table1, e, "b") for e in table1.entries}
-    sc = {e.id: run_identity(scoring, e, "b") for e in scoring.entries}
+    t1 = {e.id: run_identity(table1, e, "b", local=True) for e in table1.entries}
+    sc = {e.id: run_identity(scoring, e, "b", local=True) for e in scoring.entries}
     # Table 2's global and local arms are Table 1's runs (same parameters, seed and bench)
     for entry_id in ("sae-global-b0-r0", "sae-local-b0-r2"):
         assert sc[entry_id] == t1[entry_id]
     # the seed, the bench and any parameter change the run
     assert len(set(t1.values())) == len(t1)
     assert sc["gamma-0-b0-r0"] not in set(t1.values())
+    # a local run completes the configuration as `saemerge run --local` does (its batch size)
+    entry = table1.entries[0]
+    assert run_identity(table1, entry, "b") != t1[entry.id]
+    assert table1.run_config(entry, "s3://b/runs/x", "b", local=True).eval_batch_size == 64
     # where it writes and the cache it reads through do not
     spec = parse_spec(GOOD)
     entry = spec.entries[0]

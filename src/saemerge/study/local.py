@@ -106,7 +106,7 @@ def run_study_local(
         record = StudyRecord.open(layout, spec)
         record.refresh()
         if reuse:
-            reuse_finished_runs(record, bucket, out=out)
+            reuse_finished_runs(record, bucket, local=True, out=out)
         entries = {e.id: e for e in record.spec.entries}
         todo = [i for i, s in record.entries.items() if s["status"] != SUCCEEDED]
         out(f"study {layout.study_id}: {len(entries)} runs, {record.counts()}, {parallel} at a time ({layout.root})")

@@ -78,8 +78,9 @@ def config_identity(config: dict[str, Any], version: str) -> str:
     return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def run_identity(spec: StudySpec, entry: Entry, bucket: str) -> str:
-    """The identity of the run an entry would start with this code (:func:`config_identity`).
+def run_identity(spec: StudySpec, entry: Entry, bucket: str, *, local: bool = False) -> str:
+    """The identity of the run an entry would start with this code (:func:`config_identity`),
+    here (`local`: ``saemerge run --local`` completes the configuration) or on a cluster.
 
     Two runs with the same identity are the same run: the searches are seeded and scoring is
     deterministic on one device. Devices left at ``auto`` compare as written, so a study
@@ -87,7 +88,7 @@ def run_identity(spec: StudySpec, entry: Entry, bucket: str) -> str:
     """
     from saemerge import __version__
 
-    config = spec.run_config(entry, f"s3://{bucket}/runs/identity", bucket)
+    config = spec.run_config(entry, f"s3://{bucket}/runs/identity", bucket, local=local)
     return config_identity(config.to_json(), __version__)
 
 
@@ -124,7 +125,7 @@ def finished_runs(bucket: str, *, exclude: str = "") -> dict[str, dict[str, str]
     return found
 
 
-def reuse_finished_runs(record: StudyRecord, bucket: str, out: Callable[[str], None] = print) -> int:
+def reuse_finished_runs(record: StudyRecord, bucket: str, *, local: bool, out: Callable[[str], None] = print) -> int:
     """Point every entry not yet started elsewhere (pending or failed, no KFP run) that another
     study of the bucket already ran (same :func:`run_identity` as the finished run's recorded
     identity) at that run, marked ``reused_from``; return how many."""
@@ -138,7 +139,7 @@ def reuse_finished_runs(record: StudyRecord, bucket: str, out: Callable[[str], N
     known = finished_runs(bucket, exclude=record.layout.study_id)
     reused = 0
     for entry in todo:
-        twin = known.get(run_identity(record.spec, entry, bucket))
+        twin = known.get(run_identity(record.spec, entry, bucket, local=local))
         if twin is None:
             continue
         record.update(entry.id, status=SUCCEEDED, run_uri=twin["run_uri"], reused_from=twin["from"])
@@ -250,7 +251,7 @@ def submit_study(
     if not dry:
         record.refresh()
         if reuse:
-            reuse_finished_runs(record, bucket, out=out)
+            reuse_finished_runs(record, bucket, local=False, out=out)
     entries = {e.id: e for e in record.spec.entries}
     experiment = f"study-{layout.study_id}"
     for entry_id, state in record.entries.items():

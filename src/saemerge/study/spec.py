@@ -104,9 +104,13 @@ class StudySpec:
 
         return bench_uri(bucket, self.bench_size, bench_seed)
 
-    def run_config(self, entry: Entry, run_uri: str, bucket: str, score_cache: str = "") -> RunConfig:
+    def run_config(
+        self, entry: Entry, run_uri: str, bucket: str, score_cache: str = "", *, local: bool = False
+    ) -> RunConfig:
         """The entry's run configuration (validated): the bench's models and data, the study's
-        parameters, the arm's, the seed, the shared score cache."""
+        parameters, the arm's, the seed, the shared score cache; with `local`, as `saemerge run
+        --local` completes it (:data:`~saemerge.pipeline.local.LOCAL_DEFAULTS`)."""
+        from saemerge.pipeline.local import LOCAL_DEFAULTS
         from saemerge.pipeline.searches import get_search
 
         bench = self.bench_root(entry.bench_seed, bucket)
@@ -115,6 +119,7 @@ class StudySpec:
             "experts": [f"{bench}/models/{e}" for e in EXPERTS],
             "base_uri": f"{bench}/models/base",
             "data_uri": f"{bench}/data",
+            **(LOCAL_DEFAULTS if local else {}),
             **self.params,
             **entry.arm.params,
             "seed": entry.run_seed,
