@@ -106,8 +106,7 @@ def strip_step_docstrings(spec: dict) -> None:
     A lightweight component carries its function's whole source, and the KFP backend copies
     every task's command into the Argo Workflow's status several times (the pod spec patch of
     its driver, Pod and Retry nodes, and the container input); the docstrings are for readers
-    of ``components/`` and change nothing the step does. Comments go too (the source is
-    re-printed from its syntax tree).
+    of ``components/`` and change nothing the step does.
     """
     for executor in spec["deploymentSpec"]["executors"].values():
         container = executor.get("container", {})
@@ -116,22 +115,29 @@ def strip_step_docstrings(spec: dict) -> None:
 
 
 def _without_docstrings(text: str) -> str:
+    """`text` less the lines of its functions' docstrings (the rest byte for byte, so the result
+    does not depend on the Python version that compiles)."""
     if "\ndef " not in text or "import kfp" not in text:
         return text
     try:
         tree = ast.parse(text)
     except SyntaxError:
         return text
-    for node in ast.walk(tree):
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.body:
-            first = node.body[0]
-            if (
-                isinstance(first, ast.Expr)
-                and isinstance(first.value, ast.Constant)
-                and isinstance(first.value.value, str)
-            ):
-                node.body = node.body[1:] or [ast.Pass()]
-    return "\n" + ast.unparse(tree) + "\n"
+    lines = text.splitlines(keepends=True)
+    for node in sorted(ast.walk(tree), key=lambda n: -getattr(n, "lineno", 0)):
+        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) or not node.body:
+            continue
+        first = node.body[0]
+        if not (isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant)):
+            continue
+        if not isinstance(first.value.value, str) or first.end_lineno is None:
+            continue
+        start, end = first.lineno - 1, first.end_lineno
+        if lines[start][: first.col_offset].strip() or lines[end - 1][first.end_col_offset :].strip():
+            continue  # the docstring shares a line with code: leave it
+        keep = [" " * first.col_offset + "pass\n"] if len(node.body) == 1 else []
+        lines[start:end] = keep
+    return "".join(lines)
 
 
 def _dags(spec: dict):

@@ -245,9 +245,9 @@ def test_sae_runtime_estimate(sae):
     """End of a run, archive 8, 2 experts (step outputs of a micro run, lists stretched), every
     node in a Retry node (KFP's Argo defaults), no cache hits; records handed between steps as
     Parquet URIs (steps/handoff.py), step docstrings stripped from the compiled commands:
-      12 generations: ~8.5 MB uncompressed, 1259 nodes, 134 container tasks; ~0.82 MB as Argo
+      12 generations: ~8.6 MB uncompressed, 1259 nodes, 134 container tasks; ~0.83 MB as Argo
         stores it (status.nodes gzipped above 1 MiB): under Argo's 1 MiB and etcd's 1.5 MB;
-      24 generations: ~15.9 MB, 2375 nodes, 254 container tasks; ~1.41 MB stored.
+      24 generations: ~16.1 MB, 2375 nodes, 254 container tasks; ~1.43 MB stored.
     (Before the handoff: ~12.4 MB / ~1.12 MB stored at 12, ~23.6 MB / ~2.03 MB at 24.) Most of a
     node's bytes are now Argo's and KFP's own per-node fields and the pod-spec patch (the
     executor input twice, the component spec, the step's source), written 6 times per task.
@@ -282,7 +282,7 @@ def test_record_lists_travel_as_uris(sae):
 
 @pytest.mark.xfail(
     strict=True,
-    reason="end of run at 24 generations, archive 8: ~15.9 MB uncompressed, ~1.41 MB stored gzipped, with "
+    reason="end of run at 24 generations, archive 8: ~16.1 MB uncompressed, ~1.43 MB stored gzipped, with "
     "records handed over by URI (was ~2.03 MB): over half of 1.5 MB; the rest is per-node fields of Argo and KFP",
 )
 def test_sae_runtime_workflow_stays_under_half_the_limit(sae):
