@@ -138,12 +138,13 @@ def run_study_local(
                 state = record.entries[entry_id]
                 seconds = round(time.perf_counter() - t, 1)
                 if proc.returncode == 0 and finished(state["run_uri"]):
-                    record.update(entry_id, status=SUCCEEDED, seconds=seconds + state.get("seconds", 0.0))
+                    record.update(entry_id, status=SUCCEEDED, seconds=_all_attempts(state, seconds))
                     out(f"study {layout.study_id}: run {entry_id} finished in {seconds:.0f} s")
                 else:
                     log = workdir / "runs" / state["run_id"] / "study-driver.log"
-                    spent = seconds + state.get("seconds", 0.0)
-                    record.update(entry_id, status=FAILED, error=_last_error(log), seconds=spent)
+                    record.update(
+                        entry_id, status=FAILED, error=_last_error(log), seconds=_all_attempts(state, seconds)
+                    )
                     failed.append(entry_id)
                     out(f"study {layout.study_id}: run {entry_id} failed: {_last_error(log)}")
         out(f"study {layout.study_id}: {record.counts()} in {time.perf_counter() - t0:.0f} s")
@@ -156,6 +157,11 @@ def run_study_local(
     if failed:
         raise SaeMergeError(f"study {layout.study_id}: {len(failed)} run(s) failed: {', '.join(failed)}")
     return record
+
+
+def _all_attempts(state: dict, seconds: float) -> float:
+    """An entry's seconds: this attempt's and every earlier one's."""
+    return round(seconds + state.get("seconds", 0.0), 1)
 
 
 def _raise_interrupt(signum, frame):
@@ -174,5 +180,5 @@ def _stop(running: dict[str, tuple[subprocess.Popen, float]], record: StudyRecor
         except subprocess.TimeoutExpired:
             proc.kill()
         if record is not None:
-            spent = round(time.perf_counter() - started, 1) + record.entries[entry_id].get("seconds", 0.0)
-            record.update(entry_id, status=PENDING, seconds=spent)
+            seconds = round(time.perf_counter() - started, 1)
+            record.update(entry_id, status=PENDING, seconds=_all_attempts(record.entries[entry_id], seconds))
