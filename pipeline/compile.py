@@ -5,8 +5,11 @@ compiled size and task count are printed with every compile.
 """
 
 import ast
+import importlib
+import inspect
 import json
 import re
+import textwrap
 from collections import defaultdict
 from pathlib import Path
 
@@ -100,44 +103,73 @@ def canonicalize(spec: dict, platform: dict | None) -> None:
     share_identical_components(spec)
 
 
-def strip_step_docstrings(spec: dict) -> None:
-    """Drop the docstrings from the step sources kfp embeds in each executor's command.
+STEPS_PACKAGE = "saemerge.components"
+
+
+def delegate_steps(spec: dict) -> None:
+    """Ship each step as its signature and one call into the image's ``saemerge.components``.
 
     A lightweight component carries its function's whole source, and the KFP backend copies
     every task's command into the Argo Workflow's status several times (the pod spec patch of
-    its driver, Pod and Retry nodes, and the container input); the docstrings are for readers
-    of ``components/`` and change nothing the step does.
+    its driver, Pod and Retry nodes, and the container input), so the source of every step is
+    paid for on every task of a run. The images install the same ``components/`` (as
+    ``saemerge.components``), so the compiled command keeps only what kfp's executor reads
+    (the imports kfp adds and the signature) and a body that calls the installed function
+    with its arguments::
+
+        def prune(run_uri: str, ..., model: Output[Model]) -> str:
+            return __import__("saemerge.components.prune", fromlist=["prune"]).prune(**locals())
+
+    The step's code therefore comes from the image, as the library code it calls always did;
+    kfp.local runs the same command against the installed package. A step that is not
+    ``components/<name>.py``'s function ``<name>``, or whose compiled signature differs from
+    the installed one, fails the compile.
     """
-    for executor in spec["deploymentSpec"]["executors"].values():
+    for label, executor in spec["deploymentSpec"]["executors"].items():
         container = executor.get("container", {})
-        for key in ("command", "args"):
-            container[key] = [_without_docstrings(x) for x in container.get(key, [])]
+        args = container.get("args", [])
+        if "--function_to_execute" not in args:
+            continue
+        name = args[args.index("--function_to_execute") + 1]
+        container["command"] = [_delegated(text, name, label) for text in container.get("command", [])]
 
 
-def _without_docstrings(text: str) -> str:
-    """`text` less the lines of its functions' docstrings (the rest byte for byte, so the result
-    does not depend on the Python version that compiles)."""
+def _delegated(text: str, name: str, label: str) -> str:
+    """`text` with the body of its function `name` replaced by the call into the installed step
+    (everything else byte for byte, so the result does not depend on the Python version)."""
     if "\ndef " not in text or "import kfp" not in text:
         return text
-    try:
-        tree = ast.parse(text)
-    except SyntaxError:
-        return text
+    fn = next(
+        (n for n in ast.parse(text).body if isinstance(n, ast.FunctionDef) and n.name == name),
+        None,
+    )
+    if fn is None:
+        raise ValueError(f"{label}: the embedded source defines no function {name!r}")
+    _check_installed(fn, name, label)
+    first = fn.body[0]
     lines = text.splitlines(keepends=True)
-    for node in sorted(ast.walk(tree), key=lambda n: -getattr(n, "lineno", 0)):
-        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) or not node.body:
-            continue
-        first = node.body[0]
-        if not (isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant)):
-            continue
-        if not isinstance(first.value.value, str) or first.end_lineno is None:
-            continue
-        start, end = first.lineno - 1, first.end_lineno
-        if lines[start][: first.col_offset].strip() or lines[end - 1][first.end_col_offset :].strip():
-            continue  # the docstring shares a line with code: leave it
-        keep = [" " * first.col_offset + "pass\n"] if len(node.body) == 1 else []
-        lines[start:end] = keep
+    if first.lineno == fn.lineno or fn.end_lineno is None:
+        raise ValueError(f"{label}: {name}'s body must start on its own line")
+    indent = " " * first.col_offset
+    call = f'{indent}return __import__("{STEPS_PACKAGE}.{name}", fromlist=["{name}"]).{name}(**locals())\n'
+    lines[first.lineno - 1 : fn.end_lineno] = [call]
     return "".join(lines)
+
+
+def _check_installed(fn: ast.FunctionDef, name: str, label: str) -> None:
+    """The installed ``saemerge.components.<name>.<name>`` has the signature kfp compiled."""
+    module_name = f"{STEPS_PACKAGE}.{name}"
+    try:
+        installed = getattr(importlib.import_module(module_name), name)
+    except (ImportError, AttributeError):
+        raise ValueError(f"{label}: every step must be {module_name}.{name} (components/{name}.py)") from None
+    ref = ast.parse(textwrap.dedent(inspect.getsource(installed))).body[0]
+    if not isinstance(ref, ast.FunctionDef) or _signature(ref) != _signature(fn):
+        raise ValueError(f"{label}: the compiled signature of {name} differs from {module_name}'s")
+
+
+def _signature(fn: ast.FunctionDef) -> tuple[str, str]:
+    return ast.dump(fn.args), ast.dump(fn.returns) if fn.returns else ""
 
 
 def _dags(spec: dict):
@@ -210,7 +242,7 @@ def compile_pipeline(out: Path, options: CompileOptions = CompileOptions(), *, w
     raw = out.read_text()
     docs = list(yaml.safe_load_all(raw))
     spec, platform = docs[0], (docs[1] if len(docs) > 1 else None)
-    strip_step_docstrings(spec)
+    delegate_steps(spec)
     canonicalize(spec, platform)
     body = yaml.safe_dump_all([d for d in (spec, platform) if d is not None], sort_keys=True, width=10_000)
     out.write_text(_sorted_header(raw) + body)

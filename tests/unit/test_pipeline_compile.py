@@ -245,3 +245,45 @@ def test_merge_device_cuda_is_refused_in_pods_compiled_without_gpu_merges(monkey
     preflight.check_merge_device("cuda")
     monkeypatch.delenv("SAEMERGE_GPU_MERGES")  # saemerge run --local: any device
     preflight.check_merge_device("cuda")
+
+
+def _embedded_source(executor: dict) -> str:
+    return next(x for x in executor["container"]["command"] if "\ndef " in x)
+
+
+def test_each_step_ships_its_signature_and_one_call_into_the_image(compiled):
+    """The compiled command carries no step code: its body calls saemerge.components.<name>."""
+    _, _, spec, _ = compiled
+    for label, executor in spec["deploymentSpec"]["executors"].items():
+        args = executor["container"]["args"]
+        name = args[args.index("--function_to_execute") + 1]
+        body = _embedded_source(executor).split(") -> ", 1)[1].splitlines()[1:]
+        assert [line for line in body if line.strip()] == [
+            f'    return __import__("saemerge.components.{name}", fromlist=["{name}"]).{name}(**locals())'
+        ], label
+
+
+def test_the_compiled_step_runs_the_installed_component(compiled):
+    """Executing the compiled source of schedule_step calls the real step (no kfp runtime needed)."""
+    from saemerge.core.schedule import cyclic_schedule
+
+    _, _, spec, _ = compiled
+    namespace: dict = {}
+    exec(_embedded_source(spec["deploymentSpec"]["executors"]["exec-schedule-step"]), namespace)  # noqa: S102
+    got = namespace["schedule_step"](generation=5, steps=12, s_min=0.2, s_max=0.8, t0=4, t_mult=2, reverse=False)
+    assert got == cyclic_schedule(steps=12, s_min=0.2, s_max=0.8, t0=4, t_mult=2, reverse=False)[5]
+
+
+def test_a_step_outside_components_or_with_another_signature_fails_the_compile():
+    from saemerge.pipeline.compile import delegate_steps
+
+    header = "\nimport kfp\nfrom kfp import dsl\nfrom kfp.dsl import *\nfrom typing import *\n\n"
+
+    def spec(source: str, name: str) -> dict:
+        container = {"command": ["sh", "-ec", "...", header + source], "args": ["--function_to_execute", name]}
+        return {"deploymentSpec": {"executors": {"exec-x": {"container": container}}}}
+
+    with pytest.raises(ValueError, match=r"exec-x: every step must be saemerge.components.mystery.mystery"):
+        delegate_steps(spec("def mystery(a: int) -> int:\n    return a\n", "mystery"))
+    with pytest.raises(ValueError, match=r"exec-x: the compiled signature of schedule_step differs"):
+        delegate_steps(spec("def schedule_step(generation: int) -> float:\n    return 0.5\n", "schedule_step"))
