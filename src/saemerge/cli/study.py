@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
 from saemerge.cli.pipeline import add_compile_flags, local_store_if_needed
+from saemerge.cli.submit import add_cluster_flags, cluster_request
 from saemerge.errors import SaeMergeError
 
 
@@ -44,7 +44,6 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
-    from saemerge.cli.submit import cluster_request
     from saemerge.study.runner import submit_study
     from saemerge.study.spec import load_spec
 
@@ -132,18 +131,7 @@ def register(subparsers) -> None:
     p = sub.add_parser("submit", help="submit every run of a study to Kubeflow (one experiment, one run per entry)")
     p.add_argument("study", metavar="PRESET|FILE", help="a preset (table1, scoring, ...) or a study YAML file")
     p.add_argument("--id", help="the study's id (default: its name)")
-    p.add_argument(
-        "--host", default=os.environ.get("KF_PIPELINES_ENDPOINT"), help="KFP API URL (env KF_PIPELINES_ENDPOINT)"
-    )
-    p.add_argument("--token", help="bearer token (default env KFP_TOKEN); prefer the env: flags show in `ps`")
-    p.add_argument("--kube-context", help="kube config context to use when no --host is given")
-    p.add_argument("--namespace", default=os.environ.get("KFP_NAMESPACE"), help="Kubeflow profile namespace")
-    p.add_argument("--wait", action="store_true", help="follow every run until it ends; exit 2 unless all succeeded")
-    p.add_argument("--timeout", type=float, metavar="SECONDS", help="with --wait: give up on a run after this long")
-    p.add_argument("--poll-interval", type=float, default=30.0, metavar="SECONDS", help="with --wait (default 30)")
-    p.add_argument("--service-account", help="Kubernetes service account of the runs' pods")
-    p.add_argument("--pipeline-root", help="s3://... for KFP's own artifacts (default: kfp-launcher's)")
-    p.add_argument("--no-cache", action="store_true", help="disable KFP's step cache for these runs")
+    add_cluster_flags(p, wait_help="follow every run until it ends; exit 2 unless all succeeded")
     p.add_argument(
         "--dry-run", action="store_true", help="compile and check every run; contact nothing, record nothing"
     )

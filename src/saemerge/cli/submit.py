@@ -31,6 +31,39 @@ def register(subparsers) -> None:
         description=__doc__.split("\n\n", 1)[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    add_cluster_flags(p, wait_help="follow the run until it ends; exit 1 unless it succeeded")
+    p.add_argument("--experiment", default="saemerge", help="experiment name, created if missing (default saemerge)")
+    p.add_argument("--run-name", help="run name (default sae-YYYYmmdd-HHMMSS)")
+    p.add_argument(
+        "--param",
+        action="append",
+        metavar="NAME=VALUE",
+        help="pipeline parameter, repeatable; JSON values for numbers, lists, objects, booleans",
+    )
+    p.add_argument(
+        "--schedule",
+        metavar="CRON",
+        help="create a recurring run instead (cron, 5 fields or 6 with seconds; e.g. '0 3 * * 1')",
+    )
+    p.add_argument(
+        "--run-root",
+        default=os.environ.get("SAEMERGE_RUN_ROOT", "s3://saemerge/runs"),
+        metavar="URI",
+        help="without --param run_uri, each run writes under URI/<KFP run id> (env SAEMERGE_RUN_ROOT; "
+        "default s3://saemerge/runs)",
+    )
+    p.add_argument("--dry-run", action="store_true", help="compile and check the parameters; contact nothing")
+    p.add_argument(
+        "--json", action="store_true", help="print only a JSON summary (ids, state) on stdout; progress goes to stderr"
+    )
+    add_compile_flags(p)
+    p.set_defaults(func=cmd_submit)
+
+
+def add_cluster_flags(p: argparse.ArgumentParser, *, wait_help: str) -> None:
+    """The flags of every verb that submits to a cluster (`saemerge submit`, `saemerge study
+    submit`): where the KFP API is, who we are, and how to follow and run the runs. Read back
+    by :func:`cluster_request`."""
     p.add_argument(
         "--host",
         default=os.environ.get("KF_PIPELINES_ENDPOINT"),
@@ -45,38 +78,12 @@ def register(subparsers) -> None:
         help="Kubeflow profile namespace of the experiment and runs (env KFP_NAMESPACE; "
         "required on multi-user clusters)",
     )
-    p.add_argument("--experiment", default="saemerge", help="experiment name, created if missing (default saemerge)")
-    p.add_argument("--run-name", help="run name (default sae-YYYYmmdd-HHMMSS)")
-    p.add_argument(
-        "--param",
-        action="append",
-        metavar="NAME=VALUE",
-        help="pipeline parameter, repeatable; JSON values for numbers, lists, objects, booleans",
-    )
-    p.add_argument(
-        "--schedule",
-        metavar="CRON",
-        help="create a recurring run instead (cron, 5 fields or 6 with seconds; e.g. '0 3 * * 1')",
-    )
-    p.add_argument("--wait", action="store_true", help="follow the run until it ends; exit 1 unless it succeeded")
-    p.add_argument("--timeout", type=float, metavar="SECONDS", help="with --wait: give up after this long (exit 3)")
+    p.add_argument("--wait", action="store_true", help=wait_help)
+    p.add_argument("--timeout", type=float, metavar="SECONDS", help="with --wait: give up on a run after this long")
     p.add_argument("--poll-interval", type=float, default=30.0, metavar="SECONDS", help="with --wait (default 30)")
-    p.add_argument("--service-account", help="Kubernetes service account of the run's pods (default: the server's)")
+    p.add_argument("--service-account", help="Kubernetes service account of the runs' pods (default: the server's)")
     p.add_argument("--pipeline-root", help="s3://... for KFP's own artifacts (default: kfp-launcher's)")
-    p.add_argument("--no-cache", action="store_true", help="disable KFP's step cache for this run")
-    p.add_argument(
-        "--run-root",
-        default=os.environ.get("SAEMERGE_RUN_ROOT", "s3://saemerge/runs"),
-        metavar="URI",
-        help="without --param run_uri, each run writes under URI/<KFP run id> (env SAEMERGE_RUN_ROOT; "
-        "default s3://saemerge/runs)",
-    )
-    p.add_argument("--dry-run", action="store_true", help="compile and check the parameters; contact nothing")
-    p.add_argument(
-        "--json", action="store_true", help="print only a JSON summary (ids, state) on stdout; progress goes to stderr"
-    )
-    add_compile_flags(p)
-    p.set_defaults(func=cmd_submit)
+    p.add_argument("--no-cache", action="store_true", help="disable KFP's step cache for the runs")
 
 
 def cluster_request(args: argparse.Namespace, **fields):
