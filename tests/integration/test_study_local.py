@@ -122,6 +122,15 @@ def test_study_runs_resumes_after_an_interrupt_and_reports(s3_env, micro_bench, 
     assert entries["sae-global-b0-r0"]["run_uri"] == f"s3://{bucket}/runs/{study_id}-sae-global-b0-r0"
     assert entries["sae-global-b0-r0"]["reused_from"] == f"{study_id}/sae-global-b0-r0"
     assert entries["gamma-0-b0-r0"]["status"] == "succeeded" and "reused_from" not in entries["gamma-0-b0-r0"]
+    # its report counts only the wall time this study spent
+    twin_out = tmp_path / "twin-report"
+    rc = main(["study", "report", twin_id, "--bucket", bucket, "--workdir", str(workdir), "--out", str(twin_out)])
+    assert rc == 0, capsys.readouterr().err
+    spent = entries["gamma-0-b0-r0"]["seconds"]
+    assert (
+        f"Runs' wall time (sum): {spent:.0f} s (1 run reused from other studies, not counted)"
+        in (twin_out / "report.md").read_text()
+    )
 
 
 def test_report_of_a_study_without_a_finished_run_is_one_line(s3_env, tmp_path, capsys):

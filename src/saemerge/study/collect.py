@@ -45,6 +45,17 @@ def is_deterministic(method: str) -> bool:
 FINAL_KINDS = ("final_evaluate", "baseline")
 
 
+def _wall_time(entries) -> str:
+    """The header line of the runs' wall time: those this study ran (runs reused from another
+    study cost it nothing, and are counted apart)."""
+    entries = list(entries)
+    reused = [e for e in entries if e.get("reused_from")]
+    line = f"Runs' wall time (sum): {sum(e.get('seconds', 0.0) for e in entries if not e.get('reused_from')):.0f} s"
+    if reused:
+        line += f" ({len(reused)} run{'s' if len(reused) > 1 else ''} reused from other studies, not counted)"
+    return line
+
+
 def search_seconds(compute: dict) -> float:
     """Step seconds the search spent (prune, merge, evaluate, ...), without the final evaluation.
 
@@ -161,7 +172,7 @@ def report_study(
         f"Study: {spec.description or spec.name}",
         f"Runs finished: {len(finished)} of {total} (arms {', '.join(a.name for a in spec.arms)}; "
         f"bench seeds {list(spec.bench_seeds)}, run seeds {list(spec.run_seeds)})",
-        f"Runs' wall time (sum): {sum(e.get('seconds', 0.0) for e in record.entries.values()):.0f} s",
+        _wall_time(record.entries.values()),
         "Multiple-choice items are scored per fact and language (the mean over its phrasings): the "
         "bootstrap resamples facts, not phrasings.",
     ]
