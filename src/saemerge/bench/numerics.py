@@ -21,13 +21,18 @@ micro weights; the tiny size, without it, gave the same weights with 4 threads o
 So the build takes up to :data:`MAX_THREADS` of the cores that are free
 (:func:`build_threads`): on a 2-core machine two threads made a training step 1.6x faster
 when the other core was idle, and 1.2-3.5x slower when other processes kept it busy (OpenMP
-threads wait for a descheduled sibling), hence the load average.
+threads wait for a descheduled sibling). Free cores are measured over half a second from the
+kernel's CPU time counters (:func:`busy_cores`), not from the load average: the 1-minute load
+average still counts a ``pip install`` that ended a minute ago (``make demo`` right after
+``make venv``), and on the sandbox this was measured on it read 0.5-1.2 with nothing running,
+which gave a quiet 2-core machine one thread.
 """
 
 from __future__ import annotations
 
 import os
 import platform
+import time
 from pathlib import Path
 
 from saemerge.evaluate.hf import usable_cores
@@ -41,13 +46,35 @@ MAX_THREADS = 2
 
 
 def build_threads() -> int:
-    """Threads for a build: the usable cores not kept busy by other processes (the 1-minute
-    load average), at least 1 and at most :data:`MAX_THREADS`."""
+    """Threads for a build: the usable cores not kept busy by other processes
+    (:func:`busy_cores`), at least 1 and at most :data:`MAX_THREADS`."""
+    return max(1, min(MAX_THREADS, usable_cores() - round(busy_cores())))
+
+
+def _cpu_times() -> tuple[int, int]:
+    """(all, idle) CPU time of the machine so far, in clock ticks, from ``/proc/stat``'s first line."""
+    user, nice, system, idle, iowait, irq, softirq, steal = (
+        int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]
+    )
+    return user + nice + system + idle + iowait + irq + softirq + steal, idle + iowait
+
+
+def busy_cores(interval: float = 0.5) -> float:
+    """How many of the machine's cores other processes keep busy, measured over `interval`
+    seconds (the machine's non-idle share of CPU time times its cores); the 1-minute load
+    average where ``/proc/stat`` is missing (macOS)."""
     try:
-        busy = round(os.getloadavg()[0])
-    except OSError:
-        busy = 0
-    return max(1, min(MAX_THREADS, usable_cores() - busy))
+        total0, idle0 = _cpu_times()
+        time.sleep(interval)
+        total1, idle1 = _cpu_times()
+    except (OSError, ValueError):
+        try:
+            return os.getloadavg()[0]
+        except OSError:
+            return 0.0
+    if total1 <= total0:
+        return 0.0
+    return (1 - (idle1 - idle0) / (total1 - total0)) * (os.cpu_count() or 1)
 
 
 def _has_avx2() -> bool:

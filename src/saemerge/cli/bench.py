@@ -24,9 +24,9 @@ def register(subparsers) -> None:
     b.add_argument(
         "--threads",
         type=int,
-        default=1,
-        help="torch CPU threads (default 1: on a busy machine 2 threads ran 12-24x slower); "
-        "the same seed and thread count give the same bytes",
+        default=None,
+        help="torch CPU threads (default: 1 or 2, as many cores as are idle; 1 and 2 give the same bytes, "
+        "more may not; on a busy machine 2 threads ran 1.2-3.5x slower)",
     )
     b.set_defaults(func=_build)
 
