@@ -3,7 +3,10 @@
 A search's pipeline module (``sae_pipeline``, ``pso_pipeline``, ``m2n2_pipeline``) defines
 ``build_pipeline(options)`` and uses :class:`Tasks` for its components, so the S3 secret,
 GPU placement, retries, resources and the cache volume are the same in every search, and :func:`with_run_parameters` for
-its signature, so its parameters are its search's rows of the one parameter table.
+its signature, so its parameters are its search's rows of the one parameter table. The
+stretches of DAG that several searches share are :class:`Tasks` methods too: SAE's initial
+archive (:meth:`Tasks.initial_archive`, SAE and M2N2) and the final evaluation with the
+report (:meth:`Tasks.final_and_report`, every search).
 """
 
 import dataclasses
@@ -15,6 +18,12 @@ from typing import Any, Callable, List, NamedTuple, Optional, Tuple  # noqa: UP0
 from kfp import dsl, kubernetes
 
 from saemerge import __version__
+from saemerge.components.archive_update import archive_update
+from saemerge.components.evaluate import evaluate
+from saemerge.components.final_evaluate import final_evaluate
+from saemerge.components.prune import prune
+from saemerge.components.report import report
+from saemerge.components.sample_optimisation_set import sample_optimisation_set
 from saemerge.config import PARAMS, SAE, pipeline_docstring
 from saemerge.pipeline import resources
 
@@ -74,16 +83,87 @@ class CompileOptions:
 
 class Tasks:
     """The components of a pipeline as tasks of one kind (small, merge, evaluate): the S3
-    secret, resources and the cache volume, retries, and GPU placement."""
+    secret, resources and the cache volume, retries, and GPU placement; and the stretches of
+    DAG that searches share."""
 
     def __init__(self, options: CompileOptions):
         self.options = options
+        self._components: dict[tuple[Callable, str], Any] = {}
 
     def cpu(self, func: Callable) -> Any:
-        return dsl.component(func, base_image=self.options.cpu_image, install_kfp_package=False)
+        """`func` as a component on the CPU image (one component per function and image)."""
+        return self._component(func, self.options.cpu_image)
 
     def gpu(self, func: Callable) -> Any:
-        return dsl.component(func, base_image=self.options.gpu_image, install_kfp_package=False)
+        """`func` as a component on the GPU image (one component per function and image)."""
+        return self._component(func, self.options.gpu_image)
+
+    def _component(self, func: Callable, image: str) -> Any:
+        if (func, image) not in self._components:
+            self._components[func, image] = dsl.component(func, base_image=image, install_kfp_package=False)
+        return self._components[func, image]
+
+    def initial_archive(self, p: SimpleNamespace, variants: Any, competition: Any) -> Any:
+        """SAE's initial archive (SAE-SPEC §6.1) from the init step's variants: prune each one,
+        sample generation 0's optimisation set, evaluate the pruned variants on it, keep the
+        archive. Returns the archive (the handoff URIs archive_update writes)."""
+        c_prune, c_sample, c_eval = self.cpu(prune), self.cpu(sample_optimisation_set), self.gpu(evaluate)
+        with dsl.ParallelFor(items=variants, parallelism=self.options.merge_parallelism) as variant:
+            pruned = self.retried(
+                c_prune(
+                    run_uri=p.run_uri, variant=variant, base_uri=p.base_uri, measure=p.measure, device=p.merge_device
+                )
+            ).set_display_name("prune variant")
+        sample0 = self.with_s3(
+            c_sample(run_uri=p.run_uri, generation=0, data_uri=p.data_uri, opt_sizes=p.opt_sizes, seed=p.seed)
+        ).set_display_name("sample optimisation set")
+        scored0 = self.on_gpu(
+            c_eval(
+                run_uri=p.run_uri,
+                generation=-1,
+                stage="init",
+                candidates=dsl.Collected(pruned.outputs["Output"]),
+                sample_uri=sample0.output,
+                gamma=p.gamma,
+                device=p.eval_device,
+                dtype=p.eval_dtype,
+                batch_size=p.eval_batch_size,
+            )
+        ).set_display_name("evaluate initial population")
+        update = self.with_s3(
+            self.cpu(archive_update)(
+                run_uri=p.run_uri,
+                generation=-1,
+                s_t=0.0,
+                archive=[],
+                offspring=scored0.outputs["Output"],
+                archive_size=p.archive_size,
+                competition=competition,
+            )
+        ).set_display_name("initial archive")
+        return update.outputs["Output"]
+
+    def final_and_report(self, p: SimpleNamespace, archive: Any, gamma: Any) -> "SearchOutputs":
+        """The final evaluation of `archive` on the test sets (with the experts, the base and the
+        one-shot baselines) and the report; returns the search's pipeline outputs."""
+        final = self.on_gpu(
+            self.gpu(final_evaluate)(
+                run_uri=p.run_uri,
+                archive=archive,
+                experts=p.experts,
+                base_uri=p.base_uri,
+                data_uri=p.data_uri,
+                test_sizes=p.test_sizes,
+                baselines=p.baselines,
+                seed=p.seed,
+                gamma=gamma,
+                device=p.eval_device,
+                dtype=p.eval_dtype,
+                batch_size=p.eval_batch_size,
+            )
+        ).set_display_name("final evaluate")
+        self.with_s3(self.cpu(report)(run_uri=p.run_uri, results=final.outputs["Output"])).set_display_name("report")
+        return SearchOutputs(results=final.outputs["Output"], best_model=final.outputs["best_model"])
 
     def small(self, task: dsl.PipelineTask) -> dsl.PipelineTask:
         """A small CPU step's resources (one that touches no S3, such as schedule_step)."""

@@ -24,15 +24,11 @@ from typing import List
 
 from kfp import dsl
 
-from saemerge.components.archive_update import archive_update
 from saemerge.components.evaluate import evaluate
-from saemerge.components.final_evaluate import final_evaluate
 from saemerge.components.m2n2_crossover import m2n2_crossover
 from saemerge.components.m2n2_init import m2n2_init
 from saemerge.components.m2n2_select import m2n2_select
 from saemerge.components.m2n2_update import m2n2_update
-from saemerge.components.prune import prune
-from saemerge.components.report import report
 from saemerge.components.sample_optimisation_set import sample_optimisation_set
 from saemerge.config import M2N2, PARAMS
 from saemerge.pipeline.common import CompileOptions, SearchOutputs, Tasks, with_run_parameters
@@ -45,9 +41,8 @@ def build_pipeline(options: CompileOptions = CompileOptions(search=M2N2)):
     """The M2N2 pipeline function for `options` (compile it, or call it under kfp.local)."""
     tasks = Tasks(options)
     cpu, gpu, with_s3, on_gpu, retried = tasks.cpu, tasks.gpu, tasks.with_s3, tasks.on_gpu, tasks.retried
-    c_init, c_sample, c_prune, c_update0 = cpu(m2n2_init), cpu(sample_optimisation_set), cpu(prune), cpu(archive_update)
-    c_select, c_cross, c_update, c_report = cpu(m2n2_select), cpu(m2n2_crossover), cpu(m2n2_update), cpu(report)
-    c_eval, c_final = gpu(evaluate), gpu(final_evaluate)
+    c_init, c_sample, c_eval = cpu(m2n2_init), cpu(sample_optimisation_set), gpu(evaluate)
+    c_select, c_cross, c_update = cpu(m2n2_select), cpu(m2n2_crossover), cpu(m2n2_update)
 
     @dsl.pipeline(
         name="m2n2-generation", description="One M2N2 generation: rescore, mate, cross over, evaluate, compete."
@@ -164,46 +159,10 @@ def build_pipeline(options: CompileOptions = CompileOptions(search=M2N2)):
             )
         ).set_display_name("init population")
         # SAE's initial archive, with SAE's components (SAE-SPEC §6.1): every search starts from the same models.
-        with dsl.ParallelFor(items=init.outputs["Output"], parallelism=options.merge_parallelism) as variant:
-            pruned = retried(
-                c_prune(
-                    run_uri=p.run_uri,
-                    variant=variant,
-                    base_uri=p.base_uri,
-                    measure=p.measure,
-                    device=p.merge_device,
-                )
-            ).set_display_name("prune variant")
-        sample0 = with_s3(
-            c_sample(run_uri=p.run_uri, generation=0, data_uri=p.data_uri, opt_sizes=p.opt_sizes, seed=p.seed)
-        ).set_display_name("sample optimisation set")
-        scored0 = on_gpu(
-            c_eval(
-                run_uri=p.run_uri,
-                generation=-1,
-                stage="init",
-                candidates=dsl.Collected(pruned.outputs["Output"]),
-                sample_uri=sample0.output,
-                gamma=p.gamma,
-                device=p.eval_device,
-                dtype=p.eval_dtype,
-                batch_size=p.eval_batch_size,
-            )
-        ).set_display_name("evaluate initial population")
-        archive = (
-            with_s3(
-                c_update0(
-                    run_uri=p.run_uri,
-                    generation=-1,
-                    s_t=0.0,
-                    archive=[],
-                    offspring=scored0.outputs["Output"],
-                    archive_size=p.archive_size,
-                    competition=PARAMS["competition"].default,  # unused for the initial archive
-                )
-            )
-            .set_display_name("initial archive")
-            .outputs["Output"]
+        archive = tasks.initial_archive(
+            p,
+            init.outputs["Output"],
+            competition=PARAMS["competition"].default,  # unused for the initial archive
         )
         for t in range(options.steps):
             gen = m2n2_generation(
@@ -225,23 +184,6 @@ def build_pipeline(options: CompileOptions = CompileOptions(search=M2N2)):
                 eval_batch_size=p.eval_batch_size,
             ).set_display_name(f"generation {t:02d}")
             archive = gen.output
-        final = on_gpu(
-            c_final(
-                run_uri=p.run_uri,
-                archive=archive,
-                experts=p.experts,
-                base_uri=p.base_uri,
-                data_uri=p.data_uri,
-                test_sizes=p.test_sizes,
-                baselines=p.baselines,
-                seed=p.seed,
-                gamma=p.gamma,
-                device=p.eval_device,
-                dtype=p.eval_dtype,
-                batch_size=p.eval_batch_size,
-            )
-        ).set_display_name("final evaluate")
-        with_s3(c_report(run_uri=p.run_uri, results=final.outputs["Output"])).set_display_name("report")
-        return SearchOutputs(results=final.outputs["Output"], best_model=final.outputs["best_model"])
+        return tasks.final_and_report(p, archive, gamma=p.gamma)
 
     return m2n2_pipeline

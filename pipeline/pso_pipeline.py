@@ -23,13 +23,11 @@ from typing import List, NamedTuple
 from kfp import dsl
 
 from saemerge.components.evaluate import evaluate
-from saemerge.components.final_evaluate import final_evaluate
 from saemerge.components.pso_candidates import pso_candidates
 from saemerge.components.pso_init import pso_init
 from saemerge.components.pso_move import pso_move
 from saemerge.components.pso_particle import pso_particle
 from saemerge.components.pso_update import pso_update
-from saemerge.components.report import report
 from saemerge.components.sample_optimisation_set import sample_optimisation_set
 from saemerge.config import PSO
 from saemerge.pipeline.common import CompileOptions, SearchOutputs, Tasks, with_run_parameters
@@ -47,13 +45,8 @@ def build_pipeline(options: CompileOptions = CompileOptions(search=PSO)):
     tasks = Tasks(options)
     cpu, gpu, with_s3, on_gpu, retried = tasks.cpu, tasks.gpu, tasks.with_s3, tasks.on_gpu, tasks.retried
     c_init, c_particle, c_move = cpu(pso_init), cpu(pso_particle), cpu(pso_move)
-    c_candidates, c_update, c_sample, c_report = (
-        cpu(pso_candidates),
-        cpu(pso_update),
-        cpu(sample_optimisation_set),
-        cpu(report),
-    )
-    c_eval, c_final = gpu(evaluate), gpu(final_evaluate)
+    c_candidates, c_update, c_sample = cpu(pso_candidates), cpu(pso_update), cpu(sample_optimisation_set)
+    c_eval = gpu(evaluate)
 
     @dsl.pipeline(name="pso-step", description="One PSO step: move every particle, evaluate, update the bests.")
     def pso_step(
@@ -194,23 +187,6 @@ def build_pipeline(options: CompileOptions = CompileOptions(search=PSO)):
                 eval_batch_size=p.eval_batch_size,
             ).set_display_name(f"step {k}")
             swarm, gbest = step.outputs["swarm"], step.outputs["gbest"]
-        final = on_gpu(
-            c_final(
-                run_uri=p.run_uri,
-                archive=gbest,
-                experts=p.experts,
-                base_uri=p.base_uri,
-                data_uri=p.data_uri,
-                test_sizes=p.test_sizes,
-                baselines=p.baselines,
-                seed=p.seed,
-                gamma=GAMMA,
-                device=p.eval_device,
-                dtype=p.eval_dtype,
-                batch_size=p.eval_batch_size,
-            )
-        ).set_display_name("final evaluate")
-        with_s3(c_report(run_uri=p.run_uri, results=final.outputs["Output"])).set_display_name("report")
-        return SearchOutputs(results=final.outputs["Output"], best_model=final.outputs["best_model"])
+        return tasks.final_and_report(p, gbest, gamma=GAMMA)
 
     return pso_pipeline

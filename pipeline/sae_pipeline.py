@@ -36,12 +36,9 @@ from kfp import dsl
 
 from saemerge.components.archive_update import archive_update
 from saemerge.components.evaluate import evaluate
-from saemerge.components.final_evaluate import final_evaluate
 from saemerge.components.init_population import init_population
 from saemerge.components.pair_and_merge import pair_and_merge
 from saemerge.components.pair_parents import pair_parents
-from saemerge.components.prune import prune
-from saemerge.components.report import report
 from saemerge.components.sample_optimisation_set import sample_optimisation_set
 from saemerge.components.schedule_step import schedule_step
 from saemerge.config import SAE
@@ -58,9 +55,7 @@ def build_pipeline(options: CompileOptions = CompileOptions()):
     tasks = Tasks(options)
     cpu, gpu, with_s3, on_gpu, retried = tasks.cpu, tasks.gpu, tasks.with_s3, tasks.on_gpu, tasks.retried
     c_init, c_schedule, c_sample = cpu(init_population), cpu(schedule_step), cpu(sample_optimisation_set)
-    c_prune, c_pair, c_merge = cpu(prune), cpu(pair_parents), cpu(pair_and_merge)
-    c_update, c_report = cpu(archive_update), cpu(report)
-    c_eval, c_final = gpu(evaluate), gpu(final_evaluate)
+    c_pair, c_merge, c_update, c_eval = cpu(pair_parents), cpu(pair_and_merge), cpu(archive_update), gpu(evaluate)
 
     @dsl.pipeline(name="sae-generation", description="One SAE generation: rescore, pair, merge, evaluate, compete.")
     def sae_generation(
@@ -217,47 +212,7 @@ def build_pipeline(options: CompileOptions = CompileOptions()):
                 score_cache=p.score_cache,
             )
         ).set_display_name("init population")
-        with dsl.ParallelFor(items=init.outputs["Output"], parallelism=options.merge_parallelism) as variant:
-            pruned = retried(
-                c_prune(
-                    run_uri=run_uri,
-                    variant=variant,
-                    base_uri=base_uri,
-                    measure=measure,
-                    device=merge_device,
-                )
-            )
-            pruned.set_display_name("prune variant")
-        sample0 = with_s3(c_sample(run_uri=run_uri, generation=0, data_uri=data_uri, opt_sizes=opt_sizes, seed=seed))
-        sample0.set_display_name("sample optimisation set")
-        scored0 = on_gpu(
-            c_eval(
-                run_uri=run_uri,
-                generation=-1,
-                stage="init",
-                candidates=dsl.Collected(pruned.outputs["Output"]),
-                sample_uri=sample0.output,
-                gamma=gamma,
-                device=eval_device,
-                dtype=eval_dtype,
-                batch_size=eval_batch_size,
-            )
-        ).set_display_name("evaluate initial population")
-        archive = (
-            with_s3(
-                c_update(
-                    run_uri=run_uri,
-                    generation=-1,
-                    s_t=0.0,
-                    archive=[],
-                    offspring=scored0.outputs["Output"],
-                    archive_size=archive_size,
-                    competition=competition,
-                )
-            )
-            .set_display_name("initial archive")
-            .outputs["Output"]
-        )
+        archive = tasks.initial_archive(p, init.outputs["Output"], competition=competition)
         for t in range(options.steps):
             gen = sae_generation(
                 run_uri=run_uri,
@@ -287,23 +242,6 @@ def build_pipeline(options: CompileOptions = CompileOptions()):
                 eval_batch_size=eval_batch_size,
             ).set_display_name(f"generation {t:02d}")
             archive = gen.output
-        final = on_gpu(
-            c_final(
-                run_uri=run_uri,
-                archive=archive,
-                experts=experts,
-                base_uri=base_uri,
-                data_uri=data_uri,
-                test_sizes=test_sizes,
-                baselines=baselines,
-                seed=seed,
-                gamma=gamma,
-                device=eval_device,
-                dtype=eval_dtype,
-                batch_size=eval_batch_size,
-            )
-        ).set_display_name("final evaluate")
-        with_s3(c_report(run_uri=run_uri, results=final.outputs["Output"])).set_display_name("report")
-        return SearchOutputs(results=final.outputs["Output"], best_model=final.outputs["best_model"])
+        return tasks.final_and_report(p, archive, gamma=gamma)
 
     return sae_pipeline
