@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import resource
 import secrets
 import sys
@@ -72,19 +73,54 @@ def records(layout: RunLayout) -> list[dict]:
     return [runlog.read_json(uri) for uri in storage.list_uris(layout.compute_dir) if uri.endswith(".json")]
 
 
+_SCORES = re.compile(r"scores-(?P<stage>[^.]+)(?:\.attempt-(?P<attempt>\d+))?\.parquet")
+
+
+def _stage_tables(layout: RunLayout) -> dict[str, list[tuple[int, str]]]:
+    """Each evaluate stage's score tables, (attempt, URI) in attempt order, by ``<dir>/<stage>``."""
+    stages: dict[str, list[tuple[int, str]]] = {}
+    for uri in storage.list_uris(layout.root):
+        directory, name = uri.rsplit("/", 1)
+        match = _SCORES.fullmatch(name)
+        if match:
+            stages.setdefault(f"{directory}/{match['stage']}", []).append((int(match["attempt"] or 1), uri))
+    return {stage: sorted(tables) for stage, tables in stages.items()}
+
+
+def _stage_examples(tables: list[tuple[int, str]]) -> tuple[int, int, set[str]]:
+    """(fresh, cached, models evaluated fresh) of one stage over its attempts.
+
+    The last attempt's table holds every (model, example) the stage scored; a row is fresh when
+    some attempt evaluated it (a rerun finds an earlier attempt's rows in the cache, and they
+    count once, as that attempt's)."""
+    evaluated: set[tuple] = set()
+    models: set[str] = set()
+    rows: list[tuple] = []
+    for _, uri in tables:
+        table = runlog.read_table(uri)
+        rows = list(zip(*(table.column(c).to_pylist() for c in ("content_hash", "task", "example_id")), strict=True))
+        for key, fresh in zip(rows, table.column("fresh").to_pylist(), strict=True):
+            if fresh:
+                evaluated.add(key)
+                models.add(key[0])
+    fresh_rows = sum(key in evaluated for key in rows)
+    return fresh_rows, len(rows) - fresh_rows, models
+
+
 def summarize(layout: RunLayout) -> dict:
-    """The run's compute: models evaluated, examples fresh vs cached, step seconds, peak memory."""
+    """The run's compute: models evaluated, examples fresh vs cached, step seconds, peak memory.
+
+    Examples are counted per evaluate stage, once each: a stage that ran again (a retried step,
+    a resumed run) counts the rows its earlier attempt evaluated as fresh, not again as cached.
+    """
     recs = records(layout)
     fresh = cached = 0
     models: set[str] = set()
-    for uri in storage.list_uris(layout.root):
-        name = uri.rsplit("/", 1)[-1]
-        if name.startswith("scores-") and name.endswith(".parquet"):
-            table = runlog.read_table(uri)
-            flags = table.column("fresh").to_pylist()
-            fresh += sum(flags)
-            cached += len(flags) - sum(flags)
-            models.update(h for h, f in zip(table.column("content_hash").to_pylist(), flags) if f)
+    for tables in _stage_tables(layout).values():
+        stage_fresh, stage_cached, stage_models = _stage_examples(tables)
+        fresh += stage_fresh
+        cached += stage_cached
+        models |= stage_models
     by_kind: dict[str, dict] = {}
     for r in recs:
         k = by_kind.setdefault(r["kind"], {"steps": 0, "seconds": 0.0, "cpu_seconds": 0.0, "peak_rss_bytes": 0})

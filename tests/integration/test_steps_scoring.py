@@ -15,6 +15,7 @@ import pyarrow as pa
 import pytest
 
 from saemerge import runlog, storage
+from saemerge.compute import summarize
 from saemerge.evaluate.evaluator import Evaluator
 from saemerge.evaluate.results import EvalResult, ExampleResult
 from saemerge.evaluate.taskspec import read_jsonl
@@ -133,6 +134,11 @@ def test_evaluate_candidates_scores_through_the_cache(run_with_models, scripted_
     assert {(r["task"], r["example_id"]) for r in first if r["fresh"]} == ids1 - ids0
     again = runlog.read_table(f"{run}/gen-01/scores-archive.attempt-2.parquet").to_pylist()
     assert len(again) == len(ids1) and not any(r["fresh"] for r in again)
+    # The run's compute counts each stage's examples once: the rerun's rows are the first attempt's.
+    spent = summarize(RunLayout(run))
+    assert spent["examples_fresh"] == 2 * 8 + len(ids1 - ids0)
+    assert spent["examples_cached"] == len(ids1 & ids0)
+    assert spent["models_evaluated"] == 2
 
 
 def test_an_evaluate_step_builds_its_lm_eval_tasks_once(run_with_models, scripted_lm, monkeypatch):
