@@ -14,8 +14,9 @@ ONE warm in-process evaluator built here (the ceiling: no process start, no impo
 evaluator and the first model already loaded). ``step/ceiling`` is the share of the ceiling the
 step reached; the issue's target is >= 80 %.
 
-The ceiling runs with the thread count of the steps (``OMP_NUM_THREADS`` as the local run sets
-it) unless ``--threads`` says otherwise. No timed assertions: figures to read and compare.
+The ceiling runs with the thread count the run's evaluate steps used (their "N CPU threads"
+log lines; a local run's evaluation takes the cores idle when a step starts) unless
+``--threads`` says otherwise. No timed assertions: figures to read and compare.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -185,10 +186,11 @@ def ceiling(layout, steps: list[tuple[Task, int, str, str, dict]], threads: int 
 
     from saemerge import storage
     from saemerge.evaluate.evaluator import Evaluator
+    from saemerge.evaluate.hf import EVAL_THREADS_ENV
     from saemerge.steps.evaluation import read_sample
 
-    if threads:  # as the steps get them (the evaluator keeps an OMP_NUM_THREADS it finds set)
-        os.environ["OMP_NUM_THREADS"] = str(threads)
+    if threads:  # as the steps had them
+        os.environ[EVAL_THREADS_ENV] = os.environ["OMP_NUM_THREADS"] = str(threads)
         torch.set_num_threads(threads)
     cfg = layout.read_config()
     work = [(i, uri, w) for i, (_, _, _, uri, w) in enumerate(steps) if w]
@@ -335,16 +337,18 @@ def main() -> None:
         "--threads",
         type=int,
         default=None,
-        help="torch threads of the ceiling (default: OMP_NUM_THREADS as the local steps get it)",
+        help="torch threads of the ceiling (default: what the run's evaluate steps used)",
     )
     p.add_argument("--no-ceiling", action="store_true", help="skip the in-process ceiling")
     args = p.parse_args()
-    if args.threads is None:
-        from saemerge.pipeline.local import step_environment
-
-        args.threads = int(step_environment().get("OMP_NUM_THREADS") or 0) or None
     run_dir = args.run_dir or run_local(args)
-    report(run_dir, args.workdir, args.threads, not args.no_ceiling)
+    report(run_dir, args.workdir, args.threads or step_threads(run_dir), not args.no_ceiling)
+
+
+def step_threads(run_dir: Path) -> int | None:
+    """The CPU thread count the run's evaluate steps used most (their "loading ... (N CPU threads)" lines)."""
+    counts = Counter(re.findall(r"\((\d+) CPU threads\)", (run_dir / "kfp.log").read_text(errors="replace")))
+    return int(counts.most_common(1)[0][0]) if counts else None
 
 
 if __name__ == "__main__":

@@ -289,10 +289,16 @@ def step_environment() -> dict:
     Steps run side by side (merges fan out) on a laptop's few cores; torch's default of one
     OpenMP thread per core then oversubscribes the CPU, and spinning OpenMP threads made a
     merge of the tiny models 30x slower here (16 s instead of 0.5 s). One thread per step
-    per two cores avoids that; OMP_NUM_THREADS set by the user wins.
+    per two cores avoids that; OMP_NUM_THREADS set by the user wins. An evaluate step runs
+    alone in its run, so evaluation takes the cores that are idle when it starts
+    (``SAEMERGE_EVAL_THREADS=idle``, :func:`saemerge.evaluate.hf.set_cpu_threads`); a setting
+    the user (or ``saemerge study run --local --parallel``) gives wins.
     """
+    from saemerge.evaluate.hf import EVAL_THREADS_ENV, IDLE
+
     env = dict(os.environ)
     env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 2) // 2)))
+    env.setdefault(EVAL_THREADS_ENV, IDLE)
     env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     env.setdefault("TOKENIZERS_PARALLELISM", "false")
     return env

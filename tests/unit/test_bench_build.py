@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import os
 
 import pytest
 import torch
@@ -271,21 +270,3 @@ def test_build_threads_are_the_free_cores_up_to_two(monkeypatch):
     for busy, threads in ((0.2, 2), (1.2, 2), (2.6, 1), (6.0, 1)):
         monkeypatch.setattr(numerics, "busy_cores", lambda busy=busy: busy)
         assert numerics.build_threads() == threads, busy
-
-
-def test_busy_cores_is_the_machines_non_idle_share_over_the_interval(monkeypatch):
-    samples = iter([(10_000, 4_000), (10_400, 4_300)])  # 400 ticks, 300 of them idle: a quarter busy
-    monkeypatch.setattr(numerics, "_cpu_times", lambda: next(samples))
-    monkeypatch.setattr(numerics.os, "cpu_count", lambda: 4)
-    assert numerics.busy_cores(interval=0.0) == pytest.approx(1.0)
-
-    # Where there is no /proc/stat, the 1-minute load average stands in.
-    def no_proc_stat():
-        raise OSError("no /proc/stat")
-
-    monkeypatch.setattr(numerics, "_cpu_times", no_proc_stat)
-    monkeypatch.setattr(numerics.os, "getloadavg", lambda: (1.7, 0.0, 0.0))
-    assert numerics.busy_cores(interval=0.0) == 1.7
-    # On this machine the real counters give a value between none and every core.
-    monkeypatch.undo()
-    assert 0.0 <= numerics.busy_cores(interval=0.05) <= (os.cpu_count() or 1)

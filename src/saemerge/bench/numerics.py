@@ -32,10 +32,9 @@ from __future__ import annotations
 
 import os
 import platform
-import time
 from pathlib import Path
 
-from saemerge.evaluate.hf import usable_cores
+from saemerge.evaluate.hf import busy_cores, usable_cores
 
 #: What pinning sets on x86-64 with AVX2 (and nothing elsewhere).
 X86_AVX2 = {"ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "AVX2"}
@@ -49,32 +48,6 @@ def build_threads() -> int:
     """Threads for a build: the usable cores not kept busy by other processes
     (:func:`busy_cores`), at least 1 and at most :data:`MAX_THREADS`."""
     return max(1, min(MAX_THREADS, usable_cores() - round(busy_cores())))
-
-
-def _cpu_times() -> tuple[int, int]:
-    """(all, idle) CPU time of the machine so far, in clock ticks, from ``/proc/stat``'s first line."""
-    user, nice, system, idle, iowait, irq, softirq, steal = (
-        int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]
-    )
-    return user + nice + system + idle + iowait + irq + softirq + steal, idle + iowait
-
-
-def busy_cores(interval: float = 0.5) -> float:
-    """How many of the machine's cores other processes keep busy, measured over `interval`
-    seconds (the machine's non-idle share of CPU time times its cores); the 1-minute load
-    average where ``/proc/stat`` is missing (macOS)."""
-    try:
-        total0, idle0 = _cpu_times()
-        time.sleep(interval)
-        total1, idle1 = _cpu_times()
-    except (OSError, ValueError):
-        try:
-            return os.getloadavg()[0]
-        except OSError:
-            return 0.0
-    if total1 <= total0:
-        return 0.0
-    return (1 - (idle1 - idle0) / (total1 - total0)) * (os.cpu_count() or 1)
 
 
 def _has_avx2() -> bool:

@@ -99,7 +99,7 @@ def run_study_local(
     layout = StudyLayout(bucket, study_id or spec.name)
     store = ensure_store(workdir, bucket)
     signal.signal(signal.SIGTERM, _raise_interrupt)  # stop the children and record them pending
-    env = {**os.environ, **(store.env() if store is not None else {})}
+    env = child_environment({**os.environ, **(store.env() if store is not None else {})}, parallel)
     running: dict[str, tuple[subprocess.Popen, float]] = {}
     started, failed, t0 = 0, [], time.perf_counter()
     try:
@@ -162,6 +162,19 @@ def run_study_local(
 def _all_attempts(state: dict, seconds: float) -> float:
     """An entry's seconds: this attempt's and every earlier one's."""
     return round(seconds + state.get("seconds", 0.0), 1)
+
+
+def child_environment(env: dict[str, str], parallel: int) -> dict[str, str]:
+    """The environment of the study's runs: `env`, and with `parallel` runs side by side a
+    fixed share of the cores for each evaluation (``SAEMERGE_EVAL_THREADS``; a value already
+    set wins). A local run's evaluation otherwise takes the cores idle when it starts, and two
+    runs starting evaluations at once would each see the other's cores idle."""
+    from saemerge.evaluate.hf import EVAL_THREADS_ENV, usable_cores
+
+    env = dict(env)
+    if parallel > 1:
+        env.setdefault(EVAL_THREADS_ENV, str(max(1, usable_cores() // parallel)))
+    return env
 
 
 def _raise_interrupt(signum, frame):
