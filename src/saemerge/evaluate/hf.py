@@ -91,8 +91,9 @@ def busy_cores(interval: float = 0.5) -> float:
 
 
 def idle_cores() -> int:
-    """The usable cores (:func:`usable_cores`) that other processes do not keep busy now, at least 1."""
-    return max(1, usable_cores() - round(busy_cores()))
+    """The usable cores (:func:`usable_cores`) that other processes do not keep busy now (over
+    0.2 s: 40 clock ticks on 2 cores), at least 1."""
+    return max(1, usable_cores() - round(busy_cores(0.2)))
 
 
 #: ``SAEMERGE_EVAL_THREADS``: evaluation's torch threads, a count or :data:`IDLE`.
