@@ -268,5 +268,5 @@ def test_pinned_build_environment(monkeypatch):
 def test_build_threads_are_the_free_cores_up_to_two(monkeypatch):
     monkeypatch.setattr(numerics, "usable_cores", lambda: 4)
     for busy, threads in ((0.2, 2), (1.2, 2), (2.6, 1), (6.0, 1)):
-        monkeypatch.setattr(numerics, "busy_cores", lambda busy=busy: busy)
+        monkeypatch.setattr(numerics, "busy_cores", lambda interval=0.5, busy=busy: busy)
         assert numerics.build_threads() == threads, busy

@@ -75,7 +75,7 @@ def test_eval_threads_setting_wins_and_idle_takes_the_cores_not_busy(monkeypatch
         assert set_cpu_threads() == 3 == torch.get_num_threads()
         monkeypatch.setenv(hf.EVAL_THREADS_ENV, hf.IDLE)
         for busy, threads in ((0.1, 4), (1.4, 3), (2.6, 1), (9.0, 1)):
-            monkeypatch.setattr(hf, "busy_cores", lambda busy=busy: busy)
+            monkeypatch.setattr(hf, "busy_cores", lambda interval=0.5, busy=busy: busy)
             assert set_cpu_threads() == threads, busy
         for bad in ("0", "two", "-1"):
             monkeypatch.setenv(hf.EVAL_THREADS_ENV, bad)
