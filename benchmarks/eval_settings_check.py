@@ -61,7 +61,7 @@ def main() -> None:
         for s in settings:
             batch, threads = (int(x) for x in s.split(","))
             out = Path(tmp) / f"{batch}-{threads}.json"
-            env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+            env = dict(os.environ, OMP_NUM_THREADS=str(threads), SAEMERGE_EVAL_THREADS=str(threads))
             cmd = [sys.executable, __file__, "--bench", str(args.bench), "--n", str(args.n)]
             subprocess.run([*cmd, "--child", "x", str(batch), str(threads), str(out)], check=True, env=env)
             got = json.loads(out.read_text())
