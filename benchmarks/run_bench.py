@@ -185,8 +185,8 @@ def ceiling(layout, steps: list[tuple[Task, int, str, str, dict]], threads: int 
     import torch
 
     from saemerge import storage
+    from saemerge.cpus import EVAL_THREADS_ENV
     from saemerge.evaluate.evaluator import Evaluator
-    from saemerge.evaluate.hf import EVAL_THREADS_ENV
     from saemerge.steps.evaluation import read_sample
 
     if threads:  # as the steps had them

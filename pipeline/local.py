@@ -294,7 +294,7 @@ def step_environment() -> dict:
     (``SAEMERGE_EVAL_THREADS=idle``, :func:`saemerge.evaluate.hf.set_cpu_threads`); a setting
     the user (or ``saemerge study run --local --parallel``) gives wins.
     """
-    from saemerge.evaluate.hf import EVAL_THREADS_ENV, IDLE
+    from saemerge.cpus import EVAL_THREADS_ENV, IDLE
 
     env = dict(os.environ)
     env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 2) // 2)))

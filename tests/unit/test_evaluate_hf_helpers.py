@@ -7,9 +7,10 @@ import os
 import pytest
 import torch
 
+from saemerge import cpus
+from saemerge.cpus import usable_cores
 from saemerge.errors import SaeMergeError
-from saemerge.evaluate import hf
-from saemerge.evaluate.hf import _torch_dtype, check_model_dir, resolve_device, set_cpu_threads, usable_cores
+from saemerge.evaluate.hf import _torch_dtype, check_model_dir, resolve_device, set_cpu_threads
 from tests.support.tinymodels import llama_config, random_state_dict, write_checkpoint
 
 
@@ -53,14 +54,14 @@ def test_model_directory_checks(bf16_model, tmp_path):
 def test_cpu_threads_follow_omp_num_threads_or_the_usable_cores(monkeypatch):
     before = torch.get_num_threads()
     try:
-        monkeypatch.setattr(hf, "_cgroup_quota", lambda: 1.5)  # a container limited to 1.5 CPUs
+        monkeypatch.setattr(cpus, "_cgroup_quota", lambda: 1.5)  # a container limited to 1.5 CPUs
         assert usable_cores() == min(2, len(os.sched_getaffinity(0)))
         monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-        monkeypatch.delenv(hf.EVAL_THREADS_ENV, raising=False)
+        monkeypatch.delenv(cpus.EVAL_THREADS_ENV, raising=False)
         assert set_cpu_threads() == usable_cores() == torch.get_num_threads()
         torch.set_num_threads(1)
         monkeypatch.setenv("OMP_NUM_THREADS", "1")
-        monkeypatch.setattr(hf, "_cgroup_quota", lambda: None)
+        monkeypatch.setattr(cpus, "_cgroup_quota", lambda: None)
         assert set_cpu_threads() == 1  # a thread count the environment gives is kept
     finally:
         torch.set_num_threads(before)
@@ -70,15 +71,15 @@ def test_eval_threads_setting_wins_and_idle_takes_the_cores_not_busy(monkeypatch
     before = torch.get_num_threads()
     try:
         monkeypatch.setenv("OMP_NUM_THREADS", "1")  # as the local runner gives every step
-        monkeypatch.setattr(hf, "usable_cores", lambda: 4)
-        monkeypatch.setenv(hf.EVAL_THREADS_ENV, "3")
+        monkeypatch.setattr(cpus, "usable_cores", lambda: 4)
+        monkeypatch.setenv(cpus.EVAL_THREADS_ENV, "3")
         assert set_cpu_threads() == 3 == torch.get_num_threads()
-        monkeypatch.setenv(hf.EVAL_THREADS_ENV, hf.IDLE)
+        monkeypatch.setenv(cpus.EVAL_THREADS_ENV, cpus.IDLE)
         for busy, threads in ((0.1, 4), (1.4, 3), (2.6, 1), (9.0, 1)):
-            monkeypatch.setattr(hf, "busy_cores", lambda interval=0.5, busy=busy: busy)
+            monkeypatch.setattr(cpus, "busy_cores", lambda interval=0.5, busy=busy: busy)
             assert set_cpu_threads() == threads, busy
         for bad in ("0", "two", "-1"):
-            monkeypatch.setenv(hf.EVAL_THREADS_ENV, bad)
+            monkeypatch.setenv(cpus.EVAL_THREADS_ENV, bad)
             with pytest.raises(SaeMergeError, match=f"SAEMERGE_EVAL_THREADS={bad!r}"):
                 set_cpu_threads()
     finally:
@@ -87,17 +88,17 @@ def test_eval_threads_setting_wins_and_idle_takes_the_cores_not_busy(monkeypatch
 
 def test_busy_cores_is_the_machines_non_idle_share_over_the_interval(monkeypatch):
     samples = iter([(10_000, 4_000), (10_400, 4_300)])  # 400 ticks, 300 of them idle: a quarter busy
-    monkeypatch.setattr(hf, "_cpu_times", lambda: next(samples))
-    monkeypatch.setattr(hf.os, "cpu_count", lambda: 4)
-    assert hf.busy_cores(interval=0.0) == pytest.approx(1.0)
+    monkeypatch.setattr(cpus, "_cpu_times", lambda: next(samples))
+    monkeypatch.setattr(cpus.os, "cpu_count", lambda: 4)
+    assert cpus.busy_cores(interval=0.0) == pytest.approx(1.0)
 
     def no_proc_stat():
         raise OSError("no /proc/stat")
 
     # Where there is no /proc/stat, the 1-minute load average stands in.
-    monkeypatch.setattr(hf, "_cpu_times", no_proc_stat)
-    monkeypatch.setattr(hf.os, "getloadavg", lambda: (1.7, 0.0, 0.0))
-    assert hf.busy_cores(interval=0.0) == 1.7
+    monkeypatch.setattr(cpus, "_cpu_times", no_proc_stat)
+    monkeypatch.setattr(cpus.os, "getloadavg", lambda: (1.7, 0.0, 0.0))
+    assert cpus.busy_cores(interval=0.0) == 1.7
     # On this machine the real counters give a value between none and every core.
     monkeypatch.undo()
-    assert 0.0 <= hf.busy_cores(interval=0.05) <= (os.cpu_count() or 1)
+    assert 0.0 <= cpus.busy_cores(interval=0.05) <= (os.cpu_count() or 1)

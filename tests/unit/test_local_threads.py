@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from saemerge.evaluate import hf
-from saemerge.evaluate.hf import EVAL_THREADS_ENV, IDLE
+from saemerge import cpus
+from saemerge.cpus import EVAL_THREADS_ENV, IDLE
 from saemerge.pipeline import local
 from saemerge.study.local import child_environment
 
@@ -21,7 +21,7 @@ def test_local_steps_take_one_thread_per_two_cores_and_evaluation_the_idle_cores
 
 
 def test_study_runs_side_by_side_each_evaluate_with_their_share_of_the_cores(monkeypatch):
-    monkeypatch.setattr(hf, "usable_cores", lambda: 4)
+    monkeypatch.setattr(cpus, "usable_cores", lambda: 4)
     assert EVAL_THREADS_ENV not in child_environment({"A": "1"}, parallel=1)  # alone: the idle cores
     assert child_environment({"A": "1"}, parallel=2) == {"A": "1", EVAL_THREADS_ENV: "2"}
     assert child_environment({}, parallel=3)[EVAL_THREADS_ENV] == "1"

@@ -34,7 +34,7 @@ import os
 import platform
 from pathlib import Path
 
-from saemerge.evaluate.hf import busy_cores, usable_cores
+from saemerge.cpus import busy_cores, usable_cores
 
 #: What pinning sets on x86-64 with AVX2 (and nothing elsewhere).
 X86_AVX2 = {"ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "AVX2"}

@@ -13,14 +13,13 @@ import gc
 import hashlib
 import json
 import logging
-import math
 import os
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
 
+from saemerge import cpus
 from saemerge.checkpoint import CheckpointReader
 from saemerge.errors import SaeMergeError
 
@@ -42,86 +41,26 @@ _TOKENIZER_FILES = (
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 
 
-def usable_cores() -> int:
-    """CPU cores this process may use: its affinity, capped by a cgroup CPU quota (a pod's limit)."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    quota = _cgroup_quota()
-    return max(1, min(cores, math.ceil(quota)) if quota else cores)
-
-
-def _cgroup_quota() -> float | None:
-    """CPUs allowed by the cgroup (v2 ``cpu.max`` or v1 ``cpu.cfs_quota_us``), None when unlimited."""
-    try:
-        limit, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
-        return None if limit == "max" else int(limit) / int(period)
-    except (OSError, ValueError):
-        pass
-    try:
-        quota_us = int(Path("/sys/fs/cgroup/cpu/cpu.cfs_quota_us").read_text())
-        period_us = int(Path("/sys/fs/cgroup/cpu/cpu.cfs_period_us").read_text())
-        return None if quota_us <= 0 else quota_us / period_us
-    except (OSError, ValueError):
-        return None
-
-
-def _cpu_times() -> tuple[int, int]:
-    """(all, idle) CPU time of the machine so far, in clock ticks, from ``/proc/stat``'s first line."""
-    user, nice, system, idle, iowait, irq, softirq, steal = (
-        int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]
-    )
-    return user + nice + system + idle + iowait + irq + softirq + steal, idle + iowait
-
-
-def busy_cores(interval: float = 0.5) -> float:
-    """How many of the machine's cores other processes keep busy, measured over `interval`
-    seconds (the machine's non-idle share of CPU time times its cores); the 1-minute load
-    average where ``/proc/stat`` is missing (macOS)."""
-    try:
-        total0, idle0 = _cpu_times()
-        time.sleep(interval)
-        total1, idle1 = _cpu_times()
-    except (OSError, ValueError):
-        try:
-            return os.getloadavg()[0]
-        except OSError:
-            return 0.0
-    if total1 <= total0:
-        return 0.0
-    return (1 - (idle1 - idle0) / (total1 - total0)) * (os.cpu_count() or 1)
-
-
-def idle_cores() -> int:
-    """The usable cores (:func:`usable_cores`) that other processes do not keep busy now (over
-    0.2 s: 40 clock ticks on 2 cores), at least 1."""
-    return max(1, usable_cores() - round(busy_cores(0.2)))
-
-
-#: ``SAEMERGE_EVAL_THREADS``: evaluation's torch threads, a count or :data:`IDLE`.
-EVAL_THREADS_ENV = "SAEMERGE_EVAL_THREADS"
-#: Take the cores that are idle when the evaluator starts (the local runner's setting).
-IDLE = "idle"
-
-
 def set_cpu_threads() -> int:
     """torch's CPU threads for evaluation; returns the count in effect.
 
-    ``SAEMERGE_EVAL_THREADS`` decides when set: a count, or ``idle`` (:func:`idle_cores`,
+    ``SAEMERGE_EVAL_THREADS`` decides when set: a count, or ``idle`` (:func:`saemerge.cpus.idle_cores`,
     measured when the evaluator starts). The local runner sets ``idle``: its steps run one
     thread each, because merges run side by side, but an evaluate step runs alone in its run,
     so on a quiet laptop it takes every core and beside other work only what is free. Else
-    ``OMP_NUM_THREADS`` when set, else :func:`usable_cores`: torch's own default is every core
+    ``OMP_NUM_THREADS`` when set, else :func:`saemerge.cpus.usable_cores`: torch's own default is every core
     the process is allowed to run on, which in a container with a CPU limit is the node's cores,
     not the pod's share (one thread per node core then contend for a few cores' time).
     """
-    wanted = os.environ.get(EVAL_THREADS_ENV, "")
-    if wanted == IDLE:
-        torch.set_num_threads(idle_cores())
+    wanted = os.environ.get(cpus.EVAL_THREADS_ENV, "")
+    if wanted == cpus.IDLE:
+        torch.set_num_threads(cpus.idle_cores())
     elif wanted:
         if not wanted.isdigit() or int(wanted) < 1:
-            raise SaeMergeError(f"{EVAL_THREADS_ENV}={wanted!r}: expected a thread count >= 1 or {IDLE!r}")
+            raise SaeMergeError(f"{cpus.EVAL_THREADS_ENV}={wanted!r}: expected a thread count >= 1 or {cpus.IDLE!r}")
         torch.set_num_threads(int(wanted))
     elif not os.environ.get("OMP_NUM_THREADS"):
-        torch.set_num_threads(usable_cores())
+        torch.set_num_threads(cpus.usable_cores())
     return torch.get_num_threads()
 
 
