@@ -44,13 +44,14 @@ DTYPES = ("auto", "float32", "bfloat16", "float16")
 def set_cpu_threads() -> int:
     """torch's CPU threads for evaluation; returns the count in effect.
 
-    ``SAEMERGE_EVAL_THREADS`` decides when set: a count, or ``idle`` (:func:`saemerge.cpus.idle_cores`,
-    measured when the evaluator starts). The local runner sets ``idle``: its steps run one
-    thread each, because merges run side by side, but an evaluate step runs alone in its run,
-    so on a quiet laptop it takes every core and beside other work only what is free. Else
-    ``OMP_NUM_THREADS`` when set, else :func:`saemerge.cpus.usable_cores`: torch's own default is every core
-    the process is allowed to run on, which in a container with a CPU limit is the node's cores,
-    not the pod's share (one thread per node core then contend for a few cores' time).
+    ``SAEMERGE_EVAL_THREADS`` decides when set: a count, or ``idle``
+    (:func:`saemerge.cpus.idle_cores`, measured when the evaluator starts). The local runner
+    sets ``idle``: its steps run one thread each, because merges run side by side, but an
+    evaluate step runs alone in its run, so on a quiet laptop it takes every core and beside
+    other work only what is free. Else ``OMP_NUM_THREADS`` when set, else
+    :func:`saemerge.cpus.usable_cores`: torch's own default is every core the process is
+    allowed to run on, which in a container with a CPU limit is the node's cores, not the
+    pod's share (one thread per node core then contend for a few cores' time).
     """
     wanted = os.environ.get(cpus.EVAL_THREADS_ENV, "")
     if wanted == cpus.IDLE:
