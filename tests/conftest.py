@@ -8,6 +8,7 @@ root goes on ``sys.path`` here, whichever way pytest was started.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -23,6 +24,16 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch is imported 
 
 import pytest
 import torch
+
+
+def _stop_like_ctrl_c(signum, frame):
+    """A test run that is killed (SIGTERM) stops as on Ctrl-C: the running test's
+    ``subprocess.run`` kills its child and fixtures stop their servers. Without this, SIGTERM
+    ends pytest at once and whatever a test started (a local run, its store, its steps) runs on."""
+    raise KeyboardInterrupt(f"pytest got signal {signum}")
+
+
+signal.signal(signal.SIGTERM, _stop_like_ctrl_c)
 
 
 def pytest_collection_modifyitems(config, items):
