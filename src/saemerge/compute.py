@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import resource
 import secrets
 import sys
@@ -73,17 +72,14 @@ def records(layout: RunLayout) -> list[dict]:
     return [runlog.read_json(uri) for uri in storage.list_uris(layout.compute_dir) if uri.endswith(".json")]
 
 
-_SCORES = re.compile(r"scores-(?P<stage>[^.]+)(?:\.attempt-(?P<attempt>\d+))?\.parquet")
-
-
 def _stage_tables(layout: RunLayout) -> dict[str, list[tuple[int, str]]]:
     """Each evaluate stage's score tables, (attempt, URI) in attempt order, by ``<dir>/<stage>``."""
     stages: dict[str, list[tuple[int, str]]] = {}
     for uri in storage.list_uris(layout.root):
         directory, name = uri.rsplit("/", 1)
-        match = _SCORES.fullmatch(name)
-        if match:
-            stages.setdefault(f"{directory}/{match['stage']}", []).append((int(match["attempt"] or 1), uri))
+        parsed = RunLayout.scores_attempt(name)
+        if parsed:
+            stages.setdefault(f"{directory}/{parsed[0]}", []).append((parsed[1], uri))
     return {stage: sorted(tables) for stage, tables in stages.items()}
 
 

@@ -33,6 +33,7 @@ written whole and atomically.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -84,6 +85,10 @@ def gen_name(generation: int | str) -> str:
 
 def member_id(content_hash: str) -> str:
     return "m-" + content_hash[:12]
+
+
+# A stage's score table: scores-<stage>.parquet, or scores-<stage>.attempt-N.parquet (RunLayout.new_scores).
+_SCORES_NAME = re.compile(r"scores-(?P<stage>[^.]+)(?:\.attempt-(?P<attempt>\d+))?\.parquet")
 
 
 @dataclass(frozen=True)
@@ -154,6 +159,12 @@ class RunLayout:
 
     def scores(self, generation: int | str, stage: str) -> str:
         return self._at(gen_name(generation), f"scores-{stage}.parquet")
+
+    @staticmethod
+    def scores_attempt(name: str) -> tuple[str, int] | None:
+        """(stage, attempt) of a score table's file name (:meth:`new_scores`), else None."""
+        match = _SCORES_NAME.fullmatch(name)
+        return (match["stage"], int(match["attempt"] or 1)) if match else None
 
     def swarm(self, generation: int | str) -> str:
         """PSO: the swarm after the step recorded as `generation` (``init``: step 0)."""
