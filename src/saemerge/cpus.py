@@ -49,25 +49,63 @@ def _cpu_times() -> tuple[int, int]:
     return user + nice + system + idle + iowait + irq + softirq + steal, idle + iowait
 
 
+def _own_ticks() -> float:
+    """CPU time this process has used so far (all its threads), in the clock ticks of ``/proc/stat``."""
+    t = os.times()
+    return (t.user + t.system) * os.sysconf("SC_CLK_TCK")
+
+
+class CoreProbe:
+    """How many cores other processes keep busy, measured from the probe's creation to :meth:`busy`.
+
+    This process's own CPU time is left out, so the probe can run while the process works:
+    an evaluate step starts one, then imports lm-eval and builds its tasks, and reads it when
+    it sets its threads, without waiting for a window of its own.
+
+    Args:
+        min_interval: :meth:`busy` waits until at least this many seconds have passed.
+    """
+
+    def __init__(self, min_interval: float = 0.5):
+        self.min_interval = min_interval
+        self._started = time.monotonic()
+        try:
+            self._machine: tuple[int, int] | None = _cpu_times()
+        except (OSError, ValueError):
+            self._machine = None
+        self._own = _own_ticks()
+
+    def busy(self) -> float:
+        """Cores kept busy by other processes since the probe started (the machine's non-idle
+        share of CPU time minus this process's, times its cores); the 1-minute load average
+        where ``/proc/stat`` is missing (macOS)."""
+        wait = self.min_interval - (time.monotonic() - self._started)
+        if wait > 0:
+            time.sleep(wait)
+        try:
+            if self._machine is None:
+                raise OSError("no /proc/stat")
+            total1, idle1 = _cpu_times()
+        except (OSError, ValueError):
+            try:
+                return os.getloadavg()[0]
+            except OSError:
+                return 0.0
+        total0, idle0 = self._machine
+        if total1 <= total0:
+            return 0.0
+        others = (total1 - total0) - (idle1 - idle0) - (_own_ticks() - self._own)
+        return max(0.0, others / (total1 - total0) * (os.cpu_count() or 1))
+
+
 def busy_cores(interval: float = 0.5) -> float:
     """How many of the machine's cores other processes keep busy, measured over `interval`
-    seconds (the machine's non-idle share of CPU time times its cores); the 1-minute load
-    average where ``/proc/stat`` is missing (macOS)."""
-    try:
-        total0, idle0 = _cpu_times()
-        time.sleep(interval)
-        total1, idle1 = _cpu_times()
-    except (OSError, ValueError):
-        try:
-            return os.getloadavg()[0]
-        except OSError:
-            return 0.0
-    if total1 <= total0:
-        return 0.0
-    return (1 - (idle1 - idle0) / (total1 - total0)) * (os.cpu_count() or 1)
+    seconds (:class:`CoreProbe`)."""
+    return CoreProbe(interval).busy()
 
 
-def idle_cores() -> int:
-    """The usable cores (:func:`usable_cores`) that other processes do not keep busy now (over
-    0.2 s: 40 clock ticks on 2 cores), at least 1."""
-    return max(1, usable_cores() - round(busy_cores(0.2)))
+def idle_cores(probe: CoreProbe | None = None) -> int:
+    """The usable cores (:func:`usable_cores`) that other processes do not keep busy, at least 1:
+    over `probe`'s window, or else over the next 0.2 s (40 clock ticks on 2 cores)."""
+    busy = (probe or CoreProbe(0.2)).busy()
+    return max(1, usable_cores() - round(busy))

@@ -76,7 +76,7 @@ def test_eval_threads_setting_wins_and_idle_takes_the_cores_not_busy(monkeypatch
         assert set_cpu_threads() == 3 == torch.get_num_threads()
         monkeypatch.setenv(cpus.EVAL_THREADS_ENV, cpus.IDLE)
         for busy, threads in ((0.1, 4), (1.4, 3), (2.6, 1), (9.0, 1)):
-            monkeypatch.setattr(cpus, "busy_cores", lambda interval=0.5, busy=busy: busy)
+            monkeypatch.setattr(cpus.CoreProbe, "busy", lambda self, busy=busy: busy)
             assert set_cpu_threads() == threads, busy
         for bad in ("0", "two", "-1"):
             monkeypatch.setenv(cpus.EVAL_THREADS_ENV, bad)
@@ -102,3 +102,36 @@ def test_busy_cores_is_the_machines_non_idle_share_over_the_interval(monkeypatch
     # On this machine the real counters give a value between none and every core.
     monkeypatch.undo()
     assert 0.0 <= cpus.busy_cores(interval=0.05) <= (os.cpu_count() or 1)
+
+
+def test_core_probe_leaves_out_this_processs_own_cpu_time(monkeypatch):
+    # 400 ticks of 4 cores, 200 idle: 200 busy, 100 of them this process's own -> 1 core of others
+    samples = iter([(10_000, 4_000), (10_400, 4_200)])
+    own = iter([50.0, 150.0])
+    monkeypatch.setattr(cpus, "_cpu_times", lambda: next(samples))
+    monkeypatch.setattr(cpus, "_own_ticks", lambda: next(own))
+    monkeypatch.setattr(cpus.os, "cpu_count", lambda: 4)
+    probe = cpus.CoreProbe(min_interval=0.0)
+    assert probe.busy() == pytest.approx(1.0)
+    monkeypatch.setattr(cpus, "usable_cores", lambda: 4)
+    samples = iter([(10_000, 4_000), (10_400, 4_200)])
+    own = iter([50.0, 150.0])
+    assert cpus.idle_cores(cpus.CoreProbe(min_interval=0.0)) == 3
+
+
+def test_core_probe_waits_out_its_window_and_leaves_out_this_process_working():
+    import time
+
+    total0, idle0 = cpus._cpu_times()
+    probe = cpus.CoreProbe(min_interval=0.3)
+    end = time.monotonic() + 0.3
+    while time.monotonic() < end:  # this process keeps one core busy for the whole window
+        sum(range(1000))
+    start = time.monotonic()
+    busy = probe.busy()
+    total1, idle1 = cpus._cpu_times()
+    assert time.monotonic() - start < 0.1  # the window had passed: no extra wait
+    machine = (1 - (idle1 - idle0) / (total1 - total0)) * (os.cpu_count() or 1)
+    # the machine's busy cores include this process's one; the probe's do not
+    assert machine - busy > 0.5, (machine, busy)
+    assert busy >= 0.0

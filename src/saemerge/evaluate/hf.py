@@ -41,25 +41,38 @@ _TOKENIZER_FILES = (
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 
 
-def set_cpu_threads() -> int:
-    """torch's CPU threads for evaluation; returns the count in effect.
+def eval_threads_setting() -> int | str | None:
+    """``SAEMERGE_EVAL_THREADS``: a thread count, ``"idle"``, or None when unset.
 
-    ``SAEMERGE_EVAL_THREADS`` decides when set: a count, or ``idle``
-    (:func:`saemerge.cpus.idle_cores`, measured when the evaluator starts). The local runner
-    sets ``idle``: its steps run one thread each, because merges run side by side, but an
-    evaluate step runs alone in its run, so on a quiet laptop it takes every core and beside
-    other work only what is free. Else ``OMP_NUM_THREADS`` when set, else
-    :func:`saemerge.cpus.usable_cores`: torch's own default is every core the process is
-    allowed to run on, which in a container with a CPU limit is the node's cores, not the
-    pod's share (one thread per node core then contend for a few cores' time).
+    Raises:
+        SaeMergeError: any other value (one line naming the variable).
     """
     wanted = os.environ.get(cpus.EVAL_THREADS_ENV, "")
+    if not wanted or wanted == cpus.IDLE:
+        return wanted or None
+    if not wanted.isdigit() or int(wanted) < 1:
+        raise SaeMergeError(f"{cpus.EVAL_THREADS_ENV}={wanted!r}: expected a thread count >= 1 or {cpus.IDLE!r}")
+    return int(wanted)
+
+
+def set_cpu_threads(probe: cpus.CoreProbe | None = None) -> int:
+    """torch's CPU threads for evaluation; returns the count in effect.
+
+    ``SAEMERGE_EVAL_THREADS`` decides when set (:func:`eval_threads_setting`): a count, or
+    ``idle`` (:func:`saemerge.cpus.idle_cores`: the cores other processes left idle over
+    `probe`'s window, or over the next 0.2 s without one). The local runner sets ``idle``: its
+    steps run one thread each, because merges run side by side, but an evaluate step runs
+    alone in its run, so on a quiet laptop it takes every core and beside other work only what
+    is free. Else ``OMP_NUM_THREADS`` when set, else :func:`saemerge.cpus.usable_cores`:
+    torch's own default is every core the process is allowed to run on, which in a container
+    with a CPU limit is the node's cores, not the pod's share (one thread per node core then
+    contend for a few cores' time).
+    """
+    wanted = eval_threads_setting()
     if wanted == cpus.IDLE:
-        torch.set_num_threads(cpus.idle_cores())
-    elif wanted:
-        if not wanted.isdigit() or int(wanted) < 1:
-            raise SaeMergeError(f"{cpus.EVAL_THREADS_ENV}={wanted!r}: expected a thread count >= 1 or {cpus.IDLE!r}")
-        torch.set_num_threads(int(wanted))
+        torch.set_num_threads(cpus.idle_cores(probe))
+    elif isinstance(wanted, int):
+        torch.set_num_threads(wanted)
     elif not os.environ.get("OMP_NUM_THREADS"):
         torch.set_num_threads(cpus.usable_cores())
     return torch.get_num_threads()
@@ -142,7 +155,10 @@ class HFBackend:
         self.dtype = dtype
         self.batch_size = batch_size
         self.max_length = max_length
-        self.threads = set_cpu_threads()
+        # Threads are set when the first model is built; until then the probe watches the
+        # machine while lm-eval's model code is imported (no window of its own to wait for).
+        self._probe = cpus.CoreProbe(0.2) if eval_threads_setting() == cpus.IDLE else None
+        self.threads: int | None = None
         self._lm: HFLM | None = None
         self._identity: str | None = None
         self.loads = 0  # full HFLM builds, for tests and logs
@@ -180,6 +196,8 @@ class HFBackend:
                 f"{model_dir}: vocabulary mismatch: the embedding has {rows} rows but the tokenizer has {len(tokenizer)} tokens"
             )
         dtype = _torch_dtype(self.dtype, reader, self.device)
+        if self.threads is None:
+            self.threads = set_cpu_threads(self._probe)
         log.info("loading %s on %s as %s (%d CPU threads)", model_dir, self.device, dtype, self.threads)
         return HFLM(
             pretrained=str(model_dir),
