@@ -12,7 +12,9 @@ step evaluated itself): the examples scored fresh, the step's throughput (fresh 
 second of the step's wall time), and the throughput of the same models on the same examples in
 ONE warm in-process evaluator built here (the ceiling: no process start, no imports, no S3, the
 evaluator and the first model already loaded). ``step/ceiling`` is the share of the ceiling the
-step reached; the issue's target is >= 80 %.
+step reached; the issue's target is >= 80 %. Last, the process floor: how long a fresh
+interpreter takes to import what an evaluate (or merge) step imports and exit, doing no work,
+the part of a step's time no change inside the step can remove.
 
 The ceiling runs with the thread count the run's evaluate steps used (their "N CPU threads"
 log lines; a local run's evaluation takes the cores idle when a step starts) unless
@@ -228,6 +230,48 @@ def ceiling(layout, steps: list[tuple[Task, int, str, str, dict]], threads: int 
     return out
 
 
+#: What a step's process imports before it does any work: kfp's executor, then the step's code,
+#: and for evaluation what lm-eval imports on the way to its first model (HFLM, LLaMA's code).
+STEP_IMPORTS = {
+    "evaluate": (
+        "kfp.dsl.executor_main",
+        "saemerge.steps.evaluation",
+        "saemerge.evaluate.evaluator",
+        "lm_eval.tasks",
+        "lm_eval.evaluator",
+        "lm_eval.models.huggingface",
+        "transformers.models.llama.modeling_llama",
+    ),
+    "pair-and-merge": ("kfp.dsl.executor_main", "saemerge.steps.models", "saemerge.steps.handoff"),
+}
+
+
+def process_floor(modules: tuple[str, ...], repeats: int = 3) -> tuple[float, float]:
+    """(median seconds of a fresh interpreter that imports `modules` and exits, median seconds of
+    the imports alone): what a step pays before its first piece of work, whatever it does."""
+    code = "import importlib, time\nt = time.perf_counter()\n"
+    code += "".join(f"importlib.import_module({m!r})\n" for m in modules)
+    code += "print(time.perf_counter() - t)\n"
+    walls, imports = [], []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+        walls.append(time.perf_counter() - start)
+        imports.append(float(done.stdout.strip().splitlines()[-1]))
+    return statistics.median(walls), statistics.median(imports)
+
+
+def floors() -> str:
+    lines = [
+        "\nprocess floor (a fresh interpreter importing what the step imports, then exiting; median of 3)",
+        f"{'step':<16}{'process s':>10}{'imports s':>10}",
+    ]
+    for step, modules in STEP_IMPORTS.items():
+        wall, imports = process_floor(modules)
+        lines.append(f"{step:<16}{wall:>10.1f}{imports:>10.1f}")
+    return "\n".join(lines)
+
+
 def report(run_dir: Path, workdir: Path, threads: int | None, with_ceiling: bool) -> None:
     from saemerge.cli.pipeline import local_store_if_needed
     from saemerge.runlog import RunLayout
@@ -298,6 +342,7 @@ def report(run_dir: Path, workdir: Path, threads: int | None, with_ceiling: bool
             f"{'all':<21}{'':>7}{int(tot_n):>7}{tot_s:>8.1f}{rate:>8.1f}{tot_c:>8.1f}{crate:>10.1f}"
             f"{(rate / crate if tot_c else float('nan')):>10.0%}"
         )
+    print(floors())
     print(f"\nmachine: {machine()}")
 
 
