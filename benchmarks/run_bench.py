@@ -42,6 +42,7 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_UNTIMED_END = re.compile(r"^\w+:root:Task '([^']+)' finished with status (\w+)")
 _LINE = re.compile(
     r"^(\d\d:\d\d:\d\d\.\d{3}) - \w+ - (?:Executing task '([^']+)'|Task '([^']+)' finished with status (\w+))"
 )
@@ -81,13 +82,28 @@ def parse_kfp_log(text: str) -> list[Task]:
 
     Timestamps have no date: a time well before the previous one is taken as the next day.
     A task started again (a resumed run appends to the same log) counts as another task.
+    kfp.local now and then writes a task's end through the root logger, without a time
+    (``INFO:root:Task 'x' finished with status SUCCESS``): that task ends at the next line
+    that has one.
     """
     open_: dict[str, list[Task]] = defaultdict(list)  # ParallelFor runs several tasks of one name at once
     done: list[Task] = []
+    untimed: list[tuple[str, str]] = []  # (name, status) of ends logged without a time
     day, last = 0.0, 0.0
+
+    def finish(name: str, status: str, now: float) -> None:
+        if open_[name]:
+            # same-named tasks end first in, first out: the sum of their times is exact, each one's is not
+            task = open_[name].pop(0)
+            task.end, task.status = now, status
+            done.append(task)
+
     for raw in _ANSI.sub("", text).splitlines():
         m = _LINE.match(raw)
         if not m:
+            if u := _UNTIMED_END.match(raw):
+                untimed.append((u.group(1), u.group(2)))
+                continue
             for ts in open_.values():
                 for t in ts:
                     t.lines.append(raw)
@@ -97,13 +113,15 @@ def parse_kfp_log(text: str) -> list[Task]:
             day += 86400.0
             now += 86400.0
         last = now
+        for name, status in untimed:
+            finish(name, status, now)
+        untimed.clear()
         if m.group(2):
             open_[m.group(2)].append(Task(m.group(2), now))
-        elif open_[m.group(3)]:
-            # same-named tasks end first in, first out: the sum of their times is exact, each one's is not
-            task = open_[m.group(3)].pop(0)
-            task.end, task.status = now, m.group(4)
-            done.append(task)
+        else:
+            finish(m.group(3), m.group(4), now)
+    for name, status in untimed:
+        finish(name, status, last)
     return sorted(done, key=lambda t: t.start)
 
 

@@ -1,0 +1,47 @@
+"""benchmarks/run_bench.py reads task times from kfp.local's log, also when an end has no time."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+_PATH = Path(__file__).resolve().parents[2] / "benchmarks" / "run_bench.py"
+
+
+@pytest.fixture(scope="module")
+def run_bench():
+    spec = importlib.util.spec_from_file_location("run_bench", _PATH)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["run_bench"] = module
+    spec.loader.exec_module(module)
+    yield module
+    sys.modules.pop("run_bench", None)
+
+
+LOG = """\
+10:00:00.000 - INFO - Executing task \x1b[96m'pair-and-merge'\x1b[0m
+10:00:00.010 - INFO - Executing task 'pair-and-merge'
+    [KFP Executor 2026-11-30 10:00:01,000 INFO]: merging
+10:00:04.000 - INFO - Task 'pair-and-merge' finished with status \x1b[92mSUCCESS\x1b[0m
+10:00:04.010 - INFO - Executing task 'pair-and-merge'
+INFO:root:Task 'pair-and-merge' finished with status SUCCESS
+10:00:04.500 - INFO - Task 'pair-and-merge' finished with status SUCCESS
+10:00:04.600 - INFO - Executing task 'evaluate'
+23:59:59.000 - INFO - Task 'evaluate' finished with status SUCCESS
+"""
+
+
+def test_an_end_logged_without_a_time_takes_the_next_lines_and_no_task_is_paired_wrong(run_bench):
+    tasks = run_bench.parse_kfp_log(LOG)
+    by = [(t.name, round(t.start % 86400, 3), round(t.seconds, 3)) for t in tasks]
+    assert by == [
+        ("pair-and-merge", 36000.0, 4.0),
+        ("pair-and-merge", 36000.01, 4.49),  # ended by the untimed line, at the next timed one
+        ("pair-and-merge", 36004.01, 0.49),
+        ("evaluate", 36004.6, 50394.4),
+    ]
+    assert all(t.status == "SUCCESS" for t in tasks)
+    assert any("merging" in line for line in tasks[0].lines)
