@@ -42,9 +42,9 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
-_UNTIMED_END = re.compile(r"^\w+:root:Task '([^']+)' finished with status (\w+)")
+_UNTIMED_END = re.compile(r"^\s*\w+:root:Task '([^']+)' finished with status (\w+)")
 _LINE = re.compile(
-    r"^(\d\d:\d\d:\d\d\.\d{3}) - \w+ - (?:Executing task '([^']+)'|Task '([^']+)' finished with status (\w+))"
+    r"^\s*(\d\d:\d\d:\d\d\.\d{3}) - \w+ - (?:Executing task '([^']+)'|Task '([^']+)' finished with status (\w+))"
 )
 
 
