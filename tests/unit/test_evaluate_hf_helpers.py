@@ -123,8 +123,8 @@ def test_core_probe_waits_out_its_window_and_leaves_out_this_process_working():
     import time
 
     total0, idle0 = cpus._cpu_times()
-    probe = cpus.CoreProbe(min_interval=0.3)
-    end = time.monotonic() + 0.3
+    probe = cpus.CoreProbe(min_interval=0.5)
+    end = time.monotonic() + 0.5
     while time.monotonic() < end:  # this process keeps one core busy for the whole window
         sum(range(1000))
     start = time.monotonic()
@@ -132,6 +132,7 @@ def test_core_probe_waits_out_its_window_and_leaves_out_this_process_working():
     total1, idle1 = cpus._cpu_times()
     assert time.monotonic() - start < 0.1  # the window had passed: no extra wait
     machine = (1 - (idle1 - idle0) / (total1 - total0)) * (os.cpu_count() or 1)
-    # the machine's busy cores include this process's one; the probe's do not
-    assert machine - busy > 0.5, (machine, busy)
+    # the machine's busy cores include this process's one (less what a loaded host takes from
+    # it); the probe's do not
+    assert machine - busy > 0.3, (machine, busy)
     assert busy >= 0.0
