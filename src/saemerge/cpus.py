@@ -82,20 +82,25 @@ class CoreProbe:
         wait = self.min_interval - (time.monotonic() - self._started)
         if wait > 0:
             time.sleep(wait)
-        try:
-            if self._machine is None:
-                raise OSError("no /proc/stat")
-            total1, idle1 = _cpu_times()
-        except (OSError, ValueError):
+        if self._machine is not None:
             try:
-                return os.getloadavg()[0]
-            except OSError:
+                total1, idle1 = _cpu_times()
+            except (OSError, ValueError):
+                return _load_average()
+            total0, idle0 = self._machine
+            if total1 <= total0:
                 return 0.0
-        total0, idle0 = self._machine
-        if total1 <= total0:
-            return 0.0
-        others = (total1 - total0) - (idle1 - idle0) - (_own_ticks() - self._own)
-        return max(0.0, others / (total1 - total0) * (os.cpu_count() or 1))
+            others = (total1 - total0) - (idle1 - idle0) - (_own_ticks() - self._own)
+            return max(0.0, others / (total1 - total0) * (os.cpu_count() or 1))
+        return _load_average()
+
+
+def _load_average() -> float:
+    """The 1-minute load average, 0 where the system has none."""
+    try:
+        return os.getloadavg()[0]
+    except OSError:
+        return 0.0
 
 
 def busy_cores(interval: float = 0.5) -> float:

@@ -104,18 +104,20 @@ def test_busy_cores_is_the_machines_non_idle_share_over_the_interval(monkeypatch
     assert 0.0 <= cpus.busy_cores(interval=0.05) <= (os.cpu_count() or 1)
 
 
-def test_core_probe_leaves_out_this_processs_own_cpu_time(monkeypatch):
+def _stub_counters(monkeypatch):
     # 400 ticks of 4 cores, 200 idle: 200 busy, 100 of them this process's own -> 1 core of others
     samples = iter([(10_000, 4_000), (10_400, 4_200)])
     own = iter([50.0, 150.0])
     monkeypatch.setattr(cpus, "_cpu_times", lambda: next(samples))
     monkeypatch.setattr(cpus, "_own_ticks", lambda: next(own))
     monkeypatch.setattr(cpus.os, "cpu_count", lambda: 4)
-    probe = cpus.CoreProbe(min_interval=0.0)
-    assert probe.busy() == pytest.approx(1.0)
+
+
+def test_core_probe_leaves_out_this_processs_own_cpu_time(monkeypatch):
+    _stub_counters(monkeypatch)
+    assert cpus.CoreProbe(min_interval=0.0).busy() == pytest.approx(1.0)
+    _stub_counters(monkeypatch)
     monkeypatch.setattr(cpus, "usable_cores", lambda: 4)
-    samples = iter([(10_000, 4_000), (10_400, 4_200)])
-    own = iter([50.0, 150.0])
     assert cpus.idle_cores(cpus.CoreProbe(min_interval=0.0)) == 3
 
 
