@@ -3,9 +3,11 @@
 Phases, each timed and printed:
 1. object store: the S3 endpoint in the environment, or the embedded SeaweedFS (started here);
 2. benchmark: the tiny bench built once into ``.saemerge/bench/`` and uploaded once (content-addressed);
-3. pipeline: kfp.local (SubprocessRunner, use_venv=False) runs the compiled pipeline function in a
-   child process whose (very chatty) output goes to ``RUN_DIR/kfp.log``; this process follows the
-   run in S3 and prints one line per finished generation;
+3. pipeline: kfp.local runs the compiled pipeline in a child process
+   (:mod:`saemerge.pipeline.local_child`, with the runner ``--runner`` names) whose (very chatty)
+   output goes to ``RUN_DIR/kfp.log``; this process follows the run in S3 and prints one line per
+   finished generation, and on a failure the step's one-line reason
+   (:mod:`saemerge.pipeline.local_failures`);
 4. results: the test-set table and the report, downloaded to ``RUN_DIR/report/``.
 
 Resume: the run's steps are idempotent (content-addressed models, per-example score cache, recipe
@@ -22,11 +24,9 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import signal
 import subprocess
 import sys
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +35,8 @@ from saemerge import runlog, storage
 from saemerge.config import RunConfig
 from saemerge.errors import SaeMergeError
 from saemerge.lease import RunLease
+from saemerge.pipeline.local_child import DEFAULT_RUNNER, check_runner, step_environment
+from saemerge.pipeline.local_failures import failure_reason
 from saemerge.pipeline.searches import get_search
 from saemerge.report import PLOTS, results_text
 from saemerge.runlog import RunLayout
@@ -64,6 +66,7 @@ class LocalRun:
     params: dict = field(default_factory=dict)  # pipeline parameters overriding the defaults
     resume: bool = False
     bucket: str = BUCKET
+    runner: str = DEFAULT_RUNNER  # how each step runs (saemerge.pipeline.local_child.RUNNERS)
 
     @property
     def run_dir(self) -> Path:
@@ -183,63 +186,6 @@ def _copy_tree(src: Path, dst: Path) -> None:
             shutil.copy2(item, dst / item.name)
 
 
-def run_pipeline_here(search: str, steps: int, pipeline_root: Path, arguments: dict) -> None:
-    """Compile the pipeline and run the compiled YAML under kfp.local (the child's entry point).
-
-    Running the YAML rather than the Python function means the file a user uploads to Kubeflow
-    is the file that ran here.
-    """
-    from kfp import components, local
-
-    from saemerge.pipeline.common import CompileOptions
-    from saemerge.pipeline.compile import compile_pipeline
-
-    compiled = Path(pipeline_root) / f"{search}_pipeline.yaml"
-    stats = compile_pipeline(compiled, CompileOptions(search=search, steps=steps, retries=0))
-    log.info("compiled %s: %s", compiled, stats)
-    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(pipeline_root))
-    components.load_component_from_file(str(compiled))(**arguments)
-
-
-def stop_with_parent(parent: int, interval: float = 0.5) -> None:
-    """In the kfp child: when `parent` is gone, kill this process group (every step it started).
-
-    The child runs in its own session, so a SIGKILL of `saemerge run` would otherwise leave it
-    running steps against the store or the user's S3.
-    """
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(interval)
-        os.killpg(os.getpgid(0), signal.SIGKILL)
-
-    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
-
-
-_ANSI = re.compile(r"\x1b\[[0-9;]*m")
-_FAILED_TASK = re.compile(r"Task '([^']+)' finished with status FAILURE")
-_ERROR_LINE = re.compile(r"^(?:[\w.]+\.)?(\w*(?:Error|Exception|Interrupt)): (.+)$")
-
-
-def failure_reason(log_text: str) -> tuple[str | None, str | None, bool]:
-    """(failing step, its one-line reason, whether a resume can fix it) from a kfp.local log.
-
-    A :class:`SaeMergeError` is a problem with the run's input or configuration: running the
-    same thing again fails the same way. Anything else (a lost connection, a killed process)
-    may pass on a resume.
-    """
-    text = _ANSI.sub("", log_text)
-    failed = _FAILED_TASK.search(text)
-    step = failed.group(1) if failed else None
-    before = text[: failed.start()] if failed else text  # the failing step's traceback ends just before
-    errors = [m for m in map(_ERROR_LINE.match, before.splitlines()) if m]
-    if not errors:
-        return step, None, True
-    kind, message = errors[-1].group(1), errors[-1].group(2).strip()
-    permanent = kind == "SaeMergeError"
-    return step, (message if permanent else f"{kind}: {message}"), not permanent
-
-
 def _follow(
     run: LocalRun, steps: int, proc: subprocess.Popen, phases: Phases, started: float, lease: RunLease, log_from: int
 ) -> None:
@@ -283,27 +229,6 @@ def _follow(
     phases.done("final evaluation + report", last)
 
 
-def step_environment() -> dict:
-    """The environment of the local steps: the S3 settings, and a torch thread count that fits.
-
-    Steps run side by side (merges fan out) on a laptop's few cores; torch's default of one
-    OpenMP thread per core then oversubscribes the CPU, and spinning OpenMP threads made a
-    merge of the tiny models 30x slower here (16 s instead of 0.5 s). One thread per step
-    per two cores avoids that; OMP_NUM_THREADS set by the user wins. An evaluate step runs
-    alone in its run, so evaluation takes the cores that are idle when it starts
-    (``SAEMERGE_EVAL_THREADS=idle``, :func:`saemerge.evaluate.hf.set_cpu_threads`); a setting
-    the user (or ``saemerge study run --local --parallel``) gives wins.
-    """
-    from saemerge.cpus import EVAL_THREADS_ENV, IDLE
-
-    env = dict(os.environ)
-    env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 2) // 2)))
-    env.setdefault(EVAL_THREADS_ENV, IDLE)
-    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    env.setdefault("TOKENIZERS_PARALLELISM", "false")
-    return env
-
-
 def _raise_interrupt(signum, frame):
     raise KeyboardInterrupt
 
@@ -311,6 +236,7 @@ def _raise_interrupt(signum, frame):
 def run_local(run: LocalRun) -> list[dict]:
     """The whole local run; returns the results rows."""
     config = run.config()  # a bad parameter stops here, before the store or the bench start
+    check_runner(run.runner)
     phases = Phases()
     run.run_dir.mkdir(parents=True, exist_ok=True)
     t = time.perf_counter()
@@ -338,12 +264,13 @@ def run_local(run: LocalRun) -> list[dict]:
                 [
                     sys.executable,
                     "-m",
-                    "saemerge.pipeline.local",
+                    "saemerge.pipeline.local_child",
                     config.search,
                     str(config.steps),
                     str(run.run_dir / "kfp-root"),
                     str(run.run_dir / "arguments.json"),
                     str(os.getpid()),
+                    run.runner,
                 ],
                 stdout=logf,
                 stderr=subprocess.STDOUT,
@@ -378,9 +305,3 @@ def run_local(run: LocalRun) -> list[dict]:
     print(f"\nreport: {run.run_dir / 'report' / 'report.md'} (and {run.run_uri}/final/)")
     print("phases:\n" + phases.summary())
     return rows
-
-
-if __name__ == "__main__":  # the kfp.local child: SEARCH STEPS PIPELINE_ROOT ARGUMENTS_JSON PARENT_PID
-    logging.basicConfig(level=logging.INFO)
-    stop_with_parent(int(sys.argv[5]))
-    run_pipeline_here(sys.argv[1], int(sys.argv[2]), Path(sys.argv[3]), json.loads(Path(sys.argv[4]).read_text()))

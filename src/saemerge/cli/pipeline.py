@@ -151,6 +151,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         params=params,
         resume=bool(args.resume),
         bucket=args.bucket,
+        runner=args.runner,
     )
     run_local(run)
     return 0
@@ -211,6 +212,12 @@ def register(sub) -> None:
     p.add_argument("--workdir", default=".saemerge", help="local state: store data, bench cache, run logs")
     p.add_argument("--bucket", default="saemerge", help="S3 bucket of the run and the bench (default saemerge)")
     p.add_argument("--param", action="append", metavar="NAME=VALUE", help="pipeline parameter (JSON value), repeatable")
+    p.add_argument(
+        "--runner",
+        default="subprocess",
+        help="how kfp.local runs each step (saemerge.pipeline.local_child.RUNNERS; default subprocess: "
+        "a fresh local process per step)",
+    )
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("inspect", help="summarise a run: one row per generation and the best model's lineage")
