@@ -6,7 +6,9 @@ import re
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _FAILED_TASK = re.compile(r"Task '([^']+)' finished with status FAILURE")
-_ERROR_LINE = re.compile(r"^(?:[\w.]+\.)?(\w*(?:Error|Exception|Interrupt)): (.+)$")
+# kfp.local prints a step's output indented (4 spaces a level, kfp.local.logging_utils), so the
+# exception line of a step's traceback starts after blanks, not in column 0.
+_ERROR_LINE = re.compile(r"^\s*(?:[\w.]+\.)?(\w*(?:Error|Exception|Interrupt)): (.+)$")
 
 
 def failure_reason(log_text: str) -> tuple[str | None, str | None, bool]:
