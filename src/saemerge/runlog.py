@@ -41,6 +41,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from saemerge import storage
+from saemerge.errors import SaeMergeError
 
 POPULATION_SCHEMA = pa.schema(
     [
@@ -85,6 +86,22 @@ def gen_name(generation: int | str) -> str:
 
 def member_id(content_hash: str) -> str:
     return "m-" + content_hash[:12]
+
+
+# A run id names a directory locally (WORKDIR/runs/ID) and a prefix in S3 (BUCKET/runs/ID): one
+# path segment of letters, digits, '.', '_' and '-', starting with a letter or digit (so never
+# '..', never '/'), short enough for any file system.
+_RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+
+def check_run_id(run_id: str, flag: str = "--run-id") -> str:
+    """The run id, or a one-line error naming it: it must be one safe path segment."""
+    if not _RUN_ID.fullmatch(run_id or "") or ".." in run_id:
+        raise SaeMergeError(
+            f"{flag} {run_id!r}: a run id is 1-128 letters, digits, '.', '_' or '-', starting with a "
+            "letter or digit (it names a directory and an S3 prefix)"
+        )
+    return run_id
 
 
 # A stage's score table: scores-<stage>.parquet, or scores-<stage>.attempt-N.parquet (RunLayout.new_scores).
@@ -287,7 +304,12 @@ def write_table(uri: str, table: pa.Table) -> None:
 
 
 def read_table(uri: str) -> pa.Table:
-    with pq.ParquetFile(pa.BufferReader(storage.read_bytes(uri))) as f:
+    return table_from_bytes(storage.read_bytes(uri))
+
+
+def table_from_bytes(data: bytes) -> pa.Table:
+    """A Parquet file's table (pyarrow's error when the bytes are not a readable Parquet file)."""
+    with pq.ParquetFile(pa.BufferReader(data)) as f:
         return f.read(use_threads=False)
 
 
