@@ -36,6 +36,20 @@ def _stop_like_ctrl_c(signum, frame):
 signal.signal(signal.SIGTERM, _stop_like_ctrl_c)
 
 
+def _ignore_sigint(signum, frame):
+    """pytest's own SIGINT handler while the suite was started with SIGINT ignored."""
+
+
+# A shell without job control (a script, `cmd &`) starts its background commands with SIGINT
+# ignored, and an ignored signal stays ignored in every process started from there: the runs the
+# tests interrupt with SIGINT (as Ctrl-C) would not stop. A handler, unlike SIG_IGN, is reset to
+# the default when a process starts another program, so with this one pytest itself still
+# ignores SIGINT as its launcher asked, while the processes the tests start get SIGINT at its
+# default, as in an interactive shell.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, _ignore_sigint)
+
+
 def pytest_collection_modifyitems(config, items):
     if torch.cuda.is_available():
         return
