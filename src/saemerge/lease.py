@@ -4,7 +4,9 @@ Two drivers on one run id would both write the run's per-generation records and 
 each other's. A driver takes the lease before it starts the pipeline, renews it (a heartbeat)
 while the run goes on, and releases it at the end. Another driver finds a lease whose
 heartbeat is recent and refuses; a lease whose heartbeat is older than ``stale_after`` seconds
-belongs to a driver that died (SIGKILL, a lost machine) and is taken over.
+belongs to a driver that died (SIGKILL, a lost machine) and is taken over. A lease held on this
+host by a process that no longer exists (its pid gone, or reused by a process that started
+later) is taken over at once: a resume right after a crash need not wait out the heartbeat.
 
 Plain S3 has no compare-and-swap, so taking a lease is write-then-read-back: two drivers that
 start within the same instant can both believe they won, and the second one's first heartbeat
@@ -28,6 +30,36 @@ STALE_AFTER_S = 60.0
 HEARTBEAT_S = 10.0
 
 
+def process_start(pid: int) -> str | None:
+    """When `pid` started (clock ticks since boot, field 22 of /proc/PID/stat); None when no such
+    process runs, "" where /proc cannot tell (then only whether the pid exists is known)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            stat = f.read()
+    except FileNotFoundError:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None
+        except PermissionError:
+            pass
+        return "" if not os.path.isdir("/proc/self") else None
+    except OSError:
+        return ""
+    return stat.rsplit(")", 1)[1].split()[19]  # the fields after the command name start at field 3
+
+
+def driver_gone(record: dict) -> bool:
+    """True when the lease's driver ran on this host and that process no longer exists."""
+    pid = record.get("pid")
+    if record.get("host") != socket.gethostname() or not isinstance(pid, int) or pid <= 0:
+        return False  # another host's process: only its heartbeat can tell
+    started = process_start(pid)
+    if started is None:
+        return True
+    return bool(started and record.get("pid_start") and record["pid_start"] != started)  # pid reused
+
+
 @dataclass
 class RunLease:
     """The lease at `uri` (a run's ``lease.json``), held by this process once :meth:`acquire` returns."""
@@ -42,6 +74,7 @@ class RunLease:
         return {
             "token": self.token,
             "pid": os.getpid(),
+            "pid_start": process_start(os.getpid()),
             "host": socket.gethostname(),
             "state": state,
             "heartbeat": time.time(),
@@ -59,7 +92,7 @@ class RunLease:
         if not current or current.get("token") == self.token or current.get("state") != "held":
             return
         age = time.time() - float(current.get("heartbeat", 0))
-        if age < self.stale_after:
+        if age < self.stale_after and not driver_gone(current):
             raise SaeMergeError(
                 f"run {self.run or self.uri} is in use by pid {current.get('pid')} on {current.get('host')} "
                 f"(heartbeat {age:.0f} s ago); wait for it to end or stop it first"
