@@ -68,6 +68,11 @@ class LocalRun:
     bucket: str = BUCKET
     runner: str = DEFAULT_RUNNER  # how each step runs (saemerge.pipeline.local_child.RUNNERS)
 
+    def __post_init__(self) -> None:
+        # Before anything is made from it: a run id like ../../etc would name a directory
+        # outside the work directory and a key S3 refuses.
+        runlog.check_run_id(self.run_id, "--resume" if self.resume else "--run-id")
+
     @property
     def run_dir(self) -> Path:
         return self.workdir / "runs" / self.run_id
@@ -148,7 +153,19 @@ def ensure_store(workdir: Path, bucket: str):
         log.info("using the S3 endpoint from the environment")
         storage.ensure_bucket(f"s3://{bucket}", create=True)
         return None
-    store = Store(workdir / "store", buckets=[bucket]).start()
+    root = workdir / "store"
+    try:
+        started = Store.attach(root)
+        detached = started.running() and json.loads((root / "state.json").read_text()).get("owner") is None
+    except (SaeMergeError, OSError, ValueError):
+        detached = False
+    if detached:  # `saemerge store start`: used, and left running
+        log.info("using the object store started with `saemerge store start` under %s", root)
+        started.buckets = (bucket,)
+        started._create_buckets()
+        os.environ.update(started.env())
+        return None
+    store = Store(root, buckets=[bucket]).start()
     os.environ.update(store.env())
     return store
 

@@ -9,6 +9,9 @@ A :class:`Store` owns one directory (``root``)::
     root/s3.json            the same identities in SeaweedFS's s3.config format (mode 0600)
     root/state.json         pid, ports, endpoint of a running store (mode 0600)
     root/weed.log           the server's log (mode 0600)
+    root/security.toml      weed's security settings: JWT signing keys, TLS files (mode 0600)
+    root/signing.json       the JWT signing keys (mode 0600); reused on restart
+    root/tls/               the store's CA, and the certificate and key weed's parts show (0600)
 
 Two servers on one data directory would corrupt it, so :meth:`Store.start` takes an exclusive
 ``flock`` on ``data/store.lock`` and hands the locked descriptor to the server process: the
@@ -16,7 +19,10 @@ lock lives exactly as long as the server (a crash, even of a detached one, relea
 second start on the directory fails at once naming the running server's pid.
 
 Every listener (master, volume, filer, S3, admin gRPC) is bound to 127.0.0.1 on a free port,
-telemetry is off, the admin UI, WebDAV, Iceberg and Lance endpoints are off, and buckets are
+and only the S3 port answers without a secret of ``root``: every other HTTP and gRPC port takes
+only clients with a certificate of the store's own CA (``root/tls/``, mutual TLS), and the
+filer's and volume server's HTTP APIs require requests signed with the keys of
+``root/security.toml`` besides (:meth:`Store._write_security`). Telemetry is off, the admin UI, WebDAV, Iceberg and Lance endpoints are off, and buckets are
 not created implicitly on upload (a missing bucket is an error the caller sees).
 
 >>> with Store(tmp / "store", buckets=["models"]) as store:   # doctest: +SKIP
@@ -155,10 +161,15 @@ def _allocate_ports() -> dict[str, int]:
 
 def _write_private(path: Path, data: dict) -> None:
     """Write JSON readable by the owner only (created 0600, never world-readable in between)."""
+    _write_private_text(path, json.dumps(data, indent=2))
+
+
+def _write_private_text(path: Path, text: str) -> None:
+    """Write a file readable by the owner only (created 0600, never world-readable in between)."""
     tmp = path.with_name(f".{path.name}.tmp-{secrets.token_hex(4)}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as f:
-        json.dump(data, f, indent=2)
+        f.write(text)
     os.replace(tmp, path)
 
 
@@ -213,6 +224,62 @@ class Store:
         admin, ro = Identity.generate("saemerge-admin"), Identity.generate("saemerge-readonly")
         _write_private(path, {"admin": admin.__dict__, "readonly": ro.__dict__})
         return admin, ro
+
+    def _write_security(self) -> Path:
+        """``root/security.toml`` (read by weed through ``-config_dir``): every port but S3's
+        demands a secret that only this directory holds.
+
+        The filer's and the volume server's HTTP APIs take only requests signed with a key of
+        this file (JWT; the S3 gateway signs its own), and every gRPC port takes only clients
+        that show a certificate of this store's own CA (mutual TLS). Keys and certificates are
+        made once, with the credentials, and are readable by the owner only.
+        """
+        tls = self._tls_files()
+        keys = self._signing_keys()
+        sections = [
+            "[jwt.signing]",
+            f'key = "{keys["volume_write"]}"',
+            "expires_after_seconds = 60",
+            "[jwt.filer_signing]",
+            f'key = "{keys["filer_write"]}"',
+            "expires_after_seconds = 60",
+            "[jwt.filer_signing.read]",
+            f'key = "{keys["filer_read"]}"',
+            "expires_after_seconds = 60",
+            "[access]",
+            "ui = false",
+            "[filer.expose_directory_metadata]",
+            "enabled = false",
+            "[grpc]",
+            f'ca = "{tls["ca"]}"',
+        ]
+        pair = [f'cert = "{tls["cert"]}"', f'key = "{tls["key"]}"']
+        for component in ("master", "volume", "filer", "s3", "admin", "worker", "client", "msg_broker", "msg_agent"):
+            sections += [f"[grpc.{component}]", *pair]
+        # HTTPS with a client certificate of the CA (mutual TLS) on the master's, the volume
+        # server's, the filer's and the admin's HTTP ports; weed's own HTTP clients show theirs.
+        for component in ("master", "volume", "filer", "admin"):
+            sections += [f"[https.{component}]", *pair, f'ca = "{tls["ca"]}"']
+        sections += ["[https.client]", "enabled = true", *pair, f'ca = "{tls["ca"]}"']
+        path = self.root / "security.toml"
+        _write_private_text(path, "\n".join(sections) + "\n")
+        return path
+
+    def _signing_keys(self) -> dict[str, str]:
+        path = self.root / "signing.json"
+        if path.exists():
+            return json.loads(path.read_text())
+        keys = {name: secrets.token_urlsafe(32) for name in ("volume_write", "filer_write", "filer_read")}
+        _write_private(path, keys)
+        return keys
+
+    def _tls_files(self) -> dict[str, Path]:
+        files = {name: self.root / "tls" / f"{name}.pem" for name in ("ca", "cert", "key")}
+        if not all(f.exists() for f in files.values()):
+            from saemerge.storetls import write_store_ca
+
+            write_store_ca(self.root / "tls")
+        return files
 
     def _write_s3_config(self) -> Path:
         def ident(i: Identity, actions: list[str]) -> dict:
@@ -304,8 +371,7 @@ class Store:
             holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
             os.close(fd)
             raise SaeMergeError(
-                f"an object store already runs under {self.root} (pid {holder}); "
-                "use Store.attach() / `saemerge store env`, or `saemerge store stop` first"
+                f"an object store already runs under {self.root} (pid {holder}){self._in_use_hint()}"
             ) from None
         except BaseException:
             os.close(fd)
@@ -323,8 +389,12 @@ class Store:
         # mini rewrites this file from its flags; a stale copy could carry old ports.
         (self.root / "data" / "mini.options").unlink(missing_ok=True)
         s3_config = self._write_s3_config()
+        self._write_security()
         for attempt in range(3):  # a free port can be taken between probing and binding
-            self.ports = _allocate_ports()
+            self.ports = self._last_ports() if attempt == 0 else {}
+            if not self.ports:
+                self.ports = _allocate_ports()
+                self._warn_if_moved()
             self.command = self._build_command(s3_config)
             log.info("starting SeaweedFS on %s (data under %s)", self.endpoint, self.root / "data")
             log.debug("command: %s", " ".join(self.command))
@@ -339,6 +409,7 @@ class Store:
                     stderr=subprocess.STDOUT,
                     start_new_session=True,
                     pass_fds=(lock_fd,),  # the server inherits the lock
+                    umask=0o077,  # its unix sockets in /tmp: for this user only
                     preexec_fn=None if detach or not main_thread else _die_with_parent,
                 )
             self.pid = self._proc.pid
@@ -355,7 +426,7 @@ class Store:
             if attempt == 2:
                 raise SaeMergeError(f"SeaweedFS did not start under {self.root}; see {self.root / 'weed.log'}")
         self._create_buckets()
-        self._write_state()
+        self._write_state(detach)
         log.info("object store ready at %s (pid %d)", self.endpoint, self.pid)
         return self
 
@@ -424,7 +495,7 @@ class Store:
     def bucket_names(self) -> list[str]:
         return sorted(b["Name"] for b in self._client().list_buckets().get("Buckets", []))
 
-    def _write_state(self) -> None:
+    def _write_state(self, detach: bool = False) -> None:
         _write_private(
             self.root / "state.json",
             {
@@ -433,8 +504,60 @@ class Store:
                 "endpoint": self.endpoint,
                 "command": self.command,
                 "log": str(self.root / "weed.log"),
+                "owner": None if detach else os.getpid(),  # the process it stops with, if any
             },
         )
+        _write_private(self.root / "ports.json", self.ports)  # kept after a stop: a restart reuses them
+
+    def _last_ports(self) -> dict[str, int]:
+        """The ports of this directory's last server, if every one of them is free now: a
+        restarted store keeps its endpoint, so `eval "$(saemerge store env)"` stays right.
+        Unix sockets a killed server left in /tmp under those ports are removed first."""
+        try:
+            ports = {str(k): int(v) for k, v in json.loads((self.root / "ports.json").read_text()).items()}
+        except (OSError, ValueError, AttributeError):
+            return {}
+        if set(ports) != set(PORT_FLAGS):
+            return {}
+        socks = [_bind(p) for p in ports.values()]
+        try:
+            if not all(socks):
+                return {}
+        finally:
+            for sock in socks:
+                if sock:
+                    sock.close()
+        self.ports = ports
+        self._remove_sockets()  # nothing listens on these ports: any socket named after them is stale
+        return ports
+
+    def _warn_if_moved(self) -> None:
+        try:
+            old = json.loads((self.root / "ports.json").read_text()).get("s3")
+        except (OSError, ValueError, AttributeError):
+            return
+        if old and old != self.ports["s3"]:
+            log.warning(
+                "the object store under %s moved from port %s to %s (the old one is taken): "
+                'shells that ran `eval "$(saemerge store env)"` must run it again',
+                self.root,
+                old,
+                self.ports["s3"],
+            )
+
+    def _in_use_hint(self) -> str:
+        """What to do when this directory's store already runs. Stopping it is never suggested
+        when another run started it: that would fail the other run."""
+        try:
+            owner = json.loads((self.root / "state.json").read_text()).get("owner")
+        except (OSError, ValueError, AttributeError):
+            owner = None
+        if owner and _pid_alive(int(owner)):
+            return (
+                f", started by another run (pid {owner}) that stops it when it ends; wait for that run, "
+                "or give this one its own --workdir"
+            )
+        return f'; use it (eval "$(saemerge store env --dir {self.root})"), or give this run its own --workdir'
 
     def _refuse_second_server(self) -> None:
         """Two servers on one data directory would corrupt it."""
@@ -444,8 +567,8 @@ class Store:
             return
         if other.running():
             raise SaeMergeError(
-                f"an object store already runs under {self.root} (pid {other.pid}, {other.endpoint}); "
-                "use Store.attach() / `saemerge store env`, or `saemerge store stop` first"
+                f"an object store already runs under {self.root} (pid {other.pid}, {other.endpoint})"
+                f"{self._in_use_hint()}"
             )
 
     @classmethod
