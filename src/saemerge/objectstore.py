@@ -98,8 +98,12 @@ class Identity:
         return cls(name, access, secrets.token_urlsafe(30))
 
 
-def _bind(port: int) -> socket.socket | None:
+def _bind(port: int, reuse: bool = False) -> socket.socket | None:
+    """A socket bound to the port, or None if it is taken. `reuse`: as weed binds (Go sets
+    SO_REUSEADDR), so a port of a just-stopped server, with connections in TIME_WAIT, counts as free."""
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    if reuse:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         s.bind((HOST, port))
     except OSError:
@@ -519,7 +523,7 @@ class Store:
             return {}
         if set(ports) != set(PORT_FLAGS):
             return {}
-        socks = [_bind(p) for p in ports.values()]
+        socks = [_bind(p, reuse=True) for p in ports.values()]
         try:
             if not all(socks):
                 return {}
