@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Protocol
 
 import pyarrow as pa
+import pyarrow.compute  # noqa: F401 - pa.compute
 
 from saemerge import runlog, storage
 from saemerge.core.fitness import fitness, macro_average
@@ -167,8 +168,47 @@ class ScoreCache:
         """All cached rows of a model, or None when it was never scored."""
         if digest not in self._loaded:
             uri = self.uri(digest)
-            self._loaded[digest] = EvalResult.from_table(runlog.read_table(uri)) if storage.exists(uri) else None
+            self._loaded[digest] = self._read(uri, digest) if storage.exists(uri) else None
         return self._loaded[digest]
+
+    def _read(self, uri: str, digest: str) -> EvalResult | None:
+        """A model's cached rows; a file that does not parse (flipped bytes, a cut-off write) is
+        set aside as ``<file>.corrupt``, named in the log, and rebuilt from the run's score tables.
+        What those lack is scored again: scores are a function of the model and the example."""
+        data = storage.read_bytes(uri)
+        try:
+            return EvalResult.from_table(runlog.table_from_bytes(data))
+        except (pa.ArrowException, OSError, ValueError, KeyError, TypeError) as exc:
+            reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        aside = f"{uri}.corrupt"
+        storage.write_bytes(aside, data)
+        rebuilt = self._from_stage_tables(digest)
+        log.warning(
+            "score cache %s is unreadable (%s): set aside as %s; %d rows recovered from the run's "
+            "score tables, the rest is scored again",
+            uri,
+            reason,
+            aside,
+            len(rebuilt.per_example),
+        )
+        runlog.write_table(uri, rebuilt.to_table())
+        return rebuilt if rebuilt.per_example else None
+
+    def _from_stage_tables(self, digest: str) -> EvalResult:
+        """The model's rows in the run's per-stage score tables (``init/``, ``gen-XX/``)."""
+        rows = {}
+        for uri in storage.list_uris(self.layout.root):
+            name = uri.rsplit("/", 1)[-1]
+            if RunLayout.scores_attempt(name) is None:
+                continue
+            try:
+                table = runlog.read_table(uri)
+            except (pa.ArrowException, OSError, ValueError):
+                continue  # an unreadable table of its own: its rows are scored again
+            mine = table.filter(pa.compute.equal(table["content_hash"], digest))
+            for r in EvalResult.from_table(mine).per_example:
+                rows[(r.task, r.example_id)] = r
+        return EvalResult(list(rows.values()))
 
     def missing(self, digest: str, docs: Docs) -> dict[str, list[dict]]:
         """The docs of `docs` this model has no score for (tasks with none left are dropped)."""
