@@ -1,0 +1,34 @@
+"""A step that fails under kfp.local puts its one-line reason on the terminal: kfp.local indents a
+step's output in its log, and the reason must be found there all the same."""
+
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def test_an_input_error_in_a_step_is_the_terminals_one_line_without_a_resume_hint(s3_env, micro_bench, tmp_path):
+    workdir = tmp_path / "work"
+    shutil.copytree(micro_bench, workdir / "bench" / "micro-seed0")
+    bucket = "saemerge-test"
+    args = ["run", "--local", "--workdir", str(workdir), "--bench-size", "micro", "--steps", "1", "--bucket", bucket]
+    missing = f"s3://{bucket}/no-such-data"
+    done = subprocess.run(
+        [sys.executable, "-m", "saemerge", *args, "--run-id", "bad-data", "--param", f"data_uri={missing}"],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert done.returncode == 2, done.stdout[-2000:] + done.stderr[-2000:]
+    errors = [line for line in done.stderr.splitlines() if line.startswith("saemerge: error:")]
+    assert len(errors) == 1, done.stderr[-2000:]
+    line = errors[0]
+    assert line.startswith("saemerge: error: step 'sample-optimisation-set' failed: ")
+    assert f"{missing} has no manifest.json" in line  # the step's own reason, as it raised it
+    assert "see the log" not in line and "--resume" not in line
+    assert line.endswith("fix the input and start a new run")
+    log = (workdir / "runs" / "bad-data" / "kfp.log").read_text()
+    assert f"    saemerge.errors.SaeMergeError: {missing} has no manifest.json" in log  # indented there
