@@ -2,8 +2,7 @@
 
 :func:`check_inputs` reads only what answers "will this run fail?": manifests, the
 ``config.json`` and tokenizer files of each model, the safetensors *headers* of its shards
-(one ranged read each, no weights), and the first lines of the data splits (it stops
-counting once a split holds enough). On the tiny test models it takes milliseconds; on
+(one ranged read each, no weights), and every record of the data splits the run reads. On the tiny test models it takes milliseconds; on
 7B checkpoints in S3, a few small GETs per model. A bad input fails with one
 :class:`SaeMergeError` line naming it, instead of after minutes of downloads.
 
@@ -38,7 +37,9 @@ What is checked, in this order:
    directory holding ``data/``, as :func:`saemerge.evaluate.taskspec.resolve_data_root`
    reads it) with at least the requested sizes: the optimisation size against the task's
    ``pool_splits`` together (train/validation, never test), the test size against
-   ``test.jsonl``. Rows are non-blank lines; their content is checked when sampled.
+   ``test.jsonl``. Rows are non-blank lines, each a JSON object of at most 1 MiB
+   (:data:`saemerge.evaluate.taskspec.MAX_RECORD_BYTES`); the splits a run reads are parsed
+   whole, so a bad line fails here, naming the file and line, not at final evaluation.
 """
 
 from __future__ import annotations
@@ -443,14 +444,17 @@ def _check_tokenizers(models: list[_Source]) -> None:
 
 
 # -- 5. data ------------------------------------------------------------------------------------
-def _count_rows(src: _Source, rel: str, enough: int) -> int:
-    """Non-blank lines of a JSONL file, counting no further than ``enough``."""
+def _count_rows(src: _Source, rel: str) -> int:
+    """Records (non-blank lines) of a JSONL file, each parsed: a line that is not a JSON object,
+    or larger than :data:`~saemerge.evaluate.taskspec.MAX_RECORD_BYTES`, fails here naming the
+    file and line. The whole file is read: sampling reads every record of a split it draws from."""
+    from saemerge.evaluate.taskspec import parse_record
+
     n = 0
-    for line in src.lines(rel):
+    for lineno, line in enumerate(src.lines(rel), 1):
         if line.strip():
+            parse_record(line, src.where(rel), lineno)
             n += 1
-            if n >= enough:
-                break
     return n
 
 
@@ -472,9 +476,7 @@ def _check_data(src: _Source, opt_sizes: Mapping[str, int], test_sizes: Mapping[
                 )
             have = 0
             for split in splits:
-                have += _count_rows(src, f"{where}/{split}.jsonl", want - have)
-                if have >= want:
-                    break
+                have += _count_rows(src, f"{where}/{split}.jsonl")
             if have < want:
                 raise SaeMergeError(
                     f"{src.label}: task {task} asks for {want} optimisation examples but "
@@ -484,6 +486,6 @@ def _check_data(src: _Source, opt_sizes: Mapping[str, int], test_sizes: Mapping[
             want, rel = int(test_sizes[task]), f"{where}/test.jsonl"
             if rel not in src.files:
                 raise SaeMergeError(f"{src.label}: task {task} has no {rel}")
-            have = _count_rows(src, rel, want)
+            have = _count_rows(src, rel)
             if have < want:
                 raise SaeMergeError(f"{src.label}: task {task} asks for {want} test examples but {rel} holds {have}")

@@ -201,3 +201,33 @@ def test_a_test_size_larger_than_the_test_split_is_refused(inputs):
 
 def test_an_unknown_task_suggests_the_closest(inputs):
     assert "did you mean 'saebench_math'" in _refused(inputs, opt={"saebench_mth": 1}, test={"saebench_mth": 1})
+
+
+def test_an_invalid_line_in_test_data_is_named_by_preflight(inputs):
+    test = inputs["data"] / "multilingual" / "test.jsonl"
+    lines = test.read_text().splitlines()
+    lines[3] = '{"question": "q3", "answer": '  # cut off; test_sizes asks for 4, the 4th is bad
+    test.write_text("\n".join(lines) + "\n")
+    assert _refused(inputs).startswith(f"{test}:4: not valid JSON")
+
+
+def test_a_bad_line_past_the_sizes_asked_for_is_found_too(inputs):
+    test = inputs["data"] / "math" / "test.jsonl"
+    test.write_text(test.read_text() + "[1, 2]\n")  # sampling reads the whole split
+    assert _refused(inputs) == f"{test}:10: expected a JSON object"
+
+
+def test_an_oversized_record_is_refused_naming_file_and_line(inputs):
+    train = inputs["data"] / "math" / "train.jsonl"
+    big = json.dumps({"question": "x" * (2 << 20), "answer": "1"})
+    train.write_text(train.read_text() + big + "\n")
+    assert _refused(inputs) == f"{train}:10: a record of 2.0 MiB; records may be at most 1 MiB"
+
+
+def test_the_steps_reader_refuses_an_oversized_record_too(tmp_path):
+    from saemerge.evaluate.taskspec import read_jsonl
+
+    path = tmp_path / "test.jsonl"
+    path.write_text('{"a": 1}\n' + json.dumps({"q": "x" * (3 << 20)}) + "\n")
+    with pytest.raises(SaeMergeError, match=r"^s3://b/data/test.jsonl:2: a record of 3.0 MiB"):
+        read_jsonl(path, label="s3://b/data/test.jsonl")

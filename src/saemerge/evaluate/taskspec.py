@@ -126,23 +126,41 @@ def resolve_data_root(path: str | Path) -> Path:
     return path
 
 
-def read_jsonl(path: str | Path) -> list[dict]:
-    """Rows of a JSONL file; a bad line is reported with its number."""
+# The largest record (one JSONL line) a task's data may hold. Real examples are a few KB; one
+# record of 50 MB had final evaluation killed by the OOM killer at 22.7 GB, after the search.
+MAX_RECORD_BYTES = 1 << 20
+
+
+def parse_record(line: bytes | str, where: str, lineno: int) -> dict:
+    """One JSONL line as a JSON object, or a one-line error naming ``where:lineno``."""
+    size = len(line.encode() if isinstance(line, str) else line)
+    if size > MAX_RECORD_BYTES:
+        raise SaeMergeError(
+            f"{where}:{lineno}: a record of {size / 2**20:.1f} MiB; records may be at most "
+            f"{MAX_RECORD_BYTES // 2**20} MiB"
+        )
+    try:
+        row = json.loads(line)
+    except ValueError as exc:
+        raise SaeMergeError(f"{where}:{lineno}: not valid JSON ({exc})") from None
+    if not isinstance(row, dict):
+        raise SaeMergeError(f"{where}:{lineno}: expected a JSON object")
+    return row
+
+
+def read_jsonl(path: str | Path, label: str | None = None) -> list[dict]:
+    """Rows of a JSONL file; a bad or oversized line is reported with its number (and `label`,
+    e.g. the S3 URI it was downloaded from, in place of the local path)."""
     path = Path(path)
+    where = label or str(path)
     rows = []
     try:
-        with path.open(encoding="utf-8") as f:
+        with path.open("rb") as f:
             for lineno, line in enumerate(f, 1):
                 if line.strip():
-                    try:
-                        row = json.loads(line)
-                    except ValueError as exc:
-                        raise SaeMergeError(f"{path}:{lineno}: not valid JSON ({exc})") from None
-                    if not isinstance(row, dict):
-                        raise SaeMergeError(f"{path}:{lineno}: expected a JSON object")
-                    rows.append(row)
+                    rows.append(parse_record(line, where, lineno))
     except FileNotFoundError:
-        raise SaeMergeError(f"{path}: no such file") from None
+        raise SaeMergeError(f"{where}: no such file") from None
     return rows
 
 
