@@ -4,7 +4,8 @@ Endpoint and credentials come from the standard AWS environment (``AWS_ENDPOINT_
 ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_DEFAULT_REGION``) or ``AWS_PROFILE``.
 Transfer settings come from ``SAEMERGE_S3_MULTIPART_THRESHOLD`` / ``..._CHUNKSIZE`` (bytes, or
 with a unit such as 64M; see :func:`saemerge.units.parse_size`), ``SAEMERGE_S3_CONCURRENCY`` and
-``SAEMERGE_S3_MAX_ATTEMPTS``, read at each call. Transient errors (throttling, 5xx, dropped
+``SAEMERGE_S3_MAX_ATTEMPTS`` and ``SAEMERGE_S3_READ_TIMEOUT`` (seconds, default 120), read at
+each call. A request unanswered for 20 s is reported while it waits (:mod:`.s3_wait`). Transient errors (throttling, 5xx, dropped
 connections) are retried with botocore's standard backoff; permanent ones (403, missing bucket,
 bad keys) are not, and :func:`s3_errors` turns them into a one-line :class:`SaeMergeError`
 naming the endpoint and the access key id (never the secret).
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from saemerge.errors import SaeMergeError
+from saemerge.storage.s3_wait import Waits
 from saemerge.units import parse_size
 
 MIB = 1 << 20
@@ -100,8 +102,9 @@ def conn() -> Conn:
     from botocore.config import Config
 
     attempts = _env_size("SAEMERGE_S3_MAX_ATTEMPTS", 5)
+    read_timeout = _env_size("SAEMERGE_S3_READ_TIMEOUT", 120)  # seconds without a byte from the endpoint
     concurrency = _env_size("SAEMERGE_S3_CONCURRENCY", 8)
-    key = tuple(os.environ.get(v) for v in _AWS_VARS) + (attempts, concurrency)
+    key = tuple(os.environ.get(v) for v in _AWS_VARS) + (attempts, concurrency, read_timeout)
     with _CLIENTS_LOCK:
         if key in _CLIENTS:
             return _CLIENTS[key]
@@ -119,12 +122,13 @@ def conn() -> Conn:
             # never 4xx such as a bad signature.
             retries={"mode": "standard", "total_max_attempts": attempts},
             connect_timeout=10,
-            read_timeout=120,
+            read_timeout=read_timeout,
             max_pool_connections=max(10, 2 * concurrency),
             s3={"addressing_style": "path"} if custom_endpoint else None,
         )
         client = session.client("s3", region_name=session.region_name or "us-east-1", config=config)
         made = Conn(client, client.meta.endpoint_url, creds.access_key)
+        Waits(made.endpoint, attempts, read_timeout).register(client)  # a line while an answer is late
         _CLIENTS[key] = made
         return made
 
@@ -148,6 +152,28 @@ def _find(exc: BaseException | None, types: type[_E] | tuple[type[_E], ...]) -> 
     return None
 
 
+STORE_DATA_VAR = "SAEMERGE_STORE_DATA"  # the embedded store's data directory (objectstore.Store.env)
+STORE_MIN_FREE = 0.01  # SeaweedFS's volume servers take no writes with under 1 % of the disk free
+
+
+def store_disk_full(need: int = 0) -> str | None:
+    """When the embedded store's disk is (about to be) too full to write `need` bytes: a sentence
+    naming its data directory and the free space; None for another endpoint, or room enough."""
+    import shutil
+
+    data = os.environ.get(STORE_DATA_VAR)
+    if not data or not os.path.isdir(data):
+        return None
+    usage = shutil.disk_usage(data)
+    if usage.free - need > STORE_MIN_FREE * usage.total:
+        return None
+    return (
+        f"the object store's disk is full: {data} has {usage.free / 2**30:.2f} GiB free of "
+        f"{usage.total / 2**30:.1f} GiB ({100 * usage.free / usage.total:.2f} %), and the store takes no "
+        f"writes under {100 * STORE_MIN_FREE:.0f} % free; free space there, then resume"
+    )
+
+
 def translate(exc: BaseException, conn: Conn, what: str, uri: str) -> SaeMergeError | None:
     """A one-line SaeMergeError for an S3 failure, or None for errors that are not S3's."""
     from boto3.exceptions import Boto3Error
@@ -162,6 +188,8 @@ def translate(exc: BaseException, conn: Conn, what: str, uri: str) -> SaeMergeEr
         retries = client_err.response.get("ResponseMetadata", {}).get("RetryAttempts", 0)
         tries = f" after {retries + 1} attempts" if retries else ""
         text = f"S3 {what} {uri} failed{tries}: {code}: {detail} {where}"
+        if code in {"InternalError", "500", "507", "InsufficientStorage"} and (full := store_disk_full()):
+            text = f"S3 {what} {uri} failed: {full}"
     elif conn_err := _find(exc, (ConnectionError, HTTPClientError)):
         text = f"S3 {what} {uri} failed: cannot reach the endpoint after retries ({type(conn_err).__name__}) {where}"
     elif other := _find(exc, (BotoCoreError, Boto3Error, RetriesExceededError)):
