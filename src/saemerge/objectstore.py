@@ -313,6 +313,8 @@ class Store:
             "AWS_ACCESS_KEY_ID": ident.access_key,
             "AWS_SECRET_ACCESS_KEY": ident.secret_key,
             "AWS_DEFAULT_REGION": REGION,
+            # where its data lives: a write refused for a full disk is reported as that
+            "SAEMERGE_STORE_DATA": str(self.root / "data"),
         }
 
     def env(self) -> dict[str, str]:

@@ -119,7 +119,13 @@ def test_cli_start_env_status_stop(tmp_path):
         env_out = _cli("env", "--dir", d).stdout
         exported = dict(line.removeprefix("export ").split("=", 1) for line in env_out.splitlines())
         assert exported["AWS_ENDPOINT_URL"] == state["endpoint"]
-        assert set(exported) == {"AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION"}
+        assert set(exported) == {
+            "AWS_ENDPOINT_URL",
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+            "AWS_DEFAULT_REGION",
+            "SAEMERGE_STORE_DATA",
+        }
         # the exported variables work for saemerge.storage in a fresh process
         probe = subprocess.run(
             [

@@ -20,7 +20,7 @@ from saemerge.cache import downloads
 from saemerge.errors import SaeMergeError
 from saemerge.manifest import MANIFEST_NAME
 from saemerge.storage import plain
-from saemerge.storage.s3_conn import MIB, conn, is_missing, s3_errors, transfer_config
+from saemerge.storage.s3_conn import MIB, conn, is_missing, s3_errors, store_disk_full, transfer_config
 from saemerge.storage.uri import Location
 
 log = logging.getLogger(__name__)
@@ -40,6 +40,7 @@ class S3Backend:
         return data
 
     def write_bytes(self, loc: Location, data: bytes) -> None:
+        _check_store_space(len(data), loc.uri)
         c = conn()
         with s3_errors(c, "PUT", loc.uri):
             c.client.put_object(Bucket=loc.bucket, Key=loc.key, Body=data)
@@ -301,6 +302,13 @@ def _progress_bar(total: int, desc: str):
     )
 
 
+def _check_store_space(need: int, uri: str) -> None:
+    """Fail at once, naming the store's directory and its free space, when the embedded store's
+    disk cannot take `need` more bytes: it would answer InternalError, after minutes of retries."""
+    if full := store_disk_full(need):
+        raise SaeMergeError(f"S3 write to {uri} refused: {full}")
+
+
 def _upload(
     pairs: list[tuple[Path, Location]], *, desc: str | None = None, hash_files: bool = False
 ) -> dict[Path, str]:
@@ -314,6 +322,7 @@ def _upload(
     c = conn()
     total = sum(src.stat().st_size for src, _ in pairs)
     where = desc or (pairs[0][1].uri if pairs else "")
+    _check_store_space(total, where)
     log.info("uploading %d file(s), %.1f MB, to %s", len(pairs), total / 1e6, where)
     with _progress_bar(total, f"upload {where}") as bar, s3_errors(c, "upload to", where):
         with create_transfer_manager(c.client, transfer_config()) as tm, ThreadPoolExecutor(max_workers=2) as hashers:
