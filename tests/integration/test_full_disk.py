@@ -45,3 +45,19 @@ def test_prune_onto_a_full_disk_says_so_in_one_line(tiny_family, tiny_disk, tmp_
     assert lines == [f"saemerge: error: {out}: No space left on device"], done.stderr[-3000:]
     assert "Traceback" not in done.stderr
     assert not out.exists()
+
+
+def test_bench_build_onto_a_full_disk_says_so_once_and_leaves_nothing(tiny_disk):
+    out = tiny_disk / "bench"
+    done = subprocess.run(
+        [sys.executable, "-m", "saemerge", "bench", "build", "--size", "micro", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 2, done.stderr[-3000:]
+    assert "Traceback" not in done.stderr, done.stderr[-3000:]
+    errors = [line for line in done.stderr.splitlines() if line.startswith("saemerge:")]
+    assert len(errors) == 1 and errors[0].startswith(f"saemerge: error: --out {out}: no space left on device ("), errors
+    assert errors[0].endswith("the partial build was removed")
+    assert not out.exists()

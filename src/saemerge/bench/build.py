@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import errno
 import itertools
 import json
 import logging
@@ -50,6 +51,7 @@ import random
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -237,9 +239,54 @@ def build_bench(
         raise SaeMergeError(f"--device {device}: CUDA is not available on this machine")
     threads = threads or build_threads()
     out_dir = Path(out_dir)
+    created = not out_dir.exists()
     prepare_out_dir(out_dir, force)
     if device == "cpu" and not in_pinned_process(threads):
-        return _build_in_child(out_dir, size, seed, threads, overrides)
+        with _no_partial_build(out_dir, created):
+            return _build_in_child(out_dir, size, seed, threads, overrides)
+    with _no_partial_build(out_dir, created):
+        return _build(out_dir, spec, seed, device, threads)
+
+
+def _disk_full(exc: BaseException) -> bool:
+    """A full disk (or quota) anywhere in exc's chain; safetensors reports it as text only."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if "No space left on device" in str(current) or "Disk quota exceeded" in str(current):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+@contextmanager
+def _no_partial_build(out_dir: Path, created: bool):
+    """On a failure, remove what the build wrote (and ``out_dir`` if the build made it); a full
+    disk becomes one line naming the directory and its free space."""
+    try:
+        yield
+    except BaseException as exc:
+        for name in _OUTPUTS:
+            path = out_dir / name
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            elif path.exists():
+                path.unlink(missing_ok=True)
+        if created:
+            shutil.rmtree(out_dir, ignore_errors=True)
+        if isinstance(exc, Exception) and _disk_full(exc):
+            free = shutil.disk_usage(out_dir if out_dir.exists() else out_dir.parent).free
+            raise SaeMergeError(
+                f"--out {out_dir}: no space left on device ({free / 2**20:.1f} MiB free); the partial build was removed"
+            ) from None
+        raise
+
+
+def _build(out_dir: Path, spec, seed: int, device: str, threads: int) -> dict:
+    """The build itself, in this process (pinned kernels, `threads` threads)."""
     data_dir, models_dir = out_dir / "data", out_dir / "models"
     phase = _Phases()
     start = time.perf_counter()
@@ -371,7 +418,11 @@ def _build_in_child(out_dir: Path, size: str, seed: int, threads: int, overrides
     env = {**os.environ, **pinned_env(threads)}
     log.info("bench build: a worker process with %d thread(s), kernels %s", threads, pinned_kernels() or "unpinned")
     start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "saemerge.bench.build", json.dumps(args)], env=env)
+    with tempfile.TemporaryDirectory(prefix="saemerge-bench-") as tmp:
+        args["error_file"] = str(Path(tmp) / "error.txt")
+        done = subprocess.run([sys.executable, "-m", "saemerge.bench.build", json.dumps(args)], env=env)
+        if done.returncode == 2 and Path(args["error_file"]).exists():  # the worker's one-line error
+            raise SaeMergeError(Path(args["error_file"]).read_text(encoding="utf-8").strip())
     if done.returncode != 0:
         raise RuntimeError(f"the bench build's worker process failed (exit {done.returncode}); its error is above")
     bench = json.loads((out_dir / "bench.json").read_text(encoding="utf-8"))
@@ -386,12 +437,16 @@ def _build_in_child(out_dir: Path, size: str, seed: int, threads: int, overrides
 def _worker(argv: list[str]) -> int:
     """The child process of :func:`_build_in_child`: ``python -m saemerge.bench.build ARGS_JSON``."""
     args = json.loads(argv[0])
+    error_file = args.pop("error_file", None)
     logging.basicConfig(level=args.pop("log_level"), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         # force: the parent prepared out_dir (only bench outputs were removed, and they are gone)
         build_bench(Path(args.pop("out_dir")), force=True, **args)
-    except SaeMergeError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except SaeMergeError as exc:  # a full disk too (_no_partial_build): the parent says it, once
+        if error_file:
+            Path(error_file).write_text(str(exc), encoding="utf-8")
+        else:
+            print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0
 
