@@ -8,16 +8,31 @@ export HF_DATASETS_OFFLINE := 1
 export TRANSFORMERS_NO_ADVISORY_WARNINGS := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: venv lint format test test-unit test-acceptance demo bench compile golden images clean
+.PHONY: venv lock lint format test test-unit test-acceptance demo bench compile golden images clean
+
+LOCK       := images/constraints.txt
+DEV_LOCK   := images/constraints-dev.txt
+TORCH_PIN  = $$(sed -n 's/^torch==//p' $(LOCK))
 
 venv: $(STAMP)
 
-# torch is pinned to the CPU wheel first so the dependency range does not pull a CUDA build.
-$(STAMP): pyproject.toml
+# One lock for the images and this venv (images/lock.py): the versions the images install and
+# the tests ran against, and the dev tools beside them. torch comes first, at its pin, as the
+# CPU wheel (so the dependency range does not pull a CUDA build); the check proves the venv is
+# exactly the lock.
+$(STAMP): pyproject.toml $(LOCK) $(DEV_LOCK)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q "torch==2.13.0"
-	$(PY) -m pip install -q -e ".[dev]"
+	$(PY) -m pip install -q "pip==26.3"
+	$(PY) -m pip install -q "torch==$(TORCH_PIN)"
+	$(PY) -m pip install -q -c $(LOCK) -c $(DEV_LOCK) -e ".[dev]"
+	$(PY) images/lock.py --check
+	touch $(STAMP)
+
+# Refresh the lock: the newest versions within pyproject.toml's ranges, installed here, then
+# written to both lock files (torch stays at its pin: change that by hand). Commit the result.
+lock: venv
+	$(PY) -m pip install -q --upgrade --upgrade-strategy eager "torch==$(TORCH_PIN)" -e ".[dev]"
+	$(PY) images/lock.py
 	touch $(STAMP)
 
 # ruff (lint + format check) over the code, and a type check of the library.
