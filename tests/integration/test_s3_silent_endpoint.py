@@ -59,6 +59,8 @@ def test_a_silent_endpoint_is_reported_within_30_s_with_the_time_left(silent_end
     probe = subprocess.Popen(
         [sys.executable, "-c", _PROBE], stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env
     )
+    deadline = threading.Timer(45, probe.kill)  # a probe that says nothing is stopped, not waited for
+    deadline.start()
     try:
         line = ""
         for line in probe.stderr:
@@ -66,6 +68,7 @@ def test_a_silent_endpoint_is_reported_within_30_s_with_the_time_left(silent_end
                 break
         elapsed = time.monotonic() - start
     finally:
+        deadline.cancel()
         probe.kill()
         probe.wait()
     assert "waiting for" in line, line
