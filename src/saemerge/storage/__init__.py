@@ -166,13 +166,21 @@ def local_input(uri: str | os.PathLike, *, verify: bool = True, require_manifest
     published directory has none yet), unless :func:`identify` found it to be a plain
     directory in this process: then it is read and verified against its listing
     (:mod:`saemerge.storage.plain`). While the block runs, the cache entry is pinned: the
-    cache budget (:mod:`saemerge.cache.budget`) never removes it from under the reader.
+    cache budget (:mod:`saemerge.cache.budget`) never removes it from under the reader. A
+    :class:`SaeMergeError` raised in the block that names the local copy names ``uri`` instead.
     """
     backend, loc = backend_for(uri)
     plain_identity = None if require_manifest else _IDENTIFIED_PLAIN.get(loc.uri)
     fetched = backend.fetch(loc, verify=verify, require_manifest=require_manifest, plain_identity=plain_identity)
     with budget.in_use(fetched) as path:
-        yield path
+        try:
+            yield path
+        except SaeMergeError as exc:
+            # An error about a file in the cache names it by the URI the user gave, not the copy.
+            text = str(exc)
+            if loc.is_s3 and str(path) in text:
+                raise SaeMergeError(text.replace(str(path), loc.uri.rstrip("/"))) from exc
+            raise
 
 
 @contextmanager
