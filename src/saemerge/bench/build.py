@@ -419,10 +419,11 @@ def _build_in_child(out_dir: Path, size: str, seed: int, threads: int, overrides
     log.info("bench build: a worker process with %d thread(s), kernels %s", threads, pinned_kernels() or "unpinned")
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="saemerge-bench-") as tmp:
-        args["error_file"] = str(Path(tmp) / "error.txt")
+        error_file = Path(tmp) / "error.txt"
+        args["error_file"] = str(error_file)
         done = subprocess.run([sys.executable, "-m", "saemerge.bench.build", json.dumps(args)], env=env)
-        if done.returncode == 2 and Path(args["error_file"]).exists():  # the worker's one-line error
-            raise SaeMergeError(Path(args["error_file"]).read_text(encoding="utf-8").strip())
+        if done.returncode == 2 and error_file.exists():  # the worker's one-line error
+            raise SaeMergeError(error_file.read_text(encoding="utf-8").strip())
     if done.returncode != 0:
         raise RuntimeError(f"the bench build's worker process failed (exit {done.returncode}); its error is above")
     bench = json.loads((out_dir / "bench.json").read_text(encoding="utf-8"))
