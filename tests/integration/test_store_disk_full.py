@@ -44,5 +44,5 @@ def test_a_write_to_the_store_on_a_full_disk_names_its_directory_and_free_space(
     assert message.startswith(
         f"S3 write to s3://saemerge/runs/r/run.json refused: the object store's disk is full: {full_disk} has "
     )
-    assert "GiB free of" in message and "takes no writes under 1 % free" in message
+    assert " MiB free of 1.0 MiB (" in message and "takes no writes under 1 % free" in message
     assert os.environ["AWS_SECRET_ACCESS_KEY"] not in message

@@ -5,7 +5,7 @@ Endpoint and credentials come from the standard AWS environment (``AWS_ENDPOINT_
 Transfer settings come from ``SAEMERGE_S3_MULTIPART_THRESHOLD`` / ``..._CHUNKSIZE`` (bytes, or
 with a unit such as 64M; see :func:`saemerge.units.parse_size`), ``SAEMERGE_S3_CONCURRENCY`` and
 ``SAEMERGE_S3_MAX_ATTEMPTS`` and ``SAEMERGE_S3_READ_TIMEOUT`` (seconds, default 120), read at
-each call. A request unanswered for 20 s is reported while it waits (:mod:`.s3_wait`). Transient errors (throttling, 5xx, dropped
+each call. A request unanswered for 10 s is reported while it waits (:mod:`.s3_wait`). Transient errors (throttling, 5xx, dropped
 connections) are retried with botocore's standard backoff; permanent ones (403, missing bucket,
 bad keys) are not, and :func:`s3_errors` turns them into a one-line :class:`SaeMergeError`
 naming the endpoint and the access key id (never the secret).
@@ -168,10 +168,14 @@ def store_disk_full(need: int = 0) -> str | None:
     if usage.free - need > STORE_MIN_FREE * usage.total:
         return None
     return (
-        f"the object store's disk is full: {data} has {usage.free / 2**30:.2f} GiB free of "
-        f"{usage.total / 2**30:.1f} GiB ({100 * usage.free / usage.total:.2f} %), and the store takes no "
-        f"writes under {100 * STORE_MIN_FREE:.0f} % free; free space there, then resume"
+        f"the object store's disk is full: {data} has {_size(usage.free)} free of {_size(usage.total)} "
+        f"({100 * usage.free / usage.total:.2f} %), and the store takes no writes under "
+        f"{100 * STORE_MIN_FREE:.0f} % free; free space there, then resume"
     )
+
+
+def _size(n: int) -> str:
+    return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB"
 
 
 def translate(exc: BaseException, conn: Conn, what: str, uri: str) -> SaeMergeError | None:

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 log = logging.getLogger("saemerge.storage")
 
-NOTICE_AFTER_S = 20.0
+NOTICE_AFTER_S = 10.0  # S3 answers in milliseconds; a slow big PUT only earns a warning
 
 
 class Waits:
