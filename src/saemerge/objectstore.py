@@ -188,11 +188,17 @@ def _pid_alive(pid: int) -> bool:
 
 
 def _die_with_parent() -> None:
-    """In the child: get SIGTERM when the parent dies, so a crashed test run leaves no server."""
+    """In the child: get SIGKILL when the parent dies, so a crashed run leaves no server.
+
+    Not SIGTERM: weed's graceful stop waits up to 30 s for a request in flight (seen with the
+    volume server's HTTPS port when the run was killed mid-transfer), and nobody is left to
+    escalate. SeaweedFS recovers a killed server's data on the next start, and the next start
+    on the directory removes the unix sockets it left (:meth:`Store._last_ports`).
+    """
     import ctypes
 
     PR_SET_PDEATHSIG = 1
-    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 class Store:
