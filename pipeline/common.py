@@ -42,7 +42,9 @@ class CompileOptions:
     (``--resource`` overrides: (kind, name, value)) and ``cache_volume`` size the pods
     (:mod:`saemerge.pipeline.resources`). ``gpu_merges`` puts the prune and merge steps on
     the GPU image with a GPU; without it they run on the CPU image, and ``merge_device=cuda``
-    is refused (the pods carry ``SAEMERGE_GPU_MERGES=false``).
+    is refused (the pods carry ``SAEMERGE_GPU_MERGES=false``). ``caching`` False turns KFP's
+    step cache off in every task (``saemerge submit --no-cache``: a run started from a pipeline
+    version gets its caching from the version's tasks, nothing else).
     """
 
     search: str = SAE
@@ -60,6 +62,8 @@ class CompileOptions:
     resources: Tuple[Tuple[str, str, str], ...] = ()  # noqa: UP006
     cache_volume: str = "emptydir"
     gpu_merges: bool = False
+    # KFP's step cache for every task, nested generations included; None: kfp's default (on).
+    caching: Optional[bool] = None  # noqa: UP045
 
     def __post_init__(self) -> None:
         from saemerge.pipeline.searches import get_search
@@ -174,9 +178,12 @@ class Tasks:
         return self._secret(self._sized(task, "small"))
 
     def on_gpu(self, task: dsl.PipelineTask) -> dsl.PipelineTask:
-        """An evaluate step: one GPU, the GPU label and tolerations, retried (a GPU node may be preempted)."""
+        """An evaluate step: one GPU, the GPU label and tolerations, retried (a GPU node may be
+        preempted); ``SAEMERGE_EVAL_GPU=required``, so ``eval_device=auto`` fails at once
+        instead of scoring on the CPU when CUDA is not usable (:mod:`saemerge.evaluate.device`)."""
         task.set_retry(num_retries=self.options.retries, backoff_duration="60s", backoff_factor=2.0)
-        return self._secret(self._sized(self._gpu(task), "evaluate"))
+        task = self._secret(self._sized(self._gpu(task), "evaluate"))
+        return resources.annotate_env(task, "SAEMERGE_EVAL_GPU", "required")
 
     def retried(self, task: dsl.PipelineTask) -> dsl.PipelineTask:
         """A model-making step (prune, merge): retried (a pod may be lost), with S3; on the GPU

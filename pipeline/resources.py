@@ -76,6 +76,7 @@ ANNOTATED_ENV = {
     "SAEMERGE_CACHE_MAX_SIZE": "saemerge.io/cache-max-size",
     "SAEMERGE_CACHE_MIN_IDLE_S": "saemerge.io/cache-min-idle-s",
     "SAEMERGE_GPU_MERGES": "saemerge.io/gpu-merges",
+    "SAEMERGE_EVAL_GPU": "saemerge.io/eval-gpu",  # saemerge.evaluate.device: no CPU fallback
 }
 _NAMED_SIZES = {"tiny": 1e8}
 _SUFFIX = {"": 1, "k": 1e3, "m": 1e6, "b": 1e9, "t": 1e12}
@@ -239,6 +240,13 @@ def apply(task: dsl.PipelineTask, res: StepResources, cache_volume: str, gpu_mer
             env["SAEMERGE_CACHE_MAX_SIZE"] = str(res.budget_bytes)
             env["SAEMERGE_CACHE_MIN_IDLE_S"] = "600" if kind == "pvc" else "0"  # one pod's volume: nobody else reads it
     for name, value in env.items():
-        kubernetes.add_pod_annotation(task, ANNOTATED_ENV[name], value)
-        kubernetes.use_field_path_as_env(task, name, f"metadata.annotations['{ANNOTATED_ENV[name]}']")
+        annotate_env(task, name, value)
+    return task
+
+
+def annotate_env(task: dsl.PipelineTask, name: str, value: str) -> dsl.PipelineTask:
+    """Give the step's container ``name=value`` through a pod annotation and the Downward API
+    (:data:`ANNOTATED_ENV`): Kubernetes config only, which ``kfp.local`` ignores."""
+    kubernetes.add_pod_annotation(task, ANNOTATED_ENV[name], value)
+    kubernetes.use_field_path_as_env(task, name, f"metadata.annotations['{ANNOTATED_ENV[name]}']")
     return task
