@@ -70,6 +70,8 @@ RESOURCE_NAMES = ("cpu", "cpu_limit", "memory", "memory_limit", "storage")
 CACHE_MOUNT = "/saemerge-cache"
 CACHE_VOLUME = "saemerge-cache"
 GIB = 1 << 30
+# Disk a step's container uses besides its cache volume (logs, the image's writable layer, /tmp).
+CONTAINER_DISK = 2 * GIB
 # Env var -> pod annotation it is read from (Downward API).
 ANNOTATED_ENV = {
     "SAEMERGE_CACHE": "saemerge.io/cache-dir",
@@ -224,6 +226,7 @@ def apply(task: dsl.PipelineTask, res: StepResources, cache_volume: str, gpu_mer
     if kind != "none" and res.storage:
         if kind == "emptydir":
             kubernetes.empty_dir_mount(task, volume_name=CACHE_VOLUME, mount_path=CACHE_MOUNT, size_limit=res.storage)
+            reserve_disk(task, _bytes(res.storage) + CONTAINER_DISK)
         elif kind == "ephemeral":
             kubernetes.add_ephemeral_volume(
                 task,
@@ -242,6 +245,23 @@ def apply(task: dsl.PipelineTask, res: StepResources, cache_volume: str, gpu_mer
     for name, value in env.items():
         annotate_env(task, name, value)
     return task
+
+
+def reserve_disk(task: dsl.PipelineTask, nbytes: int) -> bool:
+    """Make the scheduler reserve `nbytes` of node disk for the step: an ``ephemeral-storage``
+    limit (Kubernetes then requests the same), carried by the task's accelerator fields.
+
+    The pipeline IR has no ephemeral-storage field, but the KFP driver copies the accelerator's
+    resource type and count into the container's limits verbatim (``initPodSpecPatch`` in
+    ``backend/src/v2/driver/driver.go``: ``res.Limits[ResourceName(type)] = ParseQuantity(count)``),
+    so type ``ephemeral-storage`` with a count in bytes becomes ``limits: {ephemeral-storage: N}``.
+    A step that already has an accelerator (a GPU) keeps it and reserves nothing: returns False.
+    """
+    spec_resources = task.container_spec.resources if task.container_spec else None
+    if spec_resources is not None and spec_resources.accelerator_type:
+        return False
+    task.set_accelerator_type("ephemeral-storage").set_accelerator_limit(str(int(nbytes)))
+    return True
 
 
 def annotate_env(task: dsl.PipelineTask, name: str, value: str) -> dsl.PipelineTask:
