@@ -165,10 +165,13 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
+    from saemerge.progress import progress_line
     from saemerge.runlog import describe_run
 
     with local_store_if_needed(args.run, Path(args.workdir) / "store"):
-        print(describe_run(args.run))
+        table = describe_run(args.run)  # refuses a URI that holds no run first
+        print(progress_line(args.run))  # from the run's own records, however far KFP's task list got
+        print(table)
     return 0
 
 
