@@ -35,7 +35,12 @@ spec nor kfp-kubernetes), so a step's disk is its cache volume, mounted at
 :data:`CACHE_MOUNT` and named to saemerge by ``SAEMERGE_CACHE`` (``--cache-volume``):
 
 - ``emptydir`` (default): an emptyDir with ``sizeLimit`` = the cache size. The kubelet evicts
-  a pod whose volume grows past it; the scheduler does not reserve it, so nodes need the disk;
+  a pod whose volume grows past it. The scheduler reserves it for a CPU step through
+  :func:`reserve_disk`: an ``ephemeral-storage`` limit of the cache size plus
+  :data:`CONTAINER_DISK` (Kubernetes requests what is limited), carried by the accelerator
+  fields, which the KFP driver copies into the container's limits; four parallel 7B merges
+  then reserve 4 x 83 Gi instead of finding the disk by chance. A GPU step's one accelerator
+  slot holds its GPU, so its emptyDir is not reserved: use ``ephemeral`` where disk is tight;
 - ``ephemeral[:STORAGECLASS]``: a generic ephemeral volume, a PVC of the cache size made for
   the pod and deleted with it: reserved by the storage provisioner (the volume must be
   writable by the image's user, uid 1000, gid 0);
@@ -53,7 +58,9 @@ budget on disk, not 8 × 15 GB.
 The environment reaches the container through pod annotations and the Downward API
 (``saemerge.io/*`` → env), i.e. only through the Kubernetes platform config: ``kfp.local``
 ignores that config, so a local run of the same compiled YAML keeps its own cache. The KFP
-backend must be 2.3 or newer (emptyDir mounts in the driver).
+backend must be 2.14 or newer (:mod:`saemerge.pipeline.backend`: ``dsl.Collected`` parameter
+fan-in, which every generation uses, arrived in the driver in 2.14; emptyDir mounts need 2.3,
+sub-DAG outputs 2.4, the secrets' ``secretNameParameter`` 2.5); ``saemerge submit`` checks it.
 """
 
 from __future__ import annotations
