@@ -274,7 +274,15 @@ def compile_pipeline(out: Path, options: CompileOptions = CompileOptions(), *, w
 
         estimate = report(spec, platform)
         stats["workflow"] = {
-            k: estimate[k] for k in ("compiled_bytes", "runtime_bytes", "stored_bytes", "backend_commit")
+            k: estimate[k]
+            for k in (
+                "compiled_bytes",
+                "runtime_bytes",
+                "stored_bytes",
+                "failed_attempts",
+                "task_results_bytes",
+                "backend_commit",
+            )
         }
         stats["workflow_text"] = estimate["text"]
     return stats

@@ -266,15 +266,20 @@ def _server_message(body: Any) -> str:
 
 
 @contextlib.contextmanager
-def api_call(what: str, where: str, result: SubmitResult | None = None):
+def api_call(what: str, where: str, result: SubmitResult | None = None, *, connecting: bool = False):
     """Turn what a kfp.Client call raises into one line: :class:`KfpApiError` (exit code 4).
 
-    ApiException is an HTTP answer; any other exception but ours is a connection failure
-    (urllib3's errors come in many types). The message names the call, the server, the HTTP
-    status and the server's own error line, never a credential.
+    ApiException is an HTTP answer; urllib3's errors and OSError are a failed connection.
+    While `connecting` (making the client: kube config, proxies, TLS), any exception is. The
+    message names the call, the server, the HTTP status and the server's own error line, never
+    a credential.
     """
     import kfp_server_api
+    import urllib3
 
+    unreachable: tuple[type[BaseException], ...] = (
+        (Exception,) if connecting else (OSError, urllib3.exceptions.HTTPError)
+    )
     try:
         yield
     except SaeMergeError:
@@ -287,7 +292,7 @@ def api_call(what: str, where: str, result: SubmitResult | None = None):
             exc.status,
             result,
         ) from None
-    except Exception as exc:
+    except unreachable as exc:
         raise KfpApiError(
             f"KFP API at {where}: {what}: cannot reach it: {type(exc).__name__}: {str(exc)[:200]}", None, result
         ) from None
@@ -321,7 +326,7 @@ def connect(req: SubmitRequest, out: Callable[[str], None] = print) -> tuple[Any
     kwargs: dict[str, Any] = {"host": req.host, "existing_token": req.token or None, "kube_context": req.kube_context}
     if req.host and req.namespace:
         kwargs["namespace"] = req.namespace  # with an explicit host this only sets the user namespace
-    with api_call("healthz", where):
+    with api_call("healthz", where, connecting=True):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)
             client = _Client(**kwargs)

@@ -42,6 +42,8 @@ def report(
         "compiled_share": _share(compiled["bytes"], limit),
         "runtime_bytes": run["bytes"],
         "runtime_share": _share(run["bytes"], limit),
+        "failed_attempts": run["failed_attempts"],
+        "task_results_bytes": run["task_results_bytes"],
         "stored_bytes": run["stored_bytes"],
         "stored_share": _share(run["stored_bytes"], limit),
         "argo_max_workflow_size": ARGO_COMPRESS_ABOVE,

@@ -340,3 +340,17 @@ def test_report(sae):
     assert rep["nested_dags"] == 12
     assert rep["text"].startswith("Argo Workflow (KFP backend 7b70c7b): compiled ~")
     assert "\n" not in rep["text"]
+    # the corrected estimate: failed attempts retried and Argo's task results map are in it
+    assert rep["failed_attempts"] == rep["runtime"]["failed_attempts"] > 0
+    assert rep["task_results_bytes"] > 0
+    assert f"{rep['failed_attempts']} failed attempt(s) retried" in rep["text"]
+
+
+def test_compile_prints_the_corrected_estimate(tmp_path, capsys):
+    from saemerge.cli import main
+
+    assert main(["compile", "--steps", "2", "--out", str(tmp_path / "p.yaml")]) == 0
+    out, err = capsys.readouterr()
+    workflow = json.loads(out)["workflow"]
+    assert workflow["failed_attempts"] >= 1 and workflow["task_results_bytes"] > 0
+    assert "failed attempt(s) retried" in err and f"~{workflow['stored_bytes'] / 1e3:.0f} KB as Argo stores it" in err
