@@ -406,6 +406,7 @@ def wait_for_run(
     generations come from the run's records, which have no such limit.
     """
     import kfp_server_api
+    import urllib3
 
     start = time.monotonic()
     last_state, task_states, errors, tasks_gone = None, {}, 0, False
@@ -413,7 +414,7 @@ def wait_for_run(
         try:
             run = client.get_run(run_id)
             errors = 0
-        except (kfp_server_api.ApiException, OSError) as exc:  # OSError covers urllib3's connection errors
+        except (kfp_server_api.ApiException, OSError, urllib3.exceptions.HTTPError) as exc:  # a dropped connection too
             status = getattr(exc, "status", None)
             if status in (401, 403, 404) or errors >= MAX_POLL_ERRORS:
                 raise KfpApiError(

@@ -523,3 +523,23 @@ def test_wait_without_s3_settings_says_so_once(capsys, monkeypatch):
         assert submit("--host", kfp.url, "--wait", *REQUIRED) == 0
     out = capsys.readouterr().out
     assert out.count("progress: no S3 settings here") == 1
+
+
+def test_an_api_server_that_goes_away_while_waiting_is_one_line_exit_4(capsys):
+    """A dropped connection is urllib3's error, not an OSError: polling retries, then stops in one line."""
+    import threading
+
+    box: dict = {}
+
+    def go_away(poll: int) -> None:
+        if poll == 1:
+            kfp = box["kfp"]
+            threading.Thread(target=lambda: (kfp._server.shutdown(), kfp._server.server_close())).start()
+
+    with FakeKfp(run_states=["RUNNING"], on_poll=go_away) as kfp:
+        box["kfp"] = kfp
+        rc = submit("--host", kfp.url, "--wait", "--json", *REQUIRED)
+    out, err = capsys.readouterr()
+    assert rc == 4, err[-2000:]
+    assert "polling failed" in err and "Traceback" not in err
+    assert json.loads(out)["submitted"]["run_id"] == run_req_id(kfp)
