@@ -7,8 +7,14 @@ optionally follow the run until it ends::
     req = SubmitRequest(host="https://kfp.example.com/pipeline", params={"run_uri": "s3://..."}, wait=True)
     result = submit(req)          # SubmitResult; result.state is the final run state
 
+Before anything is uploaded, the server's version (healthz ``tag_name``) is checked against
+the pipeline's floor (:mod:`saemerge.pipeline.backend`: 2.14). Every failed API call is one
+line (:class:`KfpApiError`), never a traceback.
+
 Versions are content-addressed: the version name carries the SHA-256 of the compiled YAML,
-so submitting an unchanged pipeline reuses its version instead of piling up copies. On a
+so submitting an unchanged pipeline reuses its version instead of piling up copies (a new
+pipeline is created empty and then given its first version under that name). Caching is part
+of the version too (``enable_caching`` False: every task's cache off, :func:`compile_package`). On a
 multi-user cluster the pipeline lives in the user's namespace (a namespaced pipeline: KFP
 2.x), found and uploaded there; a single-user cluster has shared pipelines only.
 Credentials: a bearer token (``token``, never logged) or, without one, what ``kfp.Client``
