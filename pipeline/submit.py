@@ -14,7 +14,8 @@ line (:class:`KfpApiError`), never a traceback.
 Versions are content-addressed: the version name carries the SHA-256 of the compiled YAML,
 so submitting an unchanged pipeline reuses its version instead of piling up copies (a new
 pipeline is created empty and then given its first version under that name). Caching is part
-of the version too (``enable_caching`` False: every task's cache off, :func:`compile_package`). On a
+of the version too (``enable_caching`` False compiles every task's cache off:
+:func:`saemerge.pipeline.compile.set_caching`). On a
 multi-user cluster the pipeline lives in the user's namespace (a namespaced pipeline: KFP
 2.x), found and uploaded there; a single-user cluster has shared pipelines only.
 Credentials: a bearer token (``token``, never logged) or, without one, what ``kfp.Client``
