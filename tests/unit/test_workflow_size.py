@@ -283,8 +283,9 @@ def test_sae_runtime_estimate(sae):
         tasks; ~0.78 MB as Argo stores it (status.nodes gzipped above 1 MiB), ~13 KB of it the
         task results map: under 1 MiB, not under half of etcd's 1.5 MB;
       24 generations: ~15.5 MB, 2408 nodes (11 failed attempts), 254 container tasks; ~1.32 MB
-        stored. (Without failures and the map: ~8.15 / ~0.77 MB and ~15.3 / ~1.31 MB; before
-        retries on the small S3 steps and the disk reservation: ~8.0 / ~0.73 MB and ~15.0 / ~1.25 MB.)
+        stored. (Without failed attempts: ~8.15 / ~0.77 MB and ~15.3 / ~1.31 MB, of which the task
+        results map is ~13 KB and ~24 KB; before it, the retries of the small S3 steps and the
+        disk reservation: ~8.0 / ~0.73 MB and ~15.0 / ~1.25 MB.)
     (Before the handoff: ~12.4 MB / ~1.12 MB stored at 12, ~23.6 MB / ~2.03 MB at 24; with the
     handoff and whole step sources: ~0.83 MB / ~1.43 MB stored.) Most of a node's bytes are now
     Argo's and KFP's own per-node fields and the pod-spec patch (the executor input twice, the
