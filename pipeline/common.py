@@ -11,6 +11,7 @@ report (:meth:`Tasks.final_and_report`, every search).
 
 import dataclasses
 import inspect
+import re
 from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any, Callable, List, NamedTuple, Optional, Tuple  # noqa: UP035 -- kfp reads typing.List
@@ -42,7 +43,9 @@ class CompileOptions:
     (``--resource`` overrides: (kind, name, value)) and ``cache_volume`` size the pods
     (:mod:`saemerge.pipeline.resources`). ``gpu_merges`` puts the prune and merge steps on
     the GPU image with a GPU; without it they run on the CPU image, and ``merge_device=cuda``
-    is refused (the pods carry ``SAEMERGE_GPU_MERGES=false``).
+    is refused (the pods carry ``SAEMERGE_GPU_MERGES=false``). ``caching`` False turns KFP's
+    step cache off in every task (``saemerge submit --no-cache``: a run started from a pipeline
+    version gets its caching from the version's tasks, nothing else).
     """
 
     search: str = SAE
@@ -60,6 +63,8 @@ class CompileOptions:
     resources: Tuple[Tuple[str, str, str], ...] = ()  # noqa: UP006
     cache_volume: str = "emptydir"
     gpu_merges: bool = False
+    # KFP's step cache for every task, nested generations included; None: kfp's default (on).
+    caching: Optional[bool] = None  # noqa: UP045
 
     def __post_init__(self) -> None:
         from saemerge.pipeline.searches import get_search
@@ -70,6 +75,8 @@ class CompileOptions:
         if self.steps < 1:
             raise ValueError(f"steps must be >= 1, got {self.steps}")
         resources.check_cache_volume(self.cache_volume)
+        check_image(self.cpu_image, "--cpu-image")
+        check_image(self.gpu_image, "--gpu-image")
         for kind in resources.STEP_KINDS:  # a bad size or override fails here, naming it
             self.step_resources(kind)
 
@@ -79,6 +86,46 @@ class CompileOptions:
 
     def replace(self, **changes: Any) -> "CompileOptions":
         return dataclasses.replace(self, **changes)
+
+
+# The images compiled in when none is named: the names images/build.sh builds by default.
+# Nothing publishes them: a cluster needs the user's own build (see default_images_notice).
+DEFAULT_IMAGES = (CompileOptions.cpu_image, CompileOptions.gpu_image)
+_IMAGE_NAME = re.compile(r"^[a-z0-9][a-z0-9._/:-]*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?$")
+_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+
+
+def check_image(image: str, flag: str) -> None:
+    """An image reference: ``name[:tag]``, ``name@sha256:<64 hex>`` or ``name:tag@sha256:<64 hex>``.
+
+    Raises:
+        ValueError: anything else (one line naming the flag).
+    """
+    name, at, digest = image.partition("@")
+    if not _IMAGE_NAME.match(name) or (at and not _DIGEST.match(digest)):
+        raise ValueError(
+            f"{flag} {image!r}: expected an image reference such as registry.example/saemerge-cpu:0.1.0 "
+            "or registry.example/saemerge-cpu@sha256:<64 hex digits>"
+        )
+
+
+def default_images_notice(options: CompileOptions) -> str | None:
+    """The warning for a compile that names no image of its own (None when both were named).
+
+    The defaults are only names (:data:`DEFAULT_IMAGES`): a cluster pulling them waits in
+    ImagePullBackOff with no message that points here, so the compile says which images the
+    pipeline will use and how to build and name one's own. A warning, not a refusal: the
+    compiled YAML is also read, diffed and sized without ever running.
+    """
+    used = [img for img in (options.cpu_image, options.gpu_image) if img in DEFAULT_IMAGES]
+    if not used:
+        return None
+    return (
+        f"warning: the pipeline uses the default image(s) {', '.join(used)}, which are not published: "
+        "build and push your own (SAEMERGE_CPU_IMAGE=REG/saemerge-cpu:TAG SAEMERGE_GPU_IMAGE=REG/saemerge-gpu:TAG "
+        "images/build.sh all --push) and name them with --cpu-image/--gpu-image or those variables, "
+        "best by digest (REG/saemerge-cpu@sha256:...)"
+    )
 
 
 class Tasks:
@@ -170,13 +217,19 @@ class Tasks:
         return self._sized(task, "small")
 
     def with_s3(self, task: dsl.PipelineTask) -> dsl.PipelineTask:
-        """A small CPU step with S3."""
+        """A small CPU step with S3, retried: an S3 endpoint's hiccup or a lost pod must not end a
+        run of many hours (the steps are idempotent: what they write is content-addressed or
+        checked before it is written again)."""
+        task.set_retry(num_retries=self.options.retries, backoff_duration="30s", backoff_factor=2.0)
         return self._secret(self._sized(task, "small"))
 
     def on_gpu(self, task: dsl.PipelineTask) -> dsl.PipelineTask:
-        """An evaluate step: one GPU, the GPU label and tolerations, retried (a GPU node may be preempted)."""
+        """An evaluate step: one GPU, the GPU label and tolerations, retried (a GPU node may be
+        preempted); ``SAEMERGE_EVAL_GPU=required``, so ``eval_device=auto`` fails at once
+        instead of scoring on the CPU when CUDA is not usable (:mod:`saemerge.evaluate.device`)."""
         task.set_retry(num_retries=self.options.retries, backoff_duration="60s", backoff_factor=2.0)
-        return self._secret(self._sized(self._gpu(task), "evaluate"))
+        task = self._secret(self._sized(self._gpu(task), "evaluate"))
+        return resources.annotate_env(task, "SAEMERGE_EVAL_GPU", "required")
 
     def retried(self, task: dsl.PipelineTask) -> dsl.PipelineTask:
         """A model-making step (prune, merge): retried (a pod may be lost), with S3; on the GPU

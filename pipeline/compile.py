@@ -210,6 +210,19 @@ def share_identical_components(spec: dict) -> None:
             del components[name]
 
 
+def set_caching(spec: dict, enabled: bool) -> None:
+    """Turn KFP's step cache on or off in every task of every DAG (generations included).
+
+    A run started from a pipeline version takes its caching from the version's tasks
+    (``cachingOptions.enableCache``, read by the driver per task); kfp.Client's
+    ``enable_caching`` is applied only to a package it is handed, and then only to the root
+    DAG's tasks, so ``--no-cache`` is compiled into the version instead.
+    """
+    for dag in _dags(spec):
+        for task in dag.get("tasks", {}).values():
+            task["cachingOptions"] = {"enableCache": enabled}
+
+
 def _name_order(name: str) -> tuple[str, int]:
     """comp-x, comp-x-2, comp-x-3, ...: the first copy first."""
     m = re.match(r"^(.*?)(?:-(\d+))?$", name)
@@ -244,6 +257,8 @@ def compile_pipeline(out: Path, options: CompileOptions = CompileOptions(), *, w
     spec, platform = docs[0], (docs[1] if len(docs) > 1 else None)
     delegate_steps(spec)
     canonicalize(spec, platform)
+    if options.caching is not None:
+        set_caching(spec, options.caching)
     body = yaml.safe_dump_all([d for d in (spec, platform) if d is not None], sort_keys=True, width=10_000)
     out.write_text(_sorted_header(raw) + body)
     size = out.stat().st_size
@@ -259,7 +274,15 @@ def compile_pipeline(out: Path, options: CompileOptions = CompileOptions(), *, w
 
         estimate = report(spec, platform)
         stats["workflow"] = {
-            k: estimate[k] for k in ("compiled_bytes", "runtime_bytes", "stored_bytes", "backend_commit")
+            k: estimate[k]
+            for k in (
+                "compiled_bytes",
+                "runtime_bytes",
+                "stored_bytes",
+                "failed_attempts",
+                "task_results_bytes",
+                "backend_commit",
+            )
         }
         stats["workflow_text"] = estimate["text"]
     return stats

@@ -35,7 +35,12 @@ spec nor kfp-kubernetes), so a step's disk is its cache volume, mounted at
 :data:`CACHE_MOUNT` and named to saemerge by ``SAEMERGE_CACHE`` (``--cache-volume``):
 
 - ``emptydir`` (default): an emptyDir with ``sizeLimit`` = the cache size. The kubelet evicts
-  a pod whose volume grows past it; the scheduler does not reserve it, so nodes need the disk;
+  a pod whose volume grows past it. The scheduler reserves it for a CPU step through
+  :func:`reserve_disk`: an ``ephemeral-storage`` limit of the cache size plus
+  :data:`CONTAINER_DISK` (Kubernetes requests what is limited), carried by the accelerator
+  fields, which the KFP driver copies into the container's limits; four parallel 7B merges
+  then reserve 4 x 83 Gi instead of finding the disk by chance. A GPU step's one accelerator
+  slot holds its GPU, so its emptyDir is not reserved: use ``ephemeral`` where disk is tight;
 - ``ephemeral[:STORAGECLASS]``: a generic ephemeral volume, a PVC of the cache size made for
   the pod and deleted with it: reserved by the storage provisioner (the volume must be
   writable by the image's user, uid 1000, gid 0);
@@ -53,7 +58,9 @@ budget on disk, not 8 × 15 GB.
 The environment reaches the container through pod annotations and the Downward API
 (``saemerge.io/*`` → env), i.e. only through the Kubernetes platform config: ``kfp.local``
 ignores that config, so a local run of the same compiled YAML keeps its own cache. The KFP
-backend must be 2.3 or newer (emptyDir mounts in the driver).
+backend must be 2.14 or newer (:mod:`saemerge.pipeline.backend`: ``dsl.Collected`` parameter
+fan-in, which every generation uses, arrived in the driver in 2.14; emptyDir mounts need 2.3,
+sub-DAG outputs 2.4, the secrets' ``secretNameParameter`` 2.5); ``saemerge submit`` checks it.
 """
 
 from __future__ import annotations
@@ -70,12 +77,15 @@ RESOURCE_NAMES = ("cpu", "cpu_limit", "memory", "memory_limit", "storage")
 CACHE_MOUNT = "/saemerge-cache"
 CACHE_VOLUME = "saemerge-cache"
 GIB = 1 << 30
+# Disk a step's container uses besides its cache volume (logs, the image's writable layer, /tmp).
+CONTAINER_DISK = 2 * GIB
 # Env var -> pod annotation it is read from (Downward API).
 ANNOTATED_ENV = {
     "SAEMERGE_CACHE": "saemerge.io/cache-dir",
     "SAEMERGE_CACHE_MAX_SIZE": "saemerge.io/cache-max-size",
     "SAEMERGE_CACHE_MIN_IDLE_S": "saemerge.io/cache-min-idle-s",
     "SAEMERGE_GPU_MERGES": "saemerge.io/gpu-merges",
+    "SAEMERGE_EVAL_GPU": "saemerge.io/eval-gpu",  # saemerge.evaluate.device: no CPU fallback
 }
 _NAMED_SIZES = {"tiny": 1e8}
 _SUFFIX = {"": 1, "k": 1e3, "m": 1e6, "b": 1e9, "t": 1e12}
@@ -223,6 +233,7 @@ def apply(task: dsl.PipelineTask, res: StepResources, cache_volume: str, gpu_mer
     if kind != "none" and res.storage:
         if kind == "emptydir":
             kubernetes.empty_dir_mount(task, volume_name=CACHE_VOLUME, mount_path=CACHE_MOUNT, size_limit=res.storage)
+            reserve_disk(task, _bytes(res.storage) + CONTAINER_DISK)
         elif kind == "ephemeral":
             kubernetes.add_ephemeral_volume(
                 task,
@@ -239,6 +250,30 @@ def apply(task: dsl.PipelineTask, res: StepResources, cache_volume: str, gpu_mer
             env["SAEMERGE_CACHE_MAX_SIZE"] = str(res.budget_bytes)
             env["SAEMERGE_CACHE_MIN_IDLE_S"] = "600" if kind == "pvc" else "0"  # one pod's volume: nobody else reads it
     for name, value in env.items():
-        kubernetes.add_pod_annotation(task, ANNOTATED_ENV[name], value)
-        kubernetes.use_field_path_as_env(task, name, f"metadata.annotations['{ANNOTATED_ENV[name]}']")
+        annotate_env(task, name, value)
+    return task
+
+
+def reserve_disk(task: dsl.PipelineTask, nbytes: int) -> bool:
+    """Make the scheduler reserve `nbytes` of node disk for the step: an ``ephemeral-storage``
+    limit (Kubernetes then requests the same), carried by the task's accelerator fields.
+
+    The pipeline IR has no ephemeral-storage field, but the KFP driver copies the accelerator's
+    resource type and count into the container's limits verbatim (``initPodSpecPatch`` in
+    ``backend/src/v2/driver/driver.go``: ``res.Limits[ResourceName(type)] = ParseQuantity(count)``),
+    so type ``ephemeral-storage`` with a count in bytes becomes ``limits: {ephemeral-storage: N}``.
+    A step that already has an accelerator (a GPU) keeps it and reserves nothing: returns False.
+    """
+    spec_resources = task.container_spec.resources if task.container_spec else None
+    if spec_resources is not None and spec_resources.accelerator_type:
+        return False
+    task.set_accelerator_type("ephemeral-storage").set_accelerator_limit(str(int(nbytes)))
+    return True
+
+
+def annotate_env(task: dsl.PipelineTask, name: str, value: str) -> dsl.PipelineTask:
+    """Give the step's container ``name=value`` through a pod annotation and the Downward API
+    (:data:`ANNOTATED_ENV`): Kubernetes config only, which ``kfp.local`` ignores."""
+    kubernetes.add_pod_annotation(task, ANNOTATED_ENV[name], value)
+    kubernetes.use_field_path_as_env(task, name, f"metadata.annotations['{ANNOTATED_ENV[name]}']")
     return task

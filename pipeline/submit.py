@@ -7,8 +7,15 @@ optionally follow the run until it ends::
     req = SubmitRequest(host="https://kfp.example.com/pipeline", params={"run_uri": "s3://..."}, wait=True)
     result = submit(req)          # SubmitResult; result.state is the final run state
 
+Before anything is uploaded, the server's version (healthz ``tag_name``) is checked against
+the pipeline's floor (:mod:`saemerge.pipeline.backend`: 2.14). Every failed API call is one
+line (:class:`KfpApiError`), never a traceback.
+
 Versions are content-addressed: the version name carries the SHA-256 of the compiled YAML,
-so submitting an unchanged pipeline reuses its version instead of piling up copies. On a
+so submitting an unchanged pipeline reuses its version instead of piling up copies (a new
+pipeline is created empty and then given its first version under that name). Caching is part
+of the version too (``enable_caching`` False compiles every task's cache off:
+:func:`saemerge.pipeline.compile.set_caching`). On a
 multi-user cluster the pipeline lives in the user's namespace (a namespaced pipeline: KFP
 2.x), found and uploaded there; a single-user cluster has shared pipelines only.
 Credentials: a bearer token (``token``, never logged) or, without one, what ``kfp.Client``
@@ -29,9 +36,11 @@ would write (and resume, and hit KFP's cache for) every firing in one prefix: re
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
+import os
 import tempfile
 import time
 import warnings
@@ -44,8 +53,10 @@ import yaml
 
 from saemerge.config import RunConfig
 from saemerge.errors import SaeMergeError, unknown_name
+from saemerge.pipeline.backend import check_backend
 from saemerge.pipeline.common import CompileOptions
 from saemerge.pipeline.searches import get_search
+from saemerge.progress import RunProgress
 
 log = logging.getLogger(__name__)
 
@@ -230,32 +241,110 @@ def default_run_uri(params: dict[str, Any], run_root: str, schedule: str | None)
     return None
 
 
-def connect(req: SubmitRequest) -> tuple[Any, bool]:
-    """A ``kfp.Client`` for `req`, checked with one healthz call (no silent 25 s retry loop),
-    and whether the cluster is multi-user."""
-    import kfp
+class KfpApiError(SaeMergeError):
+    """The KFP API refused or failed a call (an HTTP error, or no answer): exit code 4.
+
+    ``result`` is what was done before the call failed (a run may already exist)."""
+
+    exit_code = 4
+
+    def __init__(self, message: str, status: int | None = None, result: SubmitResult | None = None):
+        super().__init__(message)
+        self.status = status
+        self.result = result
+
+
+class BackendTooOld(SaeMergeError):
+    """The KFP backend is older than the pipeline's floor (:mod:`saemerge.pipeline.backend`): exit code 5."""
+
+    exit_code = 5
+
+
+def _server_message(body: Any) -> str:
+    """The first line of the error a KFP API server put in its answer (grpc-gateway JSON), if any."""
+    text = body.decode(errors="replace") if isinstance(body, bytes) else str(body or "")
+    try:
+        data = json.loads(text)
+        text = str(data.get("message") or data.get("error") or "") if isinstance(data, dict) else text
+    except json.JSONDecodeError:
+        pass
+    line = text.strip().splitlines()[0] if text.strip() else ""
+    return line[:200] + ("..." if len(line) > 200 else "")
+
+
+@contextlib.contextmanager
+def api_call(what: str, where: str, result: SubmitResult | None = None, *, connecting: bool = False):
+    """Turn what a kfp.Client call raises into one line: :class:`KfpApiError` (exit code 4).
+
+    ApiException is an HTTP answer; urllib3's errors and OSError are a failed connection.
+    While `connecting` (making the client: kube config, proxies, TLS), any exception is. The
+    message names the call, the server, the HTTP status and the server's own error line, never
+    a credential.
+    """
     import kfp_server_api
+    import urllib3
+
+    unreachable: tuple[type[BaseException], ...] = (
+        (Exception,) if connecting else (OSError, urllib3.exceptions.HTTPError)
+    )
+    try:
+        yield
+    except SaeMergeError:
+        raise
+    except kfp_server_api.ApiException as exc:
+        hint = " (check the token: --token or KFP_TOKEN)" if exc.status in (401, 403) else ""
+        said = _server_message(exc.body)
+        raise KfpApiError(
+            f"KFP API at {where}: {what}: HTTP {exc.status} {exc.reason}{': ' + said if said else ''}{hint}",
+            exc.status,
+            result,
+        ) from None
+    except unreachable as exc:
+        raise KfpApiError(
+            f"KFP API at {where}: {what}: cannot reach it: {type(exc).__name__}: {str(exc)[:200]}", None, result
+        ) from None
+
+
+def read_healthz(client) -> dict:
+    """The API server's healthz answer as sent: ``tag_name`` (its version), ``commit_sha``,
+    ``multi_user``. kfp's model of the answer keeps only ``multi_user``, so the body is read raw
+    through the client's public generated API (``client.healthzs``)."""
+    response = client.healthzs.healthz_service_get_healthz(_preload_content=False)
+    data = json.loads(response.data or b"{}")
+    return data if isinstance(data, dict) else {}
+
+
+def connect(req: SubmitRequest, out: Callable[[str], None] = print) -> tuple[Any, bool]:
+    """A ``kfp.Client`` for `req`, checked with one healthz call (no silent 25 s retry loop),
+    and whether the cluster is multi-user.
+
+    Raises:
+        KfpApiError: the API cannot be reached or refuses (a bad token).
+        BackendTooOld: the server's version is below the pipeline's floor.
+    """
+    import kfp
 
     class _Client(kfp.Client):
-        # kfp.Client retries healthz 5 times, 5 s apart, even on 401; once is enough here.
+        # kfp.Client's constructor may ask healthz, retrying 5 times 5 s apart even on 401; once is enough.
         def get_kfp_healthz(self, sleep_duration: int = 5):
-            return self._healthz_api.healthz_service_get_healthz()
+            return self.healthzs.healthz_service_get_healthz()
 
     where = req.host or "the current kube context"
     kwargs: dict[str, Any] = {"host": req.host, "existing_token": req.token or None, "kube_context": req.kube_context}
     if req.host and req.namespace:
         kwargs["namespace"] = req.namespace  # with an explicit host this only sets the user namespace
-    try:
+    with api_call("healthz", where, connecting=True):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)
             client = _Client(**kwargs)
-        health = client.get_kfp_healthz()
-    except kfp_server_api.ApiException as exc:
-        hint = " (check the token: --token or KFP_TOKEN)" if exc.status in (401, 403) else ""
-        raise SaeMergeError(f"KFP API at {where} answered HTTP {exc.status} {exc.reason}{hint}") from None
-    except Exception as exc:  # connection refused, DNS, TLS: urllib3 errors of many kinds
-        raise SaeMergeError(f"cannot reach the KFP API at {where}: {type(exc).__name__}: {exc}") from None
-    multi_user = bool(getattr(health, "multi_user", False))
+        health = read_healthz(client)
+    try:
+        warning = check_backend(health.get("tag_name"), where)
+    except SaeMergeError as exc:
+        raise BackendTooOld(str(exc)) from None
+    if warning:
+        out(f"warning: {warning}")
+    multi_user = bool(health.get("multi_user", False))
     if multi_user and not req.namespace:
         raise SaeMergeError(f"KFP at {where} is multi-user: give --namespace (your Kubeflow profile namespace)")
     return client, multi_user
@@ -276,25 +365,31 @@ def find_pipeline(client, name: str, namespace: str | None) -> str | None:
 def ensure_version(
     client, package: Path, version_name: str, search: str = "sae", namespace: str | None = None
 ) -> tuple[str, str, bool]:
-    """(pipeline_id, version_id, uploaded): upload the search's pipeline, or a version of it if new.
+    """(pipeline_id, version_id, uploaded): the version named `version_name` of the search's
+    pipeline, uploaded unless it is there.
+
+    A new pipeline is created empty (``CreatePipeline``) and then given the version: uploading
+    the package as a new pipeline would name its first version after the pipeline (the API
+    server's ``UploadPipeline``), and the next unchanged submit, looking for the content-named
+    version, would upload a duplicate.
 
     Args:
         namespace: the user's namespace on a multi-user cluster (the pipeline is found and
-            uploaded there), None for a shared pipeline.
+            created there), None for a shared pipeline.
     """
+    import kfp_server_api
+
     spec = get_search(search)
     pipeline_id = find_pipeline(client, spec.pipeline_name, namespace)
     if pipeline_id is None:
-        pipeline = client.upload_pipeline(
-            str(package), pipeline_name=spec.pipeline_name, description=spec.summary, namespace=namespace
+        body = kfp_server_api.V2beta1Pipeline(
+            display_name=spec.pipeline_name, name=spec.pipeline_name, description=spec.summary, namespace=namespace
         )
-        # The upload created the pipeline's first version; run exactly that one.
-        versions = client.list_pipeline_versions(pipeline.pipeline_id, page_size=1, sort_by="created_at desc")
-        (version,) = versions.pipeline_versions
-        return pipeline.pipeline_id, version.pipeline_version_id, True
-    found = client.list_pipeline_versions(pipeline_id, page_size=1, filter=_eq_filter("display_name", version_name))
-    if found.pipeline_versions:
-        return pipeline_id, found.pipeline_versions[0].pipeline_version_id, False
+        pipeline_id = client.pipelines.pipeline_service_create_pipeline(body).pipeline_id
+    else:
+        found = client.list_pipeline_versions(pipeline_id, page_size=1, filter=_eq_filter("display_name", version_name))
+        if found.pipeline_versions:
+            return pipeline_id, found.pipeline_versions[0].pipeline_version_id, False
     version = client.upload_pipeline_version(
         str(package), version_name, pipeline_id=pipeline_id, description="saemerge submit"
     )
@@ -302,34 +397,58 @@ def ensure_version(
 
 
 def wait_for_run(
-    client, run_id: str, *, poll_interval: float, timeout: float | None, out: Callable[[str], None] = print
+    client,
+    run_id: str,
+    *,
+    poll_interval: float,
+    timeout: float | None,
+    out: Callable[[str], None] = print,
+    progress: RunProgress | None = None,
 ) -> str:
-    """Poll the run until it ends, printing its and its tasks' state changes; return the state."""
+    """Poll the run until it ends, printing its and its tasks' state changes and, with
+    `progress`, what the run's own records say it has done; return the final state.
+
+    KFP's task list of a long run goes empty partway through (Argo compresses the Workflow's
+    nodes and the API server reads only uncompressed ones: :mod:`saemerge.progress`), so the
+    generations come from the run's records, which have no such limit.
+    """
     import kfp_server_api
+    import urllib3
 
     start = time.monotonic()
-    last_state, task_states, errors = None, {}, 0
+    last_state, task_states, errors, tasks_gone = None, {}, 0, False
     while True:
         try:
             run = client.get_run(run_id)
             errors = 0
-        except (kfp_server_api.ApiException, OSError) as exc:  # OSError covers urllib3's connection errors
+        except (kfp_server_api.ApiException, OSError, urllib3.exceptions.HTTPError) as exc:  # a dropped connection too
             status = getattr(exc, "status", None)
             if status in (401, 403, 404) or errors >= MAX_POLL_ERRORS:
-                raise SaeMergeError(f"run {run_id}: polling failed: {type(exc).__name__} {status or exc}") from None
+                raise KfpApiError(
+                    f"run {run_id}: polling failed: {type(exc).__name__} {status or exc}", status
+                ) from None
             errors += 1
             log.warning("polling run %s failed (%s); retrying", run_id, status or exc)
         else:
             state = str(run.state or "RUNTIME_STATE_UNSPECIFIED")
-            for task in (run.run_details.task_details or []) if run.run_details else []:
+            tasks = (run.run_details.task_details or []) if run.run_details else []
+            for task in tasks:
                 name, tstate = task.display_name or task.task_id, str(task.state)
                 if task_states.get(name) != tstate:
                     task_states[name] = tstate
                     out(f"  task {name}: {tstate}")
+            if task_states and not tasks and not tasks_gone and state not in TERMINAL_STATES:
+                tasks_gone = True
+                out(
+                    f"run {run_id}: KFP's task list is empty now (Argo compressed the run's nodes); "
+                    + ("progress continues from the run's records" if progress else "no task states from here on")
+                )
             if state != last_state:
                 hint = WAITING_HINTS.get(state)
                 out(f"run {run_id}: {state}" + (f": {hint}" if hint else ""))
                 last_state = state
+            for line in progress.poll() if progress else []:
+                out(line)
             if state in TERMINAL_STATES:
                 if state != SUCCEEDED and run.error is not None and run.error.message:
                     out(f"run {run_id}: error: {run.error.message}")
@@ -339,7 +458,22 @@ def wait_for_run(
         time.sleep(poll_interval)
 
 
+def run_progress(run_uri: str, generations: int | None, out: Callable[[str], None]) -> RunProgress | None:
+    """A reader of the run's records for ``--wait``, or None (said once) without S3 settings here."""
+    from saemerge.storage import parse_uri
+
+    configured = any(os.environ.get(v) for v in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_ACCESS_KEY_ID"))
+    if parse_uri(run_uri).is_s3 and not configured:
+        out(
+            f"progress: no S3 settings here (AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID or AWS_PROFILE) to read "
+            f"{run_uri}; following KFP's run state only"
+        )
+        return None
+    return RunProgress(run_uri, generations)
+
+
 def compile_package(options: CompileOptions, directory: Path) -> tuple[Path, dict]:
+    """The compiled pipeline under `directory`, and its compile stats."""
     from saemerge.pipeline.compile import compile_pipeline
 
     path = directory / f"{get_search(options.search).pipeline_name}.yaml"
@@ -362,8 +496,9 @@ def submit(req: SubmitRequest, out: Callable[[str], None] = print) -> SubmitResu
         raise SaeMergeError("--wait follows one run; it cannot be combined with --schedule")
     raw = dict(req.params)
     added = default_run_uri(raw, req.run_root, cron)
+    options = req.options if req.enable_caching is None else req.options.replace(caching=req.enable_caching)
     with tempfile.TemporaryDirectory(prefix="saemerge-submit-") as tmp:
-        package, stats = compile_package(req.options, Path(tmp))
+        package, stats = compile_package(options, Path(tmp))
         compiled = package.read_bytes()
         spec = next(yaml.safe_load_all(compiled))
         params = coerce_params(raw, spec)
@@ -387,19 +522,23 @@ def submit(req: SubmitRequest, out: Callable[[str], None] = print) -> SubmitResu
         if req.dry_run:
             out(f"dry run: would submit version {result.version_name} with {json.dumps(params, sort_keys=True)}")
             return result
-        client, multi_user = connect(req)
-        result.pipeline_id, result.version_id, result.version_uploaded = ensure_version(
-            client, package, result.version_name, req.options.search, req.namespace if multi_user else None
-        )
+        client, multi_user = connect(req, out)
+        where = req.host or "the current kube context"
+        with api_call("uploading the pipeline", where, result):
+            result.pipeline_id, result.version_id, result.version_uploaded = ensure_version(
+                client, package, result.version_name, req.options.search, req.namespace if multi_user else None
+            )
     out(
         f"pipeline {name} ({result.pipeline_id}): version {result.version_id} "
         f"{'uploaded' if result.version_uploaded else 'already there, reused'}"
     )
-    with warnings.catch_warnings():
+    with api_call(f"creating experiment {req.experiment}", where, result), warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
         experiment = client.create_experiment(req.experiment, namespace=req.namespace)
     result.experiment_id = experiment.experiment_id
     run_name = req.run_name or time.strftime(f"{req.options.search}-%Y%m%d-%H%M%S")
+    # No enable_caching here: with a version id kfp.Client ignores it (it applies it only to a
+    # package it is given); the version's own tasks carry the caching choice (compile_package).
     common = dict(
         experiment_id=result.experiment_id,
         job_name=run_name,
@@ -407,27 +546,37 @@ def submit(req: SubmitRequest, out: Callable[[str], None] = print) -> SubmitResu
         pipeline_id=result.pipeline_id,
         version_id=result.version_id,
         pipeline_root=req.pipeline_root,
-        enable_caching=req.enable_caching,
         service_account=req.service_account,
     )
     if cron:
-        recurring = client.create_recurring_run(cron_expression=cron, max_concurrency=1, no_catchup=True, **common)
+        with api_call("creating the recurring run", where, result):
+            recurring = client.create_recurring_run(cron_expression=cron, max_concurrency=1, no_catchup=True, **common)
         result.recurring_run_id = recurring.recurring_run_id
         out(f"recurring run {run_name} ({result.recurring_run_id}): schedule '{cron}'")
         return result
-    run = client.run_pipeline(**common)
+    with api_call("creating the run", where, result):
+        run = client.run_pipeline(**common)
     result.run_id = run.run_id
     if req.host:
         result.run_url = f"{req.host.rstrip('/')}/#/runs/details/{run.run_id}"
     out(f"run {run_name} ({run.run_id}) started" + (f": {result.run_url}" if result.run_url else ""))
     if req.wait:
+        run_uri = str(params["run_uri"]).replace(RUN_ID_PLACEHOLDER, run.run_id)
         try:
             result.state = wait_for_run(
-                client, run.run_id, poll_interval=req.poll_interval, timeout=req.timeout, out=out
+                client,
+                run.run_id,
+                poll_interval=req.poll_interval,
+                timeout=req.timeout,
+                out=out,
+                progress=run_progress(run_uri, req.options.steps, out),
             )
         except TimeoutError as exc:
             result.timed_out = True
             raise WaitTimeout(str(exc), result) from None
+        except KfpApiError as exc:
+            exc.result = result
+            raise
     return result
 
 

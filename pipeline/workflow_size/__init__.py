@@ -31,10 +31,14 @@ Argo persistence, which KFP's manifests do not configure). So the uncompressed s
 object's real content, and ``stored_bytes`` (estimated by gzipping the built nodes) is what
 must stay under 1 MiB, and under etcd's limit.
 
+Counted besides the nodes of a clean run: failed attempts (of the tasks with a retry policy,
+``FAILURE_SHARE``, one in 20, fail once; each retry adds an executor DAG attempt and a launcher
+pod with the same inputs) and ``status.taskResultsCompletionStatus`` (one entry per pod node,
+outside the gzipped nodes; Argo 3.6, which KFP 2.14 ships).
 Not modelled: ``metadata.managedFields``; cache hits (a cached task's launcher is a skipped
-node: smaller); failed attempts (each retry adds an attempt node with the same inputs);
-exit handlers run as plain tasks; node ids, times and resource figures are realistic
-placeholders, so the gzip estimate is somewhat optimistic.
+node: smaller); Argo's own retries of driver pods on node errors; exit handlers run as plain
+tasks; node ids, times and resource figures are realistic placeholders, so the gzip estimate
+is somewhat optimistic.
 
 Refit (prints the coefficients and the errors, all pairs and a held-out split)::
 
@@ -66,7 +70,7 @@ from saemerge.pipeline.workflow_size.limits import (
 from saemerge.pipeline.workflow_size.payloads import MEASURED_FROM, MEASURED_PAYLOADS, measure_payloads
 from saemerge.pipeline.workflow_size.refit import refit, test_data_pairs
 from saemerge.pipeline.workflow_size.report import report
-from saemerge.pipeline.workflow_size.runtime import estimate_runtime
+from saemerge.pipeline.workflow_size.runtime import FAILURE_SHARE, estimate_runtime, task_results_bytes
 
 DESCRIPTION = "How big the Argo Workflow the Kubeflow Pipelines v2 backend makes of a pipeline gets."
 
@@ -78,6 +82,7 @@ __all__ = [
     "COMPILED_FIT",
     "DESCRIPTION",
     "ETCD_LIMIT",
+    "FAILURE_SHARE",
     "MEASURED_FROM",
     "MEASURED_PAYLOADS",
     "Compiled",
@@ -90,5 +95,6 @@ __all__ = [
     "measure_payloads",
     "refit",
     "report",
+    "task_results_bytes",
     "test_data_pairs",
 ]

@@ -32,7 +32,8 @@ def report(
     line = (
         f"Argo Workflow (KFP backend {BACKEND_COMMIT[:7]}): compiled ~{compiled['bytes'] / 1e3:.0f} KB "
         f"({_share(compiled['bytes'], limit):.0%} of {limit / 1e6:.1f} MB); end of run ~{run['bytes'] / 1e6:.1f} MB "
-        f"uncompressed ({_share(run['bytes'], limit):.0%}, {run['nodes']} nodes), "
+        f"uncompressed ({_share(run['bytes'], limit):.0%}, {run['nodes']} nodes, "
+        f"{run['failed_attempts']} failed attempt(s) retried), "
         f"~{run['stored_bytes'] / 1e3:.0f} KB as Argo stores it"
         + (" (nodes gzipped)" if run["stored_bytes"] < run["bytes"] else "")
     )
@@ -41,6 +42,8 @@ def report(
         "compiled_share": _share(compiled["bytes"], limit),
         "runtime_bytes": run["bytes"],
         "runtime_share": _share(run["bytes"], limit),
+        "failed_attempts": run["failed_attempts"],
+        "task_results_bytes": run["task_results_bytes"],
         "stored_bytes": run["stored_bytes"],
         "stored_share": _share(run["stored_bytes"], limit),
         "argo_max_workflow_size": ARGO_COMPRESS_ABOVE,

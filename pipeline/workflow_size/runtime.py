@@ -35,6 +35,9 @@ def _fnv32a(text: str) -> int:
     return h
 
 
+# Share of the tasks with a retry policy that fail once and are retried, in the end-of-run
+# estimate: an allowance for preempted GPU nodes, lost pods and S3 hiccups over a long run.
+FAILURE_SHARE = 0.05
 _TS = "2026-08-21T10:00:00Z"
 _HOST = "ip-10-0-123-45.eu-west-1.compute.internal"
 _URI_STANDIN = "s3://saemerge/runs/sae-20260821-100000/gen-07/offspring.parquet"
@@ -75,6 +78,7 @@ class _Runtime:
         retries: bool = True,
         uris: bool = False,
         namespace: str = "kubeflow-user-example-com",
+        failure_share: float = 0.0,
     ):
         self.spec = spec
         self.components = spec["components"]
@@ -94,6 +98,10 @@ class _Runtime:
         self.execution = 4200
         self.container_tasks = 0
         self.gpu_tasks = 0
+        self.failure_share = failure_share
+        self.retried_tasks = 0  # container tasks with a retry policy (set_retry)
+        self.failed_attempts = 0
+        self.failed: list[tuple[str, str]] = []
 
     # ---- nodes
     def _id(self, name: str) -> str:
@@ -165,17 +173,36 @@ class _Runtime:
         outputs: dict | None = None,
         pod: bool = False,
         gpu: bool = False,
+        failures: int = 0,
     ) -> tuple[str, str]:
-        """A template execution: the node, wrapped in a Retry node when templates retry."""
+        """A template execution: the node, wrapped in a Retry node when templates retry.
+
+        `failures` failed attempts come first (``name(0)``, ...; their ids and names are left in
+        ``self.failed`` for the caller to fill, as the successful attempt's are returned)."""
+        self.failed = []
         if not self.retries:
             return self._new(name, typ, template, boundary, parent, inputs, outputs, pod, gpu), name
         retry = self._new(name, "Retry", template, boundary, parent, inputs, copy.deepcopy(outputs) if pod else None)
-        attempt = self._new(name + "(0)", typ, template, boundary, retry, inputs, outputs, pod, gpu, retried=True)
+        for k in range(failures):
+            failed = self._new(f"{name}({k})", typ, template, boundary, retry, inputs, None, pod, gpu, retried=True)
+            self._fail(failed)
+            self.failed.append((failed, f"{name}({k})"))
+        name_ok = f"{name}({failures})"
+        attempt = self._new(name_ok, typ, template, boundary, retry, inputs, outputs, pod, gpu, retried=True)
         if pod:  # the retry node's outputs are the attempt's, log artifact included
             self.nodes[retry]["outputs"] = copy.deepcopy(self.nodes[attempt]["outputs"])
         if typ == "DAG":
             self.nodes[retry]["outboundNodes"] = [attempt]
-        return attempt, name + "(0)"
+        return attempt, name_ok
+
+    def _fail(self, nid: str) -> None:
+        """A failed attempt as Argo leaves it: phase, message, a pod's exit code."""
+        node = self.nodes[nid]
+        node["phase"] = "Failed"
+        node["message"] = "Error (exit code 1)"
+        node["progress"] = "0/1"
+        if "outputs" in node:
+            node["outputs"]["exitCode"] = "1"
 
     def _exec_id(self) -> str:
         self.execution += 1
@@ -409,8 +436,22 @@ class _Runtime:
             dag_id,
             dag_id,
             [_param("pod-spec-patch", patch), _param("cached-decision", "false", "false"), *extra],
+            failures=self._failures(task),
         )
         impl_variant = variant.replace("system-container-executor", "system-container-impl")
+        for failed, failed_name in list(self.failed):  # a failed attempt: its executor DAG and launcher pod
+            pod, _ = self._exec(
+                f"{failed_name}.executor",
+                impl_variant,
+                "Pod",
+                failed,
+                failed,
+                [_param("pod-spec-patch", patch), *extra],
+                pod=True,
+                gpu=gpu,
+            )
+            self._fail(pod)
+            self.nodes[failed]["outboundNodes"] = [pod]
         launcher, _ = self._exec(
             f"{ex_name}.executor",
             impl_variant,
@@ -423,6 +464,18 @@ class _Runtime:
         )
         self.nodes[ex]["outboundNodes"] = [launcher]
         return out_params, out_arts
+
+    def _failures(self, task: dict) -> int:
+        """Failed attempts of this task: one for every 1/failure_share tasks with a retry policy,
+        spread evenly over the run (KFP's set_retry retries the executor DAG: a new attempt of it
+        and of its launcher pod, with the same inputs)."""
+        if not task.get("retryPolicy") or not self.retries:
+            return 0
+        before = int(self.retried_tasks * self.failure_share)
+        self.retried_tasks += 1
+        fails = int(self.retried_tasks * self.failure_share) - before
+        self.failed_attempts += fails
+        return fails
 
     def _iterator(self, dag_name, dag_id, execution, tname, task, params, arts) -> tuple[dict, dict]:
         ref = task["componentRef"]["name"]
@@ -747,7 +800,24 @@ def _workflow_extras(compiled: Compiled, rt: _Runtime) -> dict:
         "metadata": glen(metadata) - len('"metadata":{"generateName":""}'),
         "spec": glen(spec_extra) + istio,
         "status": glen(status) + len('"status":{}'),
+        "task_results": task_results_bytes(rt.nodes),
     }
+
+
+def task_results_bytes(nodes: dict) -> int:
+    """``status.taskResultsCompletionStatus``: one ``"<pod node id>":true`` per pod node.
+
+    Argo up to 3.6 (KFP 2.14's manifests ship v3.6.7) records there whether each pod's task
+    result has reached the controller (``MarkTaskResultComplete`` in
+    pkg/apis/workflow/v1alpha1/workflow_types.go), and keeps the map to the end of the run;
+    3.7 and later write ``taskResultSynced`` into the node instead (modelled on the nodes). The
+    map is outside ``status.nodes``, so Argo never gzips it: it counts in full in what is stored.
+    Both are counted, an upper bound over the Argo versions KFP 2.14 and newer ship.
+    """
+    pods = [nid for nid, node in nodes.items() if "hostNodeName" in node]
+    if not pods:
+        return 0
+    return len('"taskResultsCompletionStatus":{},') + sum(len(f'"{nid}":true,') for nid in pods) - 1
 
 
 def _load_payloads(run_root: Path | None) -> tuple[dict, str]:
@@ -765,6 +835,7 @@ def estimate_runtime(
     experts: int | None = 2,
     params: dict | None = None,
     retries: bool = True,
+    failure_share: float = FAILURE_SHARE,
 ) -> dict:
     """Estimated bytes of the Workflow at the end of a successful run (JSON, uncompressed).
 
@@ -777,7 +848,11 @@ def estimate_runtime(
     run under `run_root` (:func:`measure_payloads`) or :data:`MEASURED_PAYLOADS`, their lists
     stretched to the configuration (:data:`LIST_LENGTHS`). Every task is assumed to run
     (no cache hits, no skipped conditions); Argo's templateDefaults retry (KFP manifests)
-    wraps every node in a Retry node unless ``retries=False``.
+    wraps every node in a Retry node unless ``retries=False``. Of the tasks with a retry policy
+    (``set_retry``: prune, merge, evaluate and the small S3 steps), ``failure_share`` fail once
+    and are retried (:data:`FAILURE_SHARE`, one in 20, spread over the run): each failure adds
+    an attempt of the executor DAG and of its launcher pod with the same inputs. Besides the
+    nodes, ``status.taskResultsCompletionStatus`` (:func:`task_results_bytes`) is counted.
 
     Also returned: ``stored_bytes``, the object Argo writes (above 1 MiB it replaces
     ``status.nodes`` by ``status.compressedNodes``, gzip + base64; workflow/packer), and
@@ -793,7 +868,7 @@ def estimate_runtime(
 
     def simulate(uris: bool) -> tuple[_Runtime, int, int, int, int]:
         """(the run, uncompressed bytes, nodes bytes, gzipped nodes bytes, bytes as Argo stores it)."""
-        rt = _Runtime(spec, replay, payloads, values, retries=retries, uris=uris)
+        rt = _Runtime(spec, replay, payloads, values, retries=retries, uris=uris, failure_share=failure_share)
         rt.run()
         nodes_json = gojson(rt.nodes, normalize=False).encode()
         extras = _workflow_extras(replay, rt)
@@ -818,6 +893,9 @@ def estimate_runtime(
         "nodes": len(rt.nodes),
         "node_types": types,
         "container_tasks": rt.container_tasks,
+        "retried_tasks": rt.retried_tasks,
+        "failed_attempts": rt.failed_attempts,
+        "task_results_bytes": task_results_bytes(rt.nodes),
         "stored_bytes": stored,
         "compressed_nodes_bytes": compressed,
         "with_uris_bytes": with_uris,

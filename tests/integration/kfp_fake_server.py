@@ -17,6 +17,7 @@ import itertools
 import json
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
@@ -55,7 +56,19 @@ class FakeKfp:
         run_states: list[str] | None = None,
         run_error: str | None = None,
         task_names: list[str] | None = None,
+        tag_name: str = "2.14.0",
+        failures: dict[tuple[str, str], tuple[int, str]] | None = None,
+        tasks_vanish_at: int | None = None,
+        on_poll: Callable[[int], None] | None = None,
     ):
+        # tag_name: what healthz reports as the server's version (the API server's TAG_NAME).
+        # failures: (method, path regex) -> (HTTP status, error message) answered instead of the route.
+        # tasks_vanish_at: from this poll on (0-based) a run has no task_details, as when Argo
+        #     has compressed the workflow's nodes. on_poll(i): called at the i-th GET of a run.
+        self.tag_name = tag_name
+        self.failures = failures or {}
+        self.tasks_vanish_at = tasks_vanish_at
+        self.on_poll = on_poll
         self.multi_user = multi_user
         self.token = token  # when set, every request must carry "Authorization: Bearer <token>"
         self.run_states = run_states or ["PENDING", "RUNNING", "SUCCEEDED"]
@@ -93,8 +106,14 @@ class FakeKfp:
 
     def _route(self, req: Request) -> tuple[int, dict]:
         p, q = req.path, req.query
+        for (method, pattern), (status, message) in self.failures.items():
+            if req.method == method and re.fullmatch(pattern, p):
+                return status, {"error": message, "code": 2, "message": message, "details": []}
         if req.method == "GET" and p == f"{API}/healthz":
-            return 200, {"multi_user": self.multi_user}
+            # as the API server writes it (backend/src/apiserver/main.go): version, commit, mode
+            return 200, {"commit_sha": "0123abc", "tag_name": self.tag_name, "multi_user": self.multi_user}
+        if req.method == "POST" and p == f"{API}/pipelines":
+            return self._create_pipeline(req)
         if req.method == "GET" and p == f"{API}/pipelines":
             items = [x for x in self.pipelines.values() if _matches(x, q.get("filter"))]
             return 200, {"pipelines": items, "total_size": len(items)} if items else {}
@@ -151,6 +170,21 @@ class FakeKfp:
         self.versions[pipe["pipeline_id"]] = [self._version(pipe["pipeline_id"], name, req.files["uploadfile"])]
         return 200, pipe
 
+    def _create_pipeline(self, req: Request) -> tuple[int, dict]:
+        """CreatePipeline: a pipeline without any version."""
+        name = req.body.get("display_name") or req.body.get("name")
+        if any(x["display_name"] == name for x in self.pipelines.values()):
+            return 409, {"error": f"pipeline {name} already exists", "code": 6}
+        pipe = {
+            "pipeline_id": self._id("pipe"),
+            "display_name": name,
+            "description": req.body.get("description", ""),
+            "namespace": req.body.get("namespace", ""),
+        }
+        self.pipelines[pipe["pipeline_id"]] = pipe
+        self.versions[pipe["pipeline_id"]] = []
+        return 200, pipe
+
     def _upload_version(self, req: Request) -> tuple[int, dict]:
         pid, name = req.query["pipelineid"], req.query["name"]
         if pid not in self.pipelines:
@@ -182,10 +216,13 @@ class FakeKfp:
         return 200, run
 
     def _poll(self, run_id: str) -> dict:
-        i = min(self._polls.get(run_id, 0), len(self.run_states) - 1)
-        self._polls[run_id] = i + 1
+        poll = self._polls.get(run_id, 0)
+        self._polls[run_id] = poll + 1
+        if self.on_poll is not None:
+            self.on_poll(poll)
+        i = min(poll, len(self.run_states) - 1)
         run = dict(self.runs[run_id], state=self.run_states[i])
-        if self.task_names:
+        if self.task_names and (self.tasks_vanish_at is None or poll < self.tasks_vanish_at):
             run["run_details"] = {
                 "task_details": [
                     {"task_id": f"t{k}", "display_name": n, "state": "SUCCEEDED" if i > k else "RUNNING"}

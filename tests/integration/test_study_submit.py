@@ -53,8 +53,8 @@ def test_study_submit_creates_one_run_per_entry_in_one_experiment(s3_env, tmp_pa
         names = sorted(r.body["display_name"] for r in runs)
         assert names == sorted(f"{study_id}-{a}-b0-r{s}" for a in ("sae-global", "pso") for s in (0, 1))
         assert {r.body["experiment_id"] for r in runs} == set(kfp.experiments)
-        uploads = kfp.calls("POST", f"{API}/pipelines/upload")
-        assert sorted(u.query["name"] for u in uploads) == ["saemerge-pso", "saemerge-sae"]
+        created = kfp.calls("POST", f"{API}/pipelines")  # each created empty, then given its version
+        assert sorted(c.body["display_name"] for c in created) == ["saemerge-pso", "saemerge-sae"]
         for r in runs:
             params = r.body["runtime_config"]["parameters"]
             entry = r.body["display_name"].removeprefix(f"{study_id}-")

@@ -84,9 +84,14 @@ def test_first_submit_uploads_creates_experiment_and_run_and_follows_it(capsys, 
     assert kfp.requests and all(r.headers.get("authorization") == "Bearer tok-3f9a1c" for r in kfp.requests)
     assert "tok-3f9a1c" not in out + err
 
-    # the pipeline: uploaded once, under its name, with the spec compiled for these images
-    (upload,) = kfp.calls("POST", f"{API}/pipelines/upload")
-    assert upload.query["name"] == "saemerge-sae"
+    # the pipeline: created empty under its name, then its one version uploaded under the
+    # content-hash name, with the spec compiled for these images
+    assert not kfp.calls("POST", f"{API}/pipelines/upload")
+    (create,) = kfp.calls("POST", f"{API}/pipelines")
+    assert create.body["display_name"] == "saemerge-sae"
+    (upload,) = kfp.calls("POST", f"{API}/pipelines/upload_version")
+    assert upload.query["name"] == json.loads(out)["version_name"]
+    assert upload.query["name"].startswith("saemerge-sae-")
     spec, platform = yaml.safe_load_all(upload.files["uploadfile"])
     assert spec["pipelineInfo"]["name"] == "saemerge-sae"
     images = {e["container"]["image"] for e in spec["deploymentSpec"]["executors"].values()}
@@ -148,18 +153,17 @@ def run_req_id(kfp: FakeKfp) -> str:
 
 def test_resubmitting_reuses_the_version_and_a_changed_spec_adds_one(capsys):
     with FakeKfp() as kfp:
-        assert submit("--host", kfp.url, *REQUIRED) == 0  # creates pipeline + version 1
-        assert submit("--host", kfp.url, *REQUIRED) == 0  # adds the content-named version
-        assert submit("--host", kfp.url, *REQUIRED) == 0  # same spec: reused
+        assert submit("--host", kfp.url, *REQUIRED) == 0  # creates the pipeline and its content-named version
+        assert submit("--host", kfp.url, *REQUIRED) == 0  # same spec: reused, the first time already
         assert submit("--host", kfp.url, "--gpu-image", "x/gpu:2", *REQUIRED) == 0  # new spec: new version
     out = capsys.readouterr().out
-    assert len(kfp.calls("POST", f"{API}/pipelines/upload")) == 1
+    assert len(kfp.calls("POST", f"{API}/pipelines")) == 1
     uploads = kfp.calls("POST", f"{API}/pipelines/upload_version")
     assert len(uploads) == 2
     assert uploads[0].query["name"].startswith("saemerge-sae-") and uploads[0].query["name"] != uploads[1].query["name"]
     assert "already there, reused" in out
     versions = [r.body["pipeline_version_reference"]["pipeline_version_id"] for r in kfp.calls("POST", f"{API}/runs")]
-    assert versions[1] == versions[2] != versions[3]
+    assert versions[0] == versions[1] != versions[2]
     assert len(kfp.calls("POST", f"{API}/experiments")) == 1  # found by name afterwards
     assert all(r.headers.get("authorization") is None for r in kfp.requests)  # no token given: none sent
 
@@ -219,17 +223,17 @@ def test_multi_user_cluster_needs_a_namespace_and_gets_it(capsys):
     (exp,) = kfp.calls("POST", f"{API}/experiments")
     assert exp.body["namespace"] == "team-a"
     assert all(r.query.get("namespace") == "team-a" for r in kfp.calls("GET", f"{API}/experiments"))
-    # the pipeline is the user's: looked up and uploaded in the namespace
-    (upload,) = kfp.calls("POST", f"{API}/pipelines/upload")
-    assert upload.query["namespace"] == "team-a"
+    # the pipeline is the user's: looked up and created in the namespace
+    (create,) = kfp.calls("POST", f"{API}/pipelines")
+    assert create.body["namespace"] == "team-a"
     assert [r.query.get("namespace") for r in kfp.calls("GET", f"{API}/pipelines")] == ["team-a"]
 
 
 def test_single_user_cluster_gets_a_shared_pipeline(capsys):
     with FakeKfp() as kfp:
         assert submit("--host", kfp.url, "--namespace", "kubeflow", *REQUIRED) == 0
-    (upload,) = kfp.calls("POST", f"{API}/pipelines/upload")
-    assert "namespace" not in upload.query
+    (create,) = kfp.calls("POST", f"{API}/pipelines")
+    assert "namespace" not in create.body
 
 
 def test_json_prints_only_json_on_stdout(capsys):
@@ -320,8 +324,8 @@ def test_a_refused_token_is_reported_without_echoing_it(capsys):
     with FakeKfp(token="right") as kfp:
         rc = submit("--host", kfp.url, "--token", "wrong-secret-4711", *REQUIRED)
     out, err = capsys.readouterr()
-    assert rc == 2
-    assert "answered HTTP 401" in err and "--token or KFP_TOKEN" in err
+    assert rc == 4
+    assert "healthz: HTTP 401" in err and "--token or KFP_TOKEN" in err
     assert "wrong-secret-4711" not in out + err
     assert len(kfp.requests) == 1  # one healthz, no retry loop
 
@@ -331,8 +335,8 @@ def test_an_unreachable_host_is_one_line(capsys):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # closed again before the call: nothing listens there
     rc = submit("--host", f"http://127.0.0.1:{port}", *REQUIRED)
-    assert rc == 2
-    assert f"cannot reach the KFP API at http://127.0.0.1:{port}" in capsys.readouterr().err
+    assert rc == 4
+    assert f"KFP API at http://127.0.0.1:{port}: healthz: cannot reach it" in capsys.readouterr().err
 
 
 def test_dry_run_compiles_and_checks_but_contacts_nothing(capsys):
@@ -372,3 +376,170 @@ def test_param_typing_and_cron_rules():
         coerce_params({"s": "x", "b": "1"}, spec)
     assert normalize_cron("*/5 * * * *") == "0 */5 * * * *"
     assert normalize_cron("30 0 3 * * 1") == "30 0 3 * * 1"
+
+
+# ------------------------------------------------------------------ the backend's version floor
+
+
+@pytest.mark.parametrize(
+    "tag,rc",
+    [("2.3.0", 5), ("2.5.0", 5), ("2.13.2", 5), ("2.14.0", 0), ("v2.15.1", 0), ("2.17.0", 0), ("unknown", 0)],
+)
+def test_submit_refuses_a_backend_below_the_floor(tag, rc, capsys):
+    with FakeKfp(tag_name=tag) as kfp:
+        got = submit("--host", kfp.url, *REQUIRED)
+    out, err = capsys.readouterr()
+    assert got == rc, err
+    if rc == 5:
+        (line,) = [x for x in err.splitlines() if x.startswith("saemerge: error:")]
+        assert f"KFP at {kfp.url} is version {tag}; the pipeline needs KFP 2.14 or newer for dsl.Collected" in line
+        assert not [r for r in kfp.requests if r.method == "POST"]  # nothing uploaded, nothing started
+    elif tag == "unknown":
+        assert "reports version 'unknown'; cannot check it: the pipeline needs KFP 2.14 or newer" in out
+        assert kfp.calls("POST", f"{API}/runs")
+    else:
+        assert "warning:" not in out and kfp.calls("POST", f"{API}/runs")
+
+
+def test_a_refused_backend_under_json_prints_a_json_error(capsys):
+    with FakeKfp(tag_name="2.4.1") as kfp:
+        rc = submit("--host", kfp.url, "--json", *REQUIRED)
+    out, err = capsys.readouterr()
+    assert rc == 5
+    error = json.loads(out)
+    assert error["exit_code"] == 5 and "version 2.4.1" in error["error"] and error["submitted"] is None
+    assert "(and 1 older feature(s)" in error["error"]  # 2.5: secretNameParameter
+
+
+# ------------------------------------------------------------------ caching
+
+
+def _tasks(spec: dict):
+    dags = [spec["root"]["dag"], *[c["dag"] for c in spec["components"].values() if "dag" in c]]
+    return [t for d in dags for t in d.get("tasks", {}).values()]
+
+
+def test_no_cache_reaches_the_run_and_the_default_caches(capsys):
+    with FakeKfp() as kfp:
+        assert submit("--host", kfp.url, *REQUIRED) == 0
+        assert submit("--host", kfp.url, "--no-cache", *REQUIRED) == 0
+    default_upload, no_cache_upload = kfp.calls("POST", f"{API}/pipelines/upload_version")
+    default_spec = next(yaml.safe_load_all(default_upload.files["uploadfile"]))
+    no_cache_spec = next(yaml.safe_load_all(no_cache_upload.files["uploadfile"]))
+    nested = [t for c in no_cache_spec["components"].values() if "dag" in c for t in c["dag"]["tasks"].values()]
+    assert nested  # the generations' own tasks are covered, not only the root DAG's
+    assert all(t["cachingOptions"] == {"enableCache": False} for t in _tasks(no_cache_spec))
+    containers = [
+        t for t in _tasks(default_spec) if "executorLabel" in default_spec["components"][t["componentRef"]["name"]]
+    ]
+    assert all(t["cachingOptions"] == {"enableCache": True} for t in containers)  # kfp's default
+    # each run starts the version that carries its choice
+    default_run, no_cache_run = kfp.calls("POST", f"{API}/runs")
+    ids = [v["pipeline_version_id"] for v in kfp.versions[upload_pipeline_id(kfp)]]
+    assert default_run.body["pipeline_version_reference"]["pipeline_version_id"] == ids[0]
+    assert no_cache_run.body["pipeline_version_reference"]["pipeline_version_id"] == ids[1]
+    assert default_upload.query["name"] != no_cache_upload.query["name"]
+
+
+# ------------------------------------------------------------------ errors of the API server
+
+
+@pytest.mark.parametrize(
+    "method,path,what",
+    [
+        ("GET", f"{API}/pipelines", "uploading the pipeline"),
+        ("POST", f"{API}/pipelines", "uploading the pipeline"),
+        ("POST", f"{API}/pipelines/upload_version", "uploading the pipeline"),
+        ("POST", f"{API}/experiments", "creating experiment saemerge"),
+        ("POST", f"{API}/runs", "creating the run"),
+        ("POST", f"{API}/recurringruns", "creating the recurring run"),
+        ("GET", f"{API}/runs/.*", "polling failed"),
+    ],
+)
+@pytest.mark.parametrize("as_json", [False, True])
+def test_every_api_error_is_one_line_exit_4_and_json_with_json(method, path, what, as_json, capsys):
+    failures = {(method, path): (500, "internal error: database is locked\nstack trace line")}
+    args = ["--schedule", "0 3 * * *", *WITHOUT_RUN_URI] if "recurring" in what else ["--wait", *REQUIRED]
+    if "polling" in what:
+        failures = {(method, path): (404, "run not found")}
+    with FakeKfp(failures=failures) as kfp:
+        rc = submit("--host", kfp.url, *(["--json"] if as_json else []), *args)
+    out, err = capsys.readouterr()
+    assert rc == 4, err
+    (line,) = [x for x in err.splitlines() if x.startswith("saemerge: error:")]
+    assert what in line and "Traceback" not in err
+    if "polling" not in what:
+        assert f"KFP API at {kfp.url}: {what}: HTTP 500" in line and "database is locked" in line
+        assert "stack trace line" not in err  # the server's first line only
+    if as_json:
+        error = json.loads(out)
+        assert error["exit_code"] == 4 and error["error"] == line.removeprefix("saemerge: error: ")
+        assert error["http_status"] == (404 if "polling" in what else 500)
+        if "polling" in what:  # the run exists: the error says which
+            assert error["submitted"]["run_id"] == run_req_id(kfp)
+    else:
+        assert out.count("saemerge: error") == 0
+
+
+# ------------------------------------------------------------------ progress from the run's records
+
+
+def test_wait_follows_the_runs_records_when_kfps_task_list_goes_empty(tmp_path, capsys):
+    from saemerge.runlog import RunLayout, write_json
+
+    run = RunLayout(str(tmp_path / "runs" / "r1"))
+
+    def steps_write(poll: int) -> None:  # what the run's steps write as KFP is polled
+        if poll == 1:
+            write_json(run.metrics(-1), {"generation": -1, "best_fitness": 0.5, "accepted": 8, "offspring": 8})
+        if poll == 3:
+            metrics = {"generation": 0, "best_fitness": 0.61, "accepted": 2, "offspring": 4, "mean_sparsity": 0.4}
+            write_json(run.metrics(0), metrics)
+        if poll == 4:
+            (tmp_path / "runs" / "r1" / "final").mkdir(parents=True)
+            (tmp_path / "runs" / "r1" / "final" / "results.parquet").write_bytes(b"PAR1")
+
+    states = ["RUNNING"] * 5 + ["SUCCEEDED"]
+    with FakeKfp(
+        run_states=states, task_names=["init population", "generation"], tasks_vanish_at=2, on_poll=steps_write
+    ) as kfp:
+        rc = submit("--host", kfp.url, "--wait", *REQUIRED[2:], "--param", f"run_uri={run.root}")
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    lines = out.splitlines()
+    gone = next(i for i, x in enumerate(lines) if "KFP's task list is empty now" in x)
+    assert "progress continues from the run's records" in lines[gone]
+    after = lines[gone + 1 :]
+    assert "progress: generation 1/1 (gen-00): best F 0.6100, accepted 2/4, mean ρ 0.400" in after
+    assert any(x.startswith("progress: final evaluation written:") for x in after)
+    assert "progress: initial population: best F 0.5000, accepted 8/8" in lines
+    assert lines[-1] == f"run {run_req_id(kfp)}: SUCCEEDED"
+
+
+def test_wait_without_s3_settings_says_so_once(capsys, monkeypatch):
+    for var in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_ACCESS_KEY_ID"):
+        monkeypatch.delenv(var, raising=False)
+    with FakeKfp() as kfp:
+        assert submit("--host", kfp.url, "--wait", *REQUIRED) == 0
+    out = capsys.readouterr().out
+    assert out.count("progress: no S3 settings here") == 1
+
+
+def test_an_api_server_that_goes_away_while_waiting_is_one_line_exit_4(capsys):
+    """A dropped connection is urllib3's error, not an OSError: polling retries, then stops in one line."""
+    import threading
+
+    box: dict = {}
+
+    def go_away(poll: int) -> None:
+        if poll == 1:
+            kfp = box["kfp"]
+            threading.Thread(target=lambda: (kfp._server.shutdown(), kfp._server.server_close())).start()
+
+    with FakeKfp(run_states=["RUNNING"], on_poll=go_away) as kfp:
+        box["kfp"] = kfp
+        rc = submit("--host", kfp.url, "--wait", "--json", *REQUIRED)
+    out, err = capsys.readouterr()
+    assert rc == 4, err[-2000:]
+    assert "polling failed" in err and "Traceback" not in err
+    assert json.loads(out)["submitted"]["run_id"] == run_req_id(kfp)

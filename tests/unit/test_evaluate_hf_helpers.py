@@ -33,7 +33,7 @@ def test_device_choice():
     assert resolve_device("auto") == ("cuda" if torch.cuda.is_available() else "cpu")
     assert resolve_device("cpu") == "cpu"
     if not torch.cuda.is_available():
-        with pytest.raises(SaeMergeError, match="--device cuda:1: CUDA is not available"):
+        with pytest.raises(SaeMergeError, match="device cuda:1: CUDA is not usable"):
             resolve_device("cuda:1")
 
 

@@ -65,7 +65,9 @@ def test_evaluate_runs_on_gpu_image_others_on_cpu_image(compiled):
             assert acc["resourceType"] == "nvidia.com/gpu" and acc["resourceCount"] == "1", name
         else:
             assert container["image"] == opts.cpu_image, name
-            assert "accelerator" not in container.get("resources", {}), name
+            # the only accelerator of a CPU step is its disk reservation (resources.reserve_disk)
+            acc = container["resources"]["accelerator"]
+            assert acc["resourceType"] == "ephemeral-storage", name
     assert {"evaluate", "final-evaluate", "prune", "pair-and-merge", "archive-update", "report"} <= seen
 
 
@@ -172,6 +174,110 @@ def test_the_cache_volume_is_mounted_with_its_environment(compiled):
         ]
     merge = opts.step_resources("merge")
     assert merge.storage == "81Gi" and merge.budget_bytes == 81 * 2**30 - 2 * 14e9
+
+
+def test_cpu_steps_reserve_their_cache_volumes_disk(compiled):
+    """KFP has no ephemeral-storage field; the driver copies the accelerator's type and count
+    into the container's limits, so a CPU step's emptyDir cache is reserved on the node."""
+    _, _, spec, _ = compiled
+    opts = CompileOptions()
+    for name, executor in spec["deploymentSpec"]["executors"].items():
+        acc = executor["container"]["resources"]["accelerator"]
+        if _base(name) in GPU_STEPS:
+            assert acc["resourceType"] == "nvidia.com/gpu", name  # the GPU keeps the one slot
+            continue
+        storage = opts.step_resources(_kind(name)).storage
+        want = int(storage.removesuffix("Gi")) * 2**30 + 2 * 2**30  # the volume and the container's own 2 GiB
+        assert acc["resourceType"] == "ephemeral-storage" and int(acc["resourceCount"]) == want, name
+    merge = [e for n, e in spec["deploymentSpec"]["executors"].items() if _base(n) == "pair-and-merge"][0]
+    assert int(merge["container"]["resources"]["accelerator"]["resourceCount"]) == 83 * 2**30  # 7B: 81 Gi + 2 Gi
+
+
+def test_other_cache_volumes_reserve_nothing_on_the_node(tmp_path):
+    for volume in ("ephemeral", "pvc:shared", "none"):
+        spec, _ = _platform_of(tmp_path, cache_volume=volume)
+        for name, executor in spec["deploymentSpec"]["executors"].items():
+            acc = executor["container"]["resources"].get("accelerator", {})
+            assert acc.get("resourceType") != "ephemeral-storage", (volume, name)
+
+
+def test_small_steps_that_touch_s3_are_retried(compiled):
+    _, _, spec, _ = compiled
+    dags = [spec["root"]["dag"], *[c["dag"] for c in spec["components"].values() if "dag" in c]]
+    for dag in dags:
+        for tname, task in dag["tasks"].items():
+            comp = spec["components"][task["componentRef"]["name"]]
+            if "executorLabel" not in comp:
+                continue
+            base = _base(comp["executorLabel"])
+            if base in NO_S3_STEPS:
+                continue
+            assert task["retryPolicy"]["maxRetryCount"] == 2, (tname, base)
+
+
+def test_evaluate_steps_refuse_the_cpu_when_cuda_is_unusable(compiled):
+    """Evaluate pods carry SAEMERGE_EVAL_GPU=required through their annotation (the cluster
+    only: kfp.local ignores the Kubernetes config, so the local runner still scores on CPU)."""
+    _, _, spec, platform = compiled
+    pexecs = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    for name in spec["deploymentSpec"]["executors"]:
+        notes = pexecs[name]["podMetadata"]["annotations"]
+        env = {e["name"]: e["fieldPath"] for e in pexecs[name]["fieldPathAsEnv"]}
+        if _base(name) in GPU_STEPS:
+            assert notes["saemerge.io/eval-gpu"] == "required", name
+            assert env["SAEMERGE_EVAL_GPU"] == "metadata.annotations['saemerge.io/eval-gpu']", name
+        else:
+            assert "saemerge.io/eval-gpu" not in notes and "SAEMERGE_EVAL_GPU" not in env, name
+
+
+def test_caching_off_reaches_every_task_nested_ones_included(tmp_path):
+    spec, _ = _platform_of(tmp_path, caching=False)
+    dags = [spec["root"]["dag"], *[c["dag"] for c in spec["components"].values() if "dag" in c]]
+    tasks = [t for d in dags for t in d["tasks"].values()]
+    assert len(tasks) > len(spec["root"]["dag"]["tasks"])
+    assert all(t["cachingOptions"] == {"enableCache": False} for t in tasks)
+
+
+@pytest.mark.parametrize(
+    "image,ok",
+    [
+        ("registry.example/saemerge-cpu:0.1.0", True),
+        ("localhost:5000/team/saemerge-cpu:dev-1", True),
+        ("registry.example/saemerge-cpu@sha256:" + "0" * 64, True),
+        ("registry.example/saemerge-cpu:0.1.0@sha256:" + "ab" * 32, True),
+        ("registry.example/saemerge-cpu@sha256:abc", False),
+        ("registry.example/saemerge-cpu@md5:" + "0" * 32, False),
+        ("Registry.Example/x y", False),
+    ],
+)
+def test_images_by_tag_or_digest(image, ok):
+    if ok:
+        assert CompileOptions(cpu_image=image, gpu_image=image).cpu_image == image
+    else:
+        with pytest.raises(ValueError, match="--cpu-image .*expected an image reference"):
+            CompileOptions(cpu_image=image)
+
+
+def test_images_named_by_digest_are_compiled_in(tmp_path):
+    digest = "registry.example/saemerge-gpu@sha256:" + "f" * 64
+    spec, _ = _platform_of(tmp_path, gpu_image=digest)
+    images = {e["container"]["image"] for e in spec["deploymentSpec"]["executors"].values()}
+    assert digest in images
+
+
+def test_default_images_are_named_with_how_to_build_them(capsys, tmp_path, monkeypatch):
+    from saemerge.cli import main
+    from saemerge.pipeline.common import DEFAULT_IMAGES, default_images_notice
+
+    notice = default_images_notice(CompileOptions())
+    assert all(image in notice for image in DEFAULT_IMAGES) and "images/build.sh" in notice
+    assert default_images_notice(CompileOptions(cpu_image="r/c:1", gpu_image="r/g:1")) is None
+    assert "saemerge-gpu" in default_images_notice(CompileOptions(cpu_image="r/c:1"))
+    # the CLI says it on stderr, once, and compiles anyway (a warning, not a refusal)
+    monkeypatch.delenv("SAEMERGE_CPU_IMAGE", raising=False)
+    monkeypatch.delenv("SAEMERGE_GPU_IMAGE", raising=False)
+    assert main(["compile", "--steps", "1", "--no-workflow-size", "--out", str(tmp_path / "p.yaml")]) == 0
+    assert capsys.readouterr().err.count("warning: the pipeline uses the default image(s)") == 1
 
 
 def _platform_of(tmp_path, **options):

@@ -96,7 +96,10 @@ def test_evaluate_runs_on_gpu_and_the_s3_secret_reaches_every_step_that_needs_it
                 container["image"] == opts.gpu_image and container["resources"]["accelerator"]["resourceCount"] == "1"
             )
         else:
-            assert container["image"] == opts.cpu_image and "accelerator" not in container.get("resources", {})
+            assert (
+                container["image"] == opts.cpu_image
+                and container["resources"]["accelerator"]["resourceType"] == "ephemeral-storage"
+            )  # no GPU: its disk
         if base in NO_S3_STEPS:
             assert "secretAsEnv" not in platform_execs.get(name, {})
         else:

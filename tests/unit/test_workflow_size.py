@@ -191,6 +191,38 @@ def test_nodes_per_task_follow_the_backend():
     assert ws.estimate_runtime(spec)["nodes"] == 2 * (3 + 3)
 
 
+def _retried(spec: dict) -> dict:
+    spec = copy.deepcopy(spec)
+    for task in spec["root"]["dag"]["tasks"].values():
+        task["retryPolicy"] = {"maxRetryCount": 2, "backoffDuration": "30s", "backoffFactor": 2.0}
+    return spec
+
+
+def test_failed_attempts_add_an_executor_attempt_and_a_launcher_pod():
+    """A retried task that fails once: a failed executor DAG attempt with its launcher (a Retry
+    node and its failed pod attempt) beside the successful one, with the same inputs."""
+    spec = _retried(_spec(4, 1)[0])
+    clean = ws.estimate_runtime(spec, failure_share=0.0)
+    every = ws.estimate_runtime(spec, failure_share=1.0)
+    quarter = ws.estimate_runtime(spec, failure_share=0.25)
+    assert clean["failed_attempts"] == 0 and clean["retried_tasks"] == 4
+    assert every["failed_attempts"] == 4 and quarter["failed_attempts"] == 1
+    assert every["nodes"] - clean["nodes"] == 4 * 3 and quarter["nodes"] - clean["nodes"] == 3
+    assert every["bytes"] > quarter["bytes"] > clean["bytes"]
+    # a task without a retry policy never fails in the model
+    assert ws.estimate_runtime(_spec(4, 1)[0], failure_share=1.0)["failed_attempts"] == 0
+
+
+def test_task_results_completion_status_counts_each_pod_outside_the_gzipped_nodes():
+    nodes = {"wf-1": {"hostNodeName": "h"}, "wf-2": {}, "wf-3": {"hostNodeName": "h"}}
+    assert ws.task_results_bytes(nodes) == len('"taskResultsCompletionStatus":{"wf-1":true,"wf-3":true},')
+    assert ws.task_results_bytes({}) == 0
+    spec, _ = _spec(3, 1)
+    run = ws.estimate_runtime(spec)
+    pods = run["node_types"]["Pod"]
+    assert run["task_results_bytes"] > pods * len('"x":true,')
+
+
 def test_parallel_for_iterations_come_from_the_measured_list(tmp_path):
     """Per iteration: iteration DAG, body driver, body DAG and the body's container task (3)."""
     spec = _loop_spec()
@@ -245,10 +277,15 @@ def test_sae_runtime_estimate(sae):
     """End of a run, archive 8, 2 experts (step outputs of a micro run, lists stretched), every
     node in a Retry node (KFP's Argo defaults), no cache hits; records handed between steps as
     Parquet URIs (steps/handoff.py), each step's compiled body one call into the image's
-    saemerge.components (pipeline/compile.py delegate_steps):
-      12 generations: ~8.0 MB uncompressed, 1259 nodes, 134 container tasks; ~0.73 MB as Argo
-        stores it (status.nodes gzipped above 1 MiB): under half of etcd's 1.5 MB;
-      24 generations: ~15.0 MB, 2375 nodes, 254 container tasks; ~1.25 MB stored.
+    saemerge.components (pipeline/compile.py delegate_steps); one in 20 retried tasks failing
+    once, and status.taskResultsCompletionStatus (Argo 3.6) counted:
+      12 generations: ~8.3 MB uncompressed, 1277 nodes (6 failed attempts), 134 container
+        tasks; ~0.78 MB as Argo stores it (status.nodes gzipped above 1 MiB), ~13 KB of it the
+        task results map: under 1 MiB, not under half of etcd's 1.5 MB;
+      24 generations: ~15.5 MB, 2408 nodes (11 failed attempts), 254 container tasks; ~1.32 MB
+        stored. (Without failed attempts: ~8.15 / ~0.77 MB and ~15.3 / ~1.31 MB, of which the task
+        results map is ~13 KB and ~24 KB; before it, the retries of the small S3 steps and the
+        disk reservation: ~8.0 / ~0.73 MB and ~15.0 / ~1.25 MB.)
     (Before the handoff: ~12.4 MB / ~1.12 MB stored at 12, ~23.6 MB / ~2.03 MB at 24; with the
     handoff and whole step sources: ~0.83 MB / ~1.43 MB stored.) Most of a node's bytes are now
     Argo's and KFP's own per-node fields and the pod-spec patch (the executor input twice, the
@@ -264,8 +301,10 @@ def test_sae_runtime_estimate(sae):
     assert r12["with_uris_bytes"] <= r12["bytes"]
     summary = {n: (r["bytes"], r["stored_bytes"], r["nodes"]) for n, r in ((12, r12), (24, r24))}
     assert r12["stored_bytes"] < r12["bytes"], summary
-    # a 12-generation run fits as Argo stores it: under its own 1 MiB and under half of etcd's limit
-    assert r12["stored_bytes"] < ws.ARGO_COMPRESS_ABOVE and r12["stored_bytes"] < HALF, summary
+    assert r12["failed_attempts"] == 6 and r12["retried_tasks"] == 122, summary
+    assert r12["stored_bytes"] > r12["compressed_nodes_bytes"] + r12["task_results_bytes"], summary
+    # a 12-generation run fits as Argo stores it: under its own 1 MiB and etcd's limit
+    assert r12["stored_bytes"] < ws.ARGO_COMPRESS_ABOVE, summary
 
 
 def test_record_lists_travel_as_uris(sae):
@@ -302,3 +341,17 @@ def test_report(sae):
     assert rep["nested_dags"] == 12
     assert rep["text"].startswith("Argo Workflow (KFP backend 7b70c7b): compiled ~")
     assert "\n" not in rep["text"]
+    # the corrected estimate: failed attempts retried and Argo's task results map are in it
+    assert rep["failed_attempts"] == rep["runtime"]["failed_attempts"] > 0
+    assert rep["task_results_bytes"] > 0
+    assert f"{rep['failed_attempts']} failed attempt(s) retried" in rep["text"]
+
+
+def test_compile_prints_the_corrected_estimate(tmp_path, capsys):
+    from saemerge.cli import main
+
+    assert main(["compile", "--steps", "2", "--out", str(tmp_path / "p.yaml")]) == 0
+    out, err = capsys.readouterr()
+    workflow = json.loads(out)["workflow"]
+    assert workflow["failed_attempts"] >= 1 and workflow["task_results_bytes"] > 0
+    assert "failed attempt(s) retried" in err and f"~{workflow['stored_bytes'] / 1e3:.0f} KB as Argo stores it" in err

@@ -14,8 +14,11 @@ from saemerge.errors import SaeMergeError
 
 
 def compile_options(args: argparse.Namespace):
-    """CompileOptions from flags, then SAEMERGE_CPU_IMAGE / SAEMERGE_GPU_IMAGE, then defaults."""
-    from saemerge.pipeline.common import CompileOptions
+    """CompileOptions from flags, then SAEMERGE_CPU_IMAGE / SAEMERGE_GPU_IMAGE, then defaults.
+
+    Images named by neither get a warning on stderr (:func:`~saemerge.pipeline.common.default_images_notice`).
+    """
+    from saemerge.pipeline.common import CompileOptions, default_images_notice
 
     defaults = CompileOptions()
     selector = []
@@ -27,7 +30,7 @@ def compile_options(args: argparse.Namespace):
     from saemerge.pipeline.resources import parse_override
 
     try:
-        return CompileOptions(
+        options = CompileOptions(
             search=args.search,
             steps=args.steps,
             cpu_image=args.cpu_image or os.environ.get("SAEMERGE_CPU_IMAGE") or defaults.cpu_image,
@@ -42,8 +45,12 @@ def compile_options(args: argparse.Namespace):
             cache_volume=args.cache_volume or defaults.cache_volume,
             gpu_merges=bool(args.gpu_merges),
         )
-    except ValueError as exc:  # a bad size, quantity or volume: one line naming the flag
+    except ValueError as exc:  # a bad size, quantity, volume or image: one line naming the flag
         raise SaeMergeError(str(exc)) from None
+    notice = default_images_notice(options)
+    if notice:
+        print(f"saemerge: {notice}", file=sys.stderr)
+    return options
 
 
 def _add_search_flags(p: argparse.ArgumentParser) -> None:
@@ -158,10 +165,13 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
+    from saemerge.progress import progress_line
     from saemerge.runlog import describe_run
 
     with local_store_if_needed(args.run, Path(args.workdir) / "store"):
-        print(describe_run(args.run))
+        table = describe_run(args.run)  # refuses a URI that holds no run first
+        print(progress_line(args.run))  # from the run's own records, however far KFP's task list got
+        print(table)
     return 0
 
 

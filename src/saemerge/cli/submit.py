@@ -9,7 +9,10 @@ kfp.Client's own credentials (kube config context, or in-cluster service account
 Without --param run_uri, each run writes under RUN_ROOT/<KFP run id> (--run-root).
 With --json, stdout holds one JSON object and nothing else; progress goes to stderr.
 Exit codes: 0 submitted (with --wait: succeeded), 1 the run failed or was canceled,
-2 bad input or the API refused, 3 --timeout passed while waiting.
+2 bad input (nothing was sent), 3 --timeout passed while waiting, 4 the KFP API refused
+or failed a call (HTTP error, unreachable, bad token), 5 the KFP backend is older than the
+pipeline needs (2.14: saemerge.pipeline.backend). Errors are one line on stderr; with
+--json, stdout then holds {"error": ..., "exit_code": ..., "http_status": ..., "submitted": ...}.
 """
 
 from __future__ import annotations
@@ -114,21 +117,26 @@ def cluster_request(args: argparse.Namespace, **fields):
 def cmd_submit(args: argparse.Namespace) -> int:
     from saemerge.pipeline.submit import SUCCEEDED, WaitTimeout, parse_param_args, submit
 
-    req = cluster_request(
-        args,
-        experiment=args.experiment,
-        run_name=args.run_name,
-        params=parse_param_args(args.param),
-        schedule=args.schedule,
-        wait=args.wait,
-        run_root=args.run_root,
-    )
+    try:
+        req = cluster_request(
+            args,
+            experiment=args.experiment,
+            run_name=args.run_name,
+            params=parse_param_args(args.param),
+            schedule=args.schedule,
+            wait=args.wait,
+            run_root=args.run_root,
+        )
+    except SaeMergeError as exc:
+        return report_error(exc, args.json)
     # --json: stdout is the JSON alone. Progress, and whatever kfp.Client prints ("Experiment
     # details: ..."), goes to stderr.
     quiet = contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext()
     try:
         with quiet:
             result = submit(req, out=lambda line: print(line, flush=True))
+    except SaeMergeError as exc:
+        return report_error(exc, args.json)
     except WaitTimeout as exc:
         print(f"saemerge: {exc}", file=sys.stderr)
         if args.json:
@@ -139,3 +147,25 @@ def cmd_submit(args: argparse.Namespace) -> int:
     if result.state is not None and result.state != SUCCEEDED:
         return 1
     return 0
+
+
+def report_error(exc: SaeMergeError, as_json: bool) -> int:
+    """One line on stderr, with --json a JSON error object on stdout; the error's exit code
+    (:class:`~saemerge.pipeline.submit.KfpApiError` 4, ``BackendTooOld`` 5, bad input 2)."""
+    code = int(getattr(exc, "exit_code", 2))
+    print(f"saemerge: error: {exc}", file=sys.stderr)
+    if as_json:
+        result = getattr(exc, "result", None)
+        print(
+            json.dumps(
+                {
+                    "error": str(exc),
+                    "exit_code": code,
+                    "http_status": getattr(exc, "status", None),
+                    "submitted": result.to_dict() if result is not None else None,
+                },
+                indent=2,
+                sort_keys=True,
+            )
+        )
+    return code

@@ -22,6 +22,7 @@ import torch
 from saemerge import cpus
 from saemerge.checkpoint import CheckpointReader
 from saemerge.errors import SaeMergeError
+from saemerge.evaluate.device import resolve_device
 
 if TYPE_CHECKING:
     from lm_eval.models.huggingface import HFLM
@@ -76,14 +77,6 @@ def set_cpu_threads(probe: cpus.CoreProbe | None = None) -> int:
     elif not os.environ.get("OMP_NUM_THREADS"):
         torch.set_num_threads(cpus.usable_cores())
     return torch.get_num_threads()
-
-
-def resolve_device(device: str | None) -> str:
-    if device in (None, "", "auto"):
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise SaeMergeError(f"--device {device}: CUDA is not available on this machine")
-    return device
 
 
 def check_model_dir(model_dir: Path) -> CheckpointReader:

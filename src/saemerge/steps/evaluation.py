@@ -52,8 +52,14 @@ EvaluatorFactory = Callable[[Sequence[str]], AbstractContextManager[Scorer]]
 
 
 def lm_eval_evaluator(device: str = "auto", dtype: str = "auto", batch_size: int = 16) -> EvaluatorFactory:
-    """The production evaluator: lm-eval with the shipped task YAMLs, one model kept loaded."""
-    return _WarmEvaluator(device=device, dtype=dtype, batch_size=batch_size)
+    """The production evaluator: lm-eval with the shipped task YAMLs, one model kept loaded.
+
+    The device is decided here, before any model is fetched: a step compiled with a GPU whose
+    CUDA is not usable fails now, in one line (:func:`saemerge.evaluate.device.resolve_device`).
+    """
+    from saemerge.evaluate.device import resolve_device
+
+    return _WarmEvaluator(device=resolve_device(device), dtype=dtype, batch_size=batch_size)
 
 
 class _WarmEvaluator:

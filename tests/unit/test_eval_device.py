@@ -1,0 +1,96 @@
+"""The evaluate step's device decision with CUDA unavailable (this machine, or CUDA made unusable).
+
+A step compiled with a GPU (``SAEMERGE_EVAL_GPU=required``, set by the compiled pipeline's pod
+annotation) must fail at once with one line naming torch's CUDA build and the driver found;
+``auto`` elsewhere (the local runner) keeps scoring on the CPU, and ``cpu`` is always the CPU.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import torch
+
+from saemerge.errors import SaeMergeError
+from saemerge.evaluate import device
+from saemerge.evaluate.device import REQUIRE_GPU_ENV, nvidia_driver, resolve_device
+
+DRIVER_FILE = (
+    "NVRM version: NVIDIA UNIX x86_64 Kernel Module  535.104.05  Sat Aug 19 01:15:15 UTC 2023\n"
+    "GCC version:  gcc version 12.2.0 (Debian 12.2.0-14)\n"
+)
+
+
+@pytest.fixture
+def no_cuda(monkeypatch, tmp_path):
+    """CUDA unusable as on a node whose driver is older than the wheel's CUDA needs."""
+
+    def init():
+        raise RuntimeError("The NVIDIA driver on your system is too old (found version 12020).\nmore")
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.cuda, "init", init)
+    monkeypatch.setattr(torch.version, "cuda", "13.0")
+    version_file = tmp_path / "version"
+    version_file.write_text(DRIVER_FILE)
+    monkeypatch.setattr(device, "DRIVER_VERSION_FILE", version_file)
+    monkeypatch.delenv(REQUIRE_GPU_ENV, raising=False)
+    return version_file
+
+
+def test_auto_falls_back_to_the_cpu_where_no_gpu_was_promised(no_cuda):
+    assert resolve_device("auto") == "cpu"
+    assert resolve_device(None) == "cpu"
+
+
+def test_auto_in_a_step_compiled_for_a_gpu_fails_with_one_line(no_cuda, monkeypatch):
+    monkeypatch.setenv(REQUIRE_GPU_ENV, "required")
+    with pytest.raises(SaeMergeError) as err:
+        resolve_device("auto")
+    message = str(err.value)
+    assert "\n" not in message
+    assert message.startswith("device auto: CUDA is not usable (this step was compiled with a GPU)")
+    assert "built for CUDA 13.0" in message and "NVIDIA driver 535.104.05" in message
+    assert "torch says: The NVIDIA driver on your system is too old (found version 12020)." in message
+    assert "eval_device=cpu" in message
+
+
+def test_cpu_stays_the_explicit_way_to_score_on_the_cpu(no_cuda, monkeypatch):
+    monkeypatch.setenv(REQUIRE_GPU_ENV, "required")
+    assert resolve_device("cpu") == "cpu"
+
+
+def test_cuda_asked_for_without_cuda_names_the_missing_driver(no_cuda):
+    no_cuda.unlink()
+    with pytest.raises(SaeMergeError, match=r"device cuda:1: CUDA is not usable \(this machine\)") as err:
+        resolve_device("cuda:1")
+    assert "no NVIDIA driver found" in str(err.value)
+
+
+def test_a_cpu_wheel_says_it_has_no_cuda(monkeypatch, tmp_path):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.version, "cuda", None)
+    monkeypatch.setattr(device, "DRIVER_VERSION_FILE", tmp_path / "absent")
+    monkeypatch.setenv(REQUIRE_GPU_ENV, "required")
+    with pytest.raises(SaeMergeError, match=r"torch \S+ \(no CUDA\), no NVIDIA driver found"):
+        resolve_device("auto")
+
+
+def test_the_open_kernel_modules_version_is_read(tmp_path):
+    f = tmp_path / "version"
+    f.write_text("NVRM version: NVIDIA UNIX Open Kernel Module for x86_64  570.86.15  Release Build\n")
+    assert nvidia_driver(f) == "570.86.15"
+
+
+def test_the_evaluate_step_decides_before_fetching_anything(no_cuda, monkeypatch):
+    """The factory the evaluate components build first fails: no model is read, in well under a second."""
+    from saemerge.steps.evaluation import lm_eval_evaluator
+
+    monkeypatch.setenv(REQUIRE_GPU_ENV, "required")
+    start = time.monotonic()
+    with pytest.raises(SaeMergeError, match="CUDA is not usable"):
+        lm_eval_evaluator("auto", "auto", 8)
+    assert time.monotonic() - start < 5
+    monkeypatch.delenv(REQUIRE_GPU_ENV)
+    assert lm_eval_evaluator("auto", "auto", 8).kwargs["device"] == "cpu"
