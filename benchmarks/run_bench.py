@@ -290,6 +290,74 @@ def floors() -> str:
     return "\n".join(lines)
 
 
+def _launch(modules: tuple[str, ...], out_dir: Path) -> list[str]:
+    """kfp's command for a step that imports `modules`, prints when it got there, and returns."""
+    from kfp.local import subprocess_task_handler
+
+    body = "".join(f"    importlib.import_module({m!r})\n" for m in modules)
+    source = f"def floor():\n    import importlib, time\n{body}    print('READY', time.time(), flush=True)\n"
+    script = (
+        "program_path=$(mktemp -d)\n"
+        'printf "%s" "$0" > "$program_path/ephemeral_component.py"\n'
+        "_KFP_RUNTIME=true python3 -m kfp.dsl.executor_main --component_module_path "
+        '"$program_path/ephemeral_component.py" "$@"\n'
+    )
+    executor_input = json.dumps({"inputs": {}, "outputs": {"outputFile": str(out_dir / "executor_output.json")}})
+    command = ["sh", "-ec", script, source, "--executor_input", executor_input, "--function_to_execute", "floor"]
+    return subprocess_task_handler.replace_python_executable(command, sys.executable)
+
+
+def _timed_launch(run, command: list[str]) -> tuple[float, float]:
+    """(seconds from the launch to the step's first useful work, seconds to its exit code)."""
+    import contextlib
+    import io
+
+    out = io.StringIO()
+    start = time.time()
+    with contextlib.redirect_stdout(out):
+        code = run(command, {})
+    done = time.time()
+    ready = [float(line.split()[1]) for line in out.getvalue().splitlines() if line.startswith("READY ")]
+    if code != 0 or not ready:
+        raise SystemExit(f"runner floor: the step failed (exit {code}):\n{out.getvalue()[-2000:]}")
+    return ready[0] - start, done - start
+
+
+def runner_floors(repeats: int = 3) -> str:
+    """Per step kind and runner: launch to first useful work (the step's imports done), and launch
+    to exit code, median of `repeats`, through the very launcher kfp.local calls (subprocess: kfp's
+    own ``run_local_subprocess``; warm: the fork server, once it has imported the steps' code)."""
+    import tempfile
+
+    import psutil
+    from kfp.local import subprocess_task_handler
+
+    from saemerge.pipeline.local_warm import ForkServer
+
+    plain = subprocess_task_handler.run_local_subprocess
+    server = ForkServer()
+    try:
+        out_dir = Path(tempfile.mkdtemp())
+        _timed_launch(server.run, _launch(STEP_IMPORTS["evaluate"], out_dir))  # the server finishes importing
+        proc, before = psutil.Process(server.proc.pid), None
+        while before != proc.cpu_times():
+            before = proc.cpu_times()
+            time.sleep(1.0)
+        lines = [
+            f"\nstep floor by runner (launch -> imports done / -> exit code; median of {repeats})",
+            f"{'step':<16}{'runner':<12}{'first work s':>13}{'exit s':>8}",
+        ]
+        for step, modules in STEP_IMPORTS.items():
+            command = _launch(modules, out_dir)
+            for name, run in (("subprocess", plain), ("warm", server.run)):
+                times = [_timed_launch(run, command) for _ in range(repeats)]
+                first, total = statistics.median(t[0] for t in times), statistics.median(t[1] for t in times)
+                lines.append(f"{step:<16}{name:<12}{first:>13.2f}{total:>8.2f}")
+        return "\n".join(lines)
+    finally:
+        server.close()
+
+
 def report(run_dir: Path, workdir: Path, threads: int | None, with_ceiling: bool) -> None:
     from saemerge.cli.pipeline import local_store_if_needed
     from saemerge.runlog import RunLayout
@@ -361,6 +429,7 @@ def report(run_dir: Path, workdir: Path, threads: int | None, with_ceiling: bool
             f"{(rate / crate if tot_c else float('nan')):>10.0%}"
         )
     print(floors())
+    print(runner_floors())
     print(f"\nmachine: {machine()}")
 
 

@@ -36,6 +36,7 @@ processes, as before. This is a local runner; the cluster path does not use it.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import ctypes
 import gc
@@ -52,8 +53,10 @@ import sys
 import tempfile
 import threading
 import time
+import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NoReturn
 
 log = logging.getLogger(__name__)
 
@@ -221,6 +224,43 @@ class Step:
         runpy.run_module("kfp.dsl.executor_main", run_name="__main__", alter_sys=True)
         return 0
 
+    def run_and_exit(self) -> NoReturn:
+        """Run the step and end the child as a fresh interpreter ends, less the teardown.
+
+        The step's exit code is the interpreter's (SystemExit's code; 1 and the traceback on
+        stderr for an exception). At exit the child joins its threads, runs the atexit handlers
+        (logging's flush, ``weakref.finalize``, saemerge.steps' freeze) and flushes its streams,
+        as Python's own shutdown does; it then skips tearing down the modules it inherited: that
+        would write to every shared page of the server's heap (reference counts), copying them
+        all, and took 2.4 s per step on a loaded 2-core machine.
+        """
+        try:
+            code = self.run()
+        except SystemExit as stop:
+            code = _exit_code(stop.code)
+        except KeyboardInterrupt:
+            traceback.print_exc()
+            code = 128 + signal.SIGINT
+        except BaseException:  # noqa: BLE001 - the step's failure, reported as the interpreter would
+            sys.excepthook(*sys.exc_info())
+            code = 1
+        threading._shutdown()  # type: ignore[attr-defined]  # what Py_Finalize does first
+        atexit._run_exitfuncs()
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        os._exit(code)
+
+
+def _exit_code(code: object) -> int:
+    """The exit status `sys.exit(code)` gives (None: 0; an int; anything else printed, 1)."""
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code & 0xFF
+    print(code, file=sys.stderr)
+    return 1
+
 
 def _fresh_process_state() -> None:
     """What a fresh interpreter would start with, where the fork inherited the server's."""
@@ -310,7 +350,9 @@ def main(argv: Sequence[str]) -> int:
     if os.getppid() != parent:
         return 0  # the kfp child ended before the server started
     step = serve(socket.socket(fileno=control_fd), imports)
-    return step.run() if step is not None else 0
+    if step is not None:
+        step.run_and_exit()
+    return 0
 
 
 if __name__ == "__main__":  # CONTROL_FD PARENT_PID MODULE,MODULE,...: the fork server
