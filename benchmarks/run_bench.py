@@ -3,6 +3,7 @@
     python benchmarks/run_bench.py                          # a tiny run of 3 generations, then the report
     python benchmarks/run_bench.py --bench-size micro --steps 1   # a quick check
     python benchmarks/run_bench.py --run-dir .saemerge/runs/<id>  # report on an existing local run
+    python benchmarks/run_bench.py --runners subprocess,warm --steps 1  # the runners side by side
 
 Prints the machine (cores, load average), then from the run's own ``kfp.log`` (kfp.local's
 "Executing task" / "Task ... finished" lines) a per-component breakdown of wall time (count,
@@ -14,7 +15,11 @@ ONE warm in-process evaluator built here (the ceiling: no process start, no impo
 evaluator and the first model already loaded). ``step/ceiling`` is the share of the ceiling the
 step reached; the issue's target is >= 80 %. Last, the process floor: how long a fresh
 interpreter takes to import what an evaluate (or merge) step imports and exit, doing no work,
-the part of a step's time no change inside the step can remove.
+the part of a step's time no change inside the step can remove; and the step floor by runner:
+launch to first useful work (and to exit code) of a step importing the same, through the
+launcher kfp.local calls, for a fresh process (``subprocess``) and a fork of the warm server.
+``--runners`` runs the same run once per runner, one after the other, and prints them side by
+side with whether their results rows and model content hashes are identical.
 
 The ceiling runs with the thread count the run's evaluate steps used (their "N CPU threads"
 log lines; a local run's evaluation takes the cores idle when a step starts) unless
@@ -433,8 +438,8 @@ def report(run_dir: Path, workdir: Path, threads: int | None, with_ceiling: bool
     print(f"\nmachine: {machine()}")
 
 
-def run_local(args: argparse.Namespace) -> Path:
-    run_id = args.run_id or time.strftime("bench-%Y%m%d-%H%M%S")
+def run_local(args: argparse.Namespace, runner: str | None = None, run_id: str | None = None) -> Path:
+    run_id = run_id or args.run_id or time.strftime("bench-%Y%m%d-%H%M%S")
     cmd = [
         str(Path(sys.executable).with_name("saemerge")),
         "run",
@@ -450,6 +455,8 @@ def run_local(args: argparse.Namespace) -> Path:
     ]
     for p in args.param or []:
         cmd += ["--param", p]
+    if runner:
+        cmd += ["--runner", runner]
     print(f"machine: {machine()}\n$ {' '.join(cmd)}", flush=True)
     start = time.perf_counter()
     subprocess.run(cmd, check=True)
@@ -472,9 +479,68 @@ def main() -> None:
         help="torch threads of the ceiling (default: what the run's evaluate steps used)",
     )
     p.add_argument("--no-ceiling", action="store_true", help="skip the in-process ceiling")
+    p.add_argument(
+        "--runners",
+        help="comma-separated runners (e.g. subprocess,warm): the same run once per runner, one after the "
+        "other, then the runs side by side and whether their results and models are identical",
+    )
     args = p.parse_args()
+    if args.runners:
+        compare_runners(args, args.runners.split(","))
+        return
     run_dir = args.run_dir or run_local(args)
     report(run_dir, args.workdir, args.threads or step_threads(run_dir), not args.no_ceiling)
+
+
+def run_outcome(workdir: Path, run_dir: Path) -> list[str]:
+    """The run's results rows and the content hashes of every model it made, run id left out:
+    what two runs of the same configuration must share line for line."""
+    from saemerge import storage
+    from saemerge.cli.pipeline import local_store_if_needed
+    from saemerge.runlog import RunLayout
+
+    run_uri = json.loads((run_dir / "arguments.json").read_text())["run_uri"]
+    with local_store_if_needed(run_uri, workdir / "store"):
+        layout = RunLayout(run_uri)
+        rows = [json.dumps(r, sort_keys=True).replace(run_uri, "RUN") for r in layout.read_results()]
+        models = {u.split("/models/")[1].split("/")[0] for u in storage.list_uris(layout.model(""))}
+    return rows + sorted(models)
+
+
+def compare_runners(args: argparse.Namespace, runners: list[str]) -> None:
+    """The same run under each runner, then side by side: wall time, generations, the evaluate and
+    merge steps (kfp.local's task times), the step floor by runner, and identical outcomes."""
+    stamp = args.run_id or time.strftime("bench-%Y%m%d-%H%M%S")
+    runs = {}
+    for runner in runners:
+        start, load0 = time.perf_counter(), os.getloadavg()[0]
+        run_dir = run_local(args, runner, f"{stamp}-{runner}")
+        runs[runner] = (run_dir, time.perf_counter() - start, load0, os.getloadavg()[0])
+    lines = [
+        "\nrunners side by side (same machine, one after the other)",
+        f"{'runner':<12}{'run s':>8}{'load':>12}{'gens':>5}{'gen mean s':>11}{'gen min s':>10}{'gen max s':>10}"
+        f"{'eval mean s':>12}{'merge mean s':>13}{'tasks':>7}",
+    ]
+    for runner, (run_dir, wall, load0, load1) in runs.items():
+        tasks = parse_kfp_log((run_dir / "kfp.log").read_text(errors="replace"))
+        gens = [t.seconds for t in tasks if t.component.endswith("-generation")] or [float("nan")]
+        evals = [t.seconds for t in tasks if t.component == "evaluate"] or [float("nan")]
+        merges = [t.seconds for t in tasks if t.component == "pair-and-merge"] or [float("nan")]
+        lines.append(
+            f"{runner:<12}{wall:>8.1f}{f'{load0:.1f}->{load1:.1f}':>12}{len(gens):>5}{statistics.mean(gens):>11.1f}"
+            f"{min(gens):>10.1f}{max(gens):>10.1f}{statistics.mean(evals):>12.2f}{statistics.mean(merges):>13.2f}"
+            f"{len(tasks):>7}"
+        )
+    print("\n".join(lines))
+    outcomes = {runner: run_outcome(args.workdir, run_dir) for runner, (run_dir, *_) in runs.items()}
+    first = next(iter(outcomes.values()))
+    same = all(o == first for o in outcomes.values())
+    print(
+        f"\nresults and model content hashes: {'identical' if same else 'DIFFERENT'} across {', '.join(runners)} "
+        f"({len(first)} lines: results rows and models)"
+    )
+    print(runner_floors())
+    print(f"\nmachine: {machine()}")
 
 
 def step_threads(run_dir: Path) -> int | None:
