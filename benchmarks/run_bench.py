@@ -507,6 +507,13 @@ def run_outcome(workdir: Path, run_dir: Path) -> list[str]:
     return rows + sorted(models)
 
 
+def generation_times(tasks: list[Task]) -> list[float]:
+    """Seconds of each generation: from one archive update's end to the next one's (kfp.local
+    logs no line for a nested pipeline; the first archive update builds the initial archive)."""
+    ends = sorted(t.end for t in tasks if t.component in ("archive-update", "m2n2-update", "pso-update") and t.end)
+    return [b - a for a, b in zip(ends, ends[1:])]
+
+
 def compare_runners(args: argparse.Namespace, runners: list[str]) -> None:
     """The same run under each runner, then side by side: wall time, generations, the evaluate and
     merge steps (kfp.local's task times), the step floor by runner, and identical outcomes."""
@@ -523,7 +530,7 @@ def compare_runners(args: argparse.Namespace, runners: list[str]) -> None:
     ]
     for runner, (run_dir, wall, load0, load1) in runs.items():
         tasks = parse_kfp_log((run_dir / "kfp.log").read_text(errors="replace"))
-        gens = [t.seconds for t in tasks if t.component.endswith("-generation")] or [float("nan")]
+        gens = generation_times(tasks) or [float("nan")]
         evals = [t.seconds for t in tasks if t.component == "evaluate"] or [float("nan")]
         merges = [t.seconds for t in tasks if t.component == "pair-and-merge"] or [float("nan")]
         lines.append(
