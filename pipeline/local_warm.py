@@ -28,10 +28,19 @@ What the subprocess runner guarantees stays:
   the group), dies with the kfp child (``PR_SET_PDEATHSIG``, and the end of its control socket),
   and kills its steps when it goes; each step also dies with the server.
 
-Forking is safe because the server forks before it has ever run a second thread or torch
-compute: it only imports (:func:`native_threads` is logged after the imports, and a test
-checks it is 1). Commands that are not kfp's lightweight-component launch run as fresh
-processes, as before. This is a local runner; the cluster path does not use it.
+The server imports one module at a time while no step waits, so the first (light) steps of a
+run need not wait for the heavy imports: a step forked earlier imports what is missing itself.
+A forked step ends as an interpreter does (threads joined, atexit handlers, streams flushed)
+but skips tearing down the inherited modules (:meth:`Step.run_and_exit`).
+
+Forking: the server runs one thread, does no torch compute (torch's OpenMP pool starts in a
+step), and moves its heap out of the collector's reach before each fork (``gc.freeze``). The
+threads its imports leave are idle native pools (OpenBLAS's, which numpy starts at import;
+pyarrow's jemalloc background thread), which those libraries re-create after a fork; a test
+checks the server has no thread more than a fresh interpreter importing the same. Commands
+that are not kfp's lightweight-component launch run as fresh processes, as before. This is a
+local runner; the cluster path does not use it. It hooks ``run_local_subprocess`` of kfp.local
+(kfp < 2.18, pinned): ``test_local_warm`` fails if kfp.local stops calling it.
 """
 
 from __future__ import annotations
@@ -54,7 +63,7 @@ import tempfile
 import threading
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import NoReturn
 
@@ -142,6 +151,8 @@ class ForkServer:
         launch = executor_arguments(full_command)
         if launch is None or self.proc.poll() is not None:
             why = "not a kfp lightweight-component launch" if launch is None else "the fork server has ended"
+            if _PLAIN_RUN is None:
+                raise RuntimeError(f"warm runner: cannot run this step ({why}) and kfp.local's launcher is not kept")
             print(f"warm runner: this step runs as a fresh process ({why})", flush=True)
             return _PLAIN_RUN(full_command, env_vars)
         source, args = launch
@@ -174,7 +185,7 @@ class ForkServer:
             self.proc.wait()
 
 
-_PLAIN_RUN = None  # kfp.local's own launcher, kept when the warm one is installed
+_PLAIN_RUN: Callable[..., int] | None = None  # kfp.local's own launcher, kept when the warm one is installed
 
 
 def warm_runner():
