@@ -3,6 +3,7 @@
     python benchmarks/run_bench.py                          # a tiny run of 3 generations, then the report
     python benchmarks/run_bench.py --bench-size micro --steps 1   # a quick check
     python benchmarks/run_bench.py --run-dir .saemerge/runs/<id>  # report on an existing local run
+    python benchmarks/run_bench.py --runners subprocess,warm --steps 1  # the runners side by side
 
 Prints the machine (cores, load average), then from the run's own ``kfp.log`` (kfp.local's
 "Executing task" / "Task ... finished" lines) a per-component breakdown of wall time (count,
@@ -14,7 +15,11 @@ ONE warm in-process evaluator built here (the ceiling: no process start, no impo
 evaluator and the first model already loaded). ``step/ceiling`` is the share of the ceiling the
 step reached; the issue's target is >= 80 %. Last, the process floor: how long a fresh
 interpreter takes to import what an evaluate (or merge) step imports and exit, doing no work,
-the part of a step's time no change inside the step can remove.
+the part of a step's time no change inside the step can remove; and the step floor by runner:
+launch to first useful work (and to exit code) of a step importing the same, through the
+launcher kfp.local calls, for a fresh process (``subprocess``) and a fork of the warm server.
+``--runners`` runs the same run once per runner, one after the other, and prints them side by
+side with whether their results rows and model content hashes are identical.
 
 The ceiling runs with the thread count the run's evaluate steps used (their "N CPU threads"
 log lines; a local run's evaluation takes the cores idle when a step starts) unless
@@ -290,6 +295,74 @@ def floors() -> str:
     return "\n".join(lines)
 
 
+def _launch(modules: tuple[str, ...], out_dir: Path) -> list[str]:
+    """kfp's command for a step that imports `modules`, prints when it got there, and returns."""
+    from kfp.local import subprocess_task_handler
+
+    body = "".join(f"    importlib.import_module({m!r})\n" for m in modules)
+    source = f"def floor():\n    import importlib, time\n{body}    print('READY', time.time(), flush=True)\n"
+    script = (
+        "program_path=$(mktemp -d)\n"
+        'printf "%s" "$0" > "$program_path/ephemeral_component.py"\n'
+        "_KFP_RUNTIME=true python3 -m kfp.dsl.executor_main --component_module_path "
+        '"$program_path/ephemeral_component.py" "$@"\n'
+    )
+    executor_input = json.dumps({"inputs": {}, "outputs": {"outputFile": str(out_dir / "executor_output.json")}})
+    command = ["sh", "-ec", script, source, "--executor_input", executor_input, "--function_to_execute", "floor"]
+    return subprocess_task_handler.replace_python_executable(command, sys.executable)
+
+
+def _timed_launch(run, command: list[str]) -> tuple[float, float]:
+    """(seconds from the launch to the step's first useful work, seconds to its exit code)."""
+    import contextlib
+    import io
+
+    out = io.StringIO()
+    start = time.time()
+    with contextlib.redirect_stdout(out):
+        code = run(command, {})
+    done = time.time()
+    ready = [float(line.split()[1]) for line in out.getvalue().splitlines() if line.startswith("READY ")]
+    if code != 0 or not ready:
+        raise SystemExit(f"runner floor: the step failed (exit {code}):\n{out.getvalue()[-2000:]}")
+    return ready[0] - start, done - start
+
+
+def runner_floors(repeats: int = 3) -> str:
+    """Per step kind and runner: launch to first useful work (the step's imports done), and launch
+    to exit code, median of `repeats`, through the very launcher kfp.local calls (subprocess: kfp's
+    own ``run_local_subprocess``; warm: the fork server, once it has imported the steps' code)."""
+    import tempfile
+
+    import psutil
+    from kfp.local import subprocess_task_handler
+
+    from saemerge.pipeline.local_warm import ForkServer
+
+    plain = subprocess_task_handler.run_local_subprocess
+    server = ForkServer()
+    try:
+        out_dir = Path(tempfile.mkdtemp())
+        _timed_launch(server.run, _launch(STEP_IMPORTS["evaluate"], out_dir))  # the server finishes importing
+        proc, before = psutil.Process(server.proc.pid), None
+        while before != proc.cpu_times():
+            before = proc.cpu_times()
+            time.sleep(1.0)
+        lines = [
+            f"\nstep floor by runner (launch -> imports done / -> exit code; median of {repeats})",
+            f"{'step':<16}{'runner':<12}{'first work s':>13}{'exit s':>8}",
+        ]
+        for step, modules in STEP_IMPORTS.items():
+            command = _launch(modules, out_dir)
+            for name, run in (("subprocess", plain), ("warm", server.run)):
+                times = [_timed_launch(run, command) for _ in range(repeats)]
+                first, total = statistics.median(t[0] for t in times), statistics.median(t[1] for t in times)
+                lines.append(f"{step:<16}{name:<12}{first:>13.2f}{total:>8.2f}")
+        return "\n".join(lines)
+    finally:
+        server.close()
+
+
 def report(run_dir: Path, workdir: Path, threads: int | None, with_ceiling: bool) -> None:
     from saemerge.cli.pipeline import local_store_if_needed
     from saemerge.runlog import RunLayout
@@ -361,11 +434,12 @@ def report(run_dir: Path, workdir: Path, threads: int | None, with_ceiling: bool
             f"{(rate / crate if tot_c else float('nan')):>10.0%}"
         )
     print(floors())
+    print(runner_floors())
     print(f"\nmachine: {machine()}")
 
 
-def run_local(args: argparse.Namespace) -> Path:
-    run_id = args.run_id or time.strftime("bench-%Y%m%d-%H%M%S")
+def run_local(args: argparse.Namespace, runner: str | None = None, run_id: str | None = None) -> Path:
+    run_id = run_id or args.run_id or time.strftime("bench-%Y%m%d-%H%M%S")
     cmd = [
         str(Path(sys.executable).with_name("saemerge")),
         "run",
@@ -381,6 +455,8 @@ def run_local(args: argparse.Namespace) -> Path:
     ]
     for p in args.param or []:
         cmd += ["--param", p]
+    if runner:
+        cmd += ["--runner", runner]
     print(f"machine: {machine()}\n$ {' '.join(cmd)}", flush=True)
     start = time.perf_counter()
     subprocess.run(cmd, check=True)
@@ -403,9 +479,75 @@ def main() -> None:
         help="torch threads of the ceiling (default: what the run's evaluate steps used)",
     )
     p.add_argument("--no-ceiling", action="store_true", help="skip the in-process ceiling")
+    p.add_argument(
+        "--runners",
+        help="comma-separated runners (e.g. subprocess,warm): the same run once per runner, one after the "
+        "other, then the runs side by side and whether their results and models are identical",
+    )
     args = p.parse_args()
+    if args.runners:
+        compare_runners(args, args.runners.split(","))
+        return
     run_dir = args.run_dir or run_local(args)
     report(run_dir, args.workdir, args.threads or step_threads(run_dir), not args.no_ceiling)
+
+
+def run_outcome(workdir: Path, run_dir: Path) -> list[str]:
+    """The run's results rows and the content hashes of every model it made, run id left out:
+    what two runs of the same configuration must share line for line."""
+    from saemerge import storage
+    from saemerge.cli.pipeline import local_store_if_needed
+    from saemerge.runlog import RunLayout
+
+    run_uri = json.loads((run_dir / "arguments.json").read_text())["run_uri"]
+    with local_store_if_needed(run_uri, workdir / "store"):
+        layout = RunLayout(run_uri)
+        rows = [json.dumps(r, sort_keys=True).replace(run_uri, "RUN") for r in layout.read_results()]
+        models = {u.split("/models/")[1].split("/")[0] for u in storage.list_uris(layout.model(""))}
+    return rows + sorted(models)
+
+
+def generation_times(tasks: list[Task]) -> list[float]:
+    """Seconds of each generation: from one archive update's end to the next one's (kfp.local
+    logs no line for a nested pipeline; the first archive update builds the initial archive)."""
+    ends = sorted(t.end for t in tasks if t.component in ("archive-update", "m2n2-update", "pso-update") and t.end)
+    return [b - a for a, b in zip(ends, ends[1:])]
+
+
+def compare_runners(args: argparse.Namespace, runners: list[str]) -> None:
+    """The same run under each runner, then side by side: wall time, generations, the evaluate and
+    merge steps (kfp.local's task times), the step floor by runner, and identical outcomes."""
+    stamp = args.run_id or time.strftime("bench-%Y%m%d-%H%M%S")
+    runs = {}
+    for runner in runners:
+        start, load0 = time.perf_counter(), os.getloadavg()[0]
+        run_dir = run_local(args, runner, f"{stamp}-{runner}")
+        runs[runner] = (run_dir, time.perf_counter() - start, load0, os.getloadavg()[0])
+    lines = [
+        "\nrunners side by side (same machine, one after the other)",
+        f"{'runner':<12}{'run s':>8}{'load':>12}{'gens':>5}{'gen mean s':>11}{'gen min s':>10}{'gen max s':>10}"
+        f"{'eval mean s':>12}{'merge mean s':>13}{'tasks':>7}",
+    ]
+    for runner, (run_dir, wall, load0, load1) in runs.items():
+        tasks = parse_kfp_log((run_dir / "kfp.log").read_text(errors="replace"))
+        gens = generation_times(tasks) or [float("nan")]
+        evals = [t.seconds for t in tasks if t.component == "evaluate"] or [float("nan")]
+        merges = [t.seconds for t in tasks if t.component == "pair-and-merge"] or [float("nan")]
+        lines.append(
+            f"{runner:<12}{wall:>8.1f}{f'{load0:.1f}->{load1:.1f}':>12}{len(gens):>5}{statistics.mean(gens):>11.1f}"
+            f"{min(gens):>10.1f}{max(gens):>10.1f}{statistics.mean(evals):>12.2f}{statistics.mean(merges):>13.2f}"
+            f"{len(tasks):>7}"
+        )
+    print("\n".join(lines))
+    outcomes = {runner: run_outcome(args.workdir, run_dir) for runner, (run_dir, *_) in runs.items()}
+    first = next(iter(outcomes.values()))
+    same = all(o == first for o in outcomes.values())
+    print(
+        f"\nresults and model content hashes: {'identical' if same else 'DIFFERENT'} across {', '.join(runners)} "
+        f"({len(first)} lines: results rows and models)"
+    )
+    print(runner_floors())
+    print(f"\nmachine: {machine()}")
 
 
 def step_threads(run_dir: Path) -> int | None:

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from saemerge.errors import SaeMergeError
+from saemerge.pipeline.local_warm import warm_runner
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +32,8 @@ def subprocess_runner():
 # How the kfp.local child runs each step: name -> a function returning kfp.local's runner.
 # `saemerge run --local --runner NAME` picks one; an unknown name is refused before anything starts.
 RUNNERS = {"subprocess": subprocess_runner}
-DEFAULT_RUNNER = "subprocess"
+RUNNERS["warm"] = warm_runner  # each step forked from a server that imported the steps' code once
+DEFAULT_RUNNER = "warm"
 
 
 def check_runner(name: str) -> str:

@@ -224,9 +224,9 @@ def register(sub) -> None:
     p.add_argument("--param", action="append", metavar="NAME=VALUE", help="pipeline parameter (JSON value), repeatable")
     p.add_argument(
         "--runner",
-        default="subprocess",
-        help="how kfp.local runs each step (saemerge.pipeline.local_child.RUNNERS; default subprocess: "
-        "a fresh local process per step)",
+        default="warm",
+        help="how kfp.local runs each step (saemerge.pipeline.local_child.RUNNERS; default warm: each step "
+        "forked from a process that imported the steps' code once; subprocess: a fresh process per step)",
     )
     p.set_defaults(func=cmd_run)
 
