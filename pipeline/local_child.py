@@ -21,16 +21,24 @@ from saemerge.errors import SaeMergeError
 log = logging.getLogger(__name__)
 
 
-def subprocess_runner():
+def subprocess_runner(pipeline_root: Path):
     """Each step a fresh local process, in this interpreter's environment (kfp.local's own runner)."""
     from kfp import local
 
     return local.SubprocessRunner(use_venv=False)
 
 
-# How the kfp.local child runs each step: name -> a function returning kfp.local's runner.
-# `saemerge run --local --runner NAME` picks one; an unknown name is refused before anything starts.
-RUNNERS = {"subprocess": subprocess_runner}
+def docker_runner(pipeline_root: Path):
+    """Each step a container of its image (:mod:`saemerge.pipeline.local_docker`)."""
+    from saemerge.pipeline.local_docker import docker_runner
+
+    return docker_runner(pipeline_root)
+
+
+# How the kfp.local child runs each step: name -> a function of the pipeline root returning
+# kfp.local's runner. `saemerge run --local --runner NAME` picks one; an unknown name is
+# refused before anything starts.
+RUNNERS = {"subprocess": subprocess_runner, "docker": docker_runner}
 DEFAULT_RUNNER = "subprocess"
 
 
@@ -55,7 +63,7 @@ def run_pipeline_here(search: str, steps: int, pipeline_root: Path, arguments: d
     compiled = Path(pipeline_root) / f"{search}_pipeline.yaml"
     stats = compile_pipeline(compiled, CompileOptions(search=search, steps=steps, retries=0))
     log.info("compiled %s: %s", compiled, stats)
-    local.init(runner=RUNNERS[check_runner(runner)](), pipeline_root=str(pipeline_root))
+    local.init(runner=RUNNERS[check_runner(runner)](Path(pipeline_root)), pipeline_root=str(pipeline_root))
     components.load_component_from_file(str(compiled))(**arguments)
 
 
