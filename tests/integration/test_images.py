@@ -430,3 +430,34 @@ def _check_evaluation(python: str, env: dict, tmp_path: Path) -> None:
         env,
         tmp_path,
     )
+
+
+def test_build_script_push_prints_the_digest_references_to_compile_with(tmp_path):
+    """--push: after each push, the image's digest reference in its repository (a stand-in
+    `docker` CLI at the seam: it records the calls and answers `image inspect` as an engine does)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "docker"
+    fake.write_text(
+        "#!/bin/sh\n"
+        f'echo "$*" >> {tmp_path}/calls\n'
+        'case "$1" in\n'
+        "  buildx) exit 1 ;;\n"
+        '  image) case "$2" in inspect) case "$*" in *RepoDigests*)\n'
+        '      echo "mirror.example/x@sha256:0000"; echo "${5%:*}@sha256:1111" ;;\n'
+        "    esac ;; esac ;;\n"
+        "esac\n"
+    )
+    fake.chmod(0o755)
+    env = {
+        "SAEMERGE_BUILDER": "docker",
+        "SAEMERGE_CPU_IMAGE": "reg.example/saemerge-cpu:t1",
+        "SAEMERGE_GPU_IMAGE": "reg.example/saemerge-gpu:t1",
+    }
+    proc = _run_build(["all", "--push"], env, path=f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    assert proc.returncode == 0, proc.stderr
+    calls = (tmp_path / "calls").read_text()
+    assert "push reg.example/saemerge-cpu:t1" in calls and "push reg.example/saemerge-gpu:t1" in calls
+    cpu_ref, gpu_ref = "reg.example/saemerge-cpu@sha256:1111", "reg.example/saemerge-gpu@sha256:1111"
+    assert f"pushed cpu image: {cpu_ref}" in proc.stdout and f"pushed gpu image: {gpu_ref}" in proc.stdout
+    assert proc.stdout.rstrip().endswith(f"saemerge compile --cpu-image {cpu_ref} --gpu-image {gpu_ref}")

@@ -93,3 +93,26 @@ def test_identity_outside_and_inside_an_image(monkeypatch):
     assert version_line().endswith("(commit abc123); gpu image")
     monkeypatch.setenv("SAEMERGE_IMAGES", "not json")
     assert image()["ref"] is None
+
+
+def test_a_step_records_the_image_it_ran_in(tmp_path, monkeypatch):
+    from saemerge import compute, runlog, storage
+    from saemerge.runlog import RunLayout
+
+    run = str(tmp_path / "run")
+    monkeypatch.delenv("SAEMERGE_IMAGE_FLAVOUR", raising=False)
+    with compute.measured(run, "merge", "on the host"):
+        pass
+    monkeypatch.setenv("SAEMERGE_IMAGE_FLAVOUR", "cpu")
+    monkeypatch.setenv("SAEMERGE_COMMIT", "abc123")
+    monkeypatch.setenv("SAEMERGE_IMAGES", json.dumps({"cpu": "c:1@sha256:11"}))
+    with compute.measured(run, "merge", "in the image"):
+        pass
+    records = {r["label"]: r for r in map(runlog.read_json, storage.list_uris(RunLayout(run).compute_dir))}
+    assert records["on the host"]["image"] is None
+    assert records["in the image"]["image"] == {
+        "flavour": "cpu",
+        "version": records["in the image"]["image"]["version"],
+        "commit": "abc123",
+        "ref": "c:1@sha256:11",
+    }
