@@ -37,7 +37,17 @@ fi
 
 ca_args=()
 [ ! -f /etc/ssl/certs/ca-certificates.crt ] || ca_args=(--ca-bundle /etc/ssl/certs/ca-certificates.crt)
-"$root/images/build.sh" --base-image "$base" --cpu-wheelhouse "$wheelhouse" "${ca_args[@]}" "$@"
+# The two builds side by side: the gpu image's is mostly downloading (CUDA wheels), the cpu
+# image's mostly copying; each one's output is prefixed with its flavour.
+pids=()
+for flavour in cpu gpu; do
+    "$root/images/build.sh" "$flavour" --base-image "$base" --cpu-wheelhouse "$wheelhouse" "${ca_args[@]}" "$@" 2>&1 \
+        | sed -u "s/^/[$flavour] /" &
+    pids+=($!)
+done
+failed=0
+for pid in "${pids[@]}"; do wait "$pid" || failed=1; done
+[ "$failed" = 0 ] || die "an image build failed (its output above)"
 for title in saemerge-cpu saemerge-gpu; do
     docker image prune --force --filter "label=org.opencontainers.image.title=$title" >/dev/null
 done

@@ -51,13 +51,15 @@ start() {
 stop() {
     [ -f "$state/dockerd.pid" ] || { echo "container engine: none started here"; return 0; }
     pid=$(cat "$state/dockerd.pid")
-    if [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = dockerd ]; then  # a stale pid may be another process now
-        kill -TERM "$pid"
-        # dockerd stops its containers and its containerd before it exits
-        for _ in $(seq 60); do kill -0 "$pid" 2>/dev/null || break; sleep 1; done
-        if kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid"; fi
-    fi
     rm -f "$state/dockerd.pid"
+    if [ "$(cat "/proc/$pid/comm" 2>/dev/null)" != dockerd ]; then  # a stale pid may be another process now
+        echo "container engine: dockerd $pid is gone already"
+        return 0
+    fi
+    kill -TERM "$pid"
+    # dockerd stops its containers and its containerd before it exits
+    for _ in $(seq 60); do kill -0 "$pid" 2>/dev/null || break; sleep 1; done
+    if kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid"; fi
     echo "container engine: stopped (dockerd pid $pid)"
 }
 

@@ -461,3 +461,23 @@ def test_build_script_push_prints_the_digest_references_to_compile_with(tmp_path
     cpu_ref, gpu_ref = "reg.example/saemerge-cpu@sha256:1111", "reg.example/saemerge-gpu@sha256:1111"
     assert f"pushed cpu image: {cpu_ref}" in proc.stdout and f"pushed gpu image: {gpu_ref}" in proc.stdout
     assert proc.stdout.rstrip().endswith(f"saemerge compile --cpu-image {cpu_ref} --gpu-image {gpu_ref}")
+
+
+def test_engine_script_stops_only_an_engine_it_started(tmp_path):
+    script = str(IMAGES / "engine.sh")
+    env = {**os.environ, "SAEMERGE_ENGINE_STATE": str(tmp_path)}
+    proc = subprocess.run(["bash", script, "stop"], capture_output=True, text=True, env=env)
+    assert proc.returncode == 0 and proc.stdout.strip() == "container engine: none started here"
+    # a stale pid (the process gone, or the pid now another program's) is not killed
+    sleeper = subprocess.Popen(["sleep", "60"])
+    try:
+        (tmp_path / "dockerd.pid").write_text(str(sleeper.pid))
+        proc = subprocess.run(["bash", script, "stop"], capture_output=True, text=True, env=env)
+        assert proc.returncode == 0 and sleeper.poll() is None
+        assert proc.stdout.strip() == f"container engine: dockerd {sleeper.pid} is gone already"
+        assert not (tmp_path / "dockerd.pid").exists()
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    proc = subprocess.run(["bash", script, "restart"], capture_output=True, text=True, env=env)
+    assert proc.returncode == 2 and proc.stderr.strip() == "images/engine.sh: usage: images/engine.sh start|stop"
