@@ -16,6 +16,10 @@
 #   WITH_VLLM        1: also install vllm==$VLLM_VERSION (gpu only; vllm pins torch exactly,
 #                    so the version must be one built against the torch pin)
 #   PIP_VERSION      pip is upgraded to this version first
+#   BUILD_INPUTS     a folder of optional inputs to the deps phase (images/build-inputs/):
+#                    ca.crt        a CA bundle pip trusts (a TLS-inspecting proxy, a private index)
+#                    wheelhouse/   wheels pip looks at first; a torch wheel of the pinned release
+#                                  there is installed instead of TORCH_INDEX_URL's or PyPI's
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -37,9 +41,27 @@ deps)
     if [ ! -x "$VIRTUAL_ENV/bin/python" ]; then
         "${PYTHON:-python3}" -m venv "$VIRTUAL_ENV"
     fi
+    inputs=${BUILD_INPUTS:-}
+    if [ -n "$inputs" ] && [ -f "$inputs/ca.crt" ]; then
+        PIP_CERT="$inputs/ca.crt"
+        export PIP_CERT
+    fi
+    wheelhouse=""
+    if [ -n "$inputs" ] && [ -d "$inputs/wheelhouse" ]; then
+        wheelhouse="$inputs/wheelhouse"
+        PIP_FIND_LINKS="$wheelhouse"
+        export PIP_FIND_LINKS
+    fi
     $pip install --quiet "pip==${PIP_VERSION:-26.3}"
     torch_version=$(sed -n 's/^torch==//p' "$constraints")
-    if [ -n "${TORCH_INDEX_URL:-}" ]; then
+    torch_wheel=""
+    for candidate in "$wheelhouse"/torch-"$torch_version"-*.whl "$wheelhouse"/torch-"$torch_version"+*.whl; do
+        if [ -n "$wheelhouse" ] && [ -f "$candidate" ]; then torch_wheel=$candidate; fi
+    done
+    if [ -n "$torch_wheel" ]; then
+        # The wheelhouse's torch (e.g. the CPU wheel, where the torch index cannot be reached).
+        $pip install --quiet --no-deps --no-index --find-links "$wheelhouse" "torch==$torch_version"
+    elif [ -n "${TORCH_INDEX_URL:-}" ]; then
         # Only torch from the special index; its dependencies come from PyPI in the next step.
         $pip install --quiet --no-deps --index-url "$TORCH_INDEX_URL" "torch==$torch_version"
     fi
@@ -53,7 +75,9 @@ deps)
     ;;
 app)
     # --no-deps: every dependency is already in place; pip check proves none is missing.
-    $pip install --quiet --no-deps .
+    # --no-build-isolation: the build backend (setuptools, pinned) is in the venv, so this
+    # phase needs no network (and no CA bundle: the image's last stage never sees one).
+    $pip install --quiet --no-deps --no-build-isolation .
     $pip check
     $pip freeze --all > "$VIRTUAL_ENV/pip-freeze.txt"
     rm -rf build ./*.egg-info src/*.egg-info

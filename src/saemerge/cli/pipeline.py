@@ -226,7 +226,8 @@ def register(sub) -> None:
         "--runner",
         default="warm",
         help="how kfp.local runs each step (saemerge.pipeline.local_child.RUNNERS; default warm: each step "
-        "forked from a process that imported the steps' code once; subprocess: a fresh process per step)",
+        "forked from a process that imported the steps' code once; subprocess: a fresh process per step; "
+        "docker: each step in its image, as on a cluster)",
     )
     p.set_defaults(func=cmd_run)
 

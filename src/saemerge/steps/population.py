@@ -8,7 +8,7 @@ import platform
 import time
 from collections.abc import Mapping, Sequence
 
-from saemerge import __version__, runlog, storage
+from saemerge import __version__, commit, pipeline_images, runlog, storage
 from saemerge.config import RunConfig, model_name
 from saemerge.core.archive import initial_archive, random_pairs, update_archive
 from saemerge.errors import SaeMergeError
@@ -35,7 +35,8 @@ def start_run(config: RunConfig) -> None:
         "config": config.to_json(),
         "experts": list(config.experts),
         "base": config.base_uri,
-        "versions": {"saemerge": __version__, "python": platform.python_version()},
+        "versions": {"saemerge": __version__, "commit": commit(), "python": platform.python_version()},
+        "images": pipeline_images(),
     }
     if storage.exists(layout.run_json):
         previous = runlog.read_json(layout.run_json)
