@@ -8,6 +8,7 @@ import sys
 
 import pytest
 import torch
+import yaml
 from safetensors.torch import load_file, save_file
 
 from saemerge.checkpoint import CheckpointReader
@@ -62,6 +63,11 @@ def test_every_method_writes_a_loadable_checkpoint(request, capsys, tmp_path, fa
     assert len(summary["content_hash"]) == 64
     assert (out / "manifest.json").exists()
     assert (out / "model.safetensors.index.json").exists() == ("sharded" in family)
+    card = (out / "README.md").read_text()  # a model card, as the pipeline's merges write
+    front = yaml.safe_load(card.split("---")[1])
+    assert front["base_model"] == str(fam["base"]) and {"merge", "saemerge"} <= set(front["tags"])
+    assert f"| content hash | `{summary['content_hash']}` |" in card and f"| method | {method} |" in card
+    assert f"- experts: `{fam['expert0']}`" in card and "saemerge inspect" not in card
     assert_generates(out)
     merged = CheckpointReader(out)
     expert = CheckpointReader(fam["expert0"])

@@ -135,8 +135,41 @@ def cmd_merge(args: argparse.Namespace) -> int:
                     drop_p=args.drop_p,
                     block_elems=block,
                 )
+            _write_card(out, args, summary)
     _print_json({"out": args.out, "method": args.method, **summary})
     return 0
+
+
+def _write_card(out, args: argparse.Namespace, summary: dict) -> None:
+    """The merged model's card (README.md), as the pipeline's merges and mergekit write one.
+
+    Inputs are named by the URIs given on the command line (no identity is computed: that
+    would read every input's files again)."""
+    from saemerge.runlog import member_id
+    from saemerge.steps.cards import CARD_NAME, render_card
+
+    sae = args.method == "sae"
+    names = ("sparsity", "scoring", "beta", "attraction", "measure", "granularity") if sae else ()
+    params = {n: getattr(args, n) for n in names}
+    if sae:
+        params["scores"] = list(args.scores)
+    else:
+        params.update({n: getattr(args, n) for n in ("weights", "alpha", "density", "drop_p")})
+        params = {k: v for k, v in params.items() if v is not None}
+    recipe = {"op": "merge", "method": args.method, **params, "experts": list(args.models)}
+    if args.base is not None:
+        recipe["base"] = args.base
+    record = {
+        "id": member_id(summary["content_hash"]),
+        "content_hash": summary["content_hash"],
+        "origin": args.method,
+        **{k: summary[k] for k in ("lambda_min", "lambda_mean", "lambda_max") if k in summary},
+    }
+    if sae and "rho" in summary:
+        record["sparsity"] = summary["rho"]
+    inputs = {u: u for u in [*args.models, *([args.base] if args.base else [])]}
+    text = render_card(record, recipe, base_model=str(args.base or "none"), run=None, seed=args.seed, inputs=inputs)
+    (out / CARD_NAME).write_text(text, encoding="utf-8")
 
 
 def cmd_schedule(args: argparse.Namespace) -> int:
