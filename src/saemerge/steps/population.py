@@ -28,7 +28,7 @@ def start_run(config: RunConfig) -> None:
     already holding a run.json must have been started with the same configuration (that is a
     resume); anything else is an error rather than a mixed run.
     """
-    check_inputs(config.experts, config.base_uri, config.data_uri, config.opt_sizes, config.test_sizes)
+    check_inputs(config.experts, config.base_uri, config.data_uri, config.opt_sizes, config.test_sizes, config.splits)
     check_merge_device(config.merge_device)
     layout = RunLayout(config.run_uri)
     info = {
