@@ -1,4 +1,4 @@
-"""`saemerge prune | merge | schedule | sparsity | hash`: the core library on the command line.
+"""`saemerge prune | merge | schedule | sparsity | attribute | hash`: the core library on the command line.
 
 Inputs and outputs are local paths or ``s3://bucket/prefix`` URIs. Outputs are published
 atomically: a crash or a bad input leaves nothing at the output URI.
@@ -200,6 +200,21 @@ def cmd_sparsity(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_attribute(args: argparse.Namespace) -> int:
+    from saemerge.config import model_name
+    from saemerge.ops.attribution import attribute_checkpoint
+
+    if not args.experts:
+        raise SaeMergeError("--experts: at least one expert is needed")
+    if not args.base:
+        raise SaeMergeError("--base: the experts' base model is needed (task vectors are measured against it)")
+    with ExitStack() as stack:
+        model, base, *experts = _inputs(stack, args.model, args.base, *args.experts)
+        result = attribute_checkpoint(model, base, experts, names=[model_name(e) for e in args.experts])
+    _print_json({"model": args.model, "base": args.base, **result})
+    return 0
+
+
 def cmd_hash(args: argparse.Namespace) -> int:
     from saemerge.ops import checkpoint_content_hash
 
@@ -257,6 +272,16 @@ def register(sub) -> None:
     p.add_argument("--measure", choices=("zero_count", "hoyer"), default="zero_count")
     p.add_argument("--per-tensor", action="store_true")
     p.set_defaults(func=cmd_sparsity)
+
+    p = sub.add_parser(
+        "attribute",
+        help="attribute a model to the experts: least-squares coefficients of its task vector, "
+        "the residual's share, each expert's top-10 %% entries kept (JSON)",
+    )
+    p.add_argument("model", metavar="MODEL", help="checkpoint directory or s3:// URI")
+    p.add_argument("--base", help="the experts' base model (required)")
+    p.add_argument("--experts", nargs="*", default=[], metavar="EXPERT", help="the experts (at least one)")
+    p.set_defaults(func=cmd_attribute)
 
     p = sub.add_parser("hash", help="print a checkpoint's content hash")
     p.add_argument("src", metavar="SRC")
