@@ -140,6 +140,7 @@ def build_pipeline(options: CompileOptions = CompileOptions(search=M2N2)):
                 data_uri=p.data_uri,
                 opt_sizes=p.opt_sizes,
                 test_sizes=p.test_sizes,
+                opt_splits=p.opt_splits,
                 steps=options.steps,
                 archive_size=p.archive_size,
                 s_min=p.s_min,

@@ -121,6 +121,7 @@ def build_pipeline(options: CompileOptions = CompileOptions(search=PSO)):
                 data_uri=p.data_uri,
                 opt_sizes=p.opt_sizes,
                 test_sizes=p.test_sizes,
+                opt_splits=p.opt_splits,
                 steps=options.steps,
                 baselines=p.baselines,
                 seed=p.seed,

@@ -188,6 +188,7 @@ def build_pipeline(options: CompileOptions = CompileOptions()):
                 data_uri=data_uri,
                 opt_sizes=opt_sizes,
                 test_sizes=test_sizes,
+                opt_splits=p.opt_splits,
                 steps=options.steps,
                 archive_size=archive_size,
                 s_min=s_min,

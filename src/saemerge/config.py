@@ -32,6 +32,9 @@ COMPETITIONS = ("local", "global", "local_then_global")
 MEASURES = ("zero_count", "hoyer")
 GRANULARITIES = ("tensor", "global")
 EVAL_DTYPES = ("auto", "float32", "bfloat16", "float16")
+# Which splits the optimisation sets draw from (SAE-SPEC §6): the paper's train + validation, or
+# validation alone (items no expert was fine-tuned on), or train alone. Never test.
+OPT_SPLITS = ("train,validation", "validation", "train")
 # The searches (DESIGN "Searches and studies"): SAE is the product, PSO and M2N2 its comparators (SAE-SPEC §7).
 SEARCHES = ("sae", "pso", "m2n2")
 SAE, PSO, M2N2 = SEARCHES
@@ -51,6 +54,11 @@ TA_ALPHAS = (0.3, 0.5, 0.7, 1.0)
 
 REQUIRED = dataclasses.MISSING
 Label = Callable[[str], str]
+
+
+def split_names(opt_splits: str) -> tuple[str, ...]:
+    """``"train,validation"`` -> ``("train", "validation")``."""
+    return tuple(s.strip() for s in str(opt_splits).split(",") if s.strip())
 
 
 def param_name(name: str) -> str:
@@ -114,6 +122,13 @@ class RunConfig:
         help="test-set size per task (paper: 1,319 and 1,000, language-stratified; the tiny bench's whole test splits)",
         spec="§4",
     )
+    opt_splits: str = _param(
+        "train,validation",
+        help="splits the optimisation sets draw from: train,validation (the paper's), validation "
+        "(only items no expert was fine-tuned on) or train",
+        spec="§3, SAE-SPEC §6",
+        choices=OPT_SPLITS,
+    )
     archive_size: int = _param(
         8, help="most members the archive holds", spec="§3.6, SAE-SPEC §4", minimum=2, searches=EVOLUTION
     )
@@ -146,7 +161,11 @@ class RunConfig:
         1.0, help="weight of sparsity in the mixing ratio", spec="§3.4, SAE-SPEC §3", minimum=0.0, searches=(SAE,)
     )
     gamma: float = _param(
-        0.05, help="weight of sparsity in fitness", spec="SAE-SPEC §4", minimum=0.0, searches=EVOLUTION
+        0.05,
+        help="weight of sparsity in fitness (M2N2 reports its member with the best raw score, γ = 0)",
+        spec="SAE-SPEC §4, §7",
+        minimum=0.0,
+        searches=EVOLUTION,
     )
     scoring: str = _param(
         "global",
@@ -322,6 +341,11 @@ class RunConfig:
     def pipeline_arguments(self) -> dict[str, Any]:
         """The values of this search's pipeline parameters (compile-time settings left out)."""
         return {k: v for k, v in self.to_json().items() if PARAMS[k].takes(self.search)}
+
+    @property
+    def splits(self) -> tuple[str, ...]:
+        """The optimisation sets' splits (``opt_splits``) as a tuple of split names."""
+        return split_names(self.opt_splits)
 
     @property
     def levels(self) -> list[float]:

@@ -91,6 +91,7 @@ def check_inputs(
     data_uri: str,
     opt_sizes: Mapping[str, int],
     test_sizes: Mapping[str, int],
+    opt_splits: Sequence[str] | None = None,
 ) -> None:
     """Refuse a run whose inputs cannot work, in seconds, before any heavy step.
 
@@ -100,6 +101,8 @@ def check_inputs(
         data_uri: the data root (or a tiny-benchmark directory holding ``data/``).
         opt_sizes: optimisation-set examples per task and generation.
         test_sizes: held-out test examples per task.
+        opt_splits: the splits optimisation sets draw from (default: every pool split); a pool
+            smaller than one generation's sample is refused.
 
     Raises:
         SaeMergeError: one line naming the input and what is wrong (see the module doc).
@@ -111,7 +114,7 @@ def check_inputs(
         _check_no_code(model)
     _check_same_tensors([(m.label, _tensors(m)) for m in models])
     _check_tokenizers(models)
-    _check_data(_Source.open(data_uri, "data_uri"), opt_sizes, test_sizes)
+    _check_data(_Source.open(data_uri, "data_uri"), opt_sizes, test_sizes, opt_splits)
 
 
 def check_merge_device(merge_device: str) -> None:
@@ -458,7 +461,12 @@ def _count_rows(src: _Source, rel: str) -> int:
     return n
 
 
-def _check_data(src: _Source, opt_sizes: Mapping[str, int], test_sizes: Mapping[str, int]) -> None:
+def _check_data(
+    src: _Source,
+    opt_sizes: Mapping[str, int],
+    test_sizes: Mapping[str, int],
+    opt_splits: Sequence[str] | None = None,
+) -> None:
     from saemerge.evaluate.taskspec import TASKS, get_task
 
     # resolve_data_root's rule: a tiny-benchmark directory holds the data root in data/
@@ -469,10 +477,12 @@ def _check_data(src: _Source, opt_sizes: Mapping[str, int], test_sizes: Mapping[
         where = f"{prefix}{spec.data}"
         if task in opt_sizes:
             want = int(opt_sizes[task])
-            splits = [s for s in spec.pool_splits if f"{where}/{s}.jsonl" in src.files]
+            pool = [s for s in spec.pool_splits if opt_splits is None or s in opt_splits]
+            splits = [s for s in pool if f"{where}/{s}.jsonl" in src.files]
             if not splits:
+                chosen = "" if opt_splits is None else f" (opt_splits {','.join(opt_splits)})"
                 raise SaeMergeError(
-                    f"{src.label}: task {task} has none of {', '.join(f'{where}/{s}.jsonl' for s in spec.pool_splits)}"
+                    f"{src.label}: task {task} has none of {', '.join(f'{where}/{s}.jsonl' for s in pool)}{chosen}"
                 )
             have = 0
             for split in splits:

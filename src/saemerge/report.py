@@ -1,7 +1,10 @@
 """The run report: results table, plots, markdown and HTML (written under RUN/final/).
 
 Plots (PNG): fitness per generation (best and mean of the archive), the sparsity schedule
-with the archive's mean sparsity, and sparsity against score for every individual scored.
+with the archive's mean sparsity, sparsity against score for every individual scored, and the
+drift of the archive's best member: its optimisation score per task and its attribution to the
+experts (:mod:`saemerge.attribution`) per generation. Both reports carry a per-generation table
+(the archive's fitness and sparsity, the best member's per-task scores and attribution).
 Both the Markdown and the HTML report carry the plots inline (``data:`` URIs): the Kubeflow
 UI shows a Markdown artifact on its own and cannot load files next to it. The PNG files are
 written beside the reports as well, for S3 browsers and notebooks.
@@ -16,9 +19,10 @@ import json
 from collections.abc import Mapping, Sequence
 
 from saemerge import runlog, storage
+from saemerge.attribution import generation_bests
 from saemerge.compute import summarize, summary_lines
 
-PLOTS = ("fitness.png", "schedule.png", "sparsity_vs_score.png")
+PLOTS = ("fitness.png", "schedule.png", "sparsity_vs_score.png", "drift.png")
 
 
 def individuals(layout: runlog.RunLayout) -> list[dict]:
@@ -64,7 +68,9 @@ def _png(fig) -> bytes:
     return buf.getvalue()
 
 
-def make_plots(metrics: Sequence[Mapping], people: Sequence[Mapping]) -> dict[str, bytes]:
+def make_plots(
+    metrics: Sequence[Mapping], people: Sequence[Mapping], bests: Sequence[Mapping] = ()
+) -> dict[str, bytes]:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -124,7 +130,76 @@ def make_plots(metrics: Sequence[Mapping], people: Sequence[Mapping]) -> dict[st
     ax.set(xlabel="sparsity ρ", ylabel="score (optimisation set)", title="Population: sparsity vs score")
     plots["sparsity_vs_score.png"] = _png(fig)
     plt.close(fig)
+    if bests:
+        plots["drift.png"] = _drift_plot(plt, MaxNLocator, bests)
     return plots
+
+
+def _drift_plot(plt, locator, bests: Sequence[Mapping]) -> bytes:
+    """Per generation: the best member's optimisation score per task (top) and its attribution
+    coefficients per expert with the residual share (bottom)."""
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(6, 6), sharex=True)
+    x = [b["generation"] for b in bests]
+    for task in sorted({t for b in bests for t in b["scores"]}):
+        top.plot(x, [b["scores"].get(task, float("nan")) for b in bests], "o-", label=task)
+    top.set(ylabel="optimisation score", title="The archive's best member per generation (-1: initial)")
+    top.legend(fontsize="small")
+    attributed = [b for b in bests if b.get("attribution")]
+    for expert in sorted({e for b in attributed for e in b["attribution"]["coefficients"]}):
+        bottom.plot(
+            [b["generation"] for b in attributed],
+            [b["attribution"]["coefficients"].get(expert, float("nan")) for b in attributed],
+            "o-",
+            label=f"coefficient {expert}",
+        )
+    bottom.plot(
+        [b["generation"] for b in attributed],
+        [_nan(b["attribution"].get("residual_share")) for b in attributed],
+        "k:",
+        label="residual share",
+    )
+    bottom.set(xlabel="generation", ylabel="attribution to the experts")
+    bottom.xaxis.set_major_locator(locator(integer=True))
+    bottom.legend(fontsize="small")
+    data = _png(fig)
+    plt.close(fig)
+    return data
+
+
+def _nan(value) -> float:
+    return float("nan") if value is None else float(value)
+
+
+def _fmt(value, digits: int = 3) -> str:
+    return "" if value is None else f"{value:.{digits}f}"
+
+
+def bests_columns(bests: Sequence[Mapping]) -> tuple[list[str], list[str]]:
+    """(tasks, experts) named in the best members' scores and attributions."""
+    tasks = sorted({t for b in bests for t in b["scores"]})
+    experts = sorted({e for b in bests if b.get("attribution") for e in b["attribution"]["coefficients"]})
+    return tasks, experts
+
+
+def bests_rows(bests: Sequence[Mapping]) -> tuple[list[str], list[list[str]]]:
+    """The per-generation table of the best member: header and rows of cells (text)."""
+    tasks, experts = bests_columns(bests)
+    head = ["gen", "best member", *[f"opt {t}" for t in tasks], *[f"c {e}" for e in experts]]
+    head += ["residual", *[f"top-10 % kept {e}" for e in experts]]
+    rows = []
+    for b in bests:
+        a = b.get("attribution") or {}
+        rows.append(
+            [
+                str(b["generation"]) if b["generation"] >= 0 else "init",
+                b["id"],
+                *[_fmt(b["scores"].get(t)) for t in tasks],
+                *[_fmt((a.get("coefficients") or {}).get(e)) for e in experts],
+                _fmt(a.get("residual_share")),
+                *[_fmt((a.get("top_kept") or {}).get(e)) for e in experts],
+            ]
+        )
+    return head, rows
 
 
 def data_uri(png: bytes) -> str:
@@ -138,6 +213,7 @@ def render(
     metrics: Sequence[Mapping],
     plots: Mapping[str, bytes],
     compute: Mapping | None = None,
+    bests: Sequence[Mapping] = (),
 ) -> tuple[str, str]:
     layout = runlog.RunLayout(run)
     cfg = layout.read_config() if storage.exists(layout.run_json) else {}
@@ -157,6 +233,18 @@ def render(
             f"| {m['generation'] if m['generation'] >= 0 else 'init'} | {m['s_t']:.4f} | {m['best_fitness']:.4f} | "
             f"{m['mean_fitness']:.4f} | {m['best_score']:.4f} | {m['mean_sparsity']:.3f} | {m['accepted']}/{m['offspring']} |"
         )
+    if bests:
+        head, rows = bests_rows(bests)
+        md += [
+            "\n## The archive's best member per generation\n",
+            "Its score on that generation's optimisation set per task (*opt*), its attribution to the "
+            "experts: least-squares coefficients *c* of its task vector on theirs, the *residual* share "
+            "of its task vector they do not explain, and the fraction of each expert's top-10 % entries "
+            "it keeps.\n",
+            "| " + " | ".join(head) + " |",
+            "|" + "---|" * len(head),
+            *["| " + " | ".join(r) + " |" for r in rows],
+        ]
     if compute:
         md.append("\n## Compute\n")
         md += [f"- {line}" for line in summary_lines(compute)]
@@ -172,9 +260,33 @@ def render(
         "<style>body{font-family:sans-serif;max-width:60em;margin:2em auto}table{border-collapse:collapse}"
         "td,th{border:1px solid #ccc;padding:.3em .6em;text-align:right}img{max-width:100%}</style></head><body>"
         f"<h1>{title}</h1><p>Run: <code>{html.escape(run)}</code>; {len(gens)} generations.</p>"
-        f"{table}{imgs}</body></html>"
+        f"{table}<h2>Generations</h2>{_html_generations(metrics, bests)}{imgs}</body></html>"
     )
     return md_text, html_text
+
+
+def _html_generations(metrics: Sequence[Mapping], bests: Sequence[Mapping]) -> str:
+    """The per-generation table: the archive's fitness, sparsity and acceptance, and the best
+    member's optimisation scores and attribution (where known)."""
+    head = ["gen", "s_t", "best fitness", "mean fitness", "mean ρ", "accepted"]
+    b_head, b_rows = bests_rows(bests) if bests else ([], [])
+    by_gen = {row[0]: row[1:] for row in b_rows}
+    cells_head = head + b_head[1:]
+    rows = []
+    for m in metrics:
+        gen = str(m["generation"]) if m["generation"] >= 0 else "init"
+        cells = [
+            gen,
+            f"{m['s_t']:.4f}",
+            f"{m['best_fitness']:.4f}",
+            f"{m['mean_fitness']:.4f}",
+            f"{m['mean_sparsity']:.3f}",
+            f"{m['accepted']}/{m['offspring']}",
+            *by_gen.get(gen, [""] * (len(b_head) - 1)),
+        ]
+        rows.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
+    header = "".join(f"<th>{html.escape(h)}</th>" for h in cells_head)
+    return f"<table><tr>{header}</tr>{''.join(rows)}</table>"
 
 
 def _html_table(results: Sequence[Mapping]) -> str:
@@ -192,10 +304,11 @@ def write_report(run: str, results: Sequence[Mapping]) -> tuple[str, str]:
     """Write report.md, report.html, compute.json and the plots under RUN/final/; return (markdown, html)."""
     layout = runlog.RunLayout(run)
     metrics = runlog.generation_metrics(layout)
-    plots = make_plots(metrics, individuals(layout))
+    bests = generation_bests(layout) if storage.exists(layout.run_json) else []
+    plots = make_plots(metrics, individuals(layout), bests)
     compute = summarize(layout)
     runlog.write_json(layout.final("compute.json"), compute)
-    md, html_text = render(run, results, metrics, plots, compute)
+    md, html_text = render(run, results, metrics, plots, compute, bests)
     for name, data in plots.items():
         storage.write_bytes(layout.final(name), data)
     storage.write_bytes(layout.final("report.md"), md.encode())

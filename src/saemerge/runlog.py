@@ -19,6 +19,7 @@ RUN/                                   a local path or s3://bucket/prefix/RUN_ID
           handoff/<name>-<digest>.parquet  what a step hands the next ones, passed by URI
                                        (records, pairs, mating orders; init/handoff/ too)
   compute/<kind>/<time>-<id>.json       one record per step attempt: seconds, CPU seconds, peak RSS
+  attribution/<content-hash>.json      a model's attribution to the experts (saemerge.attribution)
   final/ results.parquet, scores.parquet, best.json, compute.json, report.md, report.html, *.png
 ```
 
@@ -143,6 +144,10 @@ class RunLayout:
 
     def recipe(self, key: str) -> str:
         return self._at("recipes", f"{key}.json")
+
+    def attribution(self, digest: str) -> str:
+        """A model's attribution to the run's experts (:mod:`saemerge.attribution`), by content hash."""
+        return self._at("attribution", f"{digest}.json")
 
     def sample(self, generation: int) -> str:
         """The optimisation set drawn for `generation` (a directory of ``<task>.jsonl``)."""
@@ -362,7 +367,8 @@ def generation_metrics(layout: RunLayout) -> list[dict]:
 
 
 def describe_run(run: str) -> str:
-    """`saemerge inspect`: one row per generation and the lineage of the best model."""
+    """`saemerge inspect`: one row per generation, the final pick's attribution to the experts
+    (:mod:`saemerge.attribution`) and the lineage of the best model."""
     layout = RunLayout(run)
     if not storage.exists(layout.run_json):
         from saemerge.errors import SaeMergeError
@@ -385,8 +391,13 @@ def describe_run(run: str) -> str:
 
         lines += ["", "compute:", *["  " + line for line in summary_lines(read_json(layout.final("compute.json")))]]
     if storage.exists(layout.final("best.json")):
+        from saemerge.attribution import describe, pick_attribution
+
         best = read_json(layout.final("best.json"))["id"]
         title = "best model (final)"
+        attribution = pick_attribution(layout)
+        if attribution is not None:
+            lines += ["", f"attribution of the best model {best} to the experts:", "  " + describe(attribution)]
     elif rows and generations:
         pop = layout.read_population(generations[-1])
         best = max(pop, key=lambda r: (r["fitness"], r["id"]))["id"]

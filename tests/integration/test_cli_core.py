@@ -5,9 +5,11 @@ import math
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from safetensors.torch import load_file, save_file
 
 from saemerge.checkpoint import CheckpointReader
@@ -62,6 +64,11 @@ def test_every_method_writes_a_loadable_checkpoint(request, capsys, tmp_path, fa
     assert len(summary["content_hash"]) == 64
     assert (out / "manifest.json").exists()
     assert (out / "model.safetensors.index.json").exists() == ("sharded" in family)
+    card = (out / "README.md").read_text()  # a model card, as the pipeline's merges write
+    front = yaml.safe_load(card.split("---")[1])
+    assert front["base_model"] == str(fam["base"]) and {"merge", "saemerge"} <= set(front["tags"])
+    assert f"| content hash | `{summary['content_hash']}` |" in card and f"| method | {method} |" in card
+    assert f"- experts: `{fam['expert0']}`" in card and "saemerge inspect" not in card
     assert_generates(out)
     merged = CheckpointReader(out)
     expert = CheckpointReader(fam["expert0"])
@@ -371,3 +378,45 @@ def test_core_verbs_read_and_write_s3(capsys, s3_prefix, tmp_path, tiny_family_s
     code, _, err = run_cli(capsys, "prune", f"{s3_prefix}/nothing-here", "--sparsity", "0.5", "--out", f"{s3_prefix}/x")
     assert code == 2 and "nothing-here" in err
     assert not storage.exists(f"{s3_prefix}/x")
+
+
+def test_attribute_explains_a_weight_average_and_a_pruned_expert(capsys, tmp_path, tiny_family):
+    fam = tiny_family
+    avg = tmp_path / "avg"
+    code, _, err = run_cli(
+        capsys, "merge", "--method", "linear", "--models", fam["expert0"], fam["expert1"], "--out", avg
+    )
+    assert code == 0, err
+    code, out, err = run_cli(
+        capsys, "attribute", avg, "--base", fam["base"], "--experts", fam["expert0"], fam["expert1"]
+    )
+    assert code == 0, err
+    got = json.loads(out)
+    names = [Path(fam["expert0"]).name, Path(fam["expert1"]).name]
+    assert [got["coefficients"][n] for n in names] == pytest.approx([0.5, 0.5], abs=1e-5)
+    assert got["residual_share"] == pytest.approx(0.0, abs=1e-3) and got["tensors"] > 0
+    assert [got["top_kept"][n] for n in names] == [1.0, 1.0]  # a dense merge keeps every entry
+    pruned = tmp_path / "pruned"
+    assert run_cli(capsys, "prune", fam["expert0"], "--sparsity", "0.6", "--base", fam["base"], "--out", pruned)[0] == 0
+    code, out, err = run_cli(capsys, "attribute", pruned, "--base", fam["base"], "--experts", fam["expert0"])
+    got = json.loads(out)
+    # pruning keeps each tensor's top 40 % by magnitude, so every top-10 % entry survives
+    assert got["top_kept"][names[0]] == 1.0 and 0.5 < got["coefficients"][names[0]] < 1.0
+    assert 0.0 < got["residual_share"] < 1.0
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--base", "BASE"], "--experts: at least one expert is needed"),
+        (["--experts", "E0"], "--base: the experts' base model is needed"),
+        (["--base", "BASE", "--experts", "SHAPE"], "tensor model.norm.weight: shape [48]"),
+        (["--base", "NOWHERE", "--experts", "E0"], "no such directory"),
+    ],
+)
+def test_attribute_bad_input_is_one_line(capsys, tmp_path, tiny_family, argv, message):
+    other = _copy_with(tiny_family["expert1"], tmp_path / "shape", _reshape)
+    where = {"BASE": tiny_family["base"], "E0": tiny_family["expert0"], "SHAPE": other, "NOWHERE": tmp_path / "nope"}
+    code, out, err = run_cli(capsys, "attribute", tiny_family["expert1"], *[where.get(a, a) for a in argv])
+    assert code == 2 and out == ""
+    assert message in err and len(err.strip().splitlines()) == 1

@@ -78,6 +78,7 @@ class CountingEvaluator:
 @pytest.fixture
 def run_with_models(tmp_path, micro_bench):
     run = str(tmp_path / "run")
+    runlog.write_json(RunLayout(run).run_json, {"config": {}})  # the init step's record; default opt_splits
     data = micro_bench / "data"
     good = publish_answer_key(str(tmp_path / "models" / "good"), data, right=1.0)
     bad = publish_answer_key(str(tmp_path / "models" / "bad"), data, right=0.0)

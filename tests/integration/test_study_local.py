@@ -97,6 +97,10 @@ def test_study_runs_resumes_after_an_interrupt_and_reports(s3_env, micro_bench, 
     for method in ("sae-global", "sae-local", "weight_average", "task_arithmetic", "ties", "base"):
         assert method in text
     assert "data:image/png;base64," in text and "Runs finished: 2 of 2" in text
+    # every pick attributed to the experts (from its run's models), its per-task optimisation score known
+    attribution = text.split("## Attribution of each pick")[1].split("## Plots")[0]
+    assert "| sae-global | b0 r0 |" in attribution and "| sae-local | b0 r0 |" in attribution
+    assert "| sae-global | saebench_math |" in text
     summary = pq.read_table(out_dir / "summary.parquet").to_pylist()
     assert {r["method"] for r in summary} >= {"sae-global", "sae-local", "weight_average"}
     paired = pq.read_table(out_dir / "paired.parquet").to_pylist()

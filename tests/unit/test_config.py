@@ -22,6 +22,14 @@ def test_defaults_are_the_papers():
     assert c.levels == [0.0, 0.1, 0.35, 0.6]
 
 
+def test_opt_splits_defaults_to_train_and_validation_and_is_checked():
+    assert RunConfig.from_params(REQUIRED).splits == ("train", "validation")
+    c = RunConfig.from_params({**REQUIRED, "opt_splits": "validation"})
+    assert c.splits == ("validation",) and c.to_json()["opt_splits"] == "validation"
+    with pytest.raises(SaeMergeError, match="opt_splits"):
+        RunConfig.from_params({**REQUIRED, "opt_splits": "test"})
+
+
 def test_kfp_local_floats_become_ints_and_dicts_are_typed():
     c = RunConfig.from_params(
         {

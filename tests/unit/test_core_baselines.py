@@ -56,7 +56,7 @@ def test_ties_trim_by_hand():
     base = torch.zeros(4)
     t1, t2 = T([1.0, -2.0, 3.0, 0.0]), T([2.0, 1.0, -4.0, 1.0])
     # density 0.5 keeps 2 per task vector: t1 -> [0,-2,3,0], t2 -> [2,0,-4,0]
-    # sum [2, -2, -1, 0] -> pos 3 has no sign and gets 0
+    # sum [2, -2, -1, 0] -> pos 3 elects + (mergekit) but no entry is non-zero there: 0
     assert ties(base, [t1, t2], density=0.5).tolist() == [2.0, -2.0, -4.0, 0.0]
     # alpha scales the merged task vector, added to the base
     assert ties(torch.ones(4), [t1 + 1, t2 + 1], density=0.5, alpha=0.5).tolist() == [2.0, 0.0, -1.0, 1.0]
@@ -64,7 +64,12 @@ def test_ties_trim_by_hand():
 
 def test_ties_sign_cancel_and_weights():
     base = torch.zeros(2)
-    assert ties(base, [T([1.0, 0.0]), T([-1.0, 0.0])], density=1.0).tolist() == [0.0, 0.0]
+    # pos 0 cancels exactly: mergekit elects + (sum >= 0), so the positive entry survives
+    assert ties(base, [T([1.0, 0.0]), T([-1.0, 0.0])], density=1.0).tolist() == [1.0, 0.0]
+    assert ties(base, [T([-1.0, 0.0]), T([1.0, 0.0]), T([-2.0, 0.0]), T([2.0, 0.0])], density=1.0).tolist() == [
+        1.5,
+        0.0,
+    ]
     # weights [3, 1]: sum of weighted [1-2, -3-3] = [1, -6]; pos 0: only t1 agrees -> 3*1/3;
     # pos 1: both agree -> (3*-1 + 1*-3)/(3+1) = -1.5
     out = ties(base, [T([1.0, -1.0]), T([-2.0, -3.0])], density=1.0, weights=[3.0, 1.0])

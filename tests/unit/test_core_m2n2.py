@@ -12,8 +12,8 @@ from saemerge.core.m2n2 import (
     attraction,
     compete,
     crossover,
-    crossover_weights,
     draw_mating,
+    flat_offsets,
     parent_a_probabilities,
     parent_b_probabilities,
     shared_fitness,
@@ -86,14 +86,18 @@ def test_draw_mating_is_seeded_and_follows_the_probabilities():
     assert all(d.p_a == parent_a_probabilities(S)[d.a] for d in draws[:20])
 
 
-def test_compete_replaces_the_weakest_only_when_strictly_better():
+def test_compete_replaces_the_weakest_unless_the_child_is_strictly_weaker():
     # child solves 2 and 3: z = [2, 2, 2, 2]; f = [1.5, .5, 1, 1] -> replaces member 1
     won = compete(S, [0, 0, 1, 1])
     assert won.replaced == 1 and won.worst == 1
     assert won.fitness.tolist() == [1.5, 0.5, 1.0, 1.0]
-    # a copy of member 1's answers: z = [3, 2, 1, 1]; both get 1/3, not strictly better
+    # a copy of member 1's answers: z = [3, 2, 1, 1]; both get 1/3. The authors' argmin over
+    # archive + child (child last) picks member 1: a tie lets the child in
     tie = compete(S, [1, 0, 0, 0])
-    assert tie.replaced is None and tie.child_fitness == tie.worst_fitness == pytest.approx(1 / 3)
+    assert tie.replaced == 1 and tie.child_fitness == tie.worst_fitness == pytest.approx(1 / 3)
+    # strictly weaker: solves nothing -> 0 < 0.5 of member 1
+    lost = compete(S, [0, 0, 0, 0])
+    assert lost.replaced is None and lost.child_fitness == 0.0
     # the child's share lowers the members' shares of what it solves too
     assert tie.fitness[0] == pytest.approx(1 / 3 + 1 / 2 + 1)
     with pytest.raises(SaeMergeError, match="3 scores, the archive 4 examples"):
@@ -149,28 +153,29 @@ def test_tensor_order_is_natural_and_split_points_cover_every_tensor():
     assert [split_index(u, 4) for u in (0.0, 0.24, 0.25, 0.5, 0.999999)] == [0, 0, 1, 2, 3]
 
 
-def test_crossover_with_a_split_point_by_hand():
+def test_crossover_takes_one_angle_over_the_flattened_vector_and_splits_inside_a_tensor():
+    # order: embed, layers.2.w, layers.10.w -> flat vector A = [1,0, 0,0, 0,0], B = [0,0, 0,1, 0,0]
     a = {
-        "layers.10.w": torch.tensor([1.0, 0.0]),
-        "layers.2.w": torch.tensor([1.0, 0.0]),
+        "layers.10.w": torch.tensor([0.0, 0.0]),
+        "layers.2.w": torch.tensor([0.0, 0.0]),
         "embed": torch.tensor([1.0, 0.0]),
-        "norm": torch.tensor([1.0, 2.0]),
     }
     b = {
-        "layers.10.w": torch.tensor([0.0, 1.0]),
+        "layers.10.w": torch.tensor([0.0, 0.0]),
         "layers.2.w": torch.tensor([0.0, 1.0]),
-        "embed": torch.tensor([0.0, 1.0]),
-        "norm": torch.tensor([2.0, 4.0]),
+        "embed": torch.tensor([0.0, 0.0]),
     }
-    # order: embed, layers.2.w, layers.10.w, norm; split 2: the first two get t, the rest 1 - t
-    assert crossover_weights(list(a), 2, 1 / 3) == pytest.approx(
-        {"embed": 1 / 3, "layers.2.w": 1 / 3, "layers.10.w": 2 / 3, "norm": 2 / 3}
-    )
-    child = crossover(a, b, 1 / 3, 2)
+    assert flat_offsets(list(a), {n: 2 for n in a}) == {"embed": 0, "layers.2.w": 2, "layers.10.w": 4}
+    # one angle over the whole vector: A ⟂ B, Ω = π/2. Per tensor, A's layers.2.w has norm 0
+    # (the old per-tensor rule fell back to linear there: 2/3 instead of sin(π/3) = √3/2)
+    child = crossover(a, b, 1 / 3, 3)  # split inside layers.2.w: its entry 2 before, entry 3 after
     r3 = math.sqrt(3) / 2
-    assert child["embed"].tolist() == pytest.approx([r3, 0.5])  # SLERP(A, B, 1/3)
-    assert child["layers.2.w"].tolist() == pytest.approx([r3, 0.5])
-    assert child["layers.10.w"].tolist() == pytest.approx([0.5, r3])  # SLERP(B, A, 1/3)
-    assert child["norm"].tolist() == pytest.approx([1 / 3 + 4 / 3, 2 / 3 + 8 / 3])  # colinear: linear at 2/3
-    # split 0: SLERP(B, A, t) everywhere
-    assert crossover(a, b, 1 / 3, 0)["embed"].tolist() == pytest.approx([0.5, r3])
+    assert child["embed"].tolist() == pytest.approx([r3, 0.0])  # SLERP(A, B, 1/3): c_A = sin(π/3)
+    # entry 2 (before): c_A·0 + c_B·0; entry 3 (after): SLERP(B, A, 1/3): c_B = sin(π/3)
+    assert child["layers.2.w"].tolist() == pytest.approx([0.0, r3])
+    assert child["layers.10.w"].tolist() == [0.0, 0.0]
+    # split 1: embed's second entry is after the split; split 0: SLERP(B, A, t) everywhere
+    assert crossover(a, b, 1 / 3, 1)["layers.2.w"].tolist() == pytest.approx([0.0, r3])
+    assert crossover(a, b, 1 / 3, 0)["embed"].tolist() == pytest.approx([0.5, 0.0])  # c_A = sin(π/6)
+    with pytest.raises(SaeMergeError, match="shapes differ"):
+        crossover(a, dict(b, embed=torch.zeros(3)), 0.5, 1)

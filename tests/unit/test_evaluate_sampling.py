@@ -32,6 +32,25 @@ def ids(path):
 
 
 # -- proportional allocation ----------------------------------------------------------------
+def test_optimisation_set_draws_only_the_splits_asked_for(bench, tmp_path):
+    val = sample_optimisation_set(
+        BENCH, 10, data=bench, seed=0, generation=0, out_dir=tmp_path / "v", splits=["validation"]
+    )
+    for path in val.values():
+        assert sorted(ids(path)) == sorted(set(ids(path))) and all("-validation-" in i for i in ids(path))
+        assert len(ids(path)) == 10  # the whole validation split
+    with pytest.raises(SaeMergeError, match="asks for 11 examples but validation .* holds 10"):
+        sample_optimisation_set(
+            BENCH, 11, data=bench, seed=0, generation=0, out_dir=tmp_path / "x", splits=["validation"]
+        )
+    both = sample_optimisation_set(BENCH, 50, data=bench, seed=0, generation=0, out_dir=tmp_path / "b")
+    assert ids(both["saebench_math"]) == ids(
+        sample_optimisation_set(
+            BENCH, 50, data=bench, seed=0, generation=0, out_dir=tmp_path / "c", splits=["train", "validation"]
+        )["saebench_math"]
+    )
+
+
 def test_allocation_sums_and_stays_within_strata():
     counts = {"en": 117, "de": 61, "sw": 23, "zh": 1}
     for n in (0, 1, 7, 100, 201, 202):

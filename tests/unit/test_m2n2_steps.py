@@ -109,7 +109,7 @@ def test_archive_update_competes_child_by_child(run):
     kids = {r["id"]: r for r in layout.read_population(0, "offspring")}
     assert kids[winner["id"]]["status"] == "accepted"
     assert kids[winner["id"]]["reason"] == f"replaced {archive[1]['id']}: shared fitness 1.0000 > 0.5000"
-    assert kids[loser["id"]]["status"] == "rejected" and "not above 1.0000" in kids[loser["id"]]["reason"]
+    assert kids[loser["id"]]["status"] == "rejected" and "below 1.0000" in kids[loser["id"]]["reason"]
     assert kids[dropped["id"]]["status"] == "discarded"
     assert [r["id"] for r in layout.read_population(0)] == [r["id"] for r in new]
     metrics = runlog.read_json(layout.metrics(0))

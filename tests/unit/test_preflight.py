@@ -37,8 +37,8 @@ def inputs(tiny_family, tmp_path):
     return paths
 
 
-def _check(p, opt=OPT, test=TEST, experts=("expert0", "expert1")):
-    check_inputs([str(p[e]) for e in experts], str(p["base"]), str(p["data"]), opt, test)
+def _check(p, opt=OPT, test=TEST, experts=("expert0", "expert1"), splits=None):
+    check_inputs([str(p[e]) for e in experts], str(p["base"]), str(p["data"]), opt, test, splits)
 
 
 def _refused(p, **kwargs) -> str:
@@ -188,6 +188,21 @@ def test_an_opt_size_larger_than_train_and_validation_is_refused(inputs):
     assert msg == (
         f"data_uri {inputs['data']}: task saebench_math asks for 13 optimisation examples "
         "but math/train+validation hold 12"
+    )
+
+
+def test_a_validation_only_pool_smaller_than_one_sample_is_refused(inputs):
+    # math: 4 validation items; 12 fit in train + validation, not in validation alone
+    _check(inputs, opt={**OPT, "saebench_math": 4, "saebench_multilingual": 1}, splits=None)
+    msg = _refused(inputs, splits=("validation",))
+    assert msg == (
+        f"data_uri {inputs['data']}: task saebench_math asks for 12 optimisation examples but math/validation hold 4"
+    )
+    # multilingual has no validation split at all
+    msg = _refused(inputs, opt={**OPT, "saebench_math": 4}, splits=("validation",))
+    assert msg == (
+        f"data_uri {inputs['data']}: task saebench_multilingual has none of "
+        "multilingual/validation.jsonl (opt_splits validation)"
     )
 
 

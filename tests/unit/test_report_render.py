@@ -40,3 +40,30 @@ def test_markdown_and_html_carry_every_plot_inline(tmp_path):
         assert base64.b64decode(embedded[name]) == data  # the PNG itself, not a link to a file
         assert f"]({name})" not in md
     assert html.count("data:image/png;base64,") == len(plots)
+
+
+BESTS = [
+    {"generation": -1, "id": "m-aaa", "scores": {"math": 0.7, "ml": 0.2}, "attribution": None},
+    {
+        "generation": 0,
+        "id": "m-bbb",
+        "scores": {"math": 0.5, "ml": 0.6},
+        "attribution": {
+            "coefficients": {"math": 0.4, "ml": 0.7},
+            "residual_share": 0.25,
+            "top_kept": {"math": 0.9, "ml": 1.0},
+        },
+    },
+]
+
+
+def test_the_best_members_drift_is_plotted_and_tabled_per_generation(tmp_path):
+    plots = make_plots(METRICS, [], BESTS)
+    assert "drift.png" in plots
+    md, html = render(str(tmp_path / "run"), RESULTS, METRICS, plots, bests=BESTS)
+    assert "| gen | best member | opt math | opt ml | c math | c ml | residual |" in md
+    assert "| 0 | m-bbb | 0.500 | 0.600 | 0.400 | 0.700 | 0.250 | 0.900 | 1.000 |" in md
+    assert "| init | m-aaa | 0.700 | 0.200 |  |  |  |  |  |" in md  # no attribution: empty cells
+    # the HTML report has the per-generation table too: every generation, with the best member
+    assert "<h2>Generations</h2>" in html and html.count("<td>m-bbb</td>") == 1
+    assert "<td>init</td>" in html and "<td>0.2000</td>" in html  # generation 0's s_t

@@ -5,17 +5,25 @@ paired.parquet holds what paired_difference computes."""
 from __future__ import annotations
 
 import base64
+import json
 import re
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from saemerge.study.report import write_report
+from saemerge.study.report import JSON_COLUMNS, write_report
 from saemerge.study.stats import paired_difference
 
 ACCURACY = {"sae": 0.7, "pso": 0.6, "ties": 0.5}
 DETERMINISTIC = {"ties"}
+
+
+ATTRIBUTION = {
+    "coefficients": {"code": 0.4, "math": 0.6},
+    "residual_share": 0.1,
+    "top_kept": {"code": 0.9, "math": 1.0},
+}
 
 
 def study() -> tuple[pa.Table, list[dict]]:
@@ -38,7 +46,10 @@ def study() -> tuple[pa.Table, list[dict]]:
                     {"bench_seed": bench, "run_seed": run, "method": method, "macro": float(np.mean(macro)),
                      "opt_score": float(np.mean(macro)) + 0.05 if search else None,
                      "compute_seconds": 100.0 + run if search else 5.0,
-                     "evaluated_examples": 4000 if search else None, "run_uri": f"s3://b/study/{method}/{bench}-{run}"}
+                     "evaluated_examples": 4000 if search else None, "run_uri": f"s3://b/study/{method}/{bench}-{run}",
+                     "test_by_task": {"math": macro[0], "code": macro[1]},
+                     "opt_by_task": {"math": macro[0] + 0.1, "code": macro[1]} if search else {},
+                     "attribution": ATTRIBUTION if method == "sae" else None}
                 )  # fmt: skip
     return pa.Table.from_pylist(rows), runs
 
@@ -97,7 +108,16 @@ def test_write_report(tmp_path):
             assert (row["wins"], row["ties"], row["n_units"]) == (d.wins, d.ties, d.n_units)
     assert {r["reference"] for r in paired} == {"sae"}
 
-    assert pq.read_table(out["runs.parquet"]).to_pylist() == runs
+    stored = pq.read_table(out["runs.parquet"]).to_pylist()
+    assert [{k: json.loads(v) if k in JSON_COLUMNS and v else v for k, v in r.items()} for r in stored] == [
+        {**r, **{k: r[k] or None for k in JSON_COLUMNS}} for r in runs
+    ]
+    # per task: math's optimisation score is 0.1 above its test score, code's equal
+    assert "| sae | math |" in md and "| +0.100 | 4 |" in md and "| +0.000 | 4 |" in md
+    attribution = md.split("## Attribution of each pick")[1].split("## Plots")[0]
+    assert "| method | c code | c math | residual | top-10 % kept code | top-10 % kept math | n |" in attribution
+    assert "| sae | 0.400 | 0.600 | 0.100 | 0.900 | 1.000 | 4 |" in attribution
+    assert "| sae | b1 r0 | 0.400 | 0.600 | 0.100 | 0.900 | 1.000 |" in attribution and "| pso |" not in attribution
     # Compute and optimisation-vs-test tables: per-run means; ties has no optimisation score.
     assert "| sae | 100.5 | 4000 | 4 |" in md
     assert "| ties | 5.0 | – | 4 |" in md

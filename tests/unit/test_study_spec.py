@@ -104,3 +104,21 @@ def test_run_identity_is_what_decides_a_run_and_ablations_share_table1s_runs():
     base = run_identity(spec, entry, "b")
     assert run_identity(parse_spec({**GOOD, "name": "other"}), entry, "b") == base
     assert run_identity(parse_spec({**GOOD, "params": {"archive_size": 6}}), entry, "b") != base
+
+
+def test_optset_reuses_table1_and_scoring_runs_and_a_run_json_without_opt_splits_matches():
+    from saemerge.study.runner import config_identity, run_identity
+
+    optset, table1, scoring = load_spec("optset"), load_spec("table1"), load_spec("scoring")
+    ids = {e.id: run_identity(optset, e, "b", local=True) for e in optset.entries}
+    t1 = {e.id: run_identity(table1, e, "b", local=True) for e in table1.entries}
+    sc = {e.id: run_identity(scoring, e, "b", local=True) for e in scoring.entries}
+    assert len(optset.entries) == 18 and len(set(ids.values())) == 18
+    assert ids["sae-48-b0-r1"] == t1["sae-global-b0-r1"] and ids["dense-48-b0-r2"] == sc["dense-b0-r2"]
+    val = optset.run_config(optset.entries[1], "s3://b/runs/x", "b", local=True)
+    assert optset.entries[1].arm.name == "sae-val-48" and val.splits == ("validation",)
+    # a run.json written before opt_splits existed is the same run as one naming the default
+    config = table1.run_config(table1.entries[0], "s3://b/runs/x", "b", local=True).to_json()
+    old = {k: v for k, v in config.items() if k != "opt_splits"}
+    assert config_identity(old, "v") == config_identity(config, "v")
+    assert config_identity({**config, "opt_splits": "validation"}, "v") != config_identity(config, "v")

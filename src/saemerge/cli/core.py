@@ -1,4 +1,4 @@
-"""`saemerge prune | merge | schedule | sparsity | hash`: the core library on the command line.
+"""`saemerge prune | merge | schedule | sparsity | attribute | hash`: the core library on the command line.
 
 Inputs and outputs are local paths or ``s3://bucket/prefix`` URIs. Outputs are published
 atomically: a crash or a bad input leaves nothing at the output URI.
@@ -135,8 +135,41 @@ def cmd_merge(args: argparse.Namespace) -> int:
                     drop_p=args.drop_p,
                     block_elems=block,
                 )
+            _write_card(out, args, summary)
     _print_json({"out": args.out, "method": args.method, **summary})
     return 0
+
+
+def _write_card(out, args: argparse.Namespace, summary: dict) -> None:
+    """The merged model's card (README.md), as the pipeline's merges and mergekit write one.
+
+    Inputs are named by the URIs given on the command line (no identity is computed: that
+    would read every input's files again)."""
+    from saemerge.runlog import member_id
+    from saemerge.steps.cards import CARD_NAME, render_card
+
+    sae = args.method == "sae"
+    names = ("sparsity", "scoring", "beta", "attraction", "measure", "granularity") if sae else ()
+    params = {n: getattr(args, n) for n in names}
+    if sae:
+        params["scores"] = list(args.scores)
+    else:
+        params.update({n: getattr(args, n) for n in ("weights", "alpha", "density", "drop_p")})
+        params = {k: v for k, v in params.items() if v is not None}
+    recipe = {"op": "merge", "method": args.method, **params, "experts": list(args.models)}
+    if args.base is not None:
+        recipe["base"] = args.base
+    record = {
+        "id": member_id(summary["content_hash"]),
+        "content_hash": summary["content_hash"],
+        "origin": args.method,
+        **{k: summary[k] for k in ("lambda_min", "lambda_mean", "lambda_max") if k in summary},
+    }
+    if sae and "rho" in summary:
+        record["sparsity"] = summary["rho"]
+    inputs = {u: u for u in [*args.models, *([args.base] if args.base else [])]}
+    text = render_card(record, recipe, base_model=str(args.base or "none"), run=None, seed=args.seed, inputs=inputs)
+    (out / CARD_NAME).write_text(text, encoding="utf-8")
 
 
 def cmd_schedule(args: argparse.Namespace) -> int:
@@ -164,6 +197,21 @@ def cmd_sparsity(args: argparse.Namespace) -> int:
     with ExitStack() as stack:
         src, base = _inputs(stack, args.src, args.base)
         _print_json(checkpoint_sparsity(src, base=base, measure=args.measure, per_tensor=args.per_tensor))
+    return 0
+
+
+def cmd_attribute(args: argparse.Namespace) -> int:
+    from saemerge.config import model_name
+    from saemerge.ops.attribution import attribute_checkpoint
+
+    if not args.experts:
+        raise SaeMergeError("--experts: at least one expert is needed")
+    if not args.base:
+        raise SaeMergeError("--base: the experts' base model is needed (task vectors are measured against it)")
+    with ExitStack() as stack:
+        model, base, *experts = _inputs(stack, args.model, args.base, *args.experts)
+        result = attribute_checkpoint(model, base, experts, names=[model_name(e) for e in args.experts])
+    _print_json({"model": args.model, "base": args.base, **result})
     return 0
 
 
@@ -224,6 +272,16 @@ def register(sub) -> None:
     p.add_argument("--measure", choices=("zero_count", "hoyer"), default="zero_count")
     p.add_argument("--per-tensor", action="store_true")
     p.set_defaults(func=cmd_sparsity)
+
+    p = sub.add_parser(
+        "attribute",
+        help="attribute a model to the experts: least-squares coefficients of its task vector, "
+        "the residual's share, each expert's top-10 %% entries kept (JSON)",
+    )
+    p.add_argument("model", metavar="MODEL", help="checkpoint directory or s3:// URI")
+    p.add_argument("--base", help="the experts' base model (required)")
+    p.add_argument("--experts", nargs="*", default=[], metavar="EXPERT", help="the experts (at least one)")
+    p.set_defaults(func=cmd_attribute)
 
     p = sub.add_parser("hash", help="print a checkpoint's content hash")
     p.add_argument("src", metavar="SRC")

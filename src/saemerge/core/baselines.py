@@ -117,7 +117,8 @@ def ties_combine(
 
     Trim keeps the top ``max(1, int(density·n))`` entries by magnitude of each task vector
     (mergekit's count; ties: lowest flat index); ``density = 1`` skips trimming. The elected sign is
-    ``sign(Σ w_i τ̂_i)``; the disjoint mean averages, per position, the weighted entries whose
+    ``sign(Σ w_i τ̂_i)``, +1 where that sum is exactly 0 (as mergekit: ``sum >= 0`` elects +1, so of
+    two entries that cancel the positive one survives); the disjoint mean averages, per position, the weighted entries whose
     sign agrees with it: ``Σ w_i τ̂_i [agree] / Σ w_i [agree]`` (0 where none agrees), as in
     mergekit with normalisation.
     """
@@ -129,7 +130,7 @@ def ties_combine(
     total = torch.zeros_like(trimmed[0])
     for w, d in zip(weights, trimmed):
         total.add_(d, alpha=w)
-    sign = total.sign_()  # `total` is not needed any more
+    sign = total.ge_(0).mul_(2).sub_(1)  # +1 where the sum is >= 0, else -1; `total` is not needed any more
     num = torch.zeros_like(sign)
     den = torch.zeros_like(sign)
     for w, d in zip(weights, trimmed):

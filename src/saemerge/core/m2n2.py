@@ -13,10 +13,14 @@ generation's sample, ``S[i, j]`` = 1 when member i got example j right (0 otherw
 * **Attraction**: given parent A, ``g_B = Σ_j max(S_Bj − S_Aj, 0) / z_j``: B is attractive
   where it solves what A does not, weighted by how scarce the example is.
 * **Mate selection**: A is drawn with probability ``f_A / Σ f``, then B with ``g_B / Σ g``.
-* **Crossover**: ``t ~ U(0, 1)`` and a split point ``k`` in the model's tensor order; tensors
-  before ``k`` get SLERP(A, B, t), the rest SLERP(B, A, t) = SLERP(A, B, 1 − t).
-* **Replacement**: the child replaces the member with the lowest resource-shared fitness
-  (computed over the archive plus the child) when its own is strictly higher.
+* **Crossover** (as the authors' code, SAE-SPEC §7): ``t ~ U(0, 1)``; the parameters are
+  flattened into one vector (tensors in natural name order, each row-major); SLERP's angle is
+  taken once over that vector; a split point ``k`` is a random index into it (it may fall
+  inside a tensor); entries before ``k`` get SLERP(A, B, t), the rest SLERP(B, A, t) =
+  SLERP(A, B, 1 − t).
+* **Replacement** (the authors' argmin over archive + child): the child replaces the member
+  with the lowest resource-shared fitness (computed over the archive plus the child) unless
+  the child itself is strictly the lowest; a tie with the weakest member lets the child in.
 
 Where the paper's code leaves a case undefined (it would divide by zero), this module says
 what happens: all fitness zero (no member solves any example) draws A uniformly; all
@@ -106,7 +110,7 @@ class Mating:
     p_a: float
     p_b: float
     t: float  # SLERP weight towards B before the split point
-    split_u: float  # the split point as a fraction of the tensor order: k = floor(u · n)
+    split_u: float  # the split point as a fraction of the flattened vector: k = floor(u · n)
 
 
 def draw_mating(scores, rng: np.random.Generator, alpha: float = 1.0) -> Mating:
@@ -152,7 +156,9 @@ def compete(archive_scores, child_scores, alpha: float = 1.0) -> Competition:
 
     Resource-shared fitness is computed over the archive and the child together (the child
     takes its share of every example it solves). The weakest member is the lowest fitness,
-    the first row on ties (callers order rows by id). The child must be strictly better.
+    the first row on ties (callers order rows by id). As in the authors' code (argmin over
+    the archive and the child, the child last), the child is rejected only when its fitness
+    is strictly below the weakest member's; a tie lets it in.
     """
     s = _matrix(archive_scores)
     child = np.asarray(child_scores, dtype=np.float64).reshape(1, -1)
@@ -162,16 +168,16 @@ def compete(archive_scores, child_scores, alpha: float = 1.0) -> Competition:
         raise SaeMergeError(f"compete: the child has {child.shape[1]} scores, the archive {s.shape[1]} examples")
     f = shared_fitness(np.vstack([s, child]), alpha)
     worst = int(np.argmin(f[:-1]))  # argmin returns the first of equal minima
-    return Competition(worst if f[-1] > f[worst] else None, worst, f)
+    return Competition(worst if f[-1] >= f[worst] else None, worst, f)
 
 
 # ------------------------------------------------------------------------------ crossover
 def tensor_order(names: Sequence[str]) -> list[str]:
-    """The model's tensor order for the split point: names in natural order.
+    """The order in which tensors are laid end to end in the flattened parameter vector.
 
-    Numbers inside names compare as numbers, so transformer blocks come in depth order
-    (``layers.2`` before ``layers.10``, which a plain sort would swap) and a split point
-    cuts the network between two consecutive tensors of that order.
+    Natural order: numbers inside names compare as numbers, so transformer blocks come in
+    depth order (``layers.2`` before ``layers.10``, which a plain sort would swap) and the
+    split point cuts the network at one depth.
     """
 
     def key(name: str):
@@ -181,18 +187,43 @@ def tensor_order(names: Sequence[str]) -> list[str]:
 
 
 def split_index(split_u: float, n: int) -> int:
-    """The split point ``k = floor(u · n)`` in ``0 .. n−1`` (uniform over them for u ~ U(0, 1))."""
+    """The split point ``k = floor(u · n)`` in ``0 .. n−1`` (uniform over them for u ~ U(0, 1)):
+    an index into the flattened parameter vector of `n` entries."""
     if n < 1:
-        raise SaeMergeError("split point: the model has no tensors")
+        raise SaeMergeError("split point: the model has no parameters")
     return min(int(float(split_u) * n), n - 1)
 
 
-def crossover_weights(names: Sequence[str], split: int, t: float) -> dict[str, float]:
-    """Each tensor's SLERP weight towards B: ``t`` before the split point, ``1 − t`` from it on.
+def flat_offsets(names: Sequence[str], numels: Mapping[str, int]) -> dict[str, int]:
+    """Where each tensor starts in the flattened parameter vector (tensors in :func:`tensor_order`)."""
+    offsets, at = {}, 0
+    for name in tensor_order(names):
+        offsets[name] = at
+        at += int(numels[name])
+    return offsets
 
-    SLERP(B, A, t) is SLERP(A, B, 1 − t), so one weight per tensor says it all.
+
+def split_combine(
+    a: torch.Tensor,
+    b: torch.Tensor,
+    before: tuple[float, float],
+    after: tuple[float, float],
+    k: int,
+) -> torch.Tensor:
+    """``c·A + c'·B`` with the pair `before` on the first `k` flat entries, `after` on the rest.
+
+    Elementwise, so a tensor cut into row blocks gives the same entries as the whole (pass each
+    block the number of its own entries that lie before the split point).
     """
-    return {name: (t if i < split else 1.0 - t) for i, name in enumerate(tensor_order(names))}
+    n = a.numel()
+    k = min(max(int(k), 0), n)
+    if k >= n:
+        return combine(a, b, *before)
+    if k <= 0:
+        return combine(a, b, *after)
+    out = combine(a, b, *after).reshape(-1)
+    out[:k] = combine(a.reshape(-1)[:k], b.reshape(-1)[:k], *before)
+    return out.reshape(a.shape)
 
 
 class SlerpStats:
@@ -265,14 +296,33 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
     return combine(a, b, c_a, c_b)
 
 
+def crossover_coefficients(stats: SlerpStats, t: float) -> tuple[tuple[float, float], tuple[float, float], bool]:
+    """(before, after, spherical): the (c_A, c_B) pairs of SLERP(A, B, t) and SLERP(B, A, t).
+
+    One angle for the whole parameter vector; SLERP(B, A, t) = SLERP(A, B, 1 − t).
+    """
+    c_a, c_b, spherical = stats.coefficients(t)
+    d_a, d_b, _ = stats.coefficients(1.0 - float(t))
+    return (c_a, c_b), (d_a, d_b), spherical
+
+
 def crossover(
     a: Mapping[str, torch.Tensor], b: Mapping[str, torch.Tensor], t: float, split: int
 ) -> dict[str, torch.Tensor]:
-    """The M2N2 child of two state dicts: SLERP(A, B, t) before the split point, SLERP(B, A, t) after.
+    """The M2N2 child of two state dicts, as the authors' code makes it.
 
-    Whole tensors in memory; :mod:`saemerge.ops.m2n2` streams the same rule.
+    The parameters are flattened into one vector (tensors in :func:`tensor_order`, each
+    row-major), SLERP's angle is taken over that whole vector, and the child is SLERP(A, B, t)
+    on the entries before flat index `split` and SLERP(B, A, t) from it on (the split may fall
+    inside a tensor). Whole tensors in memory; :mod:`saemerge.ops.m2n2` streams the same rule.
     """
     if set(a) != set(b):
         raise SaeMergeError("crossover: the parents have different tensor names")
-    weights = crossover_weights(list(a), split, t)
-    return {name: slerp(a[name], b[name], weights[name]) for name in a}
+    stats = SlerpStats()
+    for name in tensor_order(list(a)):
+        if a[name].shape != b[name].shape:
+            raise SaeMergeError(f"crossover: {name} shapes differ ({list(a[name].shape)} vs {list(b[name].shape)})")
+        stats.add(a[name], b[name])
+    before, after, _ = crossover_coefficients(stats, t)
+    offsets = flat_offsets(list(a), {n: a[n].numel() for n in a})
+    return {name: split_combine(a[name], b[name], before, after, split - offsets[name]) for name in a}

@@ -119,6 +119,7 @@ def sample_optimisation_set(
     generation: int,
     out_dir: str | Path,
     shots: int | None = None,
+    splits: Iterable[str] | None = None,
 ) -> dict[str, Path]:
     """Draw one generation's optimisation set from the train/validation splits.
 
@@ -130,10 +131,13 @@ def sample_optimisation_set(
         generation: the generation index; with ``seed`` it seeds the draw.
         out_dir: where ``<task>.jsonl`` files are written.
         shots: few-shot examples per doc; default the task's (0 for the tiny benchmark).
+        splits: draw only from these of the task's pool splits (the run parameter
+            ``opt_splits``); default all of them (train and validation).
 
     Returns:
         ``{task: path to the JSONL sample}``.
     """
+    wanted = None if splits is None else tuple(splits)
     specs = parse_tasks(tasks)
     root = resolve_data_root(data)
     out = {}
@@ -141,14 +145,16 @@ def sample_optimisation_set(
         size = _sizes_for(specs, sizes)[spec.name]
         if size is None:
             raise SaeMergeError(f"sizes: no optimisation-set size given for {spec.name}")
+        names = [s for s in spec.pool_splits if wanted is None or s in wanted]
         pool = []
-        for split in spec.pool_splits:
+        for split in names:
             pool += load_split(spec, root, split) or []
         if not pool:
             raise SaeMergeError(
-                f"{root / spec.data}: task {spec.name} has none of {', '.join(s + '.jsonl' for s in spec.pool_splits)}"
+                f"{root / spec.data}: task {spec.name} has none of {', '.join(s + '.jsonl' for s in names) or 'its pool splits'}"
+                + ("" if wanted is None else f" (opt_splits {','.join(wanted)})")
             )
-        _check_size(spec, size, len(pool), f"{'+'.join(spec.pool_splits)} ({root / spec.data})")
+        _check_size(spec, size, len(pool), f"{'+'.join(names)} ({root / spec.data})")
         rng = random.Random(f"saemerge-opt:{seed}:{generation}:{spec.name}")
         picked = sorted(rng.sample(range(len(pool)), size))
         out[spec.name] = _write(spec, [pool[i] for i in picked], out_dir, root, shots, seed, "")

@@ -1,8 +1,9 @@
 """The M2N2 crossover of two checkpoints (SAE-SPEC §7, M2N2), streamed tensor by tensor.
 
-Each tensor of the child is the SLERP of the parents' tensors (:mod:`saemerge.core.m2n2`)
-with weight ``t`` towards B before the split point in the model's tensor order and ``1 − t``
-from it on (SLERP(B, A, t) = SLERP(A, B, 1 − t)).
+As in the authors' code, the parameters are one flattened vector (tensors laid end to end in
+:func:`~saemerge.core.m2n2.tensor_order`, each row-major): SLERP's angle is taken once over
+that whole vector, and the child is SLERP(A, B, t) on the entries before a random split index
+and SLERP(B, A, t) = SLERP(A, B, 1 − t) from it on; the split may fall inside a tensor.
 
 **Space: weights, not task vectors.** M2N2 interpolates the models' parameters: the authors'
 code SLERPs the parameter vectors themselves (its from-scratch runs have no base model at
@@ -15,9 +16,9 @@ the child's ρ in delta space (SAE-SPEC §2, like every other model of the run; 
 ``c_A + c_B ≠ 1`` off the linear fallback, a position that both parents left at the base does
 not stay exactly at the base, so children of pruned parents are dense (ρ ≈ 0).
 
-A tensor of at most ``block_elems`` entries is read once. A larger one is read twice in row
-blocks: pass 1 sums the dot product and the norms (float64 per row, exactly rounded totals),
-pass 2 writes ``c_A·A + c_B·B`` block by block. The output is bit-identical whatever the block size.
+Two passes over the parents: pass 1 sums the dot product and the norms of the whole vector
+(float64 per row, exactly rounded totals), pass 2 writes the child. Tensors above
+``block_elems`` entries are read in row blocks; the output is bit-identical whatever the block size.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from pathlib import Path
 from saemerge.checkpoint import DEFAULT_MAX_SHARD_BYTES, CheckpointWriter
 from saemerge.core.blocks import BlockSparsity
 from saemerge.core.hashing import TensorHasher
-from saemerge.core.m2n2 import SlerpStats, combine, crossover_weights, split_index, tensor_order
+from saemerge.core.m2n2 import SlerpStats, crossover_coefficients, flat_offsets, split_combine, split_index
 from saemerge.core.prune import is_prunable
 from saemerge.core.sparsity import get_measure
 from saemerge.errors import SaeMergeError
@@ -63,16 +64,16 @@ def m2n2_crossover_checkpoints(
     Args:
         parent_a, parent_b: checkpoint directories (same names, shapes and dtypes).
         t: SLERP weight towards B before the split point, in [0, 1].
-        split_u: the split point as a fraction in [0, 1): tensor ``k = floor(split_u · n)`` of
-            the tensor order (:func:`~saemerge.core.m2n2.tensor_order`) is the first after it.
+        split_u: the split point as a fraction in [0, 1) of the flattened parameter vector:
+            entry ``k = floor(split_u · n)`` is the first to get SLERP(B, A, t).
         base: the experts' base, read only to measure the child's ρ in delta space.
         measure: the sparsity measure of ρ (``zero_count`` or ``hoyer``).
         block_elems: tensors above this many entries are streamed in row blocks.
 
     Returns:
         {"content_hash", "rho" (global ρ of the child's prunable tensors), "t", "split"
-         (index k), "n_tensors", "first_after_split" (name of tensor k), "linear_tensors"
-         (how many fell back to linear interpolation: colinear or zero-norm)}.
+         (flat index k), "n_entries", "split_tensor" (the tensor that holds entry k),
+         "spherical" (False: the parents are colinear or one has norm 0, so linear interpolation)}.
     """
     get_measure(measure)
     if not 0.0 <= float(split_u) < 1.0:
@@ -83,61 +84,51 @@ def m2n2_crossover_checkpoints(
     block = resolve_block_elems(block_elems)
     (ra, rb), base_reader = open_compatible([parent_a, parent_b], base)
     names = ra.names
-    split = split_index(split_u, len(names))
-    weights = crossover_weights(names, split, float(t))
+    numels = {name: ra.info(name).numel for name in names}
+    offsets = flat_offsets(names, numels)
+    split = split_index(split_u, sum(numels.values()))
+    stats = SlerpStats()
+    for name in progress(names, "m2n2 angle"):  # pass 1: one angle over the whole vector
+        spans = tensor_spans(ra.info(name), block)
+        for span in spans:
+            whole = len(spans) == 1
+            stats.add(read_span(ra, name, span, whole, dev), read_span(rb, name, span, whole, dev))
+    before, after, spherical = crossover_coefficients(stats, float(t))
     acc = BlockSparsity(measure)
     hasher = TensorHasher()
-    linear = 0
 
-    def parents(name: str, spans: list, held: list | None):
-        """(span, A block, B block) in row order: the blocks held in memory, or read again."""
-        if held is not None:
-            yield from held
-            return
+    def child_blocks(name: str, spans: list, row_elems: int, prunable: bool):
+        whole = len(spans) == 1
         for span in spans:
-            yield span, read_span(ra, name, span, False, dev), read_span(rb, name, span, False, dev)
-
-    def child_blocks(name: str, spans: list, held: list | None, c_a: float, c_b: float, prunable: bool):
-        for span, a, b in parents(name, spans, held):
-            child = combine(a, b, c_a, c_b)
+            a, b = read_span(ra, name, span, whole, dev), read_span(rb, name, span, whole, dev)
+            child = split_combine(a, b, before, after, split - offsets[name] - span[0] * row_elems)
             if prunable:  # ρ in the space of SAE-SPEC §2: the task vector when a base is given
                 x = child.float()
                 if base_reader is not None:
-                    x = x - read_span(base_reader, name, span, held is not None, dev).float()
+                    x = x - read_span(base_reader, name, span, whole, dev).float()
                 acc.add(x)
                 del x
             yield span[0], child
             del a, b, child
 
     with CheckpointWriter(dst, ra.infos, side_files_from=ra.path, max_shard_bytes=max_shard_bytes) as out:
-        for name in progress(names, "m2n2 crossover"):
+        for name in progress(names, "m2n2 crossover"):  # pass 2: the child
             info = ra.info(name)
             spans = tensor_spans(info, block)
-            whole = len(spans) == 1
-            held = (
-                [(spans[0], read_span(ra, name, spans[0], True, dev), read_span(rb, name, spans[0], True, dev))]
-                if whole
-                else None
-            )
-            stats = SlerpStats()
-            for _, a, b in parents(name, spans, held):  # pass 1 (blocks) or the tensors in hand
-                stats.add(a, b)
-            c_a, c_b, spherical = stats.coefficients(weights[name])
-            linear += not spherical
+            row_elems = info.row_numel
             prunable = is_prunable(name, info.shape)
             if prunable:
                 acc.begin()
-            emit_tensor(out, hasher, info, child_blocks(name, spans, held, c_a, c_b, prunable), whole)
+            emit_tensor(out, hasher, info, child_blocks(name, spans, row_elems, prunable), len(spans) == 1)
             if prunable:
                 acc.end()
-            del held
-    order = tensor_order(names)
+    split_tensor = max((n for n in names if offsets[n] <= split), key=lambda n: offsets[n])
     return {
         "content_hash": hasher.hexdigest(),
         "rho": acc.value() if acc.tensors else 0.0,
         "t": float(t),
         "split": split,
-        "n_tensors": len(names),
-        "first_after_split": order[split],
-        "linear_tensors": linear,
+        "n_entries": sum(numels.values()),
+        "split_tensor": split_tensor,
+        "spherical": spherical,
     }

@@ -56,7 +56,7 @@ def render_card(
     recipe: Mapping,
     *,
     base_model: str,
-    run: str,
+    run: str | None,
     seed: int | None = None,
     inputs: Mapping[str, str] | None = None,
     lineage: Sequence[str] = (),
@@ -67,7 +67,7 @@ def render_card(
         record: the model's record (id, content_hash, uri, origin, parents, s_t, λ stats, ...).
         recipe: what made it (op, input identities, parameters), as given to ``find_recipe``.
         base_model: the run's base checkpoint, as the user named it.
-        run: the run's URI.
+        run: the run's URI; None for a model made outside a run (``saemerge merge``).
         seed: the seed of the recipe or of the run.
         inputs: input identity -> URI, for the identities the recipe names.
         lineage: lines of an indented tree back to the initial variants (``runlog.lineage``).
@@ -89,7 +89,9 @@ def render_card(
             if ident is None:
                 continue
             ident = str(ident)
-            if ident in inputs:
+            if inputs.get(ident) == ident:  # named by its URI (outside a run: no identity computed)
+                named.append(f"- {key}: `{ident}`")
+            elif ident in inputs:
                 named.append(f"- {key}: `{inputs[ident]}` (identity `{ident[:16]}`)")
             else:  # a model of the run, named by its content hash
                 named.append(f"- {key}: model `{member_id(ident)}` (content hash `{ident[:16]}`)")
@@ -100,8 +102,9 @@ def render_card(
         "",
         f"# {record['id']}",
         "",
-        f"Made by saemerge (Sparsity-Aware Evolution model merging) in run `{run}` "
-        f"({recipe.get('op', 'merge')} of the inputs below). Base model: `{base_model}`.",
+        "Made by saemerge (Sparsity-Aware Evolution model merging) "
+        + (f"in run `{run}` " if run else "with `saemerge merge` ")
+        + f"({recipe.get('op', 'merge')} of the inputs below). Base model: `{base_model}`.",
         "",
         "## Recipe",
         "",
@@ -119,7 +122,6 @@ def render_card(
         *(lineage or [f"{record['id']}  {record.get('origin', '')}"]),
         "```",
         "",
-        f"The whole run: `saemerge inspect {run}`.",
-        "",
+        *([f"The whole run: `saemerge inspect {run}`.", ""] if run else []),
     ]
     return "\n".join(lines)

@@ -14,6 +14,7 @@ import hashlib
 import json
 import logging
 import math
+import time
 import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, ExitStack, contextmanager
@@ -98,15 +99,41 @@ class _WarmEvaluator:
         self._evaluator, self._finalizer = None, None
 
 
+# How long the sampling step waits for the run's init step to write run.json (they may start
+# together on a cluster: the sample does not take the init step's output), and how often it looks.
+RUN_JSON_WAIT_S = 600.0
+RUN_JSON_POLL_S = 2.0
+
+
+def run_opt_splits(run: str, wait_s: float = RUN_JSON_WAIT_S) -> tuple[str, ...]:
+    """The run's ``opt_splits`` as ``run.json`` records them (written by the init step).
+
+    A run.json of a run started before the parameter existed has none: the default, train and
+    validation. A missing run.json is waited for up to `wait_s` seconds, then refused.
+    """
+    from saemerge.config import RunConfig, split_names
+
+    layout = RunLayout(run)
+    deadline = time.monotonic() + wait_s
+    while not storage.exists(layout.run_json):
+        if time.monotonic() >= deadline:
+            raise SaeMergeError(f"{layout.run_json}: not written (the run's init step writes it before any sample)")
+        time.sleep(RUN_JSON_POLL_S)
+    default = RunConfig.__dataclass_fields__["opt_splits"].default
+    return split_names(layout.read_config().get("opt_splits", default))
+
+
 def sample_optimisation_set(run: str, generation: int, data_uri: str, opt_sizes: Mapping[str, int], seed: int) -> str:
-    """Draw generation `generation`'s optimisation set (train/validation only) into the run."""
+    """Draw generation `generation`'s optimisation set into the run, from the splits the run's
+    ``opt_splits`` names (train/validation by default; never test)."""
     from saemerge.evaluate.sampling import sample_optimisation_set as draw
 
     uri = RunLayout(run).sample(generation)
     if storage.exists(uri):
         return uri
+    splits = run_opt_splits(run)
     with storage.local_input(data_uri) as data, storage.local_output(uri) as out:
-        draw(list(opt_sizes), dict(opt_sizes), data=data, seed=seed, generation=generation, out_dir=out)
+        draw(list(opt_sizes), dict(opt_sizes), data=data, seed=seed, generation=generation, out_dir=out, splits=splits)
     return uri
 
 

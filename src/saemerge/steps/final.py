@@ -9,7 +9,7 @@ from contextlib import ExitStack
 import pyarrow as pa
 
 from saemerge import runlog, storage
-from saemerge.config import BASELINES, SAE, TA_ALPHAS, model_name
+from saemerge.config import BASELINES, M2N2, PSO, SAE, TA_ALPHAS, model_name
 from saemerge.core.fitness import fitness, macro_average
 from saemerge.errors import SaeMergeError
 from saemerge.evaluate.results import EvalResult
@@ -54,6 +54,20 @@ def best_overall(
     if best is None:
         raise SaeMergeError("final: the archive is empty")
     return best
+
+
+# Searches whose reported model is the best raw score (γ = 0), as their authors report it: PSO's
+# gbest and M2N2's best member (the authors' code reports the best training score). M2N2's
+# children are dense, so SAE's fitness s + γρ would lean towards un-evolved pruned initial members.
+RAW_SCORE_SEARCHES = (PSO, M2N2)
+
+
+def reported_member(
+    cache: ScoreCache, archive: Sequence[Mapping], search: str, gamma: float, keys: set[tuple[str, str]] | None = None
+) -> dict:
+    """The search's reported model: :func:`best_overall` with the run's γ for SAE, γ = 0 for
+    :data:`RAW_SCORE_SEARCHES` (SAE-SPEC §7)."""
+    return best_overall(cache, archive, 0.0 if search in RAW_SCORE_SEARCHES else gamma, keys)
 
 
 def merge_baseline(run: str, method: str, experts: Sequence[str], base_uri: str, seed: int, **params) -> dict:
@@ -108,7 +122,7 @@ def final_evaluate(
 
     The search's row is named after it (``run.json``'s ``search``: sae, pso or m2n2); its model
     is the member of `archive` with the best fitness over every optimisation example it was
-    scored on.
+    scored on (:func:`reported_member`: fitness with γ for SAE, the raw score for PSO and M2N2).
 
     Writes ``final/results.parquet`` (one row per method; per-task accuracy and the macro
     average over tasks), ``final/scores.parquet`` (per example) and ``final/best.json``.
@@ -133,8 +147,8 @@ def final_evaluate(
         else:
             entries.append((name, merge_baseline(run, method, experts, base_uri, seed, **params)))
     cache = ScoreCache.for_run(layout)
-    best = best_overall(cache, archive, gamma, optimisation_keys(layout))
     search = layout.read_config().get("search", SAE) if storage.exists(layout.run_json) else SAE
+    best = reported_member(cache, archive, search, gamma, optimisation_keys(layout))
     entries.append((search, best))
 
     with storage.local_input(layout.test_sample) as test_dir:

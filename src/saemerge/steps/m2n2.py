@@ -138,7 +138,7 @@ def crossover(run: str, order: Mapping, *, base_uri: str, measure: str = "zero_c
                 parents=[a["id"], b["id"]],
                 born=generation,
                 generation=generation,
-                origin=f"m2n2 t={t:.3f} split {s['split']}/{s['n_tensors']}",
+                origin=f"m2n2 t={t:.3f} split {s['split']}/{s['n_entries']} (in {s['split_tensor']})",
                 sparsity=s["rho"],
                 s_t=0.0,
             ),
@@ -163,7 +163,8 @@ def archive_update(
 
     While the archive holds fewer than `archive_size` members a child joins without competing;
     otherwise it replaces the member with the lowest resource-shared fitness (over the archive
-    plus the child) if its own is strictly higher. Writes ``gen-XX/offspring.parquet``,
+    plus the child) unless its own is strictly lower (the authors' argmin over archive + child:
+    a tie lets the child in). Writes ``gen-XX/offspring.parquet``,
     ``population.parquet`` and ``metrics.json`` (:data:`saemerge.runlog.GEN_METRICS` keys,
     ``best.<task>`` and the resource-shared fitness of the new archive).
 
@@ -189,14 +190,19 @@ def archive_update(
             if c.replaced is None:
                 child.update(
                     status="rejected",
-                    reason=f"shared fitness {c.child_fitness:.4f} not above "
+                    reason=f"shared fitness {c.child_fitness:.4f} below "
                     f"{c.worst_fitness:.4f} of {worst}, the weakest member",
                 )
             else:
                 members = _by_id([*members[: c.replaced], child, *members[c.replaced + 1 :]])
                 child.update(
                     status="accepted",
-                    reason=f"replaced {worst}: shared fitness {c.child_fitness:.4f} > {c.worst_fitness:.4f}",
+                    reason=f"replaced {worst}: shared fitness {c.child_fitness:.4f} "
+                    + (
+                        f"> {c.worst_fitness:.4f}"
+                        if c.child_fitness > c.worst_fitness
+                        else f"ties {c.worst_fitness:.4f} (a tie lets the child in)"
+                    ),
                 )
                 for sibling in evaluated:  # an earlier child of this generation can lose its place again
                     if sibling["id"] == worst:

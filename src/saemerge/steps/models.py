@@ -20,10 +20,12 @@ def prune_variant(
     """Prune one expert (or the base) to the variant's sparsity; content-addressed.
 
     Args:
-        variant: {"source": URI, "name": str, "sparsity": float} from :func:`init_population`.
+        variant: {"source": URI, "name": str, "sparsity": float, "granularity": "tensor" or
+            "global"} from :func:`init_population` (granularity "tensor" when absent).
         measure: the sparsity measure of the run; the record's ρ (which enters fitness) uses it.
     """
     sparsity = float(variant["sparsity"])
+    granularity = str(variant.get("granularity", "tensor"))
     origin = f"{variant['name']}@{sparsity:g}"
     key, record = find_recipe(
         run,
@@ -31,6 +33,7 @@ def prune_variant(
         source=input_identity(variant["source"]),
         base=input_identity(base_uri),
         sparsity=sparsity,
+        granularity=granularity,
         measure=measure,
     )
     if record is not None:
@@ -40,7 +43,7 @@ def prune_variant(
         with ExitStack() as stack:
             src = stack.enter_context(storage.local_input(variant["source"]))
             base = stack.enter_context(storage.local_input(base_uri))
-            summary = prune_checkpoint(src, out, sparsity, base=base, device=device)
+            summary = prune_checkpoint(src, out, sparsity, base=base, granularity=granularity, device=device)
             if measure != "zero_count":  # prune reports the zero fraction
                 summary["sparsity"] = checkpoint_sparsity(out, base=base, measure=measure)["global"]
             return summary

@@ -28,7 +28,7 @@ def start_run(config: RunConfig) -> None:
     already holding a run.json must have been started with the same configuration (that is a
     resume); anything else is an error rather than a mixed run.
     """
-    check_inputs(config.experts, config.base_uri, config.data_uri, config.opt_sizes, config.test_sizes)
+    check_inputs(config.experts, config.base_uri, config.data_uri, config.opt_sizes, config.test_sizes, config.splits)
     check_merge_device(config.merge_device)
     layout = RunLayout(config.run_uri)
     info = {
@@ -50,16 +50,20 @@ def start_run(config: RunConfig) -> None:
 def init_population(config: RunConfig) -> list[dict]:
     """Start the run (:func:`start_run`) and list the initial variants (SAE-SPEC §6.1).
 
-    Each expert is expanded at sparsities {0, s_min, (s_min+s_max)/2, s_max}. The base, when
+    Each expert is expanded at sparsities {0, s_min, (s_min+s_max)/2, s_max}, pruned at the
+    run's granularity (one threshold per tensor, or one over the model). The base, when
     `config.include_base`, is one variant: its task vector is zero, so pruning cannot change it.
     """
     start_run(config)
     levels = config.levels
+    g = config.granularity
     variants = [
-        {"source": uri, "name": f"expert:{model_name(uri)}", "sparsity": s} for uri in config.experts for s in levels
+        {"source": uri, "name": f"expert:{model_name(uri)}", "sparsity": s, "granularity": g}
+        for uri in config.experts
+        for s in levels
     ]
     if config.include_base:
-        variants.append({"source": config.base_uri, "name": "base", "sparsity": 0.0})
+        variants.append({"source": config.base_uri, "name": "base", "sparsity": 0.0, "granularity": g})
     log.info(
         "initial population: %d variants of %d experts at sparsities %s", len(variants), len(config.experts), levels
     )

@@ -2,7 +2,8 @@
 
 Per finished run (``final/`` of each run, :class:`~saemerge.runlog.RunLayout`): the per-example
 test scores of every method (``final/scores.parquet``), the search's optimisation-set score
-(``final/best.json``) and its compute (``final/compute.json``). The search's row is named after
+(``final/best.json``; per task from the run's score cache), its compute (``final/compute.json``)
+and the pick's attribution to the experts (:mod:`saemerge.attribution`, cached in the run). The search's row is named after
 its arm. The other rows (base, experts, one-shot merges) are the same in every arm's run of a
 (bench seed, run seed): they are taken from one run each.
 
@@ -74,6 +75,33 @@ def _clusters(layout: RunLayout) -> dict[tuple[str, str], str]:
     }
 
 
+def _opt_by_task(layout: RunLayout, best: dict) -> dict[str, float]:
+    """The pick's accuracy per task over every optimisation example the run drew (what its
+    macro ``overall_score`` averages), from the run's score cache; {} when unknown."""
+    from saemerge.evaluate.results import EvalResult
+    from saemerge.steps.evaluation import ScoreCache
+    from saemerge.steps.final import optimisation_keys
+
+    cached = ScoreCache.for_run(layout).get(best["content_hash"]) if best.get("content_hash") else None
+    if cached is None:
+        return {}
+    keys = optimisation_keys(layout)
+    rows = [r for r in cached.per_example if (r.task, r.example_id) in keys]
+    return EvalResult(rows).per_task if rows else {}
+
+
+def _pick_attribution(layout: RunLayout) -> dict | None:
+    """The pick's attribution to the experts (:mod:`saemerge.attribution`); None (logged) when it
+    cannot be computed (a model gone): the report still renders."""
+    from saemerge.attribution import pick_attribution
+
+    try:
+        return pick_attribution(layout)
+    except SaeMergeError as exc:
+        log.warning("%s: no attribution of the pick (%s)", layout.root, exc)
+        return None
+
+
 def _run_rows(state: dict, arm: str) -> tuple[list[dict], list[dict]]:
     """(per-cluster score rows, per-method run rows) of one finished run."""
     layout = RunLayout(state["run_uri"])
@@ -109,6 +137,9 @@ def _run_rows(state: dict, arm: str) -> tuple[list[dict], list[dict]]:
                 "method": name.get(row["method"], row["method"]),
                 "macro": row["macro"],
                 "opt_score": best.get("overall_score") if mine else None,
+                "test_by_task": dict(row["scores"]),
+                "opt_by_task": (_opt_by_task(layout, best) if best else {}) if mine else {},
+                "attribution": _pick_attribution(layout) if mine else None,
                 "compute_seconds": search_seconds(compute) if mine and compute else None,
                 "evaluated_examples": (
                     compute.get("examples_fresh", 0) + compute.get("examples_cached", 0) if mine and compute else None

@@ -101,9 +101,22 @@ PRESETS: dict[str, dict[str, Any]] = {
         ),
         _preset(
             "optset",
-            "Optimisation-set size per task and generation: 48 (the demo), 200, 800 (the paper draws "
-            "1,319 + 200): does selection on few items over-fit them?",
-            [_sae(f"opt-{n}", opt_sizes={"saebench_math": n, "saebench_multilingual": n}) for n in (48, 200, 800)],
+            "Where the optimisation set draws from and how large it is: SAE global and dense evolution "
+            "(s_min = s_max = 0), each at 48 and 200 items per task and generation from train + validation "
+            "(the experts' training items included) and at 48 from validation only (items no expert "
+            "trained on); beside the one-shot merges",
+            [
+                *(
+                    {"name": f"{name}-{tag}", "search": "sae", "params": {**params, **opt}}
+                    for name, params in (("sae", {"scoring": "global"}), ("dense", {"s_min": 0.0, "s_max": 0.0}))
+                    for tag, opt in (
+                        ("48", {}),
+                        ("val-48", {"opt_splits": "validation"}),
+                        ("200", {"opt_sizes": {"saebench_math": 200, "saebench_multilingual": 200}}),
+                    )
+                ),
+            ],
+            reference="sae-48",
         ),
     )
 }

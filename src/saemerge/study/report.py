@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import json
 from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -39,8 +40,12 @@ RUNS_SCHEMA = pa.schema(
         ("compute_seconds", pa.float64()),
         ("evaluated_examples", pa.int64()),
         ("run_uri", pa.string()),
+        ("test_by_task", pa.string()),  # JSON {task: accuracy}
+        ("opt_by_task", pa.string()),  # JSON {task: accuracy over the run's optimisation examples}
+        ("attribution", pa.string()),  # JSON: the pick's attribution (saemerge.attribution)
     ]
 )
+JSON_COLUMNS = ("test_by_task", "opt_by_task", "attribution")
 # A block of the report: ("h2", text) | ("p", text) | ("table", header, rows) | ("plots", {name: png}).
 Block = tuple[Any, ...]
 
@@ -99,7 +104,8 @@ def write_report(
     paths["report.html"].write_text(to_html(title, header, blocks))
     pq.write_table(pa.Table.from_pylist(summary_rows), paths["summary.parquet"])
     pq.write_table(pa.Table.from_pylist(paired_rows), paths["paired.parquet"])
-    pq.write_table(pa.Table.from_pylist([dict(r) for r in runs], schema=RUNS_SCHEMA), paths["runs.parquet"])
+    rows = [{**r, **{k: json.dumps(r.get(k)) if r.get(k) else None for k in JSON_COLUMNS}} for r in runs]
+    pq.write_table(pa.Table.from_pylist(rows, schema=RUNS_SCHEMA), paths["runs.parquet"])
     for name, png in plots.items():
         paths[name].write_bytes(png)
     return {**paths, "summary": summary_rows, "paired": paired_rows}
@@ -164,6 +170,15 @@ def report_blocks(
         ("p", "Per method whose optimisation-set score is known: means over those runs; gap = opt − test macro "
               "(positive: the optimisation set scored higher, by overfitting it or by its being easier)."),  # fmt: skip
         ("table", ["method", "opt score", "test macro", "gap", "n"], _gap_rows(methods, runs)),
+        ("p", "Per task: the pick's accuracy over every optimisation example its run drew, on the test set, "
+              "and the gap (means over runs)."),  # fmt: skip
+        ("table", ["method", "task", "opt", "test", "gap", "n"], _task_gap_rows(methods, runs)),
+        ("h2", "Attribution of each pick"),
+        ("p", "The pick's task vector fitted by least squares on the experts' (over the prunable tensors): "
+              "coefficient c per expert (a weight average is ½, ½; task arithmetic α, α), the residual's share "
+              "of its norm (what no mix of the experts explains), and the fraction of each expert's top-10 % "
+              "entries by magnitude the pick keeps (non-zero task vector)."),  # fmt: skip
+        *_attribution_tables(methods, runs),
         ("h2", "Plots"),
         ("plots", dict(plots)),
     ]  # fmt: skip
@@ -189,6 +204,50 @@ def _gap_rows(methods: Sequence[str], runs: Sequence[Mapping[str, Any]]) -> list
             opt, test = np.array([r["opt_score"] for r in known]), np.array([r["macro"] for r in known])
             rows.append([m, _num(opt.mean()), _num(test.mean()), f"{(opt - test).mean():+.3f}", str(len(known))])
     return rows
+
+
+def _task_gap_rows(methods: Sequence[str], runs: Sequence[Mapping[str, Any]]) -> list[list[str]]:
+    rows = []
+    for m in methods:
+        known = [r for r in runs if r["method"] == m and r.get("opt_by_task")]
+        for task in sorted({t for r in known for t in r["opt_by_task"]}):
+            pairs = [
+                (r["opt_by_task"][t], r["test_by_task"][t]) for r in known for t in [task] if t in r["test_by_task"]
+            ]
+            if pairs:
+                opt, test = np.array(pairs).T
+                rows.append(
+                    [m, task, _num(opt.mean()), _num(test.mean()), f"{(opt - test).mean():+.3f}", str(len(pairs))]
+                )
+    return rows
+
+
+def _attribution_tables(methods: Sequence[str], runs: Sequence[Mapping[str, Any]]) -> list[Block]:
+    """Per method: its mean attribution over runs, then every pick (one row per run)."""
+    known = [r for r in runs if r.get("attribution")]
+    experts = sorted({e for r in known for e in r["attribution"]["coefficients"]})
+    if not known:
+        return [("p", "No attribution known (no finished search run, or its models are gone).")]
+    head = [*[f"c {e}" for e in experts], "residual", *[f"top-10 % kept {e}" for e in experts]]
+
+    def cells(attrs: Sequence[Mapping[str, Any]]) -> list[str]:
+        return [
+            *[_num(_mean([a["coefficients"].get(e) for a in attrs])) for e in experts],
+            _num(_mean([a.get("residual_share") for a in attrs])),
+            *[_num(_mean([a["top_kept"].get(e) for a in attrs])) for e in experts],
+        ]
+
+    means, each = [], []
+    for m in methods:
+        mine = sorted((r for r in known if r["method"] == m), key=lambda r: (r["bench_seed"], r["run_seed"]))
+        if mine:
+            means.append([m, *cells([r["attribution"] for r in mine]), str(len(mine))])
+            each += [[m, f"b{r['bench_seed']} r{r['run_seed']}", *cells([r["attribution"]])] for r in mine]
+    return [
+        ("table", ["method", *head, "n"], means),
+        ("p", "Every pick:"),
+        ("table", ["method", "unit", *head], each),
+    ]
 
 
 # ---------------------------------------------------------------------------------------------

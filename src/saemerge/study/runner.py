@@ -68,12 +68,16 @@ def finished(run_uri: str) -> bool:
 
 # Where a run writes and the cache it reads through change nothing in its results.
 IDENTITY_IGNORES = ("run_uri", "score_cache")
+# Parameters added after runs were recorded without them: absent means this value, so a run from
+# before the parameter is the same run as one that names its default.
+IDENTITY_DEFAULTS = {"opt_splits": "train,validation"}
 
 
 def config_identity(config: dict[str, Any], version: str) -> str:
     """What decides a run's results: its whole configuration as ``run.json`` records it (the
     search, generations, the inputs' URIs, so the bench and its version, every parameter and
     the seed) but :data:`IDENTITY_IGNORES`, and the saemerge version that ran it."""
+    config = {**IDENTITY_DEFAULTS, **config}
     doc = {"config": {k: v for k, v in config.items() if k not in IDENTITY_IGNORES}, "saemerge": version}
     return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()[:16]
 

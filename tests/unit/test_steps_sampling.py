@@ -1,0 +1,39 @@
+"""The sampling step draws from the splits the run's ``opt_splits`` names, as run.json records it."""
+
+import pytest
+
+from saemerge import runlog
+from saemerge.errors import SaeMergeError
+from saemerge.runlog import RunLayout
+from saemerge.steps import evaluation
+from saemerge.steps.evaluation import read_sample, run_opt_splits, sample_optimisation_set
+from tests.support.fixtures import write_bench_data
+
+SIZES = {"saebench_math": 10, "saebench_multilingual": 10}
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return write_bench_data(tmp_path_factory.mktemp("bench"), {"train": 40, "validation": 10, "test": 20}) / "data"
+
+
+def _ids(run: str, generation: int) -> list[str]:
+    return [str(d["id"]) for ds in read_sample(RunLayout(run).sample(generation)).values() for d in ds]
+
+
+@pytest.mark.parametrize("config, validation_only", [({"opt_splits": "validation"}, True), ({}, False)])
+def test_the_step_draws_from_the_recorded_splits(tmp_path, data, config, validation_only):
+    run = str(tmp_path / "run")
+    runlog.write_json(RunLayout(run).run_json, {"config": config})  # {}: a run.json from before the parameter
+    sample_optimisation_set(run, 0, str(data), SIZES, seed=0)
+    got = _ids(run, 0)
+    assert len(got) == 20
+    assert all("-validation-" in i for i in got) == validation_only
+    assert run_opt_splits(run) == (("validation",) if validation_only else ("train", "validation"))
+
+
+def test_a_run_without_run_json_is_refused_after_waiting(tmp_path, monkeypatch):
+    monkeypatch.setattr(evaluation, "RUN_JSON_POLL_S", 0.01)
+    with pytest.raises(SaeMergeError, match="run.json: not written"):
+        run_opt_splits(str(tmp_path / "run"), wait_s=0.05)
+    assert not (tmp_path / "run").exists()
