@@ -150,12 +150,13 @@ class Tasks:
             self._components[func, image] = dsl.component(func, base_image=image, install_kfp_package=False)
         return self._components[func, image]
 
-    def initial_archive(self, p: SimpleNamespace, variants: Any, competition: Any) -> Any:
+    def initial_archive(self, p: SimpleNamespace, init: dsl.PipelineTask, competition: Any) -> Any:
         """SAE's initial archive (SAE-SPEC §6.1) from the init step's variants: prune each one,
-        sample generation 0's optimisation set, evaluate the pruned variants on it, keep the
+        sample generation 0's optimisation set (after the init step, which writes the run.json
+        whose ``opt_splits`` the sample reads), evaluate the pruned variants on it, keep the
         archive. Returns the archive (the handoff URIs archive_update writes)."""
         c_prune, c_sample, c_eval = self.cpu(prune), self.cpu(sample_optimisation_set), self.gpu(evaluate)
-        with dsl.ParallelFor(items=variants, parallelism=self.options.merge_parallelism) as variant:
+        with dsl.ParallelFor(items=init.outputs["Output"], parallelism=self.options.merge_parallelism) as variant:
             pruned = self.retried(
                 c_prune(
                     run_uri=p.run_uri, variant=variant, base_uri=p.base_uri, measure=p.measure, device=p.merge_device
@@ -164,6 +165,7 @@ class Tasks:
         sample0 = self.with_s3(
             c_sample(run_uri=p.run_uri, generation=0, data_uri=p.data_uri, opt_sizes=p.opt_sizes, seed=p.seed)
         ).set_display_name("sample optimisation set")
+        sample0.after(init)
         scored0 = self.on_gpu(
             c_eval(
                 run_uri=p.run_uri,

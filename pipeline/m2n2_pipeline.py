@@ -162,7 +162,7 @@ def build_pipeline(options: CompileOptions = CompileOptions(search=M2N2)):
         # SAE's initial archive, with SAE's components (SAE-SPEC §6.1): every search starts from the same models.
         archive = tasks.initial_archive(
             p,
-            init.outputs["Output"],
+            init,
             competition=PARAMS["competition"].default,  # unused for the initial archive
         )
         for t in range(options.steps):

@@ -144,6 +144,7 @@ def build_pipeline(options: CompileOptions = CompileOptions(search=PSO)):
         sample0 = with_s3(
             c_sample(run_uri=p.run_uri, generation=0, data_uri=p.data_uri, opt_sizes=p.opt_sizes, seed=p.seed)
         ).set_display_name("sample optimisation set")
+        sample0.after(init)  # the init step writes the run.json whose opt_splits the sample reads
         cands0 = with_s3(c_candidates(run_uri=p.run_uri, step=0, moved=dsl.Collected(made.outputs["Output"]), swarm=[]))
         cands0.set_display_name("initial positions")
         scored0 = on_gpu(

@@ -213,7 +213,7 @@ def build_pipeline(options: CompileOptions = CompileOptions()):
                 score_cache=p.score_cache,
             )
         ).set_display_name("init population")
-        archive = tasks.initial_archive(p, init.outputs["Output"], competition=competition)
+        archive = tasks.initial_archive(p, init, competition=competition)
         for t in range(options.steps):
             gen = sae_generation(
                 run_uri=run_uri,

@@ -14,7 +14,6 @@ import hashlib
 import json
 import logging
 import math
-import time
 import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, ExitStack, contextmanager
@@ -99,26 +98,21 @@ class _WarmEvaluator:
         self._evaluator, self._finalizer = None, None
 
 
-# How long the sampling step waits for the run's init step to write run.json (they may start
-# together on a cluster: the sample does not take the init step's output), and how often it looks.
-RUN_JSON_WAIT_S = 600.0
-RUN_JSON_POLL_S = 2.0
-
-
-def run_opt_splits(run: str, wait_s: float = RUN_JSON_WAIT_S) -> tuple[str, ...]:
-    """The run's ``opt_splits`` as ``run.json`` records them (written by the init step).
+def run_opt_splits(run: str) -> tuple[str, ...]:
+    """The run's ``opt_splits`` as ``run.json`` records them (written by the init step, which every
+    sample runs after: the pipelines order the first sample after it, later ones follow the archive).
 
     A run.json of a run started before the parameter existed has none: the default, train and
-    validation. A missing run.json is waited for up to `wait_s` seconds, then refused.
+    validation.
+
+    Raises:
+        SaeMergeError: no run.json (a sample started before its run's init step).
     """
     from saemerge.config import RunConfig, split_names
 
     layout = RunLayout(run)
-    deadline = time.monotonic() + wait_s
-    while not storage.exists(layout.run_json):
-        if time.monotonic() >= deadline:
-            raise SaeMergeError(f"{layout.run_json}: not written (the run's init step writes it before any sample)")
-        time.sleep(RUN_JSON_POLL_S)
+    if not storage.exists(layout.run_json):
+        raise SaeMergeError(f"{layout.run_json}: not written (the run's init step writes it before any sample)")
     default = RunConfig.__dataclass_fields__["opt_splits"].default
     return split_names(layout.read_config().get("opt_splits", default))
 
