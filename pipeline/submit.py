@@ -42,6 +42,7 @@ import json
 import logging
 import os
 import tempfile
+import sys
 import time
 import warnings
 from collections.abc import Callable
@@ -54,7 +55,7 @@ import yaml
 from saemerge.config import RunConfig
 from saemerge.errors import SaeMergeError, unknown_name
 from saemerge.pipeline.backend import check_backend
-from saemerge.pipeline.common import CompileOptions
+from saemerge.pipeline.common import CompileOptions, default_images_notice
 from saemerge.pipeline.searches import get_search
 from saemerge.progress import RunProgress
 
@@ -509,6 +510,8 @@ def submit(req: SubmitRequest, out: Callable[[str], None] = print) -> SubmitResu
             )
         # values, not only types
         RunConfig.from_params({**params, "steps": req.options.steps, "search": req.options.search})
+        if notice := default_images_notice(req.options):  # after the checks: bad input stays one line
+            print(f"saemerge: {notice}", file=sys.stderr, flush=True)
         name = get_search(req.options.search).pipeline_name
         result = SubmitResult(
             version_name=version_name_for(name, compiled), compiled_bytes=len(compiled), params=params

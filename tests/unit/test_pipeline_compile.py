@@ -278,6 +278,11 @@ def test_default_images_are_named_with_how_to_build_them(capsys, tmp_path, monke
     monkeypatch.delenv("SAEMERGE_GPU_IMAGE", raising=False)
     assert main(["compile", "--steps", "1", "--no-workflow-size", "--out", str(tmp_path / "p.yaml")]) == 0
     assert capsys.readouterr().err.count("warning: the pipeline uses the default image(s)") == 1
+    # submit says it once its parameters are checked (a bad one stays one line: test_bad_parameters)
+    params = ["run_uri=s3://b/runs/r", 'experts=["s3://b/m/a","s3://b/m/b"]', "base_uri=s3://b/m/base"]
+    params += ["data_uri=s3://b/data"]
+    assert main(["submit", "--dry-run", "--steps", "1", *[a for p in params for a in ("--param", p)]]) == 0
+    assert capsys.readouterr().err.count("warning: the pipeline uses the default image(s)") == 1
 
 
 def _platform_of(tmp_path, **options):

@@ -13,10 +13,12 @@ from pathlib import Path
 from saemerge.errors import SaeMergeError
 
 
-def compile_options(args: argparse.Namespace):
+def compile_options(args: argparse.Namespace, notice: bool = True):
     """CompileOptions from flags, then SAEMERGE_CPU_IMAGE / SAEMERGE_GPU_IMAGE, then defaults.
 
-    Images named by neither get a warning on stderr (:func:`~saemerge.pipeline.common.default_images_notice`).
+    Images named by neither get a warning on stderr (:func:`~saemerge.pipeline.common.default_images_notice`)
+    when `notice`; `saemerge submit` gives it itself once the run's parameters are checked, so a
+    bad parameter stays one line.
     """
     from saemerge.pipeline.common import CompileOptions, default_images_notice
 
@@ -47,9 +49,8 @@ def compile_options(args: argparse.Namespace):
         )
     except ValueError as exc:  # a bad size, quantity, volume or image: one line naming the flag
         raise SaeMergeError(str(exc)) from None
-    notice = default_images_notice(options)
-    if notice:
-        print(f"saemerge: {notice}", file=sys.stderr)
+    if notice and (text := default_images_notice(options)):
+        print(f"saemerge: {text}", file=sys.stderr)
     return options
 
 

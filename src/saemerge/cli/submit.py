@@ -108,7 +108,7 @@ def cluster_request(args: argparse.Namespace, **fields):
         service_account=args.service_account,
         pipeline_root=args.pipeline_root,
         enable_caching=False if args.no_cache else None,
-        options=compile_options(args),
+        options=compile_options(args, notice=False),  # submit() warns once the parameters are checked
         dry_run=args.dry_run,
         **fields,
     )
