@@ -41,8 +41,8 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 import sys
+import tempfile
 import time
 import warnings
 from collections.abc import Callable
