@@ -80,3 +80,62 @@ def test_study_submit_dry_run_contacts_and_records_nothing(tmp_path, capsys, mon
     out, err = capsys.readouterr()
     assert rc == 0, err[-2000:]
     assert out.count("dry run: would submit") == 4
+
+
+@pytest.mark.parametrize(
+    "method,path,what",
+    [
+        ("POST", f"{API}/pipelines", "uploading the pipeline"),
+        ("POST", f"{API}/runs", "creating the run"),
+    ],
+)
+@pytest.mark.parametrize("as_json", [False, True])
+def test_an_api_error_is_one_line_exit_4_as_submit_says(s3_env, tmp_path, capsys, method, path, what, as_json):
+    """The same contract as `saemerge submit` (exit 4, the HTTP status and the server's first
+    line, with --json a JSON error object on stdout); the message names the entry it failed on."""
+    import json
+
+    path_ = tmp_path / "study.yaml"
+    path_.write_text(yaml.safe_dump(STUDY))
+    study_id = f"cluster-err-{os.getpid()}"
+    failures = {(method, path): (500, "internal error: database is locked\nstack trace line")}
+    with FakeKfp(failures=failures) as kfp:
+        rc = main(
+            ["study", "submit", str(path_), "--id", study_id, "--bucket", "saemerge-test", "--workdir", str(tmp_path),
+             "--host", kfp.url, *(["--json"] if as_json else [])]
+        )  # fmt: skip
+    out, err = capsys.readouterr()
+    assert rc == 4, err[-3000:]
+    (line,) = [x for x in err.splitlines() if x.startswith("saemerge: error:")]
+    assert line.startswith(f"saemerge: error: study {study_id}, run sae-global-b0-r0: KFP API at {kfp.url}: {what}")
+    assert "HTTP 500" in line and "database is locked" in line and "stack trace line" not in err
+    assert "Traceback" not in err
+    if as_json:
+        error = json.loads(out)
+        assert set(error) == {"error", "exit_code", "http_status", "submitted"}
+        assert error["exit_code"] == 4 and error["http_status"] == 500
+        assert error["error"] == line.removeprefix("saemerge: error: ")
+        assert error["submitted"]["run_id"] is None
+    else:
+        assert "saemerge: error" not in out
+    record = yaml.safe_load(storage.read_bytes(f"s3://saemerge-test/studies/{study_id}/study.yaml"))
+    assert not any(e.get("kfp_run_id") for e in record["entries"])  # nothing is recorded as submitted
+
+
+def test_study_submit_json_prints_the_entries_alone(s3_env, tmp_path, capsys):
+    import json
+
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump(STUDY))
+    study_id = f"cluster-json-{os.getpid()}"
+    with FakeKfp() as kfp:
+        rc = main(
+            ["study", "submit", str(path), "--id", study_id, "--bucket", "saemerge-test", "--workdir", str(tmp_path),
+             "--host", kfp.url, "--json"]
+        )  # fmt: skip
+    out, err = capsys.readouterr()
+    assert rc == 0, err[-3000:]
+    summary = json.loads(out)  # stdout is the JSON alone: kfp.Client's and our progress went to stderr
+    assert summary["study"] == study_id and summary["counts"] == {"running": 4}
+    assert sorted(e["kfp_run_id"] for e in summary["entries"]) == sorted(kfp.runs)
+    assert "compiled" in err

@@ -5,6 +5,12 @@
     saemerge study report scoring               # studies/<id>/report/: Markdown, HTML, Parquet, PNG
     saemerge study status scoring
 
+`study submit` exits as `saemerge submit` does: 0 submitted (with --wait: all succeeded),
+2 bad input or a run that did not succeed, 3 --timeout passed while waiting, 4 the KFP API
+refused or failed a call, 5 the KFP backend is older than the pipeline needs; an error is one
+line on stderr, and with --json stdout holds {"error", "exit_code", "http_status", "submitted"}.
+Runs submitted before an error stay recorded: submitting the study again goes on from there.
+
 Presets: table1 (the paper's Table 1), scoring, archive, range, measure, schedule (Tables 2-6)
 and optset (optimisation-set size). A study's record and report live under
 s3://BUCKET/studies/<id>/; its runs under s3://BUCKET/runs/<id>-<arm>-b<bench seed>-r<run seed>.
@@ -13,6 +19,7 @@ s3://BUCKET/studies/<id>/; its runs under s3://BUCKET/runs/<id>-<arm>-b<bench se
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -44,16 +51,39 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
+    """Exit codes and errors as ``saemerge submit`` (:func:`saemerge.cli.submit.report_error`):
+    4 for an API error, 5 for a backend below the floor, 3 for ``--timeout``, 2 for bad input
+    or a run that did not succeed; one line on stderr, with --json a JSON error on stdout."""
+    from saemerge.cli.submit import report_error
     from saemerge.study.runner import submit_study
     from saemerge.study.spec import load_spec
 
-    spec = load_spec(args.study)
-    template = cluster_request(args)
-    with local_store_if_needed(f"s3://{args.bucket}/studies", Path(args.workdir) / "store"):
-        record = submit_study(
-            spec, template, study_id=args.id, bucket=args.bucket, wait=args.wait, reuse=not args.no_reuse
-        )
-    if args.dry_run:
+    try:
+        spec = load_spec(args.study)
+        template = cluster_request(args)
+        # --json: stdout is the JSON alone; progress and what kfp.Client prints go to stderr
+        quiet = contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext()
+        with quiet, local_store_if_needed(f"s3://{args.bucket}/studies", Path(args.workdir) / "store"):
+            record = submit_study(
+                spec,
+                template,
+                study_id=args.id,
+                bucket=args.bucket,
+                wait=args.wait,
+                reuse=not args.no_reuse,
+                out=lambda line: print(line, flush=True),
+            )
+    except SaeMergeError as exc:
+        return report_error(exc, args.json)
+    if args.json:
+        summary = {
+            "study": record.layout.study_id,
+            "dry_run": bool(args.dry_run),
+            "entries": list(record.entries.values()),
+        }
+        summary.update({} if args.dry_run else {"record": record.layout.record, "counts": record.counts()})
+        print(json.dumps(summary, indent=2, sort_keys=True))
+    elif args.dry_run:
         print(f"study {record.layout.study_id}: {len(record.entries)} runs checked; nothing submitted or recorded")
     else:
         print(f"study {record.layout.study_id}: {record.counts()} ({record.layout.record})")
@@ -134,6 +164,11 @@ def register(subparsers) -> None:
     add_cluster_flags(p, wait_help="follow every run until it ends; exit 2 unless all succeeded")
     p.add_argument(
         "--dry-run", action="store_true", help="compile and check every run; contact nothing, record nothing"
+    )
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print only a JSON summary (the study's entries) on stdout, or a JSON error; progress goes to stderr",
     )
     add_compile_flags(p, search=False)
     _reuse_flag(p)

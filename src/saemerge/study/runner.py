@@ -224,6 +224,12 @@ class StudyRecord:
         return out
 
 
+class StudyWaitTimeout(SaeMergeError):
+    """``study submit --wait --timeout`` ran out on a run: exit code 3, as ``saemerge submit``."""
+
+    exit_code = 3
+
+
 def submit_study(
     spec: StudySpec,
     request_template: Any,
@@ -241,12 +247,17 @@ def submit_study(
             settings (host, token, namespace, ...); its params, run name, experiment and compile
             options are set per entry here.
         wait: follow the runs until each one ends; a run that did not succeed fails the call.
+
+    Raises:
+        KfpApiError: the KFP API refused or failed a call (exit code 4); the message names the
+            entry, and the entries submitted before it are recorded.
+        StudyWaitTimeout: ``wait`` with a timeout, and a run did not end in time (exit code 3).
         reuse: entries another study of the bucket already ran (same run identity) point at
             that run and are not submitted.
     """
     import dataclasses
 
-    from saemerge.pipeline.submit import connect, submit, wait_for_run
+    from saemerge.pipeline.submit import KfpApiError, connect, submit, wait_for_run
 
     layout = StudyLayout(bucket, study_id or spec.name)
     dry = bool(request_template.dry_run)
@@ -271,7 +282,10 @@ def submit_study(
             options=dataclasses.replace(request_template.options, search=entry.arm.search, steps=config.steps),
             wait=False,
         )
-        result = submit(req, out=out)
+        try:
+            result = submit(req, out=out)
+        except KfpApiError as exc:  # the entry it failed on; those submitted before stay recorded
+            raise KfpApiError(f"study {layout.study_id}, run {entry_id}: {exc}", exc.status, exc.result) from None
         if req.dry_run:
             continue
         record.update(entry_id, status=RUNNING, kfp_run_id=result.run_id, experiment_id=result.experiment_id)
@@ -281,13 +295,16 @@ def submit_study(
         for entry_id, state in record.entries.items():
             if state["status"] != RUNNING or not state.get("kfp_run_id"):
                 continue
-            final = wait_for_run(
-                client,
-                state["kfp_run_id"],
-                poll_interval=request_template.poll_interval,
-                timeout=request_template.timeout,
-                out=out,
-            )
+            try:
+                final = wait_for_run(
+                    client,
+                    state["kfp_run_id"],
+                    poll_interval=request_template.poll_interval,
+                    timeout=request_template.timeout,
+                    out=out,
+                )
+            except TimeoutError as exc:
+                raise StudyWaitTimeout(f"study {layout.study_id}: {exc}; `saemerge study status` follows it") from None
             record.update(entry_id, status=SUCCEEDED if final == "SUCCEEDED" else FAILED, kfp_state=final)
             if final != "SUCCEEDED":
                 failed.append(entry_id)
