@@ -75,3 +75,47 @@ def test_report_and_inspect_show_the_attribution(run):
     shown = runlog.describe_run(root)
     assert f"attribution of the best model {average['id']} to the experts:" in shown
     assert "coefficients expert0 0.500, expert1 0.500; residual share 0.000" in shown
+
+
+def test_a_study_attributes_each_baseline_and_expert_once_per_bench(tmp_path, tiny_family, monkeypatch):
+    """Two runs of one bench (run seeds 0 and 1) share their experts and weight average: each
+    model is attributed once, kept in the first run, and every row of it gets the result; the
+    arm's pick keeps its own and the base gets none (its task vector is zero)."""
+    from saemerge.ops import attribution as ops_attribution
+    from saemerge.study.collect import attribute_models
+
+    fam = tiny_family
+    experts = [str(fam["expert0"]), str(fam["expert1"])]
+    avg = tmp_path / "avg"
+    merge_checkpoints("linear", experts, avg)
+    roots = [str(tmp_path / f"run-{seed}") for seed in (0, 1)]
+    for root in roots:
+        runlog.write_json(RunLayout(root).run_json, {"experts": experts, "base": str(fam["base"])})
+    pick = {"coefficients": {"expert0": 0.3, "expert1": 0.7}, "residual_share": 0.2, "top_kept": {}}
+    models = {"base": str(fam["base"]), "expert:expert0": experts[0], "weight_average": str(avg), "sae": None}
+    runs = [
+        {"bench_seed": 0, "run_seed": seed, "method": method, "run_uri": root, "model_uri": uri,
+         "attribution": pick if method == "sae" else None}
+        for seed, root in enumerate(roots)
+        for method, uri in models.items()
+    ]  # fmt: skip
+    calls = []
+    real = ops_attribution.attribute_checkpoint
+    monkeypatch.setattr(ops_attribution, "attribute_checkpoint", lambda *a, **k: calls.append(a[0]) or real(*a, **k))
+
+    attribute_models(runs, ["sae"])
+
+    got = {(r["run_seed"], r["method"]): r["attribution"] for r in runs}
+    assert sorted(map(str, calls)) == sorted([experts[0], str(avg)])  # once each, not once per run
+    for seed in (0, 1):
+        assert got[(seed, "base")] is None and got[(seed, "sae")] is pick
+        assert list(got[(seed, "weight_average")]["coefficients"].values()) == pytest.approx([0.5, 0.5], abs=1e-5)
+        assert list(got[(seed, "expert:expert0")]["coefficients"].values()) == pytest.approx([1.0, 0.0], abs=1e-6)
+    assert got[(0, "weight_average")] == got[(1, "weight_average")]
+    digest = got[(0, "weight_average")]["content_hash"]
+    assert runlog.read_json(RunLayout(roots[0]).attribution(digest)) == got[(0, "weight_average")]
+    assert not (tmp_path / "run-1" / "attribution").exists()
+
+    calls.clear()  # the next report reads the first run's record back
+    attribute_models([dict(r, attribution=None) for r in runs if r["method"] != "sae"], ["sae"])
+    assert calls == []

@@ -100,6 +100,12 @@ def test_study_runs_resumes_after_an_interrupt_and_reports(s3_env, micro_bench, 
     # every pick attributed to the experts (from its run's models), its per-task optimisation score known
     attribution = text.split("## Attribution of each pick")[1].split("## Plots")[0]
     assert "| sae-global | b0 r0 |" in attribution and "| sae-local | b0 r0 |" in attribution
+    # the experts and the one-shot merges the runs evaluated, attributed from their models
+    reference = attribution.split("## Attribution of the baselines and experts")[1]
+    for method in ("expert:math", "expert:multilingual", "weight_average", "task_arithmetic", "ties"):
+        assert f"| {method} | b0 | 0 |" in reference, reference
+    assert "| expert:math | b0 | 0 | 1.000 | 0.000 |" in reference
+    assert "| weight_average | b0 | 0 | 0.500 | 0.500 |" in reference
     assert "| sae-global | saebench_math |" in text
     summary = pq.read_table(out_dir / "summary.parquet").to_pylist()
     assert {r["method"] for r in summary} >= {"sae-global", "sae-local", "weight_average"}

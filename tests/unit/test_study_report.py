@@ -15,8 +15,8 @@ import pyarrow.parquet as pq
 from saemerge.study.report import JSON_COLUMNS, write_report
 from saemerge.study.stats import paired_difference
 
-ACCURACY = {"sae": 0.7, "pso": 0.6, "ties": 0.5}
-DETERMINISTIC = {"ties"}
+ACCURACY = {"sae": 0.7, "pso": 0.6, "ties": 0.5, "expert:math": 0.4}
+DETERMINISTIC = {"ties", "expert:math"}
 
 
 ATTRIBUTION = {
@@ -24,6 +24,17 @@ ATTRIBUTION = {
     "residual_share": 0.1,
     "top_kept": {"code": 0.9, "math": 1.0},
 }
+
+
+def reference_attribution(method: str, bench: int) -> dict | None:
+    """The attribution of a deterministic row's model: one model per bench seed."""
+    if method == "ties":
+        return {"content_hash": f"ties-{bench}", "coefficients": {"code": 0.5 + bench / 10, "math": 0.6},
+                "residual_share": 0.3, "top_kept": {"code": 0.7, "math": 0.8}}  # fmt: skip
+    if method == "expert:math":
+        return {"content_hash": f"math-{bench}", "coefficients": {"code": 0.0, "math": 1.0},
+                "residual_share": 0.0, "top_kept": {"code": 0.2, "math": 1.0}}  # fmt: skip
+    return None
 
 
 def study() -> tuple[pa.Table, list[dict]]:
@@ -41,7 +52,7 @@ def study() -> tuple[pa.Table, list[dict]]:
                          "example_id": f"{task}/{i}", "score": s}
                         for i, s in enumerate(scores)
                     ]  # fmt: skip
-                search = method != "ties"
+                search = method in ("sae", "pso")
                 runs.append(
                     {"bench_seed": bench, "run_seed": run, "method": method, "macro": float(np.mean(macro)),
                      "opt_score": float(np.mean(macro)) + 0.05 if search else None,
@@ -49,7 +60,8 @@ def study() -> tuple[pa.Table, list[dict]]:
                      "evaluated_examples": 4000 if search else None, "run_uri": f"s3://b/study/{method}/{bench}-{run}",
                      "test_by_task": {"math": macro[0], "code": macro[1]},
                      "opt_by_task": {"math": macro[0] + 0.1, "code": macro[1]} if search else {},
-                     "attribution": ATTRIBUTION if method == "sae" else None}
+                     "attribution": ATTRIBUTION if method == "sae" else reference_attribution(method, bench),
+                     "model_uri": f"s3://b/models/{method}-{bench}-{run}"}
                 )  # fmt: skip
     return pa.Table.from_pylist(rows), runs
 
@@ -65,6 +77,7 @@ def test_write_report(tmp_path):
         deterministic=DETERMINISTIC,
         header=["command: saemerge study run study.yaml", "machine: test", "wall time: 1 s"],
         n_boot=300,
+        arms=["sae", "pso"],
     )
     names = [
         "report.md",
@@ -82,7 +95,7 @@ def test_write_report(tmp_path):
     md = (tmp_path / "report" / "report.md").read_text()
     for method in ACCURACY:
         assert f"| {method} |" in md
-    assert "Deterministic methods (ties): evaluated once per bench seed; n counts bench seeds." in md
+    assert "Deterministic methods (expert:math, ties): evaluated once per bench seed; n counts bench seeds." in md
     assert "## Paired differences: sae − X" in md
     embedded = dict(re.findall(r"!\[([^\]]+)\]\(data:image/png;base64,([A-Za-z0-9+/=]+)\)", md))
     assert base64.b64decode(embedded["accuracy.png"]) == (tmp_path / "report" / "accuracy.png").read_bytes()
@@ -95,7 +108,7 @@ def test_write_report(tmp_path):
     assert {(r["method"], r["task"]) for r in summary} == {(m, t) for m in ACCURACY for t in ("math", "code", "macro")}
     for r in summary:
         assert f"{r['mean']:.3f} ± [{r['low']:.3f}, {r['high']:.3f}] (n={r['n']})" in md
-        assert r["n"] == (2 if r["method"] == "ties" else 4)
+        assert r["n"] == (2 if r["method"] in DETERMINISTIC else 4)
 
     paired = pq.read_table(out["paired.parquet"]).to_pylist()
     for other in ("pso", "ties"):
@@ -118,8 +131,20 @@ def test_write_report(tmp_path):
     assert "| method | c code | c math | residual | top-10 % kept code | top-10 % kept math | n |" in attribution
     assert "| sae | 0.400 | 0.600 | 0.100 | 0.900 | 1.000 | 4 |" in attribution
     assert "| sae | b1 r0 | 0.400 | 0.600 | 0.100 | 0.900 | 1.000 |" in attribution and "| pso |" not in attribution
+    assert "| ties |" not in attribution.split("## Attribution of the baselines and experts")[0]
+    # the experts and one-shot merges: one row per model of a bench seed, the expert first
+    reference = md.split("## Attribution of the baselines and experts")[1].split("## Plots")[0]
+    lines = [x for x in reference.splitlines() if x.startswith("| ")]
+    assert lines == [
+        "| method | bench | run seeds | c code | c math | residual | top-10 % kept code | top-10 % kept math |",
+        "| expert:math | b0 | 0, 1 | 0.000 | 1.000 | 0.000 | 0.200 | 1.000 |",
+        "| expert:math | b1 | 0, 1 | 0.000 | 1.000 | 0.000 | 0.200 | 1.000 |",
+        "| ties | b0 | 0, 1 | 0.500 | 0.600 | 0.300 | 0.700 | 0.800 |",
+        "| ties | b1 | 0, 1 | 0.600 | 0.600 | 0.300 | 0.700 | 0.800 |",
+    ]
+    assert "<h2>Attribution of the baselines and experts</h2>" in html and "<td>expert:math</td><td>b1</td>" in html
     # Compute and optimisation-vs-test tables: per-run means; ties has no optimisation score.
     assert "| sae | 100.5 | 4000 | 4 |" in md
     assert "| ties | 5.0 | – | 4 |" in md
-    gap_rows = md.split("## Optimisation vs test")[1].split("## Plots")[0]
+    gap_rows = md.split("## Optimisation vs test")[1].split("## Attribution")[0]
     assert "| sae |" in gap_rows and "+0.050" in gap_rows and "| ties |" not in gap_rows

@@ -5,7 +5,8 @@ test scores of every method (``final/scores.parquet``), the search's optimisatio
 (``final/best.json``; per task from the run's score cache), its compute (``final/compute.json``)
 and the pick's attribution to the experts (:mod:`saemerge.attribution`, cached in the run). The search's row is named after
 its arm. The other rows (base, experts, one-shot merges) are the same in every arm's run of a
-(bench seed, run seed): they are taken from one run each.
+(bench seed, run seed): they are taken from one run each, and the experts and one-shot merges
+are attributed too (:func:`attribute_models`: once per model, not once per run).
 
 Items that are not independent are scored as clusters: a test doc with a ``cluster`` field
 (the tiny bench's multiple-choice items: six phrasings of one fact in one language) counts as
@@ -19,6 +20,7 @@ import logging
 import tempfile
 import time
 from collections import defaultdict
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -145,9 +147,39 @@ def _run_rows(state: dict, arm: str) -> tuple[list[dict], list[dict]]:
                     compute.get("examples_fresh", 0) + compute.get("examples_cached", 0) if mine and compute else None
                 ),
                 "run_uri": state["run_uri"],
+                "model_uri": best.get("uri") if mine and best else row["uri"],
             }
         )
     return scores, runs
+
+
+def attribute_models(runs: list[dict], arms: Collection[str]) -> None:
+    """Set the attribution of every row's model but the arms' picks (they have theirs) and the
+    base (its task vector is zero): the experts and the one-shot merges.
+
+    A model is attributed once per call, by its identity and its run's base and experts: the
+    weight average of a bench is the same model in every run of that bench (one pass over its
+    tensors, not one per run seed), and each computation is kept in the run it came from
+    (:func:`saemerge.attribution.model_attribution`), so the next report reads it back. A
+    model that cannot be read is logged and left without one: the report still renders.
+    """
+    from saemerge.attribution import model_attribution
+
+    done: dict[tuple[str, str, tuple[str, ...]], dict] = {}
+    for row in runs:
+        if row["method"] in arms or row["method"] == "base" or not row.get("model_uri"):
+            continue
+        layout = RunLayout(row["run_uri"])
+        try:
+            info = runlog.read_json(layout.run_json)
+            key = (storage.identify(row["model_uri"])["identity"], str(info["base"]), tuple(info["experts"]))
+            if key not in done:
+                record = {"id": runlog.member_id(key[0]), "content_hash": key[0], "uri": row["model_uri"]}
+                done[key] = model_attribution(layout, record)
+        except (SaeMergeError, KeyError) as exc:
+            log.warning("%s: no attribution of %s (%s)", layout.root, row["method"], exc)
+            continue
+        row["attribution"] = done[key]
 
 
 def collect(record: StudyRecord) -> tuple[pa.Table, list[dict], list[str]]:
@@ -174,6 +206,7 @@ def collect(record: StudyRecord) -> tuple[pa.Table, list[dict], list[str]]:
         shared_from.add(unit)
         scores += [x for x in s if x["method"] == state["arm"] or (first and x["method"] not in arm_order)]
         runs += [x for x in r if x["method"] == state["arm"] or (first and x["method"] not in arm_order)]
+    attribute_models(runs, arm_order)
     return pa.Table.from_pylist(scores), runs, [e["id"] for e in done]
 
 
@@ -219,6 +252,7 @@ def report_study(
             deterministic=deterministic,
             header=header,
             n_boot=n_boot,
+            arms=[a.name for a in spec.arms],
         )
         with storage.local_output(layout.report) as out:
             for path in local.iterdir():

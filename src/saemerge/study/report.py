@@ -42,7 +42,8 @@ RUNS_SCHEMA = pa.schema(
         ("run_uri", pa.string()),
         ("test_by_task", pa.string()),  # JSON {task: accuracy}
         ("opt_by_task", pa.string()),  # JSON {task: accuracy over the run's optimisation examples}
-        ("attribution", pa.string()),  # JSON: the pick's attribution (saemerge.attribution)
+        ("attribution", pa.string()),  # JSON: the row's model's attribution (saemerge.attribution)
+        ("model_uri", pa.string()),  # the row's model: the arm's pick, an expert, a one-shot merge
     ]
 )
 JSON_COLUMNS = ("test_by_task", "opt_by_task", "attribution")
@@ -60,6 +61,7 @@ def write_report(
     deterministic: Collection[str],
     header: Sequence[str],
     n_boot: int = 2000,
+    arms: Collection[str] | None = None,
 ) -> dict[str, Any]:
     """Write report.md, report.html, summary/paired/runs.parquet, accuracy.png and paired.png.
 
@@ -70,6 +72,8 @@ def write_report(
         reference: the method every other is compared with (reference − other).
         deterministic: methods evaluated once per bench seed (see ``stats``).
         header: lines shown first (the command to reproduce, the machine, the wall time).
+        arms: the study's searches (their rows' models are picks); None: every method. The
+            other methods' attributions (experts, one-shot merges) get a table of their own.
 
     Returns:
         The written paths by file name, and ``"summary"``/``"paired"``: the rows of the tables.
@@ -94,7 +98,8 @@ def write_report(
     ]
     unit_macros = {m: [u.macro for u in per_run_scores(scores) if u.method == m] for m in methods}
     plots = {"accuracy.png": accuracy_plot(methods, summary, unit_macros), "paired.png": paired_plot(reference, paired)}
-    blocks = report_blocks(methods, summary, paired, runs, deterministic, n_boot, plots)
+    picks = [m for m in methods if arms is None or m in arms]
+    blocks = report_blocks(methods, summary, paired, runs, deterministic, n_boot, plots, picks)
 
     paths = {
         name: out_dir / name
@@ -132,8 +137,11 @@ def report_blocks(
     deterministic: Collection[str],
     n_boot: int,
     plots: Mapping[str, bytes],
+    picks: Sequence[str] | None = None,
 ) -> list[Block]:
-    """The report's sections, rendered alike into Markdown and HTML."""
+    """The report's sections, rendered alike into Markdown and HTML. `picks`: the methods whose
+    rows are a search's pick (default all); the others' attributions are shown per bench."""
+    picks = list(methods) if picks is None else list(picks)
     tasks = sorted({t for m in methods for t in summary[m] if t != MACRO})
     reference = methods[0]
     det = sorted(set(deterministic) & set(methods))
@@ -178,7 +186,8 @@ def report_blocks(
               "coefficient c per expert (a weight average is ½, ½; task arithmetic α, α), the residual's share "
               "of its norm (what no mix of the experts explains), and the fraction of each expert's top-10 % "
               "entries by magnitude the pick keeps (non-zero task vector)."),  # fmt: skip
-        *_attribution_tables(methods, runs),
+        *_attribution_tables(picks, runs),
+        *_reference_attribution(methods, picks, runs),
         ("h2", "Plots"),
         ("plots", dict(plots)),
     ]  # fmt: skip
@@ -247,6 +256,43 @@ def _attribution_tables(methods: Sequence[str], runs: Sequence[Mapping[str, Any]
         ("table", ["method", *head, "n"], means),
         ("p", "Every pick:"),
         ("table", ["method", "unit", *head], each),
+    ]
+
+
+def _reference_attribution(
+    methods: Sequence[str], picks: Sequence[str], runs: Sequence[Mapping[str, Any]]
+) -> list[Block]:
+    """The experts' and the one-shot merges' attributions: one row per model of a bench seed
+    (a deterministic merge is one model for every run seed; task arithmetic's α, chosen per run,
+    may give one per run seed), with the run seeds whose row it is."""
+    rows = [r for r in runs if r["method"] not in picks and r.get("attribution")]
+    if not rows:
+        return []
+    experts = sorted({e for r in rows for e in r["attribution"]["coefficients"]})
+    order = sorted({r["method"] for r in rows}, key=lambda m: (not m.startswith("expert:"), methods.index(m)))
+    models: dict[tuple[str, int, str], list[Mapping[str, Any]]] = {}
+    for r in sorted(rows, key=lambda r: (order.index(r["method"]), r["bench_seed"], r["run_seed"])):
+        key = (r["method"], r["bench_seed"], str(r["attribution"].get("content_hash") or r.get("model_uri")))
+        models.setdefault(key, []).append(r)
+    table = []
+    for (method, bench, _), mine in models.items():
+        a = mine[0]["attribution"]
+        table.append(
+            [method, f"b{bench}", ", ".join(str(r["run_seed"]) for r in mine),
+             *[_num(a["coefficients"].get(e)) for e in experts], _num(a.get("residual_share")),
+             *[_num(a["top_kept"].get(e)) for e in experts]]
+        )  # fmt: skip
+    head = [*[f"c {e}" for e in experts], "residual", *[f"top-10 % kept {e}" for e in experts]]
+    return [
+        ("h2", "Attribution of the baselines and experts"),
+        (
+            "p",
+            "The same measures for the models every pick is compared with: each expert (c = 1 on itself; its "
+            "top-10 % kept of the other expert is how much the two task vectors share) and each one-shot merge "
+            "the runs evaluated, once per model of a bench seed (run seeds: the runs whose row it is). The base "
+            "is left out: its task vector is zero.",
+        ),  # fmt: skip
+        ("table", ["method", "bench", "run seeds", *head], table),
     ]
 
 
