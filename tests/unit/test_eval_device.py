@@ -1,4 +1,4 @@
-"""The evaluate step's device decision with CUDA unavailable (this machine, or CUDA made unusable).
+"""The evaluate and merge steps' device decision with CUDA unavailable (this machine, or CUDA made unusable).
 
 A step compiled with a GPU (``SAEMERGE_EVAL_GPU=required``, set by the compiled pipeline's pod
 annotation) must fail at once with one line naming torch's CUDA build and the driver found;
@@ -14,7 +14,7 @@ import torch
 
 from saemerge.errors import SaeMergeError
 from saemerge.evaluate import device
-from saemerge.evaluate.device import REQUIRE_GPU_ENV, nvidia_driver, resolve_device
+from saemerge.evaluate.device import GPU_MERGES_ENV, REQUIRE_GPU_ENV, merge_device, nvidia_driver, resolve_device
 
 DRIVER_FILE = (
     "NVRM version: NVIDIA UNIX x86_64 Kernel Module  535.104.05  Sat Aug 19 01:15:15 UTC 2023\n"
@@ -36,6 +36,7 @@ def no_cuda(monkeypatch, tmp_path):
     version_file.write_text(DRIVER_FILE)
     monkeypatch.setattr(device, "DRIVER_VERSION_FILE", version_file)
     monkeypatch.delenv(REQUIRE_GPU_ENV, raising=False)
+    monkeypatch.delenv(GPU_MERGES_ENV, raising=False)
     return version_file
 
 
@@ -94,3 +95,78 @@ def test_the_evaluate_step_decides_before_fetching_anything(no_cuda, monkeypatch
     assert time.monotonic() - start < 5
     monkeypatch.delenv(REQUIRE_GPU_ENV)
     assert lm_eval_evaluator("auto", "auto", 8).kwargs["device"] == "cpu"
+
+
+# ---------------------------------------------------------------- prune and merge steps (--gpu-merges)
+
+
+def test_a_merge_step_compiled_with_gpu_merges_fails_with_one_line(no_cuda, monkeypatch):
+    monkeypatch.setenv(GPU_MERGES_ENV, "true")
+    with pytest.raises(SaeMergeError) as err:
+        merge_device("cuda")
+    message = str(err.value)
+    assert "\n" not in message
+    assert message.startswith("device cuda: CUDA is not usable (this step was compiled with a GPU)")
+    assert "built for CUDA 13.0" in message and "NVIDIA driver 535.104.05" in message
+    assert "torch says: The NVIDIA driver on your system is too old" in message and "merge_device=cpu" in message
+
+
+def test_merge_device_cpu_stays_the_explicit_way_to_merge_on_the_cpu(no_cuda, monkeypatch, caplog):
+    monkeypatch.setenv(GPU_MERGES_ENV, "true")
+    assert merge_device("cpu") == "cpu"
+    assert "the GPU idles" in caplog.text
+    monkeypatch.setenv(GPU_MERGES_ENV, "false")
+    caplog.clear()
+    assert merge_device(None) == "cpu" and caplog.text == ""
+
+
+def test_the_ops_name_the_driver_when_cuda_is_asked_for(no_cuda):
+    """`saemerge merge --device cuda` and every op: the same diagnosis, not a bare refusal."""
+    from saemerge.ops.common import resolve_device as op_device
+
+    with pytest.raises(SaeMergeError, match=r"device cuda:0: CUDA is not usable \(this machine\).*NVIDIA driver 535"):
+        op_device("cuda:0")
+    assert op_device("cpu") == torch.device("cpu")
+
+
+def _merge_steps(missing: str):
+    """Each model-making step with inputs that do not exist: reading any of them is an error of its own."""
+    from saemerge.steps import m2n2, models, pso
+
+    parent = {"id": "m-a", "content_hash": "a" * 64, "uri": missing, "score": 0.5, "sparsity": 0.0}
+    run = missing + "-run"
+    return {
+        "prune": lambda d: models.prune_variant(
+            run, {"source": missing, "name": "math", "sparsity": 0.5}, base_uri=missing, device=d
+        ),
+        "pair-and-merge": lambda d: models.pair_and_merge(
+            run, {"generation": 0, "index": 0, "s_t": 0.5, "a": parent, "b": parent, "archive_hashes": []},
+            base_uri=missing, device=d,
+        ),
+        "crossover": lambda d: m2n2.crossover(
+            run, {"a": parent, "b": parent, "t": 0.5, "split_u": 0.5, "generation": 0, "index": 0},
+            base_uri=missing, device=d,
+        ),
+        "pso-particle": lambda d: pso.make_particle(
+            run, {"source": missing, "particle": "math", "drop_p": 0.0, "seed": 0}, base_uri=missing, device=d
+        ),
+        "pso-move": lambda d: pso.move_particle(
+            run, {"particle": "math", "x": parent, "pbest": parent, "gbest": parent}, 0,
+            base_uri=missing, seed=0, w=0.5, c1=1.0, c2=1.0, device=d,
+        ),
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize("step", ["prune", "pair-and-merge", "crossover", "pso-particle", "pso-move"])
+def test_every_merge_step_decides_before_reading_anything(no_cuda, monkeypatch, tmp_path, step):
+    """Compiled with --gpu-merges and asked for cuda, a prune/merge step fails on CUDA first, in
+    well under 5 s, before it looks at a single input (these do not exist)."""
+    monkeypatch.setenv(GPU_MERGES_ENV, "true")
+    run = _merge_steps(str(tmp_path / "missing"))[step]
+    start = time.monotonic()
+    with pytest.raises(SaeMergeError, match=r"^device cuda: CUDA is not usable \(this step was compiled with a GPU\)"):
+        run("cuda")
+    assert time.monotonic() - start < 5
+    with pytest.raises(Exception) as other:  # on the CPU, the same call gets as far as its inputs
+        run("cpu")
+    assert "CUDA" not in str(other.value)

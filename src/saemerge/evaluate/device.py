@@ -9,10 +9,16 @@ than the wheel's CUDA needs, a missing device plugin) fails the step within seco
 line naming ``torch.version.cuda`` and the driver found, instead of scoring a 7B model on a
 few CPU cores for hours while holding the GPU. ``eval_device=cpu`` stays the explicit way
 to score on the CPU anywhere.
+
+Prune and merge steps get the same guarantee (:func:`merge_device`): compiled with
+``--gpu-merges`` their pods hold a GPU and carry ``SAEMERGE_GPU_MERGES=true``, and a step asked
+for ``merge_device=cuda`` with CUDA unusable fails before it reads any checkpoint, with the
+same line. ``merge_device`` has no ``auto``: ``cpu`` (its default) merges on the CPU anywhere.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from pathlib import Path
@@ -21,8 +27,12 @@ import torch
 
 from saemerge.errors import SaeMergeError
 
+log = logging.getLogger(__name__)
+
 REQUIRE_GPU_ENV = "SAEMERGE_EVAL_GPU"
 REQUIRED = "required"
+# Set on every pod of a pipeline (pipeline.resources.apply): "true" when compiled with --gpu-merges.
+GPU_MERGES_ENV = "SAEMERGE_GPU_MERGES"
 DRIVER_VERSION_FILE = Path("/proc/driver/nvidia/version")
 
 
@@ -57,22 +67,48 @@ def gpu_required() -> bool:
     return os.environ.get(REQUIRE_GPU_ENV, "").strip().lower() == REQUIRED
 
 
-def resolve_device(device: str | None) -> str:
+def gpu_merges() -> bool:
+    """This pod's pipeline was compiled with ``--gpu-merges`` (its prune and merge steps hold a GPU)."""
+    return os.environ.get(GPU_MERGES_ENV, "").strip().lower() == "true"
+
+
+def resolve_device(device: str | None, *, promised: bool | None = None, cpu_hint: str = "eval_device=cpu") -> str:
     """``auto`` -> ``cuda`` or ``cpu``; ``cuda[:N]`` and ``cpu`` as given, checked.
+
+    Args:
+        promised: a GPU was compiled into this step (default: :data:`REQUIRE_GPU_ENV`).
+        cpu_hint: the parameter setting that runs the step on the CPU, for the message.
 
     Raises:
         SaeMergeError: CUDA is not usable and the device is ``cuda[:N]``, or ``auto`` in a
             step compiled with a GPU (:data:`REQUIRE_GPU_ENV`).
     """
+    promised = gpu_required() if promised is None else promised
     wanted = device or "auto"
     if wanted == "cpu" or (wanted != "auto" and not wanted.startswith("cuda")):
         return wanted
     if torch.cuda.is_available():
         return "cuda" if wanted == "auto" else wanted
-    if wanted == "auto" and not gpu_required():
+    if wanted == "auto" and not promised:
         return "cpu"
-    where = "this step was compiled with a GPU" if gpu_required() else "this machine"
+    where = "this step was compiled with a GPU" if promised else "this machine"
     raise SaeMergeError(
         f"device {wanted}: CUDA is not usable ({where}): {cuda_diagnosis()}; "
-        "fix the node's driver or device plugin, or score on the CPU with device cpu (eval_device=cpu)"
+        f"fix the node's driver or device plugin, or run on the CPU with device cpu ({cpu_hint})"
     )
+
+
+def merge_device(device: str | None) -> str:
+    """A prune or merge step's device, decided before the step reads anything: ``cuda[:N]``
+    must be usable (else one line, at once, as :func:`resolve_device`); ``cpu`` is as given
+    (in a step compiled with GPU merges too, where it leaves the step's GPU idle: logged).
+
+    Raises:
+        SaeMergeError: ``cuda[:N]`` and CUDA is not usable.
+    """
+    wanted = (device or "cpu").lower()
+    if wanted == "cpu":
+        if gpu_merges():
+            log.warning("merge_device cpu in a step compiled with --gpu-merges: merging on the CPU, the GPU idles")
+        return wanted
+    return resolve_device(wanted, promised=gpu_merges(), cpu_hint="merge_device=cpu")

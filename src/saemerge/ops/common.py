@@ -18,14 +18,15 @@ log = logging.getLogger(__name__)
 
 
 def resolve_device(device: str | None) -> torch.device:
-    """'cpu', 'cuda', 'cuda:N' or None (cpu). Asking for CUDA without it is an error, not a fallback."""
+    """'cpu', 'cuda', 'cuda:N' or None (cpu). Asking for CUDA without it is an error, not a
+    fallback, naming torch's CUDA build and the driver (:func:`saemerge.evaluate.device.merge_device`)."""
+    from saemerge.evaluate.device import merge_device
+
     name = (device or "cpu").lower()
     if name == "cpu":
         return torch.device("cpu")
     if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise SaeMergeError(f"--device {device}: CUDA was asked for but is not available on this machine")
-        return torch.device(name)
+        return torch.device(merge_device(name))
     raise SaeMergeError(f"--device {device!r}: expected cpu, cuda or cuda:N")
 
 

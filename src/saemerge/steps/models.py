@@ -8,6 +8,7 @@ from contextlib import ExitStack
 from typing import Any
 
 from saemerge import storage
+from saemerge.evaluate.device import merge_device
 from saemerge.ops import checkpoint_sparsity, prune_checkpoint, sae_merge_checkpoints
 from saemerge.steps.records import find_recipe, input_identity, make_record, publish_model
 
@@ -24,6 +25,7 @@ def prune_variant(
             "global"} from :func:`init_population` (granularity "tensor" when absent).
         measure: the sparsity measure of the run; the record's ρ (which enters fitness) uses it.
     """
+    device = merge_device(device)  # CUDA checked before anything is read (a GPU step fails at once)
     sparsity = float(variant["sparsity"])
     granularity = str(variant.get("granularity", "tensor"))
     origin = f"{variant['name']}@{sparsity:g}"
@@ -77,6 +79,7 @@ def pair_and_merge(
             from :func:`saemerge.steps.population.pair_parents`; the parents' "score" is their
             score on this generation's optimisation set.
     """
+    device = merge_device(device)  # CUDA checked before anything is read (a GPU step fails at once)
     a, b = pair["a"], pair["b"]
     s_t, generation = float(pair["s_t"]), int(pair["generation"])
     params: dict[str, Any] = dict(

@@ -86,8 +86,10 @@ def start_run(config: RunConfig) -> list[dict]:
 
 def make_particle(run: str, spec: Mapping, *, base_uri: str, device: str = "cpu") -> dict:
     """A particle's starting position, content-addressed (a retry or resume reuses it)."""
+    from saemerge.evaluate.device import merge_device
     from saemerge.ops.pso import init_particle_checkpoint
 
+    device = merge_device(device)  # CUDA checked before anything is read (a GPU step fails at once)
     drop_p, seed = float(spec["drop_p"]), int(spec["seed"])
     origin = spec["particle"] + (f" (DARE p={drop_p:g})" if drop_p > 0 else "")
     key, record = find_recipe(
@@ -137,8 +139,10 @@ def move_particle(
         The new position's record, with "particle", "index", "step", "velocity" {"uri",
         "content_hash"}, "r1" and "r2"; its parent is the position it moved from.
     """
+    from saemerge.evaluate.device import merge_device
     from saemerge.ops.pso import pso_move_checkpoint
 
+    device = merge_device(device)  # CUDA checked before anything is read (a GPU step fails at once)
     particle, x, pbest, gbest = state["particle"], state["x"], state["pbest"], state["gbest"]
     velocity = state.get("velocity") or {}
     r1, r2 = coefficients(seed, particle, step)
