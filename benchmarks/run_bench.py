@@ -42,6 +42,8 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from saemerge.pipeline.local_warm import STEP_IMPORTS
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -253,20 +255,8 @@ def ceiling(layout, steps: list[tuple[Task, int, str, str, dict]], threads: int 
     return out
 
 
-#: What a step's process imports before it does any work: kfp's executor, then the step's code,
-#: and for evaluation what lm-eval imports on the way to its first model (HFLM, LLaMA's code).
-STEP_IMPORTS = {
-    "evaluate": (
-        "kfp.dsl.executor_main",
-        "saemerge.steps.evaluation",
-        "saemerge.evaluate.evaluator",
-        "lm_eval.tasks",
-        "lm_eval.evaluator",
-        "lm_eval.models.huggingface",
-        "transformers.models.llama.modeling_llama",
-    ),
-    "pair-and-merge": ("kfp.dsl.executor_main", "saemerge.steps.models", "saemerge.steps.handoff"),
-}
+#: The kinds of step whose floors are measured; what each imports is the warm runner's list.
+FLOOR_STEPS = ("evaluate", "pair-and-merge")
 
 
 def process_floor(modules: tuple[str, ...], repeats: int = 3) -> tuple[float, float]:
@@ -289,8 +279,8 @@ def floors() -> str:
         "\nprocess floor (a fresh interpreter importing what the step imports, then exiting; median of 3)",
         f"{'step':<16}{'process s':>10}{'imports s':>10}",
     ]
-    for step, modules in STEP_IMPORTS.items():
-        wall, imports = process_floor(modules)
+    for step in FLOOR_STEPS:
+        wall, imports = process_floor(STEP_IMPORTS[step])
         lines.append(f"{step:<16}{wall:>10.1f}{imports:>10.1f}")
     return "\n".join(lines)
 
@@ -352,8 +342,8 @@ def runner_floors(repeats: int = 3) -> str:
             f"\nstep floor by runner (launch -> imports done / -> exit code; median of {repeats})",
             f"{'step':<16}{'runner':<12}{'first work s':>13}{'exit s':>8}",
         ]
-        for step, modules in STEP_IMPORTS.items():
-            command = _launch(modules, out_dir)
+        for step in FLOOR_STEPS:
+            command = _launch(STEP_IMPORTS[step], out_dir)
             for name, run in (("subprocess", plain), ("warm", server.run)):
                 times = [_timed_launch(run, command) for _ in range(repeats)]
                 first, total = statistics.median(t[0] for t in times), statistics.median(t[1] for t in times)

@@ -70,26 +70,29 @@ from typing import NoReturn
 
 log = logging.getLogger(__name__)
 
-#: What the server imports once: kfp's executor, the steps' code, and what evaluation imports on
-#: the way to its first model. An import that fails is logged and left to the step.
-WARM_IMPORTS = (
-    "kfp.dsl.executor_main",
-    "saemerge.steps",
-    "saemerge.steps.handoff",
-    "saemerge.steps.records",
-    "saemerge.steps.population",
-    "saemerge.steps.models",
-    "saemerge.steps.evaluation",
-    "saemerge.steps.final",
-    "saemerge.steps.pso",
-    "saemerge.steps.m2n2",
+#: What a step's process imports before it does any work, per kind of step: kfp's executor, the
+#: step's code, and for evaluation what lm-eval imports on the way to its first model (HFLM,
+#: LLaMA's code). The one list of them: the server imports every kind's once (WARM_IMPORTS; an
+#: import that fails is logged and left to the step), and benchmarks/run_bench.py times a fresh
+#: process importing one kind's.
+_EXECUTOR = ("kfp.dsl.executor_main", "saemerge.steps", "saemerge.steps.handoff", "saemerge.steps.records")
+_LM_EVAL = (
     "saemerge.evaluate.evaluator",
     "lm_eval.tasks",
     "lm_eval.evaluator",
     "lm_eval.models.huggingface",
     "transformers.models.llama.modeling_llama",
-    "saemerge.report",
 )
+STEP_IMPORTS: dict[str, tuple[str, ...]] = {  # light kinds first: the server imports in this order
+    "init-population": (*_EXECUTOR, "saemerge.steps.population"),
+    "pair-and-merge": (*_EXECUTOR, "saemerge.steps.models"),
+    "pso": (*_EXECUTOR, "saemerge.steps.pso"),
+    "m2n2": (*_EXECUTOR, "saemerge.steps.m2n2"),
+    "evaluate": (*_EXECUTOR, "saemerge.steps.evaluation", *_LM_EVAL),
+    "final-evaluate": (*_EXECUTOR, "saemerge.steps.evaluation", *_LM_EVAL, "saemerge.steps.final"),
+    "report": (*_EXECUTOR, "saemerge.report"),
+}
+WARM_IMPORTS = tuple(dict.fromkeys(m for modules in STEP_IMPORTS.values() for m in modules))
 
 #: kfp's launch of a lightweight component: ``sh -ec SCRIPT SOURCE ARGS...``, where SCRIPT
 #: writes SOURCE ($0) to ephemeral_component.py and runs the executor on it with ARGS ("$@").

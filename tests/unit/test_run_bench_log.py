@@ -46,3 +46,25 @@ def test_an_end_logged_without_a_time_takes_the_next_lines_and_no_task_is_paired
     ]
     assert all(t.status == "SUCCESS" for t in tasks)
     assert any("merging" in line for line in tasks[0].lines)
+
+
+def test_the_bench_times_the_warm_runners_own_lists(run_bench):
+    """One list of what steps import (pipeline.local_warm.STEP_IMPORTS): the bench times it, the
+    fork server imports all of it, and it names every step module a component imports."""
+    import re
+
+    from saemerge.pipeline import local_warm
+
+    assert run_bench.STEP_IMPORTS is local_warm.STEP_IMPORTS
+    assert set(run_bench.FLOOR_STEPS) <= set(local_warm.STEP_IMPORTS)
+    listed = [m for modules in local_warm.STEP_IMPORTS.values() for m in modules]
+    assert sorted(local_warm.WARM_IMPORTS) == sorted(set(listed))
+    components = Path(__file__).resolve().parents[2] / "components"
+    imported = {
+        m
+        for path in components.glob("*.py")
+        for m in re.findall(r"from (saemerge\.steps\.\w+|saemerge\.report) import", path.read_text())
+    }
+    imported |= {"saemerge.steps." + m for path in components.glob("*.py")
+                 for m in re.findall(r"from saemerge\.steps import (\w+)", path.read_text())}  # fmt: skip
+    assert imported and imported <= set(local_warm.WARM_IMPORTS)
