@@ -52,6 +52,23 @@ LOCAL_EVAL_BATCH = 64
 LOCAL_DEFAULTS = {"eval_batch_size": LOCAL_EVAL_BATCH}
 
 
+def local_defaults(bench_size: str) -> dict:
+    """:data:`LOCAL_DEFAULTS` and the test sizes of a run on that bench: the default test sizes,
+    each capped at what the bench's test split holds, so a run on the micro bench works without
+    ``--param test_sizes`` (32 and 144 items; the tiny bench holds more than the default).
+
+    Raises:
+        SaeMergeError: an unknown bench size.
+    """
+    from saemerge.bench.sizes import get_size
+    from saemerge.config import PARAMS
+    from saemerge.evaluate.taskspec import get_task
+
+    held = get_size(bench_size).test_counts
+    sizes = {task: min(int(n), held[get_task(task).data]) for task, n in PARAMS["test_sizes"].default.items()}
+    return {**LOCAL_DEFAULTS, "test_sizes": sizes}
+
+
 @dataclass
 class LocalRun:
     """What `saemerge run --local` runs; every field has a command-line flag."""
@@ -110,7 +127,7 @@ class LocalRun:
                 "seed": self.seed,
                 "search": self.search,
                 "steps": steps,
-                **LOCAL_DEFAULTS,
+                **local_defaults(self.bench_size),
                 **self.params,
             }
         )

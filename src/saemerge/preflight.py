@@ -461,6 +461,12 @@ def _count_rows(src: _Source, rel: str) -> int:
     return n
 
 
+def _fewer(param: str, sizes: Mapping[str, int], task: str, have: int) -> str:
+    """How to ask for what the data holds: the run parameter with this task's size lowered."""
+    value = json.dumps({**{t: int(n) for t, n in sizes.items()}, task: have}, separators=(",", ":"))
+    return f"ask for fewer with --param '{param}={value}'"
+
+
 def _check_data(
     src: _Source,
     opt_sizes: Mapping[str, int],
@@ -490,7 +496,7 @@ def _check_data(
             if have < want:
                 raise SaeMergeError(
                     f"{src.label}: task {task} asks for {want} optimisation examples but "
-                    f"{where}/{'+'.join(splits)} hold {have}"
+                    f"{where}/{'+'.join(splits)} hold {have}; {_fewer('opt_sizes', opt_sizes, task, have)}"
                 )
         if task in test_sizes:
             want, rel = int(test_sizes[task]), f"{where}/test.jsonl"
@@ -498,4 +504,7 @@ def _check_data(
                 raise SaeMergeError(f"{src.label}: task {task} has no {rel}")
             have = _count_rows(src, rel)
             if have < want:
-                raise SaeMergeError(f"{src.label}: task {task} asks for {want} test examples but {rel} holds {have}")
+                raise SaeMergeError(
+                    f"{src.label}: task {task} asks for {want} test examples but {rel} holds {have}; "
+                    + _fewer("test_sizes", test_sizes, task, have)
+                )

@@ -197,3 +197,28 @@ def test_cli_force_rebuilds_and_prints_phase_timings(tmp_path, capsys):
 
     # --seed reaches the data: the test split starts with seed 1's first problem
     assert load_split(out / "data", "math", "test")[0]["question"] == next(iter_problems(1))["question"]
+
+
+@pytest.mark.parametrize("opt_splits", ["train,validation", "train"])
+def test_a_local_run_on_the_micro_bench_passes_preflight_with_the_defaults(micro, opt_splits):
+    """`saemerge run --local --bench-size micro` without --param: the test sizes default to what
+    the bench's test splits hold (the tiny bench's default, 200 and 192, is more than 32 and 144)."""
+    from saemerge.pipeline.local import LocalRun
+    from saemerge.preflight import check_inputs
+
+    out, bench = micro
+    config = LocalRun(run_id="r", bench_size="micro", params={"opt_splits": opt_splits}).config()
+    held = {task: counts["test"] for task, counts in bench["tasks"].items() if "test" in counts}
+    assert get_size("micro").test_counts == held
+    assert config.test_sizes == {"saebench_math": held["math"], "saebench_multilingual": held["multilingual"]}
+    models = out / "models"
+    check_inputs(
+        [str(models / "math"), str(models / "multilingual")],
+        str(models / "base"),
+        str(out / "data"),
+        config.opt_sizes,
+        config.test_sizes,
+        config.splits,
+    )
+    tiny = LocalRun(run_id="r", bench_size="tiny").config()
+    assert tiny.test_sizes == {"saebench_math": 200, "saebench_multilingual": 192}  # the tiny bench: unchanged

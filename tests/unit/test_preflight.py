@@ -187,7 +187,8 @@ def test_an_opt_size_larger_than_train_and_validation_is_refused(inputs):
     msg = _refused(inputs, opt={**OPT, "saebench_math": 13})
     assert msg == (
         f"data_uri {inputs['data']}: task saebench_math asks for 13 optimisation examples "
-        "but math/train+validation hold 12"
+        "but math/train+validation hold 12; ask for fewer with "
+        """--param 'opt_sizes={"saebench_math":12,"saebench_multilingual":6}'"""
     )
 
 
@@ -196,7 +197,8 @@ def test_a_validation_only_pool_smaller_than_one_sample_is_refused(inputs):
     _check(inputs, opt={**OPT, "saebench_math": 4, "saebench_multilingual": 1}, splits=None)
     msg = _refused(inputs, splits=("validation",))
     assert msg == (
-        f"data_uri {inputs['data']}: task saebench_math asks for 12 optimisation examples but math/validation hold 4"
+        f"data_uri {inputs['data']}: task saebench_math asks for 12 optimisation examples but math/validation hold 4; "
+        """ask for fewer with --param 'opt_sizes={"saebench_math":4,"saebench_multilingual":6}'"""
     )
     # multilingual has no validation split at all
     msg = _refused(inputs, opt={**OPT, "saebench_math": 4}, splits=("validation",))
@@ -210,7 +212,8 @@ def test_a_test_size_larger_than_the_test_split_is_refused(inputs):
     msg = _refused(inputs, test={**TEST, "saebench_multilingual": 6})
     assert msg == (
         f"data_uri {inputs['data']}: task saebench_multilingual asks for 6 test examples "
-        "but multilingual/test.jsonl holds 5"
+        "but multilingual/test.jsonl holds 5; ask for fewer with "
+        """--param 'test_sizes={"saebench_math":8,"saebench_multilingual":5}'"""
     )
 
 

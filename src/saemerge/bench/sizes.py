@@ -82,6 +82,14 @@ class BenchSize:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    @property
+    def test_counts(self) -> dict[str, int]:
+        """Items in each task's test split, by data directory (``math``, ``multilingual``): the
+        math problems and their extra ones; every (fact, language) pair in its original and
+        its test-only phrasings (the micro bench: 32 and 144; the tiny one: 1,000 and 1,152)."""
+        pairs = self.ml_relations * self.ml_subjects * len(self.ml_languages)
+        return {"math": self.math_counts[2] + self.math_test_extra, "multilingual": pairs * (1 + self.ml_test_extra)}
+
 
 SIZES: dict[str, BenchSize] = {
     s.name: s

@@ -109,8 +109,8 @@ class StudySpec:
     ) -> RunConfig:
         """The entry's run configuration (validated): the bench's models and data, the study's
         parameters, the arm's, the seed, the shared score cache; with `local`, as `saemerge run
-        --local` completes it (:data:`~saemerge.pipeline.local.LOCAL_DEFAULTS`)."""
-        from saemerge.pipeline.local import LOCAL_DEFAULTS
+        --local` completes it (:func:`~saemerge.pipeline.local.local_defaults`)."""
+        from saemerge.pipeline.local import local_defaults
         from saemerge.pipeline.searches import get_search
 
         bench = self.bench_root(entry.bench_seed, bucket)
@@ -119,7 +119,7 @@ class StudySpec:
             "experts": [f"{bench}/models/{e}" for e in EXPERTS],
             "base_uri": f"{bench}/models/base",
             "data_uri": f"{bench}/data",
-            **(LOCAL_DEFAULTS if local else {}),
+            **(local_defaults(self.bench_size) if local else {}),
             **self.params,
             **entry.arm.params,
             "seed": entry.run_seed,
