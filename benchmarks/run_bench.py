@@ -19,7 +19,10 @@ the part of a step's time no change inside the step can remove; and the step flo
 launch to first useful work (and to exit code) of a step importing the same, through the
 launcher kfp.local calls, for a fresh process (``subprocess``) and a fork of the warm server.
 ``--runners`` runs the same run once per runner, one after the other, and prints them side by
-side with whether their results rows and model content hashes are identical.
+side with whether their results rows and model content hashes are identical. A run with the
+warm runner also prints the fork server's memory, sampled from /proc while the run goes: the
+server's resident set, and each forked step's (its peak, and the pages it does not share with
+the server: USS), with the load average at the run's start and end.
 
 The ceiling runs with the thread count the run's evaluate steps used (their "N CPU threads"
 log lines; a local run's evaluation takes the cores idle when a step starts) unless
@@ -448,10 +451,109 @@ def run_local(args: argparse.Namespace, runner: str | None = None, run_id: str |
     if runner:
         cmd += ["--runner", runner]
     print(f"machine: {machine()}\n$ {' '.join(cmd)}", flush=True)
-    start = time.perf_counter()
-    subprocess.run(cmd, check=True)
+    start, load0 = time.perf_counter(), os.getloadavg()[0]
+    proc = subprocess.Popen(cmd)
+    with ForkServerMemory(proc.pid) as memory:
+        if proc.wait() != 0:
+            raise subprocess.CalledProcessError(proc.returncode, cmd)
     print(f"saemerge run --local: {time.perf_counter() - start:.1f} s wall", flush=True)
+    if memory.server:
+        print(memory.summary(load0, os.getloadavg()[0]), flush=True)
     return args.workdir / "runs" / run_id
+
+
+MIB = 1 << 20
+
+
+class ForkServerMemory:
+    """Samples the warm runner's fork server and its forked steps from /proc while a run goes.
+
+    The server is the descendant of `root` running ``saemerge.pipeline.local_warm``; a step is a
+    child of the server (a fork: same command line). Per process: the peak resident set (the
+    kernel's high-water mark, ``VmHWM``: not missed between samples) and the largest USS seen
+    (pages it alone maps: for a step, what its fork costs beyond the pages it shares with the
+    server). Sampling reads smaps (a few ms per process) every `interval` seconds.
+    """
+
+    def __init__(self, root: int, interval: float = 0.5) -> None:
+        import threading
+
+        self.root, self.interval = root, interval
+        self.server: dict[str, float] = {}
+        self.steps: dict[int, dict[str, float]] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample_until_stopped, daemon=True)
+
+    def __enter__(self) -> ForkServerMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    @staticmethod
+    def _measure(proc, seen: dict[str, float]) -> None:
+        with proc.oneshot():
+            hwm = _status_kib(proc.pid, "VmHWM") * 1024
+            uss = proc.memory_full_info().uss
+        seen["peak_rss"] = max(seen.get("peak_rss", 0.0), hwm)
+        seen["uss"] = max(seen.get("uss", 0.0), uss)
+
+    def _sample_until_stopped(self) -> None:
+        import psutil
+
+        while not self._stop.wait(self.interval):
+            try:
+                found = psutil.Process(self.root).children(recursive=True)
+            except psutil.Error:
+                continue
+            servers = [p for p in found if _is_fork_server(p) and not _is_fork_server(_parent(p))]
+            for server in servers[:1]:
+                try:
+                    self._measure(server, self.server)
+                    for child in server.children():
+                        self._measure(child, self.steps.setdefault(child.pid, {}))
+                except psutil.Error:  # a step ended between the listing and the read
+                    continue
+
+    def summary(self, load0: float, load1: float) -> str:
+        lines = [
+            f"\nwarm fork server memory (/proc every {self.interval:g} s during the run; load {load0:.1f} -> {load1:.1f})",
+            f"{'process':<24}{'n':>4}{'peak RSS MiB':>14}{'USS MiB':>10}",
+            f"{'server':<24}{1:>4}{self.server['peak_rss'] / MIB:>14.0f}{self.server['uss'] / MIB:>10.0f}",
+        ]
+        if self.steps:
+            rss = sorted(x["peak_rss"] for x in self.steps.values())
+            uss = sorted(x["uss"] for x in self.steps.values())
+            n = len(rss)
+            lines.append(
+                f"{'step, median':<24}{n:>4}{statistics.median(rss) / MIB:>14.0f}{statistics.median(uss) / MIB:>10.0f}"
+            )
+            lines.append(f"{'step, largest':<24}{n:>4}{rss[-1] / MIB:>14.0f}{uss[-1] / MIB:>10.0f}")
+        lines.append("(RSS of a step counts the pages it shares with the server; USS only its own)")
+        return "\n".join(lines)
+
+
+def _status_kib(pid: int, field: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+def _is_fork_server(proc) -> bool:
+    try:
+        return proc is not None and "saemerge.pipeline.local_warm" in proc.cmdline()
+    except Exception:  # psutil.Error: gone
+        return False
+
+
+def _parent(proc):
+    try:
+        return proc.parent()
+    except Exception:  # psutil.Error: gone
+        return None
 
 
 def main() -> None:

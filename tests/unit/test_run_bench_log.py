@@ -68,3 +68,35 @@ def test_the_bench_times_the_warm_runners_own_lists(run_bench):
     imported |= {"saemerge.steps." + m for path in components.glob("*.py")
                  for m in re.findall(r"from saemerge\.steps import (\w+)", path.read_text())}  # fmt: skip
     assert imported and imported <= set(local_warm.WARM_IMPORTS)
+
+
+SERVER = """
+import os, sys, time
+pid = os.fork()
+if pid == 0:  # a forked step: 64 MiB of its own
+    block = bytearray(64 << 20)
+    block[:: 4096] = b"x" * len(block[:: 4096])
+    time.sleep(2.5)
+    os._exit(0)
+os.waitpid(pid, 0)
+"""
+
+
+def test_the_fork_servers_memory_is_sampled_from_proc(run_bench):
+    """A stand-in server (a process whose command line names the warm runner's module) under a
+    run's process, with one forked step: both found, the step's private pages counted."""
+    import os
+    import subprocess
+
+    launch = (
+        "import os, subprocess, sys; subprocess.run([sys.executable, '-c', os.environ['SERVER'], os.environ['NAME']])"
+    )
+    env = {**os.environ, "SERVER": SERVER, "NAME": "saemerge.pipeline.local_warm"}
+    root = subprocess.Popen([sys.executable, "-c", launch], env=env)
+    with run_bench.ForkServerMemory(root.pid, interval=0.1) as memory:
+        assert root.wait(timeout=60) == 0
+    assert memory.server["peak_rss"] > 0 and len(memory.steps) == 1
+    (step,) = memory.steps.values()
+    assert step["uss"] >= 64 << 20 and step["peak_rss"] >= step["uss"]
+    text = memory.summary(1.0, 2.0)
+    assert "load 1.0 -> 2.0" in text and "step, largest" in text
