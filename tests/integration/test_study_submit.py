@@ -139,3 +139,21 @@ def test_study_submit_json_prints_the_entries_alone(s3_env, tmp_path, capsys):
     assert summary["study"] == study_id and summary["counts"] == {"running": 4}
     assert sorted(e["kfp_run_id"] for e in summary["entries"]) == sorted(kfp.runs)
     assert "compiled" in err
+
+
+def test_study_submit_wait_timeout_exits_3_in_one_line(s3_env, tmp_path, capsys):
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump({**STUDY, "run_seeds": [0], "arms": STUDY["arms"][:1]}))
+    study_id = f"cluster-wait-{os.getpid()}"
+    with FakeKfp(run_states=["RUNNING"]) as kfp:
+        rc = main(
+            ["study", "submit", str(path), "--id", study_id, "--bucket", "saemerge-test", "--workdir", str(tmp_path),
+             "--host", kfp.url, "--wait", "--timeout", "0.2", "--poll-interval", "0.05"]
+        )  # fmt: skip
+    out, err = capsys.readouterr()
+    assert rc == 3, err[-3000:]
+    (line,) = [x for x in err.splitlines() if x.startswith("saemerge: error:")]
+    assert f"study {study_id}: run {next(iter(kfp.runs))} is still RUNNING after 0.2 s" in line
+    assert "Traceback" not in err
+    record = yaml.safe_load(storage.read_bytes(f"s3://saemerge-test/studies/{study_id}/study.yaml"))
+    assert [e["status"] for e in record["entries"]] == ["running"]  # `study status` follows it from here

@@ -269,7 +269,8 @@ def _reference_attribution(
     if not rows:
         return []
     experts = sorted({e for r in rows for e in r["attribution"]["coefficients"]})
-    order = sorted({r["method"] for r in rows}, key=lambda m: (not m.startswith("expert:"), methods.index(m)))
+    rank = {m: i for i, m in enumerate(methods)}
+    order = sorted({r["method"] for r in rows}, key=lambda m: (not m.startswith("expert:"), rank.get(m, len(rank)), m))
     models: dict[tuple[str, int, str], list[Mapping[str, Any]]] = {}
     for r in sorted(rows, key=lambda r: (order.index(r["method"]), r["bench_seed"], r["run_seed"])):
         key = (r["method"], r["bench_seed"], str(r["attribution"].get("content_hash") or r.get("model_uri")))
@@ -291,7 +292,7 @@ def _reference_attribution(
             "top-10 % kept of the other expert is how much the two task vectors share) and each one-shot merge "
             "the runs evaluated, once per model of a bench seed (run seeds: the runs whose row it is). The base "
             "is left out: its task vector is zero.",
-        ),  # fmt: skip
+        ),
         ("table", ["method", "bench", "run seeds", *head], table),
     ]
 

@@ -247,13 +247,13 @@ def submit_study(
             settings (host, token, namespace, ...); its params, run name, experiment and compile
             options are set per entry here.
         wait: follow the runs until each one ends; a run that did not succeed fails the call.
+        reuse: entries another study of the bucket already ran (same run identity) point at
+            that run and are not submitted.
 
     Raises:
         KfpApiError: the KFP API refused or failed a call (exit code 4); the message names the
             entry, and the entries submitted before it are recorded.
         StudyWaitTimeout: ``wait`` with a timeout, and a run did not end in time (exit code 3).
-        reuse: entries another study of the bucket already ran (same run identity) point at
-            that run and are not submitted.
     """
     import dataclasses
 
