@@ -28,7 +28,7 @@ _MEASURED_JSON = r"""
 "prune": {"artifacts": {"model": {"checkpoint_uri": "s3://saemerge/runs/h-sae2/models/7578842bbf8e25f2e90b32625f56a1215d117198bb288afcc7ea134bd9dabe57", "content_hash": "7578842bbf8e25f2e90b32625f56a1215d117198bb288afcc7ea134bd9dabe57", "framework": "transformers", "id": "m-7578842bbf8e", "origin": "expert:math@0", "s_t": 0.0, "sparsity": 0.0, "status": "candidate"}}, "parameters": {"Output": "s3://saemerge/runs/h-sae2/init/handoff/prune-m-7578842bbf8e-3503ead5367f.parquet"}},
 "report": {"artifacts": {"report_html": {}, "report_md": {}}, "parameters": {"Output": "s3://saemerge/runs/h-sae2/final/report.md"}},
 "sample-optimisation-set": {"artifacts": {}, "parameters": {"Output": "s3://saemerge/runs/h-sae2/samples/gen-01"}},
-"schedule-step": {"artifacts": {}, "parameters": {"Output": 0.22499999999999998}}
+"schedule-step": {"artifacts": {}, "parameters": {"Output": ["s3://saemerge/runs/h-sae2/gen-01/handoff/pair-0-a2b48711631c.parquet", "s3://saemerge/runs/h-sae2/gen-01/handoff/pair-1-6df73e1879f3.parquet"]}}
 }
 """
 MEASURED_PAYLOADS: dict[str, Any] = json.loads(_MEASURED_JSON)
@@ -54,7 +54,7 @@ def measure_payloads(run_root: Path) -> dict[str, Any]:
         data = json.loads(path.read_text())
         entry = found.setdefault(key, {"parameters": {}, "artifacts": {}})
         for name, value in (data.get("parameterValues") or {}).items():
-            if isinstance(value, list) and key in LIST_LENGTHS:  # a few elements: the length is scaled
+            if isinstance(value, list) and _list_length(key, name):  # a few elements: the length is scaled
                 have = entry["parameters"].setdefault(name, [])
                 if isinstance(have, list):
                     have += [v for v in value if v not in have][: _SAMPLE_ELEMENTS - len(have)]
@@ -76,15 +76,37 @@ def _list_len(value: Any) -> int:
     return len(value) if isinstance(value, list) else 0
 
 
-# How long the list each SAE step returns is, from its inputs and the run's parameters
-# (SAE-SPEC §3, §6.1): steps/population.py init_population (each expert at 4 sparsities, +
-# the base) and pair_parents (archive_size // 2 pairs, one handoff URI each). Record sets
-# (evaluate, archive_update) are one handoff URI whatever their size (steps/handoff.py).
-# Steps not listed keep the length measured in the local run.
+# How long the list each step returns is, from its inputs and the run's parameters, by
+# "step" (its "Output") or "step.output" (SAE-SPEC §3, §6.1, §7): the initial variants
+# (steps/population.py init_population: each expert at 4 sparsities, + the base; M2N2 starts
+# from them too), SAE's pairs (the schedule step: archive_size // 2, one handoff URI each),
+# M2N2's matings (m2n2_children) and PSO's swarm (pso_init, and pso_update's states: the base
+# when included, each expert and its DARE copies). Record sets (evaluate, archive_update) are
+# one handoff URI whatever their size (steps/handoff.py). Lists not listed keep the length
+# measured in the local run.
+def _variants(i: dict) -> int:
+    return 4 * _list_len(i.get("experts")) + int(bool(i.get("include_base")))
+
+
+def _particles(i: dict) -> int:
+    copies = i.get("pso_dare_copies")
+    return int(bool(i.get("pso_include_base"))) + _list_len(i.get("experts")) * (1 + int(copies or 0))
+
+
 LIST_LENGTHS = {
-    "init-population": lambda i: 4 * _list_len(i.get("experts")) + int(bool(i.get("include_base"))),
-    "pair-parents": lambda i: int(i.get("archive_size") or 0) // 2,
+    "init-population": _variants,
+    "m2n2-init": _variants,
+    "schedule-step": lambda i: int(i.get("archive_size") or 0) // 2,
+    "m2n2-select": lambda i: int(i.get("m2n2_children") or 0),
+    "pso-init": _particles,
+    "pso-update.swarm": _particles,
 }
+
+
+def _list_length(step: str, output: str):
+    """The length rule of `step`'s output list `output` (None: keep the measured length)."""
+    return LIST_LENGTHS.get(f"{step}.{output}") or (LIST_LENGTHS.get(step) if output == "Output" else None)
+
 
 _TYPE_DEFAULTS = {
     "STRING": "s3://bucket/run/value",
@@ -103,8 +125,9 @@ def _step_outputs(comp_name: str, comp: dict, inputs: dict, payloads: dict) -> t
     params = {}
     for name, spec in comp.get("outputDefinitions", {}).get("parameters", {}).items():
         value = copy.deepcopy(sample.get("parameters", {}).get(name, _TYPE_DEFAULTS.get(spec.get("parameterType"), "")))
-        if isinstance(value, list) and key in LIST_LENGTHS:
-            value = _cycle(value, LIST_LENGTHS[key](inputs))
+        length = _list_length(key, name)
+        if isinstance(value, list) and length:
+            value = _cycle(value, length(inputs))
         params[name] = _go_value(value)
     arts = {
         name: sample.get("artifacts", {}).get(name, {})

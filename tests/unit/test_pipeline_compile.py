@@ -11,7 +11,6 @@ from saemerge.pipeline.common import S3_SECRET_KEYS, CompileOptions
 from saemerge.pipeline.compile import GOLDEN, compile_pipeline
 
 GPU_STEPS = ("evaluate", "final-evaluate")
-NO_S3_STEPS = ("schedule-step",)
 MERGE_STEPS = ("prune", "pair-and-merge")
 
 
@@ -74,10 +73,7 @@ def test_evaluate_runs_on_gpu_image_others_on_cpu_image(compiled):
 def test_s3_secret_is_wired_into_every_step_that_touches_s3(compiled):
     _, _, spec, platform = compiled
     platform_execs = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
-    for name in spec["deploymentSpec"]["executors"]:
-        if _base(name) in NO_S3_STEPS:
-            assert "secretAsEnv" not in platform_execs.get(name, {})
-            continue
+    for name in spec["deploymentSpec"]["executors"]:  # every step reads the run (run.json) or writes to it
         (secret,) = platform_execs[name]["secretAsEnv"]
         assert secret["secretName"] == "saemerge-s3"
         assert sorted(k["envVar"] for k in secret["keyToEnv"]) == sorted(S3_SECRET_KEYS)
@@ -209,10 +205,7 @@ def test_small_steps_that_touch_s3_are_retried(compiled):
             comp = spec["components"][task["componentRef"]["name"]]
             if "executorLabel" not in comp:
                 continue
-            base = _base(comp["executorLabel"])
-            if base in NO_S3_STEPS:
-                continue
-            assert task["retryPolicy"]["maxRetryCount"] == 2, (tname, base)
+            assert task["retryPolicy"]["maxRetryCount"] == 2, (tname, _base(comp["executorLabel"]))
 
 
 def test_evaluate_steps_refuse_the_cpu_when_cuda_is_unusable(compiled):
@@ -374,15 +367,24 @@ def test_each_step_ships_its_signature_and_one_call_into_the_image(compiled):
         ], label
 
 
-def test_the_compiled_step_runs_the_installed_component(compiled):
-    """Executing the compiled source of schedule_step calls the real step (no kfp runtime needed)."""
+def test_the_compiled_step_runs_the_installed_component(compiled, recorded_run):
+    """Executing the compiled source of schedule_step calls the real step (no kfp runtime needed):
+    s_t from the run's recorded schedule, and the generation's pairs as handoff URIs."""
     from saemerge.core.schedule import cyclic_schedule
+    from saemerge.steps import handoff
 
     _, _, spec, _ = compiled
+    run = recorded_run(steps=12, s_min=0.2, s_max=0.8, t0=4, t_mult=2)
+    archive = [
+        {"id": f"m-{i}", "content_hash": f"{i:02d}" * 32, "uri": f"/m/{i}", "sparsity": 0.1, "score": s, "fitness": s}
+        for i, s in enumerate((0.1, 0.2, 0.3, 0.4))
+    ]
     namespace: dict = {}
     exec(_embedded_source(spec["deploymentSpec"]["executors"]["exec-schedule-step"]), namespace)  # noqa: S102
-    got = namespace["schedule_step"](generation=5, steps=12, s_min=0.2, s_max=0.8, t0=4, t_mult=2, reverse=False)
-    assert got == cyclic_schedule(steps=12, s_min=0.2, s_max=0.8, t0=4, t_mult=2, reverse=False)[5]
+    pairs = namespace["schedule_step"](run_uri=run, generation=5, archive=[handoff.save(run, 5, "archive", archive)])
+    assert len(pairs) == 2 and all("/gen-05/handoff/pair-" in uri for uri in pairs)
+    s_t = cyclic_schedule(steps=12, s_min=0.2, s_max=0.8, t0=4, t_mult=2, reverse=False)[5]
+    assert [handoff.load_one(uri)["s_t"] for uri in pairs] == [s_t, s_t]
 
 
 def test_a_step_outside_components_or_with_another_signature_fails_the_compile():

@@ -319,12 +319,6 @@ def test_record_lists_travel_as_uris(sae):
     assert generation["inputDefinitions"]["parameters"]["archive"]["parameterType"] == "LIST"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="end of run at 24 generations, archive 8: ~15.0 MB uncompressed, ~1.25 MB stored gzipped, with "
-    "records handed over by URI and step bodies delegated to the image (was ~2.03 MB): over half of 1.5 MB; "
-    "the rest is per-node fields of Argo and KFP, about 10 tasks per generation",
-)
 def test_sae_runtime_workflow_stays_under_half_the_limit(sae):
     run = ws.estimate_runtime(*sae[24], archive_size=8)
     assert run["stored_bytes"] < HALF, (
