@@ -194,10 +194,6 @@ class Tasks:
         self.with_s3(self.cpu(report)(run_uri=p.run_uri, results=final.outputs["Output"])).set_display_name("report")
         return SearchOutputs(results=final.outputs["Output"], best_model=final.outputs["best_model"])
 
-    def small(self, task: dsl.PipelineTask) -> dsl.PipelineTask:
-        """A small CPU step's resources (one that touches no S3, such as schedule_step)."""
-        return self._sized(task, "small")
-
     def with_s3(self, task: dsl.PipelineTask) -> dsl.PipelineTask:
         """A small CPU step with S3, retried: an S3 endpoint's hiccup or a lost pod must not end a
         run of many hours (the steps are idempotent: what they write is content-addressed or

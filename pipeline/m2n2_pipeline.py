@@ -3,8 +3,8 @@
 ```
 m2n2_init ─► ParallelFor(variants): prune ─► Collected ─► evaluate (GPU) ─► archive_update(-1)
                                         (SAE's initial archive, built by SAE's own components)
-for t in 0..steps-1 (one nested pipeline per generation):
-  sample_optimisation_set(t) ─► evaluate(archive on sample) ─► m2n2_select (matings)
+for t in 0..steps-1 (one nested pipeline per generation: run_uri, t, the archive):
+  evaluate(archive on sample t, drawn there) ─► m2n2_select (matings)
   ─► ParallelFor(children): m2n2_crossover ─► Collected ─► evaluate(children) ─► m2n2_update(t)
 final_evaluate (GPU) ─► report
 ```
@@ -12,7 +12,8 @@ final_evaluate (GPU) ─► report
 The pipeline's outputs, as every search's: ``results`` (the test-set rows) and ``best_model``
 (a Kubeflow Model artifact pointing at the best archive member's checkpoint).
 
-Sampling, evaluation, the final evaluation and the report are the shared components, so
+Evaluation (which draws the generation's sample), the final evaluation and the report are the
+shared components, so
 M2N2 and SAE are scored by the same evaluator on the same samples (the per-example cache
 makes re-scoring the archive cheap). Compile options and parameters work as in
 :mod:`saemerge.pipeline.sae_pipeline`; every value a crossover needs from upstream travels in

@@ -2,19 +2,20 @@
 
 ```
 pso_init ─► ParallelFor(particles): pso_particle ─► Collected
-sample_optimisation_set(0) ─► pso_candidates ─► evaluate (GPU) ─► pso_update(0)      [init/]
-for k in 1..steps (one nested pipeline per step):
-  sample_optimisation_set(k)      ParallelFor(swarm): pso_move ─► Collected
-  pso_candidates (new positions + personal bests + global best) ─► evaluate (GPU) ─► pso_update(k)  [gen-(k-1)/]
+pso_candidates ─► evaluate(sample 0) (GPU) ─► pso_update(0)      [init/]
+for k in 1..steps (one nested pipeline per step: run_uri, k, k - 1, the swarm):
+  ParallelFor(swarm): pso_move ─► Collected
+  pso_candidates (new positions + personal bests + global best) ─► evaluate(sample k) (GPU) ─► pso_update(k)  [gen-(k-1)/]
 final_evaluate (GPU) on [gbest] ─► report
 ```
 
-The shared components (sample, evaluate, final evaluate, report) are SAE's. Fitness is the
+The shared components (evaluate, which draws the step's sample, final evaluate, report) are
+SAE's; the steps after pso_init read the run's settings from run.json. Fitness is the
 macro accuracy (γ = 0). The outputs, as every search's: ``results`` (the test-set rows) and
 ``best_model`` (the global best as a Kubeflow Model artifact). The swarm travels as ``pso_update``'s output: a list with one
 state per particle (the URI of its handoff file), which is also the next step's loop items, so a
 move needs nothing but its item
-and run parameters (see the note on loops in :mod:`saemerge.pipeline.sae_pipeline`).
+and the run (see the note on loops in :mod:`saemerge.pipeline.sae_pipeline`).
 """
 
 from types import SimpleNamespace

@@ -2,7 +2,7 @@
 
 Three kinds of steps (:data:`STEP_KINDS`):
 
-- ``small``: init, schedule, sample, pair, archive update, report (CPU image; headers, JSON, Parquet);
+- ``small``: init, schedule step (with the pairs), archive update, report (CPU image; headers, JSON, Parquet);
 - ``merge``: prune and merge steps (CPU image, or the GPU image with ``--gpu-merges``), which read
   two or three checkpoints and write one, streamed tensor by tensor;
 - ``evaluate``: evaluate and final evaluate (GPU image), which load one model at a time

@@ -1,13 +1,19 @@
 """The SAE pipeline: one kfp v2 pipeline, the generation loop unrolled at compile time.
 
 ```
-init_population ─► ParallelFor(variants): prune ─► Collected ─► evaluate (GPU) ─► archive_update(-1)
-for t in 0..steps-1 (one nested pipeline per generation):
-  schedule_step(t) ─► s_t        sample_optimisation_set(t) ─► sample
-  evaluate(archive on sample) ─► pair_parents ─► ParallelFor(pairs): pair_and_merge ─► Collected
-  ─► evaluate(offspring) ─► archive_update(t)
+init_population ─► ParallelFor(variants): prune ─► Collected ─► evaluate(sample 0) (GPU) ─► archive_update(-1)
+for t in 0..steps-1 (one nested pipeline per generation: run_uri, t, the archive):
+  evaluate(archive on sample t) (GPU) ─► schedule_step(t): s_t and the pairs
+  ─► ParallelFor(pairs): pair_and_merge ─► Collected ─► evaluate(offspring) (GPU) ─► archive_update(t)
 final_evaluate (GPU) ─► report
 ```
+
+A generation is four steps and the merges. The optimisation set is drawn by the evaluate
+step that first scores on it (deterministic, kept in RUN/samples/gen-XX/), and the pairs by
+the schedule step, which runs after the archive is scored on the sample; the steps after
+init take only the run, the generation and handoff URIs, and read the run's settings from
+its run.json (:mod:`saemerge.steps.settings`). Each task costs the Argo Workflow a few KB
+whatever it does (:mod:`saemerge.pipeline.workflow_size`), so the fewer the better.
 
 The pipeline's outputs: ``results`` (the test-set rows) and ``best_model``, the search's best
 model as a Kubeflow Model artifact (a pointer to its checkpoint under ``RUN/models/``).

@@ -2,6 +2,7 @@
 resources per kind of step, the cache volume and its environment, GPU merges."""
 
 import json
+import os
 import re
 
 import pytest
@@ -152,12 +153,8 @@ def test_the_cache_volume_is_mounted_with_its_environment(compiled):
         conf, want = platform_execs[name], opts.step_resources(_kind(name))
         (mount,) = conf["emptyDirMounts"]
         assert mount == {"volumeName": "saemerge-cache", "mountPath": "/saemerge-cache", "sizeLimit": want.storage}
-        # env from pod annotations (Downward API): the cluster's pods only; kfp.local ignores this config
-        env = {e["name"]: e["fieldPath"] for e in conf["fieldPathAsEnv"]}
-        notes = conf["podMetadata"]["annotations"]
-        values = {
-            var: notes[re.fullmatch(r"metadata\.annotations\['(.+)'\]", path).group(1)] for var, path in env.items()
-        }
+        # env from one pod annotation (Downward API): the cluster's pods only; kfp.local ignores this config
+        values = _pod_env(conf)
         assert values["SAEMERGE_CACHE"] == "/saemerge-cache" and values["SAEMERGE_GPU_MERGES"] == "false"
         if want.budget_bytes:
             assert values["SAEMERGE_CACHE_MAX_SIZE"] == str(want.budget_bytes)
@@ -214,13 +211,43 @@ def test_evaluate_steps_refuse_the_cpu_when_cuda_is_unusable(compiled):
     _, _, spec, platform = compiled
     pexecs = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
     for name in spec["deploymentSpec"]["executors"]:
-        notes = pexecs[name]["podMetadata"]["annotations"]
-        env = {e["name"]: e["fieldPath"] for e in pexecs[name]["fieldPathAsEnv"]}
+        env = _pod_env(pexecs[name])
         if _base(name) in GPU_STEPS:
-            assert notes["saemerge.io/eval-gpu"] == "required", name
-            assert env["SAEMERGE_EVAL_GPU"] == "metadata.annotations['saemerge.io/eval-gpu']", name
+            assert env["SAEMERGE_EVAL_GPU"] == "required", name
         else:
-            assert "saemerge.io/eval-gpu" not in notes and "SAEMERGE_EVAL_GPU" not in env, name
+            assert "SAEMERGE_EVAL_GPU" not in env, name
+
+
+def _pod_env(pexec: dict) -> dict:
+    """The variables a step gets on a cluster: one annotation, read into SAEMERGE_POD_ENV."""
+    from saemerge.components import pod_env
+
+    fields = {e["name"]: e["fieldPath"] for e in pexec.get("fieldPathAsEnv", [])}
+    if not fields:
+        return {}
+    assert fields == {"SAEMERGE_POD_ENV": "metadata.annotations['saemerge.io/env']"}
+    return pod_env(pexec["podMetadata"]["annotations"]["saemerge.io/env"])
+
+
+def test_the_pod_env_reaches_the_step_when_it_imports_its_component():
+    """On a cluster the annotation's variables are set before the step's code runs (every
+    compiled step imports saemerge.components.<name>); a malformed one fails the step at once."""
+    import subprocess
+    import sys
+
+    from saemerge.components import format_pod_env
+
+    code = (
+        "import os, saemerge.components.prune; print(os.environ['SAEMERGE_CACHE'], os.environ['SAEMERGE_GPU_MERGES'])"
+    )
+    pod = format_pod_env({"SAEMERGE_GPU_MERGES": "false", "SAEMERGE_CACHE": "/saemerge-cache"})
+    assert pod == "SAEMERGE_CACHE=/saemerge-cache;SAEMERGE_GPU_MERGES=false"
+    env = {**os.environ, "SAEMERGE_POD_ENV": pod}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["/saemerge-cache", "false"]
+    env["SAEMERGE_POD_ENV"] = "PATH=/nowhere"
+    bad = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert bad.returncode != 0 and "'PATH' is not NAME=value with a SAEMERGE_ name" in bad.stderr
 
 
 def test_caching_off_reaches_every_task_nested_ones_included(tmp_path):
@@ -304,12 +331,9 @@ def test_model_size_overrides_and_other_cache_volumes(tmp_path):
     (claim,) = pexecs["exec-prune"]["pvcMount"]
     assert claim["mountPath"] == "/saemerge-cache"
     assert "saemerge-models" in json.dumps(claim)
-    assert pexecs["exec-prune"]["podMetadata"]["annotations"]["saemerge.io/cache-min-idle-s"] == "600"
+    assert _pod_env(pexecs["exec-prune"])["SAEMERGE_CACHE_MIN_IDLE_S"] == "600"
     _, pexecs = _platform_of(tmp_path, cache_volume="none")
-    assert all(
-        "emptyDirMounts" not in e and "SAEMERGE_CACHE" not in json.dumps(e.get("fieldPathAsEnv"))
-        for e in pexecs.values()
-    )
+    assert all("emptyDirMounts" not in e and "SAEMERGE_CACHE" not in _pod_env(e) for e in pexecs.values())
 
 
 @pytest.mark.parametrize(
@@ -334,7 +358,7 @@ def test_gpu_merges_put_prune_and_merge_on_the_gpu_image_with_a_gpu(tmp_path):
             assert container["image"] == opts.gpu_image
             assert container["resources"]["accelerator"]["resourceCount"] == "1"
             assert pexecs[name]["tolerations"][0]["key"] == "nvidia.com/gpu"
-        assert pexecs[name]["podMetadata"]["annotations"]["saemerge.io/gpu-merges"] == "true"
+        assert _pod_env(pexecs[name])["SAEMERGE_GPU_MERGES"] == "true"
 
 
 def test_merge_device_cuda_is_refused_in_pods_compiled_without_gpu_merges(monkeypatch):
