@@ -16,3 +16,31 @@ figures) and in the small JSON file written at ``.path``
 The functions here are plain Python; :mod:`saemerge.pipeline.sae_pipeline` turns them into
 components with the CPU or GPU image chosen at compile time.
 """
+
+import os
+import re
+
+# On a cluster the pod's saemerge settings (cache, GPU policy) arrive as one variable, set from
+# the pod's ``saemerge.io/env`` annotation (saemerge.pipeline.resources.annotate_env); every
+# step imports this package first, so they are in the environment before its code runs.
+POD_ENV = "SAEMERGE_POD_ENV"
+_NAME = re.compile(r"^SAEMERGE_[A-Z0-9_]+$")
+
+
+def pod_env(text: str) -> dict:
+    """``NAME=value;NAME=value`` -> {NAME: value} (an empty text: none)."""
+    pairs = [item.split("=", 1) for item in text.split(";") if item]
+    bad = [p[0] for p in pairs if len(p) != 2 or not _NAME.match(p[0])]
+    if bad:
+        raise ValueError(f"{POD_ENV}: {bad[0]!r} is not NAME=value with a SAEMERGE_ name")
+    return dict(pairs)
+
+
+def format_pod_env(env: dict) -> str:
+    """{NAME: value} -> ``NAME=value;NAME=value`` (sorted; values without ';')."""
+    if any(";" in str(v) for v in env.values()) or not all(_NAME.match(k) for k in env):
+        raise ValueError(f"cannot hand {env} to a step as {POD_ENV}")
+    return ";".join(f"{k}={env[k]}" for k in sorted(env))
+
+
+os.environ.update(pod_env(os.environ.get(POD_ENV, "")))

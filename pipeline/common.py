@@ -24,7 +24,6 @@ from saemerge.components.evaluate import evaluate
 from saemerge.components.final_evaluate import final_evaluate
 from saemerge.components.prune import prune
 from saemerge.components.report import report
-from saemerge.components.sample_optimisation_set import sample_optimisation_set
 from saemerge.config import PARAMS, SAE, pipeline_docstring
 from saemerge.pipeline import resources
 
@@ -150,45 +149,26 @@ class Tasks:
             self._components[func, image] = dsl.component(func, base_image=image, install_kfp_package=False)
         return self._components[func, image]
 
-    def initial_archive(self, p: SimpleNamespace, init: dsl.PipelineTask, competition: Any) -> Any:
+    def initial_archive(self, p: SimpleNamespace, init: dsl.PipelineTask) -> Any:
         """SAE's initial archive (SAE-SPEC §6.1) from the init step's variants: prune each one,
-        sample generation 0's optimisation set (after the init step, which writes the run.json
-        whose ``opt_splits`` the sample reads), evaluate the pruned variants on it, keep the
-        archive. Returns the archive (the handoff URIs archive_update writes)."""
-        c_prune, c_sample, c_eval = self.cpu(prune), self.cpu(sample_optimisation_set), self.gpu(evaluate)
+        evaluate the pruned variants on generation 0's optimisation set (the evaluate step
+        draws it, after the prunes and so after the init step, which writes the run.json whose
+        settings every later step reads), keep the archive. Returns the archive (the handoff
+        URIs archive_update writes)."""
+        c_prune, c_eval = self.cpu(prune), self.gpu(evaluate)
         with dsl.ParallelFor(items=init.outputs["Output"], parallelism=self.options.merge_parallelism) as variant:
-            pruned = self.retried(
-                c_prune(
-                    run_uri=p.run_uri, variant=variant, base_uri=p.base_uri, measure=p.measure, device=p.merge_device
-                )
-            ).set_display_name("prune variant")
-        sample0 = self.with_s3(
-            c_sample(run_uri=p.run_uri, generation=0, data_uri=p.data_uri, opt_sizes=p.opt_sizes, seed=p.seed)
-        ).set_display_name("sample optimisation set")
-        sample0.after(init)
+            pruned = self.retried(c_prune(run_uri=p.run_uri, variant=variant)).set_display_name("prune variant")
         scored0 = self.on_gpu(
             c_eval(
                 run_uri=p.run_uri,
                 generation=-1,
                 stage="init",
                 candidates=dsl.Collected(pruned.outputs["Output"]),
-                sample_uri=sample0.output,
-                gamma=p.gamma,
-                device=p.eval_device,
-                dtype=p.eval_dtype,
-                batch_size=p.eval_batch_size,
+                sample=0,
             )
         ).set_display_name("evaluate initial population")
         update = self.with_s3(
-            self.cpu(archive_update)(
-                run_uri=p.run_uri,
-                generation=-1,
-                s_t=0.0,
-                archive=[],
-                offspring=scored0.outputs["Output"],
-                archive_size=p.archive_size,
-                competition=competition,
-            )
+            self.cpu(archive_update)(run_uri=p.run_uri, generation=-1, archive=[], offspring=scored0.outputs["Output"])
         ).set_display_name("initial archive")
         return update.outputs["Output"]
 
@@ -213,10 +193,6 @@ class Tasks:
         ).set_display_name("final evaluate")
         self.with_s3(self.cpu(report)(run_uri=p.run_uri, results=final.outputs["Output"])).set_display_name("report")
         return SearchOutputs(results=final.outputs["Output"], best_model=final.outputs["best_model"])
-
-    def small(self, task: dsl.PipelineTask) -> dsl.PipelineTask:
-        """A small CPU step's resources (one that touches no S3, such as schedule_step)."""
-        return self._sized(task, "small")
 
     def with_s3(self, task: dsl.PipelineTask) -> dsl.PipelineTask:
         """A small CPU step with S3, retried: an S3 endpoint's hiccup or a lost pod must not end a

@@ -3,8 +3,8 @@
 ```
 m2n2_init ─► ParallelFor(variants): prune ─► Collected ─► evaluate (GPU) ─► archive_update(-1)
                                         (SAE's initial archive, built by SAE's own components)
-for t in 0..steps-1 (one nested pipeline per generation):
-  sample_optimisation_set(t) ─► evaluate(archive on sample) ─► m2n2_select (matings)
+for t in 0..steps-1 (one nested pipeline per generation: run_uri, t, the archive):
+  evaluate(archive on sample t, drawn there) ─► m2n2_select (matings)
   ─► ParallelFor(children): m2n2_crossover ─► Collected ─► evaluate(children) ─► m2n2_update(t)
 final_evaluate (GPU) ─► report
 ```
@@ -12,7 +12,8 @@ final_evaluate (GPU) ─► report
 The pipeline's outputs, as every search's: ``results`` (the test-set rows) and ``best_model``
 (a Kubeflow Model artifact pointing at the best archive member's checkpoint).
 
-Sampling, evaluation, the final evaluation and the report are the shared components, so
+Evaluation (which draws the generation's sample), the final evaluation and the report are the
+shared components, so
 M2N2 and SAE are scored by the same evaluator on the same samples (the per-example cache
 makes re-scoring the archive cheap). Compile options and parameters work as in
 :mod:`saemerge.pipeline.sae_pipeline`; every value a crossover needs from upstream travels in
@@ -29,8 +30,7 @@ from saemerge.components.m2n2_crossover import m2n2_crossover
 from saemerge.components.m2n2_init import m2n2_init
 from saemerge.components.m2n2_select import m2n2_select
 from saemerge.components.m2n2_update import m2n2_update
-from saemerge.components.sample_optimisation_set import sample_optimisation_set
-from saemerge.config import M2N2, PARAMS
+from saemerge.config import M2N2
 from saemerge.pipeline.common import CompileOptions, SearchOutputs, Tasks, with_run_parameters
 
 PIPELINE_NAME = "saemerge-m2n2"
@@ -41,79 +41,27 @@ def build_pipeline(options: CompileOptions = CompileOptions(search=M2N2)):
     """The M2N2 pipeline function for `options` (compile it, or call it under kfp.local)."""
     tasks = Tasks(options)
     cpu, gpu, with_s3, on_gpu, retried = tasks.cpu, tasks.gpu, tasks.with_s3, tasks.on_gpu, tasks.retried
-    c_init, c_sample, c_eval = cpu(m2n2_init), cpu(sample_optimisation_set), gpu(evaluate)
+    c_init, c_eval = cpu(m2n2_init), gpu(evaluate)
     c_select, c_cross, c_update = cpu(m2n2_select), cpu(m2n2_crossover), cpu(m2n2_update)
 
     @dsl.pipeline(
         name="m2n2-generation", description="One M2N2 generation: rescore, mate, cross over, evaluate, compete."
     )
-    def m2n2_generation(
-        run_uri: str,
-        generation: int,
-        archive: List[str],
-        base_uri: str,
-        data_uri: str,
-        opt_sizes: dict,
-        seed: int,
-        archive_size: int,
-        gamma: float,
-        measure: str,
-        m2n2_children: int,
-        m2n2_alpha: float,
-        merge_device: str,
-        eval_device: str,
-        eval_dtype: str,
-        eval_batch_size: int,
-    ) -> List[str]:
-        sample = with_s3(
-            c_sample(run_uri=run_uri, generation=generation, data_uri=data_uri, opt_sizes=opt_sizes, seed=seed)
-        )
-        sample.set_display_name("sample optimisation set")
+    def m2n2_generation(run_uri: str, generation: int, archive: List[str]) -> List[str]:
         rescored = on_gpu(
-            c_eval(
-                run_uri=run_uri,
-                generation=generation,
-                stage="archive",
-                candidates=archive,
-                sample_uri=sample.output,
-                gamma=gamma,
-                device=eval_device,
-                dtype=eval_dtype,
-                batch_size=eval_batch_size,
-            )
+            c_eval(run_uri=run_uri, generation=generation, stage="archive", candidates=archive, sample=generation)
         ).set_display_name("evaluate archive")
-        matings = with_s3(
-            c_select(
-                run_uri=run_uri,
-                generation=generation,
-                archive=rescored.outputs["Output"],
-                sample_uri=sample.output,
-                m2n2_children=m2n2_children,
-                m2n2_alpha=m2n2_alpha,
-                seed=seed,
-            )
-        ).set_display_name("select parents")
+        matings = with_s3(c_select(run_uri=run_uri, generation=generation, archive=rescored.outputs["Output"]))
+        matings.set_display_name("select parents")
         with dsl.ParallelFor(items=matings.output, parallelism=options.merge_parallelism) as order:
-            child = retried(
-                c_cross(
-                    run_uri=run_uri,
-                    order=order,
-                    base_uri=base_uri,
-                    measure=measure,
-                    device=merge_device,
-                )
-            ).set_display_name("crossover")
+            child = retried(c_cross(run_uri=run_uri, order=order)).set_display_name("crossover")
         scored = on_gpu(
             c_eval(
                 run_uri=run_uri,
                 generation=generation,
                 stage="offspring",
                 candidates=dsl.Collected(child.outputs["Output"]),
-                sample_uri=sample.output,
-                gamma=gamma,
-                device=eval_device,
-                dtype=eval_dtype,
-                batch_size=eval_batch_size,
+                sample=generation,
             )
         ).set_display_name("evaluate children")
         update = with_s3(
@@ -122,9 +70,6 @@ def build_pipeline(options: CompileOptions = CompileOptions(search=M2N2)):
                 generation=generation,
                 archive=rescored.outputs["Output"],
                 children=scored.outputs["Output"],
-                sample_uri=sample.output,
-                archive_size=archive_size,
-                m2n2_alpha=m2n2_alpha,
             )
         ).set_display_name("archive update")
         return update.outputs["Output"]
@@ -160,31 +105,10 @@ def build_pipeline(options: CompileOptions = CompileOptions(search=M2N2)):
             )
         ).set_display_name("init population")
         # SAE's initial archive, with SAE's components (SAE-SPEC §6.1): every search starts from the same models.
-        archive = tasks.initial_archive(
-            p,
-            init,
-            competition=PARAMS["competition"].default,  # unused for the initial archive
-        )
+        archive = tasks.initial_archive(p, init)
         for t in range(options.steps):
-            gen = m2n2_generation(
-                run_uri=p.run_uri,
-                generation=t,
-                archive=archive,
-                base_uri=p.base_uri,
-                data_uri=p.data_uri,
-                opt_sizes=p.opt_sizes,
-                seed=p.seed,
-                archive_size=p.archive_size,
-                gamma=p.gamma,
-                measure=p.measure,
-                m2n2_children=p.m2n2_children,
-                m2n2_alpha=p.m2n2_alpha,
-                merge_device=p.merge_device,
-                eval_device=p.eval_device,
-                eval_dtype=p.eval_dtype,
-                eval_batch_size=p.eval_batch_size,
-            ).set_display_name(f"generation {t:02d}")
-            archive = gen.output
+            gen = m2n2_generation(run_uri=p.run_uri, generation=t, archive=archive)
+            archive = gen.set_display_name(f"generation {t:02d}").output
         return tasks.final_and_report(p, archive, gamma=p.gamma)
 
     return m2n2_pipeline

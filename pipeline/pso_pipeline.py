@@ -2,19 +2,20 @@
 
 ```
 pso_init ─► ParallelFor(particles): pso_particle ─► Collected
-sample_optimisation_set(0) ─► pso_candidates ─► evaluate (GPU) ─► pso_update(0)      [init/]
-for k in 1..steps (one nested pipeline per step):
-  sample_optimisation_set(k)      ParallelFor(swarm): pso_move ─► Collected
-  pso_candidates (new positions + personal bests + global best) ─► evaluate (GPU) ─► pso_update(k)  [gen-(k-1)/]
+pso_candidates ─► evaluate(sample 0) (GPU) ─► pso_update(0)      [init/]
+for k in 1..steps (one nested pipeline per step: run_uri, k, k - 1, the swarm):
+  ParallelFor(swarm): pso_move ─► Collected
+  pso_candidates (new positions + personal bests + global best) ─► evaluate(sample k) (GPU) ─► pso_update(k)  [gen-(k-1)/]
 final_evaluate (GPU) on [gbest] ─► report
 ```
 
-The shared components (sample, evaluate, final evaluate, report) are SAE's. Fitness is the
+The shared components (evaluate, which draws the step's sample, final evaluate, report) are
+SAE's; the steps after pso_init read the run's settings from run.json. Fitness is the
 macro accuracy (γ = 0). The outputs, as every search's: ``results`` (the test-set rows) and
 ``best_model`` (the global best as a Kubeflow Model artifact). The swarm travels as ``pso_update``'s output: a list with one
 state per particle (the URI of its handoff file), which is also the next step's loop items, so a
 move needs nothing but its item
-and run parameters (see the note on loops in :mod:`saemerge.pipeline.sae_pipeline`).
+and the run (see the note on loops in :mod:`saemerge.pipeline.sae_pipeline`).
 """
 
 from types import SimpleNamespace
@@ -28,7 +29,6 @@ from saemerge.components.pso_init import pso_init
 from saemerge.components.pso_move import pso_move
 from saemerge.components.pso_particle import pso_particle
 from saemerge.components.pso_update import pso_update
-from saemerge.components.sample_optimisation_set import sample_optimisation_set
 from saemerge.config import PSO
 from saemerge.pipeline.common import CompileOptions, SearchOutputs, Tasks, with_run_parameters
 
@@ -45,59 +45,18 @@ def build_pipeline(options: CompileOptions = CompileOptions(search=PSO)):
     tasks = Tasks(options)
     cpu, gpu, with_s3, on_gpu, retried = tasks.cpu, tasks.gpu, tasks.with_s3, tasks.on_gpu, tasks.retried
     c_init, c_particle, c_move = cpu(pso_init), cpu(pso_particle), cpu(pso_move)
-    c_candidates, c_update, c_sample = cpu(pso_candidates), cpu(pso_update), cpu(sample_optimisation_set)
-    c_eval = gpu(evaluate)
+    c_candidates, c_update, c_eval = cpu(pso_candidates), cpu(pso_update), gpu(evaluate)
 
     @dsl.pipeline(name="pso-step", description="One PSO step: move every particle, evaluate, update the bests.")
-    def pso_step(
-        run_uri: str,
-        step: int,
-        generation: int,
-        swarm: List[str],
-        base_uri: str,
-        data_uri: str,
-        opt_sizes: dict,
-        seed: int,
-        pso_w: float,
-        pso_c1: float,
-        pso_c2: float,
-        merge_device: str,
-        eval_device: str,
-        eval_dtype: str,
-        eval_batch_size: int,
-    ) -> PsoState:
-        sample = with_s3(c_sample(run_uri=run_uri, generation=step, data_uri=data_uri, opt_sizes=opt_sizes, seed=seed))
-        sample.set_display_name("sample optimisation set")
+    def pso_step(run_uri: str, step: int, generation: int, swarm: List[str]) -> PsoState:
         with dsl.ParallelFor(items=swarm, parallelism=options.merge_parallelism) as particle:
-            moved = retried(
-                c_move(
-                    run_uri=run_uri,
-                    particle=particle,
-                    step=step,
-                    base_uri=base_uri,
-                    seed=seed,
-                    w=pso_w,
-                    c1=pso_c1,
-                    c2=pso_c2,
-                    device=merge_device,
-                )
-            ).set_display_name("move particle")
+            moved = retried(c_move(run_uri=run_uri, particle=particle, step=step)).set_display_name("move particle")
         cands = with_s3(
             c_candidates(run_uri=run_uri, step=step, moved=dsl.Collected(moved.outputs["Output"]), swarm=swarm)
         )
         cands.set_display_name("positions + bests")
         scored = on_gpu(
-            c_eval(
-                run_uri=run_uri,
-                generation=generation,
-                stage="swarm",
-                candidates=cands.output,
-                sample_uri=sample.output,
-                gamma=GAMMA,
-                device=eval_device,
-                dtype=eval_dtype,
-                batch_size=eval_batch_size,
-            )
+            c_eval(run_uri=run_uri, generation=generation, stage="swarm", candidates=cands.output, sample=step)
         ).set_display_name("evaluate swarm")
         update = with_s3(
             c_update(
@@ -139,26 +98,11 @@ def build_pipeline(options: CompileOptions = CompileOptions(search=PSO)):
             )
         ).set_display_name("init swarm")
         with dsl.ParallelFor(items=init.outputs["Output"], parallelism=options.merge_parallelism) as spec:
-            made = retried(c_particle(run_uri=p.run_uri, particle=spec, base_uri=p.base_uri, device=p.merge_device))
-            made.set_display_name("make particle")
-        sample0 = with_s3(
-            c_sample(run_uri=p.run_uri, generation=0, data_uri=p.data_uri, opt_sizes=p.opt_sizes, seed=p.seed)
-        ).set_display_name("sample optimisation set")
-        sample0.after(init)  # the init step writes the run.json whose opt_splits the sample reads
+            made = retried(c_particle(run_uri=p.run_uri, particle=spec)).set_display_name("make particle")
         cands0 = with_s3(c_candidates(run_uri=p.run_uri, step=0, moved=dsl.Collected(made.outputs["Output"]), swarm=[]))
         cands0.set_display_name("initial positions")
         scored0 = on_gpu(
-            c_eval(
-                run_uri=p.run_uri,
-                generation=-1,
-                stage="init",
-                candidates=cands0.output,
-                sample_uri=sample0.output,
-                gamma=GAMMA,
-                device=p.eval_device,
-                dtype=p.eval_dtype,
-                batch_size=p.eval_batch_size,
-            )
+            c_eval(run_uri=p.run_uri, generation=-1, stage="init", candidates=cands0.output, sample=0)
         ).set_display_name("evaluate initial swarm")
         state = with_s3(
             c_update(
@@ -171,23 +115,7 @@ def build_pipeline(options: CompileOptions = CompileOptions(search=PSO)):
         ).set_display_name("initial bests")
         swarm, gbest = state.outputs["swarm"], state.outputs["gbest"]
         for k in range(1, options.steps + 1):
-            step = pso_step(
-                run_uri=p.run_uri,
-                step=k,
-                generation=k - 1,
-                swarm=swarm,
-                base_uri=p.base_uri,
-                data_uri=p.data_uri,
-                opt_sizes=p.opt_sizes,
-                seed=p.seed,
-                pso_w=p.pso_w,
-                pso_c1=p.pso_c1,
-                pso_c2=p.pso_c2,
-                merge_device=p.merge_device,
-                eval_device=p.eval_device,
-                eval_dtype=p.eval_dtype,
-                eval_batch_size=p.eval_batch_size,
-            ).set_display_name(f"step {k}")
+            step = pso_step(run_uri=p.run_uri, step=k, generation=k - 1, swarm=swarm).set_display_name(f"step {k}")
             swarm, gbest = step.outputs["swarm"], step.outputs["gbest"]
         return tasks.final_and_report(p, gbest, gamma=GAMMA)
 

@@ -2,7 +2,7 @@
 
 Three kinds of steps (:data:`STEP_KINDS`):
 
-- ``small``: init, schedule, sample, pair, archive update, report (CPU image; headers, JSON, Parquet);
+- ``small``: init, schedule step (with the pairs), archive update, report (CPU image; headers, JSON, Parquet);
 - ``merge``: prune and merge steps (CPU image, or the GPU image with ``--gpu-merges``), which read
   two or three checkpoints and write one, streamed tensor by tensor;
 - ``evaluate``: evaluate and final evaluate (GPU image), which load one model at a time
@@ -55,9 +55,13 @@ recently used models it no longer reads before downloading another
 (:mod:`saemerge.cache.budget`), so an evaluate step over 8 candidates at 7B keeps about the
 budget on disk, not 8 × 15 GB.
 
-The environment reaches the container through pod annotations and the Downward API
-(``saemerge.io/*`` → env), i.e. only through the Kubernetes platform config: ``kfp.local``
-ignores that config, so a local run of the same compiled YAML keeps its own cache. The KFP
+The environment reaches the container through one pod annotation, ``saemerge.io/env``
+(``NAME=value;NAME=value``), read by the Downward API into ``SAEMERGE_POD_ENV``, whose
+variables :mod:`saemerge.components` sets when a step starts; i.e. only through the Kubernetes
+platform config: ``kfp.local`` ignores that config, so a local run of the same compiled YAML
+keeps its own cache. One annotation rather than one per variable: the KFP backend copies a
+task's Kubernetes config and pod annotations into the Argo Workflow several times per task
+(about 54 KB of a 24-generation run as stored, :mod:`saemerge.pipeline.workflow_size`). The KFP
 backend must be 2.14 or newer (:mod:`saemerge.pipeline.backend`: ``dsl.Collected`` parameter
 fan-in, which every generation uses, arrived in the driver in 2.14; emptyDir mounts need 2.3,
 sub-DAG outputs 2.4, the secrets' ``secretNameParameter`` 2.5); ``saemerge submit`` checks it.
@@ -79,14 +83,15 @@ CACHE_VOLUME = "saemerge-cache"
 GIB = 1 << 30
 # Disk a step's container uses besides its cache volume (logs, the image's writable layer, /tmp).
 CONTAINER_DISK = 2 * GIB
-# Env var -> pod annotation it is read from (Downward API).
-ANNOTATED_ENV = {
-    "SAEMERGE_CACHE": "saemerge.io/cache-dir",
-    "SAEMERGE_CACHE_MAX_SIZE": "saemerge.io/cache-max-size",
-    "SAEMERGE_CACHE_MIN_IDLE_S": "saemerge.io/cache-min-idle-s",
-    "SAEMERGE_GPU_MERGES": "saemerge.io/gpu-merges",
-    "SAEMERGE_EVAL_GPU": "saemerge.io/eval-gpu",  # saemerge.evaluate.device: no CPU fallback
-}
+# The variables a step gets on a cluster, all in one pod annotation (Downward API -> POD_ENV).
+STEP_ENV = (
+    "SAEMERGE_CACHE",
+    "SAEMERGE_CACHE_MAX_SIZE",
+    "SAEMERGE_CACHE_MIN_IDLE_S",
+    "SAEMERGE_GPU_MERGES",
+    "SAEMERGE_EVAL_GPU",  # saemerge.evaluate.device: no CPU fallback
+)
+POD_ENV_ANNOTATION = "saemerge.io/env"
 _NAMED_SIZES = {"tiny": 1e8}
 _SUFFIX = {"": 1, "k": 1e3, "m": 1e6, "b": 1e9, "t": 1e12}
 _CPU = re.compile(r"^([0-9]*[.])?[0-9]+m?$")  # kfp's own check of CPU strings
@@ -272,8 +277,17 @@ def reserve_disk(task: dsl.PipelineTask, nbytes: int) -> bool:
 
 
 def annotate_env(task: dsl.PipelineTask, name: str, value: str) -> dsl.PipelineTask:
-    """Give the step's container ``name=value`` through a pod annotation and the Downward API
-    (:data:`ANNOTATED_ENV`): Kubernetes config only, which ``kfp.local`` ignores."""
-    kubernetes.add_pod_annotation(task, ANNOTATED_ENV[name], value)
-    kubernetes.use_field_path_as_env(task, name, f"metadata.annotations['{ANNOTATED_ENV[name]}']")
+    """Give the step's container ``name=value`` (one of :data:`STEP_ENV`) on a cluster: added to
+    the pod's ``saemerge.io/env`` annotation, which the Downward API hands the container as
+    ``SAEMERGE_POD_ENV`` (:func:`saemerge.components.pod_env`). Kubernetes config only, which
+    ``kfp.local`` ignores."""
+    from saemerge.components import POD_ENV, format_pod_env, pod_env
+
+    if name not in STEP_ENV:
+        raise ValueError(f"{name}: not a step's environment variable ({', '.join(STEP_ENV)})")
+    config = task.platform_config.get("kubernetes", {})
+    held = pod_env(config.get("podMetadata", {}).get("annotations", {}).get(POD_ENV_ANNOTATION, ""))
+    if not held:
+        kubernetes.use_field_path_as_env(task, POD_ENV, f"metadata.annotations['{POD_ENV_ANNOTATION}']")
+    kubernetes.add_pod_annotation(task, POD_ENV_ANNOTATION, format_pod_env({**held, name: value}))
     return task

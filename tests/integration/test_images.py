@@ -4,7 +4,8 @@ The install test replays each Dockerfile: it copies exactly what the Dockerfile 
 order, into a scratch root that stands for the image's file system), runs the same
 ``images/install.sh`` commands with the Dockerfile's build arguments into a fresh venv, and
 then runs what a pod runs: the saemerge CLI, every component module, and a kfp
-``executor_main`` invocation of ``schedule_step`` taken verbatim from the compiled pipeline.
+``executor_main`` invocation of ``schedule_step`` taken verbatim from the compiled pipeline
+(reading a run.json and an archive handoff file, as in a pod).
 A missing COPY, a missing pin or package-data entry, or a broken install step fails here.
 The one difference to a real build is torch: both flavours get the CPU wheel of the pinned
 release from this machine's wheel directory (no CUDA wheel here, and no PyTorch index).
@@ -359,21 +360,25 @@ def test_image_installs_and_runs_the_components_as_a_pod_does(flavour, tmp_path,
     printed = json.loads(_in_image(["saemerge", "schedule", "--steps", "12"], env, run_dir))
     assert printed == pytest.approx(expected, abs=1e-6)
 
-    # schedule_step exactly as the pod runs it: the compiled command, a real executor input
+    # schedule_step exactly as the pod runs it: the compiled command, a real executor input, the
+    # run's settings from its run.json (steps/settings.py) and the archive as a handoff file
+    from saemerge import runlog
+    from saemerge.config import RunConfig
+    from saemerge.steps import handoff
+
+    run = str(run_dir / "run")
+    config = RunConfig.from_params({"run_uri": run, "experts": ["/m/a", "/m/b"], "base_uri": "/m/0", "data_uri": "/d"})
+    runlog.write_json(runlog.RunLayout(run).run_json, {"config": config.to_json()})
+    members = [
+        {"id": f"m-{i}", "content_hash": f"{i:02d}" * 32, "uri": f"/m/{i}", "sparsity": 0.1, "score": f, "fitness": f}
+        for i, f in enumerate((0.1, 0.2))
+    ]
     container = _executor(compiled, "schedule_step")
     image = CompileOptions().cpu_image
     assert container["image"] == image
     executor_input = {
         "inputs": {
-            "parameterValues": {
-                "generation": 4,
-                "steps": 12,
-                "s_min": 0.1,
-                "s_max": 0.6,
-                "t0": 3,
-                "t_mult": 2,
-                "reverse": False,
-            }
+            "parameterValues": {"run_uri": run, "generation": 4, "archive": [handoff.save(run, 4, "archive", members)]}
         },
         "outputs": {
             "parameters": {"Output": {"outputFile": str(run_dir / "outputs" / "Output")}},
@@ -383,7 +388,8 @@ def test_image_installs_and_runs_the_components_as_a_pod_does(flavour, tmp_path,
     args = [json.dumps(executor_input) if a == "{{$}}" else a for a in container["args"]]
     _in_image([*container["command"], *args], env, run_dir)
     output = json.loads((run_dir / "outputs" / "executor_output.json").read_text())
-    assert output["parameterValues"]["Output"] == pytest.approx(expected[4])
+    (pair,) = output["parameterValues"]["Output"]
+    assert handoff.load_one(pair)["s_t"] == pytest.approx(expected[4])
 
     if flavour == "gpu":
         _check_evaluation(python, env, tmp_path)

@@ -2,6 +2,7 @@
 resources per kind of step, the cache volume and its environment, GPU merges."""
 
 import json
+import os
 import re
 
 import pytest
@@ -11,7 +12,6 @@ from saemerge.pipeline.common import S3_SECRET_KEYS, CompileOptions
 from saemerge.pipeline.compile import GOLDEN, compile_pipeline
 
 GPU_STEPS = ("evaluate", "final-evaluate")
-NO_S3_STEPS = ("schedule-step",)
 MERGE_STEPS = ("prune", "pair-and-merge")
 
 
@@ -74,10 +74,7 @@ def test_evaluate_runs_on_gpu_image_others_on_cpu_image(compiled):
 def test_s3_secret_is_wired_into_every_step_that_touches_s3(compiled):
     _, _, spec, platform = compiled
     platform_execs = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
-    for name in spec["deploymentSpec"]["executors"]:
-        if _base(name) in NO_S3_STEPS:
-            assert "secretAsEnv" not in platform_execs.get(name, {})
-            continue
+    for name in spec["deploymentSpec"]["executors"]:  # every step reads the run (run.json) or writes to it
         (secret,) = platform_execs[name]["secretAsEnv"]
         assert secret["secretName"] == "saemerge-s3"
         assert sorted(k["envVar"] for k in secret["keyToEnv"]) == sorted(S3_SECRET_KEYS)
@@ -156,12 +153,8 @@ def test_the_cache_volume_is_mounted_with_its_environment(compiled):
         conf, want = platform_execs[name], opts.step_resources(_kind(name))
         (mount,) = conf["emptyDirMounts"]
         assert mount == {"volumeName": "saemerge-cache", "mountPath": "/saemerge-cache", "sizeLimit": want.storage}
-        # env from pod annotations (Downward API): the cluster's pods only; kfp.local ignores this config
-        env = {e["name"]: e["fieldPath"] for e in conf["fieldPathAsEnv"]}
-        notes = conf["podMetadata"]["annotations"]
-        values = {
-            var: notes[re.fullmatch(r"metadata\.annotations\['(.+)'\]", path).group(1)] for var, path in env.items()
-        }
+        # env from one pod annotation (Downward API): the cluster's pods only; kfp.local ignores this config
+        values = _pod_env(conf)
         assert values["SAEMERGE_CACHE"] == "/saemerge-cache" and values["SAEMERGE_GPU_MERGES"] == "false"
         if want.budget_bytes:
             assert values["SAEMERGE_CACHE_MAX_SIZE"] == str(want.budget_bytes)
@@ -209,10 +202,7 @@ def test_small_steps_that_touch_s3_are_retried(compiled):
             comp = spec["components"][task["componentRef"]["name"]]
             if "executorLabel" not in comp:
                 continue
-            base = _base(comp["executorLabel"])
-            if base in NO_S3_STEPS:
-                continue
-            assert task["retryPolicy"]["maxRetryCount"] == 2, (tname, base)
+            assert task["retryPolicy"]["maxRetryCount"] == 2, (tname, _base(comp["executorLabel"]))
 
 
 def test_evaluate_steps_refuse_the_cpu_when_cuda_is_unusable(compiled):
@@ -221,13 +211,43 @@ def test_evaluate_steps_refuse_the_cpu_when_cuda_is_unusable(compiled):
     _, _, spec, platform = compiled
     pexecs = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
     for name in spec["deploymentSpec"]["executors"]:
-        notes = pexecs[name]["podMetadata"]["annotations"]
-        env = {e["name"]: e["fieldPath"] for e in pexecs[name]["fieldPathAsEnv"]}
+        env = _pod_env(pexecs[name])
         if _base(name) in GPU_STEPS:
-            assert notes["saemerge.io/eval-gpu"] == "required", name
-            assert env["SAEMERGE_EVAL_GPU"] == "metadata.annotations['saemerge.io/eval-gpu']", name
+            assert env["SAEMERGE_EVAL_GPU"] == "required", name
         else:
-            assert "saemerge.io/eval-gpu" not in notes and "SAEMERGE_EVAL_GPU" not in env, name
+            assert "SAEMERGE_EVAL_GPU" not in env, name
+
+
+def _pod_env(pexec: dict) -> dict:
+    """The variables a step gets on a cluster: one annotation, read into SAEMERGE_POD_ENV."""
+    from saemerge.components import pod_env
+
+    fields = {e["name"]: e["fieldPath"] for e in pexec.get("fieldPathAsEnv", [])}
+    if not fields:
+        return {}
+    assert fields == {"SAEMERGE_POD_ENV": "metadata.annotations['saemerge.io/env']"}
+    return pod_env(pexec["podMetadata"]["annotations"]["saemerge.io/env"])
+
+
+def test_the_pod_env_reaches_the_step_when_it_imports_its_component():
+    """On a cluster the annotation's variables are set before the step's code runs (every
+    compiled step imports saemerge.components.<name>); a malformed one fails the step at once."""
+    import subprocess
+    import sys
+
+    from saemerge.components import format_pod_env
+
+    code = (
+        "import os, saemerge.components.prune; print(os.environ['SAEMERGE_CACHE'], os.environ['SAEMERGE_GPU_MERGES'])"
+    )
+    pod = format_pod_env({"SAEMERGE_GPU_MERGES": "false", "SAEMERGE_CACHE": "/saemerge-cache"})
+    assert pod == "SAEMERGE_CACHE=/saemerge-cache;SAEMERGE_GPU_MERGES=false"
+    env = {**os.environ, "SAEMERGE_POD_ENV": pod}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["/saemerge-cache", "false"]
+    env["SAEMERGE_POD_ENV"] = "PATH=/nowhere"
+    bad = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert bad.returncode != 0 and "'PATH' is not NAME=value with a SAEMERGE_ name" in bad.stderr
 
 
 def test_caching_off_reaches_every_task_nested_ones_included(tmp_path):
@@ -311,12 +331,9 @@ def test_model_size_overrides_and_other_cache_volumes(tmp_path):
     (claim,) = pexecs["exec-prune"]["pvcMount"]
     assert claim["mountPath"] == "/saemerge-cache"
     assert "saemerge-models" in json.dumps(claim)
-    assert pexecs["exec-prune"]["podMetadata"]["annotations"]["saemerge.io/cache-min-idle-s"] == "600"
+    assert _pod_env(pexecs["exec-prune"])["SAEMERGE_CACHE_MIN_IDLE_S"] == "600"
     _, pexecs = _platform_of(tmp_path, cache_volume="none")
-    assert all(
-        "emptyDirMounts" not in e and "SAEMERGE_CACHE" not in json.dumps(e.get("fieldPathAsEnv"))
-        for e in pexecs.values()
-    )
+    assert all("emptyDirMounts" not in e and "SAEMERGE_CACHE" not in _pod_env(e) for e in pexecs.values())
 
 
 @pytest.mark.parametrize(
@@ -341,7 +358,7 @@ def test_gpu_merges_put_prune_and_merge_on_the_gpu_image_with_a_gpu(tmp_path):
             assert container["image"] == opts.gpu_image
             assert container["resources"]["accelerator"]["resourceCount"] == "1"
             assert pexecs[name]["tolerations"][0]["key"] == "nvidia.com/gpu"
-        assert pexecs[name]["podMetadata"]["annotations"]["saemerge.io/gpu-merges"] == "true"
+        assert _pod_env(pexecs[name])["SAEMERGE_GPU_MERGES"] == "true"
 
 
 def test_merge_device_cuda_is_refused_in_pods_compiled_without_gpu_merges(monkeypatch):
@@ -374,15 +391,24 @@ def test_each_step_ships_its_signature_and_one_call_into_the_image(compiled):
         ], label
 
 
-def test_the_compiled_step_runs_the_installed_component(compiled):
-    """Executing the compiled source of schedule_step calls the real step (no kfp runtime needed)."""
+def test_the_compiled_step_runs_the_installed_component(compiled, recorded_run):
+    """Executing the compiled source of schedule_step calls the real step (no kfp runtime needed):
+    s_t from the run's recorded schedule, and the generation's pairs as handoff URIs."""
     from saemerge.core.schedule import cyclic_schedule
+    from saemerge.steps import handoff
 
     _, _, spec, _ = compiled
+    run = recorded_run(steps=12, s_min=0.2, s_max=0.8, t0=4, t_mult=2)
+    archive = [
+        {"id": f"m-{i}", "content_hash": f"{i:02d}" * 32, "uri": f"/m/{i}", "sparsity": 0.1, "score": s, "fitness": s}
+        for i, s in enumerate((0.1, 0.2, 0.3, 0.4))
+    ]
     namespace: dict = {}
     exec(_embedded_source(spec["deploymentSpec"]["executors"]["exec-schedule-step"]), namespace)  # noqa: S102
-    got = namespace["schedule_step"](generation=5, steps=12, s_min=0.2, s_max=0.8, t0=4, t_mult=2, reverse=False)
-    assert got == cyclic_schedule(steps=12, s_min=0.2, s_max=0.8, t0=4, t_mult=2, reverse=False)[5]
+    pairs = namespace["schedule_step"](run_uri=run, generation=5, archive=[handoff.save(run, 5, "archive", archive)])
+    assert len(pairs) == 2 and all("/gen-05/handoff/pair-" in uri for uri in pairs)
+    s_t = cyclic_schedule(steps=12, s_min=0.2, s_max=0.8, t0=4, t_mult=2, reverse=False)[5]
+    assert [handoff.load_one(uri)["s_t"] for uri in pairs] == [s_t, s_t]
 
 
 def test_a_step_outside_components_or_with_another_signature_fails_the_compile():

@@ -51,14 +51,19 @@ def test_sharing_merges_leaves_first_then_the_dags_that_use_them():
     assert {t["componentRef"]["name"] for t in spec["root"]["dag"]["tasks"].values()} == {"comp-g", "comp-b"}
 
 
-def test_the_first_sample_runs_after_the_init_step_that_writes_run_json(tmp_path):
-    """Every sample reads the run's opt_splits from run.json; the first one has no data
-    dependency on the init step that writes it, so the pipelines order it explicitly."""
+def _reaches(dag: dict, name: str, target: str) -> bool:
+    deps = dag[name].get("dependentTasks", [])
+    return target in deps or any(_reaches(dag, d, target) for d in deps)
+
+
+def test_every_root_step_runs_after_the_init_step_that_writes_run_json(tmp_path):
+    """The steps after the init step read the run's settings from run.json (steps/settings.py):
+    every other task of the root DAG must depend on the init step, directly or through others."""
     for search in ("sae", "pso", "m2n2"):
         out = tmp_path / f"{search}.yaml"
         compile_pipeline(out, CompileOptions(search=search, steps=2))
         root = _spec(out)["root"]["dag"]["tasks"]
         init = {"sae": "init-population", "pso": "pso-init", "m2n2": "m2n2-init"}[search]
-        samples = [t for n, t in root.items() if n.startswith("sample-optimisation-set")]
-        assert samples, search
-        assert all(init in t.get("dependentTasks", []) for t in samples), search
+
+        assert all(_reaches(root, name, init) for name in root if name != init), search
+        assert not any(name.startswith("sample-optimisation-set") for name in root), search  # drawn by evaluate

@@ -112,7 +112,6 @@ def test_evaluate_runs_on_gpu_and_the_s3_secret_reaches_every_step_that_needs_it
         "pso-move",
         "pso-candidates",
         "pso-update",
-        "sample-optimisation-set",
         "evaluate",
         "final-evaluate",
         "report",

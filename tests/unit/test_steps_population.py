@@ -5,9 +5,11 @@ import json
 import pytest
 
 from saemerge import runlog
+from saemerge.core.schedule import cyclic_schedule
 from saemerge.errors import SaeMergeError
 from saemerge.runlog import RunLayout
-from saemerge.steps.population import archive_update, pair_parents
+from saemerge.steps.population import archive_update, pair_parents, schedule_and_pair, scheduled_sparsity
+from saemerge.steps.settings import run_config
 
 
 def record(i: int, fitness: float, sparsity: float = 0.1, parents=(), born=-1) -> dict:
@@ -41,6 +43,23 @@ def test_pairs_are_self_contained_and_seeded():
         assert p["a"]["uri"] and p["b"]["score"] is not None  # everything a merge step needs
         assert sorted(p["archive_hashes"]) == sorted(r["content_hash"] for r in archive)
     json.dumps(pairs)  # kfp parameters must be JSON
+
+
+def test_the_schedule_step_pairs_at_s_t_with_the_runs_settings(recorded_run):
+    """The schedule step reads the schedule and the seed from run.json, not from its inputs."""
+    schedule = dict(steps=12, s_min=0.2, s_max=0.8, t0=4, t_mult=2)
+    run = recorded_run(**schedule, seed=7)
+    archive = [record(i, 0.1 * i) for i in range(1, 6)]
+    s_t = cyclic_schedule(**schedule, reverse=False)[5]
+    assert schedule_and_pair(run, 5, archive) == pair_parents(run, 5, archive, s_t, seed=7)
+    assert scheduled_sparsity(run_config(run), 5) == s_t and scheduled_sparsity(run_config(run), -1) == 0.0
+    reverse = recorded_run(**schedule, reverse=True)
+    assert schedule_and_pair(reverse, 5, archive)[0]["s_t"] == cyclic_schedule(**schedule, reverse=True)[5] != s_t
+
+
+def test_a_step_before_the_init_step_names_the_missing_run_json(tmp_path):
+    with pytest.raises(SaeMergeError, match=r"run.json: not written \(the run's init step writes it"):
+        schedule_and_pair(str(tmp_path / "run"), 0, [record(1, 0.1), record(2, 0.2)])
 
 
 def test_archive_update_records_the_generation(tmp_path):

@@ -24,6 +24,7 @@ import pyarrow as pa
 import pyarrow.compute  # noqa: F401 - pa.compute
 
 from saemerge import runlog, storage
+from saemerge.config import RunConfig
 from saemerge.core.fitness import fitness, macro_average
 from saemerge.errors import SaeMergeError
 from saemerge.evaluate.results import EvalResult
@@ -108,7 +109,7 @@ def run_opt_splits(run: str) -> tuple[str, ...]:
     Raises:
         SaeMergeError: no run.json (a sample started before its run's init step).
     """
-    from saemerge.config import RunConfig, split_names
+    from saemerge.config import split_names
 
     layout = RunLayout(run)
     if not storage.exists(layout.run_json):
@@ -353,3 +354,34 @@ def score_summary(records: Sequence[Mapping]) -> dict[str, float]:
         "best_fitness": max(fits) if fits else 0.0,
         "mean_fitness": sum(fits) / len(fits) if fits else 0.0,
     }
+
+
+def fitness_gamma(config: RunConfig) -> float:
+    """γ of the run's fitness: the run's ``gamma``; 0 for PSO, whose fitness is the macro accuracy (SAE-SPEC §7)."""
+    from saemerge.config import PSO
+
+    return 0.0 if config.search == PSO else config.gamma
+
+
+def evaluate_on_sample(run: str, generation: int, stage: str, candidates: Sequence[Mapping], sample: int) -> list[dict]:
+    """What an evaluate step does: draw generation `sample`'s optimisation set (or read it back),
+    then score `candidates` on it with lm-eval, with the run's γ, device, dtype and batch size.
+
+    The sample is drawn here rather than by a step of its own (one task less per generation
+    in the Workflow); drawing is deterministic and skipped when the sample is there already.
+    """
+    from saemerge.compute import measured
+    from saemerge.steps.settings import run_config
+
+    config = run_config(run)
+    sample_uri = sample_optimisation_set(run, sample, config.data_uri, config.opt_sizes, config.seed)
+    with measured(run, "evaluate", f"gen {generation} {stage}"):
+        return evaluate_candidates(
+            run,
+            generation,
+            stage,
+            candidates,
+            sample_uri,
+            gamma=fitness_gamma(config),
+            evaluator=lm_eval_evaluator(config.eval_device, config.eval_dtype, config.eval_batch_size),
+        )

@@ -138,3 +138,21 @@ def pair_and_merge(
         record.update(status="discarded", reason="identical to an archive member; not evaluated")
         log.info("offspring %s of %s x %s is identical to an archive member: discarded", record["id"], a["id"], b["id"])
     return record
+
+
+def merge_pair(run: str, pair: Mapping) -> dict:
+    """What SAE's merge step does: :func:`pair_and_merge` with the run's base and merge settings (run.json)."""
+    from saemerge.steps.settings import run_config
+
+    c = run_config(run)
+    return pair_and_merge(
+        run,
+        pair,
+        base_uri=c.base_uri,
+        scoring=c.scoring,
+        beta=c.beta,
+        attraction=c.attraction,
+        measure=c.measure,
+        granularity=c.granularity,
+        device=c.merge_device,
+    )

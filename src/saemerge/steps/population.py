@@ -84,6 +84,31 @@ def pair_parents(run: str, generation: int, archive: Sequence[Mapping], s_t: flo
     ]
 
 
+def scheduled_sparsity(config: RunConfig, generation: int) -> float:
+    """s_t of `generation` on the run's cyclic schedule (SAE-SPEC §5); 0.0 for the initial archive (-1)."""
+    from saemerge.core.schedule import cyclic_schedule
+
+    if generation < 0:
+        return 0.0
+    c = config
+    return cyclic_schedule(steps=c.steps, s_min=c.s_min, s_max=c.s_max, t0=c.t0, t_mult=c.t_mult, reverse=c.reverse)[
+        generation
+    ]
+
+
+def schedule_and_pair(run: str, generation: int, archive: Sequence[Mapping]) -> list[dict]:
+    """What SAE's schedule step does: s_t of `generation` on the run's schedule, and the
+    generation's pairs at s_t (:func:`pair_parents`) with the run's seed; each pair carries s_t.
+
+    `archive` is the archive scored on this generation's sample: each pair carries its
+    parents' records, whose scores the merge reads.
+    """
+    from saemerge.steps.settings import run_config
+
+    config = run_config(run)
+    return pair_parents(run, generation, archive, scheduled_sparsity(config, generation), config.seed)
+
+
 def archive_update(
     run: str,
     generation: int,
