@@ -75,7 +75,13 @@ log = logging.getLogger(__name__)
 #: LLaMA's code). The one list of them: the server imports every kind's once (WARM_IMPORTS; an
 #: import that fails is logged and left to the step), and benchmarks/run_bench.py times a fresh
 #: process importing one kind's.
-_EXECUTOR = ("kfp.dsl.executor_main", "saemerge.steps", "saemerge.steps.handoff", "saemerge.steps.records")
+_EXECUTOR = (
+    "kfp.dsl.executor_main",
+    "saemerge.steps",
+    "saemerge.steps.handoff",
+    "saemerge.steps.records",
+    "saemerge.steps.settings",  # every step after init reads the run's settings
+)
 _LM_EVAL = (
     "saemerge.evaluate.evaluator",
     "lm_eval.tasks",
