@@ -8,8 +8,9 @@ import re
 import pytest
 import yaml
 
-from saemerge.pipeline.common import S3_SECRET_KEYS, CompileOptions
+from saemerge.pipeline.common import CompileOptions
 from saemerge.pipeline.compile import GOLDEN, compile_pipeline
+from tests.support.s3secret import assert_s3_secret_mounted, secret_names
 
 GPU_STEPS = ("evaluate", "final-evaluate")
 MERGE_STEPS = ("prune", "pair-and-merge")
@@ -75,9 +76,7 @@ def test_s3_secret_is_wired_into_every_step_that_touches_s3(compiled):
     _, _, spec, platform = compiled
     platform_execs = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
     for name in spec["deploymentSpec"]["executors"]:  # every step reads the run (run.json) or writes to it
-        (secret,) = platform_execs[name]["secretAsEnv"]
-        assert secret["secretName"] == "saemerge-s3"
-        assert sorted(k["envVar"] for k in secret["keyToEnv"]) == sorted(S3_SECRET_KEYS)
+        assert_s3_secret_mounted(platform_execs[name])
 
 
 def test_compile_options_change_images_and_secret(tmp_path):
@@ -90,12 +89,7 @@ def test_compile_options_change_images_and_secret(tmp_path):
     images = {e["container"]["image"] for e in spec["deploymentSpec"]["executors"].values()}
     assert images == {"reg/cpu:1", "reg/gpu:1"}
     assert stats["generations"] == 2
-    secrets = {
-        s["secretName"]
-        for e in platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"].values()
-        for s in e.get("secretAsEnv", [])
-    }
-    assert secrets == {"other"}
+    assert secret_names(platform) == {"other"}
     assert "amd.com/gpu" in out.read_text()
 
 
