@@ -281,12 +281,16 @@ def test_sae_runtime_estimate(sae):
     once, and status.taskResultsCompletionStatus (Argo 3.6) counted. A generation is 4 steps
     (evaluate archive, schedule step + pairs, evaluate offspring, archive update) and the
     merges, the steps after init read the run's settings from run.json (steps/settings.py),
-    the pod's env is one annotation, and the compiled steps carry no docstring descriptions:
-      12 generations: ~6.0 MB uncompressed, 1124 nodes (5 failed attempts), 109 container
-        tasks; ~0.48 MB as Argo stores it (status.nodes gzipped above 1 MiB), ~11 KB of it the
-        task results map;
-      24 generations: ~11.1 MB, 2111 nodes (10 failed attempts), 205 container tasks; ~0.79 MB
-        stored. (Without failed attempts: ~5.9 / ~0.48 MB and ~10.9 / ~0.78 MB.)
+    the pod's env is one annotation, the S3 secret one volume (not 4 secretKeyRef env entries),
+    the launch script has no alignment spaces, and the compiled steps carry no docstring
+    descriptions; the patch modelled as the driver writes it (secret and emptyDir volumes, the
+    field-path env, resource* quantities):
+      12 generations: ~5.7 MB uncompressed, 1124 nodes (5 failed attempts), 109 container
+        tasks; ~0.455 MB as Argo stores it (status.nodes gzipped above 1 MiB);
+      24 generations: ~10.6 MB, 2111 nodes (10 failed attempts), 205 container tasks; ~0.748 MB
+        stored. (Without failed attempts: ~0.449 and ~0.740 MB stored.) The pipeline before
+        the secret volume and the trimmed launch script: ~0.795 MB at 24 in this model,
+        ~0.789 MB in the model before it wrote the volumes and the field-path env.
     (Before, with 6 steps a generation and every run setting an input of every step: ~8.3 MB /
     ~0.78 MB stored at 12, ~15.5 MB / ~1.33 MB at 24; before the handoff: ~12.4 MB / ~1.12 MB at
     12, ~23.6 MB / ~2.03 MB at 24.) Most of a node's bytes are Argo's and KFP's own per-node
