@@ -75,6 +75,8 @@ class CompileOptions:
         resources.check_cache_volume(self.cache_volume)
         check_image(self.cpu_image, "--cpu-image")
         check_image(self.gpu_image, "--gpu-image")
+        if self.s3_secret == resources.CACHE_VOLUME:  # the driver names the secret's volume after it
+            raise ValueError(f"--s3-secret {self.s3_secret}: that name is the cache volume's; rename the secret")
         for kind in resources.STEP_KINDS:  # a bad size or override fails here, naming it
             self.step_resources(kind)
 

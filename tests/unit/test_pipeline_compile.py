@@ -79,6 +79,25 @@ def test_s3_secret_is_wired_into_every_step_that_touches_s3(compiled):
         assert_s3_secret_mounted(platform_execs[name])
 
 
+def test_steps_carry_no_alignment_spaces_or_unused_kfp_imports(compiled):
+    """Each byte of a step's command is written into the Workflow per task and copy
+    (pipeline/compile.py _trimmed); the launch keeps its words, which the warm runner matches."""
+    from saemerge.pipeline.local_warm import EXECUTOR_LAUNCH
+
+    _, _, spec, _ = compiled
+    for name, executor in spec["deploymentSpec"]["executors"].items():
+        sh, flag, script, source = executor["container"]["command"]
+        assert (sh, flag) == ("sh", "-ec") and EXECUTOR_LAUNCH.search(script), name
+        assert "  " not in script and "\n\n" not in script, name
+        assert source.startswith("\nfrom kfp.dsl import *\nfrom typing import *\n"), name
+        assert "import kfp\n" not in source and "from kfp import dsl" not in source, name
+
+
+def test_a_secret_named_like_the_cache_volume_is_refused():
+    with pytest.raises(ValueError, match="--s3-secret saemerge-cache: that name is the cache volume's"):
+        CompileOptions(s3_secret="saemerge-cache")
+
+
 def test_compile_options_change_images_and_secret(tmp_path):
     opts = CompileOptions(
         steps=2, cpu_image="reg/cpu:1", gpu_image="reg/gpu:1", s3_secret="other", gpu_resource="amd.com/gpu"

@@ -305,7 +305,8 @@ def _secret_dir(tmp_path, **values):
 def test_s3_settings_come_from_the_mounted_secret_and_never_reach_a_log(tmp_path, monkeypatch, caplog, capsys):
     """A cluster step gets the S3 secret as files (pipeline/common.py Tasks._secret): one per key."""
     for name in (*s3_conn.S3_SECRET_KEYS, "AWS_PROFILE", "AWS_ENDPOINT_URL_S3", "AWS_SESSION_TOKEN"):
-        monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv(name, "")  # undone at teardown: what conn() sets from the files goes too
+        monkeypatch.delenv(name)
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
     where = _secret_dir(
