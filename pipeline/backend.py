@@ -6,7 +6,10 @@ kubeflow/pipelines' own code, tags 2.3.0 to 2.17.0):
 - **2.4**: outputs of sub-DAGs (every generation is a nested pipeline that returns its archive);
 - **2.5**: ``secretNameParameter`` in every secret mount (kfp-kubernetes writes it; the 2.3 and
   2.4 drivers parse the Kubernetes config strictly, ``util.UnmarshalString`` in
-  ``backend/src/v2/cmd/driver/main.go``, and reject the unknown field);
+  ``backend/src/v2/cmd/driver/main.go``, and reject the unknown field). The S3 secret is a
+  ``secretAsVolume`` (pipeline/common.py): the driver resolves its ``secretNameParameter`` and
+  mounts it, a volume named by the secret (``driver.go`` in 2.5.0; ``k8s.go``
+  ``extendPodSpecPatch`` in 2.14.0, 2.17.0 and 7b70c7b);
 - **2.14**: ``dsl.Collected`` fan-in of *parameters* after a ``ParallelFor`` (every generation
   collects its merges' outputs): the driver's "enable dsl.Collected for parameters & artifacts"
   (kubeflow/pipelines ed828b513a, first in tag 2.14.0; ``resolve.go``). An older driver fails

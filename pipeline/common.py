@@ -26,9 +26,8 @@ from saemerge.components.prune import prune
 from saemerge.components.report import report
 from saemerge.config import PARAMS, SAE, pipeline_docstring
 from saemerge.pipeline import resources
+from saemerge.storage.s3_conn import S3_SECRET_KEYS, S3_SECRET_MOUNT  # noqa: F401 -- S3_SECRET_KEYS re-exported
 
-# Keys of the Kubernetes secret that hold the S3 endpoint and credentials.
-S3_SECRET_KEYS = ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")
 # The IR types of run parameters (kfp reads the annotations of the pipeline's signature).
 _ANNOTATIONS = {str: str, int: int, float: float, bool: bool, list: List[str], dict: dict}  # noqa: UP006
 
@@ -76,6 +75,8 @@ class CompileOptions:
         resources.check_cache_volume(self.cache_volume)
         check_image(self.cpu_image, "--cpu-image")
         check_image(self.gpu_image, "--gpu-image")
+        if self.s3_secret == resources.CACHE_VOLUME:  # the driver names the secret's volume after it
+            raise ValueError(f"--s3-secret {self.s3_secret}: that name is the cache volume's; rename the secret")
         for kind in resources.STEP_KINDS:  # a bad size or override fails here, naming it
             self.step_resources(kind)
 
@@ -233,7 +234,13 @@ class Tasks:
         return resources.apply(task, opts.step_resources(kind), opts.cache_volume, opts.gpu_merges)
 
     def _secret(self, task: dsl.PipelineTask) -> dsl.PipelineTask:
-        return kubernetes.use_secret_as_env(task, self.options.s3_secret, {k: k for k in S3_SECRET_KEYS})
+        """The S3 secret as one read-only volume of files (one per key), not one environment
+        variable per key: the driver writes each task's pod spec patch into the Workflow several
+        times, and a volume costs there a third of the four secret references (kfp-kubernetes'
+        secretAsVolume, applied by the driver since KFP 2.5: saemerge.pipeline.backend). The
+        steps find the files at the agreed mount, :data:`S3_SECRET_MOUNT`, at their first S3 call
+        (``s3_conn.load_secret_dir``); no variable names it, as each would be written per task."""
+        return kubernetes.use_secret_as_volume(task, self.options.s3_secret, mount_path=S3_SECRET_MOUNT, optional=False)
 
 
 # A search's pipeline outputs: the results rows and its best model as a Kubeflow Model artifact.

@@ -131,7 +131,24 @@ def delegate_steps(spec: dict) -> None:
         if "--function_to_execute" not in args:
             continue
         name = args[args.index("--function_to_execute") + 1]
-        container["command"] = [_delegated(text, name, label) for text in container.get("command", [])]
+        container["command"] = [_trimmed(_delegated(text, name, label)) for text in container.get("command", [])]
+
+
+# What kfp writes into every lightweight step that a delegated step does without: the launch
+# script's alignment (runs of spaces, blank lines) and the imports of kfp and dsl (the signature
+# takes its names from ``from kfp.dsl import *`` and ``from typing import *``, the body none).
+# Every byte of a step's command is paid for once per task and copy in the Workflow's status.
+_UNUSED_IMPORTS = "\nimport kfp\nfrom kfp import dsl\n"
+
+
+def _trimmed(text: str) -> str:
+    if "-m kfp.dsl.executor_main" in text:  # sh -ec SCRIPT: same words, single spaces
+        return re.sub(r"\n{2,}", "\n", re.sub(r" {2,}", " ", text))
+    if text.startswith(_UNUSED_IMPORTS) and "return __import__(" in text:
+        rest = text[len(_UNUSED_IMPORTS) :]
+        if "dsl." not in rest.replace("from kfp.dsl import", "") and "kfp." not in rest.replace("kfp.dsl import", ""):
+            return "\n" + rest
+    return text
 
 
 def _delegated(text: str, name: str, label: str) -> str:

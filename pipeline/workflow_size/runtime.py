@@ -630,14 +630,19 @@ class _Runtime:
         acc = res.get("accelerator") or {}
         if acc.get("resourceType") or acc.get("type"):
             limits[acc.get("resourceType") or acc["type"]] = str(acc.get("resourceCount") or acc.get("count") or 1)
-        for field_, target, key in (
-            ("cpuLimit", limits, "cpu"),
-            ("memoryLimit", limits, "memory"),
-            ("cpuRequest", requests, "cpu"),
-            ("memoryRequest", requests, "memory"),
+        # driver.go getPodResource: the resource* string (kfp >= 2.x writes both) before the old
+        # float field, which is formatted "%vG" (memory) or "%v" (CPU); a Quantity keeps its form.
+        for field_, target, key, unit in (
+            ("memoryLimit", limits, "memory", "G"),
+            ("memoryRequest", requests, "memory", "G"),
+            ("cpuLimit", limits, "cpu", ""),
+            ("cpuRequest", requests, "cpu", ""),
         ):
-            if res.get(field_):
-                target[key] = str(res[field_])
+            new_field = "resource" + field_[0].upper() + field_[1:]
+            if res.get(new_field):
+                target[key] = str(res[new_field])
+            elif res.get(field_):
+                target[key] = f"{res[field_]}{unit}"
         main["resources"] = {**({"limits": limits} if limits else {}), **({"requests": requests} if requests else {})}
         env = [{"name": e["name"], "value": e.get("value", "")} for e in container.get("env", [])]
         pod: dict[str, Any] = {"containers": [main]}
@@ -648,16 +653,18 @@ class _Runtime:
                         "name": kv["envVar"],
                         "valueFrom": {
                             "secretKeyRef": {
-                                "name": secret.get("secretName", ""),
+                                "name": _secret_name(secret),
                                 "key": kv["secretKey"],
                                 "optional": bool(secret.get("optional")),
                             }
                         },
                     }
                 )
+        config = k8s or {}
+        for field in config.get("fieldPathAsEnv", []):  # k8s.go: after the secrets' env
+            env.append({"name": field["name"], "valueFrom": {"fieldRef": {"fieldPath": field["fieldPath"]}}})
         if env:
             main["env"] = env
-        config = k8s or {}
         if config.get("tolerations"):
             pod["tolerations"] = [
                 {k: v for k, v in t.items() if k in ("key", "operator", "value", "effect")}
@@ -669,7 +676,31 @@ class _Runtime:
             name = mount.get("constant") or mount.get("pvcName") or "pvc"
             pod.setdefault("volumes", []).append({"name": name, "persistentVolumeClaim": {"claimName": name}})
             main.setdefault("volumeMounts", []).append({"name": name, "mountPath": mount.get("mountPath", "/data")})
+        for secret in config.get("secretAsVolume", []):
+            volume, mount = secret_volume(secret)
+            pod.setdefault("volumes", []).append(volume)
+            main.setdefault("volumeMounts", []).append(mount)
+        for empty in config.get("emptyDirMounts", []):  # k8s.go: EmptyDirMounts (medium omitted when "")
+            source = {k: empty[k] for k in ("medium", "sizeLimit") if empty.get(k)}
+            pod.setdefault("volumes", []).append({"name": empty["volumeName"], "emptyDir": source})
+            main.setdefault("volumeMounts", []).append({"name": empty["volumeName"], "mountPath": empty["mountPath"]})
         return gojson(pod)
+
+
+def secret_volume(secret: dict) -> tuple[dict, dict]:
+    """A secretAsVolume as the driver patches it into the pod (backend/src/v2/driver/k8s.go,
+    extendPodSpecPatch, tags 2.5.0 (driver.go) to 2.17.0): a volume named by the secret, whose
+    ``optional`` is always written (a *bool), and its mount on the user container."""
+    name = _secret_name(secret)
+    volume = {"name": name, "secret": {"secretName": name, "optional": bool(secret.get("optional"))}}
+    return volume, {"name": name, "mountPath": secret.get("mountPath", "")}
+
+
+def _secret_name(secret: dict) -> str:
+    """A secret mount's name: the constant of its secretNameParameter (kfp-kubernetes >= 1.4
+    writes both), else its secretName."""
+    constant = ((secret.get("secretNameParameter") or {}).get("runtimeValue") or {}).get("constant")
+    return constant or secret.get("secretName", "")
 
 
 def _variant_name(task: dict, k8s: dict | None) -> str:

@@ -351,3 +351,25 @@ def test_reading_models_one_after_another_keeps_the_cache_within_its_budget(s3_p
             assert [p.name for p in objects.iterdir()] == [local.name]  # the one being read, no more
     with storage.local_input(uris[0]), storage.local_input(uris[1]) as second:  # both pinned: over budget, kept
         assert (second / "config.json").is_file() and len(list(objects.iterdir())) == 2
+
+
+def test_a_step_with_the_secret_as_files_only_reads_and_writes(s3_prefix, monkeypatch, tmp_path, caplog, capfd):
+    """A cluster step gets the S3 secret as a mounted volume (pipeline/common.py), one file per
+    key and no AWS_* variable: the store is reached with the files' values, none of them logged."""
+    from saemerge.storage import s3_conn
+
+    secret_dir = tmp_path / "saemerge-s3"
+    secret_dir.mkdir()
+    for key in s3_conn.S3_SECRET_KEYS:
+        if os.environ.get(key):
+            (secret_dir / key).write_text(os.environ[key] + "\n")
+        monkeypatch.setenv(key, "")  # undone at teardown: what the step sets from the files goes too
+        monkeypatch.delenv(key)
+    secret = (secret_dir / "AWS_SECRET_ACCESS_KEY").read_text().strip()
+    monkeypatch.setenv(s3_conn.S3_SECRET_DIR_VAR, str(secret_dir))
+    caplog.set_level(logging.DEBUG)
+    uri = storage.join(s3_prefix, "from-files.bin")
+    storage.write_bytes(uri, b"mounted")
+    assert storage.read_bytes(uri) == b"mounted"
+    out, err = capfd.readouterr()
+    assert secret not in caplog.text + out + err

@@ -7,9 +7,10 @@ import pytest
 import yaml
 
 from saemerge.config import PARAMS
-from saemerge.pipeline.common import S3_SECRET_KEYS, CompileOptions
+from saemerge.pipeline.common import CompileOptions
 from saemerge.pipeline.compile import compile_pipeline
 from saemerge.pipeline.searches import get_search
+from tests.support.s3secret import assert_s3_secret_mounted
 
 GPU_STEPS = ("evaluate", "final-evaluate")
 
@@ -101,8 +102,7 @@ def test_gpu_only_for_evaluation_and_s3_secret_everywhere(compiled):
                 container["image"] == opts.cpu_image
                 and container["resources"]["accelerator"]["resourceType"] == "ephemeral-storage"
             )  # no GPU: its disk
-        (secret,) = pexec[name]["secretAsEnv"]
-        assert sorted(k["envVar"] for k in secret["keyToEnv"]) == sorted(S3_SECRET_KEYS)
+        assert_s3_secret_mounted(pexec[name])
 
 
 def test_parameters_are_m2n2s_rows_of_the_table(compiled):

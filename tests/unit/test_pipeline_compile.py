@@ -8,8 +8,9 @@ import re
 import pytest
 import yaml
 
-from saemerge.pipeline.common import S3_SECRET_KEYS, CompileOptions
+from saemerge.pipeline.common import CompileOptions
 from saemerge.pipeline.compile import GOLDEN, compile_pipeline
+from tests.support.s3secret import assert_s3_secret_mounted, secret_names
 
 GPU_STEPS = ("evaluate", "final-evaluate")
 MERGE_STEPS = ("prune", "pair-and-merge")
@@ -75,9 +76,26 @@ def test_s3_secret_is_wired_into_every_step_that_touches_s3(compiled):
     _, _, spec, platform = compiled
     platform_execs = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
     for name in spec["deploymentSpec"]["executors"]:  # every step reads the run (run.json) or writes to it
-        (secret,) = platform_execs[name]["secretAsEnv"]
-        assert secret["secretName"] == "saemerge-s3"
-        assert sorted(k["envVar"] for k in secret["keyToEnv"]) == sorted(S3_SECRET_KEYS)
+        assert_s3_secret_mounted(platform_execs[name])
+
+
+def test_steps_carry_no_alignment_spaces_or_unused_kfp_imports(compiled):
+    """Each byte of a step's command is written into the Workflow per task and copy
+    (pipeline/compile.py _trimmed); the launch keeps its words, which the warm runner matches."""
+    from saemerge.pipeline.local_warm import EXECUTOR_LAUNCH
+
+    _, _, spec, _ = compiled
+    for name, executor in spec["deploymentSpec"]["executors"].items():
+        sh, flag, script, source = executor["container"]["command"]
+        assert (sh, flag) == ("sh", "-ec") and EXECUTOR_LAUNCH.search(script), name
+        assert "  " not in script and "\n\n" not in script, name
+        assert source.startswith("\nfrom kfp.dsl import *\nfrom typing import *\n"), name
+        assert "import kfp\n" not in source and "from kfp import dsl" not in source, name
+
+
+def test_a_secret_named_like_the_cache_volume_is_refused():
+    with pytest.raises(ValueError, match="--s3-secret saemerge-cache: that name is the cache volume's"):
+        CompileOptions(s3_secret="saemerge-cache")
 
 
 def test_compile_options_change_images_and_secret(tmp_path):
@@ -90,12 +108,7 @@ def test_compile_options_change_images_and_secret(tmp_path):
     images = {e["container"]["image"] for e in spec["deploymentSpec"]["executors"].values()}
     assert images == {"reg/cpu:1", "reg/gpu:1"}
     assert stats["generations"] == 2
-    secrets = {
-        s["secretName"]
-        for e in platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"].values()
-        for s in e.get("secretAsEnv", [])
-    }
-    assert secrets == {"other"}
+    assert secret_names(platform) == {"other"}
     assert "amd.com/gpu" in out.read_text()
 
 

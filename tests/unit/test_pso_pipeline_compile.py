@@ -6,9 +6,10 @@ import pytest
 import yaml
 
 from saemerge.config import PARAMS
-from saemerge.pipeline.common import S3_SECRET_KEYS, CompileOptions
+from saemerge.pipeline.common import CompileOptions
 from saemerge.pipeline.compile import compile_pipeline
 from saemerge.pipeline.searches import SEARCHES
+from tests.support.s3secret import assert_s3_secret_mounted
 
 GOLDEN = SEARCHES["pso"].golden
 GPU_STEPS = ("evaluate", "final-evaluate")
@@ -101,11 +102,9 @@ def test_evaluate_runs_on_gpu_and_the_s3_secret_reaches_every_step_that_needs_it
                 and container["resources"]["accelerator"]["resourceType"] == "ephemeral-storage"
             )  # no GPU: its disk
         if base in NO_S3_STEPS:
-            assert "secretAsEnv" not in platform_execs.get(name, {})
+            assert not {"secretAsEnv", "secretAsVolume"} & set(platform_execs.get(name, {}))
         else:
-            (secret,) = platform_execs[name]["secretAsEnv"]
-            assert secret["secretName"] == "saemerge-s3"
-            assert sorted(k["envVar"] for k in secret["keyToEnv"]) == sorted(S3_SECRET_KEYS)
+            assert_s3_secret_mounted(platform_execs[name])
     assert {
         "pso-init",
         "pso-particle",

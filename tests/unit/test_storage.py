@@ -289,3 +289,54 @@ def test_one_dispatch_by_scheme(tmp_path):
     assert isinstance(backend, S3Backend) and (loc.bucket, loc.key) == ("b", "run")
     backend, loc = storage.backend_for(tmp_path)
     assert isinstance(backend, LocalBackend) and loc.path == tmp_path
+
+
+_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYSECRETKEY"
+
+
+def _secret_dir(tmp_path, **values):
+    where = tmp_path / "saemerge-s3"
+    where.mkdir()
+    for name, value in values.items():
+        (where / name).write_text(value)
+    return where
+
+
+def test_s3_settings_come_from_the_mounted_secret_and_never_reach_a_log(tmp_path, monkeypatch, caplog, capsys):
+    """A cluster step gets the S3 secret as files (pipeline/common.py Tasks._secret): one per key."""
+    for name in (*s3_conn.S3_SECRET_KEYS, "AWS_PROFILE", "AWS_ENDPOINT_URL_S3", "AWS_SESSION_TOKEN"):
+        monkeypatch.setenv(name, "")  # undone at teardown: what conn() sets from the files goes too
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    where = _secret_dir(
+        tmp_path,
+        AWS_ENDPOINT_URL="http://127.0.0.1:9\n",  # kubectl --from-literal writes none, an editor one
+        AWS_ACCESS_KEY_ID="AKIDFROMFILE",
+        AWS_SECRET_ACCESS_KEY=_SECRET + "\n",
+        AWS_DEFAULT_REGION="eu-west-3",
+    )
+    monkeypatch.setenv(s3_conn.S3_SECRET_DIR_VAR, str(where))
+    caplog.set_level(logging.DEBUG)
+    made = s3_conn.conn()
+    assert made.endpoint == "http://127.0.0.1:9" and made.access_key == "AKIDFROMFILE"
+    assert made.client.meta.region_name == "eu-west-3"
+    assert made.client._request_signer._credentials.secret_key == _SECRET  # the newline is not the key's
+    out = capsys.readouterr()
+    assert _SECRET not in caplog.text + out.out + out.err
+
+
+def test_s3_environment_wins_over_the_secret_files(tmp_path, monkeypatch):
+    where = _secret_dir(tmp_path, AWS_ACCESS_KEY_ID="AKIDFROMFILE", AWS_SECRET_ACCESS_KEY=_SECRET)
+    env = {s3_conn.S3_SECRET_DIR_VAR: str(where), "AWS_ACCESS_KEY_ID": "AKIDFROMENV"}
+    assert s3_conn.load_secret_dir(env) == ["AWS_SECRET_ACCESS_KEY"]  # names, never values
+    assert env["AWS_ACCESS_KEY_ID"] == "AKIDFROMENV" and env["AWS_SECRET_ACCESS_KEY"] == _SECRET
+    assert "AWS_ENDPOINT_URL" not in env  # a key without a file stays unset
+    assert s3_conn.load_secret_dir({}) == []  # no directory named: the environment as it is
+
+
+def test_a_missing_secret_mount_is_one_line_naming_it(tmp_path):
+    env = {s3_conn.S3_SECRET_DIR_VAR: str(tmp_path / "absent")}
+    with pytest.raises(SaeMergeError, match=r"^SAEMERGE_S3_SECRET_DIR=.*absent: no such directory") as err:
+        s3_conn.load_secret_dir(env)
+    assert "\n" not in str(err.value)

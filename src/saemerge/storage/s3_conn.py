@@ -2,6 +2,10 @@
 
 Endpoint and credentials come from the standard AWS environment (``AWS_ENDPOINT_URL``,
 ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_DEFAULT_REGION``) or ``AWS_PROFILE``.
+On a cluster the S3 secret is mounted as files, one per key, at :data:`S3_SECRET_MOUNT`
+(``SAEMERGE_S3_SECRET_DIR`` names another directory): :func:`load_secret_dir`. A variable
+already set in the environment wins over its file, so a local run, the docker runner and a
+one-off override keep working as before.
 Transfer settings come from ``SAEMERGE_S3_MULTIPART_THRESHOLD`` / ``..._CHUNKSIZE`` (bytes, or
 with a unit such as 64M; see :func:`saemerge.units.parse_size`), ``SAEMERGE_S3_CONCURRENCY`` and
 ``SAEMERGE_S3_MAX_ATTEMPTS`` and ``SAEMERGE_S3_READ_TIMEOUT`` (seconds, default 120), read at
@@ -16,7 +20,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, MutableMapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -40,6 +44,12 @@ _AWS_VARS = (
     "AWS_CONFIG_FILE",
     "AWS_SHARED_CREDENTIALS_FILE",
 )
+# The keys of the S3 secret (the Kubernetes secret's keys, named like the variables they set).
+S3_SECRET_KEYS = ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")
+# Where a cluster step's pod mounts the secret, one file per key (pipeline/common.py), and the
+# variable that names another directory instead.
+S3_SECRET_MOUNT = "/saemerge-s3"
+S3_SECRET_DIR_VAR = "SAEMERGE_S3_SECRET_DIR"
 _CLIENTS: dict[tuple, Conn] = {}
 _CLIENTS_LOCK = threading.Lock()
 _MISSING = {"404", "NoSuchKey", "NotFound"}
@@ -96,11 +106,49 @@ def _quiet_aws_loggers() -> None:
             logger.setLevel(logging.INFO)
 
 
+def load_secret_dir(env: MutableMapping[str, str] | None = None) -> list[str]:
+    """Set the S3 variables from the mounted secret's files: in the directory that
+    ``SAEMERGE_S3_SECRET_DIR`` names, else at :data:`S3_SECRET_MOUNT` when it is there (a
+    cluster step; the pipeline mounts it there and names it nowhere, as every variable is
+    written into the Workflow once per task and attempt).
+
+    Each of :data:`S3_SECRET_KEYS` whose file is in the directory sets the variable of that
+    name, unless the environment already has it (non-empty): the environment wins. A key without
+    a file is left unset (the region, say). Values are read as written, less a trailing newline;
+    nothing of them is logged or put into a message.
+
+    Returns:
+        the names set from files (never their values).
+
+    Raises:
+        SaeMergeError: ``SAEMERGE_S3_SECRET_DIR`` names a directory that is not there.
+    """
+    env = os.environ if env is None else env
+    where = env.get(S3_SECRET_DIR_VAR)
+    if not where:
+        if not os.path.isdir(S3_SECRET_MOUNT):
+            return []
+        where = S3_SECRET_MOUNT
+    if not os.path.isdir(where):
+        raise SaeMergeError(f"{S3_SECRET_DIR_VAR}={where}: no such directory (is the S3 secret mounted there?)")
+    loaded = []
+    for name in S3_SECRET_KEYS:
+        path = os.path.join(where, name)
+        if env.get(name) or not os.path.isfile(path):
+            continue
+        with open(path, encoding="utf-8") as f:
+            env[name] = f.read().rstrip("\r\n")
+        loaded.append(name)
+    return loaded
+
+
 def conn() -> Conn:
-    """The shared connection for the current environment (made on first use)."""
+    """The shared connection for the current environment (made on first use; the S3 secret's
+    files, when mounted, are read into the environment first: :func:`load_secret_dir`)."""
     import boto3
     from botocore.config import Config
 
+    load_secret_dir()
     attempts = _env_size("SAEMERGE_S3_MAX_ATTEMPTS", 5)
     read_timeout = _env_size("SAEMERGE_S3_READ_TIMEOUT", 120)  # seconds without a byte from the endpoint
     concurrency = _env_size("SAEMERGE_S3_CONCURRENCY", 8)
@@ -115,6 +163,7 @@ def conn() -> Conn:
             raise SaeMergeError(
                 "no S3 credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
                 "(and AWS_ENDPOINT_URL), or AWS_PROFILE"
+                + f" (or files of those names in {os.environ.get(S3_SECRET_DIR_VAR) or S3_SECRET_MOUNT})"
             )
         custom_endpoint = bool(os.environ.get("AWS_ENDPOINT_URL") or os.environ.get("AWS_ENDPOINT_URL_S3"))
         config = Config(
