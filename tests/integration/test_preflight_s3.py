@@ -91,7 +91,9 @@ def test_an_empty_prefix_and_a_short_split_are_named(s3_prefix, s3_inputs):
         _check({**s3_inputs, "expert1": f"{s3_prefix}/nothing"})
     with pytest.raises(SaeMergeError) as err:
         _check(s3_inputs, opt=11)
-    assert str(err.value) == (
+    message = str(err.value)
+    assert message.startswith(
         f"data_uri {s3_inputs['data']}: task saebench_math asks for 11 optimisation examples "
-        "but math/train+validation hold 10"
-    )
+        "but math/train+validation hold 10; ask for fewer with --param 'opt_sizes="
+    ), message
+    assert '"saebench_math":10' in message and "\n" not in message
