@@ -40,6 +40,15 @@ def no_cuda(monkeypatch, tmp_path):
     return version_file
 
 
+def _assert_one_line_diagnosis(message: str, device: str, fix: str) -> None:
+    """The GPU steps' refusal: one line with torch's CUDA build, the driver, torch's reason, the fix."""
+    assert "\n" not in message
+    assert message.startswith(f"device {device}: CUDA is not usable (this step was compiled with a GPU)")
+    assert "built for CUDA 13.0" in message and "NVIDIA driver 535.104.05" in message
+    assert "torch says: The NVIDIA driver on your system is too old (found version 12020)." in message
+    assert fix in message
+
+
 def test_auto_falls_back_to_the_cpu_where_no_gpu_was_promised(no_cuda):
     assert resolve_device("auto") == "cpu"
     assert resolve_device(None) == "cpu"
@@ -49,12 +58,7 @@ def test_auto_in_a_step_compiled_for_a_gpu_fails_with_one_line(no_cuda, monkeypa
     monkeypatch.setenv(REQUIRE_GPU_ENV, "required")
     with pytest.raises(SaeMergeError) as err:
         resolve_device("auto")
-    message = str(err.value)
-    assert "\n" not in message
-    assert message.startswith("device auto: CUDA is not usable (this step was compiled with a GPU)")
-    assert "built for CUDA 13.0" in message and "NVIDIA driver 535.104.05" in message
-    assert "torch says: The NVIDIA driver on your system is too old (found version 12020)." in message
-    assert "eval_device=cpu" in message
+    _assert_one_line_diagnosis(str(err.value), "auto", "eval_device=cpu")
 
 
 def test_cpu_stays_the_explicit_way_to_score_on_the_cpu(no_cuda, monkeypatch):
@@ -104,11 +108,7 @@ def test_a_merge_step_compiled_with_gpu_merges_fails_with_one_line(no_cuda, monk
     monkeypatch.setenv(GPU_MERGES_ENV, "true")
     with pytest.raises(SaeMergeError) as err:
         merge_device("cuda")
-    message = str(err.value)
-    assert "\n" not in message
-    assert message.startswith("device cuda: CUDA is not usable (this step was compiled with a GPU)")
-    assert "built for CUDA 13.0" in message and "NVIDIA driver 535.104.05" in message
-    assert "torch says: The NVIDIA driver on your system is too old" in message and "merge_device=cpu" in message
+    _assert_one_line_diagnosis(str(err.value), "cuda", "merge_device=cpu")
 
 
 def test_merge_device_cpu_stays_the_explicit_way_to_merge_on_the_cpu(no_cuda, monkeypatch, caplog):
