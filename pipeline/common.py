@@ -150,6 +150,14 @@ class Tasks:
             self._components[func, image] = dsl.component(func, base_image=image, install_kfp_package=False)
         return self._components[func, image]
 
+    @staticmethod
+    def run_inputs(component: Any, p: SimpleNamespace, **given: Any) -> dict[str, Any]:
+        """The arguments of a search's init step: every input of `component` from the pipeline
+        parameter of that name in `p`, except those in `given` (compile-time values such as
+        ``steps``). An input with no such parameter fails the compile with AttributeError."""
+        names = (component.component_spec.inputs or {}).keys()
+        return {**{name: getattr(p, name) for name in names if name not in given}, **given}
+
     def initial_archive(self, p: SimpleNamespace, init: dsl.PipelineTask) -> Any:
         """SAE's initial archive (SAE-SPEC §6.1) from the init step's variants: prune each one,
         evaluate the pruned variants on generation 0's optimisation set (the evaluate step

@@ -77,33 +77,7 @@ def build_pipeline(options: CompileOptions = CompileOptions(search=M2N2)):
     @dsl.pipeline(name=PIPELINE_NAME, description=DESCRIPTION)
     @with_run_parameters(M2N2, DESCRIPTION, returns=SearchOutputs)
     def m2n2_pipeline(p: SimpleNamespace) -> SearchOutputs:
-        init = with_s3(
-            c_init(
-                run_uri=p.run_uri,
-                experts=p.experts,
-                base_uri=p.base_uri,
-                data_uri=p.data_uri,
-                opt_sizes=p.opt_sizes,
-                test_sizes=p.test_sizes,
-                opt_splits=p.opt_splits,
-                steps=options.steps,
-                archive_size=p.archive_size,
-                s_min=p.s_min,
-                s_max=p.s_max,
-                gamma=p.gamma,
-                measure=p.measure,
-                include_base=p.include_base,
-                baselines=p.baselines,
-                seed=p.seed,
-                merge_device=p.merge_device,
-                eval_device=p.eval_device,
-                eval_dtype=p.eval_dtype,
-                eval_batch_size=p.eval_batch_size,
-                score_cache=p.score_cache,
-                m2n2_children=p.m2n2_children,
-                m2n2_alpha=p.m2n2_alpha,
-            )
-        ).set_display_name("init population")
+        init = with_s3(c_init(**tasks.run_inputs(c_init, p, steps=options.steps))).set_display_name("init population")
         # SAE's initial archive, with SAE's components (SAE-SPEC §6.1): every search starts from the same models.
         archive = tasks.initial_archive(p, init)
         for t in range(options.steps):

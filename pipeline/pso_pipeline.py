@@ -72,31 +72,7 @@ def build_pipeline(options: CompileOptions = CompileOptions(search=PSO)):
     @dsl.pipeline(name=PIPELINE_NAME, description=DESCRIPTION)
     @with_run_parameters(PSO, DESCRIPTION, returns=SearchOutputs)
     def pso_pipeline(p: SimpleNamespace) -> SearchOutputs:
-        init = with_s3(
-            c_init(
-                run_uri=p.run_uri,
-                experts=p.experts,
-                base_uri=p.base_uri,
-                data_uri=p.data_uri,
-                opt_sizes=p.opt_sizes,
-                test_sizes=p.test_sizes,
-                opt_splits=p.opt_splits,
-                steps=options.steps,
-                baselines=p.baselines,
-                seed=p.seed,
-                merge_device=p.merge_device,
-                eval_device=p.eval_device,
-                eval_dtype=p.eval_dtype,
-                eval_batch_size=p.eval_batch_size,
-                score_cache=p.score_cache,
-                pso_w=p.pso_w,
-                pso_c1=p.pso_c1,
-                pso_c2=p.pso_c2,
-                pso_drop_p=p.pso_drop_p,
-                pso_dare_copies=p.pso_dare_copies,
-                pso_include_base=p.pso_include_base,
-            )
-        ).set_display_name("init swarm")
+        init = with_s3(c_init(**tasks.run_inputs(c_init, p, steps=options.steps))).set_display_name("init swarm")
         with dsl.ParallelFor(items=init.outputs["Output"], parallelism=options.merge_parallelism) as spec:
             made = retried(c_particle(run_uri=p.run_uri, particle=spec)).set_display_name("make particle")
         cands0 = with_s3(c_candidates(run_uri=p.run_uri, step=0, moved=dsl.Collected(made.outputs["Output"]), swarm=[]))

@@ -92,39 +92,7 @@ def build_pipeline(options: CompileOptions = CompileOptions()):
     @dsl.pipeline(name=PIPELINE_NAME, description=DESCRIPTION)
     @with_run_parameters(SAE, DESCRIPTION, returns=SearchOutputs)
     def sae_pipeline(p: SimpleNamespace) -> SearchOutputs:
-        init = with_s3(
-            c_init(
-                run_uri=p.run_uri,
-                experts=p.experts,
-                base_uri=p.base_uri,
-                data_uri=p.data_uri,
-                opt_sizes=p.opt_sizes,
-                test_sizes=p.test_sizes,
-                opt_splits=p.opt_splits,
-                steps=options.steps,
-                archive_size=p.archive_size,
-                s_min=p.s_min,
-                s_max=p.s_max,
-                t0=p.t0,
-                t_mult=p.t_mult,
-                reverse=p.reverse,
-                beta=p.beta,
-                gamma=p.gamma,
-                scoring=p.scoring,
-                attraction=p.attraction,
-                competition=p.competition,
-                measure=p.measure,
-                granularity=p.granularity,
-                include_base=p.include_base,
-                baselines=p.baselines,
-                seed=p.seed,
-                merge_device=p.merge_device,
-                eval_device=p.eval_device,
-                eval_dtype=p.eval_dtype,
-                eval_batch_size=p.eval_batch_size,
-                score_cache=p.score_cache,
-            )
-        ).set_display_name("init population")
+        init = with_s3(c_init(**tasks.run_inputs(c_init, p, steps=options.steps))).set_display_name("init population")
         archive = tasks.initial_archive(p, init)
         for t in range(options.steps):
             gen = sae_generation(run_uri=p.run_uri, generation=t, archive=archive)
