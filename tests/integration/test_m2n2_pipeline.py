@@ -14,16 +14,12 @@ import pytest
 from saemerge import runlog, storage
 from saemerge.errors import SaeMergeError
 from saemerge.runlog import RunLayout
+from tests.support.microrun import MICRO_SAE
 
 pytestmark = pytest.mark.integration
 
 PARAMS = [
-    "--param",
-    'opt_sizes={"saebench_math": 6, "saebench_multilingual": 6}',
-    "--param",
-    'test_sizes={"saebench_math": 8, "saebench_multilingual": 8}',
-    "--param",
-    "archive_size=4",
+    *MICRO_SAE,
     "--param",
     "s_min=0.5",
     "--param",

@@ -11,17 +11,11 @@ import pytest
 
 from saemerge import runlog, storage
 from saemerge.runlog import RunLayout
+from tests.support.microrun import MICRO_SAE
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-PARAMS = [
-    "--param",
-    'opt_sizes={"saebench_math": 6, "saebench_multilingual": 6}',
-    "--param",
-    'test_sizes={"saebench_math": 8, "saebench_multilingual": 8}',
-    "--param",
-    "archive_size=4",
-]
+PARAMS = MICRO_SAE
 
 
 def _run_args(workdir, bucket, *extra):

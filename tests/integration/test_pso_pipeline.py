@@ -12,15 +12,13 @@ import pytest
 
 from saemerge import runlog, storage
 from saemerge.runlog import RunLayout
+from tests.support.microrun import MICRO_SIZES
 
 pytestmark = pytest.mark.integration
 
 # Small and fast: 4 particles (the two experts and one DARE copy of each), no baseline merges.
 PARAMS = [
-    "--param",
-    'opt_sizes={"saebench_math": 6, "saebench_multilingual": 6}',
-    "--param",
-    'test_sizes={"saebench_math": 8, "saebench_multilingual": 8}',
+    *MICRO_SIZES,
     "--param",
     "pso_include_base=false",
     "--param",
