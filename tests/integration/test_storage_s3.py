@@ -123,7 +123,7 @@ def test_download_is_cached_by_content(s3_prefix, tiny_family, tmp_path, count_c
 
 
 def test_cache_prune_evicts_least_recently_read_and_a_later_read_downloads_again(s3_prefix, tiny_family):
-    from saemerge.cache import prune, usage
+    from saemerge.cache import evict, usage
 
     uris = {}
     for name in ("base", "expert0"):
@@ -137,7 +137,7 @@ def test_cache_prune_evicts_least_recently_read_and_a_later_read_downloads_again
     with storage.local_input(uris["base"]) as base_copy:  # a read marks its entry used
         pass
     assert time.time() - base_copy.stat().st_mtime < 60
-    r = prune(entries[base_copy.name].bytes, min_idle_s=600)
+    r = evict(entries[base_copy.name].bytes, min_idle_s=600)
     assert r.removed_entries == 1 and [e.path for e in usage().entries] == [base_copy]
     with storage.local_input(uris["expert0"]) as again:  # evicted: fetched and verified anew
         _assert_same_tree(tiny_family["expert0"], again, ignore={"manifest.json"})

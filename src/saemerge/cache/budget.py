@@ -8,7 +8,8 @@ stays cached after its use only while there is room for it. Entries this process
 are never removed (:func:`in_use` pins them); neither are entries any process used in the last
 ``SAEMERGE_CACHE_MIN_IDLE_S`` seconds (default 600; a cache volume of one pod sets 0, a cache
 shared by several pods keeps the default so that one pod does not pull a checkpoint from under
-another). Without the variable nothing is removed (``saemerge cache prune`` does it by hand).
+another). Without the variable nothing is removed (``saemerge cache prune`` does it by hand:
+:func:`saemerge.cache.evict.evict`).
 
 The compiled pipeline sets both variables for the cache volume it mounts
 (:mod:`saemerge.pipeline.common`), sized from the compile options.
@@ -24,7 +25,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
-from saemerge.cache.downloads import cache_root
+from saemerge.cache.evict import evict
+from saemerge.cache.paths import objects_dir
 from saemerge.units import parse_size
 
 log = logging.getLogger(__name__)
@@ -48,7 +50,7 @@ def min_idle_s() -> float:
 @contextmanager
 def in_use(path: Path) -> Iterator[Path]:
     """Pin a cache entry while the caller reads it (a no-op for paths outside the cache)."""
-    objects = cache_root() / "objects"
+    objects = objects_dir()
     key = path.name if path.parent == objects else None
     if key is None:
         yield path
@@ -68,14 +70,12 @@ def in_use(path: Path) -> Iterator[Path]:
 
 def make_room(incoming: str, incoming_bytes: int = 0) -> None:
     """Remove least recently used entries so that ``incoming_bytes`` more fit the budget."""
-    from saemerge.cache.prune import prune
-
     limit = max_bytes()
     if limit is None:
         return
     with _LOCK:
         keep = {*_PINS, incoming}
-    result = prune(max(0, limit - incoming_bytes), min_idle_s=min_idle_s(), keep=keep)
+    result = evict(max(0, limit - incoming_bytes), min_idle_s=min_idle_s(), keep=keep)
     if result.removed_entries:
         log.info(
             "cache budget %s: removed %d least recently used model(s), %.1f MB",

@@ -6,8 +6,8 @@ without a manifest, :mod:`saemerge.storage.plain`) its listing hash. An entry is
 when stored, read-only by convention, and shared by every read of the same content (whatever
 its URI). In-flight downloads and uploads live in private directories under ``<cache>/tmp/``,
 on the same filesystem, so an entry appears by one rename. The cache is ``$SAEMERGE_CACHE``
-or ``~/.cache/saemerge``; :mod:`saemerge.cache.prune` sizes and prunes it, and
-:mod:`saemerge.cache.budget` keeps it within ``$SAEMERGE_CACHE_MAX_SIZE`` as entries are added.
+or ``~/.cache/saemerge`` (:mod:`saemerge.cache.paths`); :mod:`saemerge.cache.evict` sizes it and
+evicts entries, and :mod:`saemerge.cache.budget` keeps it within ``$SAEMERGE_CACHE_MAX_SIZE`` as entries are added.
 
 This module does not know where the files come from: :func:`fetch` is given a function that
 downloads a manifest's files into a directory (the S3 backend of :mod:`saemerge.storage`).
@@ -18,42 +18,24 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import tempfile
 from collections.abc import Callable
 from contextlib import suppress
 from pathlib import Path
 
 from saemerge import manifest as mf
+from saemerge.cache import budget
+from saemerge.cache.paths import cache_root, entry_path, private_root, scratch_dir
 from saemerge.errors import SaeMergeError
 from saemerge.manifest import MANIFEST_NAME
+
+__all__ = ["adopt", "cache_root", "entry_dir", "fetch", "fetch_keyed", "private_root", "scratch_dir"]
 
 log = logging.getLogger(__name__)
 
 
-def cache_root() -> Path:
-    """``$SAEMERGE_CACHE``, or ``~/.cache/saemerge``."""
-    return Path(os.environ.get("SAEMERGE_CACHE") or "~/.cache/saemerge").expanduser()
-
-
-def private_root() -> Path:
-    """The cache root, created readable by its owner only (it holds copies of private models)."""
-    root = cache_root()
-    if not root.is_dir():
-        root.mkdir(parents=True, exist_ok=True)
-        root.chmod(0o700)  # mkdir's mode does not reach parents created on the way, and umask applies
-    return root
-
-
-def scratch_dir(prefix: str) -> Path:
-    """A new private directory under the cache (same filesystem as cached downloads)."""
-    root = private_root() / "tmp"
-    root.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=prefix, dir=root))
-
-
 def entry_dir(manifest: dict) -> Path:
     """Where the entry for ``manifest``'s content lives (whether or not it is there)."""
-    return cache_root() / "objects" / manifest["files_hash"]
+    return entry_path(manifest["files_hash"])
 
 
 def _lookup(key: str, source: str, manifest: dict | None) -> Path | None:
@@ -61,7 +43,7 @@ def _lookup(key: str, source: str, manifest: dict | None) -> Path | None:
 
     Checked against ``manifest`` when given, else against the manifest stored in the entry.
     """
-    dest = cache_root() / "objects" / key
+    dest = entry_path(key)
     if not dest.is_dir():
         return None
     try:  # entries are verified when stored; re-check presence and sizes only
@@ -120,12 +102,10 @@ def fetch_keyed(
         manifest: the expected manifest when known beforehand (checked on lookup).
         size: bytes the entry will take (room is made for them: :mod:`saemerge.cache.budget`).
     """
-    from saemerge.cache import budget
-
     cached = _lookup(key, source, manifest)
     if cached is not None:
         return cached
-    dest = cache_root() / "objects" / key
+    dest = entry_path(key)
     budget.make_room(key, size)
     tmp = scratch_dir("in-")
     try:
@@ -144,8 +124,6 @@ def adopt(tmp: Path, manifest: dict) -> None:
     A later read of what was uploaded then needs no download. ``tmp`` moves into the cache,
     unless an entry for the same content is already there.
     """
-    from saemerge.cache import budget
-
     (tmp / MANIFEST_NAME).write_bytes(mf.dumps(manifest))
     dest = entry_dir(manifest)
     if not dest.exists():

@@ -78,7 +78,7 @@ def _info(args: argparse.Namespace) -> int:
 
 
 def _prune(args: argparse.Namespace) -> int:
-    from saemerge.cache import cache_root, prune
+    from saemerge.cache import cache_root, evict
     from saemerge.errors import SaeMergeError
     from saemerge.units import human, parse_size
 
@@ -87,7 +87,7 @@ def _prune(args: argparse.Namespace) -> int:
         if value < 0:
             raise SaeMergeError(f"{flag} {value:g}: must be >= 0")
     root = args.dir if args.dir is not None else cache_root()
-    r = prune(max_bytes, min_idle_s=args.min_idle, temp_idle_s=args.temp_idle, root=root, dry_run=args.dry_run)
+    r = evict(max_bytes, min_idle_s=args.min_idle, temp_idle_s=args.temp_idle, root=root, dry_run=args.dry_run)
     verb = "would remove" if args.dry_run else "removed"
     print(
         f"{root}: {verb} {r.removed_entries} entries and {r.removed_temp} temp directories "

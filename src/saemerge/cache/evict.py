@@ -1,4 +1,4 @@
-"""The local download cache: how big it is, and pruning it.
+"""The local download cache: how big it is, and evicting entries from it (``saemerge cache prune``).
 
 :mod:`saemerge.cache.downloads` keeps every published directory that
 :mod:`saemerge.storage` downloads under ``<cache>/objects/<files hash>/`` (verified,
@@ -7,7 +7,9 @@ Nothing removes either on its own: an entry is reused by every later read of the
 content, and a temp directory outlives a process that was killed mid-write. A tiny demo run adds about a hundred 4 MiB entries; a
 run over 3B-parameter checkpoints adds gigabytes per generation.
 
-:func:`prune` removes temp directories that nobody has touched for a while, then the
+(Evicting, not "pruning": pruning is what SAE does to weights, SAE-SPEC §1.)
+
+:func:`evict` removes temp directories that nobody has touched for a while, then the
 least recently used entries until the cache fits a size limit. Each read of an entry
 sets its directory's mtime (its last use), and entries used in the last ``min_idle_s``
 seconds are never removed, so pruning beside a running job does not pull a checkpoint
@@ -24,7 +26,7 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from saemerge.cache.downloads import cache_root
+from saemerge.cache.paths import cache_root, objects_dir, temp_dir
 from saemerge.errors import SaeMergeError
 
 
@@ -84,9 +86,9 @@ def _entries(directory: Path) -> list[Entry]:
 
 
 def usage(root: Path | None = None) -> Usage:
-    """What the cache at ``root`` (default :func:`~saemerge.cache.downloads.cache_root`) holds."""
+    """What the cache at ``root`` (default :func:`~saemerge.cache.paths.cache_root`) holds."""
     root = Path(root) if root is not None else cache_root()
-    return Usage(root, _entries(root / "objects"), _entries(root / "tmp"))
+    return Usage(root, _entries(objects_dir(root)), _entries(temp_dir(root)))
 
 
 def _remove(path: Path) -> None:
@@ -102,7 +104,7 @@ def _remove(path: Path) -> None:
         doomed.unlink(missing_ok=True)
 
 
-def prune(
+def evict(
     max_bytes: int | None = None,
     *,
     min_idle_s: float = 600.0,
