@@ -1,8 +1,13 @@
 """The ``saemerge`` command line.
 
 Each area of the tool keeps its verbs in its own module with a ``register(subparsers)``
-function; this module lists them explicitly (no registration by import side effects)
-and turns :class:`~saemerge.errors.SaeMergeError` into a one-line message and exit code 2.
+function; this module lists them explicitly (no registration by import side effects), puts
+each verb's examples after its help (:mod:`saemerge.cli.examples`), sets up logging, and turns
+:class:`~saemerge.errors.SaeMergeError` into a one-line message and exit code 2.
+
+Logging: a command's output is its own. Warnings and errors always reach stderr; INFO only
+with ``-v`` (``-vv``: DEBUG), except the progress of a verb's long phases
+(:data:`PROGRESS_LOGGERS`, e.g. the bench build that ``run --local`` does once).
 """
 
 from __future__ import annotations
@@ -19,11 +24,21 @@ import sys
 # 10-30x slower in our measurements; on an idle machine the cost is negligible.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+from saemerge.cli.examples import add_examples
 from saemerge.errors import SaeMergeError
 
 # Modules under saemerge.cli that add verbs. Imported lazily so `saemerge schedule`
 # does not pay for kfp or lm-eval imports.
 VERB_MODULES = ("core", "store", "cache", "bench", "evaluate", "pipeline", "submit", "upload", "study")
+
+# Loggers whose INFO lines are a verb's progress, shown without -v: the bench build (minutes,
+# once per bench; its phases and training losses) and which object store a local run uses.
+# Everything else at INFO (botocore's "Found credentials", cache hits, uploads) needs -v.
+PROGRESS_LOGGERS: dict[str, tuple[str, ...]] = {
+    "run": ("saemerge.bench", "saemerge.pipeline.local"),
+    "bench": ("saemerge.bench",),
+}
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 class _Version(argparse.Action):
@@ -44,28 +59,74 @@ def build_parser() -> argparse.ArgumentParser:
         prog="saemerge",
         description="Sparsity-Aware Evolution for merging LLM experts (arXiv 2602.08218).",
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=0, help="log what it does (INFO); -vv: debug messages too"
+    )
     parser.add_argument("--version", action=_Version, help="print the version and git commit, and exit")
     sub = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
     for name in VERB_MODULES:
-        try:
-            module = importlib.import_module(f"saemerge.cli.{name}")
-        except ModuleNotFoundError as exc:  # an area not built yet
-            if exc.name == f"saemerge.cli.{name}":
-                continue
-            raise
-        module.register(sub)
+        importlib.import_module(f"saemerge.cli.{name}").register(sub)
+    add_examples(parser)
     return parser
+
+
+class _Shown(logging.Filter):
+    """What reaches stderr: warnings and up always; INFO with -v or from the verb's progress
+    loggers; DEBUG with -vv (loggers that set their own level, botocore's, keep it)."""
+
+    def __init__(self, verbose: int, progress: tuple[str, ...]):
+        super().__init__()
+        self.verbose = verbose
+        self.progress = progress
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.WARNING or self.verbose >= 2:
+            return True
+        if record.levelno < logging.INFO:
+            return False
+        return self.verbose >= 1 or any(record.name == p or record.name.startswith(p + ".") for p in self.progress)
+
+
+class _Stderr(logging.StreamHandler):
+    """A handler on whatever ``sys.stderr`` is when a record comes (tests swap it)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
+
+
+def setup_logging(verbose: int, verb: str | None = None) -> None:
+    """One stderr handler for the command (see the module docstring).
+
+    Where the host already configured logging (pytest, a notebook calling :func:`main`), it is
+    left alone, as :func:`logging.basicConfig` would.
+    """
+    root = logging.getLogger()
+    if any(not isinstance(h, _Stderr) for h in root.handlers):
+        return
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    handler = _Stderr()
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    handler.addFilter(_Shown(verbose, PROGRESS_LOGGERS.get(verb or "", ())))
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG if verbose >= 2 else logging.INFO if verbose else logging.WARNING)
+    # saemerge's own INFO is made (the filter decides what shows), so that the verb's progress
+    # loggers work and a child process told this level (the bench build's worker) logs them.
+    logging.getLogger("saemerge").setLevel(logging.DEBUG if verbose >= 2 else logging.INFO)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    setup_logging(args.verbose, args.verb)
     try:
         result = args.func(args)
     except SaeMergeError as exc:
