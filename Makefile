@@ -8,7 +8,7 @@ export HF_DATASETS_OFFLINE := 1
 export TRANSFORMERS_NO_ADVISORY_WARNINGS := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: venv lock lint format test test-unit test-acceptance demo bench compile golden images clean
+.PHONY: venv lock lint format test test-unit test-integration test-acceptance demo bench compile golden docs images clean
 
 LOCK       := images/constraints.txt
 DEV_LOCK   := images/constraints-dev.txt
@@ -51,6 +51,10 @@ test: venv
 test-unit: venv
 	$(PY) -m pytest -q tests/unit
 
+# The embedded S3 server, kfp.local, lm-eval on tiny checkpoints, containers where an engine runs.
+test-integration: venv
+	$(PY) -m pytest -q tests/integration -m "not acceptance"
+
 # The tiny bench's acceptance (about 5 minutes of CPU): build time and expert accuracies.
 test-acceptance: venv
 	$(PY) -m pytest -q -m acceptance
@@ -69,6 +73,10 @@ compile: venv
 # The checked-in compiled pipeline of every search (tests compare them with a fresh compile).
 golden: venv
 	for search in sae pso m2n2; do $(VENV)/bin/saemerge compile --search $$search --out pipeline/$${search}_pipeline.yaml || exit 1; done
+
+# The generated pages of docs/ (docs/parameters.md, from RunConfig); a test fails when they drift.
+docs: venv
+	$(PY) docs/generate.py
 
 images:
 	images/build.sh

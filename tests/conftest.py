@@ -50,7 +50,16 @@ if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
     signal.signal(signal.SIGINT, _ignore_sigint)
 
 
+_INTEGRATION = Path(__file__).resolve().parent / "integration"
+
+
 def pytest_collection_modifyitems(config, items):
+    """The folder is the tier: everything under tests/integration is marked ``integration``
+    (so ``-m integration`` and ``tests/integration`` select the same tests); GPU tests skip
+    without CUDA."""
+    for item in items:
+        if _INTEGRATION in Path(str(item.fspath)).resolve().parents:
+            item.add_marker(pytest.mark.integration)
     if torch.cuda.is_available():
         return
     skip = pytest.mark.skip(reason="needs CUDA")

@@ -12,7 +12,6 @@ from saemerge.errors import SaeMergeError
 REQUIRED = dict(
     run_uri="s3://b/runs/r", experts=["s3://b/m/math", "s3://b/m/ml"], base_uri="s3://b/m/base", data_uri="s3://b/data"
 )
-README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def test_defaults_are_the_papers():
@@ -109,14 +108,6 @@ def test_option_names_match_the_implementations():
     assert tuple(MEASURES) == cfg.MEASURES
     assert tuple(ATTRACTIONS) == cfg.ATTRACTIONS
     assert {method for method, _ in cfg.BASELINES.values()} <= set(MERGE_METHODS)
-
-
-def test_readme_parameter_table_is_generated_from_the_config():
-    """Regenerate with: python -c 'from saemerge.config import markdown_table; print(markdown_table())'."""
-    table = cfg.markdown_table()
-    assert table in README.read_text(), "README's parameter table drifted from RunConfig: paste markdown_table()"
-    for name, p in PARAMS.items():
-        assert (f"| `{name}` |" in table) == p.pipeline
 
 
 def test_compiled_parameters_carry_the_configs_defaults_and_descriptions(tmp_path):
