@@ -1,5 +1,5 @@
 """The documents hold together: every relative link and anchor in README.md and docs/ resolves,
-every `SAE-SPEC §N` and DESIGN reference in the tracked files names a section that exists, and
+every `SAE-SPEC §N` and DESIGN.md reference in the tracked files names a section that exists, and
 docs/parameters.md is what `make docs` generates from RunConfig today."""
 
 from __future__ import annotations

@@ -1,8 +1,11 @@
-"""Individuals as plain dicts (what kfp passes between steps) and content-addressed models.
+"""Individuals as plain dicts (what steps hand each other) and content-addressed models.
 
-A record is JSON-able: it crosses step boundaries as a kfp parameter and lands as a row of
-``population.parquet`` (:data:`saemerge.runlog.POPULATION_SCHEMA`). Missing values are left
-out rather than None: kfp parameters cannot carry None. Models are published
+A record is JSON-able: it crosses step boundaries in a handoff file, a small Parquet file
+passed by URI (:mod:`saemerge.steps.handoff`; never as a kfp parameter value, which Argo would
+copy into the Workflow several times), and lands as a row of ``population.parquet``
+(:data:`saemerge.runlog.POPULATION_SCHEMA`). Missing values are left out rather than None
+(:func:`without_none`): a handoff document keeps absent keys absent, and a reader tells "not
+set" by the key's absence. Models are published
 under ``RUN/models/<content-hash>/``, each with a model card (``README.md``,
 :mod:`saemerge.steps.cards`); a recipe file maps the recipe that made a model (inputs'
 identities and parameters) to its record, so a retried or resumed step finds its model
