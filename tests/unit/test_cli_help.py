@@ -11,7 +11,7 @@ from saemerge.cli import build_parser
 from saemerge.cli.examples import EXAMPLES, subparsers
 
 PARSER = build_parser()
-VERBS = dict(subparsers(PARSER))
+VERBS = {(): PARSER, **dict(subparsers(PARSER))}
 
 
 def _command(line: str) -> list[str]:
@@ -22,7 +22,7 @@ def _command(line: str) -> list[str]:
     return words[1:]
 
 
-@pytest.mark.parametrize("path", sorted(VERBS), ids=" ".join)
+@pytest.mark.parametrize("path", sorted(VERBS), ids=lambda p: " ".join(p) or "saemerge")
 def test_every_verbs_help_ends_with_examples_of_that_verb(path):
     text = VERBS[path].format_help()
     tail = text[text.rindex("\nexamples:\n") :].strip().splitlines()
@@ -32,7 +32,7 @@ def test_every_verbs_help_ends_with_examples_of_that_verb(path):
         assert _command(line.split("    # ")[0])[: len(path)] == list(path), line
 
 
-@pytest.mark.parametrize("path", sorted(EXAMPLES), ids=" ".join)
+@pytest.mark.parametrize("path", sorted(EXAMPLES), ids=lambda p: " ".join(p) or "saemerge")
 def test_every_example_names_a_verb_and_parses(path):
     assert path in VERBS, f"examples for `saemerge {' '.join(path)}`, which is no verb"
     for command, _what in EXAMPLES[path]:

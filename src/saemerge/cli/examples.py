@@ -11,6 +11,10 @@ import argparse
 
 # The verb's path -> (command line, what it does). Keep one or two per verb; placeholders in capitals.
 EXAMPLES: dict[tuple[str, ...], tuple[tuple[str, str], ...]] = {
+    (): (
+        ("saemerge run --local", "the demo: the whole method on a tiny bench (what `make demo` runs)"),
+        ("saemerge inspect s3://saemerge/runs/RUN_ID", "what a run made; `saemerge VERB --help` for each verb"),
+    ),
     ("prune",): (
         ("saemerge prune EXPERT --base BASE --sparsity 0.5 --out pruned/", "prune the task vector to 50 % zeros"),
         ("saemerge prune s3://b/models/m --sparsity 0.3 --space weight --out s3://b/models/m-30", "raw weights"),
@@ -128,7 +132,7 @@ def subparsers(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()):
 
 def add_examples(parser: argparse.ArgumentParser) -> None:
     """Put each verb's examples after its help (a verb without an entry gets none)."""
-    for path, sub in subparsers(parser):
+    for path, sub in [((), parser), *subparsers(parser)]:
         examples = EXAMPLES.get(path)
         if not examples:
             continue
