@@ -201,6 +201,68 @@ def coerce_params(raw: dict[str, Any], spec: dict) -> dict[str, Any]:
     return typed
 
 
+def resume_uri(run: str, run_root: str) -> str:
+    """The run URI ``--resume RUN`` names: RUN itself (``s3://...``), or RUN_ROOT/RUN for a run id
+    (a run submitted without run_uri writes under RUN_ROOT/<KFP run id>)."""
+    from saemerge import runlog
+
+    if "://" in run or run.startswith("/"):
+        return run.rstrip("/")
+    runlog.check_run_id(run, "--resume")
+    return f"{run_root.rstrip('/')}/{run}"
+
+
+def resumed_request(run: str, run_root: str, given: dict[str, Any]) -> tuple[RunConfig, dict[str, Any]]:
+    """The recorded configuration of the run ``--resume RUN`` names and its pipeline arguments.
+
+    A resumed run is the same run submitted again onto its own ``run_uri``: the search, the
+    steps and every parameter come from its ``run.json`` (so the init step finds the same
+    configuration and every finished model, score and generation is read back, not redone).
+
+    Args:
+        given: the flags given beside ``--resume`` (``--search``, ``--steps``, ``--param NAME``
+            -> raw text); each must agree with the record.
+
+    Raises:
+        SaeMergeError: no S3 settings here, no run.json at the URI, or a flag that disagrees.
+    """
+    from saemerge import storage
+    from saemerge.config import typed
+    from saemerge.runlog import RunLayout
+
+    uri = resume_uri(run, run_root)
+    layout = RunLayout(uri)
+    configured = any(os.environ.get(v) for v in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_ACCESS_KEY_ID"))
+    if storage.parse_uri(uri).is_s3 and not configured:
+        raise SaeMergeError(
+            f"--resume {run}: reading {layout.run_json} needs S3 settings here (AWS_ENDPOINT_URL, "
+            "AWS_ACCESS_KEY_ID or AWS_PROFILE)"
+        )
+    if not storage.exists(layout.run_json):
+        raise SaeMergeError(f"--resume {run}: no run at {uri} (no run.json; check --run-root or give the run's URI)")
+    config = RunConfig.from_json(layout.read_config())
+    if config.run_uri.rstrip("/") != uri:
+        raise SaeMergeError(f"--resume {run}: {layout.run_json} records another run_uri, {config.run_uri}")
+    for flag, value in given.items():
+        if flag.startswith("--param "):
+            name = flag.removeprefix("--param ")
+            try:
+                parsed = json.loads(value) if isinstance(value, str) else value
+            except json.JSONDecodeError:
+                parsed = value
+            if name not in config.pipeline_arguments():
+                raise SaeMergeError(f"--param {name}: not a parameter of run {uri}'s pipeline ({config.search})")
+            now, was = typed(label=lambda n: f"--param {n}", **{name: parsed})[name], getattr(config, name)
+        else:
+            now, was = value, getattr(config, flag.removeprefix("--"))
+        if now != was:
+            raise SaeMergeError(
+                f"{flag} {value}: run {uri} was started with {json.dumps(was) if not isinstance(was, str) else was} "
+                f"({layout.run_json}); leave the flag out to resume it with its recorded settings"
+            )
+    return config, config.pipeline_arguments()
+
+
 def normalize_cron(expr: str) -> str:
     """KFP's scheduler wants 6 fields (seconds first); accept the usual 5-field form too."""
     fields = expr.split()

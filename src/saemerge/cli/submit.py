@@ -55,12 +55,19 @@ def register(subparsers) -> None:
         help="without --param run_uri, each run writes under URI/<KFP run id> (env SAEMERGE_RUN_ROOT; "
         "default s3://saemerge/runs)",
     )
+    p.add_argument(
+        "--resume",
+        metavar="RUN",
+        help="submit a failed or preempted run again onto its own run_uri (RUN: its s3:// URI, or its id "
+        "under --run-root): search, steps and every parameter come from its run.json (S3 settings needed "
+        "here); finished models, scores and generations are read back, not redone",
+    )
     p.add_argument("--dry-run", action="store_true", help="compile and check the parameters; contact nothing")
     p.add_argument(
         "--json", action="store_true", help="print only a JSON summary (ids, state) on stdout; progress goes to stderr"
     )
     add_compile_flags(p)
-    p.set_defaults(func=cmd_submit)
+    p.set_defaults(func=cmd_submit, search=None)  # unset: sae, or the record's with --resume
 
 
 def add_cluster_flags(p: argparse.ArgumentParser, *, wait_help: str) -> None:
@@ -115,14 +122,23 @@ def cluster_request(args: argparse.Namespace, **fields):
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
-    from saemerge.pipeline.submit import SUCCEEDED, WaitTimeout, parse_param_args, submit
+    from saemerge.pipeline.submit import SUCCEEDED, WaitTimeout, parse_param_args, resumed_request, submit
 
     try:
+        params: dict = parse_param_args(args.param)
+        if args.resume:
+            if args.schedule:
+                raise SaeMergeError("--resume submits one run again; it cannot be combined with --schedule")
+            given = {f"--param {k}": v for k, v in params.items()}
+            given.update({f: v for f, v in (("--search", args.search), ("--steps", args.steps)) if v is not None})
+            config, params = resumed_request(args.resume, args.run_root, given)
+            args.search, args.steps = config.search, config.steps
+            args.run_name = args.run_name or f"resume-{config.run_uri.rsplit('/', 1)[-1]}"
         req = cluster_request(
             args,
             experiment=args.experiment,
             run_name=args.run_name,
-            params=parse_param_args(args.param),
+            params=params,
             schedule=args.schedule,
             wait=args.wait,
             run_root=args.run_root,
