@@ -11,6 +11,7 @@ import subprocess
 import sys
 
 import pytest
+import yaml
 
 from saemerge import runlog, storage
 from saemerge.pipeline.local_child import step_environment
@@ -92,8 +93,34 @@ def test_a_stopped_run_resubmitted_with_resume_ends_as_an_uninterrupted_one(s3_e
     assert arguments["run_uri"] == run_uri and arguments["archive_size"] == 4
     assert run["display_name"] == f"resume-{stopped}"
 
-    # the cluster's part: run the uploaded version with the run's arguments (kfp.local)
-    root = tmp_path / "cluster"
+    _run_on_cluster(tmp_path / "cluster", package, arguments)  # the cluster's part, here under kfp.local
+
+    whole_uri = f"s3://{BUCKET}/runs/{whole}"
+    assert _hashes(run_uri) == _hashes(whole_uri)
+    assert _results(run_uri) == _results(whole_uri)
+    fresh_after = _scored(run_uri, tables_before)
+    assert fresh_after and not (fresh_after & scored_before)
+
+    # The run's prefix deleted, the same run_uri submitted again: the version's tasks have KFP's
+    # cache off (no hit can hand on URIs S3 no longer holds), and the run recomputes everything.
+    _delete_prefix(run_uri)
+    with FakeKfp() as kfp:
+        params = [x for k, v in arguments.items() for x in ("--param", f"{k}={json.dumps(v)}")]
+        submit[submit.index("--host") + 1] = kfp.url
+        again = subprocess.run([*submit, *params], capture_output=True, text=True)
+        assert again.returncode == 0, again.stderr[-3000:]
+        (run,) = kfp.runs.values()
+        package = kfp.packages[run["pipeline_version_reference"]["pipeline_version_id"]]
+    spec = next(yaml.safe_load_all(package))
+    dags = [spec["root"]["dag"], *[c["dag"] for c in spec["components"].values() if "dag" in c]]
+    assert all(t["cachingOptions"] == {"enableCache": False} for d in dags for t in d["tasks"].values())
+    _run_on_cluster(tmp_path / "cluster-again", package, run["runtime_config"]["parameters"])
+    assert _hashes(run_uri) == _hashes(whole_uri) and _results(run_uri) == _results(whole_uri)
+    assert _scored(run_uri) >= scored_before  # scored again: nothing came from a cache
+
+
+def _run_on_cluster(root, package: bytes, arguments: dict) -> None:
+    """Run an uploaded pipeline version with a run's arguments, as the cluster would (kfp.local)."""
     root.mkdir()
     (root / "pipeline.yaml").write_bytes(package)
     (root / "arguments.json").write_text(json.dumps(arguments))
@@ -107,8 +134,13 @@ def test_a_stopped_run_resubmitted_with_resume_ends_as_an_uninterrupted_one(s3_e
     )
     assert ran.returncode == 0, ran.stdout[-3000:] + ran.stderr[-3000:]
 
-    whole_uri = f"s3://{BUCKET}/runs/{whole}"
-    assert _hashes(run_uri) == _hashes(whole_uri)
-    assert _results(run_uri) == _results(whole_uri)
-    fresh_after = _scored(run_uri, tables_before)
-    assert fresh_after and not (fresh_after & scored_before)
+
+def _delete_prefix(uri: str) -> None:
+    import boto3
+
+    bucket, _, prefix = uri.removeprefix("s3://").partition("/")
+    client = boto3.client("s3")
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix + "/"):
+        for item in page.get("Contents", []):
+            client.delete_object(Bucket=bucket, Key=item["Key"])
+    assert not storage.list_uris(uri)
