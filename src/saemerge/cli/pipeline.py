@@ -110,8 +110,8 @@ def add_compile_flags(p: argparse.ArgumentParser, search: bool = True) -> None:
     p.add_argument(
         "--cache-volume",
         metavar="SPEC",
-        help="the download cache's volume: emptydir (default; sizeLimit = storage), ephemeral[:STORAGECLASS] "
-        "(a per-pod PVC), pvc:NAME (an existing shared claim) or none",
+        help="the download cache's volume: emptydir (default; sizeLimit = storage), pvc:NAME (an existing "
+        "shared claim, writable by uid 1000 or gid 0) or none; ephemeral is refused (KFP sets no fsGroup)",
     )
     p.add_argument(
         "--gpu-merges",
