@@ -11,7 +11,8 @@ With --json, stdout holds one JSON object and nothing else; progress goes to std
 Exit codes: 0 submitted (with --wait: succeeded), 1 the run failed or was canceled,
 2 bad input (nothing was sent), 3 --timeout passed while waiting, 4 the KFP API refused
 or failed a call (HTTP error, unreachable, bad token), 5 the KFP backend is older than the
-pipeline needs (2.14: saemerge.pipeline.backend). Errors are one line on stderr; with
+pipeline needs (2.14: saemerge.pipeline.backend; read from healthz, the images of its
+ml-pipeline Deployment with a kube context, or --kfp-version). Errors are one line on stderr; with
 --json, stdout then holds {"error": ..., "exit_code": ..., "http_status": ..., "submitted": ...}.
 """
 
@@ -88,12 +89,28 @@ def add_cluster_flags(p: argparse.ArgumentParser, *, wait_help: str) -> None:
         help="Kubeflow profile namespace of the experiment and runs (env KFP_NAMESPACE; "
         "required on multi-user clusters)",
     )
+    p.add_argument(
+        "--kfp-version",
+        metavar="X.Y",
+        help="the KFP backend's version, where neither healthz (releases before 2.16 say 'unknown') nor the "
+        "ml-pipeline Deployment's image tags (read with a kube context) tell it",
+    )
+    p.add_argument(
+        "--kfp-namespace",
+        default="kubeflow",
+        help="namespace KFP is installed in, read with a kube context (default kubeflow)",
+    )
     p.add_argument("--wait", action="store_true", help=wait_help)
     p.add_argument("--timeout", type=float, metavar="SECONDS", help="with --wait: give up on a run after this long")
     p.add_argument("--poll-interval", type=float, default=30.0, metavar="SECONDS", help="with --wait (default 30)")
     p.add_argument("--service-account", help="Kubernetes service account of the runs' pods (default: the server's)")
     p.add_argument("--pipeline-root", help="s3://... for KFP's own artifacts (default: kfp-launcher's)")
-    p.add_argument("--no-cache", action="store_true", help="disable KFP's step cache for the runs")
+    p.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="KFP's step cache is off in every task by default (the run's own records make a re-run "
+        "free); the flag is kept for scripts that give it",
+    )
 
 
 def cluster_request(args: argparse.Namespace, **fields):
@@ -114,9 +131,11 @@ def cluster_request(args: argparse.Namespace, **fields):
         poll_interval=args.poll_interval,
         service_account=args.service_account,
         pipeline_root=args.pipeline_root,
-        enable_caching=False if args.no_cache else None,
+        enable_caching=False,  # always (see --no-cache); CompileOptions.caching documents why
         options=compile_options(args, notice=False),  # submit() warns once the parameters are checked
         dry_run=args.dry_run,
+        kfp_version=args.kfp_version,
+        kfp_namespace=args.kfp_namespace,
         **fields,
     )
 
