@@ -339,7 +339,9 @@ def test_model_size_overrides_and_other_cache_volumes(tmp_path):
     assert execs["exec-prune"]["container"]["resources"]["resourceCpuLimit"] == "2"
     assert execs["exec-prune"]["container"]["resources"]["resourceMemoryRequest"] == "3Gi"  # tiny: 2Gi + 0.2 GB
     assert "resourceMemoryLimit" not in execs["exec-report"]["container"]["resources"]
-    with pytest.raises(ValueError, match="--cache-volume ephemeral:fast-ssd: a freshly provisioned volume is root-owned"):
+    with pytest.raises(
+        ValueError, match="--cache-volume ephemeral:fast-ssd: a freshly provisioned volume is root-owned"
+    ):
         CompileOptions(cache_volume="ephemeral:fast-ssd")
     _, pexecs = _platform_of(tmp_path, cache_volume="pvc:saemerge-models", resources=(("merge", "storage", "500Gi"),))
     (claim,) = pexecs["exec-prune"]["pvcMount"]
