@@ -43,4 +43,46 @@ def format_pod_env(env: dict) -> str:
     return ";".join(f"{k}={env[k]}" for k in sorted(env))
 
 
-os.environ.update(pod_env(os.environ.get(POD_ENV, "")))
+def check_cache_dir(path: str) -> None:
+    """The step's download cache must be writable: make the directory and a probe file in it.
+
+    On a cluster the cache is a volume (``--cache-volume``); a claim whose root is owned by root
+    with mode 0755 (the usual state of a fresh volume: KFP sets no fsGroup) cannot be written by
+    the step's user, uid 1000, and the step would otherwise fail at its first download with a
+    traceback that names neither the volume nor the fix.
+
+    Raises:
+        PermissionError: one line naming the directory, its owner and mode, and the fix.
+    """
+    probe = os.path.join(path, f".saemerge-write-probe-{os.getpid()}")
+    try:
+        os.makedirs(path, exist_ok=True)
+        with open(probe, "wb"):
+            pass
+        os.remove(probe)
+    except PermissionError:
+        st = os.stat(path)
+        raise PermissionError(
+            f"SAEMERGE_CACHE {path}: not writable by this step (uid {os.getuid()}, gid {os.getgid()}; the directory "
+            f"is {st.st_uid}:{st.st_gid}, mode {st.st_mode & 0o7777:04o}): KFP sets no fsGroup, so make the claim "
+            "writable once (chown 1000:0, or chmod 2775 with group 0) or use --cache-volume emptydir "
+            "(docs/cluster-operations.md)"
+        ) from None
+
+
+os.environ.update(_pod := pod_env(os.environ.get(POD_ENV, "")))
+if _pod.get("SAEMERGE_CACHE"):  # a cluster's cache volume: stop here, in one line, if it cannot be written
+    check_cache_dir(_pod["SAEMERGE_CACHE"])
+
+
+def run(name: str, arguments: dict, code: str):
+    """Call step `name` (``saemerge.components.<name>.<name>``) with its kfp `arguments`: the
+    compiled pipeline's body of every step (:func:`saemerge.pipeline.compile.delegate_steps`).
+
+    `code` is the hash of the code the pipeline was compiled with
+    (:func:`saemerge.pipeline.compile.code_stamp`); it is there for KFP's cache key, which
+    reads the command and not the code an image tag holds.
+    """
+    import importlib
+
+    return getattr(importlib.import_module(f"{__name__}.{name}"), name)(**arguments)

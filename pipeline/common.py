@@ -26,6 +26,7 @@ from saemerge.components.prune import prune
 from saemerge.components.report import report
 from saemerge.config import PARAMS, SAE, pipeline_docstring
 from saemerge.pipeline import resources
+from saemerge.pipeline.retries import retry_plan
 from saemerge.storage.s3_conn import S3_SECRET_KEYS, S3_SECRET_MOUNT  # noqa: F401 -- S3_SECRET_KEYS re-exported
 
 # The IR types of run parameters (kfp reads the annotations of the pipeline's signature).
@@ -41,9 +42,12 @@ class CompileOptions:
     (``--resource`` overrides: (kind, name, value)) and ``cache_volume`` size the pods
     (:mod:`saemerge.pipeline.resources`). ``gpu_merges`` puts the prune and merge steps on
     the GPU image with a GPU; without it they run on the CPU image, and ``merge_device=cuda``
-    is refused (the pods carry ``SAEMERGE_GPU_MERGES=false``). ``caching`` False turns KFP's
-    step cache off in every task (``saemerge submit --no-cache``: a run started from a pipeline
-    version gets its caching from the version's tasks, nothing else).
+    is refused (the pods carry ``SAEMERGE_GPU_MERGES=false``). ``caching`` is KFP's step cache
+    in every task (a run started from a pipeline version gets its caching from the version's
+    tasks, nothing else): off by default, because the run's own content-addressed records
+    already make a re-run free, and are checked against S3, while a KFP cache hit hands on the
+    URIs of an earlier execution whether S3 still holds them or not (docs/cluster-operations.md).
+    None leaves kfp's default (on) in place.
     """
 
     search: str = SAE
@@ -61,8 +65,8 @@ class CompileOptions:
     resources: Tuple[Tuple[str, str, str], ...] = ()  # noqa: UP006
     cache_volume: str = "emptydir"
     gpu_merges: bool = False
-    # KFP's step cache for every task, nested generations included; None: kfp's default (on).
-    caching: Optional[bool] = None  # noqa: UP045
+    # KFP's step cache for every task, nested generations included: off (see above).
+    caching: Optional[bool] = False  # noqa: UP045
 
     def __post_init__(self) -> None:
         from saemerge.pipeline.searches import get_search
@@ -75,6 +79,7 @@ class CompileOptions:
         resources.check_cache_volume(self.cache_volume)
         check_image(self.cpu_image, "--cpu-image")
         check_image(self.gpu_image, "--gpu-image")
+        check_secret_name(self.s3_secret)
         if self.s3_secret == resources.CACHE_VOLUME:  # the driver names the secret's volume after it
             raise ValueError(f"--s3-secret {self.s3_secret}: that name is the cache volume's; rename the secret")
         for kind in resources.STEP_KINDS:  # a bad size or override fails here, naming it
@@ -106,6 +111,24 @@ def check_image(image: str, flag: str) -> None:
         raise ValueError(
             f"{flag} {image!r}: expected an image reference such as registry.example/saemerge-cpu:0.1.0 "
             "or registry.example/saemerge-cpu@sha256:<64 hex digits>"
+        )
+
+
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+
+
+def check_secret_name(name: str) -> None:
+    """The S3 secret's name must be a DNS-1123 label, not only a valid Secret name (which may hold
+    dots): the KFP driver names the pod's volume after the secret (``extendPodSpecPatch`` in
+    ``backend/src/v2/driver/k8s.go``, 2.14.0 to 2.17.0), and a volume name is a label.
+
+    Raises:
+        ValueError: one line naming the flag and the rule.
+    """
+    if not _DNS_LABEL.match(name):
+        raise ValueError(
+            f"--s3-secret {name!r}: must be a DNS-1123 label (at most 63 lowercase letters, digits or '-', "
+            "starting and ending with a letter or digit): the KFP driver names the pod's volume after the secret"
         )
 
 
@@ -198,34 +221,42 @@ class Tasks:
                 device=p.eval_device,
                 dtype=p.eval_dtype,
                 batch_size=p.eval_batch_size,
-            )
+            ),
+            retry="final",
         ).set_display_name("final evaluate")
         self.with_s3(self.cpu(report)(run_uri=p.run_uri, results=final.outputs["Output"])).set_display_name("report")
         return SearchOutputs(results=final.outputs["Output"], best_model=final.outputs["best_model"])
 
     def with_s3(self, task: dsl.PipelineTask) -> dsl.PipelineTask:
-        """A small CPU step with S3, retried: an S3 endpoint's hiccup or a lost pod must not end a
-        run of many hours (the steps are idempotent: what they write is content-addressed or
+        """A small CPU step with S3, retried: an S3 endpoint's hiccup must not end a run of many hours (the steps are idempotent: what they write is content-addressed or
         checked before it is written again)."""
-        task.set_retry(num_retries=self.options.retries, backoff_duration="30s", backoff_factor=2.0)
+        self._retry(task, "small")
         return self._secret(self._sized(task, "small"))
 
-    def on_gpu(self, task: dsl.PipelineTask) -> dsl.PipelineTask:
-        """An evaluate step: one GPU, the GPU label and tolerations, retried (a GPU node may be
-        preempted); ``SAEMERGE_EVAL_GPU=required``, so ``eval_device=auto`` fails at once
-        instead of scoring on the CPU when CUDA is not usable (:mod:`saemerge.evaluate.device`)."""
-        task.set_retry(num_retries=self.options.retries, backoff_duration="60s", backoff_factor=2.0)
+    def on_gpu(self, task: dsl.PipelineTask, retry: str = "evaluate") -> dsl.PipelineTask:
+        """An evaluate step: one GPU, the GPU label and tolerations, retried when its container
+        fails (a preempted pod is not retried by KFP up to 2.17: :mod:`saemerge.pipeline.retries`;
+        `retry` is its retry kind, ``final`` for the final evaluation); ``SAEMERGE_EVAL_GPU=required``,
+        so ``eval_device=auto`` fails at once instead of scoring on the CPU when CUDA is not usable
+        (:mod:`saemerge.evaluate.device`)."""
+        self._retry(task, retry)
         task = self._secret(self._sized(self._gpu(task), "evaluate"))
         return resources.annotate_env(task, "SAEMERGE_EVAL_GPU", "required")
 
     def retried(self, task: dsl.PipelineTask) -> dsl.PipelineTask:
-        """A model-making step (prune, merge): retried (a pod may be lost), with S3; on the GPU
-        image with a GPU when compiled with ``gpu_merges``."""
-        task.set_retry(num_retries=self.options.retries, backoff_duration="30s", backoff_factor=2.0)
+        """A model-making step (prune, merge): retried when its container fails, with S3; on the
+        GPU image with a GPU when compiled with ``gpu_merges``."""
+        self._retry(task, "merge")
         if self.options.gpu_merges:
             task.set_container_image(self.options.gpu_image)
             self._gpu(task)
         return self._secret(self._sized(task, "merge"))
+
+    def _retry(self, task: dsl.PipelineTask, kind: str) -> dsl.PipelineTask:
+        """The retry policy of `kind` at the compiled model size (:func:`~saemerge.pipeline.retries.retry_plan`):
+        Argo stops retrying once the first attempt's start plus the maximum has passed, so the
+        maximum covers every attempt's expected run."""
+        return retry_plan(kind, self.options.model_size, self.options.retries).apply(task)
 
     def _gpu(self, task: dsl.PipelineTask) -> dsl.PipelineTask:
         opts = self.options

@@ -5,6 +5,8 @@ compiled size and task count are printed with every compile.
 """
 
 import ast
+import functools
+import hashlib
 import importlib
 import inspect
 import json
@@ -168,9 +170,58 @@ def _delegated(text: str, name: str, label: str) -> str:
     if first.lineno == fn.lineno or fn.end_lineno is None:
         raise ValueError(f"{label}: {name}'s body must start on its own line")
     indent = " " * first.col_offset
-    call = f'{indent}return __import__("{STEPS_PACKAGE}.{name}", fromlist=["{name}"]).{name}(**locals())\n'
+    call = f'{indent}return __import__("{STEPS_PACKAGE}",fromlist=["run"]).run("{name}",locals(),"{code_stamp()}")\n'
     lines[first.lineno - 1 : fn.end_lineno] = [call]
     return "".join(lines)
+
+
+# The code stamp in every delegated step's command (see code_stamp); tests compare goldens without it.
+CODE_STAMP = re.compile(r'(locals\(\),\\?")[0-9a-f]{12}')
+_CODE_SUFFIXES = (".py", ".yaml", ".yml", ".json")
+
+
+def mask_code_stamp(text: str) -> str:
+    """`text` (a compiled pipeline) with every code stamp replaced by zeros: what goldens compare."""
+    return CODE_STAMP.sub(lambda m: m.group(1) + "0" * 12, text)
+
+
+@functools.lru_cache(maxsize=1)
+def code_stamp() -> str:
+    """A hash (12 hex digits) of the code a step runs: :func:`code_hash` of :func:`code_files`.
+
+    KFP's cache key is a task's input values, output specs, image *string* and command
+    (``GenerateCacheKey`` in ``backend/src/v2/cacheutils/cache.go``, 2.14.0 to 2.17.0). A
+    delegated step's command is the same whatever the code, and an image tag can be rebuilt
+    with other code, so every step's command carries this stamp: code that changed gives every
+    task a new key. Not the commit: a commit that changes no step code keeps the keys (and the
+    goldens); not the version alone: code changes between versions.
+    """
+    return code_hash((name, path.read_bytes()) for name, path in code_files())
+
+
+def code_files() -> list[tuple[str, Path]]:
+    """Every source and data file of the library and the steps (``saemerge``,
+    ``saemerge.components``), as (package/relative path, path), in name order; the same files
+    whether installed as a wheel (components/ and pipeline/ inside saemerge/) or from a
+    checkout. pipeline/ is the compiler, not a step's code."""
+    found = []
+    for package in ("saemerge", STEPS_PACKAGE):
+        for root in importlib.import_module(package).__path__:
+            base = Path(root)
+            for path in base.rglob("*"):
+                rel = path.relative_to(base)
+                inside = package == "saemerge" and rel.parts[0] in ("components", "pipeline")
+                if path.suffix in _CODE_SUFFIXES and path.is_file() and "__pycache__" not in rel.parts and not inside:
+                    found.append((f"{package}/{rel.as_posix()}", path))
+    return sorted(found)
+
+
+def code_hash(files) -> str:
+    """SHA-256 over (name, bytes) pairs, names NUL-terminated; the first 12 hex digits."""
+    digest = hashlib.sha256()
+    for name, data in files:
+        digest.update(name.encode() + b"\0" + hashlib.sha256(data).digest())
+    return digest.hexdigest()[:12]
 
 
 def _check_installed(fn: ast.FunctionDef, name: str, label: str) -> None:

@@ -12,6 +12,10 @@ Phases, each timed and printed:
 
 Resume: the run's steps are idempotent (content-addressed models, per-example score cache, recipe
 files), so running the same run id again finishes an interrupted run without redoing finished work.
+``--resume RUN`` takes everything from the run's own record (``run.json``: search, steps, seed,
+every parameter; the bench from its ``data_uri``): a flag given beside it must agree with the
+record, or it is refused in one line before the bench is built or the pipeline started
+(:func:`resumed_config`).
 
 Lifecycle: one process drives a run at a time (a lease in the run, :mod:`saemerge.lease`). The
 kfp child runs in its own process group and watches this process: if it dies, even by SIGKILL,
@@ -24,6 +28,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -84,6 +89,9 @@ class LocalRun:
     resume: bool = False
     bucket: str = BUCKET
     runner: str = DEFAULT_RUNNER  # how each step runs (saemerge.pipeline.local_child.RUNNERS)
+    # With `resume`: the flags given beside --resume (flag as written -> value), each checked
+    # against the run's record; every other field then comes from run.json.
+    given: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         # Before anything is made from it: a run id like ../../etc would name a directory
@@ -130,6 +138,78 @@ class LocalRun:
                 **local_defaults(self.bench_size),
                 **self.params,
             }
+        )
+
+
+# Where ensure_bench publishes a bench (bench_uri): a run on it records BENCH/data as data_uri.
+_BENCH_DATA = re.compile(r"^s3://(?P<bucket>[^/]+)/bench/(?P<size>[a-z]+)-seed(?P<seed>\d+)-v(?P<version>\d+)/data$")
+
+
+def recorded_bench(config: RunConfig) -> tuple[str, int, int] | None:
+    """(size, seed, version) of the bench a run's data comes from, or None (data of its own)."""
+    m = _BENCH_DATA.match(config.data_uri)
+    return (m["size"], int(m["seed"]), int(m["version"])) if m else None
+
+
+def resumed_config(run: LocalRun) -> RunConfig:
+    """The configuration of the run `run` resumes, from its ``run.json``; the store must be up.
+
+    Every flag in ``run.given`` must agree with the record: one that does not is refused,
+    naming the flag, what it says and what the run was started with.
+
+    Raises:
+        SaeMergeError: no run at the URI, or a flag that disagrees with the record.
+    """
+    from saemerge.config import typed
+
+    layout = RunLayout(run.run_uri)
+    if not storage.exists(layout.run_json):
+        raise SaeMergeError(f"--resume {run.run_id}: no run at {run.run_uri} (no run.json; check --bucket, --workdir)")
+    config = RunConfig.from_json(layout.read_config())
+    bench = recorded_bench(config)
+    recorded = {"--search": config.search, "--steps": config.steps, "--seed": config.seed}
+    if bench is not None:
+        recorded.update({"--bench-size": bench[0], "--bench-seed": bench[1]})
+    for flag, value in run.given.items():
+        if flag.startswith("--param "):
+            name = flag.removeprefix("--param ")
+            if name in ("steps", "search"):
+                raise SaeMergeError(f"--param {name}: give it as --{name}")
+            value = typed(label=lambda n: f"--param {n}", **{name: value})[name]
+            was = getattr(config, name)
+        elif flag in recorded:
+            was = recorded[flag]
+        else:  # --bench-size or --bench-seed for a run whose data is not a bench
+            raise SaeMergeError(
+                f"{flag} {value}: run {run.run_id} uses no bench (its data_uri is {config.data_uri}); leave the flag out"
+            )
+        if value != was:
+            shown = json.dumps(value) if not isinstance(value, str) else value
+            raise SaeMergeError(
+                f"{flag} {shown}: run {run.run_id} was started with {json.dumps(was) if not isinstance(was, str) else was} "
+                f"({layout.run_json}); leave the flag out to resume it with its recorded settings"
+            )
+    return config
+
+
+def check_fresh_run(run: LocalRun, config: RunConfig) -> None:
+    """A new run (``--run-id``) naming a run that exists must be that run: same configuration
+    (then it continues it, as ``--resume`` would); another is refused before the bench is built.
+
+    Raises:
+        SaeMergeError: the run exists with another configuration, naming a differing setting.
+    """
+    layout = RunLayout(run.run_uri)
+    if not storage.exists(layout.run_json):
+        return
+    was, now = layout.read_config(), config.to_json()
+    differ = sorted(k for k in set(was) | set(now) if was.get(k) != now.get(k))
+    if differ:
+        name = differ[0]
+        raise SaeMergeError(
+            f"--run-id {run.run_id}: that run exists ({layout.run_json}) with another {name} "
+            f"({json.dumps(was.get(name))}, here {json.dumps(now.get(name))}); continue it with "
+            f"`saemerge run --local --resume {run.run_id}` (its own settings), or name another run id"
         )
 
 
@@ -188,9 +268,15 @@ def ensure_store(workdir: Path, bucket: str):
 
 
 def ensure_bench(workdir: Path, size: str, seed: int, bucket: str) -> str:
-    """Build the bench once (local cache) and publish it once under s3://BUCKET/bench/; return its URI."""
+    """Build the bench once (local cache) and publish it once under s3://BUCKET/bench/; return its URI.
+
+    A bench the store already holds whole is used as it is, with no local build."""
     from saemerge.bench.build import build_bench
 
+    uri = bench_uri(bucket, size, seed)
+    parts = [f"models/{m}" for m in BENCH_MODELS] + ["data"]
+    if all(storage.exists(storage.join(uri, part)) for part in parts):
+        return uri
     local = workdir / "bench" / f"{size}-seed{seed}"
     built = (
         json.loads((local / "bench.json").read_text()).get("version", 1) if (local / "bench.json").exists() else None
@@ -201,8 +287,7 @@ def ensure_bench(workdir: Path, size: str, seed: int, bucket: str) -> str:
         )
         print(f"building the {size} benchmark {why} (cached in {local}) ...", flush=True)
         build_bench(local, size=size, seed=seed, force=built is not None)
-    uri = bench_uri(bucket, size, seed)
-    for part in [f"models/{m}" for m in BENCH_MODELS] + ["data"]:
+    for part in parts:
         target = storage.join(uri, part)
         if not storage.exists(target):
             with storage.local_output(target) as out:
@@ -254,11 +339,13 @@ def _follow(
             f.seek(log_from)
             step, reason, resumable = failure_reason(f.read().decode(errors="replace"))
         where = f"step {step!r} failed" if step else f"the pipeline failed (exit {proc.returncode})"
-        hint = (
-            f"; resume with: saemerge run --local --resume {run.run_id}"
-            if resumable
-            else "; fix the input and start a new run"
-        )
+        again = f"saemerge run --local --resume {run.run_id}"
+        if resumable:
+            hint = f"; resume with: {again}"
+        elif run.resume:  # the input is the run's own record: what it made is kept either way
+            hint = f"; fix the cause (the step's input or the store), then resume again: {again}"
+        else:
+            hint = "; fix the input and start a new run"
         raise SaeMergeError(f"{where}: {reason or 'see the log'} (log: {run.run_dir / 'kfp.log'}){hint}")
     phases.done("final evaluation + report", last)
 
@@ -268,11 +355,13 @@ def _raise_interrupt(signum, frame):
 
 
 def run_local(run: LocalRun) -> list[dict]:
-    """The whole local run; returns the results rows."""
-    config = run.config()  # a bad parameter stops here, before the store or the bench start
+    """The whole local run; returns the results rows.
+
+    A resume reads its configuration from the run's record once the store is up
+    (:func:`resumed_config`); a new run's parameters are checked before the store starts."""
+    config = None if run.resume else run.config()  # a bad parameter stops here, before anything starts
     check_runner(run.runner)
     phases = Phases()
-    run.run_dir.mkdir(parents=True, exist_ok=True)
     t = time.perf_counter()
     store = ensure_store(run.workdir, run.bucket)
     lease: RunLease | None = None
@@ -280,11 +369,21 @@ def run_local(run: LocalRun) -> list[dict]:
     phases.done("object store", t)
     try:
         layout = RunLayout(run.run_uri)
-        if run.resume and not storage.exists(layout.run_json):
-            raise SaeMergeError(f"--resume {run.run_id}: no run at {run.run_uri}")
+        if config is None:
+            config = resumed_config(run)  # a flag that disagrees stops here, before the bench or the pipeline
         lease = RunLease(layout.lease, run=run.run_id).acquire()
+        if not run.resume:
+            check_fresh_run(run, config)
+        run.run_dir.mkdir(parents=True, exist_ok=True)
         t = time.perf_counter()
-        ensure_bench(run.workdir, run.bench_size, run.bench, run.bucket)
+        bench = recorded_bench(config) if run.resume else (run.bench_size, run.bench, bench_version())
+        if bench is not None and bench[2] == bench_version():
+            ensure_bench(run.workdir, bench[0], bench[1], run.bucket)
+        elif bench is not None and not storage.exists(config.data_uri):
+            raise SaeMergeError(
+                f"--resume {run.run_id}: its bench {config.data_uri.removesuffix('/data')} is no longer in the "
+                f"store, and this code builds bench version {bench_version()}, not {bench[2]}"
+            )
         phases.done("benchmark (built once, cached)", t)
         (run.run_dir / "arguments.json").write_text(json.dumps(config.pipeline_arguments(), indent=1))
         print(

@@ -57,16 +57,21 @@ def run_pipeline_here(search: str, steps: int, pipeline_root: Path, arguments: d
     Running the YAML rather than the Python function means the file a user uploads to Kubeflow
     is the file that ran here.
     """
-    from kfp import components, local
-
     from saemerge.pipeline.common import CompileOptions
     from saemerge.pipeline.compile import compile_pipeline
 
     compiled = Path(pipeline_root) / f"{search}_pipeline.yaml"
     stats = compile_pipeline(compiled, CompileOptions(search=search, steps=steps, retries=0))
     log.info("compiled %s: %s", compiled, stats)
+    run_package_here(compiled, pipeline_root, arguments, runner)
+
+
+def run_package_here(package: Path, pipeline_root: Path, arguments: dict, runner: str) -> None:
+    """Run a compiled pipeline YAML (this one's, or one uploaded to a cluster) under kfp.local."""
+    from kfp import components, local
+
     local.init(runner=RUNNERS[check_runner(runner)](Path(pipeline_root)), pipeline_root=str(pipeline_root))
-    components.load_component_from_file(str(compiled))(**arguments)
+    components.load_component_from_file(str(package))(**arguments)
 
 
 def stop_with_parent(parent: int, interval: float = 0.5) -> None:

@@ -40,12 +40,13 @@ spec nor kfp-kubernetes), so a step's disk is its cache volume, mounted at
   :data:`CONTAINER_DISK` (Kubernetes requests what is limited), carried by the accelerator
   fields, which the KFP driver copies into the container's limits; four parallel 7B merges
   then reserve 4 x 83 Gi instead of finding the disk by chance. A GPU step's one accelerator
-  slot holds its GPU, so its emptyDir is not reserved: use ``ephemeral`` where disk is tight;
-- ``ephemeral[:STORAGECLASS]``: a generic ephemeral volume, a PVC of the cache size made for
-  the pod and deleted with it: reserved by the storage provisioner (the volume must be
-  writable by the image's user, uid 1000, gid 0);
+  slot holds its GPU, so its emptyDir is not reserved: use a ``pvc:`` claim where disk is tight;
+- ``ephemeral[:STORAGECLASS]`` (a generic ephemeral volume made for each pod) is refused: a
+  fresh volume is root-owned, mode 0755, and KFP sets no fsGroup, so the steps (uid 1000)
+  could not write it (:func:`check_cache_volume`);
 - ``pvc:NAME``: an existing claim shared by every step (ReadWriteMany for parallel merges),
-  so models downloaded once serve later steps; give its size as ``--resource KIND.storage``
+  made writable by uid 1000 or gid 0 once (docs/cluster-operations.md), so models downloaded
+  once serve later steps; give its size as ``--resource KIND.storage``
   (the budget is that less two models) and the budget keeps entries another pod used in the
   last 10 minutes;
 - ``none``: no volume; the cache lives on the container's disk, unbounded.
@@ -216,11 +217,30 @@ def _bytes(quantity: str) -> int:
 
 
 def check_cache_volume(spec: str) -> None:
-    """``emptydir``, ``ephemeral``, ``ephemeral:STORAGECLASS``, ``pvc:NAME`` or ``none``."""
+    """``emptydir``, ``pvc:NAME`` or ``none``; ``ephemeral[:STORAGECLASS]`` is refused.
+
+    A generic ephemeral volume is provisioned fresh for every pod, and a fresh volume's root is
+    usually owned by root with mode 0755, while the steps run as uid 1000 (gid 0). Kubernetes
+    hands a volume to the pod's group only through ``fsGroup``, which KFP never sets: not the
+    driver (``backend/src/v2/driver/k8s.go``, no fsGroup at 2.14.0 or 2.17.0) and not
+    kfp-kubernetes (``set_security_context``: runAsUser, runAsGroup, runAsNonRoot only). So the
+    step's first cache write would fail. A ``pvc:`` claim exists before the run and is made
+    writable once (docs/cluster-operations.md); a step that finds its cache unwritable stops at
+    once with one line (:func:`saemerge.components.check_cache_dir`).
+
+    Raises:
+        ValueError: one line naming the flag, and for ``ephemeral`` the alternatives.
+    """
     kind, _, arg = spec.partition(":")
-    ok = (kind in ("emptydir", "none") and not arg) or kind == "ephemeral" or (kind == "pvc" and arg)
+    if kind == "ephemeral":
+        raise ValueError(
+            f"--cache-volume {spec}: a freshly provisioned volume is root-owned (mode 0755) and KFP sets no fsGroup, "
+            "so the steps (uid 1000) cannot write it; use emptydir (the default; size it with --resource KIND.storage) "
+            "or pvc:NAME on a claim made writable once (docs/cluster-operations.md)"
+        )
+    ok = (kind in ("emptydir", "none") and not arg) or (kind == "pvc" and arg)
     if not ok:
-        raise ValueError(f"--cache-volume {spec!r}: expected emptydir, ephemeral[:STORAGECLASS], pvc:NAME or none")
+        raise ValueError(f"--cache-volume {spec!r}: expected emptydir, pvc:NAME or none")
 
 
 def apply(task: dsl.PipelineTask, res: StepResources, cache_volume: str, gpu_merges: bool) -> dsl.PipelineTask:
@@ -239,16 +259,7 @@ def apply(task: dsl.PipelineTask, res: StepResources, cache_volume: str, gpu_mer
         if kind == "emptydir":
             kubernetes.empty_dir_mount(task, volume_name=CACHE_VOLUME, mount_path=CACHE_MOUNT, size_limit=res.storage)
             reserve_disk(task, _bytes(res.storage) + CONTAINER_DISK)
-        elif kind == "ephemeral":
-            kubernetes.add_ephemeral_volume(
-                task,
-                volume_name=CACHE_VOLUME,
-                mount_path=CACHE_MOUNT,
-                access_modes=["ReadWriteOnce"],
-                size=res.storage,
-                storage_class_name=arg or None,
-            )
-        else:
+        else:  # pvc:NAME (check_cache_volume refuses ephemeral)
             kubernetes.mount_pvc(task, pvc_name=arg, mount_path=CACHE_MOUNT)
         env["SAEMERGE_CACHE"] = CACHE_MOUNT
         if res.budget_bytes:

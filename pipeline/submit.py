@@ -14,8 +14,8 @@ line (:class:`KfpApiError`), never a traceback.
 Versions are content-addressed: the version name carries the SHA-256 of the compiled YAML,
 so submitting an unchanged pipeline reuses its version instead of piling up copies (a new
 pipeline is created empty and then given its first version under that name). Caching is part
-of the version too (``enable_caching`` False compiles every task's cache off:
-:func:`saemerge.pipeline.compile.set_caching`). On a
+of the version too: KFP's step cache is compiled off in every task
+(:func:`saemerge.pipeline.compile.set_caching`; why: ``CompileOptions.caching``). On a
 multi-user cluster the pipeline lives in the user's namespace (a namespaced pipeline: KFP
 2.x), found and uploaded there; a single-user cluster has shared pipelines only.
 Credentials: a bearer token (``token``, never logged) or, without one, what ``kfp.Client``
@@ -73,6 +73,8 @@ RUN_ID_PLACEHOLDER = "{{workflow.uid}}"
 DEFAULT_RUN_ROOT = "s3://saemerge/runs"
 # Consecutive polling errors (restarts of the API server, expired proxies) tolerated while waiting.
 MAX_POLL_ERRORS = 5
+# --wait reports a task (a pod) that has not started after this long, with the reason where it can.
+PENDING_REPORT_S = 180.0
 
 
 @dataclass
@@ -96,6 +98,8 @@ class SubmitRequest:
     options: CompileOptions = field(default_factory=CompileOptions)
     dry_run: bool = False
     run_root: str = DEFAULT_RUN_ROOT  # run_uri = RUN_ROOT/<run id> when params has none
+    kfp_version: str | None = None  # the backend's version as the user asserts it (--kfp-version)
+    kfp_namespace: str = "kubeflow"  # where KFP is installed (its ml-pipeline Deployment)
 
 
 @dataclass
@@ -199,6 +203,68 @@ def coerce_params(raw: dict[str, Any], spec: dict) -> dict[str, Any]:
     if missing:
         raise SaeMergeError(f"missing pipeline parameter(s) {', '.join(missing)}: give each as --param NAME=VALUE")
     return typed
+
+
+def resume_uri(run: str, run_root: str) -> str:
+    """The run URI ``--resume RUN`` names: RUN itself (``s3://...``), or RUN_ROOT/RUN for a run id
+    (a run submitted without run_uri writes under RUN_ROOT/<KFP run id>)."""
+    from saemerge import runlog
+
+    if "://" in run or run.startswith("/"):
+        return run.rstrip("/")
+    runlog.check_run_id(run, "--resume")
+    return f"{run_root.rstrip('/')}/{run}"
+
+
+def resumed_request(run: str, run_root: str, given: dict[str, Any]) -> tuple[RunConfig, dict[str, Any]]:
+    """The recorded configuration of the run ``--resume RUN`` names and its pipeline arguments.
+
+    A resumed run is the same run submitted again onto its own ``run_uri``: the search, the
+    steps and every parameter come from its ``run.json`` (so the init step finds the same
+    configuration and every finished model, score and generation is read back, not redone).
+
+    Args:
+        given: the flags given beside ``--resume`` (``--search``, ``--steps``, ``--param NAME``
+            -> raw text); each must agree with the record.
+
+    Raises:
+        SaeMergeError: no S3 settings here, no run.json at the URI, or a flag that disagrees.
+    """
+    from saemerge import storage
+    from saemerge.config import typed
+    from saemerge.runlog import RunLayout
+
+    uri = resume_uri(run, run_root)
+    layout = RunLayout(uri)
+    configured = any(os.environ.get(v) for v in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_ACCESS_KEY_ID"))
+    if storage.parse_uri(uri).is_s3 and not configured:
+        raise SaeMergeError(
+            f"--resume {run}: reading {layout.run_json} needs S3 settings here (AWS_ENDPOINT_URL, "
+            "AWS_ACCESS_KEY_ID or AWS_PROFILE)"
+        )
+    if not storage.exists(layout.run_json):
+        raise SaeMergeError(f"--resume {run}: no run at {uri} (no run.json; check --run-root or give the run's URI)")
+    config = RunConfig.from_json(layout.read_config())
+    if config.run_uri.rstrip("/") != uri:
+        raise SaeMergeError(f"--resume {run}: {layout.run_json} records another run_uri, {config.run_uri}")
+    for flag, value in given.items():
+        if flag.startswith("--param "):
+            name = flag.removeprefix("--param ")
+            try:
+                parsed = json.loads(value) if isinstance(value, str) else value
+            except json.JSONDecodeError:
+                parsed = value
+            if name not in config.pipeline_arguments():
+                raise SaeMergeError(f"--param {name}: not a parameter of run {uri}'s pipeline ({config.search})")
+            now, was = typed(label=lambda n: f"--param {n}", **{name: parsed})[name], getattr(config, name)
+        else:
+            now, was = value, getattr(config, flag.removeprefix("--"))
+        if now != was:
+            raise SaeMergeError(
+                f"{flag} {value}: run {uri} was started with {json.dumps(was) if not isinstance(was, str) else was} "
+                f"({layout.run_json}); leave the flag out to resume it with its recorded settings"
+            )
+    return config, config.pipeline_arguments()
 
 
 def normalize_cron(expr: str) -> str:
@@ -315,7 +381,7 @@ def read_healthz(client) -> dict:
     return data if isinstance(data, dict) else {}
 
 
-def connect(req: SubmitRequest, out: Callable[[str], None] = print) -> tuple[Any, bool]:
+def connect(req: SubmitRequest, out: Callable[[str], None] = print, kube: Any = None) -> tuple[Any, bool]:
     """A ``kfp.Client`` for `req`, checked with one healthz call (no silent 25 s retry loop),
     and whether the cluster is multi-user.
 
@@ -339,16 +405,70 @@ def connect(req: SubmitRequest, out: Callable[[str], None] = print) -> tuple[Any
             warnings.simplefilter("ignore", FutureWarning)
             client = _Client(**kwargs)
         health = read_healthz(client)
+    from saemerge.pipeline.backend import parse_backend_version
+    from saemerge.pipeline.kube import kfp_images
+
+    tag = health.get("tag_name")
+    images = None
+    if parse_backend_version(tag) is None and kube is not None:  # healthz cannot say (before 2.16)
+        images = kfp_images(kube, req.kfp_namespace)
     try:
-        warning = check_backend(health.get("tag_name"), where)
+        warning = check_backend(tag, where, images=images, asserted=req.kfp_version)
     except SaeMergeError as exc:
-        raise BackendTooOld(str(exc)) from None
+        raise (BackendTooOld(str(exc)) if "is version" in str(exc) else exc) from None
     if warning:
         out(f"warning: {warning}")
     multi_user = bool(health.get("multi_user", False))
     if multi_user and not req.namespace:
         raise SaeMergeError(f"KFP at {where} is multi-user: give --namespace (your Kubeflow profile namespace)")
     return client, multi_user
+
+
+def preflight(kube: Any, req: SubmitRequest, options: CompileOptions, namespace: str) -> list[str]:
+    """With a kube context: what would keep the run's pods from starting. Refuses a missing S3
+    secret (every pod mounts it, ``optional=False``: they would wait in ContainerCreating);
+    returns a warning line when no node advertises the accelerator the GPU steps request (a
+    GPU node pool scaled to zero advertises none until the autoscaler adds a node).
+
+    Raises:
+        SaeMergeError: the secret does not exist in `namespace` (one line naming it).
+    """
+    from saemerge.pipeline.kube import nodes_with, secret_exists
+
+    warnings_ = []
+    if secret_exists(kube, namespace, options.s3_secret) is False:
+        raise SaeMergeError(
+            f"--s3-secret {options.s3_secret}: no such secret in namespace {namespace}; every step mounts it, so "
+            f"its pods would wait in ContainerCreating (create it: manifests/, or name another with --s3-secret)"
+        )
+    gpus = nodes_with(kube, options.gpu_resource)
+    if gpus == []:
+        warnings_.append(
+            f"warning: no node advertises {options.gpu_resource}, which the evaluate steps request: their pods stay "
+            "Pending until one does (install the device plugin, scale up a GPU pool, or give --gpu-resource)"
+        )
+    return warnings_
+
+
+class PendingWatch:
+    """For ``--wait``: the run's pods that have waited longer than :data:`PENDING_REPORT_S` to
+    start, each reported once (again when its reason changes), with the pod's reason read
+    through the Kubernetes API (:func:`saemerge.pipeline.kube.waiting_pods`)."""
+
+    def __init__(self, kube: Any, namespace: str, after: float | None = None):
+        self.kube, self.namespace = kube, namespace
+        self.after = PENDING_REPORT_S if after is None else after
+        self.said: dict[str, str] = {}
+
+    def poll(self, run_id: str) -> list[str]:
+        from saemerge.pipeline.kube import waiting_pods
+
+        lines = []
+        for pod in waiting_pods(self.kube, self.namespace, run_id) or []:
+            if pod.seconds >= self.after and self.said.get(pod.name) != pod.reason:
+                self.said[pod.name] = pod.reason
+                lines.append(f"  task {pod.task}: pod {pod.name} pending for {pod.seconds / 60:.0f} min: {pod.reason}")
+        return lines
 
 
 def find_pipeline(client, name: str, namespace: str | None) -> str | None:
@@ -405,6 +525,8 @@ def wait_for_run(
     timeout: float | None,
     out: Callable[[str], None] = print,
     progress: RunProgress | None = None,
+    pending: PendingWatch | None = None,
+    pending_after: float | None = None,
 ) -> str:
     """Poll the run until it ends, printing its and its tasks' state changes and, with
     `progress`, what the run's own records say it has done; return the final state.
@@ -418,6 +540,8 @@ def wait_for_run(
 
     start = time.monotonic()
     last_state, task_states, errors, tasks_gone = None, {}, 0, False
+    pending_since: dict[str, float] = {}  # without a kube context: tasks KFP shows as PENDING
+    pending_after = PENDING_REPORT_S if pending_after is None else pending_after
     while True:
         try:
             run = client.get_run(run_id)
@@ -438,6 +562,18 @@ def wait_for_run(
                 if task_states.get(name) != tstate:
                     task_states[name] = tstate
                     out(f"  task {name}: {tstate}")
+                if tstate != "PENDING":
+                    pending_since.pop(name, None)
+                elif pending is None and time.monotonic() - pending_since.setdefault(name, time.monotonic()) >= (
+                    pending_after
+                ):
+                    waited = time.monotonic() - pending_since[name]
+                    pending_since[name] = float("inf")  # said once
+                    out(
+                        f"  task {name}: pending for {waited / 60:.0f} min (no kube context here to read the pod's reason)"
+                    )
+            for line in pending.poll(run_id) if pending is not None else []:
+                out(line)
             if task_states and not tasks and not tasks_gone and state not in TERMINAL_STATES:
                 tasks_gone = True
                 out(
@@ -525,8 +661,15 @@ def submit(req: SubmitRequest, out: Callable[[str], None] = print) -> SubmitResu
         if req.dry_run:
             out(f"dry run: would submit version {result.version_name} with {json.dumps(params, sort_keys=True)}")
             return result
-        client, multi_user = connect(req, out)
+        from saemerge.pipeline.kube import kube_api
+
+        kube = kube_api(req.kube_context)
+        client, multi_user = connect(req, out, kube)
         where = req.host or "the current kube context"
+        pods_namespace = req.namespace if multi_user and req.namespace else req.kfp_namespace
+        if kube is not None:
+            for line in preflight(kube, req, options, pods_namespace):
+                out(line)
         with api_call("uploading the pipeline", where, result):
             result.pipeline_id, result.version_id, result.version_uploaded = ensure_version(
                 client, package, result.version_name, req.options.search, req.namespace if multi_user else None
@@ -573,6 +716,7 @@ def submit(req: SubmitRequest, out: Callable[[str], None] = print) -> SubmitResu
                 timeout=req.timeout,
                 out=out,
                 progress=run_progress(run_uri, req.options.steps, out),
+                pending=PendingWatch(kube, pods_namespace) if kube is not None else None,
             )
         except TimeoutError as exc:
             result.timed_out = True

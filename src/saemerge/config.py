@@ -212,8 +212,17 @@ class RunConfig:
     seed: int = _param(0, help="seeds sampling, pairing and DARE", minimum=0)
     merge_device: str = _param("cpu", help="device of the prune and merge steps (cpu, cuda, cuda:N)")
     eval_device: str = _param("auto", help="device of evaluation (auto: CUDA when present)")
-    eval_dtype: str = _param("auto", help="dtype of evaluation", choices=EVAL_DTYPES)
-    eval_batch_size: int = _param(16, help="evaluation batch size", minimum=1)
+    eval_dtype: str = _param(
+        "auto",
+        help="dtype of evaluation (auto: bfloat16 on a CUDA GPU that has it, else the checkpoint's; "
+        "float32 on CPU for half-precision checkpoints)",
+        choices=EVAL_DTYPES,
+    )
+    eval_batch_size: int = _param(
+        0,
+        help="evaluation batch size (0: 16 on CPU; on CUDA as large as the model and the GPU's memory allow)",
+        minimum=0,
+    )
     score_cache: str = _param(
         "",
         help="prefix of a score cache shared with other runs (a study's); empty: the run's own",

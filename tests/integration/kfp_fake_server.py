@@ -80,6 +80,7 @@ class FakeKfp:
         self.experiments: dict[str, dict] = {}
         self.runs: dict[str, dict] = {}
         self.recurring: dict[str, dict] = {}
+        self.packages: dict[str, bytes] = {}  # version id -> the pipeline YAML uploaded as it
         self._ids = itertools.count(1)
         self._polls: dict[str, int] = {}
         self._lock = threading.Lock()
@@ -196,9 +197,11 @@ class FakeKfp:
         return 200, version
 
     def _version(self, pid: str, name: str, package: bytes) -> dict:
+        version_id = self._id("ver")
+        self.packages[version_id] = package
         return {
             "pipeline_id": pid,
-            "pipeline_version_id": self._id("ver"),
+            "pipeline_version_id": version_id,
             "display_name": name,
             "package_bytes": len(package),
         }

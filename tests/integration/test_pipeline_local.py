@@ -79,8 +79,10 @@ def test_interrupted_run_resumes_and_finishes_without_rescoring(s3_env, micro_be
     tables_before = set(_stage_tables(run_uri))  # kept by the rerun, which writes its own beside them
     assert before
 
-    # 2. resume: finishes, prints the results table
-    done = subprocess.run(_run_args(workdir, bucket, "--resume", run_id), capture_output=True, text=True, timeout=1500)
+    # 2. resume with no flag but where the run is: search, steps, bench and parameters come from
+    # its run.json; finishes, prints the results table
+    resume = [sys.executable, "-m", "saemerge", "run", "--local", "--workdir", str(workdir), "--bucket", bucket]
+    done = subprocess.run([*resume, "--resume", run_id], capture_output=True, text=True, timeout=1500)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     for method in ("base", "expert:math", "expert:multilingual", "weight_average", "task_arithmetic", "ties", "sae"):
         assert f"\n{method} " in done.stdout

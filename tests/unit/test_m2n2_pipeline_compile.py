@@ -16,7 +16,10 @@ GPU_STEPS = ("evaluate", "final-evaluate")
 
 
 def _strip_version(text: str) -> str:
-    return re.sub(r"(?m)^sdkVersion: .*$", "", text)
+    """Without the kfp version and the code stamp (which follows every change of the step code)."""
+    from saemerge.pipeline.compile import mask_code_stamp
+
+    return mask_code_stamp(re.sub(r"(?m)^sdkVersion: .*$", "", text))
 
 
 def _base(executor: str) -> str:

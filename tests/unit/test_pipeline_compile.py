@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from saemerge.pipeline.common import CompileOptions
-from saemerge.pipeline.compile import GOLDEN, compile_pipeline
+from saemerge.pipeline.compile import GOLDEN, code_stamp, compile_pipeline
 from tests.support.s3secret import assert_s3_secret_mounted, secret_names
 
 GPU_STEPS = ("evaluate", "final-evaluate")
@@ -17,7 +17,10 @@ MERGE_STEPS = ("prune", "pair-and-merge")
 
 
 def _strip_version(text: str) -> str:
-    return re.sub(r"(?m)^sdkVersion: .*$", "", text)
+    """Without the kfp version and the code stamp (which follows every change of the step code)."""
+    from saemerge.pipeline.compile import mask_code_stamp
+
+    return mask_code_stamp(re.sub(r"(?m)^sdkVersion: .*$", "", text))
 
 
 @pytest.fixture(scope="module")
@@ -200,7 +203,7 @@ def test_cpu_steps_reserve_their_cache_volumes_disk(compiled):
 
 
 def test_other_cache_volumes_reserve_nothing_on_the_node(tmp_path):
-    for volume in ("ephemeral", "pvc:shared", "none"):
+    for volume in ("pvc:shared", "none"):
         spec, _ = _platform_of(tmp_path, cache_volume=volume)
         for name, executor in spec["deploymentSpec"]["executors"].items():
             acc = executor["container"]["resources"].get("accelerator", {})
@@ -330,16 +333,16 @@ def test_model_size_overrides_and_other_cache_volumes(tmp_path):
         tmp_path,
         model_size="tiny",
         resources=(("evaluate", "memory", "48Gi"), ("merge", "cpu_limit", "2"), ("small", "memory_limit", "none")),
-        cache_volume="ephemeral:fast-ssd",
     )
     execs = spec["deploymentSpec"]["executors"]
     assert execs["exec-evaluate"]["container"]["resources"]["resourceMemoryRequest"] == "48Gi"
     assert execs["exec-prune"]["container"]["resources"]["resourceCpuLimit"] == "2"
     assert execs["exec-prune"]["container"]["resources"]["resourceMemoryRequest"] == "3Gi"  # tiny: 2Gi + 0.2 GB
     assert "resourceMemoryLimit" not in execs["exec-report"]["container"]["resources"]
-    (vol,) = pexecs["exec-prune"]["genericEphemeralVolume"]
-    assert vol["mountPath"] == "/saemerge-cache" and vol["storageClassName"] == "fast-ssd"
-    assert vol["size"] == CompileOptions(model_size="tiny").step_resources("merge").storage
+    with pytest.raises(
+        ValueError, match="--cache-volume ephemeral:fast-ssd: a freshly provisioned volume is root-owned"
+    ):
+        CompileOptions(cache_volume="ephemeral:fast-ssd")
     _, pexecs = _platform_of(tmp_path, cache_volume="pvc:saemerge-models", resources=(("merge", "storage", "500Gi"),))
     (claim,) = pexecs["exec-prune"]["pvcMount"]
     assert claim["mountPath"] == "/saemerge-cache"
@@ -400,7 +403,7 @@ def test_each_step_ships_its_signature_and_one_call_into_the_image(compiled):
         name = args[args.index("--function_to_execute") + 1]
         body = _embedded_source(executor).split(") -> ", 1)[1].splitlines()[1:]
         assert [line for line in body if line.strip()] == [
-            f'    return __import__("saemerge.components.{name}", fromlist=["{name}"]).{name}(**locals())'
+            f'    return __import__("saemerge.components",fromlist=["run"]).run("{name}",locals(),"{code_stamp()}")'
         ], label
 
 

@@ -18,7 +18,10 @@ RETRIED = ("pso-particle", "pso-move")  # model-making steps (a pod may be lost)
 
 
 def _strip_version(text: str) -> str:
-    return re.sub(r"(?m)^sdkVersion: .*$", "", text)
+    """Without the kfp version and the code stamp (which follows every change of the step code)."""
+    from saemerge.pipeline.compile import mask_code_stamp
+
+    return mask_code_stamp(re.sub(r"(?m)^sdkVersion: .*$", "", text))
 
 
 def _base(executor: str) -> str:

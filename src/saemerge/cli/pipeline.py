@@ -33,7 +33,7 @@ def compile_options(args: argparse.Namespace, notice: bool = True):
 
     try:
         options = CompileOptions(
-            search=args.search,
+            search=args.search or "sae",
             steps=args.steps,
             cpu_image=args.cpu_image or os.environ.get("SAEMERGE_CPU_IMAGE") or defaults.cpu_image,
             gpu_image=args.gpu_image or os.environ.get("SAEMERGE_GPU_IMAGE") or defaults.gpu_image,
@@ -110,8 +110,8 @@ def add_compile_flags(p: argparse.ArgumentParser, search: bool = True) -> None:
     p.add_argument(
         "--cache-volume",
         metavar="SPEC",
-        help="the download cache's volume: emptydir (default; sizeLimit = storage), ephemeral[:STORAGECLASS] "
-        "(a per-pod PVC), pvc:NAME (an existing shared claim) or none",
+        help="the download cache's volume: emptydir (default; sizeLimit = storage), pvc:NAME (an existing "
+        "shared claim, writable by uid 1000 or gid 0) or none; ephemeral is refused (KFP sets no fsGroup)",
     )
     p.add_argument(
         "--gpu-merges",
@@ -147,20 +147,37 @@ def cmd_run(args: argparse.Namespace) -> int:
             params[key] = json.loads(value)
         except json.JSONDecodeError:
             params[key] = value
-    run_id = args.resume or args.run_id or time.strftime(f"{args.search}-%Y%m%d-%H%M%S")
-    run = LocalRun(
-        run_id=run_id,
-        workdir=Path(args.workdir),
-        bench_size=args.bench_size,
-        seed=args.seed,
-        bench_seed=args.bench_seed,
-        search=args.search,
-        steps=args.steps,
-        params=params,
-        resume=bool(args.resume),
-        bucket=args.bucket,
-        runner=args.runner,
-    )
+    # Flags given beside --resume are checked against the run's record (run.json), which
+    # gives everything else; without --resume the unset ones take their defaults.
+    flags = {"--search": args.search, "--steps": args.steps, "--seed": args.seed}
+    flags.update({"--bench-size": args.bench_size, "--bench-seed": args.bench_seed})
+    given = {flag: value for flag, value in flags.items() if value is not None}
+    if args.resume:
+        if args.run_id and args.run_id != args.resume:
+            raise SaeMergeError(f"--run-id {args.run_id}: --resume {args.resume} names the run; give one of them")
+        given.update({f"--param {key}": value for key, value in params.items()})
+        run = LocalRun(
+            run_id=args.resume,
+            workdir=Path(args.workdir),
+            resume=True,
+            bucket=args.bucket,
+            runner=args.runner,
+            given=given,
+        )
+    else:
+        search = args.search or "sae"
+        run = LocalRun(
+            run_id=args.run_id or time.strftime(f"{search}-%Y%m%d-%H%M%S"),
+            workdir=Path(args.workdir),
+            bench_size=args.bench_size or "tiny",
+            seed=0 if args.seed is None else args.seed,
+            bench_seed=args.bench_seed,
+            search=search,
+            steps=args.steps,
+            params=params,
+            bucket=args.bucket,
+            runner=args.runner,
+        )
     run_local(run)
     return 0
 
@@ -215,10 +232,16 @@ def register(sub) -> None:
     p = sub.add_parser("run", help="run the pipeline: --local runs it under kfp.local on the embedded S3 store")
     p.add_argument("--local", action="store_true", help="run here with kfp.local (the only mode of `run`)")
     p.add_argument("--run-id", help="name of the run (default sae-YYYYmmdd-HHMMSS)")
-    p.add_argument("--resume", metavar="RUN_ID", help="continue this run from its last complete generation")
+    p.add_argument(
+        "--resume",
+        metavar="RUN_ID",
+        help="continue this run with the settings its run.json records (search, steps, bench, every "
+        "parameter); a flag given beside it must agree with them",
+    )
     _add_search_flags(p)
-    p.add_argument("--bench-size", default="tiny", help="micro, tiny or small (default tiny)")
-    p.add_argument("--seed", type=int, default=0, help="the run's seed (sampling, pairing, DARE); default 0")
+    p.set_defaults(search=None)  # unset: sae for a new run, the record's on --resume
+    p.add_argument("--bench-size", help="micro, tiny or small (default tiny)")
+    p.add_argument("--seed", type=int, help="the run's seed (sampling, pairing, DARE); default 0")
     p.add_argument("--bench-seed", type=int, help="seed of the bench built and used (default: --seed)")
     p.add_argument("--workdir", default=".saemerge", help="local state: store data, bench cache, run logs")
     p.add_argument("--bucket", default="saemerge", help="S3 bucket of the run and the bench (default saemerge)")

@@ -11,7 +11,8 @@ With --json, stdout holds one JSON object and nothing else; progress goes to std
 Exit codes: 0 submitted (with --wait: succeeded), 1 the run failed or was canceled,
 2 bad input (nothing was sent), 3 --timeout passed while waiting, 4 the KFP API refused
 or failed a call (HTTP error, unreachable, bad token), 5 the KFP backend is older than the
-pipeline needs (2.14: saemerge.pipeline.backend). Errors are one line on stderr; with
+pipeline needs (2.14: saemerge.pipeline.backend; read from healthz, the images of its
+ml-pipeline Deployment with a kube context, or --kfp-version). Errors are one line on stderr; with
 --json, stdout then holds {"error": ..., "exit_code": ..., "http_status": ..., "submitted": ...}.
 """
 
@@ -55,12 +56,19 @@ def register(subparsers) -> None:
         help="without --param run_uri, each run writes under URI/<KFP run id> (env SAEMERGE_RUN_ROOT; "
         "default s3://saemerge/runs)",
     )
+    p.add_argument(
+        "--resume",
+        metavar="RUN",
+        help="submit a failed or preempted run again onto its own run_uri (RUN: its s3:// URI, or its id "
+        "under --run-root): search, steps and every parameter come from its run.json (S3 settings needed "
+        "here); finished models, scores and generations are read back, not redone",
+    )
     p.add_argument("--dry-run", action="store_true", help="compile and check the parameters; contact nothing")
     p.add_argument(
         "--json", action="store_true", help="print only a JSON summary (ids, state) on stdout; progress goes to stderr"
     )
     add_compile_flags(p)
-    p.set_defaults(func=cmd_submit)
+    p.set_defaults(func=cmd_submit, search=None)  # unset: sae, or the record's with --resume
 
 
 def add_cluster_flags(p: argparse.ArgumentParser, *, wait_help: str) -> None:
@@ -81,12 +89,28 @@ def add_cluster_flags(p: argparse.ArgumentParser, *, wait_help: str) -> None:
         help="Kubeflow profile namespace of the experiment and runs (env KFP_NAMESPACE; "
         "required on multi-user clusters)",
     )
+    p.add_argument(
+        "--kfp-version",
+        metavar="X.Y",
+        help="the KFP backend's version, where neither healthz (releases before 2.16 say 'unknown') nor the "
+        "ml-pipeline Deployment's image tags (read with a kube context) tell it",
+    )
+    p.add_argument(
+        "--kfp-namespace",
+        default="kubeflow",
+        help="namespace KFP is installed in, read with a kube context (default kubeflow)",
+    )
     p.add_argument("--wait", action="store_true", help=wait_help)
     p.add_argument("--timeout", type=float, metavar="SECONDS", help="with --wait: give up on a run after this long")
     p.add_argument("--poll-interval", type=float, default=30.0, metavar="SECONDS", help="with --wait (default 30)")
     p.add_argument("--service-account", help="Kubernetes service account of the runs' pods (default: the server's)")
     p.add_argument("--pipeline-root", help="s3://... for KFP's own artifacts (default: kfp-launcher's)")
-    p.add_argument("--no-cache", action="store_true", help="disable KFP's step cache for the runs")
+    p.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="KFP's step cache is off in every task by default (the run's own records make a re-run "
+        "free); the flag is kept for scripts that give it",
+    )
 
 
 def cluster_request(args: argparse.Namespace, **fields):
@@ -107,22 +131,33 @@ def cluster_request(args: argparse.Namespace, **fields):
         poll_interval=args.poll_interval,
         service_account=args.service_account,
         pipeline_root=args.pipeline_root,
-        enable_caching=False if args.no_cache else None,
+        enable_caching=False,  # always (see --no-cache); CompileOptions.caching documents why
         options=compile_options(args, notice=False),  # submit() warns once the parameters are checked
         dry_run=args.dry_run,
+        kfp_version=args.kfp_version,
+        kfp_namespace=args.kfp_namespace,
         **fields,
     )
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
-    from saemerge.pipeline.submit import SUCCEEDED, WaitTimeout, parse_param_args, submit
+    from saemerge.pipeline.submit import SUCCEEDED, WaitTimeout, parse_param_args, resumed_request, submit
 
     try:
+        params: dict = parse_param_args(args.param)
+        if args.resume:
+            if args.schedule:
+                raise SaeMergeError("--resume submits one run again; it cannot be combined with --schedule")
+            given = {f"--param {k}": v for k, v in params.items()}
+            given.update({f: v for f, v in (("--search", args.search), ("--steps", args.steps)) if v is not None})
+            config, params = resumed_request(args.resume, args.run_root, given)
+            args.search, args.steps = config.search, config.steps
+            args.run_name = args.run_name or f"resume-{config.run_uri.rsplit('/', 1)[-1]}"
         req = cluster_request(
             args,
             experiment=args.experiment,
             run_name=args.run_name,
-            params=parse_param_args(args.param),
+            params=params,
             schedule=args.schedule,
             wait=args.wait,
             run_root=args.run_root,

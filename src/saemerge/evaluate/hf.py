@@ -127,7 +127,25 @@ def _torch_dtype(dtype: str, reader: CheckpointReader, device: str) -> str:
     stored_dtype = stored.pop() if len(stored) == 1 else torch.float32
     if device == "cpu" and stored_dtype in (torch.float16, torch.bfloat16):
         return "float32"  # half-precision matmuls are slow (fp16: unsupported) on many CPUs
+    if device.startswith("cuda") and torch.cuda.is_bf16_supported():
+        return "bfloat16"  # the GPU's fast path; a run that needs another dtype names it (eval_dtype)
     return str(stored_dtype).removeprefix("torch.")
+
+
+def batch_size_for(batch_size: int | str, device: str, reader: CheckpointReader, dtype: str) -> int | str:
+    """The batch to evaluate with: as given, or for 0 (``eval_batch_size``'s default) the
+    device's: :data:`~saemerge.evaluate.device.CPU_BATCH` on the CPU, and on CUDA
+    :func:`~saemerge.evaluate.device.cuda_batch_size` of the model and the GPU's memory."""
+    from saemerge.evaluate.device import CPU_BATCH, cuda_batch_size
+
+    if batch_size != 0:
+        return batch_size
+    if not device.startswith("cuda"):
+        return CPU_BATCH
+    element = torch.empty((), dtype=getattr(torch, dtype)).element_size()
+    weights = sum(i.numel for i in reader.infos) * element
+    gpu = torch.cuda.get_device_properties(torch.device(device)).total_memory
+    return cuda_batch_size(reader.config, weights, gpu)
 
 
 class HFBackend:
@@ -135,9 +153,11 @@ class HFBackend:
 
     Args:
         device: ``cuda``, ``cuda:N``, ``cpu`` or ``auto`` (CUDA when present).
-        dtype: ``auto`` (the checkpoint's; float32 on CPU for half-precision checkpoints),
+        dtype: ``auto`` (bfloat16 on a CUDA GPU that has it, else the checkpoint's; float32 on
+            CPU for half-precision checkpoints),
             ``float32``, ``bfloat16`` or ``float16``.
-        batch_size: an int or ``"auto"`` (lm-eval probes the largest that fits).
+        batch_size: an int, 0 for the device's (:func:`batch_size_for`), or ``"auto"`` (lm-eval
+            probes the largest that fits).
         max_length: context length cap; default the model's.
     """
 
@@ -189,15 +209,18 @@ class HFBackend:
                 f"{model_dir}: vocabulary mismatch: the embedding has {rows} rows but the tokenizer has {len(tokenizer)} tokens"
             )
         dtype = _torch_dtype(self.dtype, reader, self.device)
+        batch = batch_size_for(self.batch_size, self.device, reader, dtype)
         if self.threads is None:
             self.threads = set_cpu_threads(self._probe)
-        log.info("loading %s on %s as %s (%d CPU threads)", model_dir, self.device, dtype, self.threads)
+        log.info(
+            "loading %s on %s as %s, batch %s (%d CPU threads)", model_dir, self.device, dtype, batch, self.threads
+        )
         return HFLM(
             pretrained=str(model_dir),
             tokenizer=tokenizer,
             device=self.device,
             dtype=dtype,
-            batch_size=self.batch_size,
+            batch_size=batch,
             max_length=self.max_length,
             trust_remote_code=False,
         )
