@@ -3,7 +3,7 @@
 Plots (PNG): fitness per generation (best and mean of the archive), the sparsity schedule
 with the archive's mean sparsity, sparsity against score for every individual scored, and the
 drift of the archive's best member: its optimisation score per task and its attribution to the
-experts (:mod:`saemerge.attribution`) per generation. Both reports carry a per-generation table
+experts (:mod:`saemerge.run.attribution`) per generation. Both reports carry a per-generation table
 (the archive's fitness and sparsity, the best member's per-task scores and attribution).
 Both the Markdown and the HTML report carry the plots inline (``data:`` URIs): the Kubeflow
 UI shows a Markdown artifact on its own and cannot load files next to it. The PNG files are
@@ -18,20 +18,23 @@ import io
 import json
 from collections.abc import Mapping, Sequence
 
-from saemerge import runlog, storage
-from saemerge.attribution import generation_bests
-from saemerge.compute import summarize, summary_lines
+from saemerge import storage
+from saemerge.run.attribution import generation_bests
+from saemerge.run.compute import summarize, summary_lines
+from saemerge.run.inspect import generation_metrics
+from saemerge.run.layout import RunLayout
+from saemerge.run.tables import read_table, table_to_rows, write_json
 
 PLOTS = ("fitness.png", "schedule.png", "sparsity_vs_score.png", "drift.png")
 
 
-def individuals(layout: runlog.RunLayout) -> list[dict]:
+def individuals(layout: RunLayout) -> list[dict]:
     """Every individual scored in the run (initial variants and offspring), with its generation."""
     rows = []
     for where in layout.stages():
         uri = layout.population(where, "offspring")
         if storage.exists(uri):
-            rows += [r for r in runlog.table_to_rows(runlog.read_table(uri)) if r.get("score") is not None]
+            rows += [r for r in table_to_rows(read_table(uri)) if r.get("score") is not None]
     return rows
 
 
@@ -215,7 +218,7 @@ def render(
     compute: Mapping | None = None,
     bests: Sequence[Mapping] = (),
 ) -> tuple[str, str]:
-    layout = runlog.RunLayout(run)
+    layout = RunLayout(run)
     cfg = layout.read_config() if storage.exists(layout.run_json) else {}
     title = f"{str(cfg.get('search', 'sae')).upper()} run report"
     gens = [m for m in metrics if m["generation"] >= 0]
@@ -302,12 +305,12 @@ def _html_table(results: Sequence[Mapping]) -> str:
 
 def write_report(run: str, results: Sequence[Mapping]) -> tuple[str, str]:
     """Write report.md, report.html, compute.json and the plots under RUN/final/; return (markdown, html)."""
-    layout = runlog.RunLayout(run)
-    metrics = runlog.generation_metrics(layout)
+    layout = RunLayout(run)
+    metrics = generation_metrics(layout)
     bests = generation_bests(layout) if storage.exists(layout.run_json) else []
     plots = make_plots(metrics, individuals(layout), bests)
     compute = summarize(layout)
-    runlog.write_json(layout.final("compute.json"), compute)
+    write_json(layout.final("compute.json"), compute)
     md, html_text = render(run, results, metrics, plots, compute, bests)
     for name, data in plots.items():
         storage.write_bytes(layout.final(name), data)

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from saemerge import storage
 from saemerge.errors import SaeMergeError
-from saemerge.runlog import RunLayout
+from saemerge.run.layout import RunLayout
 from saemerge.study.runner import (
     FAILED,
     PENDING,

@@ -42,7 +42,7 @@ RUNS_SCHEMA = pa.schema(
         ("run_uri", pa.string()),
         ("test_by_task", pa.string()),  # JSON {task: accuracy}
         ("opt_by_task", pa.string()),  # JSON {task: accuracy over the run's optimisation examples}
-        ("attribution", pa.string()),  # JSON: the row's model's attribution (saemerge.attribution)
+        ("attribution", pa.string()),  # JSON: the row's model's attribution (saemerge.run.attribution)
         ("model_uri", pa.string()),  # the row's model: the arm's pick, an expert, a one-shot merge
     ]
 )
