@@ -30,6 +30,8 @@ MOVED = {
     "saemerge.compute": "saemerge.run.compute",
     "saemerge.progress": "saemerge.run.progress",
     "saemerge.attribution": "saemerge.run.attribution",
+    "saemerge.objectstore": "saemerge.s3server.server",
+    "saemerge.storetls": "saemerge.s3server.tls",
 }
 
 

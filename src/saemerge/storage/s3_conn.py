@@ -201,7 +201,7 @@ def _find(exc: BaseException | None, types: type[_E] | tuple[type[_E], ...]) -> 
     return None
 
 
-STORE_DATA_VAR = "SAEMERGE_STORE_DATA"  # the embedded store's data directory (objectstore.Store.env)
+STORE_DATA_VAR = "SAEMERGE_STORE_DATA"  # the embedded store's data directory (saemerge.s3server.server.Store.env)
 STORE_MIN_FREE = 0.01  # SeaweedFS's volume servers take no writes with under 1 % of the disk free
 
 
