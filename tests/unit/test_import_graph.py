@@ -32,6 +32,7 @@ MOVED = {
     "saemerge.attribution": "saemerge.run.attribution",
     "saemerge.objectstore": "saemerge.s3server.server",
     "saemerge.storetls": "saemerge.s3server.tls",
+    "saemerge.report": "saemerge.reports.run",
 }
 
 
