@@ -216,9 +216,9 @@ def ceiling(layout, steps: list[tuple[Task, int, str, str, dict]], threads: int 
     import torch
 
     from saemerge import storage
-    from saemerge.cpus import EVAL_THREADS_ENV
     from saemerge.evaluate.evaluator import Evaluator
     from saemerge.steps.evaluation import read_sample
+    from saemerge.util.cpus import EVAL_THREADS_ENV
 
     if threads:  # as the steps had them
         os.environ[EVAL_THREADS_ENV] = os.environ["OMP_NUM_THREADS"] = str(threads)

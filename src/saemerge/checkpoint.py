@@ -33,8 +33,8 @@ from pathlib import Path
 
 import torch
 
-from saemerge import units
 from saemerge.errors import SaeMergeError
+from saemerge.util import units
 
 SINGLE_FILE = "model.safetensors"
 INDEX_FILE = "model.safetensors.index.json"
@@ -376,7 +376,7 @@ def plan_shards(infos: Sequence[TensorInfo], max_shard_bytes: int) -> list[list[
 def parse_size(text: str | int) -> int:
     """``--max-shard-size``: '500MB', '2GB', '1GiB' or a byte count -> bytes (at least 1).
 
-    KB/MB/GB are decimal, as transformers uses; see :func:`saemerge.units.parse_size`.
+    KB/MB/GB are decimal, as transformers uses; see :func:`saemerge.util.units.parse_size`.
     """
     return units.parse_size(text, what="--max-shard-size", minimum=1)
 

@@ -33,6 +33,9 @@ MOVED = {
     "saemerge.objectstore": "saemerge.s3server.server",
     "saemerge.storetls": "saemerge.s3server.tls",
     "saemerge.report": "saemerge.reports.run",
+    "saemerge.units": "saemerge.util.units",
+    "saemerge.cpus": "saemerge.util.cpus",
+    "saemerge.manifest": "saemerge.util.manifest",
 }
 
 
@@ -158,3 +161,11 @@ assert defined and all(getattr(old, n) is vars(new)[n] for n in defined), define
 assert old is new or old.__name__ == "saemerge.runlog"
 """
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def test_util_imports_nothing_of_saemerge_but_errors():
+    """util/ sits below every layer (storage and the cache both use its manifest)."""
+    graph = import_graph()
+    for name in graph:
+        if name.startswith("saemerge.util."):
+            assert graph[name] <= {"saemerge.errors"}, f"{name} imports {graph[name]}"
