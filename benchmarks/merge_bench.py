@@ -53,7 +53,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from saemerge.units import parse_size
+from saemerge.util.units import parse_size
 
 if TYPE_CHECKING:
     import torch  # annotations only: this launcher stays torch-free, its workers import torch

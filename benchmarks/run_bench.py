@@ -198,13 +198,14 @@ def evaluate_steps(tasks: list[Task]) -> list[tuple[Task, int, str, str]]:
 
 def fresh_work(layout, generation: int, stage: str) -> dict[str, set[tuple[str, str]]]:
     """{content_hash: {(task, example_id)}} the step evaluated itself (``fresh``)."""
-    from saemerge import runlog, storage
+    from saemerge import storage
+    from saemerge.run.tables import read_table
 
     uri = layout.scores(generation, stage)
     if not storage.exists(uri):
         return {}
     out: dict[str, set[tuple[str, str]]] = defaultdict(set)
-    for r in runlog.read_table(uri).select(["content_hash", "task", "example_id", "fresh"]).to_pylist():
+    for r in read_table(uri).select(["content_hash", "task", "example_id", "fresh"]).to_pylist():
         if r["fresh"]:
             out[r["content_hash"]].add((r["task"], r["example_id"]))
     return dict(out)
@@ -215,9 +216,9 @@ def ceiling(layout, steps: list[tuple[Task, int, str, str, dict]], threads: int 
     import torch
 
     from saemerge import storage
-    from saemerge.cpus import EVAL_THREADS_ENV
     from saemerge.evaluate.evaluator import Evaluator
     from saemerge.steps.evaluation import read_sample
+    from saemerge.util.cpus import EVAL_THREADS_ENV
 
     if threads:  # as the steps had them
         os.environ[EVAL_THREADS_ENV] = os.environ["OMP_NUM_THREADS"] = str(threads)
@@ -358,7 +359,7 @@ def runner_floors(repeats: int = 3) -> str:
 
 def report(run_dir: Path, workdir: Path, threads: int | None, with_ceiling: bool) -> None:
     from saemerge.cli.pipeline import local_store_if_needed
-    from saemerge.runlog import RunLayout
+    from saemerge.run.layout import RunLayout
 
     tasks = parse_kfp_log((run_dir / "kfp.log").read_text(errors="replace"))
     if not tasks:
@@ -589,7 +590,7 @@ def run_outcome(workdir: Path, run_dir: Path) -> list[str]:
     what two runs of the same configuration must share line for line."""
     from saemerge import storage
     from saemerge.cli.pipeline import local_store_if_needed
-    from saemerge.runlog import RunLayout
+    from saemerge.run.layout import RunLayout
 
     run_uri = json.loads((run_dir / "arguments.json").read_text())["run_uri"]
     with local_store_if_needed(run_uri, workdir / "store"):

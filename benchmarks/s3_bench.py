@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 from saemerge import storage
-from saemerge.objectstore import Store
+from saemerge.s3server.server import Store
 
 BUCKET = "bench"
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from importlib import import_module
 from pathlib import Path
 
+from saemerge.config import SEARCH_TABLE
 from saemerge.errors import unknown_name
 
 HERE = Path(__file__).parent
@@ -16,11 +17,19 @@ HERE = Path(__file__).parent
 
 @dataclass(frozen=True)
 class Search:
-    name: str
-    pipeline_name: str  # the pipeline's name in Kubeflow
-    default_steps: int  # generations (SAE, M2N2) or update steps (PSO)
+    name: str  # a key of saemerge.config.SEARCH_TABLE: its pipeline name and default steps are there
     module: str  # defines build_pipeline(options)
     summary: str
+
+    @property
+    def pipeline_name(self) -> str:
+        """The pipeline's name in Kubeflow."""
+        return SEARCH_TABLE[self.name].pipeline_name
+
+    @property
+    def default_steps(self) -> int:
+        """Generations (SAE, M2N2) or update steps (PSO) when none are given."""
+        return SEARCH_TABLE[self.name].default_steps
 
     @property
     def golden(self) -> Path:
@@ -35,23 +44,9 @@ class Search:
 SEARCHES = {
     s.name: s
     for s in [
-        Search(
-            "sae", "saemerge-sae", 12, "saemerge.pipeline.sae_pipeline", "Sparsity-Aware Evolution (arXiv 2602.08218)"
-        ),
-        Search(
-            "pso",
-            "saemerge-pso",
-            5,
-            "saemerge.pipeline.pso_pipeline",
-            "PSO-Merging (arXiv 2508.19839), SAE's main comparator",
-        ),
-        Search(
-            "m2n2",
-            "saemerge-m2n2",
-            12,
-            "saemerge.pipeline.m2n2_pipeline",
-            "M2N2: competition and attraction (Abrantes et al. 2025)",
-        ),
+        Search("sae", "saemerge.pipeline.sae_pipeline", "Sparsity-Aware Evolution (arXiv 2602.08218)"),
+        Search("pso", "saemerge.pipeline.pso_pipeline", "PSO-Merging (arXiv 2508.19839), SAE's main comparator"),
+        Search("m2n2", "saemerge.pipeline.m2n2_pipeline", "M2N2: competition and attraction (Abrantes et al. 2025)"),
     ]
 }
 

@@ -33,53 +33,25 @@ from pathlib import Path
 
 import torch
 
-from saemerge import units
-from saemerge.errors import SaeMergeError
-
-SINGLE_FILE = "model.safetensors"
-INDEX_FILE = "model.safetensors.index.json"
-PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
-# The side files an output takes from its source checkpoint: config, generation config,
-# tokenizer and chat template, and license notices (a derived model must carry them). An
-# allow-list, so no code (``*.py`` for trust_remote_code), pickle or model card travels.
-SIDE_FILES = frozenset(
-    {
-        "config.json",
-        "generation_config.json",
-        "tokenizer.json",
-        "tokenizer_config.json",
-        "special_tokens_map.json",
-        "added_tokens.json",
-        "tokenizer.model",
-        "spiece.model",
-        "sentencepiece.bpe.model",
-        "vocab.json",
-        "vocab.txt",
-        "merges.txt",
-        "chat_template.jinja",
-        "chat_template.json",
-        "LICENSE",
-        "LICENSE.txt",
-        "LICENSE.md",
-        "NOTICE",
-        "NOTICE.txt",
-        "USE_POLICY.md",
-    }
+from saemerge.checkpoint_format import (
+    DTYPE_NAMES,
+    INDEX_FILE,
+    MAX_HEADER_BYTES,
+    PICKLE_SUFFIXES,  # noqa: F401  (its old name here, for callers)
+    SIDE_FILES,
+    SINGLE_FILE,
+    decode_header,
+    header_length,
+    index_shards,
+    pickle_weights,
+    weight_files,
 )
+from saemerge.errors import SaeMergeError
+from saemerge.util import units
+
 DEFAULT_MAX_SHARD_BYTES = 2 * 1024**3
 
-_DTYPE_CODES = {
-    torch.float64: "F64",
-    torch.float32: "F32",
-    torch.float16: "F16",
-    torch.bfloat16: "BF16",
-    torch.int64: "I64",
-    torch.int32: "I32",
-    torch.int16: "I16",
-    torch.int8: "I8",
-    torch.uint8: "U8",
-    torch.bool: "BOOL",
-}
+_DTYPE_CODES = {getattr(torch, name): code for code, name in DTYPE_NAMES.items()}
 if hasattr(torch, "float8_e4m3fn"):
     _DTYPE_CODES[torch.float8_e4m3fn] = "F8_E4M3"
     _DTYPE_CODES[torch.float8_e5m2] = "F8_E5M2"
@@ -123,13 +95,10 @@ def _read_header(path: Path) -> tuple[dict, int]:
     """The safetensors header of `path` and where its data section starts."""
     try:
         with open(path, "rb") as f:
-            (n,) = struct.unpack("<Q", f.read(8))
-            if n > 100_000_000:
+            n = header_length(f.read(8))
+            if n > MAX_HEADER_BYTES:
                 raise ValueError("header too large")
-            header = json.loads(f.read(n))
-            if not isinstance(header, dict):
-                raise ValueError("header is not a JSON object")
-            return header, 8 + n
+            return decode_header(f.read(n)), 8 + n
     except (OSError, ValueError, struct.error) as exc:
         raise SaeMergeError(f"{path}: not a readable safetensors file ({exc})") from None
 
@@ -211,20 +180,18 @@ class CheckpointReader:
         index = self.path / INDEX_FILE
         if index.exists():
             try:
-                weight_map = json.loads(index.read_text())["weight_map"]
+                files = index_shards(json.loads(index.read_text()))
             except (ValueError, KeyError) as exc:
                 raise SaeMergeError(f"{index}: not a valid safetensors index ({exc})") from None
-            files = sorted(set(weight_map.values()))
             for f in files:
                 if not (self.path / f).is_file():
                     raise SaeMergeError(f"{self.path / f}: shard listed in {INDEX_FILE} is missing")
             return files
-        if (self.path / SINGLE_FILE).is_file():
-            return [SINGLE_FILE]
-        shards = sorted(p.name for p in self.path.glob("*.safetensors"))
+        top = [p.name for p in self.path.iterdir()]
+        shards = weight_files(top)
         if shards:
             return shards
-        pickles = sorted(p.name for p in self.path.iterdir() if p.suffix in PICKLE_SUFFIXES)
+        pickles = pickle_weights(top)
         if pickles:
             raise SaeMergeError(
                 f"{self.path / pickles[0]}: pickle weights are refused (unpickling can run arbitrary code); "
@@ -376,7 +343,7 @@ def plan_shards(infos: Sequence[TensorInfo], max_shard_bytes: int) -> list[list[
 def parse_size(text: str | int) -> int:
     """``--max-shard-size``: '500MB', '2GB', '1GiB' or a byte count -> bytes (at least 1).
 
-    KB/MB/GB are decimal, as transformers uses; see :func:`saemerge.units.parse_size`.
+    KB/MB/GB are decimal, as transformers uses; see :func:`saemerge.util.units.parse_size`.
     """
     return units.parse_size(text, what="--max-shard-size", minimum=1)
 

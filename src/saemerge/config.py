@@ -35,8 +35,28 @@ EVAL_DTYPES = ("auto", "float32", "bfloat16", "float16")
 # Which splits the optimisation sets draw from (SAE-SPEC §6): the paper's train + validation, or
 # validation alone (items no expert was fine-tuned on), or train alone. Never test.
 OPT_SPLITS = ("train,validation", "validation", "train")
-# The searches (DESIGN "Searches and studies"): SAE is the product, PSO and M2N2 its comparators (SAE-SPEC §7).
-SEARCHES = ("sae", "pso", "m2n2")
+
+
+@dataclass(frozen=True)
+class SearchInfo:
+    """What the run parameters know of a search; its pipeline is :mod:`saemerge.pipeline.searches`'s."""
+
+    name: str
+    pipeline_name: str  # the pipeline's name in Kubeflow
+    default_steps: int  # generations (SAE, M2N2) or update steps (PSO)
+
+
+# The searches (DESIGN "Searches and studies"): SAE is the product, PSO and M2N2 its comparators
+# (SAE-SPEC §7). The one table of their names, pipeline names and default step counts.
+SEARCH_TABLE = {
+    s.name: s
+    for s in (
+        SearchInfo("sae", "saemerge-sae", 12),
+        SearchInfo("pso", "saemerge-pso", 5),
+        SearchInfo("m2n2", "saemerge-m2n2", 12),
+    )
+}
+SEARCHES = tuple(SEARCH_TABLE)
 SAE, PSO, M2N2 = SEARCHES
 EVOLUTION = (SAE, M2N2)  # searches that start from SAE's initial archive (SAE-SPEC §7, M2N2)
 
@@ -271,8 +291,9 @@ class RunConfig:
         SAE, help="the search: SAE, or a comparator (fixed when compiled: `--search`)", choices=SEARCHES, pipeline=False
     )
     steps: int = _param(
-        12,
-        help="generations of SAE and M2N2, update steps of PSO (fixed when compiled: `--steps`; PSO's default is 5)",
+        SEARCH_TABLE[SAE].default_steps,
+        help="generations of SAE and M2N2, update steps of PSO (fixed when compiled: `--steps`; "
+        f"PSO's default is {SEARCH_TABLE[PSO].default_steps})",
         spec="§3.7, SAE-SPEC §7",
         minimum=1,
         pipeline=False,

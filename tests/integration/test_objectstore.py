@@ -15,7 +15,7 @@ import psutil
 import pytest
 
 from saemerge.errors import SaeMergeError
-from saemerge.objectstore import Store, find_weed, store_env
+from saemerge.s3server.server import Store, find_weed, store_env
 
 pytestmark = pytest.mark.integration
 
@@ -145,9 +145,15 @@ def test_cli_start_env_status_stop(tmp_path):
             for line in _cli("env", "--dir", d, "--readonly").stdout.splitlines()
         )
         assert ro["AWS_ACCESS_KEY_ID"] != exported["AWS_ACCESS_KEY_ID"]
+        # a detached store is found and reused (the local runner's way), its buckets ensured
+        attached = Store.attach_detached(d)
+        assert attached is not None and attached.pid == pid
+        attached.ensure_buckets(["runs", "more"])
+        assert attached.bucket_names() == ["more", "runs"]
     finally:
         stopped = _cli("stop", "--dir", d)
     assert stopped.returncode == 0, stopped.stderr
+    assert Store.attach_detached(d) is None  # stopped: nothing to attach to
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
     assert _cli("status", "--dir", d).returncode == 1
 
@@ -161,6 +167,8 @@ def test_second_server_on_one_directory_is_refused_and_attach_reuses(tmp_path):
     with Store(tmp_path / "s") as first:
         with pytest.raises(SaeMergeError, match="already runs under"):
             Store(tmp_path / "s").start()
+        assert Store.attach_detached(tmp_path / "s") is None  # owned by this process, not detached
+        assert Store.attach_detached(tmp_path / "none") is None  # nothing recorded there
         with Store.attach_or_start(tmp_path / "s", buckets=["extra"]) as again:
             assert (again.pid, again.endpoint, again.admin) == (first.pid, first.endpoint, first.admin)
         assert first.running()  # leaving the attached store's context does not stop it

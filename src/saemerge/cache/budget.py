@@ -27,7 +27,7 @@ from pathlib import Path
 
 from saemerge.cache.evict import evict
 from saemerge.cache.paths import objects_dir
-from saemerge.units import parse_size
+from saemerge.util.units import parse_size
 
 log = logging.getLogger(__name__)
 

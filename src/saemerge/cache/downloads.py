@@ -22,11 +22,11 @@ from collections.abc import Callable
 from contextlib import suppress
 from pathlib import Path
 
-from saemerge import manifest as mf
 from saemerge.cache import budget
 from saemerge.cache.paths import cache_root, entry_path, private_root, scratch_dir
 from saemerge.errors import SaeMergeError
-from saemerge.manifest import MANIFEST_NAME
+from saemerge.util import manifest as mf
+from saemerge.util.manifest import MANIFEST_NAME
 
 __all__ = ["adopt", "cache_root", "entry_dir", "fetch", "fetch_keyed", "private_root", "scratch_dir"]
 

@@ -60,7 +60,7 @@ def register(subparsers) -> None:
 
 def _info(args: argparse.Namespace) -> int:
     from saemerge.cache import usage
-    from saemerge.units import human
+    from saemerge.util.units import human
 
     u = usage(args.dir)
     now = time.time()
@@ -80,7 +80,7 @@ def _info(args: argparse.Namespace) -> int:
 def _prune(args: argparse.Namespace) -> int:
     from saemerge.cache import cache_root, evict
     from saemerge.errors import SaeMergeError
-    from saemerge.units import human, parse_size
+    from saemerge.util.units import human, parse_size
 
     max_bytes = parse_size(args.max_size, what="--max-size") if args.max_size is not None else None
     for flag, value in (("--min-idle", args.min_idle), ("--temp-idle", args.temp_idle)):

@@ -145,7 +145,7 @@ def _write_card(out, args: argparse.Namespace, summary: dict) -> None:
 
     Inputs are named by the URIs given on the command line (no identity is computed: that
     would read every input's files again)."""
-    from saemerge.runlog import member_id
+    from saemerge.run.layout import member_id
     from saemerge.steps.cards import CARD_NAME, render_card
 
     sae = args.method == "sae"

@@ -45,7 +45,7 @@ def register(subparsers) -> None:
 
 
 def _attached(directory: str):
-    from saemerge.objectstore import Store
+    from saemerge.s3server.server import Store
 
     try:
         return Store.attach(directory)
@@ -54,7 +54,7 @@ def _attached(directory: str):
 
 
 def _start(args: argparse.Namespace) -> int:
-    from saemerge.objectstore import Store
+    from saemerge.s3server.server import Store
 
     running = _attached(args.dir)
     if running is not None and running.running():
@@ -90,7 +90,7 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _env(args: argparse.Namespace) -> int:
-    from saemerge.objectstore import store_env
+    from saemerge.s3server.server import store_env
 
     for key, value in store_env(args.dir, readonly=args.readonly).items():
         print(f"export {key}={shlex.quote(value)}")

@@ -26,7 +26,7 @@ import torch
 from saemerge.core import sparsity as _sparsity
 from saemerge.core.sparsity import Moments, get_measure
 from saemerge.errors import SaeMergeError
-from saemerge.units import parse_size
+from saemerge.util.units import parse_size
 
 # 2 Mi entries: 8 MB per float32 block. The streamed merges hold up to ~8 block-sized float32
 # temporaries at a time (TIES, SAE), and the C heap keeps some freed blocks resident, so peak
@@ -54,7 +54,7 @@ def row_blocks(shape: tuple[int, ...], block_elems: int) -> list[tuple[int, int]
 def parse_block_size(text: str | int) -> int:
     """'4M', '512K', '1G' (binary multiples of entries) or a plain count -> entries (>= 1).
 
-    The spelling is :func:`saemerge.units.parse_size`'s.
+    The spelling is :func:`saemerge.util.units.parse_size`'s.
 
     Raises:
         ValueError: a message without the text, for the caller to prefix with its flag.

@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 
 import yaml
 
-from saemerge.runlog import member_id
+from saemerge.run.layout import member_id
 
 CARD_NAME = "README.md"
 TAGS = ("merge", "saemerge")
@@ -70,7 +70,7 @@ def render_card(
         run: the run's URI; None for a model made outside a run (``saemerge merge``).
         seed: the seed of the recipe or of the run.
         inputs: input identity -> URI, for the identities the recipe names.
-        lineage: lines of an indented tree back to the initial variants (``runlog.lineage``).
+        lineage: lines of an indented tree back to the initial variants (:func:`saemerge.run.inspect.lineage`).
     """
     inputs = inputs or {}
     tags = [*TAGS, *([t] if (t := _method_tag(record, recipe)) and t not in TAGS else [])]

@@ -6,7 +6,7 @@ takes or gives is copied into that object several times (the executor input sits
 task's pod spec patch, and the inputs and outputs of its Pod, Retry and DAG nodes are kept in
 the status). Lists of records there grow the object by kilobytes per task until it no longer
 fits in etcd (`saemerge compile` prints the estimate). So a step writes what it hands on to
-``RUN/<gen>/handoff/<name>-<digest>.parquet`` (:meth:`~saemerge.runlog.RunLayout.handoff`) and
+``RUN/<gen>/handoff/<name>-<digest>.parquet`` (:meth:`~saemerge.run.layout.RunLayout.handoff`) and
 passes the URI; the next step reads it. The digest is that of the content, as models are
 content-addressed: a retried step writes the same file again, and a URI names one content
 only, so KFP's step cache (keyed on input values) still sees a change upstream.
@@ -26,9 +26,9 @@ from typing import Any
 
 import pyarrow as pa
 
-from saemerge import runlog
 from saemerge.errors import SaeMergeError
-from saemerge.runlog import RunLayout
+from saemerge.run.layout import RunLayout
+from saemerge.run.tables import read_table, write_table
 
 SCHEMA = pa.schema([("id", pa.string()), ("doc", pa.string())])
 
@@ -41,7 +41,7 @@ def save(run_uri: str, generation: int | str, name: str, docs: Iterable[Mapping[
     digest = hashlib.sha256("\n".join(texts).encode()).hexdigest()[:12]
     uri = RunLayout(run_uri).handoff(generation, f"{name}-{digest}")
     table = pa.table({"id": [str(d.get("id", "")) for d in docs], "doc": texts}, schema=SCHEMA)
-    runlog.write_table(uri, table)
+    write_table(uri, table)
     return uri
 
 
@@ -62,7 +62,7 @@ def load(value: Any) -> list[dict]:
         if isinstance(item, Mapping):
             docs.append(dict(item))
         elif isinstance(item, str):
-            table = runlog.read_table(item)
+            table = read_table(item)
             if "doc" not in table.column_names:
                 raise SaeMergeError(f"{item}: not a handoff file (no 'doc' column)")
             docs += [json.loads(d) for d in table.column("doc").to_pylist()]

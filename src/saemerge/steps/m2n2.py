@@ -22,9 +22,10 @@ from contextlib import ExitStack
 
 import numpy as np
 
-from saemerge import runlog, storage
+from saemerge import storage
 from saemerge.core.m2n2 import compete, draw_mating, shared_fitness
-from saemerge.runlog import RunLayout, gen_name
+from saemerge.run.layout import RunLayout, gen_name
+from saemerge.run.tables import write_json
 from saemerge.steps.evaluation import ScoreCache, read_sample
 from saemerge.steps.records import find_recipe, input_identity, make_record, publish_model
 
@@ -167,7 +168,7 @@ def archive_update(
     otherwise it replaces the member with the lowest resource-shared fitness (over the archive
     plus the child) unless its own is strictly lower (the authors' argmin over archive + child:
     a tie lets the child in). Writes ``gen-XX/offspring.parquet``,
-    ``population.parquet`` and ``metrics.json`` (:data:`saemerge.runlog.GEN_METRICS` keys,
+    ``population.parquet`` and ``metrics.json`` (:data:`saemerge.run.tables.GEN_METRICS` keys,
     ``best.<task>`` and the resource-shared fitness of the new archive).
 
     Returns:
@@ -230,7 +231,7 @@ def archive_update(
         "mean_shared_fitness": float(shared.mean()),
         **{f"best.{task}": acc for task, acc in best["scores"].items()},
     }
-    runlog.write_json(layout.metrics(where), summary)
+    write_json(layout.metrics(where), summary)
     log.info(
         "generation %s: best fitness %.4f, %d/%d children accepted",
         where,

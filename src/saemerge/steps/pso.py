@@ -22,11 +22,12 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from saemerge import runlog, storage
+from saemerge import storage
 from saemerge.config import RunConfig, model_name
 from saemerge.core.pso import Scored, coefficients, initial_particles, update_bests
 from saemerge.errors import SaeMergeError
-from saemerge.runlog import RunLayout, gen_name
+from saemerge.run.layout import RunLayout, gen_name
+from saemerge.run.tables import write_json, write_table
 from saemerge.steps.population import start_run as start_run_record
 from saemerge.steps.records import find_recipe, input_identity, make_record, publish_model
 
@@ -293,7 +294,7 @@ def update_swarm(
         new_swarm.append(state)
     _record(run, step, new_swarm, improved, beaten)
     summary = _summary(step, new_swarm, improved)
-    runlog.write_json(RunLayout(run).metrics(where), summary)
+    write_json(RunLayout(run).metrics(where), summary)
     log.info(
         "PSO step %d (%s): gbest %s fitness %.4f; %d/%d personal bests improved",
         step,
@@ -354,11 +355,11 @@ def _record(run: str, step: int, swarm: Sequence[Mapping], improved: set[str], b
         }
         for s in swarm
     ]
-    runlog.write_table(layout.swarm(where), pa.Table.from_pylist(rows, schema=SWARM_SCHEMA))
+    write_table(layout.swarm(where), pa.Table.from_pylist(rows, schema=SWARM_SCHEMA))
 
 
 def _summary(step: int, swarm: Sequence[Mapping], improved: set[str]) -> dict:
-    """metrics.json: the keys of :data:`saemerge.runlog.GEN_METRICS` (s_t is 0: PSO has no schedule).
+    """metrics.json: the keys of :data:`saemerge.run.tables.GEN_METRICS` (s_t is 0: PSO has no schedule).
 
     Means are over particles: of their personal bests (mean_fitness, mean_sparsity) and of
     their new positions (mean_position_fitness).

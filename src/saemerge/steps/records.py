@@ -3,7 +3,7 @@
 A record is JSON-able: it crosses step boundaries in a handoff file, a small Parquet file
 passed by URI (:mod:`saemerge.steps.handoff`; never as a kfp parameter value, which Argo would
 copy into the Workflow several times), and lands as a row of ``population.parquet``
-(:data:`saemerge.runlog.POPULATION_SCHEMA`). Missing values are left out rather than None
+(:data:`saemerge.run.tables.POPULATION_SCHEMA`). Missing values are left out rather than None
 (:func:`without_none`): a handoff document keeps absent keys absent, and a reader tells "not
 set" by the key's absence. Models are published
 under ``RUN/models/<content-hash>/``, each with a model card (``README.md``,
@@ -32,9 +32,12 @@ import shutil
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from saemerge import runlog, storage
+from saemerge import storage
 from saemerge.core.archive import Member
-from saemerge.runlog import RunLayout
+from saemerge.run.inspect import all_individuals
+from saemerge.run.inspect import lineage as lineage_of
+from saemerge.run.layout import RunLayout, member_id
+from saemerge.run.tables import read_json, write_json
 from saemerge.steps.cards import CARD_NAME, render_card
 
 log = logging.getLogger(__name__)
@@ -58,7 +61,7 @@ def make_record(content_hash: str, uri: str, **fields) -> dict:
     record = {
         **RECORD_DEFAULTS,
         **fields,
-        "id": runlog.member_id(content_hash),
+        "id": member_id(content_hash),
         "content_hash": content_hash,
         "uri": uri,
     }
@@ -108,7 +111,7 @@ def record_inputs(run: str, recipe: Mapping) -> None:
         for ident in _identities(value):
             uri = RunLayout(run).input_record(ident)
             if not storage.exists(uri):
-                runlog.write_json(uri, _INPUTS[ident])
+                write_json(uri, _INPUTS[ident])
 
 
 def find_recipe(run: str, **recipe) -> tuple[str, dict | None]:
@@ -120,7 +123,7 @@ def find_recipe(run: str, **recipe) -> tuple[str, dict | None]:
     record_inputs(run, recipe)
     uri = RunLayout(run).recipe(key)
     if storage.exists(uri):
-        record = runlog.read_json(uri)
+        record = read_json(uri)
         if storage.exists(record["uri"]):
             log.info("reusing %s (recipe %s)", record["uri"], key[:12])
             return key, record
@@ -149,7 +152,7 @@ def publish_model(run: str, key: str, compute: Callable[[Path], dict], make: Cal
                     shutil.move(str(item), out / item.name)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    runlog.write_json(RunLayout(run).recipe(key), record)
+    write_json(RunLayout(run).recipe(key), record)
     return record
 
 
@@ -161,10 +164,10 @@ def write_card(model_dir: Path, run: str, record: Mapping, recipe: Mapping) -> N
     base = config.get("base_uri") or (_INPUTS[base_ident]["uri"] if base_ident in _INPUTS else None)
     lineage: list[str] = []
     if record.get("parents"):
-        people = runlog.all_individuals(layout)
+        people = all_individuals(layout)
         lineage = [f"{record['id']}  {record.get('origin', '')}"]
         for parent in record["parents"]:
-            lineage += ["  " + line for line in runlog.lineage(layout, parent, people)]
+            lineage += ["  " + line for line in lineage_of(layout, parent, people)]
     seed = recipe.get("seed", config.get("seed"))
     inputs = {ident: _INPUTS[ident]["uri"] for v in recipe.values() for ident in _identities(v)}
     text = render_card(
@@ -199,7 +202,7 @@ def describe_model(artifact, record: Mapping) -> None:
 
 def describe_best(artifact, run: str) -> dict:
     """Describe the search's best model (``final/best.json``) on a kfp Model artifact."""
-    best = runlog.read_json(RunLayout(run).final("best.json"))
+    best = read_json(RunLayout(run).final("best.json"))
     describe_model(artifact, best)
     for key in ("overall_score", "overall_fitness"):
         if best.get(key) is not None:

@@ -11,7 +11,7 @@ secret).
 A directory is published with :func:`local_output` (written into a temp dir, then files, then
 ``manifest.json`` last) and read with :func:`local_input` (manifest verified; S3 directories
 are downloaded once into a cache keyed by their files hash, ``$SAEMERGE_CACHE`` or
-``~/.cache/saemerge``: :mod:`saemerge.cache.downloads`). See :mod:`saemerge.manifest` for the
+``~/.cache/saemerge``: :mod:`saemerge.cache.downloads`). See :mod:`saemerge.util.manifest` for the
 manifest format. A *plain* directory (a user's HF checkpoint without a manifest) is read as
 well, and :func:`identify` names what identifies any directory: see
 :mod:`saemerge.storage.plain`. :func:`publish_dir` publishes a copy of a local directory
@@ -26,16 +26,16 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from saemerge import manifest as mf
 from saemerge.cache import budget
 from saemerge.cache.downloads import cache_root, scratch_dir
 from saemerge.errors import SaeMergeError
-from saemerge.manifest import MANIFEST_NAME
 from saemerge.storage.base import Backend
 from saemerge.storage.local import LocalBackend
 from saemerge.storage.s3 import S3Backend
 from saemerge.storage.s3_conn import s3_client, transfer_config
 from saemerge.storage.uri import Location, join, parse_uri
+from saemerge.util import manifest as mf
+from saemerge.util.manifest import MANIFEST_NAME
 
 __all__ = [
     "Backend",

@@ -8,12 +8,12 @@ import secrets
 import shutil
 from pathlib import Path
 
-from saemerge import manifest as mf
 from saemerge.cache.downloads import cache_root
 from saemerge.errors import SaeMergeError
-from saemerge.manifest import MANIFEST_NAME
 from saemerge.storage import plain
 from saemerge.storage.uri import Location
+from saemerge.util import manifest as mf
+from saemerge.util.manifest import MANIFEST_NAME
 
 log = logging.getLogger(__name__)
 

@@ -38,8 +38,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from saemerge import manifest as mf
 from saemerge.errors import SaeMergeError
+from saemerge.util import manifest as mf
 
 log = logging.getLogger(__name__)
 

@@ -15,13 +15,13 @@ import secrets
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from saemerge import manifest as mf
 from saemerge.cache import downloads
 from saemerge.errors import SaeMergeError
-from saemerge.manifest import MANIFEST_NAME
 from saemerge.storage import plain
 from saemerge.storage.s3_conn import MIB, conn, is_missing, s3_errors, store_disk_full, transfer_config
 from saemerge.storage.uri import Location
+from saemerge.util import manifest as mf
+from saemerge.util.manifest import MANIFEST_NAME
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ On a cluster the S3 secret is mounted as files, one per key, at :data:`S3_SECRET
 already set in the environment wins over its file, so a local run, the docker runner and a
 one-off override keep working as before.
 Transfer settings come from ``SAEMERGE_S3_MULTIPART_THRESHOLD`` / ``..._CHUNKSIZE`` (bytes, or
-with a unit such as 64M; see :func:`saemerge.units.parse_size`), ``SAEMERGE_S3_CONCURRENCY`` and
+with a unit such as 64M; see :func:`saemerge.util.units.parse_size`), ``SAEMERGE_S3_CONCURRENCY`` and
 ``SAEMERGE_S3_MAX_ATTEMPTS`` and ``SAEMERGE_S3_READ_TIMEOUT`` (seconds, default 120), read at
 each call. A request unanswered for 10 s is reported while it waits (:mod:`.s3_wait`). Transient errors (throttling, 5xx, dropped
 connections) are retried with botocore's standard backoff; permanent ones (403, missing bucket,
@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 
 from saemerge.errors import SaeMergeError
 from saemerge.storage.s3_wait import Waits
-from saemerge.units import parse_size
+from saemerge.util.units import parse_size
 
 MIB = 1 << 20
 # A client is cached per value of these, so a changed environment (tests, a second store)
@@ -201,7 +201,7 @@ def _find(exc: BaseException | None, types: type[_E] | tuple[type[_E], ...]) -> 
     return None
 
 
-STORE_DATA_VAR = "SAEMERGE_STORE_DATA"  # the embedded store's data directory (objectstore.Store.env)
+STORE_DATA_VAR = "SAEMERGE_STORE_DATA"  # the embedded store's data directory (saemerge.s3server.server.Store.env)
 STORE_MIN_FREE = 0.01  # SeaweedFS's volume servers take no writes with under 1 % of the disk free
 
 

@@ -1,9 +1,9 @@
 """Read a study's finished runs into the report's inputs, and publish the report under the study.
 
-Per finished run (``final/`` of each run, :class:`~saemerge.runlog.RunLayout`): the per-example
+Per finished run (``final/`` of each run, :class:`~saemerge.run.layout.RunLayout`): the per-example
 test scores of every method (``final/scores.parquet``), the search's optimisation-set score
 (``final/best.json``; per task from the run's score cache), its compute (``final/compute.json``)
-and the pick's attribution to the experts (:mod:`saemerge.attribution`, cached in the run). The search's row is named after
+and the pick's attribution to the experts (:mod:`saemerge.run.attribution`, cached in the run). The search's row is named after
 its arm. The other rows (base, experts, one-shot merges) are the same in every arm's run of a
 (bench seed, run seed): they are taken from one run each, and the experts and one-shot merges
 are attributed too (:func:`attribute_models`: once per model, not once per run).
@@ -26,9 +26,10 @@ from typing import Any
 
 import pyarrow as pa
 
-from saemerge import runlog, storage
+from saemerge import storage
 from saemerge.errors import SaeMergeError
-from saemerge.runlog import RunLayout
+from saemerge.run.layout import RunLayout, member_id
+from saemerge.run.tables import read_json, read_table
 from saemerge.steps.evaluation import read_sample
 from saemerge.study.runner import SUCCEEDED, StudyLayout, StudyRecord
 
@@ -93,9 +94,9 @@ def _opt_by_task(layout: RunLayout, best: dict) -> dict[str, float]:
 
 
 def _pick_attribution(layout: RunLayout) -> dict | None:
-    """The pick's attribution to the experts (:mod:`saemerge.attribution`); None (logged) when it
+    """The pick's attribution to the experts (:mod:`saemerge.run.attribution`); None (logged) when it
     cannot be computed (a model gone): the report still renders."""
-    from saemerge.attribution import pick_attribution
+    from saemerge.run.attribution import pick_attribution
 
     try:
         return pick_attribution(layout)
@@ -110,7 +111,7 @@ def _run_rows(state: dict, arm: str) -> tuple[list[dict], list[dict]]:
     results = layout.read_results()
     search = layout.read_config().get("search", "sae")
     clusters = _clusters(layout)
-    table = runlog.read_table(layout.final("scores.parquet")).select(["method", "task", "example_id", "correct"])
+    table = read_table(layout.final("scores.parquet")).select(["method", "task", "example_id", "correct"])
     sums: dict[tuple[str, str, str], list[float]] = defaultdict(list)
     for r in table.to_pylist():
         cluster = clusters.get((r["task"], r["example_id"]), r["example_id"])
@@ -127,8 +128,8 @@ def _run_rows(state: dict, arm: str) -> tuple[list[dict], list[dict]]:
         }
         for (method, task, cluster), v in sums.items()
     ]
-    compute = runlog.read_json(layout.final("compute.json")) if storage.exists(layout.final("compute.json")) else {}
-    best = runlog.read_json(layout.final("best.json")) if storage.exists(layout.final("best.json")) else {}
+    compute = read_json(layout.final("compute.json")) if storage.exists(layout.final("compute.json")) else {}
+    best = read_json(layout.final("best.json")) if storage.exists(layout.final("best.json")) else {}
     runs = []
     for row in results:
         mine = row["method"] == search
@@ -160,10 +161,10 @@ def attribute_models(runs: list[dict], arms: Collection[str]) -> None:
     A model is attributed once per call, by its identity and its run's base and experts: the
     weight average of a bench is the same model in every run of that bench (one pass over its
     tensors, not one per run seed), and each computation is kept in the run it came from
-    (:func:`saemerge.attribution.model_attribution`), so the next report reads it back. A
+    (:func:`saemerge.run.attribution.model_attribution`), so the next report reads it back. A
     model that cannot be read is logged and left without one: the report still renders.
     """
-    from saemerge.attribution import model_attribution
+    from saemerge.run.attribution import model_attribution
 
     done: dict[tuple[str, str, tuple[str, ...]], dict] = {}
     for row in runs:
@@ -171,10 +172,10 @@ def attribute_models(runs: list[dict], arms: Collection[str]) -> None:
             continue
         layout = RunLayout(row["run_uri"])
         try:
-            info = runlog.read_json(layout.run_json)
+            info = read_json(layout.run_json)
             key = (storage.identify(row["model_uri"])["identity"], str(info["base"]), tuple(info["experts"]))
             if key not in done:
-                record = {"id": runlog.member_id(key[0]), "content_hash": key[0], "uri": row["model_uri"]}
+                record = {"id": member_id(key[0]), "content_hash": key[0], "uri": row["model_uri"]}
                 done[key] = model_attribution(layout, record)
         except (SaeMergeError, KeyError) as exc:
             log.warning("%s: no attribution of %s (%s)", layout.root, row["method"], exc)

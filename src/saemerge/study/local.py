@@ -25,7 +25,7 @@ from pathlib import Path
 
 from saemerge import storage
 from saemerge.errors import SaeMergeError
-from saemerge.runlog import RunLayout
+from saemerge.run.layout import RunLayout
 from saemerge.study.runner import (
     FAILED,
     PENDING,
@@ -169,7 +169,7 @@ def child_environment(env: dict[str, str], parallel: int) -> dict[str, str]:
     fixed share of the cores for each evaluation (``SAEMERGE_EVAL_THREADS``; a value already
     set wins). A local run's evaluation otherwise takes the cores idle when it starts, and two
     runs starting evaluations at once would each see the other's cores idle."""
-    from saemerge.cpus import EVAL_THREADS_ENV, usable_cores
+    from saemerge.util.cpus import EVAL_THREADS_ENV, usable_cores
 
     env = dict(env)
     if parallel > 1:

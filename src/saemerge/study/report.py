@@ -8,9 +8,7 @@ inputs come from the study collector; nothing here reads S3 or run directories.
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 import json
 from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
@@ -20,6 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from saemerge.reports.images import data_uri, png_bytes
 from saemerge.study.stats import (
     MACRO,
     Interval,
@@ -42,7 +41,7 @@ RUNS_SCHEMA = pa.schema(
         ("run_uri", pa.string()),
         ("test_by_task", pa.string()),  # JSON {task: accuracy}
         ("opt_by_task", pa.string()),  # JSON {task: accuracy over the run's optimisation examples}
-        ("attribution", pa.string()),  # JSON: the row's model's attribution (saemerge.attribution)
+        ("attribution", pa.string()),  # JSON: the row's model's attribution (saemerge.run.attribution)
         ("model_uri", pa.string()),  # the row's model: the arm's pick, an expert, a one-shot merge
     ]
 )
@@ -301,12 +300,6 @@ def _reference_attribution(
 # Plots
 
 
-def _png(fig: Any) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    return buf.getvalue()
-
-
 def accuracy_plot(
     methods: Sequence[str], summary: Mapping[str, Mapping[str, Interval]], unit_macros: Mapping[str, Sequence[float]]
 ) -> bytes:
@@ -324,7 +317,7 @@ def accuracy_plot(
         ax.errorbar([x], [i.mean], yerr=[[i.mean - i.low], [i.high - i.mean]], fmt="o", color="C0", capsize=4)
     ax.set_xticks(range(len(methods)), methods, rotation=30, ha="right")
     ax.set(ylabel="macro test accuracy", title="Test accuracy: mean, 95 % interval, units (grey)")
-    png = _png(fig)
+    png = png_bytes(fig)
     plt.close(fig)
     return png
 
@@ -352,17 +345,13 @@ def paired_plot(reference: str, paired: Mapping[str, Mapping[str, PairedDiff]]) 
     ax.set(xlabel=f"{reference} − X (test accuracy)", title="Paired differences, 95 % bootstrap intervals")
     if tasks:
         ax.legend(fontsize="small")
-    png = _png(fig)
+    png = png_bytes(fig)
     plt.close(fig)
     return png
 
 
 # ---------------------------------------------------------------------------------------------
 # Rendering
-
-
-def data_uri(png: bytes) -> str:
-    return "data:image/png;base64," + base64.b64encode(png).decode()
 
 
 def to_markdown(title: str, header: Sequence[str], blocks: Sequence[Block]) -> str:

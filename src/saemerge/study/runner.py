@@ -22,9 +22,10 @@ from typing import Any
 
 import yaml
 
-from saemerge import runlog, storage
+from saemerge import storage
 from saemerge.errors import SaeMergeError
-from saemerge.runlog import RunLayout
+from saemerge.run.layout import RunLayout
+from saemerge.run.tables import read_json
 from saemerge.study.spec import Entry, StudySpec, parse_spec
 
 log = logging.getLogger(__name__)
@@ -99,7 +100,7 @@ def run_identity(spec: StudySpec, entry: Entry, bucket: str, *, local: bool = Fa
 def recorded_identity(run_uri: str) -> str | None:
     """The identity of a run from what its ``run.json`` says it ran (None: no readable record)."""
     try:
-        info = runlog.read_json(RunLayout(run_uri).run_json)
+        info = read_json(RunLayout(run_uri).run_json)
         return config_identity(info["config"], str(info.get("versions", {}).get("saemerge", "")))
     except (SaeMergeError, KeyError, TypeError, ValueError):
         return None
