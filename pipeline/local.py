@@ -244,22 +244,17 @@ class Phases:
 
 def ensure_store(workdir: Path, bucket: str):
     """Use the S3 endpoint in the environment, or start the embedded store. Returns it (or None)."""
-    from saemerge.objectstore import Store
+    from saemerge.s3server.server import Store
 
     if os.environ.get("AWS_ENDPOINT_URL") or os.environ.get("AWS_PROFILE"):
         log.info("using the S3 endpoint from the environment")
         storage.ensure_bucket(f"s3://{bucket}", create=True)
         return None
     root = workdir / "store"
-    try:
-        started = Store.attach(root)
-        detached = started.running() and json.loads((root / "state.json").read_text()).get("owner") is None
-    except (SaeMergeError, OSError, ValueError):
-        detached = False
-    if detached:  # `saemerge store start`: used, and left running
+    started = Store.attach_detached(root)
+    if started is not None:  # `saemerge store start`: used, and left running
         log.info("using the object store started with `saemerge store start` under %s", root)
-        started.buckets = (bucket,)
-        started._create_buckets()
+        started.ensure_buckets([bucket])
         os.environ.update(started.env())
         return None
     store = Store(root, buckets=[bucket]).start()

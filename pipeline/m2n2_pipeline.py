@@ -30,10 +30,10 @@ from saemerge.components.m2n2_crossover import m2n2_crossover
 from saemerge.components.m2n2_init import m2n2_init
 from saemerge.components.m2n2_select import m2n2_select
 from saemerge.components.m2n2_update import m2n2_update
-from saemerge.config import M2N2
+from saemerge.config import M2N2, SEARCH_TABLE
 from saemerge.pipeline.common import CompileOptions, SearchOutputs, Tasks, with_run_parameters
 
-PIPELINE_NAME = "saemerge-m2n2"
+PIPELINE_NAME = SEARCH_TABLE["m2n2"].pipeline_name
 DESCRIPTION = "M2N2 (competition and attraction, Abrantes et al. 2025): SAE's comparator, from SAE's initial archive."
 
 

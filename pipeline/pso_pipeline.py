@@ -29,12 +29,12 @@ from saemerge.components.pso_init import pso_init
 from saemerge.components.pso_move import pso_move
 from saemerge.components.pso_particle import pso_particle
 from saemerge.components.pso_update import pso_update
-from saemerge.config import PSO
+from saemerge.config import PSO, SEARCH_TABLE
 from saemerge.pipeline.common import CompileOptions, SearchOutputs, Tasks, with_run_parameters
 
 __all__ = ["PIPELINE_NAME", "build_pipeline"]
 
-PIPELINE_NAME = "saemerge-pso"
+PIPELINE_NAME = SEARCH_TABLE["pso"].pipeline_name
 DESCRIPTION = "PSO-Merging of LLM experts (arXiv 2508.19839), SAE's comparator."
 GAMMA = 0.0  # PSO's fitness is the macro accuracy on the optimisation set (SAE-SPEC §7)
 PsoState = NamedTuple("PsoState", [("swarm", List[str]), ("gbest", List[str])])  # noqa: UP014

@@ -45,12 +45,12 @@ from saemerge.components.evaluate import evaluate
 from saemerge.components.init_population import init_population
 from saemerge.components.pair_and_merge import pair_and_merge
 from saemerge.components.schedule_step import schedule_step
-from saemerge.config import SAE
+from saemerge.config import SAE, SEARCH_TABLE
 from saemerge.pipeline.common import S3_SECRET_KEYS, CompileOptions, SearchOutputs, Tasks, with_run_parameters
 
 __all__ = ["PIPELINE_NAME", "S3_SECRET_KEYS", "CompileOptions", "build_pipeline"]
 
-PIPELINE_NAME = "saemerge-sae"
+PIPELINE_NAME = SEARCH_TABLE["sae"].pipeline_name
 DESCRIPTION = "Sparsity-Aware Evolution for merging LLM experts (arXiv 2602.08218)."
 
 
