@@ -199,12 +199,17 @@ def _check_function(spec: TaskSpec, fn: _Function, keys: tuple[str, ...], where:
             f"{where}: {kind}{key}: !function {fn.spec} resolves outside lm-eval's tasks and saemerge's "
             "task functions; allowed only with the run parameter allow_task_code"
         )
-    found = importlib.util.find_spec(mod) if mod else None
-    origin = Path(found.origin) if found is not None and found.origin else None
-    if origin is not None and origin.is_file():
-        scan.files[origin] = scan.code[origin] = _sha(origin)
-    else:
+    try:
+        found = importlib.util.find_spec(mod) if mod else None
+    except (ImportError, ValueError):
+        found = None
+    if found is None:
         raise SaeMergeError(f"{where}: !function {fn.spec}: no module {mod!r}")
+    origin = Path(found.origin) if found.origin and Path(found.origin).is_file() else None
+    if origin is not None:
+        scan.files[origin] = scan.code[origin] = _sha(origin)
+    else:  # a built-in module: no file to hash; its name and the interpreter identify it
+        scan.code[Path(f"<module {found.name}>")] = hashlib.sha256(found.name.encode()).hexdigest()
 
 
 def check_task_safety(taskset: TaskSet, *, allow_code: bool = False) -> dict[str, dict[str, str]]:
