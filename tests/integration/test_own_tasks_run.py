@@ -1,6 +1,5 @@
 """A user's task directory, published to the embedded store, used by a micro SAE run end to end."""
 
-import json
 import os
 import shutil
 import subprocess
@@ -66,11 +65,11 @@ def test_a_micro_sae_run_on_an_uploaded_task_directory(s3_env, micro_bench, tmp_
     for record in gen0:  # fitness: the weighted mean (2:1) plus gamma * rho
         s = record["scores"]
         assert record["score"] == pytest.approx((2 * s["my_math"] + s["saebench_multilingual"]) / 3)
-    results = runlog.read_table(f"{run_uri}/final/results.parquet").to_pylist()
-    assert {m for r in results for m in json.loads(r["scores"]) if isinstance(r["scores"], str)} <= {
-        "my_math",
-        "saebench_multilingual",
-    }
+    results = RunLayout(run_uri).read_results()
+    assert {r["method"] for r in results} >= {"base", "sae"}
+    for r in results:  # the results table's macro is the same weighted mean
+        assert set(r["scores"]) == {"my_math", "saebench_multilingual"}
+        assert r["macro"] == pytest.approx((2 * r["scores"]["my_math"] + r["scores"]["saebench_multilingual"]) / 3)
     scores = runlog.read_table(f"{run_uri}/final/scores.parquet")
     assert "score" in scores.column_names and set(scores.column("task").to_pylist()) == {
         "my_math",
