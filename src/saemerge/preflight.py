@@ -190,7 +190,7 @@ def _few_rows(src: _Source, tasks: TaskSet, opt_splits: Sequence[str]) -> tuple[
         rel = f"{prefix}{spec.data}/{split}.jsonl"
         if split is None or rel not in src.files:
             return []
-        out = []
+        out: list[dict] = []
         for lineno, line in enumerate(src.lines(rel), 1):
             if line.strip():
                 row = parse_record(line, src.where(rel), lineno)

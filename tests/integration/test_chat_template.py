@@ -39,7 +39,9 @@ def test_saemerge_evaluate_with_the_chat_template_equals_lm_evals_cli(smollm2, t
     inc.mkdir()
     files = {"train": str(sample), "test": str(sample)}
     cfg = {"include": str(installed_tasks()["gsm8k"]), "task": "gsm8k_local", "dataset_path": "json"}
-    (inc / "gsm8k_local.yaml").write_text(json.dumps({**cfg, "dataset_name": None, "dataset_kwargs": {"data_files": files}}))
+    (inc / "gsm8k_local.yaml").write_text(
+        json.dumps({**cfg, "dataset_name": None, "dataset_kwargs": {"data_files": files}})
+    )
     out = tmp_path / "cli"
     cmd = [sys.executable, "-m", "lm_eval", "--model", "hf", "--model_args", f"pretrained={model},dtype=float32"]
     cmd += ["--tasks", "gsm8k_local", "--include_path", str(inc), "--num_fewshot", "0", "--batch_size", "1"]

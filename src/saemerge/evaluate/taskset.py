@@ -46,8 +46,8 @@ SOURCES = ("shipped", "lm_eval", "user")
 # saemerge's own per-value overrides a sidecar may name for split_by (no code from the sidecar)
 SPLIT_OVERRIDES = ("mmlu_prox_language",)
 _LIST_KEYS = ("pool_splits", "shot_match", "required")
-_STR_KEYS = ("data", "stratify", "split_by", "split_tasks", "split_overrides", "shot_split", "shot_order")
-_STR_KEYS += ("metric", "filter")
+_STR_KEYS: tuple[str, ...] = ("data", "stratify", "split_by", "split_tasks", "split_overrides", "shot_split")
+_STR_KEYS += ("shot_order", "metric", "filter")
 SIDECAR_KEYS = (*_STR_KEYS, *_LIST_KEYS, "shots", "weight")
 
 
@@ -138,7 +138,7 @@ def default_metric(yaml_path: Path | None, split_tasks: str | None) -> tuple[str
     metrics = cfg.get("metric_list") or []
     metric = metrics[0].get("metric") if metrics and isinstance(metrics[0], dict) else None
     if not isinstance(metric, str):
-        metric = {"multiple_choice": "acc", "loglikelihood": "acc"}.get(cfg.get("output_type"), "exact_match")
+        metric = {"multiple_choice": "acc", "loglikelihood": "acc"}.get(str(cfg.get("output_type")), "exact_match")
     filters = cfg.get("filter_list") or []
     filt = filters[0].get("name", "none") if filters and isinstance(filters[0], dict) else "none"
     return metric, str(filt)
@@ -343,7 +343,7 @@ def read_chat(root: Path) -> dict[str, Any]:
     if not path.is_file():
         return dict(NO_CHAT)
     values = _load_mapping(path)
-    out = dict(NO_CHAT)
+    out: dict[str, Any] = dict(NO_CHAT)
     for key, value in values.items():
         if key not in CHAT_KEYS:
             raise unknown_name(f"setting in {path}:", str(key), CHAT_KEYS)
@@ -381,6 +381,7 @@ def parse_tasks(tasks: Iterable[str | TaskSpec] | str | TaskSet) -> list[TaskSpe
     if isinstance(tasks, str):
         return list(resolve_tasks(tasks).specs)
     items = list(tasks)
-    if items and all(isinstance(t, TaskSpec) for t in items):
-        return list({t.name: t for t in items}.values())  # type: ignore[union-attr]
+    specs = [t for t in items if isinstance(t, TaskSpec)]
+    if items and len(specs) == len(items):
+        return list({t.name: t for t in specs}.values())
     return list(resolve_tasks([str(t) for t in items]).specs)

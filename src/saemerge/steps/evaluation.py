@@ -83,7 +83,7 @@ class _WarmEvaluator:
     def __init__(self, run: str | None = None, **kwargs):
         self.run = run
         self.kwargs = kwargs
-        self._evaluator = None
+        self._evaluator: Scorer | None = None
         self._tasks: tuple[str, ...] = ()
         self._finalizer: weakref.finalize | None = None
 
@@ -111,8 +111,10 @@ class _WarmEvaluator:
             self._evaluator = evaluator
             self._tasks = tuple(tasks)
             self._finalizer = weakref.finalize(self, stack.close)
+        scorer = self._evaluator
+        assert scorer is not None, "opened above"
         try:
-            yield self._evaluator
+            yield scorer
         except BaseException:
             self.close()
             raise
