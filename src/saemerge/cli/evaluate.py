@@ -51,9 +51,14 @@ def register(subparsers) -> None:
     p.add_argument(
         "--tasks-dir", metavar="DIR", help="a task directory (lm-eval YAMLs + sidecars), local or s3:// (published)"
     )
-    p.add_argument("--apply-chat-template", action="store_true", help="render prompts with the model's chat template")
+    # default None: the task directory's saemerge.yaml decides (docs/own-tasks.md)
+    p.add_argument(
+        "--apply-chat-template", action="store_true", default=None, help="render prompts with the model's chat template"
+    )
     p.add_argument("--system-instruction", help="a system message before each prompt")
-    p.add_argument("--fewshot-as-multiturn", action="store_true", help="shots as chat turns (with the chat template)")
+    p.add_argument(
+        "--fewshot-as-multiturn", action="store_true", default=None, help="shots as chat turns (with the chat template)"
+    )
     p.add_argument(
         "--allow-task-code", action="store_true", help="let the task directory's Python (!function, .py files) run"
     )
