@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -147,14 +148,42 @@ def default_metric(yaml_path: Path | None, split_tasks: str | None) -> tuple[str
 # -- the installed lm-eval's tasks --------------------------------------------------------------
 @functools.cache
 def installed_tasks() -> dict[str, Path]:
-    """Task name -> YAML of every task the installed lm-eval ships (indexed once per process, ~10 s)."""
+    """Task name -> YAML of every task the installed lm-eval ships.
+
+    lm-eval's index of its ~13k YAMLs takes about 10 s; it is kept once per process and, across
+    processes (every evaluate step is one), in the download cache, keyed by lm-eval's version and
+    install path (an entry whose file is gone rebuilds it).
+    """
+    import hashlib
+    import json
+    from importlib.metadata import version
+
+    from saemerge.cache.downloads import cache_root
+
+    root = _lm_eval_tasks_dir()
+    key = hashlib.sha256(f"{version('lm_eval')}:{root}".encode()).hexdigest()[:16]
+    path = cache_root() / "lm-eval-index" / f"{key}.json"
+    try:
+        index = {n: Path(p) for n, p in json.loads(path.read_text()).items()}
+        if index and all(p.is_file() for p in list(index.values())[:50]):
+            return index
+    except (OSError, ValueError, AttributeError):
+        pass
     from lm_eval.tasks import TaskManager
 
     from saemerge.evaluate.evaluator import quiet_lm_eval
 
     quiet_lm_eval()
-    index = TaskManager(include_defaults=True).task_index
-    return {n: Path(e.yaml_path) for n, e in index.items() if e.yaml_path and str(e.kind).endswith("TASK")}
+    entries = TaskManager(include_defaults=True).task_index
+    index = {n: Path(e.yaml_path) for n, e in entries.items() if e.yaml_path and str(e.kind).endswith("TASK")}
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({n: str(p) for n, p in index.items()}))
+        tmp.replace(path)
+    except OSError:
+        log.debug("could not cache lm-eval's task index at %s", path)
+    return index
 
 
 def _yaml_tasks(root: Path) -> dict[str, list[Path]]:
