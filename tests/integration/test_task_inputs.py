@@ -221,3 +221,43 @@ def test_the_evaluator_identity_changes_with_each_input_and_only_then(task_dir, 
     real = importlib.metadata.version
     monkeypatch.setattr(importlib.metadata, "version", lambda d: "9.9.9" if d == "lm_eval" else real(d))
     assert ident() != first
+
+
+# -- the run's first step -----------------------------------------------------------------------------
+def test_the_first_step_refuses_bad_tasks_and_writes_nothing(tiny_family, task_dir, data, tmp_path):
+    from saemerge import storage
+    from saemerge.config import RunConfig
+    from saemerge.runlog import RunLayout
+    from saemerge.steps.population import start_run
+
+    params = {
+        "run_uri": str(tmp_path / "run"),
+        "experts": [str(tiny_family["expert0"]), str(tiny_family["expert1"])],
+        "base_uri": str(tiny_family["base"]),
+        "data_uri": str(data),
+        "opt_sizes": {"my_math": 3, "arc_easy": 2},
+        "test_sizes": {"my_math": 3, "arc_easy": 2},
+        "tasks_uri": str(task_dir),
+    }
+    for bad, message in (
+        ({"opt_sizes": {"my_mth": 3}, "test_sizes": {"my_mth": 3}}, "unknown task 'my_mth'; did you mean 'my_math'"),
+        ({"opt_sizes": {"my_math": 30, "arc_easy": 2}}, "task my_math asks for 30 optimisation examples"),
+    ):
+        with pytest.raises(SaeMergeError, match=message):
+            start_run(RunConfig.from_params({**params, **bad}))
+        assert not storage.exists(RunLayout(params["run_uri"]).run_json)
+    write_sidecar(task_dir, "my_math", data="gsm8k", pool_splits=["train"], metric="acc", filter="first")
+    with pytest.raises(SaeMergeError, match="unknown metric in task my_math"):
+        start_run(RunConfig.from_params(params))
+    assert not (tmp_path / "run").exists() or not any((tmp_path / "run").iterdir())
+
+    write_sidecar(task_dir, "my_math", data="gsm8k", pool_splits=["train"], metric="exact_match", filter="first")
+    start_run(RunConfig.from_params(params))
+    info = RunLayout(params["run_uri"]).read_config()
+    assert info["tasks_uri"] == str(task_dir) and info["task_code"] is False
+    import json
+
+    recorded = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert recorded["tasks"]["arc_easy"]["source"] == "lm_eval" and recorded["tasks"]["my_math"]["weight"] == 1.0
+    assert recorded["chat"]["apply_chat_template"] is False and recorded["task_code"] == {}
+    assert recorded["evaluator_identity"] == cache_identity(recorded["config"])
