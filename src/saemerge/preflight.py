@@ -51,10 +51,15 @@ import struct
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import PurePosixPath
+from typing import TYPE_CHECKING
 
 from saemerge import manifest as mf
 from saemerge import storage
 from saemerge.errors import SaeMergeError
+
+if TYPE_CHECKING:
+    from saemerge.config import RunConfig
+    from saemerge.evaluate.taskset import TaskSet
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +97,7 @@ def check_inputs(
     opt_sizes: Mapping[str, int],
     test_sizes: Mapping[str, int],
     opt_splits: Sequence[str] | None = None,
+    tasks: TaskSet | None = None,
 ) -> None:
     """Refuse a run whose inputs cannot work, in seconds, before any heavy step.
 
@@ -103,6 +109,7 @@ def check_inputs(
         test_sizes: held-out test examples per task.
         opt_splits: the splits optimisation sets draw from (default: every pool split); a pool
             smaller than one generation's sample is refused.
+        tasks: the run's task set (default: the shipped and installed lm-eval tasks named by the sizes).
 
     Raises:
         SaeMergeError: one line naming the input and what is wrong (see the module doc).
@@ -114,7 +121,91 @@ def check_inputs(
         _check_no_code(model)
     _check_same_tensors([(m.label, _tensors(m)) for m in models])
     _check_tokenizers(models)
-    _check_data(_Source.open(data_uri, "data_uri"), opt_sizes, test_sizes, opt_splits)
+    if tasks is None:
+        from saemerge.evaluate.taskset import resolve_tasks
+
+        tasks = resolve_tasks([*opt_sizes, *test_sizes])
+    _check_data(_Source.open(data_uri, "data_uri"), opt_sizes, test_sizes, opt_splits, tasks)
+
+
+def check_run_tasks(config: RunConfig) -> dict:
+    """Preflight of a whole run: its task set, its inputs, and every task built without a model.
+
+    The task set is resolved (``tasks_uri`` fetched), checked for code
+    (:func:`saemerge.evaluate.tasksafety.check_task_safety`), the inputs checked
+    (:func:`check_inputs`), and each task built on a few rows of every split the run reads
+    (:mod:`saemerge.evaluate.taskcheck`). Nothing is written.
+
+    Returns:
+        What ``run.json`` records of the tasks: ``tasks`` (each task's source and sidecar values,
+        weights included), ``chat`` (the chat settings), ``task_code`` (code files the opt-in
+        lets run, with their sha256),
+        ``evaluator_identity`` and ``lm_eval`` (its version).
+
+    Raises:
+        SaeMergeError: one line naming the input, the task and its file.
+    """
+    from importlib.metadata import version
+
+    from saemerge.evaluate.taskcheck import build_tasks
+    from saemerge.evaluate.tasksafety import check_task_safety
+    from saemerge.steps.evaluation import cache_identity
+    from saemerge.steps.settings import run_tasks
+
+    with run_tasks(config) as tasks:
+        code = check_task_safety(tasks, allow_code=config.task_code)
+        check_inputs(
+            config.experts,
+            config.base_uri,
+            config.data_uri,
+            config.opt_sizes,
+            config.test_sizes,
+            config.splits,
+            tasks=tasks,
+        )
+        build_tasks(tasks, *_few_rows(_Source.open(config.data_uri, "data_uri"), tasks, config.splits))
+        identity = cache_identity(config.to_json(), tasks)
+        return {
+            "tasks": tasks.record(),
+            "chat": dict(tasks.chat),
+            "task_code": code,
+            "evaluator_identity": identity,
+            "lm_eval": version("lm_eval"),
+        }
+
+
+# rows of each split a run reads that preflight builds the tasks on
+FEW_ROWS = 3
+
+
+def _few_rows(src: _Source, tasks: TaskSet, opt_splits: Sequence[str]) -> tuple[dict, dict]:
+    """The first rows of each split the run reads, per task (ids filled as the sampler fills them),
+    and the first rows of its shot split."""
+    from saemerge.evaluate.taskspec import parse_record
+
+    tops = {f.split("/", 1)[0] for f in src.files if "/" in f}
+    prefix = "data/" if "data" in tops and not any(d in tops for d in tasks.data_dirs) else ""
+
+    def first(spec, split: str | None) -> list[dict]:
+        rel = f"{prefix}{spec.data}/{split}.jsonl"
+        if split is None or rel not in src.files:
+            return []
+        out: list[dict] = []
+        for lineno, line in enumerate(src.lines(rel), 1):
+            if line.strip():
+                row = parse_record(line, src.where(rel), lineno)
+                row.setdefault("id", f"{spec.name}-{split}-{len(out)}")
+                out.append(row)
+                if len(out) == FEW_ROWS:
+                    break
+        return out
+
+    rows, shots = {}, {}
+    for spec in tasks:
+        splits = [s for s in spec.pool_splits if s in opt_splits] + ["test"]
+        rows[spec.name] = [r for s in splits for r in first(spec, s)]
+        shots[spec.name] = first(spec, spec.shot_split) if spec.shots else []
+    return rows, shots
 
 
 def check_merge_device(merge_device: str) -> None:
@@ -471,15 +562,14 @@ def _check_data(
     src: _Source,
     opt_sizes: Mapping[str, int],
     test_sizes: Mapping[str, int],
-    opt_splits: Sequence[str] | None = None,
+    opt_splits: Sequence[str] | None,
+    tasks: TaskSet,
 ) -> None:
-    from saemerge.evaluate.taskspec import TASKS, get_task
-
     # resolve_data_root's rule: a tiny-benchmark directory holds the data root in data/
     tops = {f.split("/", 1)[0] for f in src.files if "/" in f}
-    prefix = "data/" if "data" in tops and not any(s.data in tops for s in TASKS.values()) else ""
+    prefix = "data/" if "data" in tops and not any(d in tops for d in tasks.data_dirs) else ""
     for task in dict.fromkeys([*opt_sizes, *test_sizes]):
-        spec = get_task(task)
+        spec = tasks[task]
         where = f"{prefix}{spec.data}"
         if task in opt_sizes:
             want = int(opt_sizes[task])

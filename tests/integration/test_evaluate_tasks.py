@@ -18,7 +18,8 @@ from saemerge.errors import SaeMergeError
 from saemerge.evaluate.evaluator import Evaluator, quiet_lm_eval
 from saemerge.evaluate.overlay import write_overlays
 from saemerge.evaluate.sampling import draw_test_set, sample_optimisation_set
-from saemerge.evaluate.taskspec import TASKS, TASKS_DIR, get_task, read_jsonl, write_jsonl
+from saemerge.evaluate.taskset import SIDECAR_SUFFIX, get_task, shipped_tasks
+from saemerge.evaluate.taskspec import TASKS_DIR, read_jsonl, write_jsonl
 from tests.support.fixtures import write_bench_data, write_real_data
 from tests.support.scripted_lm import write_answer_key
 
@@ -57,8 +58,11 @@ def _build(task_manager, spec_name, docs, workdir):
 
 
 def test_every_shipped_yaml_is_indexed(task_manager):
-    assert set(TASKS) <= set(task_manager.all_subtasks)
-    assert sorted(p.stem for p in TASKS_DIR.glob("*.yaml")) == sorted(TASKS)
+    shipped = shipped_tasks()
+    assert set(shipped) <= set(task_manager.all_subtasks)
+    yamls = [p.stem for p in TASKS_DIR.glob("*.yaml") if not p.name.endswith(SIDECAR_SUFFIX)]
+    assert sorted(yamls) == sorted(shipped) == sorted(ALL)
+    assert all(s.source == "shipped" and s.sidecar is not None for s in shipped.values())
 
 
 @pytest.mark.parametrize("name", ALL)
@@ -180,7 +184,7 @@ def test_bad_samples_are_one_line_errors(scripted_lm, samples, answer_key, tmp_p
     with Evaluator(["saebench_math"], model=scripted_lm) as ev:
         with pytest.raises(SaeMergeError, match="empty.jsonl: no examples for task saebench_math"):
             ev.score(answer_key, {"saebench_math": empty})
-        with pytest.raises(SaeMergeError, match="unknown task 'saebench_maths'; did you mean 'saebench_math'"):
+        with pytest.raises(SaeMergeError, match="task saebench_maths is not one of this evaluator's tasks"):
             ev.score(answer_key, {"saebench_maths": samples["saebench_math"]})
         with pytest.raises(SaeMergeError, match="not one of this evaluator's tasks"):
             ev.score(answer_key, {"gsm8k_sae": samples["gsm8k_sae"]})

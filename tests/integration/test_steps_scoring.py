@@ -234,7 +234,7 @@ def test_the_production_factory_keeps_its_evaluator_across_rounds(monkeypatch):
 
     class Stub:
         def __init__(self, tasks, **kwargs):
-            built.append((tuple(tasks), kwargs))
+            built.append((tuple(tasks.names), kwargs))  # the task set the factory resolved
 
         def close(self):
             closed.append(True)

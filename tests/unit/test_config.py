@@ -64,7 +64,8 @@ def test_round_trip_through_run_json():
         ({"t0": 2.5}, "t0 2.5: expected a whole number"),
         ({"reverse": "yes"}, "reverse 'yes': expected true or false"),
         ({"opt_sizes": {}}, "opt_sizes: no task given"),
-        ({"opt_sizes": {"saebench_mth": 4}}, "did you mean 'saebench_math'"),
+        # whether a task exists is preflight's to say (the task set): tests/unit/test_taskset.py
+        ({"opt_sizes": {"saebench math": 4}}, "opt_sizes: 'saebench math' is not a task name"),
         ({"opt_sizes": {"saebench_math": 0}, "test_sizes": {"saebench_math": 4}}, "saebench_math has size 0"),
         ({"test_sizes": {"saebench_multilingual": 4}}, "name different tasks"),
         ({"baselines": ["ties", "tie"]}, "unknown baselines 'tie'"),

@@ -16,6 +16,13 @@ def test_macro_average_weighs_tasks_equally():
         macro_average({})
 
 
+def test_macro_average_with_task_weights():
+    assert macro_average({"a": 0.2, "b": 0.6}, {"a": 3, "b": 1}) == pytest.approx(0.3)
+    # a task without a weight weighs 1; no weights (or an empty table): equal weights, bit for bit
+    assert macro_average({"a": 0.2, "b": 0.6}, {"a": 3}) == pytest.approx((0.6 + 0.6) / 4)
+    assert macro_average({"a": 0.1, "b": 0.7}, {}) == macro_average({"a": 0.1, "b": 0.7})
+
+
 def test_fitness():
     assert fitness(0.5, 0.6) == pytest.approx(0.53)
     assert fitness(0.5, 0.6, gamma=0.0) == 0.5

@@ -31,9 +31,17 @@ def test_table_round_trip_and_parquet(tmp_path):
     res = EvalResult(rows(), model="m")
     table = res.to_table()
     assert table.num_rows == 4
-    assert table.column_names == ["task", "example_id", "correct", "answer", "target"]
+    assert table.column_names == ["task", "example_id", "correct", "answer", "target", "score"]
     back = EvalResult.from_table(pq.read_table(res.write_parquet(tmp_path / "r.parquet")))
     assert back.per_example == res.per_example
+
+
+def test_a_float_score_per_example_and_tables_written_before_it():
+    graded = EvalResult([ExampleResult("t", "a", False, score=0.25), ExampleResult("t", "b", True, score=1.0)])
+    assert graded.per_task == {"t": 0.625}
+    assert [r.score for r in rows()] == [1.0, 0.0, 0.0, 1.0]  # from correct when not given
+    old = EvalResult(rows()).to_table().drop_columns(["score"])  # a cache file of an earlier version
+    assert [r.score for r in EvalResult.from_table(old).per_example] == [1.0, 0.0, 0.0, 1.0]
 
 
 def test_summary_lists_tasks_and_macro():

@@ -9,7 +9,8 @@ import pytest
 
 from saemerge.errors import SaeMergeError
 from saemerge.evaluate.sampling import draw_test_set, proportional_allocation, sample_optimisation_set
-from saemerge.evaluate.taskspec import get_task, load_split, parse_tasks, read_jsonl
+from saemerge.evaluate.taskset import get_task, parse_tasks
+from saemerge.evaluate.taskspec import load_split, read_jsonl
 from tests.support.fixtures import write_bench_data, write_real_data
 
 BENCH = ["saebench_math", "saebench_multilingual"]
@@ -192,8 +193,8 @@ def test_shots_can_be_turned_off(real, tmp_path):
 
 # -- bad input -----------------------------------------------------------------------------
 def test_unknown_task_suggests_close_names():
-    with pytest.raises(SaeMergeError, match=r"unknown task 'gsm8k'; did you mean 'gsm8k_sae'"):
-        parse_tasks("gsm8k")
+    with pytest.raises(SaeMergeError, match=r"unknown task 'gsm8k_sea'; did you mean 'gsm8k_sae'"):
+        parse_tasks("gsm8k_sea")
     with pytest.raises(SaeMergeError, match="no task given"):
         parse_tasks(" , ")
 

@@ -14,6 +14,7 @@ optimisation set (``--split opt``, ``--size`` required, seeded by ``--sample-see
 from __future__ import annotations
 
 import argparse
+import contextlib
 import tempfile
 from pathlib import Path
 
@@ -47,6 +48,20 @@ def register(subparsers) -> None:
     p.add_argument("--dtype", default="auto", help="auto, float32, bfloat16 or float16")
     p.add_argument("--batch-size", default="16", help="an integer, or auto")
     p.add_argument("--max-gen-toks", type=int, help="cap on generated tokens for generation tasks")
+    p.add_argument(
+        "--tasks-dir", metavar="DIR", help="a task directory (lm-eval YAMLs + sidecars), local or s3:// (published)"
+    )
+    # default None: the task directory's saemerge.yaml decides (docs/own-tasks.md)
+    p.add_argument(
+        "--apply-chat-template", action="store_true", default=None, help="render prompts with the model's chat template"
+    )
+    p.add_argument("--system-instruction", help="a system message before each prompt")
+    p.add_argument(
+        "--fewshot-as-multiturn", action="store_true", default=None, help="shots as chat turns (with the chat template)"
+    )
+    p.add_argument(
+        "--allow-task-code", action="store_true", help="let the task directory's Python (!function, .py files) run"
+    )
     p.add_argument("--out", metavar="FILE", help="write the per-example table as Parquet (local path or s3://)")
     p.set_defaults(func=_evaluate)
 
@@ -57,32 +72,35 @@ def _positive(flag: str, value: int | None) -> None:
 
 
 def _samples_from_files(items: list[str]) -> dict[str, Path]:
-    from saemerge.evaluate.taskspec import get_task
-
     out: dict[str, Path] = {}
     for item in items:
         task, sep, file = item.partition("=")
         if not sep:
             file, task = item, Path(item).name.split(".")[0]
-        get_task(task)
-        if not Path(file).is_file():
-            raise SaeMergeError(f"--samples {file}: no such file")
         if task in out:
             raise SaeMergeError(f"--samples: two files for task {task}")
         out[task] = Path(file)
     return out
 
 
-def _draw(args: argparse.Namespace, out_dir: Path) -> dict[str, Path]:
+def _draw(args: argparse.Namespace, out_dir: Path, task_dir: Path | None) -> dict[str, Path]:
     from saemerge.evaluate.sampling import draw_test_set, sample_optimisation_set
-    from saemerge.evaluate.taskspec import TASKS, resolve_data_root
+    from saemerge.evaluate.taskset import resolve_tasks, shipped_tasks
+    from saemerge.evaluate.taskspec import resolve_data_root
 
-    root = resolve_data_root(args.data)
-    tasks = args.tasks or ",".join(t for t, s in TASKS.items() if (root / s.data).is_dir())
-    if not tasks:
-        raise SaeMergeError(
-            f"--data {args.data}: no task data found (expected {', '.join(s.data for s in TASKS.values())})"
-        )
+    if args.tasks:
+        tasks = resolve_tasks(args.tasks, task_dir)
+        root = resolve_data_root(args.data, tasks.data_dirs)
+    else:  # the shipped tasks whose data is there
+        shipped = shipped_tasks()
+        root = resolve_data_root(args.data, [s.data for s in shipped.values()])
+        names = [t for t, s in shipped.items() if (root / s.data).is_dir()]
+        if not names:
+            raise SaeMergeError(
+                f"--data {args.data}: no task data found (expected {', '.join(s.data for s in shipped.values())}); "
+                "name the tasks with --tasks"
+            )
+        tasks = resolve_tasks(names)
     if args.split == "opt":
         if args.size is None:
             raise SaeMergeError("--split opt needs --size (examples per task)")
@@ -101,6 +119,8 @@ def _draw(args: argparse.Namespace, out_dir: Path) -> dict[str, Path]:
 def _evaluate(args: argparse.Namespace) -> int:
     from saemerge import storage
     from saemerge.evaluate.evaluator import Evaluator
+    from saemerge.evaluate.tasksafety import check_task_safety
+    from saemerge.evaluate.taskset import resolve_tasks
 
     for flag, value in (("--size", args.size), ("--limit", args.limit), ("--max-gen-toks", args.max_gen_toks)):
         _positive(flag, value)
@@ -112,7 +132,9 @@ def _evaluate(args: argparse.Namespace) -> int:
             raise SaeMergeError(f"--batch-size {args.batch_size}: not an integer or 'auto'") from None
         _positive("--batch-size", batch_size)
 
-    with tempfile.TemporaryDirectory(prefix="saemerge-evaluate-") as tmp:
+    with contextlib.ExitStack() as stack:
+        tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="saemerge-evaluate-"))
+        task_dir = Path(stack.enter_context(storage.local_input(args.tasks_dir))) if args.tasks_dir else None
         if args.samples:
             samples = _samples_from_files(args.samples)
             if args.tasks:
@@ -121,20 +143,30 @@ def _evaluate(args: argparse.Namespace) -> int:
                 if missing:
                     raise SaeMergeError(f"--tasks {','.join(missing)}: no --samples file for it")
                 samples = {t: samples[t] for t in wanted}
+            tasks = resolve_tasks(list(samples), task_dir)
+            for file in samples.values():
+                if not file.is_file():
+                    raise SaeMergeError(f"--samples {file}: no such file")
         else:
-            samples = _draw(args, Path(tmp) / "samples")
-        with (
-            storage.local_input(args.model) as model_dir,
+            samples = _draw(args, Path(tmp) / "samples", task_dir)
+            tasks = resolve_tasks(list(samples), task_dir)
+        check_task_safety(tasks, allow_code=args.allow_task_code)
+        model_dir = stack.enter_context(storage.local_input(args.model))
+        evaluator = stack.enter_context(
             Evaluator(
-                list(samples),
+                tasks,
                 device=args.device,
                 dtype=args.dtype,
                 batch_size=batch_size,
                 max_gen_toks=args.max_gen_toks,
                 workdir=Path(tmp) / "work",
-            ) as evaluator,
-        ):
-            result = evaluator.score(model_dir, samples, limit=args.limit)
+                apply_chat_template=args.apply_chat_template,
+                system_instruction=args.system_instruction,
+                fewshot_as_multiturn=args.fewshot_as_multiturn,
+                allow_task_code=args.allow_task_code,
+            )
+        )
+        result = evaluator.score(model_dir, samples, limit=args.limit)
         result.model = str(args.model)
         print(result.summary())
         if args.out:

@@ -8,7 +8,10 @@ and sha256, written last), so its identity is its content, every read is checked
 file, and a half-finished upload is never mistaken for a checkpoint.
 
 A data directory (``data_uri``: task splits as JSONL) must be published to be read from S3:
-``saemerge upload --data SRC DEST``.
+``saemerge upload --data SRC DEST``. So must a task directory (``tasks_uri``: lm-eval task YAMLs
+and a ``<task>.saemerge.yaml`` sidecar each, docs/own-tasks.md): ``saemerge upload --tasks SRC
+DEST`` checks every sidecar and YAML first (names, keys, clashes; no template is rendered and
+no code runs here).
 
 Checked first (checkpoints), reading headers only: ``config.json`` is there, nothing carries code (``*.py``,
 ``auto_map``), the weights are safetensors with readable headers (pickle-only checkpoints are
@@ -22,7 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 
 from saemerge.errors import SaeMergeError
 
@@ -41,7 +44,15 @@ def cmd_upload(args: argparse.Namespace) -> int:
         raise SaeMergeError(f"{args.dest}: the destination is the source")
     if args.create_bucket:
         storage.ensure_bucket(args.dest, create=True)
-    if not args.data:
+    if args.data and args.tasks:
+        raise SaeMergeError("--data and --tasks: a directory is one or the other")
+    if args.tasks:
+        from saemerge.evaluate.taskset import scan_dir, shipped_tasks
+
+        found = scan_dir(Path(src), "user", reserved=shipped_tasks())
+        if not found:
+            raise SaeMergeError(f"{args.src}: no task sidecars (<task>.saemerge.yaml) in this directory")
+    elif not args.data:
         preflight.check_model(src, "checkpoint")
     manifest, written = storage.publish_dir(src, args.dest, replace=args.replace, exclude=_hidden)
     dest = storage.parse_uri(args.dest).uri
@@ -78,6 +89,11 @@ def register(subparsers) -> None:
         "--data",
         action="store_true",
         help="SRC is a data directory (task splits as JSONL), not a checkpoint: skip the checkpoint checks",
+    )
+    p.add_argument(
+        "--tasks",
+        action="store_true",
+        help="SRC is a task directory (lm-eval YAMLs + <task>.saemerge.yaml sidecars): check its sidecars, not a checkpoint",
     )
     p.add_argument("--json", action="store_true", help="print a JSON summary (uri, content_hash, files, size)")
     p.set_defaults(func=cmd_upload)

@@ -7,15 +7,19 @@ from collections.abc import Mapping
 from saemerge.errors import SaeMergeError
 
 
-def macro_average(per_task: Mapping[str, float]) -> float:
-    """Mean of per-task scores: each task weighs the same, whatever its size.
+def macro_average(per_task: Mapping[str, float], weights: Mapping[str, float] | None = None) -> float:
+    """Mean of per-task scores, weighted by the tasks' weights (default: each task weighs the
+    same, whatever its size; SAE-SPEC §4). A task missing from `weights` weighs 1.
 
     Raises:
         SaeMergeError: no tasks.
     """
     if not per_task:
         raise SaeMergeError("no task scores to average (empty optimisation set?)")
-    return sum(float(v) for v in per_task.values()) / len(per_task)
+    if not weights:
+        return sum(float(v) for v in per_task.values()) / len(per_task)
+    w = {t: float(weights.get(t, 1.0)) for t in per_task}
+    return sum(w[t] * float(v) for t, v in per_task.items()) / sum(w.values())
 
 
 def fitness(score: float, rho: float, gamma: float = 0.05) -> float:

@@ -35,7 +35,9 @@ from tqdm import tqdm
 from saemerge.errors import SaeMergeError, unknown_name
 from saemerge.evaluate.overlay import LmTask, docs_digest, write_overlays
 from saemerge.evaluate.results import EvalResult, ExampleResult, index_results
-from saemerge.evaluate.taskspec import TASKS_DIR, TaskSpec, check_rows, get_task, parse_tasks, read_jsonl
+from saemerge.evaluate.tasksafety import check_task_safety, sandbox_templates
+from saemerge.evaluate.taskset import TaskSet, resolve_tasks
+from saemerge.evaluate.taskspec import TASKS_DIR, TaskSpec, check_rows, read_jsonl
 
 if TYPE_CHECKING:
     from lm_eval.api.model import LM
@@ -108,20 +110,50 @@ def _target_text(target: Any, choices: list[str] | None) -> str:
     return text.rsplit("#### ", 1)[-1].strip() if "#### " in text else text.strip()
 
 
-def _row(task: str, sample: dict, choices: list[str] | None) -> ExampleResult:
-    metric = sample["metrics"][0]
-    if choices is not None:  # multiple choice: the highest log-likelihood option
+def _row(spec: TaskSpec, sample: dict, choices: list[str] | None) -> ExampleResult:
+    """One logged sample of the spec's filter as a row: ``score`` is its (metric) value."""
+    metric = spec.metric
+    if choices is not None:  # multiple choice: the highest (length-normalised for acc_norm) log-likelihood
         lls = [r[0] for r in sample["filtered_resps"]]
+        if metric == "acc_norm":
+            lls = [ll / max(len(c), 1) for ll, c in zip(lls, choices)]
         answer = choices[max(range(len(lls)), key=lls.__getitem__)].strip()
     else:
-        answer = str(sample["filtered_resps"][0])
+        resp = sample["filtered_resps"][0]
+        answer = str(resp[0] if isinstance(resp, (list, tuple)) and resp else resp)
+    value = sample[metric]
+    score = float(value[0] if isinstance(value, (list, tuple)) else value)
     return ExampleResult(
-        task=task,
+        task=spec.name,
         example_id=str(sample["doc"]["id"]),
-        correct=bool(sample[metric]),
+        correct=score == 1.0,
         answer=answer,
         target=_target_text(sample["target"], choices),
+        score=score,
     )
+
+
+def check_scored(spec: TaskSpec, name: str, task_obj: Any) -> None:
+    """The spec's (metric, filter) is one the built task has and a per-example mean; one line if not.
+
+    Raises:
+        SaeMergeError: naming the task, its YAML and the metric or filter.
+    """
+    from lm_eval.api.metrics import mean
+
+    where = f"task {spec.name} ({spec.sidecar or spec.yaml})"
+    aggs = task_obj.aggregation()
+    if spec.metric not in aggs:
+        raise unknown_name(f"metric in {where}:", spec.metric, aggs)
+    if aggs[spec.metric] is not mean:
+        agg = getattr(aggs[spec.metric], "__name__", str(aggs[spec.metric]))
+        raise SaeMergeError(
+            f"{where}: metric {spec.metric} aggregates by {agg}, not a per-example mean; saemerge scores "
+            "examples one by one (choose acc, acc_norm, exact_match, ...)"
+        )
+    filters = [f.name for f in getattr(task_obj, "_filters", [])] or ["none"]
+    if spec.filter not in filters:
+        raise unknown_name(f"filter in {where}:", spec.filter, filters)
 
 
 @dataclass
@@ -149,7 +181,8 @@ class Evaluator:
     """Scores checkpoints on the given tasks.
 
     Args:
-        tasks: task names (:data:`saemerge.evaluate.taskspec.TASKS`), a list or comma-separated.
+        tasks: the run's task set (:func:`saemerge.evaluate.taskset.resolve_tasks`), or task names
+            (shipped or installed lm-eval tasks), a list or comma-separated.
         device: ``auto`` (CUDA when present), ``cuda``, ``cuda:N`` or ``cpu``.
         dtype: ``auto``, ``float32``, ``bfloat16`` or ``float16``.
         batch_size: an int, or ``"auto"`` to let lm-eval probe.
@@ -160,11 +193,16 @@ class Evaluator:
         max_gen_toks: overrides the generation length of generate_until tasks.
         max_length: caps the context length (default: the model's).
         workdir: where scratch files go (default: a temporary directory).
+        apply_chat_template, system_instruction, fewshot_as_multiturn: passed to lm-eval's
+            ``evaluate``; None: the task set's (its directory's ``saemerge.yaml``). The shots stay
+            those each doc carries.
+        allow_task_code: let task code outside lm-eval's tasks and saemerge's own run
+            (:mod:`saemerge.evaluate.tasksafety`); templates render sandboxed either way.
     """
 
     def __init__(
         self,
-        tasks: Iterable[str] | str,
+        tasks: Iterable[str] | str | TaskSet,
         *,
         device: str = "auto",
         dtype: str = "auto",
@@ -174,22 +212,36 @@ class Evaluator:
         max_gen_toks: int | None = None,
         max_length: int | None = None,
         workdir: str | Path | None = None,
+        apply_chat_template: bool | None = None,
+        system_instruction: str | None = None,
+        fewshot_as_multiturn: bool | None = None,
+        allow_task_code: bool = False,
     ):
         from lm_eval.tasks import TaskManager
 
         from saemerge.evaluate.hf import HFBackend, resolve_device
 
-        self.specs: list[TaskSpec] = parse_tasks(tasks)
+        self.taskset: TaskSet = resolve_tasks(tasks)
+        self.specs: list[TaskSpec] = list(self.taskset.specs)
+        self.task_code = check_task_safety(self.taskset, allow_code=allow_task_code)
+        sandbox_templates()
         quiet_lm_eval()
+        # tasks are loaded by the path of their overlay YAML: lm-eval's own ~10k are never indexed
         self.task_manager = TaskManager(include_path=str(TASKS_DIR), include_defaults=False)
-        for spec in self.specs:  # the table and the shipped YAMLs must agree
-            if spec.name not in self.task_manager.all_subtasks:
-                raise RuntimeError(f"task {spec.name} has no YAML under {TASKS_DIR}")
         self.model = model
         self.model_args = dict(model_args or {})
         self.device = resolve_device(device)
         self.batch_size = batch_size
         self.max_gen_toks = max_gen_toks
+        given: dict[str, Any] = {
+            "apply_chat_template": apply_chat_template,
+            "system_instruction": system_instruction,
+            "fewshot_as_multiturn": fewshot_as_multiturn,
+        }
+        self.chat = {k: self.taskset.chat.get(k) if v is None else v for k, v in given.items()}
+        self.chat["system_instruction"] = self.chat["system_instruction"] or None
+        if self.chat["fewshot_as_multiturn"] and not self.chat["apply_chat_template"]:
+            raise SaeMergeError("fewshot_as_multiturn needs apply_chat_template")
         self.backend = HFBackend(self.device, dtype, batch_size, max_length) if model == "hf" else None
         self._own_workdir = workdir is None
         self.workdir = Path(tempfile.mkdtemp(prefix="saemerge-eval-") if workdir is None else workdir)
@@ -269,13 +321,12 @@ class Evaluator:
         wanted = {s.name for s in self.specs}
         out = {}
         for task, src in samples.items():
-            spec = get_task(task)
             if task not in wanted:
                 raise SaeMergeError(
                     f"samples: task {task} is not one of this evaluator's tasks ({', '.join(sorted(wanted))})"
                 )
             rows = read_jsonl(src) if isinstance(src, (str, Path)) else [dict(d) for d in src]
-            rows = check_rows(spec, rows, src if isinstance(src, (str, Path)) else f"sample of {task}")
+            rows = check_rows(self.taskset[task], rows, src if isinstance(src, (str, Path)) else f"sample of {task}")
             out[task] = rows[:limit] if limit else rows
         return out
 
@@ -297,7 +348,9 @@ class Evaluator:
         scratch = Path(tempfile.mkdtemp(prefix=f"tasks-{key}-", dir=self.workdir))
         lm_tasks: list[LmTask] = []
         for task, ds in docs.items():
-            lm_tasks += write_overlays(get_task(task), ds, scratch, max_gen_toks=self.max_gen_toks)
+            lm_tasks += write_overlays(
+                self.taskset[task], ds, scratch, max_gen_toks=self.max_gen_toks, yaml_for=self.taskset.yaml_for
+            )
         try:
             loaded = self.task_manager.load([str(t.yaml) for t in lm_tasks])
         except BaseException:
@@ -306,6 +359,7 @@ class Evaluator:
         self.task_loads += 1
         where, sizes = {}, {}
         for t in lm_tasks:
+            check_scored(self.taskset[t.task], t.name, loaded["tasks"][t.name])
             ids = [str(d["id"]) for d in loaded["tasks"][t.name].eval_docs]
             sizes[t.name] = len(ids)
             where.update({(t.task, i): (t.name, n) for n, i in enumerate(ids)})
@@ -339,16 +393,26 @@ class Evaluator:
         lm = self._lm_for(model_dir)
         self._check_lengths(lm, task_objs)
         out = evaluate(
-            lm=lm, task_dict={"tasks": task_objs}, samples=subset or None, bootstrap_iters=0, log_samples=True
+            lm=lm,
+            task_dict={"tasks": task_objs},
+            samples=subset or None,
+            bootstrap_iters=0,
+            log_samples=True,
+            **self.chat,
         )
-        rows = {}
+        rows: dict[tuple[str, str], ExampleResult] = {}
         for t in tasks.lm_tasks:
             if t.name not in task_objs:
                 continue
             task_obj = task_objs[t.name]
+            spec = self.taskset[t.task]
             mc = task_obj.OUTPUT_TYPE == "multiple_choice"
             for sample in out["samples"][t.name]:
-                row = _row(t.task, sample, task_obj.doc_to_choice(sample["doc"]) if mc else None)
+                if sample.get("filter", "none") != spec.filter:
+                    continue  # another filter's output of the same doc: not the scored one
+                row = _row(spec, sample, task_obj.doc_to_choice(sample["doc"]) if mc else None)
+                if (t.task, row.example_id) in rows:
+                    raise RuntimeError(f"{t.name}: two results for example {row.example_id} under one filter")
                 rows[(t.task, row.example_id)] = row
         missing = [(t, d["id"]) for t, ds in todo.items() for d in ds if (t, str(d["id"])) not in rows]
         if missing:

@@ -22,6 +22,7 @@ SCHEMA = pa.schema(
         pa.field("correct", pa.bool_(), nullable=False),
         pa.field("answer", pa.string()),
         pa.field("target", pa.string()),
+        pa.field("score", pa.float64()),
     ]
 )
 
@@ -33,13 +34,17 @@ class ExampleResult:
     Attributes:
         task: the saemerge task name (``mmlu_prox_sae``, not its per-language parts).
         example_id: the doc's ``id``.
-        correct: the task metric (exact_match or acc) was 1.
+        correct: the scored metric was 1 (``score == 1``).
         answer: what was extracted from the model's output: the number after ``####``
             as the regex captured it (``"#### 15."`` gives ``"15."``; exact_match drops
             the ``.`` before comparing), the letter after "the answer is", the
             highest-likelihood option's letter, or ``[invalid]`` when the regex found
             nothing (lm-eval's marker).
         target: the gold answer in the same form.
+        score: the value of the task's scored (metric, filter) for this example: 0 or 1 for
+            acc and exact_match, a float for a per-example metric that is not (its mean over
+            examples is the task's score). A row written before the column existed reads as
+            ``float(correct)``.
     """
 
     task: str
@@ -47,6 +52,11 @@ class ExampleResult:
     correct: bool
     answer: str | None = None
     target: str | None = None
+    score: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.score is None:
+            object.__setattr__(self, "score", float(self.correct))
 
 
 @dataclass
@@ -65,10 +75,10 @@ class EvalResult:
 
     @property
     def per_task(self) -> dict[str, float]:
-        """Accuracy per task (mean of ``correct``), tasks in first-seen order."""
-        hits: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+        """Score per task (mean of ``score``: accuracy for 0/1 metrics), tasks in first-seen order."""
+        hits: dict[str, list[float]] = defaultdict(lambda: [0.0, 0])
         for r in self.per_example:
-            hits[r.task][0] += int(r.correct)
+            hits[r.task][0] += float(r.score)  # type: ignore[arg-type]
             hits[r.task][1] += 1
         return {t: c / n for t, (c, n) in hits.items()}
 

@@ -27,7 +27,8 @@ from pathlib import Path
 
 from saemerge.errors import SaeMergeError
 from saemerge.evaluate.taskfns import SHOTS_FIELD
-from saemerge.evaluate.taskspec import TaskSpec, load_split, parse_tasks, resolve_data_root, write_jsonl
+from saemerge.evaluate.taskset import TaskSet, parse_tasks
+from saemerge.evaluate.taskspec import TaskSpec, load_split, resolve_data_root, write_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +112,7 @@ def _write(
 
 
 def sample_optimisation_set(
-    tasks: Iterable[str] | str,
+    tasks: Iterable[str | TaskSpec] | str | TaskSet,
     sizes: Mapping[str, int] | int,
     *,
     data: str | Path,
@@ -124,7 +125,7 @@ def sample_optimisation_set(
     """Draw one generation's optimisation set from the train/validation splits.
 
     Args:
-        tasks: task names (see :data:`saemerge.evaluate.taskspec.TASKS`).
+        tasks: the run's task set, specs, or names (shipped or installed; :mod:`~saemerge.evaluate.taskset`).
         sizes: examples per task (a mapping, or one number for all).
         data: the data root (or a tiny-benchmark directory holding ``data/``).
         seed: the run seed.
@@ -139,7 +140,7 @@ def sample_optimisation_set(
     """
     wanted = None if splits is None else tuple(splits)
     specs = parse_tasks(tasks)
-    root = resolve_data_root(data)
+    root = resolve_data_root(data, [s.data for s in specs])
     out = {}
     for spec in specs:
         size = _sizes_for(specs, sizes)[spec.name]
@@ -162,7 +163,7 @@ def sample_optimisation_set(
 
 
 def draw_test_set(
-    tasks: Iterable[str] | str,
+    tasks: Iterable[str | TaskSpec] | str | TaskSet,
     sizes: Mapping[str, int | None] | int | None = None,
     *,
     data: str | Path,
@@ -183,7 +184,7 @@ def draw_test_set(
         ``{task: path to the JSONL sample}`` (files named ``<task>.test.jsonl``).
     """
     specs = parse_tasks(tasks)
-    root = resolve_data_root(data)
+    root = resolve_data_root(data, [s.data for s in specs])
     out = {}
     for spec in specs:
         rows = load_split(spec, root, "test")

@@ -1,9 +1,11 @@
 """The tasks saemerge evaluates, and where their data lives.
 
-One table from task name to :class:`TaskSpec`. Each task is an lm-eval task config shipped
-under ``tasks/`` plus what the sampling step needs: which directory under the data root holds
-its JSONL splits, which splits the optimisation set may draw from (never ``test``), how the
-test subset is stratified, and how few-shot examples are chosen.
+A :class:`TaskSpec` is an lm-eval task plus what the sampling step needs (its *sidecar*): which
+directory under the data root holds its JSONL splits, which splits the optimisation set may
+draw from (never ``test``), how the test subset is stratified, how few-shot examples are
+chosen, and which (metric, filter) is scored. A run's tasks are resolved into specs once, at
+the edge (:mod:`saemerge.evaluate.taskset`); the four shipped ones live under ``tasks/``
+(a YAML and a ``<task>.saemerge.yaml`` sidecar each), as a user's task directory does.
 
 Data layout under a data root (``BENCH_DIR/data`` for the tiny benchmark)::
 
@@ -23,20 +25,21 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from saemerge.errors import SaeMergeError, unknown_name
+from saemerge.errors import SaeMergeError
 
 TASKS_DIR = Path(__file__).parent / "tasks"
 SPLITS = ("train", "validation", "test")
+SHOT_ORDERS = ("first", "random")
 
 
 @dataclass(frozen=True)
 class TaskSpec:
-    """What saemerge needs to know about one lm-eval task beyond its YAML.
+    """What saemerge needs to know about one lm-eval task beyond its YAML (its sidecar).
 
     Attributes:
-        name: the lm-eval task name (also the YAML's file stem under ``tasks/``).
+        name: the task's name in a run (its lm-eval ``task:``; the sidecar's file stem).
         data: directory under the data root holding ``<split>.jsonl``.
-        pool_splits: splits the optimisation set draws from (those present are used).
+        pool_splits: splits the optimisation set draws from (those present are used; never test).
         stratify: doc field the test subset is stratified by, or None.
         split_by: doc field whose values become separate lm-eval tasks at run time
             (MMLU-ProX: the answer regex and stop words depend on the language).
@@ -45,6 +48,16 @@ class TaskSpec:
         shot_match: doc fields a shot must share with its doc (empty: any).
         shot_order: ``"first"`` (lm-eval's first_n sampler) or ``"random"`` (its default).
         required: fields every row must have.
+        yaml: the lm-eval task YAML (None: each ``split_by`` value names its own, ``split_tasks``).
+        metric: the scored per-example metric (an entry of the YAML's ``metric_list``).
+        filter: the filter whose output is scored (``none`` for a task without ``filter_list``).
+        weight: the task's weight in the fitness (SAE-SPEC §4; default equal).
+        split_tasks: with ``split_by``, the lm-eval task each value runs, ``{value}`` filled in
+            (``mgsm_direct_{value}``); default: this task with ``split_overrides``.
+        split_overrides: with ``split_by``, the name of saemerge's per-value overrides
+            (``mmlu_prox_language``: the answer regex and stop words of that language).
+        source: ``shipped``, ``lm_eval`` (a task of the installed lm-eval) or ``user``.
+        sidecar: the sidecar file (None for an installed task taken with the defaults).
     """
 
     name: str
@@ -57,69 +70,21 @@ class TaskSpec:
     shot_match: tuple[str, ...] = ()
     shot_order: str = "random"
     required: tuple[str, ...] = ()
-
-    @property
-    def yaml(self) -> Path:
-        return TASKS_DIR / f"{self.name}.yaml"
-
-
-TASKS: dict[str, TaskSpec] = {
-    spec.name: spec
-    for spec in [
-        TaskSpec("saebench_math", "math", ("train", "validation"), required=("question", "answer")),
-        TaskSpec(
-            "saebench_multilingual",
-            "multilingual",
-            ("train", "validation"),
-            stratify="language",
-            required=("question", "options", "answer_index"),
-        ),
-        TaskSpec(
-            "gsm8k_sae",
-            "gsm8k",
-            ("train",),
-            shots=5,
-            shot_split="train",
-            shot_order="random",
-            required=("question", "answer"),
-        ),
-        TaskSpec(
-            "mmlu_prox_sae",
-            "mmlu_prox",
-            ("train", "validation"),
-            stratify="language",
-            split_by="language",
-            shots=5,
-            shot_split="validation",
-            shot_match=("language", "category"),
-            shot_order="first",
-            required=("question", "answer", "language", "category", "cot_content"),
-        ),
-    ]
-}
+    yaml: Path | None = None
+    metric: str = "acc"
+    filter: str = "none"
+    weight: float = 1.0
+    split_tasks: str | None = None
+    split_overrides: str | None = None
+    source: str = "shipped"
+    sidecar: Path | None = None
 
 
-def get_task(name: str) -> TaskSpec:
-    try:
-        return TASKS[name]
-    except KeyError:
-        raise unknown_name("task", name, TASKS) from None
-
-
-def parse_tasks(names: Iterable[str] | str) -> list[TaskSpec]:
-    """Task specs from names (a comma-separated string or a list), in order, without repeats."""
-    if isinstance(names, str):
-        names = [n.strip() for n in names.split(",")]
-    specs = [get_task(n) for n in dict.fromkeys(n for n in names if n)]
-    if not specs:
-        raise SaeMergeError("tasks: no task given")
-    return specs
-
-
-def resolve_data_root(path: str | Path) -> Path:
-    """The data root: ``path`` itself, or ``path/data`` when given a tiny-benchmark directory."""
+def resolve_data_root(path: str | Path, data_dirs: Iterable[str] = ()) -> Path:
+    """The data root: ``path`` itself, or ``path/data`` when given a tiny-benchmark directory
+    (one holding ``data/`` and none of the tasks' ``data_dirs``)."""
     path = Path(path)
-    if (path / "data").is_dir() and not any((path / s.data).is_dir() for s in TASKS.values()):
+    if (path / "data").is_dir() and not any((path / d).is_dir() for d in data_dirs):
         path = path / "data"
     if not path.is_dir():
         raise SaeMergeError(f"{path}: no such data directory")

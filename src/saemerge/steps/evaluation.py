@@ -18,7 +18,7 @@ import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, ExitStack, contextmanager
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import pyarrow as pa
 import pyarrow.compute  # noqa: F401 - pa.compute
@@ -30,6 +30,9 @@ from saemerge.errors import SaeMergeError
 from saemerge.evaluate.results import EvalResult
 from saemerge.evaluate.taskspec import read_jsonl
 from saemerge.runlog import RunLayout
+
+if TYPE_CHECKING:
+    from saemerge.evaluate.taskset import TaskSet
 
 log = logging.getLogger(__name__)
 
@@ -52,15 +55,20 @@ class Scorer(Protocol):
 EvaluatorFactory = Callable[[Sequence[str]], AbstractContextManager[Scorer]]
 
 
-def lm_eval_evaluator(device: str = "auto", dtype: str = "auto", batch_size: int = 16) -> EvaluatorFactory:
-    """The production evaluator: lm-eval with the shipped task YAMLs, one model kept loaded.
+def lm_eval_evaluator(
+    device: str = "auto", dtype: str = "auto", batch_size: int = 16, *, run: str | None = None
+) -> EvaluatorFactory:
+    """The production evaluator: lm-eval on the run's task set, one model kept loaded.
+
+    With `run`, its tasks (the user's task directory included) and its chat settings come from
+    the run's ``run.json``; without, the shipped and installed lm-eval tasks, no chat template.
 
     The device is decided here, before any model is fetched: a step compiled with a GPU whose
     CUDA is not usable fails now, in one line (:func:`saemerge.evaluate.device.resolve_device`).
     """
     from saemerge.evaluate.device import resolve_device
 
-    return _WarmEvaluator(device=resolve_device(device), dtype=dtype, batch_size=batch_size)
+    return _WarmEvaluator(run, device=resolve_device(device), dtype=dtype, batch_size=batch_size)
 
 
 class _WarmEvaluator:
@@ -72,31 +80,58 @@ class _WarmEvaluator:
     the factory is collected (at the latest when the process ends).
     """
 
-    def __init__(self, **kwargs):
+    def __init__(self, run: str | None = None, **kwargs):
+        self.run = run
         self.kwargs = kwargs
-        self._evaluator = None
+        self._evaluator: Scorer | None = None
         self._tasks: tuple[str, ...] = ()
         self._finalizer: weakref.finalize | None = None
 
     @contextmanager
     def __call__(self, tasks: Sequence[str]) -> Iterator[Scorer]:
         from saemerge.evaluate.evaluator import Evaluator
+        from saemerge.evaluate.taskset import resolve_tasks
+        from saemerge.steps.settings import tasks_of
 
         if self._evaluator is None or self._tasks != tuple(tasks):
             self.close()
-            self._evaluator = Evaluator(list(tasks), **self.kwargs)
+            stack = ExitStack()
+            kwargs = dict(self.kwargs)
+            if self.run is not None:
+                taskset = stack.enter_context(tasks_of(self.run, tasks))
+                kwargs.update(code_opt_in(self.run))
+            else:
+                taskset = resolve_tasks(list(tasks))
+            try:
+                evaluator = Evaluator(taskset, **kwargs)
+            except BaseException:
+                stack.close()
+                raise
+            stack.callback(evaluator.close)
+            self._evaluator = evaluator
             self._tasks = tuple(tasks)
-            self._finalizer = weakref.finalize(self, self._evaluator.close)
+            self._finalizer = weakref.finalize(self, stack.close)
+        scorer = self._evaluator
+        assert scorer is not None, "opened above"
         try:
-            yield self._evaluator
+            yield scorer
         except BaseException:
             self.close()
             raise
 
     def close(self) -> None:
         if self._finalizer is not None:
-            self._finalizer()  # Evaluator.close, once
+            self._finalizer()  # Evaluator.close (and the task directory's removal), once
         self._evaluator, self._finalizer = None, None
+
+
+def code_opt_in(run: str) -> dict:
+    """The run's task-code opt-in (``run.json``'s ``task_code``; off when not recorded), as
+    :class:`~saemerge.evaluate.evaluator.Evaluator` takes it. The chat settings come with the
+    task set (its directory's ``saemerge.yaml``)."""
+    layout = RunLayout(run)
+    config = layout.read_config() if storage.exists(layout.run_json) else {}
+    return {"allow_task_code": bool(config.get("task_code", False))}
 
 
 def run_opt_splits(run: str) -> tuple[str, ...]:
@@ -126,9 +161,15 @@ def sample_optimisation_set(run: str, generation: int, data_uri: str, opt_sizes:
     uri = RunLayout(run).sample(generation)
     if storage.exists(uri):
         return uri
+    from saemerge.steps.settings import tasks_of
+
     splits = run_opt_splits(run)
-    with storage.local_input(data_uri) as data, storage.local_output(uri) as out:
-        draw(list(opt_sizes), dict(opt_sizes), data=data, seed=seed, generation=generation, out_dir=out, splits=splits)
+    with (
+        tasks_of(run, list(opt_sizes)) as tasks,
+        storage.local_input(data_uri) as data,
+        storage.local_output(uri) as out,
+    ):
+        draw(tasks, dict(opt_sizes), data=data, seed=seed, generation=generation, out_dir=out, splits=splits)
     return uri
 
 
@@ -140,29 +181,45 @@ def read_sample(sample_dir: Path) -> dict[str, list[dict]]:
     return {task: read_jsonl(path) for task, path in files.items()}
 
 
-def cache_identity(config: Mapping) -> str:
+def cache_identity(config: Mapping, tasks: TaskSet | None = None) -> str:
     """What a cached score depends on besides (model content, task, example id): a short digest.
 
-    The evaluator (lm-eval's version, the shipped task YAMLs of the run's tasks, dtype, device
-    and batch size: padding can flip a greedy answer) and the data the example ids refer to
-    (``data_uri``: example ids are only unique within one data set, so a data set rebuilt in
-    place must get a new URI). Tasks that draw few-shot examples at random add the run seed:
-    their prompts differ between seeds. Runs with the same identity can share a score cache.
+    The evaluator: lm-eval's version, dtype, device and batch size (padding can flip a greedy
+    answer), the chat settings (the task directory's ``saemerge.yaml``), and per task its resolved sidecar and the bytes of every file
+    its config reads (YAML, includes, the files its functions come from;
+    :func:`saemerge.evaluate.tasksafety.task_identity`). The data: its content (``data_uri``'s
+    manifest hash, or the hash of its files), not its URI, so re-uploaded data gets fresh scores
+    and the same data elsewhere shares them. Tasks that draw few-shot examples at random add the
+    run seed: their prompts differ between seeds. Runs with the same identity can share a
+    score cache. The init step records it in ``run.json`` (``evaluator_identity``).
+
+    Args:
+        config: the run's configuration (``run.json``'s "config").
+        tasks: its task set (default: resolved from ``tasks_uri`` and the sizes' task names).
     """
     from importlib.metadata import version
 
-    from saemerge.evaluate.taskspec import get_task
+    from saemerge.evaluate.tasksafety import task_identity
 
-    tasks = sorted(config["opt_sizes"])
+    if tasks is None:
+        from saemerge.evaluate.taskset import resolve_tasks
+
+        names = list(dict.fromkeys([*config["opt_sizes"], *config.get("test_sizes", {})]))
+        if config.get("tasks_uri"):
+            with storage.local_input(config["tasks_uri"]) as task_dir:
+                return cache_identity(config, resolve_tasks(names, task_dir))
+        tasks = resolve_tasks(names)
+    names = sorted(config["opt_sizes"])
     parts: dict = {
         "lm_eval": version("lm_eval"),
-        "tasks": {t: hashlib.sha256(get_task(t).yaml.read_bytes()).hexdigest() for t in tasks},
+        "tasks": {t: task_identity(tasks[t], tasks) for t in names},
         "eval_dtype": config.get("eval_dtype"),
         "eval_device": config.get("eval_device"),
         "eval_batch_size": config.get("eval_batch_size"),
-        "data_uri": config["data_uri"],
+        "data": storage.identify(config["data_uri"])["identity"],
+        "chat": dict(tasks.chat),
     }
-    if any(get_task(t).shots and get_task(t).shot_order == "random" for t in tasks):
+    if any(tasks[t].shots and tasks[t].shot_order == "random" for t in names):
         parts["seed"] = config.get("seed")
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -185,9 +242,13 @@ class ScoreCache:
     @classmethod
     def for_run(cls, layout: RunLayout) -> ScoreCache:
         """The run's cache: the shared one its ``run.json`` names, else the run's own."""
-        config = layout.read_config() if storage.exists(layout.run_json) else {}
+        info = runlog.read_json(layout.run_json) if storage.exists(layout.run_json) else {}
+        config = info.get("config", {})
         shared = config.get("score_cache")
-        return cls(layout, storage.join(shared, cache_identity(config)) if shared else None)
+        if not shared:
+            return cls(layout, None)
+        identity = info.get("evaluator_identity") or cache_identity(config)
+        return cls(layout, storage.join(shared, identity))
 
     def uri(self, digest: str) -> str:
         return storage.join(self.root, f"{digest}.parquet") if self.root else self.layout.score_cache(digest)
@@ -310,13 +371,15 @@ def evaluate_candidates(
     gamma: float,
     evaluator: EvaluatorFactory,
 ) -> list[dict]:
-    """Score candidates on a generation's optimisation set; fitness = macro + γ·ρ (SAE-SPEC §4).
+    """Score candidates on a generation's optimisation set; fitness = macro + γ·ρ (SAE-SPEC §4),
+    the macro average weighted by the tasks' weights (:func:`task_weights`).
 
     Discarded offspring pass through unscored. Writes the stage's per-example results to
     ``gen-XX/scores-<stage>.parquet`` (``init/`` for generation -1), with ``fresh`` true for
     the rows this call evaluated and false for those taken from the cache.
     """
     layout = RunLayout(run)
+    weights = task_weights(run)
     todo = [c for c in candidates if c.get("status") != "discarded" and c.get("uri")]
     log.info("evaluate step: generation %d, stage %s: %d candidates to score", generation, stage, len(todo))
     results = {}
@@ -330,7 +393,7 @@ def evaluate_candidates(
             result, fresh = results[c["content_hash"]]
             per_task = result.per_task
             c["scores"] = per_task
-            c["score"] = macro_average(per_task)
+            c["score"] = macro_average(per_task, weights)
             c["fitness"] = fitness(c["score"], c["sparsity"], gamma)
             c["n_scored"] = len(result.per_example)
             table = result.to_table()
@@ -344,6 +407,14 @@ def evaluate_candidates(
     if tables:
         runlog.write_table(layout.new_scores(generation, stage), pa.concat_tables(tables))
     return scored
+
+
+def task_weights(run: str) -> dict[str, float]:
+    """The tasks' weights as the run's init step recorded them (``run.json``'s ``tasks``);
+    empty (equal weights) for a run.json without them."""
+    layout = RunLayout(run)
+    info = runlog.read_json(layout.run_json) if storage.exists(layout.run_json) else {}
+    return {t: float(rec.get("weight", 1.0)) for t, rec in (info.get("tasks") or {}).items()}
 
 
 def score_summary(records: Sequence[Mapping]) -> dict[str, float]:
@@ -383,5 +454,5 @@ def evaluate_on_sample(run: str, generation: int, stage: str, candidates: Sequen
             candidates,
             sample_uri,
             gamma=fitness_gamma(config),
-            evaluator=lm_eval_evaluator(config.eval_device, config.eval_dtype, config.eval_batch_size),
+            evaluator=lm_eval_evaluator(config.eval_device, config.eval_dtype, config.eval_batch_size, run=run),
         )

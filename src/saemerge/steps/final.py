@@ -15,7 +15,7 @@ from saemerge.errors import SaeMergeError
 from saemerge.evaluate.results import EvalResult
 from saemerge.ops import checkpoint_sparsity, merge_checkpoints
 from saemerge.runlog import RunLayout
-from saemerge.steps.evaluation import EvaluatorFactory, ScoreCache, read_sample, score_models
+from saemerge.steps.evaluation import EvaluatorFactory, ScoreCache, read_sample, score_models, task_weights
 from saemerge.steps.records import find_recipe, input_identity, make_record, publish_model, without_none
 
 log = logging.getLogger(__name__)
@@ -47,7 +47,8 @@ def best_overall(
         if cached is not None and keys is not None:
             rows = [r for r in cached.per_example if (r.task, r.example_id) in keys]
             cached = EvalResult(rows) if rows else None
-        score = macro_average(cached.per_task) if cached else float(record["score"])
+        weights = task_weights(cache.layout.root)
+        score = macro_average(cached.per_task, weights) if cached else float(record["score"])
         key = (fitness(score, record["sparsity"], gamma), record["id"])
         if best_key is None or key[0] > best_key[0] or (key[0] == best_key[0] and key[1] < best_key[1]):
             best, best_key = dict(record, overall_score=score, overall_fitness=key[0]), key
@@ -135,8 +136,14 @@ def final_evaluate(
     layout = RunLayout(run)
     tasks = list(test_sizes)
     if not storage.exists(layout.test_sample):
-        with storage.local_input(data_uri) as data, storage.local_output(layout.test_sample) as out:
-            draw_test_set(tasks, dict(test_sizes), data=data, seed=seed, out_dir=out)
+        from saemerge.steps.settings import tasks_of
+
+        with (
+            tasks_of(run, tasks) as taskset,
+            storage.local_input(data_uri) as data,
+            storage.local_output(layout.test_sample) as out,
+        ):
+            draw_test_set(taskset, dict(test_sizes), data=data, seed=seed, out_dir=out)
 
     entries: list[tuple[str, dict]] = [("base", _model_row(base_uri, "base"))]
     entries += [(f"expert:{model_name(e)}", _model_row(e, "expert")) for e in experts]
@@ -169,7 +176,7 @@ def final_evaluate(
                         "uri": record["uri"],
                         "sparsity": record.get("sparsity"),
                         "scores": per_task,
-                        "macro": macro_average(per_task),
+                        "macro": macro_average(per_task, task_weights(run)),
                         "origin": record.get("origin", ""),
                     }
                 )
@@ -190,7 +197,10 @@ def choose_task_arithmetic(
     candidates = [merge_baseline(run, "task_arithmetic", experts, base_uri, seed, alpha=a) for a in TA_ALPHAS]
     with storage.local_input(layout.sample(0)) as sample_dir:
         results = score_models(ScoreCache.for_run(layout), candidates, read_sample(sample_dir), evaluator)
-    scored = [(macro_average(results[c["content_hash"]][0].per_task), -a, c) for a, c in zip(TA_ALPHAS, candidates)]
+    weights = task_weights(run)
+    scored = [
+        (macro_average(results[c["content_hash"]][0].per_task, weights), -a, c) for a, c in zip(TA_ALPHAS, candidates)
+    ]
     score, neg_alpha, chosen = max(scored, key=lambda s: (s[0], s[1]))
     log.info("task arithmetic: alpha %.1f chosen (optimisation-set macro %.4f)", -neg_alpha, score)
     return dict(chosen, origin=f"task_arithmetic alpha={-neg_alpha:g}")

@@ -12,7 +12,7 @@ from saemerge import __version__, commit, pipeline_images, runlog, storage
 from saemerge.config import RunConfig, model_name
 from saemerge.core.archive import initial_archive, random_pairs, update_archive
 from saemerge.errors import SaeMergeError
-from saemerge.preflight import check_inputs, check_merge_device
+from saemerge.preflight import check_merge_device, check_run_tasks
 from saemerge.runlog import RunLayout, gen_name
 from saemerge.steps.records import to_member
 
@@ -28,10 +28,11 @@ def start_run(config: RunConfig) -> None:
     already holding a run.json must have been started with the same configuration (that is a
     resume); anything else is an error rather than a mixed run.
     """
-    check_inputs(config.experts, config.base_uri, config.data_uri, config.opt_sizes, config.test_sizes, config.splits)
+    tasks = check_run_tasks(config)  # the task set, checked and recorded (saemerge.preflight)
     check_merge_device(config.merge_device)
     layout = RunLayout(config.run_uri)
     info = {
+        **tasks,
         "config": config.to_json(),
         "experts": list(config.experts),
         "base": config.base_uri,

@@ -17,10 +17,17 @@ init step refuses a run.json of another configuration), so a cache hit is the sa
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
 from saemerge import storage
 from saemerge.config import RunConfig
 from saemerge.errors import SaeMergeError
 from saemerge.runlog import RunLayout
+
+if TYPE_CHECKING:
+    from saemerge.evaluate.taskset import TaskSet
 
 
 def run_config(run: str) -> RunConfig:
@@ -33,3 +40,42 @@ def run_config(run: str) -> RunConfig:
     if not storage.exists(layout.run_json):
         raise SaeMergeError(f"{layout.run_json}: not written (the run's init step writes it before any other step)")
     return RunConfig.from_json(layout.read_config())
+
+
+def task_names(config: RunConfig) -> list[str]:
+    """The run's tasks, in the order ``opt_sizes`` then ``test_sizes`` name them."""
+    return list(dict.fromkeys([*config.opt_sizes, *config.test_sizes]))
+
+
+@contextmanager
+def run_tasks(run: str | RunConfig) -> Iterator[TaskSet]:
+    """The run's task set, resolved from its ``run.json`` (or a config), for the ``with`` block.
+
+    A ``tasks_uri`` is fetched to a local directory that lives as long as the block: the task
+    objects lm-eval builds read their YAMLs by path. Without a run.json (a step called on its
+    own, in tests), the shipped and installed tasks named by the caller are used instead.
+    """
+    from saemerge.evaluate.taskset import resolve_tasks
+
+    config = run if isinstance(run, RunConfig) else run_config(run)
+    if config.tasks_uri:
+        with storage.local_input(config.tasks_uri) as task_dir:
+            yield resolve_tasks(task_names(config), task_dir)
+    else:
+        yield resolve_tasks(task_names(config))
+
+
+@contextmanager
+def tasks_of(run: str, names: Sequence[str]) -> Iterator[TaskSet]:
+    """The task set of `names` as `run` defines them (its ``tasks_uri``); the shipped and installed
+    tasks when its run.json names no task directory (or there is none: a step called on its own)."""
+    from saemerge.evaluate.taskset import TaskSet, resolve_tasks
+
+    layout = RunLayout(run)
+    tasks_uri = layout.read_config().get("tasks_uri") if storage.exists(layout.run_json) else None
+    if not tasks_uri:
+        yield resolve_tasks(list(names))
+        return
+    with storage.local_input(tasks_uri) as task_dir:
+        every = resolve_tasks(list(names), task_dir)
+        yield TaskSet(tuple(every[n] for n in dict.fromkeys(names)), every.user_dir)
