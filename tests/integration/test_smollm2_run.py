@@ -24,9 +24,9 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 # bench) and chat settings (none yet): `--param` arguments of `saemerge run`.
 TASK_PARAMS = [
     "--param",
-    'opt_sizes={"saebench_math": 3, "saebench_multilingual": 3}',
+    'opt_sizes={"saebench_math": 2, "saebench_multilingual": 2}',
     "--param",
-    'test_sizes={"saebench_math": 3, "saebench_multilingual": 3}',
+    'test_sizes={"saebench_math": 2, "saebench_multilingual": 2}',
 ]
 
 
