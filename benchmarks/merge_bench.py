@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import shutil
 import statistics
@@ -340,9 +339,14 @@ def _explain_ties(name: str, where: torch.Tensor, ties: dict) -> tuple[int, int,
     Two documented differences of semantics, not errors:
 
     * trim-threshold ties: an expert's |τ| there equals its k-th largest magnitude and several
-      entries share it; saemerge keeps the lowest flat indices, mergekit whatever argsort returns;
-    * zero-sum sign election: both trimmed task vectors are kept there and cancel exactly; saemerge
-      elects sign 0 (nothing agrees: τ_m = 0), mergekit elects + (the positive one is kept).
+      entries share it; saemerge keeps the lowest flat indices (SAE-SPEC §1), mergekit whatever
+      its non-stable argsort returns (benchmarks/ties_vs_mergekit.py shows this is the whole
+      difference on SmolLM2-135M);
+    * zero-sum sign election: both trimmed task vectors are kept there and cancel exactly. Both
+      tools now elect + there (saemerge since 91daec9), so this count should be 0.
+
+    Both tools keep k = max(1, int(density·n)) entries (mergekit's count, saemerge's
+    ``_density_keep``).
 
     Returns:
         (at trim ties, at zero-sum elections, explained by either).
@@ -363,7 +367,7 @@ def _explain_ties(name: str, where: torch.Tensor, ties: dict) -> tuple[int, int,
     for e in ties["experts"]:
         delta = get(e) - base
         mag = delta.abs()
-        k = math.ceil(ties["density"] * mag.numel())
+        k = max(1, int(ties["density"] * mag.numel()))
         thr = torch.topk(mag, k).values[-1] if k < mag.numel() else torch.tensor(0.0)
         if k < mag.numel() and int((mag == thr).sum()) > 1:
             at_tie |= mag[where] == thr

@@ -6,6 +6,7 @@ separate head written, config still tied), loads in transformers with ``lm_head`
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -53,7 +54,7 @@ def inputs(smollm2):
 
 @pytest.fixture(scope="module")
 def outputs(smollm2, tmp_path_factory):
-    """Runs each method once (module scope): {method: output dir}, and "prune"."""
+    """Runs each method once (module scope): {method: output dir}, and "prune"; deleted after."""
     root = tmp_path_factory.mktemp("smollm2-merges")
     experts = [str(smollm2["expert_a"]), str(smollm2["expert_b"])]
     out = {}
@@ -63,7 +64,8 @@ def outputs(smollm2, tmp_path_factory):
         _saemerge("merge", "--method", method, "--models", *experts, *base, *extra, "--out", str(out[method]))
     out["prune"] = root / "prune"
     _saemerge("prune", "--sparsity", "0.6", "--base", str(smollm2["base"]), "--out", str(out["prune"]), experts[0])
-    return out
+    yield out
+    shutil.rmtree(root, ignore_errors=True)  # 3.2 GB, which pytest's kept temporary directories would hold
 
 
 @pytest.mark.parametrize("method", [*METHODS, "prune"])
