@@ -47,14 +47,22 @@ from __future__ import annotations
 import json
 import logging
 import os
-import struct
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import PurePosixPath
 from typing import TYPE_CHECKING
 
 from saemerge import manifest as mf
 from saemerge import storage
+from saemerge.checkpoint_format import (
+    DTYPE_NAMES,
+    INDEX_FILE,
+    MAX_HEADER_BYTES,
+    decode_header,
+    header_length,
+    index_shards,
+    pickle_weights,
+    weight_files,
+)
 from saemerge.errors import SaeMergeError
 
 if TYPE_CHECKING:
@@ -66,28 +74,12 @@ log = logging.getLogger(__name__)
 # Inputs that may be plain s3:// directories (a user's HF checkpoint without manifest.json).
 PLAIN_ROLES = ("expert", "base", "checkpoint")
 CODE_SUFFIXES = (".py", ".pyc")
-PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
-SINGLE_FILE = "model.safetensors"
-INDEX_FILE = "model.safetensors.index.json"
 # A slow tokenizer's vocabulary, compared byte for byte when there is no tokenizer.json.
 VOCAB_FILES = ("tokenizer.model", "spiece.model", "sentencepiece.bpe.model", "vocab.json", "merges.txt", "vocab.txt")
 # Sections of tokenizer.json that decide which id a text becomes.
 TOKENIZER_SECTIONS = ("model", "added_tokens", "normalizer", "pre_tokenizer")
 # One ranged read covers a shard's header in the common case (a 7B shard's is ~30 KB).
 _HEAD_BYTES = 256 << 10
-_MAX_HEADER = 100_000_000
-_DTYPE_NAMES = {
-    "F64": "float64",
-    "F32": "float32",
-    "F16": "float16",
-    "BF16": "bfloat16",
-    "I64": "int64",
-    "I32": "int32",
-    "I16": "int16",
-    "I8": "int8",
-    "U8": "uint8",
-    "BOOL": "bool",
-}
 
 
 def check_inputs(
@@ -351,20 +343,18 @@ def _weight_files(src: _Source) -> list[str]:
     """The safetensors files the checkpoint reader would read (same rules as CheckpointReader)."""
     if INDEX_FILE in src.files:
         try:
-            files = sorted(set(src.read_json(INDEX_FILE)["weight_map"].values()))
+            files = index_shards(src.read_json(INDEX_FILE))
         except (KeyError, AttributeError, TypeError):
             raise SaeMergeError(f"{src.label}: {INDEX_FILE} has no weight_map") from None
         for f in files:
             if f not in src.files:
                 raise SaeMergeError(f"{src.label}: shard {f} listed in {INDEX_FILE} is missing")
         return files
-    if SINGLE_FILE in src.files:
-        return [SINGLE_FILE]
-    top = sorted(f for f in src.files if "/" not in f)
-    shards = [f for f in top if f.endswith(".safetensors")]
+    top = [f for f in src.files if "/" not in f]
+    shards = weight_files(top)
     if shards:
         return shards
-    pickles = [f for f in top if PurePosixPath(f).suffix in PICKLE_SUFFIXES]
+    pickles = pickle_weights(top)
     if pickles:
         raise SaeMergeError(
             f"{src.label}: {pickles[0]} holds pickle weights, which are refused (unpickling "
@@ -379,8 +369,8 @@ def _header(src: _Source, rel: str) -> dict:
     head = src.read_range(rel, 0, _HEAD_BYTES)
     if len(head) < 8:
         raise SaeMergeError(f"{bad} (shorter than 8 bytes)")
-    (n,) = struct.unpack("<Q", head[:8])
-    if n > _MAX_HEADER:
+    n = header_length(head)
+    if n > MAX_HEADER_BYTES:
         raise SaeMergeError(f"{bad} (header of {n} bytes)")
     raw = head[8 : 8 + n]
     if len(raw) < n and len(head) == _HEAD_BYTES:
@@ -388,12 +378,9 @@ def _header(src: _Source, rel: str) -> dict:
     if len(raw) < n:
         raise SaeMergeError(f"{bad} (truncated header)")
     try:
-        header = json.loads(raw)
-    except ValueError as exc:
+        return decode_header(raw)
+    except ValueError as exc:  # not JSON, or not a JSON object
         raise SaeMergeError(f"{bad} ({exc})") from None
-    if not isinstance(header, dict):
-        raise SaeMergeError(f"{bad} (header is not a JSON object)")
-    return header
 
 
 def _tensors(src: _Source) -> dict[str, tuple[str, tuple[int, ...]]]:
@@ -416,7 +403,7 @@ def _tensors(src: _Source) -> dict[str, tuple[str, tuple[int, ...]]]:
 
 
 def _dtype(code: str) -> str:
-    return _DTYPE_NAMES.get(code, code)
+    return DTYPE_NAMES.get(code, code)
 
 
 def _compare(ref: dict, other: dict, here: str, there: str, verb: str) -> None:
