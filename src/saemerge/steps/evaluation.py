@@ -64,9 +64,9 @@ def lm_eval_evaluator(
     the run's ``run.json``; without, the shipped and installed lm-eval tasks, no chat template.
 
     The device is decided here, before any model is fetched: a step compiled with a GPU whose
-    CUDA is not usable fails now, in one line (:func:`saemerge.evaluate.device.resolve_device`).
+    CUDA is not usable fails now, in one line (:func:`saemerge.devices.resolve_device`).
     """
-    from saemerge.evaluate.device import resolve_device
+    from saemerge.devices import resolve_device
 
     return _WarmEvaluator(run, device=resolve_device(device), dtype=dtype, batch_size=batch_size)
 

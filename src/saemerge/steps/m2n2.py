@@ -104,7 +104,7 @@ def crossover(run: str, order: Mapping, *, base_uri: str, measure: str = "zero_c
 
     A child identical to an archive member is discarded without evaluation (as in SAE-SPEC §3).
     """
-    from saemerge.evaluate.device import merge_device
+    from saemerge.devices import merge_device
     from saemerge.ops.m2n2 import m2n2_crossover_checkpoints  # torch: only this step needs it
 
     device = merge_device(device)  # CUDA checked before anything is read (a GPU step fails at once)

@@ -8,7 +8,7 @@ from contextlib import ExitStack
 from typing import Any
 
 from saemerge import storage
-from saemerge.evaluate.device import merge_device
+from saemerge.devices import merge_device
 from saemerge.ops import checkpoint_sparsity, prune_checkpoint, sae_merge_checkpoints
 from saemerge.steps.records import find_recipe, input_identity, make_record, publish_model
 
