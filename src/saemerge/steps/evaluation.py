@@ -428,10 +428,11 @@ def score_summary(records: Sequence[Mapping]) -> dict[str, float]:
 
 
 def fitness_gamma(config: RunConfig) -> float:
-    """γ of the run's fitness: the run's ``gamma``; 0 for PSO, whose fitness is the macro accuracy (SAE-SPEC §7)."""
-    from saemerge.config import PSO
+    """γ of the run's fitness while it searches (:func:`saemerge.core.fitness.search_gamma`): the
+    run's ``gamma``; 0 for PSO, whose fitness is the macro accuracy (SAE-SPEC §7)."""
+    from saemerge.core.fitness import search_gamma
 
-    return 0.0 if config.search == PSO else config.gamma
+    return search_gamma(config.search, config.gamma)
 
 
 def evaluate_on_sample(run: str, generation: int, stage: str, candidates: Sequence[Mapping], sample: int) -> list[dict]:
