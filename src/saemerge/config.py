@@ -81,6 +81,33 @@ def split_names(opt_splits: str) -> tuple[str, ...]:
     return tuple(s.strip() for s in str(opt_splits).split(",") if s.strip())
 
 
+def parse_param_args(items: list[str] | None) -> dict[str, str]:
+    """``--param NAME=VALUE`` arguments (``saemerge run`` and ``saemerge submit``) -> ``{NAME: "VALUE"}``,
+    the raw text: each caller types the values (:func:`param_value`, or against a compiled pipeline).
+
+    Raises:
+        SaeMergeError: an argument without ``=`` or a name, or a name given twice.
+    """
+    raw: dict[str, str] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise SaeMergeError(f"--param {item!r}: expected NAME=VALUE")
+        if key in raw:
+            raise SaeMergeError(f"--param {key}: given twice")
+        raw[key] = value
+    return raw
+
+
+def param_value(text: str) -> Any:
+    """A ``--param`` value as ``saemerge run`` reads it: JSON when it parses, else the text itself."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
 def param_name(name: str) -> str:
     """How a pipeline parameter is written: as is (``s_min``)."""
     return name
