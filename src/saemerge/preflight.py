@@ -142,7 +142,7 @@ def check_run_tasks(config: RunConfig) -> dict:
 
     from saemerge.evaluate.taskcheck import build_tasks
     from saemerge.evaluate.tasksafety import check_task_safety
-    from saemerge.steps.evaluation import cache_identity
+    from saemerge.steps.score_cache import cache_identity
     from saemerge.steps.settings import run_tasks
 
     with run_tasks(config) as tasks:

@@ -15,8 +15,11 @@ from saemerge.errors import SaeMergeError
 from saemerge.evaluate.results import EvalResult
 from saemerge.ops import checkpoint_sparsity, merge_checkpoints
 from saemerge.runlog import RunLayout
-from saemerge.steps.evaluation import EvaluatorFactory, ScoreCache, read_sample, score_models, task_weights
+from saemerge.steps.evaluation import read_sample, score_models
+from saemerge.steps.evaluator import EvaluatorFactory
 from saemerge.steps.records import find_recipe, input_identity, make_record, publish_model, without_none
+from saemerge.steps.score_cache import ScoreCache
+from saemerge.steps.settings import task_weights
 
 log = logging.getLogger(__name__)
 

@@ -26,8 +26,9 @@ from saemerge import storage
 from saemerge.core.m2n2 import compete, draw_mating, shared_fitness
 from saemerge.run.layout import RunLayout, gen_name
 from saemerge.run.tables import write_json
-from saemerge.steps.evaluation import ScoreCache, read_sample
+from saemerge.steps.evaluation import read_sample
 from saemerge.steps.records import find_recipe, input_identity, make_record, publish_model
+from saemerge.steps.score_cache import ScoreCache
 
 log = logging.getLogger(__name__)
 
