@@ -41,6 +41,7 @@ __all__ = [
     "lm_eval_evaluator",
     "read_sample",
     "run_opt_splits",
+    "ensure_generation_sample",
     "sample_optimisation_set",
     "score_models",
     "score_summary",
@@ -50,9 +51,10 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
-def sample_optimisation_set(run: str, generation: int, data_uri: str, opt_sizes: Mapping[str, int], seed: int) -> str:
-    """Draw generation `generation`'s optimisation set into the run, from the splits the run's
-    ``opt_splits`` names (train/validation by default; never test)."""
+def ensure_generation_sample(run: str, generation: int, data_uri: str, opt_sizes: Mapping[str, int], seed: int) -> str:
+    """The URI of generation `generation`'s optimisation set in the run, drawn there first when it
+    is not yet (:func:`saemerge.evaluate.sampling.sample_optimisation_set`, from the splits the
+    run's ``opt_splits`` names: train/validation by default; never test)."""
     from saemerge.evaluate.sampling import sample_optimisation_set as draw
     from saemerge.steps.settings import tasks_of
 
@@ -68,6 +70,9 @@ def sample_optimisation_set(run: str, generation: int, data_uri: str, opt_sizes:
     ):
         draw(tasks, dict(opt_sizes), data=data, seed=seed, generation=generation, out_dir=out, splits=splits)
     return uri
+
+
+sample_optimisation_set = ensure_generation_sample  # the old name, kept for one release
 
 
 def read_sample(sample_dir: Path) -> dict[str, list[dict]]:
@@ -188,7 +193,7 @@ def evaluate_on_sample(run: str, generation: int, stage: str, candidates: Sequen
     from saemerge.steps.settings import run_config
 
     config = run_config(run)
-    sample_uri = sample_optimisation_set(run, sample, config.data_uri, config.opt_sizes, config.seed)
+    sample_uri = ensure_generation_sample(run, sample, config.data_uri, config.opt_sizes, config.seed)
     with measured(run, "evaluate", f"gen {generation} {stage}"):
         return evaluate_candidates(
             run,
