@@ -1,4 +1,5 @@
-"""Submit the SAE pipeline to a Kubeflow Pipelines 2.x cluster with ``kfp.Client``.
+"""Submit a search's pipeline (SAE, PSO or M2N2: :mod:`saemerge.pipeline.searches`) to a Kubeflow
+Pipelines 2.x cluster with ``kfp.Client``.
 
 One call does what CI needs: compile (compile options fixed here), upload the pipeline or a
 new version of it, find or create the experiment, start a run or a recurring run, and
