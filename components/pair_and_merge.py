@@ -17,11 +17,11 @@ def pair_and_merge(run_uri: str, pair: str, child: Output[Model]) -> str:
     """
     from saemerge.compute import measured
     from saemerge.steps import handoff
-    from saemerge.steps.models import merge_pair
+    from saemerge.steps.models import pair_and_merge_with_run_settings
     from saemerge.steps.records import describe_model
 
     pair = handoff.load_one(pair)
     with measured(run_uri, "merge", f"gen {pair['generation']} pair {pair['index']}"):
-        record = merge_pair(run_uri, pair)
+        record = pair_and_merge_with_run_settings(run_uri, pair)
     describe_model(child, record)
     return handoff.save(run_uri, pair["generation"], f"child-{pair['index']}", [record])

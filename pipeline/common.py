@@ -25,6 +25,7 @@ from saemerge.components.final_evaluate import final_evaluate
 from saemerge.components.prune import prune
 from saemerge.components.report import report
 from saemerge.config import PARAMS, SAE, pipeline_docstring
+from saemerge.devices import REQUIRE_GPU_ENV, REQUIRED
 from saemerge.pipeline import resources
 from saemerge.pipeline.retries import retry_plan
 from saemerge.storage.s3_conn import S3_SECRET_KEYS, S3_SECRET_MOUNT  # noqa: F401 -- S3_SECRET_KEYS re-exported
@@ -238,10 +239,10 @@ class Tasks:
         fails (a preempted pod is not retried by KFP up to 2.17: :mod:`saemerge.pipeline.retries`;
         `retry` is its retry kind, ``final`` for the final evaluation); ``SAEMERGE_EVAL_GPU=required``,
         so ``eval_device=auto`` fails at once instead of scoring on the CPU when CUDA is not usable
-        (:mod:`saemerge.evaluate.device`)."""
+        (:mod:`saemerge.devices`)."""
         self._retry(task, retry)
         task = self._secret(self._sized(self._gpu(task), "evaluate"))
-        return resources.annotate_env(task, "SAEMERGE_EVAL_GPU", "required")
+        return resources.annotate_env(task, REQUIRE_GPU_ENV, REQUIRED)
 
     def retried(self, task: dsl.PipelineTask) -> dsl.PipelineTask:
         """A model-making step (prune, merge): retried when its container fails, with S3; on the

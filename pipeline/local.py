@@ -44,6 +44,7 @@ from saemerge.pipeline.local_child import DEFAULT_RUNNER, check_runner, step_env
 from saemerge.pipeline.local_failures import failure_reason
 from saemerge.pipeline.searches import get_search
 from saemerge.report import PLOTS, results_text
+from saemerge.run.metrics import metrics_detail
 from saemerge.runlog import RunLayout
 
 log = logging.getLogger(__name__)
@@ -317,14 +318,9 @@ def _follow(
                 continue
             m = runlog.read_json(uri)
             seen.add(name)
-            per_task = ", ".join(f"{k[5:]} {v:.3f}" for k, v in sorted(m.items()) if k.startswith("best."))
             label = "initial population" if name == "init" else f"generation {m['generation']:2d} (s_t={m['s_t']:.4f})"
             phases.done(f"{label}", last)
-            print(
-                f"           best fitness {m['best_fitness']:.4f}  mean {m['mean_fitness']:.4f}  [{per_task}]  "
-                f"mean ρ {m['mean_sparsity']:.3f}  accepted {m['accepted']}/{m['offspring']}",
-                flush=True,
-            )
+            print(f"           {metrics_detail(m)}", flush=True)
             last = time.perf_counter()
         if finished:
             break

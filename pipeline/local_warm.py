@@ -82,6 +82,7 @@ _EXECUTOR = (
     "saemerge.steps.records",
     "saemerge.steps.settings",  # every step after init reads the run's settings
 )
+_SCORING = ("saemerge.steps.evaluator", "saemerge.steps.score_cache", "saemerge.steps.evaluation")
 _LM_EVAL = (
     "saemerge.evaluate.evaluator",
     "lm_eval.tasks",
@@ -94,8 +95,8 @@ STEP_IMPORTS: dict[str, tuple[str, ...]] = {  # light kinds first: the server im
     "pair-and-merge": (*_EXECUTOR, "saemerge.steps.models"),
     "pso": (*_EXECUTOR, "saemerge.steps.pso"),
     "m2n2": (*_EXECUTOR, "saemerge.steps.m2n2"),
-    "evaluate": (*_EXECUTOR, "saemerge.steps.evaluation", *_LM_EVAL),
-    "final-evaluate": (*_EXECUTOR, "saemerge.steps.evaluation", *_LM_EVAL, "saemerge.steps.final"),
+    "evaluate": (*_EXECUTOR, *_SCORING, *_LM_EVAL),
+    "final-evaluate": (*_EXECUTOR, *_SCORING, *_LM_EVAL, "saemerge.steps.final"),
     "report": (*_EXECUTOR, "saemerge.report"),
 }
 WARM_IMPORTS = tuple(dict.fromkeys(m for modules in STEP_IMPORTS.values() for m in modules))

@@ -77,6 +77,8 @@ from typing import Optional
 
 from kfp import dsl, kubernetes
 
+from saemerge.devices import GPU_MERGES_ENV, REQUIRE_GPU_ENV
+
 STEP_KINDS = ("small", "merge", "evaluate")
 RESOURCE_NAMES = ("cpu", "cpu_limit", "memory", "memory_limit", "storage")
 CACHE_MOUNT = "/saemerge-cache"
@@ -89,8 +91,8 @@ STEP_ENV = (
     "SAEMERGE_CACHE",
     "SAEMERGE_CACHE_MAX_SIZE",
     "SAEMERGE_CACHE_MIN_IDLE_S",
-    "SAEMERGE_GPU_MERGES",
-    "SAEMERGE_EVAL_GPU",  # saemerge.evaluate.device: no CPU fallback
+    GPU_MERGES_ENV,  # saemerge.devices: prune and merge steps may use CUDA
+    REQUIRE_GPU_ENV,  # saemerge.devices: no CPU fallback
 )
 POD_ENV_ANNOTATION = "saemerge.io/env"
 _NAMED_SIZES = {"tiny": 1e8}
@@ -253,7 +255,7 @@ def apply(task: dsl.PipelineTask, res: StepResources, cache_volume: str, gpu_mer
         task.set_memory_request(res.memory)
     if res.memory_limit:
         task.set_memory_limit(res.memory_limit)
-    env = {"SAEMERGE_GPU_MERGES": "true" if gpu_merges else "false"}
+    env = {GPU_MERGES_ENV: "true" if gpu_merges else "false"}
     kind, _, arg = cache_volume.partition(":")
     if kind != "none" and res.storage:
         if kind == "emptydir":

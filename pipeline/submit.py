@@ -1,4 +1,5 @@
-"""Submit the SAE pipeline to a Kubeflow Pipelines 2.x cluster with ``kfp.Client``.
+"""Submit a search's pipeline (SAE, PSO or M2N2: :mod:`saemerge.pipeline.searches`) to a Kubeflow
+Pipelines 2.x cluster with ``kfp.Client``.
 
 One call does what CI needs: compile (compile options fixed here), upload the pipeline or a
 new version of it, find or create the experiment, start a run or a recurring run, and
@@ -52,7 +53,7 @@ from typing import Any
 
 import yaml
 
-from saemerge.config import RunConfig
+from saemerge.config import RunConfig, parse_param_args  # noqa: F401 -- parse_param_args re-exported (old path)
 from saemerge.errors import SaeMergeError, unknown_name
 from saemerge.pipeline.backend import check_backend
 from saemerge.pipeline.common import CompileOptions, default_images_notice
@@ -122,19 +123,6 @@ class SubmitResult:
 
 
 # ------------------------------------------------------------------------------- parameters
-
-
-def parse_param_args(items: list[str] | None) -> dict[str, str]:
-    """``["k=v", ...]`` → ``{k: "v"}`` (raw text; typed later against the pipeline)."""
-    raw: dict[str, str] = {}
-    for item in items or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise SaeMergeError(f"--param {item!r}: expected NAME=VALUE")
-        if key in raw:
-            raise SaeMergeError(f"--param {key}: given twice")
-        raw[key.strip()] = value
-    return raw
 
 
 def pipeline_parameters(spec: dict) -> dict[str, dict]:

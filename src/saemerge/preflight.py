@@ -63,6 +63,7 @@ from saemerge.checkpoint_format import (
     pickle_weights,
     weight_files,
 )
+from saemerge.devices import GPU_MERGES_ENV
 from saemerge.errors import SaeMergeError
 
 if TYPE_CHECKING:
@@ -141,7 +142,7 @@ def check_run_tasks(config: RunConfig) -> dict:
 
     from saemerge.evaluate.taskcheck import build_tasks
     from saemerge.evaluate.tasksafety import check_task_safety
-    from saemerge.steps.evaluation import cache_identity
+    from saemerge.steps.score_cache import cache_identity
     from saemerge.steps.settings import run_tasks
 
     with run_tasks(config) as tasks:
@@ -207,7 +208,7 @@ def check_merge_device(merge_device: str) -> None:
     carry ``SAEMERGE_GPU_MERGES=false`` (:mod:`saemerge.pipeline.resources`). Outside those pods
     (``saemerge run --local``, tests) the variable is unset and any device is allowed.
     """
-    if os.environ.get("SAEMERGE_GPU_MERGES") == "false" and str(merge_device).startswith("cuda"):
+    if os.environ.get(GPU_MERGES_ENV) == "false" and str(merge_device).startswith("cuda"):
         raise SaeMergeError(
             f"merge_device {merge_device}: this pipeline was compiled without --gpu-merges, so its prune and "
             "merge steps run on the CPU image without a GPU; recompile with `saemerge compile --gpu-merges` "

@@ -20,7 +20,7 @@ from saemerge.evaluate.evaluator import Evaluator
 from saemerge.evaluate.results import EvalResult, ExampleResult
 from saemerge.evaluate.taskspec import read_jsonl
 from saemerge.runlog import RunLayout
-from saemerge.steps.evaluation import ScoreCache, evaluate_candidates, sample_optimisation_set, score_models
+from saemerge.steps.evaluation import ScoreCache, ensure_generation_sample, evaluate_candidates, score_models
 from saemerge.steps.final import final_evaluate
 from tests.support.scripted_lm import ANSWER_KEY, gold_answer
 
@@ -105,7 +105,7 @@ def test_score_cache_adds_and_restricts_without_lm_eval(tmp_path):
 def test_evaluate_candidates_scores_through_the_cache(run_with_models, scripted_lm):
     run, data, good, bad = run_with_models
     evaluator = CountingEvaluator(scripted_lm)
-    sample0 = sample_optimisation_set(run, 0, str(data), {t: 4 for t in TASKS}, seed=0)
+    sample0 = ensure_generation_sample(run, 0, str(data), {t: 4 for t in TASKS}, seed=0)
     scored = evaluate_candidates(
         run, 0, "archive", [good, bad, dict(bad, status="discarded", uri="")], sample0, gamma=0.5, evaluator=evaluator
     )
@@ -116,7 +116,7 @@ def test_evaluate_candidates_scores_through_the_cache(run_with_models, scripted_
     assert "score" not in scored[2]  # discarded offspring pass through unscored
 
     # The next generation's sample overlaps the first in some examples: only new ones are evaluated.
-    sample1 = sample_optimisation_set(run, 1, str(data), {t: 6 for t in TASKS}, seed=0)
+    sample1 = ensure_generation_sample(run, 1, str(data), {t: 6 for t in TASKS}, seed=0)
     ids0 = {(t, str(d["id"])) for t, ds in _docs(sample0).items() for d in ds}
     ids1 = {(t, str(d["id"])) for t, ds in _docs(sample1).items() for d in ds}
     evaluator.scored.clear()
@@ -152,12 +152,12 @@ def test_an_evaluate_step_builds_its_lm_eval_tasks_once(run_with_models, scripte
     real_load = TaskManager.load
     monkeypatch.setattr(TaskManager, "load", lambda self, *a, **k: loads.append(a) or real_load(self, *a, **k))
     evaluator = CountingEvaluator(scripted_lm)
-    sample0 = sample_optimisation_set(run, 0, str(data), {t: 4 for t in TASKS}, seed=0)
+    sample0 = ensure_generation_sample(run, 0, str(data), {t: 4 for t in TASKS}, seed=0)
     evaluate_candidates(run, 0, "archive", [good], sample0, gamma=0.5, evaluator=evaluator)
     evaluate_candidates(run, 0, "offspring", [bad], sample0, gamma=0.5, evaluator=evaluator)
     assert len(loads) == 2  # one per step
     # the next step: good lacks the new examples only, bad too, half lacks all of them
-    sample1 = sample_optimisation_set(run, 1, str(data), {t: 6 for t in TASKS}, seed=0)
+    sample1 = ensure_generation_sample(run, 1, str(data), {t: 6 for t in TASKS}, seed=0)
     loads.clear()
     evaluator.scored.clear()
     scored = evaluate_candidates(run, 1, "archive", [good, bad, half], sample1, gamma=0.5, evaluator=evaluator)
@@ -178,7 +178,7 @@ def test_an_evaluate_step_builds_its_lm_eval_tasks_once(run_with_models, scripte
 def test_score_models_merges_duplicate_models(run_with_models, scripted_lm):
     run, data, good, _ = run_with_models
     evaluator = CountingEvaluator(scripted_lm)
-    sample = sample_optimisation_set(run, 0, str(data), {t: 3 for t in TASKS}, seed=1)
+    sample = ensure_generation_sample(run, 0, str(data), {t: 3 for t in TASKS}, seed=1)
     with storage.local_input(sample) as d:
         from saemerge.steps.evaluation import read_sample
 
@@ -191,7 +191,7 @@ def test_final_evaluate_writes_the_results_table(run_with_models, scripted_lm):
     run, data, good, bad = run_with_models
     evaluator = CountingEvaluator(scripted_lm)
     half = publish_answer_key(str(run_with_models[0]) + "-models/half", data, right=0.5)
-    sample0 = sample_optimisation_set(run, 0, str(data), {t: 4 for t in TASKS}, seed=0)
+    sample0 = ensure_generation_sample(run, 0, str(data), {t: 4 for t in TASKS}, seed=0)
     archive = evaluate_candidates(run, 0, "archive", [half, good], sample0, gamma=0.05, evaluator=evaluator)
     rows = final_evaluate(
         run,
@@ -289,7 +289,7 @@ def test_runs_sharing_a_score_cache_score_a_model_once_and_select_on_their_own_e
             }
         )
         runlog.write_json(RunLayout(run).run_json, {"config": config.to_json()})
-        sample = sample_optimisation_set(run, 0, str(data), config.opt_sizes, seed=seed)
+        sample = ensure_generation_sample(run, 0, str(data), config.opt_sizes, seed=seed)
         evaluator.scored.clear()
         archive = evaluate_candidates(run, 0, "archive", [half, good], sample, gamma=0.05, evaluator=evaluator)
         opt_scored = list(evaluator.scored)

@@ -29,3 +29,21 @@ def test_fitness():
     assert fitness(0.4, 1.0, gamma=0.1) == pytest.approx(0.5)
     # sparser wins a tie in score
     assert fitness(0.5, 0.6) > fitness(0.5, 0.1)
+
+
+def test_when_gamma_is_zero_is_decided_once():
+    """PSO searches and reports with the raw score; M2N2 searches with the run's γ and reports the
+    raw score; SAE uses its γ for both (SAE-SPEC §7). The names are the run parameters' searches."""
+    from types import SimpleNamespace
+
+    from saemerge.config import M2N2, PSO, SAE, SEARCHES
+    from saemerge.core.fitness import RAW_SCORE_FITNESS, RAW_SCORE_REPORTED, reported_gamma, search_gamma
+    from saemerge.steps.evaluation import fitness_gamma
+    from saemerge.steps.final import RAW_SCORE_SEARCHES
+
+    assert set(RAW_SCORE_FITNESS) <= set(RAW_SCORE_REPORTED) <= set(SEARCHES)
+    assert [search_gamma(s, 0.05) for s in (SAE, PSO, M2N2)] == [0.05, 0.0, 0.05]
+    assert [reported_gamma(s, 0.05) for s in (SAE, PSO, M2N2)] == [0.05, 0.0, 0.0]
+    assert RAW_SCORE_SEARCHES == (PSO, M2N2)
+    assert fitness_gamma(SimpleNamespace(search=PSO, gamma=0.1)) == 0.0
+    assert fitness_gamma(SimpleNamespace(search=M2N2, gamma=0.1)) == 0.1

@@ -12,9 +12,9 @@ import time
 import pytest
 import torch
 
+from saemerge import devices as device
+from saemerge.devices import GPU_MERGES_ENV, REQUIRE_GPU_ENV, merge_device, nvidia_driver, resolve_device
 from saemerge.errors import SaeMergeError
-from saemerge.evaluate import device
-from saemerge.evaluate.device import GPU_MERGES_ENV, REQUIRE_GPU_ENV, merge_device, nvidia_driver, resolve_device
 
 DRIVER_FILE = (
     "NVRM version: NVIDIA UNIX x86_64 Kernel Module  535.104.05  Sat Aug 19 01:15:15 UTC 2023\n"
@@ -127,6 +127,22 @@ def test_the_ops_name_the_driver_when_cuda_is_asked_for(no_cuda):
     with pytest.raises(SaeMergeError, match=r"device cuda:0: CUDA is not usable \(this machine\).*NVIDIA driver 535"):
         op_device("cuda:0")
     assert op_device("cpu") == torch.device("cpu")
+
+
+def test_one_device_decision_below_evaluate_and_ops():
+    """saemerge.devices is the one home; the old paths hand out the very same functions, and
+    importing it does not import torch (preflight and the pipeline read its variable names)."""
+    import subprocess
+    import sys
+
+    from saemerge import devices
+    from saemerge.evaluate import device as old
+    from saemerge.ops import common
+
+    assert old.resolve_device is devices.resolve_device and old.merge_device is devices.merge_device
+    assert common.resolve_device is devices.torch_device
+    code = "import sys, saemerge.devices; assert 'torch' not in sys.modules, 'torch imported'"
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
 
 
 def _merge_steps(missing: str):

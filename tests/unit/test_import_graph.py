@@ -165,8 +165,9 @@ assert old is new or old.__name__ == "saemerge.runlog"
 
 def test_util_imports_nothing_of_saemerge_but_errors():
     """util/ sits below every layer (storage and the cache both use its manifest); so does the
-    torch-free checkpoint format, which preflight and the checkpoint reader share."""
+    torch-free checkpoint format, which preflight and the checkpoint reader share, and the device
+    decision, which ops/, evaluate/, steps/, preflight and the pipeline share."""
     graph = import_graph()
     for name in graph:
-        if name.startswith("saemerge.util.") or name == "saemerge.checkpoint_format":
+        if name.startswith("saemerge.util.") or name in ("saemerge.checkpoint_format", "saemerge.devices"):
             assert graph[name] <= {"saemerge.errors"}, f"{name} imports {graph[name]}"

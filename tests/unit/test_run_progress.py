@@ -74,3 +74,14 @@ def test_inspect_shows_the_progress_line(run, capsys):
     out = capsys.readouterr().out
     assert out.splitlines()[0] == progress_line(run.root)
     assert "gen" in out.splitlines()[1]  # then the generation table
+
+
+def test_the_local_runs_generation_line_is_rendered_in_run_metrics():
+    """``saemerge run --local`` (the demo) prints this line under each finished generation, byte for byte."""
+    from saemerge.run.metrics import metrics_detail
+
+    m = {"generation": 0, "s_t": 0.5, "best_fitness": 0.51234, "mean_fitness": 0.4, "mean_sparsity": 0.8123}
+    m |= {"accepted": 3, "offspring": 4, "best.saebench_multilingual": 0.4333, "best.saebench_math": 0.6}
+    assert metrics_detail(m) == (
+        "best fitness 0.5123  mean 0.4000  [saebench_math 0.600, saebench_multilingual 0.433]  mean ρ 0.812  accepted 3/4"
+    )

@@ -5,7 +5,7 @@ import pytest
 from saemerge import runlog
 from saemerge.errors import SaeMergeError
 from saemerge.runlog import RunLayout
-from saemerge.steps.evaluation import read_sample, run_opt_splits, sample_optimisation_set
+from saemerge.steps.evaluation import ensure_generation_sample, read_sample, run_opt_splits
 from tests.support.fixtures import write_bench_data
 
 SIZES = {"saebench_math": 10, "saebench_multilingual": 10}
@@ -24,7 +24,7 @@ def _ids(run: str, generation: int) -> list[str]:
 def test_the_step_draws_from_the_recorded_splits(tmp_path, data, config, validation_only):
     run = str(tmp_path / "run")
     runlog.write_json(RunLayout(run).run_json, {"config": config})  # {}: a run.json from before the parameter
-    sample_optimisation_set(run, 0, str(data), SIZES, seed=0)
+    ensure_generation_sample(run, 0, str(data), SIZES, seed=0)
     got = _ids(run, 0)
     assert len(got) == 20
     assert all("-validation-" in i for i in got) == validation_only
@@ -35,3 +35,13 @@ def test_a_run_without_run_json_is_refused(tmp_path):
     with pytest.raises(SaeMergeError, match="run.json: not written"):
         run_opt_splits(str(tmp_path / "run"))
     assert not (tmp_path / "run").exists()
+
+
+def test_the_old_names_of_the_renamed_steps_still_work():
+    """Renamed so a name says what it does; the old names stay for one release."""
+    from saemerge.evaluate import sampling
+    from saemerge.steps import evaluation, models
+
+    assert evaluation.sample_optimisation_set is ensure_generation_sample
+    assert ensure_generation_sample is not sampling.sample_optimisation_set  # the step, not the draw
+    assert models.merge_pair is models.pair_and_merge_with_run_settings

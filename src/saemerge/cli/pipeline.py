@@ -134,19 +134,12 @@ def cmd_compile(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from saemerge.config import param_value, parse_param_args
     from saemerge.pipeline.local import LocalRun, run_local
 
     if not args.local:
         raise SaeMergeError("run: only --local is available here; on a cluster use `saemerge submit --host URL`")
-    params = {}
-    for item in args.param or []:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise SaeMergeError(f"--param {item!r}: expected NAME=VALUE")
-        try:
-            params[key] = json.loads(value)
-        except json.JSONDecodeError:
-            params[key] = value
+    params = {key: param_value(text) for key, text in parse_param_args(args.param).items()}
     # Flags given beside --resume are checked against the run's record (run.json), which
     # gives everything else; without --resume the unset ones take their defaults.
     flags = {"--search": args.search, "--steps": args.steps, "--seed": args.seed}

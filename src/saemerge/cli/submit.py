@@ -141,7 +141,8 @@ def cluster_request(args: argparse.Namespace, **fields):
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
-    from saemerge.pipeline.submit import SUCCEEDED, WaitTimeout, parse_param_args, resumed_request, submit
+    from saemerge.config import parse_param_args
+    from saemerge.pipeline.submit import SUCCEEDED, WaitTimeout, resumed_request, submit
 
     try:
         params: dict = parse_param_args(args.param)

@@ -1,118 +1,41 @@
-"""Which device an evaluation runs on, and why a GPU step with no usable CUDA fails at once.
+"""The evaluation's own device rules: the batch an evaluation runs with on each device.
 
-``eval_device`` is ``auto`` (CUDA when usable), ``cuda``, ``cuda:N`` or ``cpu``. ``auto``
-falls back to the CPU only where no GPU was promised: a pod compiled with a GPU for its
-evaluation carries ``SAEMERGE_EVAL_GPU=required`` (a pod annotation read through the Downward
-API: :mod:`saemerge.pipeline.resources`; ``kfp.local`` ignores that config, so the local
-runner scores on the CPU as before). There, CUDA that torch cannot use (an NVIDIA driver older
-than the wheel's CUDA needs, a missing device plugin) fails the step within seconds with one
-line naming ``torch.version.cuda`` and the driver found, instead of scoring a 7B model on a
-few CPU cores for hours while holding the GPU. ``eval_device=cpu`` stays the explicit way
-to score on the CPU anywhere.
-
-Prune and merge steps get the same guarantee (:func:`merge_device`): compiled with
-``--gpu-merges`` their pods hold a GPU and carry ``SAEMERGE_GPU_MERGES=true``, and a step asked
-for ``merge_device=cuda`` with CUDA unusable fails before it reads any checkpoint, with the
-same line. ``merge_device`` has no ``auto``: ``cpu`` (its default) merges on the CPU anywhere.
+Which device a step runs on (``eval_device``, ``merge_device``, the refusal of unusable CUDA)
+lives in :mod:`saemerge.devices`; its names are re-exported here, the old path, for one release.
 """
 
 from __future__ import annotations
 
-import logging
-import os
-import re
-from pathlib import Path
+from saemerge.devices import (
+    DRIVER_VERSION_FILE,
+    GPU_MERGES_ENV,
+    REQUIRE_GPU_ENV,
+    REQUIRED,
+    cuda_diagnosis,
+    gpu_merges,
+    gpu_required,
+    merge_device,
+    nvidia_driver,
+    resolve_device,
+)
 
-import torch
-
-from saemerge.errors import SaeMergeError
-
-log = logging.getLogger(__name__)
-
-REQUIRE_GPU_ENV = "SAEMERGE_EVAL_GPU"
-REQUIRED = "required"
-# Set on every pod of a pipeline (pipeline.resources.apply): "true" when compiled with --gpu-merges.
-GPU_MERGES_ENV = "SAEMERGE_GPU_MERGES"
-DRIVER_VERSION_FILE = Path("/proc/driver/nvidia/version")
-
-
-def nvidia_driver(version_file: Path | None = None) -> str | None:
-    """The loaded NVIDIA kernel driver's version (``/proc/driver/nvidia/version``), or None."""
-    try:
-        text = (version_file or DRIVER_VERSION_FILE).read_text()
-    except OSError:
-        return None
-    m = re.search(r"Kernel Module\s+(?:for \S+\s+)?([0-9][0-9.]*)", text)
-    if m:
-        return m.group(1)
-    return text.strip().splitlines()[0][:80] if text.strip() else None
-
-
-def cuda_diagnosis(version_file: Path | None = None) -> str:
-    """Why torch cannot use CUDA here, in a clause: its CUDA build, the driver, torch's reason."""
-    built = torch.version.cuda
-    parts = [f"torch {torch.__version__} built for CUDA {built}" if built else f"torch {torch.__version__} (no CUDA)"]
-    driver = nvidia_driver(version_file)
-    parts.append(f"NVIDIA driver {driver}" if driver else "no NVIDIA driver found (no /proc/driver/nvidia/version)")
-    if built:
-        try:  # torch keeps its reason from is_available(); init() raises it
-            torch.cuda.init()
-        except Exception as exc:
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            parts.append(f"torch says: {reason[:160]}")
-    return ", ".join(parts)
-
-
-def gpu_required() -> bool:
-    return os.environ.get(REQUIRE_GPU_ENV, "").strip().lower() == REQUIRED
-
-
-def gpu_merges() -> bool:
-    """This pod's pipeline was compiled with ``--gpu-merges`` (its prune and merge steps hold a GPU)."""
-    return os.environ.get(GPU_MERGES_ENV, "").strip().lower() == "true"
-
-
-def resolve_device(device: str | None, *, promised: bool | None = None, cpu_hint: str = "eval_device=cpu") -> str:
-    """``auto`` -> ``cuda`` or ``cpu``; ``cuda[:N]`` and ``cpu`` as given, checked.
-
-    Args:
-        promised: a GPU was compiled into this step (default: :data:`REQUIRE_GPU_ENV`).
-        cpu_hint: the parameter setting that runs the step on the CPU, for the message.
-
-    Raises:
-        SaeMergeError: CUDA is not usable and the device is ``cuda[:N]``, or ``auto`` in a
-            step compiled with a GPU (:data:`REQUIRE_GPU_ENV`).
-    """
-    promised = gpu_required() if promised is None else promised
-    wanted = device or "auto"
-    if wanted == "cpu" or (wanted != "auto" and not wanted.startswith("cuda")):
-        return wanted
-    if torch.cuda.is_available():
-        return "cuda" if wanted == "auto" else wanted
-    if wanted == "auto" and not promised:
-        return "cpu"
-    where = "this step was compiled with a GPU" if promised else "this machine"
-    raise SaeMergeError(
-        f"device {wanted}: CUDA is not usable ({where}): {cuda_diagnosis()}; "
-        f"fix the node's driver or device plugin, or run on the CPU with device cpu ({cpu_hint})"
-    )
-
-
-def merge_device(device: str | None) -> str:
-    """A prune or merge step's device, decided before the step reads anything: ``cuda[:N]``
-    must be usable (else one line, at once, as :func:`resolve_device`); ``cpu`` is as given
-    (in a step compiled with GPU merges too, where it leaves the step's GPU idle: logged).
-
-    Raises:
-        SaeMergeError: ``cuda[:N]`` and CUDA is not usable.
-    """
-    wanted = (device or "cpu").lower()
-    if wanted == "cpu":
-        if gpu_merges():
-            log.warning("merge_device cpu in a step compiled with --gpu-merges: merging on the CPU, the GPU idles")
-        return wanted
-    return resolve_device(wanted, promised=gpu_merges(), cpu_hint="merge_device=cpu")
-
+__all__ = [
+    "CPU_BATCH",
+    "CUDA_BATCH_MAX",
+    "CUDA_SEQUENCE",
+    "CUDA_WORKSPACE",
+    "DRIVER_VERSION_FILE",
+    "GPU_MERGES_ENV",
+    "REQUIRED",
+    "REQUIRE_GPU_ENV",
+    "cuda_batch_size",
+    "cuda_diagnosis",
+    "gpu_merges",
+    "gpu_required",
+    "merge_device",
+    "nvidia_driver",
+    "resolve_device",
+]
 
 # eval_batch_size 0 ("by device"): the CPU's batch, and the CUDA rule's bounds and assumptions.
 CPU_BATCH = 16

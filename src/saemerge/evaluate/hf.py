@@ -21,8 +21,8 @@ import torch
 
 from saemerge import cpus
 from saemerge.checkpoint import CheckpointReader
+from saemerge.devices import resolve_device
 from saemerge.errors import SaeMergeError
-from saemerge.evaluate.device import resolve_device
 
 if TYPE_CHECKING:
     from lm_eval.models.huggingface import HFLM

@@ -16,6 +16,7 @@ from typing import Any
 from saemerge.checkpoint import DEFAULT_MAX_SHARD_BYTES, CheckpointWriter
 from saemerge.core import baselines
 from saemerge.core.hashing import TensorHasher
+from saemerge.devices import torch_device
 from saemerge.errors import SaeMergeError
 from saemerge.ops.blockmerge import BLOCKWISE, BlockSource, merge_blocks
 from saemerge.ops.common import (
@@ -24,7 +25,6 @@ from saemerge.ops.common import (
     progress,
     read_span,
     resolve_block_elems,
-    resolve_device,
     tensor_spans,
     to_device,
 )
@@ -113,7 +113,7 @@ def merge_checkpoints(
         raise SaeMergeError(f"--drop-p {params['drop_p']}: expected a value in [0, 1)")
     if spec.needs_base and base is None:
         raise SaeMergeError(f"--base is required by --method {method} (task vectors are taken from it)")
-    dev = resolve_device(device)
+    dev = torch_device(device)
     block = resolve_block_elems(block_elems)
     readers, base_reader = open_compatible(models, base if spec.needs_base else None)
     spans = {i.name: tensor_spans(i, block) for i in readers[0].infos}

@@ -1,4 +1,7 @@
-"""Helpers shared by the checkpoint operations: devices, opening inputs, progress, row blocks."""
+"""Helpers shared by the checkpoint operations: opening inputs, progress, row blocks.
+
+The ops' device is :func:`saemerge.devices.torch_device` (``resolve_device`` here is its old name).
+"""
 
 from __future__ import annotations
 
@@ -12,22 +15,12 @@ from tqdm import tqdm
 from saemerge.checkpoint import CheckpointReader, CheckpointWriter, TensorInfo, check_compatible
 from saemerge.core.blocks import row_blocks
 from saemerge.core.hashing import TensorHasher
+from saemerge.devices import torch_device
 from saemerge.errors import SaeMergeError
 
 log = logging.getLogger(__name__)
 
-
-def resolve_device(device: str | None) -> torch.device:
-    """'cpu', 'cuda', 'cuda:N' or None (cpu). Asking for CUDA without it is an error, not a
-    fallback, naming torch's CUDA build and the driver (:func:`saemerge.evaluate.device.merge_device`)."""
-    from saemerge.evaluate.device import merge_device
-
-    name = (device or "cpu").lower()
-    if name == "cpu":
-        return torch.device("cpu")
-    if name.startswith("cuda"):
-        return torch.device(merge_device(name))
-    raise SaeMergeError(f"--device {device!r}: expected cpu, cuda or cuda:N")
+resolve_device = torch_device  # the old name, kept for one release
 
 
 def open_compatible(

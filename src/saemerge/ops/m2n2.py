@@ -32,6 +32,7 @@ from saemerge.core.hashing import TensorHasher
 from saemerge.core.m2n2 import SlerpStats, crossover_coefficients, flat_offsets, split_combine, split_index
 from saemerge.core.prune import is_prunable
 from saemerge.core.sparsity import get_measure
+from saemerge.devices import torch_device
 from saemerge.errors import SaeMergeError
 from saemerge.ops.common import (
     emit_tensor,
@@ -39,7 +40,6 @@ from saemerge.ops.common import (
     progress,
     read_span,
     resolve_block_elems,
-    resolve_device,
     tensor_spans,
 )
 
@@ -80,7 +80,7 @@ def m2n2_crossover_checkpoints(
         raise SaeMergeError(f"split point {split_u}: must lie in [0, 1)")
     if not 0.0 <= float(t) <= 1.0:
         raise SaeMergeError(f"SLERP weight t {t}: must lie in [0, 1]")
-    dev = resolve_device(device)
+    dev = torch_device(device)
     block = resolve_block_elems(block_elems)
     (ra, rb), base_reader = open_compatible([parent_a, parent_b], base)
     names = ra.names

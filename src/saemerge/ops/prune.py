@@ -22,6 +22,7 @@ from saemerge.core.prune import (
     prune_tensor,
     select_global_cut,
 )
+from saemerge.devices import torch_device
 from saemerge.errors import SaeMergeError
 from saemerge.ops.common import (
     emit_tensor,
@@ -29,7 +30,6 @@ from saemerge.ops.common import (
     progress,
     read_span,
     resolve_block_elems,
-    resolve_device,
     tensor_spans,
 )
 
@@ -140,7 +140,7 @@ def prune_checkpoint(
     """
     space = resolve_space(space, base is not None)
     granularity = check_granularity(granularity)
-    dev = resolve_device(device)
+    dev = torch_device(device)
     block = resolve_block_elems(block_elems)
     (reader,), base_reader = open_compatible([src], base if space == "delta" else None)
     spans = {i.name: tensor_spans(i, block) for i in reader.infos}

@@ -21,8 +21,9 @@ from saemerge.core.blocks import BlockSparsity
 from saemerge.core.hashing import TensorHasher
 from saemerge.core.prune import is_prunable
 from saemerge.core.pso import pso_step
+from saemerge.devices import torch_device
 from saemerge.errors import SaeMergeError
-from saemerge.ops.common import open_compatible, progress, read_span, resolve_block_elems, resolve_device, tensor_spans
+from saemerge.ops.common import open_compatible, progress, read_span, resolve_block_elems, tensor_spans
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +99,7 @@ def init_particle_checkpoint(
     p = float(drop_p)
     if not 0.0 <= p < 1.0:
         raise SaeMergeError(f"pso_drop_p {drop_p!r}: expected a value in [0, 1)")
-    dev = resolve_device(device)
+    dev = torch_device(device)
     block = resolve_block_elems(block_elems)
     (reader,), base_reader = open_compatible([src], base)
     assert base_reader is not None
@@ -168,7 +169,7 @@ def pso_move_checkpoint(
     Returns:
         {"content_hash" (of the position), "velocity_hash", "sparsity" (ρ of the position)}.
     """
-    dev = resolve_device(device)
+    dev = torch_device(device)
     block = resolve_block_elems(block_elems)
     (xr, pr, gr), base_reader = open_compatible([x, pbest, gbest], base)
     vr = _velocity_reader(velocity, xr) if velocity is not None else None

@@ -24,6 +24,7 @@ from saemerge.core.blocks import BlockSparsity
 from saemerge.core.hashing import TensorHasher
 from saemerge.core.prune import is_prunable
 from saemerge.core.sae import omega, sae_lambda, sae_merge_tensor
+from saemerge.devices import torch_device
 from saemerge.errors import SaeMergeError
 from saemerge.ops.common import (
     emit_tensor,
@@ -31,7 +32,6 @@ from saemerge.ops.common import (
     progress,
     read_span,
     resolve_block_elems,
-    resolve_device,
     tensor_spans,
 )
 from saemerge.ops.prune import ModelPruner, global_pruner
@@ -85,7 +85,7 @@ def sae_merge_checkpoints(
          "lambda_mean", "lambda_min", "lambda_max", "lambdas" (per tensor)}.
     """
     score_a, score_b = _check_score("--scores (A)", score_a), _check_score("--scores (B)", score_b)
-    dev = resolve_device(device)
+    dev = torch_device(device)
     block = resolve_block_elems(block_elems)
     (ra, rb), base_reader = open_compatible([parent_a, parent_b], base)
     names = ra.names

@@ -4,6 +4,7 @@
 RUN/                                   a local path or s3://bucket/prefix/RUN_ID
   run.json                             config, versions, seed, created
   lease.json                           which process drives the run now (pid, host, heartbeat)
+  inputs/<identity>.json               each expert and the base as read: URI, kind, files, size
   models/<content-hash>/               checkpoints, manifest.json written last
   velocities/<content-hash>/           PSO particles' velocities (float32 checkpoints)
   recipes/<recipe-key>.json            recipe -> content hash, so a retried step reuses its model
@@ -21,7 +22,10 @@ RUN/                                   a local path or s3://bucket/prefix/RUN_ID
   compute/<kind>/<time>-<id>.json       one record per step attempt: seconds, CPU seconds, peak RSS
   attribution/<content-hash>.json      a model's attribution to the experts (saemerge.run.attribution)
   final/ results.parquet, scores.parquet, best.json, compute.json, report.md, report.html, *.png
+         test-sample/<task>.jsonl      the test items drawn for this run (every method is scored on them)
 ```
+
+The full tree, with each file's columns, is in docs/DESIGN.md ("Run layout").
 
 The tables' schemas and their I/O are :mod:`saemerge.run.tables`; ``saemerge inspect``'s text is
 :mod:`saemerge.run.inspect`.

@@ -2,6 +2,7 @@
 
 * :func:`metrics_line`: one compact line (``saemerge submit --wait``'s progress lines).
 * :func:`metrics_header` and :func:`metrics_row`: ``saemerge inspect``'s table, a column per task.
+* :func:`metrics_detail`: the line ``saemerge run --local`` prints under each finished generation.
 """
 
 from __future__ import annotations
@@ -19,6 +20,17 @@ def metrics_line(metrics: Mapping) -> str:
     if metrics.get("mean_sparsity") is not None:
         parts.append(f"mean ρ {metrics['mean_sparsity']:.3f}")
     return ", ".join(parts)
+
+
+def metrics_detail(metrics: Mapping) -> str:
+    """``best fitness 0.5123  mean 0.4010  [math 0.600, multilingual 0.433]  mean ρ 0.812  accepted 3/4``:
+    best and mean fitness, each task's best score (by task name), mean ρ, accepted offspring."""
+    m = metrics
+    per_task = ", ".join(f"{k[5:]} {v:.3f}" for k, v in sorted(m.items()) if k.startswith("best."))
+    return (
+        f"best fitness {m['best_fitness']:.4f}  mean {m['mean_fitness']:.4f}  [{per_task}]  "
+        f"mean ρ {m['mean_sparsity']:.3f}  accepted {m['accepted']}/{m['offspring']}"
+    )
 
 
 def metrics_header(tasks: Sequence[str]) -> str:

@@ -9,14 +9,17 @@ from contextlib import ExitStack
 import pyarrow as pa
 
 from saemerge import runlog, storage
-from saemerge.config import BASELINES, M2N2, PSO, SAE, TA_ALPHAS, model_name
-from saemerge.core.fitness import fitness, macro_average
+from saemerge.config import BASELINES, SAE, TA_ALPHAS, model_name
+from saemerge.core.fitness import RAW_SCORE_REPORTED, fitness, macro_average, reported_gamma
 from saemerge.errors import SaeMergeError
 from saemerge.evaluate.results import EvalResult
 from saemerge.ops import checkpoint_sparsity, merge_checkpoints
 from saemerge.runlog import RunLayout
-from saemerge.steps.evaluation import EvaluatorFactory, ScoreCache, read_sample, score_models, task_weights
+from saemerge.steps.evaluation import read_sample, score_models
+from saemerge.steps.evaluator import EvaluatorFactory
 from saemerge.steps.records import find_recipe, input_identity, make_record, publish_model, without_none
+from saemerge.steps.score_cache import ScoreCache
+from saemerge.steps.settings import task_weights
 
 log = logging.getLogger(__name__)
 
@@ -57,18 +60,15 @@ def best_overall(
     return best
 
 
-# Searches whose reported model is the best raw score (γ = 0), as their authors report it: PSO's
-# gbest and M2N2's best member (the authors' code reports the best training score). M2N2's
-# children are dense, so SAE's fitness s + γρ would lean towards un-evolved pruned initial members.
-RAW_SCORE_SEARCHES = (PSO, M2N2)
+RAW_SCORE_SEARCHES = RAW_SCORE_REPORTED  # the old name: searches that report the best raw score
 
 
 def reported_member(
     cache: ScoreCache, archive: Sequence[Mapping], search: str, gamma: float, keys: set[tuple[str, str]] | None = None
 ) -> dict:
-    """The search's reported model: :func:`best_overall` with the run's γ for SAE, γ = 0 for
-    :data:`RAW_SCORE_SEARCHES` (SAE-SPEC §7)."""
-    return best_overall(cache, archive, 0.0 if search in RAW_SCORE_SEARCHES else gamma, keys)
+    """The search's reported model: :func:`best_overall` with the γ of
+    :func:`saemerge.core.fitness.reported_gamma` (the run's for SAE, 0 for PSO and M2N2; SAE-SPEC §7)."""
+    return best_overall(cache, archive, reported_gamma(search, gamma), keys)
 
 
 def merge_baseline(run: str, method: str, experts: Sequence[str], base_uri: str, seed: int, **params) -> dict:

@@ -26,8 +26,9 @@ from saemerge import storage
 from saemerge.core.m2n2 import compete, draw_mating, shared_fitness
 from saemerge.run.layout import RunLayout, gen_name
 from saemerge.run.tables import write_json
-from saemerge.steps.evaluation import ScoreCache, read_sample
+from saemerge.steps.evaluation import read_sample
 from saemerge.steps.records import find_recipe, input_identity, make_record, publish_model
+from saemerge.steps.score_cache import ScoreCache
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +105,7 @@ def crossover(run: str, order: Mapping, *, base_uri: str, measure: str = "zero_c
 
     A child identical to an archive member is discarded without evaluation (as in SAE-SPEC §3).
     """
-    from saemerge.evaluate.device import merge_device
+    from saemerge.devices import merge_device
     from saemerge.ops.m2n2 import m2n2_crossover_checkpoints  # torch: only this step needs it
 
     device = merge_device(device)  # CUDA checked before anything is read (a GPU step fails at once)

@@ -8,7 +8,7 @@ from contextlib import ExitStack
 from typing import Any
 
 from saemerge import storage
-from saemerge.evaluate.device import merge_device
+from saemerge.devices import merge_device
 from saemerge.ops import checkpoint_sparsity, prune_checkpoint, sae_merge_checkpoints
 from saemerge.steps.records import find_recipe, input_identity, make_record, publish_model
 
@@ -140,7 +140,7 @@ def pair_and_merge(
     return record
 
 
-def merge_pair(run: str, pair: Mapping) -> dict:
+def pair_and_merge_with_run_settings(run: str, pair: Mapping) -> dict:
     """What SAE's merge step does: :func:`pair_and_merge` with the run's base and merge settings (run.json)."""
     from saemerge.steps.settings import run_config
 
@@ -156,3 +156,6 @@ def merge_pair(run: str, pair: Mapping) -> dict:
         granularity=c.granularity,
         device=c.merge_device,
     )
+
+
+merge_pair = pair_and_merge_with_run_settings  # the old name, kept for one release

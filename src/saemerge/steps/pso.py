@@ -87,7 +87,7 @@ def start_run(config: RunConfig) -> list[dict]:
 
 def make_particle(run: str, spec: Mapping, *, base_uri: str, device: str = "cpu") -> dict:
     """A particle's starting position, content-addressed (a retry or resume reuses it)."""
-    from saemerge.evaluate.device import merge_device
+    from saemerge.devices import merge_device
     from saemerge.ops.pso import init_particle_checkpoint
 
     device = merge_device(device)  # CUDA checked before anything is read (a GPU step fails at once)
@@ -140,7 +140,7 @@ def move_particle(
         The new position's record, with "particle", "index", "step", "velocity" {"uri",
         "content_hash"}, "r1" and "r2"; its parent is the position it moved from.
     """
-    from saemerge.evaluate.device import merge_device
+    from saemerge.devices import merge_device
     from saemerge.ops.pso import pso_move_checkpoint
 
     device = merge_device(device)  # CUDA checked before anything is read (a GPU step fails at once)

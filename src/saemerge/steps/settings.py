@@ -21,8 +21,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
-from saemerge import storage
-from saemerge.config import RunConfig
+from saemerge import runlog, storage
+from saemerge.config import RunConfig, split_names
 from saemerge.errors import SaeMergeError
 from saemerge.runlog import RunLayout
 
@@ -79,3 +79,37 @@ def tasks_of(run: str, names: Sequence[str]) -> Iterator[TaskSet]:
     with storage.local_input(tasks_uri) as task_dir:
         every = resolve_tasks(list(names), task_dir)
         yield TaskSet(tuple(every[n] for n in dict.fromkeys(names)), every.user_dir)
+
+
+def code_opt_in(run: str) -> dict:
+    """The run's task-code opt-in (``run.json``'s ``task_code``; off when not recorded), as
+    :class:`~saemerge.evaluate.evaluator.Evaluator` takes it. The chat settings come with the
+    task set (its directory's ``saemerge.yaml``)."""
+    layout = RunLayout(run)
+    config = layout.read_config() if storage.exists(layout.run_json) else {}
+    return {"allow_task_code": bool(config.get("task_code", False))}
+
+
+def run_opt_splits(run: str) -> tuple[str, ...]:
+    """The run's ``opt_splits`` as ``run.json`` records them (written by the init step, which every
+    sample runs after: the pipelines order the first sample after it, later ones follow the archive).
+
+    A run.json of a run started before the parameter existed has none: the default, train and
+    validation.
+
+    Raises:
+        SaeMergeError: no run.json (a sample started before its run's init step).
+    """
+    layout = RunLayout(run)
+    if not storage.exists(layout.run_json):
+        raise SaeMergeError(f"{layout.run_json}: not written (the run's init step writes it before any sample)")
+    default = RunConfig.__dataclass_fields__["opt_splits"].default
+    return split_names(layout.read_config().get("opt_splits", default))
+
+
+def task_weights(run: str) -> dict[str, float]:
+    """The tasks' weights as the run's init step recorded them (``run.json``'s ``tasks``);
+    empty (equal weights) for a run.json without them."""
+    layout = RunLayout(run)
+    info = runlog.read_json(layout.run_json) if storage.exists(layout.run_json) else {}
+    return {t: float(rec.get("weight", 1.0)) for t, rec in (info.get("tasks") or {}).items()}

@@ -82,8 +82,8 @@ def _opt_by_task(layout: RunLayout, best: dict) -> dict[str, float]:
     """The pick's accuracy per task over every optimisation example the run drew (what its
     macro ``overall_score`` averages), from the run's score cache; {} when unknown."""
     from saemerge.evaluate.results import EvalResult
-    from saemerge.steps.evaluation import ScoreCache
     from saemerge.steps.final import optimisation_keys
+    from saemerge.steps.score_cache import ScoreCache
 
     cached = ScoreCache.for_run(layout).get(best["content_hash"]) if best.get("content_hash") else None
     if cached is None:
