@@ -78,6 +78,9 @@ class BenchSize:
     # appended to the test split, and test-only phrasings per (fact, language) pair
     math_test_extra: int = 0
     ml_test_extra: int = 0
+    # the size whose data, tokenizer and base this one shares (every field but EXPERT_FIELDS
+    # equal): its build copies them from a finished build of that size when one is at hand
+    base_of: str | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -180,6 +183,32 @@ SIZES: dict[str, BenchSize] = {
         ),
     )
 }
+
+
+#: The fields that shape the experts only (and the size's name and scoring batch): two sizes equal
+#: in every other field build the same data, tokenizer and base.
+EXPERT_FIELDS = frozenset(
+    {
+        "name",
+        "base_of",
+        "math_steps",
+        "math_lr",
+        "ml_steps",
+        "ml_lr",
+        "expert_anchor",
+        "expert_scale_cycle",
+        "eval_batch_size",
+    }
+)
+
+
+def base_fields(size: BenchSize | dict) -> dict:
+    """The fields of ``size`` (a size or its ``bench.json`` ``config``) that shape the data,
+    tokenizer and base, JSON-normalised (tuples as lists)."""
+    import json
+
+    d = size.to_dict() if isinstance(size, BenchSize) else dict(size)
+    return json.loads(json.dumps({k: v for k, v in d.items() if k not in EXPERT_FIELDS}))
 
 
 def get_size(name: str) -> BenchSize:
