@@ -270,3 +270,43 @@ def test_build_threads_are_the_free_cores_up_to_two(monkeypatch):
     for busy, threads in ((0.2, 2), (1.2, 2), (2.6, 1), (6.0, 1)):
         monkeypatch.setattr(numerics, "busy_cores", lambda interval=0.5, busy=busy: busy)
         assert numerics.build_threads() == threads, busy
+
+
+def test_the_plain_size_is_tiny_with_plainly_fine_tuned_experts():
+    from saemerge.bench.sizes import EXPERT_FIELDS, base_fields
+
+    plain, tiny = get_size("plain"), get_size("tiny")
+    assert plain.base_of == "tiny"
+    assert base_fields(plain) == base_fields(tiny)  # same data, tokenizer and base
+    assert plain.expert_anchor == 0.0 and plain.expert_scale_cycle == ()
+    assert (plain.math_steps, plain.math_lr, plain.ml_steps, plain.ml_lr) == (600, 1e-3, 600, 2e-3)
+    assert set(base_fields(tiny)) | EXPERT_FIELDS == set(tiny.to_dict())
+    # a bench.json config (JSON: tuples as lists) compares equal to the size it came from
+    import json
+
+    assert base_fields(json.loads(json.dumps(tiny.to_dict()))) == base_fields(tiny)
+    assert base_fields(get_size("micro")) != base_fields(tiny)
+
+
+def test_a_plain_build_without_a_cached_tiny_build_pretrains_its_own_base(tmp_path):
+    from saemerge.bench.build import _cached_base
+
+    spec = get_size("plain")
+    assert _cached_base(tmp_path / "plain-seed0", spec, 0) is None  # no tiny-seed0 beside it
+    (tmp_path / "tiny-seed0" / "models" / "base").mkdir(parents=True)
+    (tmp_path / "tiny-seed0" / "bench.json").write_text('{"version": 1}')  # an older build's
+    assert _cached_base(tmp_path / "plain-seed0", spec, 0) is None
+    assert _cached_base(tmp_path / "x", get_size("tiny"), 0) is None  # tiny has no base_of
+
+
+def test_a_plain_build_finds_a_finished_tiny_build_of_its_seed_beside_it(tmp_path):
+    import json
+
+    from saemerge.bench.build import BENCH_VERSION, _cached_base
+
+    tiny = tmp_path / "tiny-seed1"
+    (tiny / "models" / "base").mkdir(parents=True)
+    bench = {"version": BENCH_VERSION, "seed": 1, "config": get_size("tiny").to_dict()}
+    (tiny / "bench.json").write_text(json.dumps(bench))
+    assert _cached_base(tmp_path / "plain-seed1", get_size("plain"), 1) == tiny.resolve()
+    assert _cached_base(tmp_path / "plain-seed0", get_size("plain"), 0) is None  # other seed: tiny-seed0 absent

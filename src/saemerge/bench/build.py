@@ -39,7 +39,6 @@ fine-tunes on top of it, so that merges of the experts keep both skills):
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import errno
 import itertools
@@ -59,14 +58,14 @@ from pathlib import Path
 import torch
 
 from saemerge.bench.checkpoints import llama_config, new_model, save_checkpoint
+from saemerge.bench.experts import EXPERTS, load_base, test_scores, train_expert, train_experts_concurrently
 from saemerge.bench.mathdata import iter_drills, iter_problems, worked_example
 from saemerge.bench.mcdata import make_items
 from saemerge.bench.numerics import build_threads, in_pinned_process, pinned_env, pinned_kernels
-from saemerge.bench.reference_scorer import accuracy, score_math, score_mc
-from saemerge.bench.sizes import get_size
-from saemerge.bench.splits import unique_by_question, write_jsonl, write_splits
-from saemerge.bench.tokenizer import train_tokenizer
-from saemerge.bench.training import encode_pairs, encode_texts, train
+from saemerge.bench.sizes import base_fields, get_size
+from saemerge.bench.splits import load_split, unique_by_question, write_jsonl, write_splits
+from saemerge.bench.tokenizer import load_tokenizer, train_tokenizer
+from saemerge.bench.training import encode_texts, train
 from saemerge.errors import SaeMergeError, unknown_name
 from saemerge.evaluate import formats
 
@@ -205,6 +204,8 @@ def build_bench(
     device: str = "cpu",
     threads: int | None = None,
     overrides: dict | None = None,
+    base_from: Path | None = None,
+    concurrent_experts: bool | None = None,
 ) -> dict:
     """Build the benchmark into ``out_dir`` and return the ``bench.json`` dict.
 
@@ -220,6 +221,15 @@ def build_bench(
             (:mod:`saemerge.bench.numerics`), unless this process was started so.
         overrides: replace fields of the size's :class:`~saemerge.bench.sizes.BenchSize`
             (e.g. ``{"math_steps": 2000}``), for experiments.
+        base_from: a finished build whose data, tokenizer and base to copy instead of
+            pre-training (its size must have this size's data and base fields,
+            :func:`~saemerge.bench.sizes.base_fields`). Default, for a size with ``base_of``
+            (``plain``): the build ``<base_of>-seed<seed>`` beside ``out_dir`` (the local
+            runner's bench cache) when it is finished and of this code's version.
+        concurrent_experts: train the two experts side by side, one thread each
+            (:func:`~saemerge.bench.experts.train_experts_concurrently`; the same bytes as in
+            turn); default: on the CPU when the build has 2 threads and 2 cores are idle when
+            the experts start (measured then).
 
     Raises:
         SaeMergeError: unknown size, negative seed, non-empty ``out_dir`` without ``force``,
@@ -239,13 +249,48 @@ def build_bench(
         raise SaeMergeError(f"--device {device}: CUDA is not available on this machine")
     threads = threads or build_threads()
     out_dir = Path(out_dir)
+    base_from = (
+        _cached_base(out_dir, spec, seed) if base_from is None else _check_base_from(Path(base_from), spec, seed)
+    )
     created = not out_dir.exists()
     prepare_out_dir(out_dir, force)
     if device == "cpu" and not in_pinned_process(threads):
         with _no_partial_build(out_dir, created):
-            return _build_in_child(out_dir, size, seed, threads, overrides)
+            return _build_in_child(out_dir, size, seed, threads, overrides, base_from, concurrent_experts)
     with _no_partial_build(out_dir, created):
-        return _build(out_dir, spec, seed, device, threads)
+        return _build(out_dir, spec, seed, device, threads, overrides, base_from, concurrent_experts)
+
+
+def _finished_build(path: Path) -> dict | None:
+    """``bench.json`` of a finished build of this code's version at ``path``, else None."""
+    try:
+        bench = json.loads((path / "bench.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return bench if bench.get("version") == BENCH_VERSION and (path / "models" / "base").is_dir() else None
+
+
+def _cached_base(out_dir: Path, spec, seed: int) -> Path | None:
+    """The finished ``<base_of>-seed<seed>`` build beside ``out_dir`` whose data and base this size shares."""
+    if spec.base_of is None:
+        return None
+    cached = out_dir.resolve().parent / f"{spec.base_of}-seed{seed}"
+    bench = _finished_build(cached)
+    if bench is None or bench.get("seed") != seed or base_fields(bench.get("config", {})) != base_fields(spec):
+        return None
+    log.info("bench build: data, tokenizer and base from the cached %s build %s", spec.base_of, cached)
+    return cached
+
+
+def _check_base_from(path: Path, spec, seed: int) -> Path:
+    bench = _finished_build(path)
+    if bench is None:
+        raise SaeMergeError(f"--base-from {path}: not a finished bench build of version {BENCH_VERSION}")
+    if bench.get("seed") != seed:
+        raise SaeMergeError(f"--base-from {path}: built with seed {bench.get('seed')}, not {seed}")
+    if base_fields(bench.get("config", {})) != base_fields(spec):
+        raise SaeMergeError(f"--base-from {path}: its size {bench.get('size')!r} has other data or base settings")
+    return path.resolve()
 
 
 def _disk_full(exc: BaseException) -> bool:
@@ -285,106 +330,124 @@ def _no_partial_build(out_dir: Path, created: bool):
         raise
 
 
-def _build(out_dir: Path, spec, seed: int, device: str, threads: int) -> dict:
-    """The build itself, in this process (pinned kernels, `threads` threads)."""
+def _make_base(out_dir: Path, spec, seed: int, device: str, phase: _Phases):
+    """Data, tokenizer and the pre-trained base, written to ``out_dir``; returns
+    (math splits, multilingual splits, counts, tokenizer, base)."""
     data_dir, models_dir = out_dir / "data", out_dir / "models"
+    with phase("data"):
+        n_train, n_val, n_test = spec.math_counts
+        # Worked problems for the base come after the splits: disjoint from them by question.
+        # The extra test problems come after everything else, so no earlier split changes.
+        math = unique_by_question(
+            iter_problems(seed),
+            {
+                "test": n_test,
+                "validation": n_val,
+                "train": n_train,
+                "pretrain": spec.pretrain_problems,
+                "test_extra": spec.math_test_extra,
+            },
+        )
+        math["test"] += math.pop("test_extra")
+        langs = list(spec.ml_languages)
+        mc = make_items(
+            seed, langs, spec.ml_relations, spec.ml_subjects, spec.ml_pretrain_relations, spec.ml_test_extra
+        )
+        counts = {
+            "math": write_splits(data_dir, "math", math),
+            "multilingual": write_splits(data_dir, "multilingual", mc),
+        }
+        drills = list(itertools.islice(iter_drills(seed), spec.base_drills))
+        generic = base_texts(math["pretrain"], drills, mc.get("pretrain", []), seed)
+        counts["pretrain"] = {
+            "train": write_jsonl(
+                data_dir / "pretrain" / "train.jsonl",
+                ({"id": f"pre-train-{i}", "text": t} for i, t in enumerate(generic)),
+            )
+        }
+
+    with phase("tokenizer"):
+        math_prompts, math_completions = math_pairs(math["train"])
+        mc_prompts, mc_completions = mc_pairs(mc["train"])
+        corpus = generic + [p + c for p, c in zip(math_prompts + mc_prompts, math_completions + mc_completions)]
+        corpus += choice_token_texts(len(corpus))
+        tokenizer = train_tokenizer(corpus, spec.vocab_size, model_max_length=512)
+
+    common = dict(batch_size=spec.batch_size, warmup=spec.warmup_steps, pad_id=tokenizer.pad_token_id, device=device)
+    with phase("base"):
+        base = new_model(llama_config(spec, tokenizer), seed)
+        train(
+            base,
+            encode_texts(tokenizer, generic, spec.max_len),
+            steps=spec.base_steps,
+            lr=spec.base_lr,
+            seed=seed * 10 + 1,
+            desc="base",
+            **common,
+        )
+        save_checkpoint(base, tokenizer, models_dir / "base")
+
+    return math, mc, counts, tokenizer, base
+
+
+def _copy_base(cached: Path, out_dir: Path, spec):
+    """Data, tokenizer and base copied from the finished build ``cached`` of a size with the same
+    data and base fields (:func:`~saemerge.bench.sizes.base_fields`); returns what :func:`_make_base` does."""
+    shutil.copytree(cached / "data", out_dir / "data")
+    shutil.copytree(
+        cached / "models" / "base", out_dir / "models" / "base", ignore=shutil.ignore_patterns("manifest.json")
+    )
+    tokenizer = load_tokenizer(out_dir / "models" / "base")
+    base = load_base(out_dir / "models" / "base", spec, tokenizer)
+    data = out_dir / "data"
+    math = {split: load_split(data, "math", split) for split in ("train", "test")}
+    mc = {split: load_split(data, "multilingual", split) for split in ("train", "test")}
+    counts = json.loads((cached / "bench.json").read_text(encoding="utf-8"))["tasks"]
+    return math, mc, counts, tokenizer, base
+
+
+def _build(
+    out_dir: Path,
+    spec,
+    seed: int,
+    device: str,
+    threads: int,
+    overrides: dict | None,
+    base_from: Path | None,
+    concurrent: bool | None,
+) -> dict:
+    """The build itself, in this process (pinned kernels, `threads` threads)."""
+    models_dir = out_dir / "models"
     phase = _Phases()
     start = time.perf_counter()
     with _torch_settings(threads):
-        with phase("data"):
-            n_train, n_val, n_test = spec.math_counts
-            # Worked problems for the base come after the splits: disjoint from them by question.
-            # The extra test problems come after everything else, so no earlier split changes.
-            math = unique_by_question(
-                iter_problems(seed),
-                {
-                    "test": n_test,
-                    "validation": n_val,
-                    "train": n_train,
-                    "pretrain": spec.pretrain_problems,
-                    "test_extra": spec.math_test_extra,
-                },
+        if base_from is not None:
+            with phase("data, tokenizer and base (copied)"):
+                math, mc, counts, tokenizer, base = _copy_base(base_from, out_dir, spec)
+        else:
+            math, mc, counts, tokenizer, base = _make_base(out_dir, spec, seed, device, phase)
+        items = {"math": math["train"], "multilingual": mc["train"]}
+        tests = {"math": math["test"], "multilingual": mc["test"]}
+        # Two free cores now (measured, not assumed from the base's threads): the experts side by side.
+        if concurrent is None:
+            concurrent = device == "cpu" and threads >= 2 and build_threads() >= 2
+        if concurrent:
+            scores = train_experts_concurrently(
+                out_dir, spec.name, overrides, seed, base, tokenizer, items, spec, phase
             )
-            math["test"] += math.pop("test_extra")
-            langs = list(spec.ml_languages)
-            mc = make_items(
-                seed, langs, spec.ml_relations, spec.ml_subjects, spec.ml_pretrain_relations, spec.ml_test_extra
-            )
-            counts = {
-                "math": write_splits(data_dir, "math", math),
-                "multilingual": write_splits(data_dir, "multilingual", mc),
-            }
-            drills = list(itertools.islice(iter_drills(seed), spec.base_drills))
-            generic = base_texts(math["pretrain"], drills, mc.get("pretrain", []), seed)
-            counts["pretrain"] = {
-                "train": write_jsonl(
-                    data_dir / "pretrain" / "train.jsonl",
-                    ({"id": f"pre-train-{i}", "text": t} for i, t in enumerate(generic)),
-                )
-            }
-
-        with phase("tokenizer"):
-            math_prompts, math_completions = math_pairs(math["train"])
-            mc_prompts, mc_completions = mc_pairs(mc["train"])
-            corpus = generic + [p + c for p, c in zip(math_prompts + mc_prompts, math_completions + mc_completions)]
-            corpus += choice_token_texts(len(corpus))
-            tokenizer = train_tokenizer(corpus, spec.vocab_size, model_max_length=512)
-
-        config = llama_config(spec, tokenizer)
-        pad = tokenizer.pad_token_id
-        common = dict(batch_size=spec.batch_size, warmup=spec.warmup_steps, pad_id=pad, device=device)
-        with phase("base"):
-            base = new_model(config, seed)
-            train(
-                base,
-                encode_texts(tokenizer, generic, spec.max_len),
-                steps=spec.base_steps,
-                lr=spec.base_lr,
-                seed=seed * 10 + 1,
-                desc="base",
-                **common,
-            )
-            save_checkpoint(base, tokenizer, models_dir / "base")
-
-        experts = {}
-        for name, (prompts, completions) in (
-            ("math", (math_prompts, math_completions)),
-            ("multilingual", (mc_prompts, mc_completions)),
-        ):
-            with phase(f"{name} expert"):
-                model = copy.deepcopy(base)
-                examples = encode_pairs(tokenizer, prompts, completions, spec.max_len)
-                steps, lr = (spec.math_steps, spec.math_lr) if name == "math" else (spec.ml_steps, spec.ml_lr)
-                # Decay towards the base, not towards 0: decay to 0 puts the same -θ_0 direction
-                # into both task vectors, which task arithmetic then adds up.
-                train(
-                    model,
-                    examples,
-                    steps=steps,
-                    lr=lr,
-                    seed=seed * 10 + (2 if name == "math" else 3),
-                    desc=f"{name} expert",
-                    weight_decay=0.0,
-                    anchor_decay=spec.expert_anchor,
-                    scale_cycle=tuple(spec.expert_scale_cycle),
-                    **common,
-                )
-                save_checkpoint(model, tokenizer, models_dir / name)
-                experts[name] = model
-
-        with phase("evaluate"):
-            scores = {}
-            for name, model in (("base", base), *experts.items()):
-                model.to(device)
-                scores[name] = {
-                    "math": round(
-                        accuracy(score_math(model, tokenizer, math["test"], batch_size=spec.eval_batch_size)), 4
-                    ),
-                    "multilingual": round(
-                        accuracy(score_mc(model, tokenizer, mc["test"], batch_size=spec.eval_batch_size)), 4
-                    ),
-                }
-                log.info("bench build: %s accuracy %s", name, scores[name])
+        else:
+            experts = {}
+            for name in EXPERTS:
+                with phase(f"{name} expert"):
+                    experts[name] = train_expert(base, tokenizer, name, items[name], spec, seed, device)
+                    save_checkpoint(experts[name], tokenizer, models_dir / name, tokenizer_from=models_dir / "base")
+            with phase("evaluate"):
+                scores = {}
+                for name, model in (("base", base), *experts.items()):
+                    model.to(device)
+                    scores[name] = test_scores(model, tokenizer, tests, spec.eval_batch_size)
+        for name in MODELS:
+            log.info("bench build: %s accuracy %s", name, scores[name])
 
     bench = {
         "version": BENCH_VERSION,
@@ -398,6 +461,8 @@ def _build(out_dir: Path, spec, seed: int, device: str, threads: int) -> dict:
         "config": spec.to_dict(),
         "device": device,
         "threads": threads,
+        "experts": "concurrent" if concurrent else "in turn",
+        "base_from": str(base_from) if base_from is not None else None,
         "kernels": pinned_kernels() if device == "cpu" else {},
         "versions": versions(),
     }
@@ -405,7 +470,15 @@ def _build(out_dir: Path, spec, seed: int, device: str, threads: int) -> dict:
     return bench
 
 
-def _build_in_child(out_dir: Path, size: str, seed: int, threads: int, overrides: dict | None) -> dict:
+def _build_in_child(
+    out_dir: Path,
+    size: str,
+    seed: int,
+    threads: int,
+    overrides: dict | None,
+    base_from: Path | None,
+    concurrent_experts: bool | None,
+) -> dict:
     """Run the build in a fresh process started with :func:`~saemerge.bench.numerics.pinned_env`."""
     args = {
         "out_dir": str(out_dir),
@@ -413,6 +486,8 @@ def _build_in_child(out_dir: Path, size: str, seed: int, threads: int, overrides
         "seed": seed,
         "threads": threads,
         "overrides": overrides,
+        "base_from": str(base_from) if base_from is not None else None,
+        "concurrent_experts": concurrent_experts,
         "log_level": logging.getLogger("saemerge").getEffectiveLevel(),
     }
     env = {**os.environ, **pinned_env(threads)}

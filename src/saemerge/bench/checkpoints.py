@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import torch
@@ -39,8 +40,18 @@ def new_model(config, seed: int):
     return LlamaForCausalLM(config)
 
 
-def save_checkpoint(model, tokenizer, out: Path) -> Path:
-    """Save weights (single safetensors file, fp32), config, generation config and tokenizer."""
+#: The files ``save_pretrained`` writes for the model (the rest of a checkpoint is the tokenizer's).
+MODEL_FILES = frozenset({"config.json", "model.safetensors", "generation_config.json", "manifest.json"})
+
+
+def save_checkpoint(model, tokenizer, out: Path, *, tokenizer_from: Path | None = None) -> Path:
+    """Save weights (single safetensors file, fp32), config, generation config and tokenizer.
+
+    Args:
+        tokenizer_from: copy the tokenizer's files from this checkpoint instead of saving
+            ``tokenizer`` (an expert takes its base's files byte for byte: a tokenizer loaded
+            from disk saves two more keys than the one the build trained).
+    """
     from transformers import GenerationConfig
 
     out = Path(out)
@@ -52,7 +63,12 @@ def save_checkpoint(model, tokenizer, out: Path) -> Path:
         do_sample=False,
     )
     model.to("cpu").save_pretrained(str(out), safe_serialization=True)
-    tokenizer.save_pretrained(str(out))
+    if tokenizer_from is None:
+        tokenizer.save_pretrained(str(out))
+    else:
+        for f in Path(tokenizer_from).iterdir():
+            if f.is_file() and f.name not in MODEL_FILES:
+                shutil.copyfile(f, out / f.name)
     for f in out.iterdir():  # safetensors writes 0600; checkpoints are shared read-only data
         f.chmod(0o644)
     return out

@@ -30,12 +30,29 @@
   1,202 s at load 2-3.8 (a second build running). Items of one pair are correlated (their
   ``cluster``): the multilingual expert's standard error is 0.018 clustered, 0.012 as if
   independent (0.032 on version 1's 192 items).
+- ``plain``: where one-shot merges fail (issue 32). The tiny bench's data, tokenizer and base
+  (every field but the experts' equals tiny's; ``base_of="tiny"``: a build copies them from a
+  finished ``tiny-seedN`` build beside it instead of pre-training again), with experts
+  fine-tuned as people fine-tune: plain AdamW, no pull to the base (``expert_anchor`` 0) and no
+  scale cycle. Why: the tiny bench's experts were shaped so that a weight average keeps both
+  skills, so the studies on it could not show whether SAE helps where one-shot merges lose, the
+  case the paper's experts (ordinary fine-tunes) are in. Written down, with its budget, before
+  any search ran on it.
+
+  Budget chosen on each expert's own VALIDATION accuracy only (bench seed 0, 1 thread,
+  ``experiments/plain-bench/sweep.py``, every config in ``experiments/plain-bench/sweep.jsonl``;
+  rule fixed before: the highest accuracy, a tie within one item to fewer steps, then the lower
+  rate): math expert (200 validation problems) 300 steps at 4e-4: 0.695, 300 at 1e-3: 0.690,
+  600 at 4e-4: 0.740, **600 at 1e-3: 0.785**; multilingual expert (192 validation items)
+  300 at 1e-3: 0.620, 600 at 1e-3: 0.880, **600 at 2e-3: 0.917**, 1,000 at 1e-3: 0.891. Both
+  picks are at an edge of the grid (more steps or a higher rate might score higher on
+  validation still); the grid was kept small for the time at hand (2 shared cores).
 - ``small``: a larger variant for experiments (GPU optional); not tuned, expect better experts.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 from saemerge.bench.lexicon import LANGUAGE_CODES
 from saemerge.errors import unknown_name
@@ -78,6 +95,9 @@ class BenchSize:
     # appended to the test split, and test-only phrasings per (fact, language) pair
     math_test_extra: int = 0
     ml_test_extra: int = 0
+    # the size whose data, tokenizer and base this one shares (every field but EXPERT_FIELDS
+    # equal): its build copies them from a finished build of that size when one is at hand
+    base_of: str | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -89,6 +109,21 @@ class BenchSize:
         its test-only phrasings (the micro bench: 32 and 144; the tiny one: 1,000 and 1,152)."""
         pairs = self.ml_relations * self.ml_subjects * len(self.ml_languages)
         return {"math": self.math_counts[2] + self.math_test_extra, "multilingual": pairs * (1 + self.ml_test_extra)}
+
+
+def _plain(tiny: BenchSize) -> BenchSize:
+    """The plain size: tiny's data and base, experts fine-tuned plainly (see the module docstring)."""
+    return replace(
+        tiny,
+        name="plain",
+        base_of="tiny",
+        math_steps=600,
+        math_lr=1e-3,
+        ml_steps=600,
+        ml_lr=2e-3,
+        expert_anchor=0.0,
+        expert_scale_cycle=(),
+    )
 
 
 SIZES: dict[str, BenchSize] = {
@@ -180,6 +215,35 @@ SIZES: dict[str, BenchSize] = {
         ),
     )
 }
+
+
+#: The fields that shape the experts only (and the size's name and scoring batch): two sizes equal
+#: in every other field build the same data, tokenizer and base.
+EXPERT_FIELDS = frozenset(
+    {
+        "name",
+        "base_of",
+        "math_steps",
+        "math_lr",
+        "ml_steps",
+        "ml_lr",
+        "expert_anchor",
+        "expert_scale_cycle",
+        "eval_batch_size",
+    }
+)
+
+
+SIZES["plain"] = _plain(SIZES["tiny"])
+
+
+def base_fields(size: BenchSize | dict) -> dict:
+    """The fields of ``size`` (a size or its ``bench.json`` ``config``) that shape the data,
+    tokenizer and base, JSON-normalised (tuples as lists)."""
+    import json
+
+    d = size.to_dict() if isinstance(size, BenchSize) else dict(size)
+    return json.loads(json.dumps({k: v for k, v in d.items() if k not in EXPERT_FIELDS}))
 
 
 def get_size(name: str) -> BenchSize:

@@ -1,6 +1,6 @@
 """``saemerge bench ...``: build the tiny benchmark and score checkpoints on it.
 
-saemerge bench build --out DIR [--size micro|tiny|small] [--seed N] [--force] [--device cpu]
+saemerge bench build --out DIR [--size micro|tiny|plain|small] [--seed N] [--force] [--device cpu] [--base-from DIR]
 saemerge bench score --model DIR --data DIR [--split test] [--limit N]
 """
 
@@ -17,7 +17,12 @@ def register(subparsers) -> None:
 
     b = verbs.add_parser("build", help="build data, tokenizer, base and experts into a directory")
     b.add_argument("--out", required=True, type=Path, help="output directory (must be empty unless --force)")
-    b.add_argument("--size", default="tiny", help="micro (seconds), tiny (minutes on a laptop CPU, default), small")
+    b.add_argument(
+        "--size",
+        default="tiny",
+        help="micro (seconds), tiny (minutes on a laptop CPU, default), plain (tiny's base, plainly fine-tuned "
+        "experts: where one-shot merges fail), small",
+    )
     b.add_argument("--seed", type=int, default=0, help="seed for data, initialisation and batch order (default 0)")
     b.add_argument("--force", action="store_true", help="replace an earlier build's outputs in --out")
     b.add_argument("--device", default="cpu", help="torch device for training and scoring (default cpu)")
@@ -27,6 +32,13 @@ def register(subparsers) -> None:
         default=None,
         help="torch CPU threads (default: 1 or 2, as many cores as are idle; 1 and 2 give the same bytes, "
         "more may not; on a busy machine 2 threads ran 1.2-3.5x slower)",
+    )
+    b.add_argument(
+        "--base-from",
+        type=Path,
+        default=None,
+        help="copy data, tokenizer and base from this finished build (same seed, same data and base settings) "
+        "instead of pre-training; default for plain: a finished tiny-seedN build beside --out",
     )
     b.set_defaults(func=_build)
 
@@ -44,7 +56,15 @@ def register(subparsers) -> None:
 def _build(args: argparse.Namespace) -> int:
     from saemerge.bench.build import build_bench
 
-    bench = build_bench(args.out, args.size, args.seed, force=args.force, device=args.device, threads=args.threads)
+    bench = build_bench(
+        args.out,
+        args.size,
+        args.seed,
+        force=args.force,
+        device=args.device,
+        threads=args.threads,
+        base_from=args.base_from,
+    )
     print(format_summary(bench))
     print(f"wrote {args.out}")
     return 0

@@ -120,3 +120,62 @@ PRESETS: dict[str, dict[str, Any]] = {
         ),
     )
 }
+
+
+# ---------------------------------------------------------------------------------------------
+# The plain bench (issue 32): the tiny bench's data, tokenizer and base with experts fine-tuned
+# plainly (no pull to the base, no scale cycle), where one-shot merges fail. Fixed before any
+# search ran on it. Every preset scores DARE-TIES too, and all of them have the same one-shot
+# list and the same Table 1 arm configurations, so the ablations reuse Table 1's runs.
+
+PLAIN_ONE_SHOT = [*ONE_SHOT, "dare_ties"]
+_PLAIN_PARAMS = {"baselines": PLAIN_ONE_SHOT, "test_sizes": STUDY_TEST_SIZES}
+_DENSE = {"s_min": 0.0, "s_max": 0.0}  # dense evolution: SAE with pruning off
+
+
+def _on_plain(study: dict[str, Any], name: str, description: str, **extra: Any) -> dict[str, Any]:
+    """``study`` moved to the plain bench (bench seed 0, run seeds 0-2 unless ``extra`` says)."""
+    params = {**study["params"], **_PLAIN_PARAMS}
+    return {
+        **study,
+        "name": name,
+        "description": description,
+        "bench": {"size": "plain"},
+        "bench_seeds": [0],
+        "run_seeds": [0, 1, 2],
+        "params": params,
+        **extra,
+    }
+
+
+_TABLE1_PLAIN_ARMS = [
+    _sae("sae-global", scoring="global"),
+    _sae("sae-local", scoring="local"),
+    {"name": "pso", "search": "pso", "params": {}},
+    {"name": "m2n2", "search": "m2n2", "params": {}},
+    _sae("dense", **_DENSE),
+]
+
+PLAIN_PRESETS: dict[str, dict[str, Any]] = {
+    p["name"]: p
+    for p in (
+        _on_plain(
+            {"params": {}, "arms": _TABLE1_PLAIN_ARMS, "reference": "sae-global"},
+            "table1-plain",
+            "Table 1 on the plain bench: SAE (global and local), PSO-Merging, M2N2 and dense evolution "
+            "(SAE with pruning off) beside the one-shot merges (DARE-TIES included)",
+            bench_seeds=[0, 1],
+        ),
+        # bench seed 0 of table1-plain only: the first block to run (its runs are table1-plain's)
+        _on_plain(
+            {"params": {}, "arms": _TABLE1_PLAIN_ARMS, "reference": "sae-global"},
+            "table1-plain-b0",
+            "Table 1 on the plain bench, bench seed 0 only (the same runs as table1-plain's bench seed 0)",
+        ),
+        *(
+            _on_plain(PRESETS[name], f"{name}-plain", f"{PRESETS[name]['description']}; on the plain bench")
+            for name in ("archive", "range", "measure", "schedule")
+        ),
+    )
+}
+PRESETS.update(PLAIN_PRESETS)
