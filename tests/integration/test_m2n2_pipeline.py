@@ -5,7 +5,6 @@ a budget below one generation refused before anything starts."""
 import inspect
 import os
 import shutil
-import signal
 import subprocess
 import sys
 
@@ -14,7 +13,7 @@ import pytest
 from saemerge import runlog, storage
 from saemerge.errors import SaeMergeError
 from saemerge.runlog import RunLayout
-from tests.support.microrun import MICRO_SAE
+from tests.support.microrun import MICRO_SAE, interrupt_at_first_generation
 
 pytestmark = pytest.mark.integration
 
@@ -85,19 +84,8 @@ def test_m2n2_run_resumes_after_an_interruption_without_rescoring(s3_env, micro_
     run_uri = f"s3://{bucket}/runs/{run_id}"
 
     # 1. start, and interrupt (SIGINT, as Ctrl-C) once the run reports generation 0
-    proc = subprocess.Popen(
-        _run_args(workdir, bucket, "--run-id", run_id), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
-    seen = []
-    for line in proc.stdout:
-        seen.append(line)
-        if "generation  0 (s_t=" in line:
-            break
-    else:
-        pytest.fail("the run ended before generation 0:\n" + "".join(seen[-40:]))
-    proc.send_signal(signal.SIGINT)
-    out, _ = proc.communicate(timeout=120)
-    assert proc.returncode == 130, "".join(seen) + out
+    returncode, out = interrupt_at_first_generation(_run_args(workdir, bucket, "--run-id", run_id))
+    assert returncode == 130, out
     assert storage.exists(f"{run_uri}/gen-00/metrics.json")
     assert not storage.exists(f"{run_uri}/final/results.parquet")
     before = _cached_rows(run_uri)

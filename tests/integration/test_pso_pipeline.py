@@ -4,7 +4,6 @@ to run refused before anything starts."""
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
 
@@ -12,7 +11,7 @@ import pytest
 
 from saemerge import runlog, storage
 from saemerge.runlog import RunLayout
-from tests.support.microrun import MICRO_SIZES
+from tests.support.microrun import MICRO_SIZES, interrupt_at_first_generation
 
 pytestmark = pytest.mark.integration
 
@@ -82,20 +81,9 @@ def test_pso_run_is_interrupted_resumed_and_rescores_nothing(s3_env, micro_bench
     layout = RunLayout(run_uri)
 
     # 1. start, and interrupt (SIGINT, as Ctrl-C) once the run reports its first update step
-    proc = subprocess.Popen(
-        _run_args(workdir, bucket, "--run-id", run_id), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
-    seen = []
-    for line in proc.stdout:
-        seen.append(line)
-        if "generation  0 (s_t=" in line:
-            break
-    else:
-        pytest.fail("the run ended before its first step:\n" + "".join(seen[-40:]))
-    proc.send_signal(signal.SIGINT)
-    out, _ = proc.communicate(timeout=120)
-    assert proc.returncode == 130, "".join(seen) + out
-    assert any("initial population" in line for line in seen)
+    returncode, out = interrupt_at_first_generation(_run_args(workdir, bucket, "--run-id", run_id), "its first step")
+    assert returncode == 130, out
+    assert "initial population" in out
     assert storage.exists(layout.metrics(0)) and not storage.exists(layout.final("results.parquet"))
     before = _cached_rows(run_uri)
     tables_before = _score_tables(run_uri)

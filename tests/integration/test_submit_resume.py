@@ -6,7 +6,6 @@ model hashes of an uninterrupted run, and nothing scored before the stop is scor
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 
@@ -17,7 +16,7 @@ from saemerge import runlog, storage
 from saemerge.pipeline.local_child import step_environment
 from saemerge.runlog import RunLayout
 from tests.integration.kfp_fake_server import FakeKfp
-from tests.support.microrun import MICRO_SAE
+from tests.support.microrun import MICRO_SAE, interrupt_at_first_generation
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -56,18 +55,7 @@ def test_a_stopped_run_resubmitted_with_resume_ends_as_an_uninterrupted_one(s3_e
     done = subprocess.run(_local(workdir, "--run-id", whole), capture_output=True, text=True, timeout=1500)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
 
-    proc = subprocess.Popen(
-        _local(workdir, "--run-id", stopped), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
-    seen = []
-    for line in proc.stdout:
-        seen.append(line)
-        if "generation  0 (s_t=" in line:
-            break
-    else:
-        pytest.fail("the run ended before generation 0:\n" + "".join(seen[-40:]))
-    proc.send_signal(signal.SIGINT)
-    proc.communicate(timeout=120)
+    interrupt_at_first_generation(_local(workdir, "--run-id", stopped))
     run_uri = f"s3://{BUCKET}/runs/{stopped}"
     assert not storage.exists(f"{run_uri}/final/results.parquet")
     tables_before = {u for u in storage.list_uris(run_uri) if "/scores-" in u}
