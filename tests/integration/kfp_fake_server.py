@@ -19,8 +19,10 @@ import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlparse
+
+from tests.support.loopback import LoopbackServer
 
 API = "/apis/v2beta1"
 
@@ -47,7 +49,7 @@ def _matches(item: dict, filter_json: str | None) -> bool:
     return True
 
 
-class FakeKfp:
+class FakeKfp(LoopbackServer):
     def __init__(
         self,
         *,
@@ -84,18 +86,7 @@ class FakeKfp:
         self._ids = itertools.count(1)
         self._polls: dict[str, int] = {}
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    def __enter__(self) -> FakeKfp:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
+        self._serve(self._handler())
 
     def calls(self, method: str, pattern: str) -> list[Request]:
         return [r for r in self.requests if r.method == method and re.fullmatch(pattern, r.path)]

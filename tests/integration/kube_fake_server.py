@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import json
 import re
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
+from tests.support.loopback import LoopbackServer
 
-class FakeKube:
+
+class FakeKube(LoopbackServer):
     def __init__(
         self,
         *,
@@ -38,18 +39,7 @@ class FakeKube:
         self.secrets, self.namespace = set(secrets), namespace
         self.pods = pods or []
         self.requests: list[str] = []
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    def __enter__(self) -> FakeKube:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
+        self._serve(self._handler())
 
     def kubeconfig(self, directory: Path) -> str:
         path = Path(directory) / "kubeconfig.json"
